@@ -1,0 +1,8 @@
+//! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
+
+pub mod data;
+pub mod evaluate;
+pub mod explain;
+pub mod mask;
+pub mod plot;
+pub mod train;

@@ -1,0 +1,51 @@
+//! `shap-cli`: a thin command-line front end over the workspace crates.
+//!
+//! Each subcommand lives in its own module under `cmd/` and only parses flags, calls the
+//! libraries and prints; all logic lives in the library crates.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Train Fashion-MNIST CNNs with Candle and explain their predictions with SHAP.
+#[derive(Parser)]
+#[command(name = "shap-cli", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Locate the Fashion-MNIST dataset and print its counts and class histogram.
+    Data(cmd::data::Args),
+    /// Train the tutorial CNN and save a safetensors checkpoint.
+    Train(cmd::train::Args),
+    /// Evaluate a checkpoint on the test set: accuracy, confusion matrix, report.
+    Evaluate(cmd::evaluate::Args),
+    /// Apply a masker to one image, to see what it does.
+    Mask(cmd::mask::Args),
+    /// Explain predictions with the Partition or Permutation explainer.
+    Explain(cmd::explain::Args),
+    /// Plot a saved explanation like `shap.image_plot`.
+    Plot(cmd::plot::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(a) => cmd::data::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Mask(a) => cmd::mask::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! shap-data: placeholder, filled by its issue.

@@ -1,0 +1,1 @@
+//! shap-model: placeholder, filled by its issue.

@@ -1,0 +1,1 @@
+//! shap-plot: placeholder, filled by its issue.
