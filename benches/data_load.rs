@@ -1,0 +1,2 @@
+//! Criterion bench `data_load` (placeholder until its issue lands).
+fn main() {}
