@@ -1,0 +1,364 @@
+//! `cargo xtask reproduce`: the tutorial end to end through `shap-cli`.
+//!
+//! Steps (each timed, with progress from `shap-cli` itself):
+//! 1. find the data (installing the Debian package when missing and allowed);
+//! 2. train, or reuse the cached checkpoint made with the same preset, seed and subset;
+//! 3. evaluate: accuracy, confusion matrix, classification report;
+//! 4. Partition explanations of the first correct test images (top-5) with inpaint_telea,
+//!    inpaint_ns and blur(28,28);
+//! 5. the same with blur(28,28) for the first wrong images;
+//! 6. Permutation explanations (1600 evaluations, blur(28,28)) of those correct and wrong images;
+//! 7. the report (`report.md`, `report.html`), which links every figure.
+
+use crate::report::{Explained, Report};
+use crate::sh::{self, Steps};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Flags of `cargo xtask reproduce`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which tutorial: `keras` (softmax head, lr 1e-3, 10 epochs) or `flax` (logits, lr 1e-4, 5 epochs).
+    #[arg(long, default_value = "keras", value_parser = ["keras", "flax"])]
+    preset: String,
+    /// A small, fast run of every step (training on 6,000 images for 1 epoch, 2 images per
+    /// explanation); what CI runs.
+    #[arg(long)]
+    quick: bool,
+    /// Train again even when a cached checkpoint for this preset and seed exists.
+    #[arg(long)]
+    retrain: bool,
+    /// Output directory [default: target/reproduce/<preset> (or <preset>-quick)].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fashion-MNIST directory (otherwise the usual search: FASHION_MNIST_DIR, the Debian
+    /// package's directory, the hf-hub cache).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Seed for weight initialisation, batch shuffling and the explainers.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// What one run uses, derived from the flags.
+struct Plan {
+    preset: String,
+    quick: bool,
+    seed: u64,
+    out: PathBuf,
+    data_dir: Option<PathBuf>,
+    /// `--limit` for training (None = all 60,000 images).
+    train_limit: Option<usize>,
+    /// `--epochs` override (None = the preset's).
+    epochs: Option<usize>,
+    /// Images explained per group (correct / wrong).
+    per_group: usize,
+}
+
+/// Run the whole reproduction.
+pub fn run(args: Args) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = if args.quick {
+            format!("{}-quick", args.preset)
+        } else {
+            args.preset.clone()
+        };
+        sh::target_dir().join("reproduce").join(name)
+    });
+    let plan = Plan {
+        preset: args.preset.clone(),
+        quick: args.quick,
+        seed: args.seed,
+        out,
+        data_dir: args.data_dir.clone(),
+        train_limit: args.quick.then_some(6000),
+        epochs: args.quick.then_some(1),
+        per_group: if args.quick { 2 } else { 4 },
+    };
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("cannot create output directory {}", plan.out.display()))?;
+    eprintln!(
+        "Reproducing the {} tutorial{} into {}",
+        plan.preset,
+        if plan.quick { " (quick)" } else { "" },
+        plan.out.display()
+    );
+    eprintln!(
+        "Building shap-cli (release; first build compiles Candle, ~5-10 minutes on 2 cores)..."
+    );
+    let cli = sh::build_cli(&[])?;
+    let mut steps = Steps::new(7);
+    let mut report = Report::new(&plan.preset, plan.quick, plan.seed);
+
+    report.data = Some(steps.step("find the data", || {
+        let v = find_data(&cli, plan.data_dir.as_deref())?;
+        let note = v
+            .get("source")
+            .and_then(|s| s.as_str())
+            .unwrap_or("")
+            .to_string();
+        Ok((v, note))
+    })?);
+
+    let model = plan.out.join("model.safetensors");
+    report.history = Some(steps.step("train", || train(&cli, &plan, &model, args.retrain))?);
+
+    report.evaluation = Some(steps.step("evaluate", || {
+        let json = plan.out.join("evaluation.json");
+        let mut c = base(&cli, "evaluate", &plan);
+        c.arg("--model").arg(&model).arg("--json").arg(&json);
+        c.arg("--plot").arg(plan.out.join("confusion_matrix.png"));
+        sh::run(&mut c)?;
+        let v = read_json(&json)?;
+        let acc = v
+            .get("accuracy")
+            .and_then(|a| a.as_f64())
+            .unwrap_or(f64::NAN);
+        Ok((v, format!("accuracy {acc:.4}")))
+    })?);
+
+    let explain = |name: &str,
+                   algorithm: &str,
+                   masker: &str,
+                   group: &str,
+                   evals: usize|
+     -> Result<(Explained, String)> {
+        let stem = plan.out.join(name);
+        let mut c = base(&cli, "explain", &plan);
+        c.arg("--model").arg(&model);
+        c.args(["--algorithm", algorithm, "--masker", masker]);
+        c.arg(format!("--{group}")).arg(plan.per_group.to_string());
+        c.args(["--max-evals", &evals.to_string(), "--top-k", "5"]);
+        c.arg("--npz").arg(stem.with_extension("npz"));
+        c.arg("--json").arg(stem.with_extension("json"));
+        c.arg("--plot").arg(stem.with_extension("png"));
+        sh::run(&mut c)?;
+        let summary = read_json(&stem.with_extension("json"))?;
+        let e = Explained {
+            name: name.to_string(),
+            algorithm: algorithm.into(),
+            masker: masker.into(),
+            group: group.into(),
+            summary,
+        };
+        let note = e.note();
+        Ok((e, note))
+    };
+
+    let correct_maskers = ["inpaint_telea", "inpaint_ns", "blur(28,28)"];
+    let part_correct = steps.step("partition explanations, correct predictions", || {
+        let mut all = Vec::new();
+        let mut notes = Vec::new();
+        for m in correct_maskers {
+            let file = format!("partition_correct_{}", masker_file(m));
+            let (e, note) = explain(&file, "partition", m, "correct", 500)?;
+            notes.push(format!("{m}: {note}"));
+            all.push(e);
+        }
+        Ok((all, notes.join("; ")))
+    })?;
+    report.explanations.extend(part_correct);
+    let part_wrong = steps.step("partition explanations, wrong predictions", || {
+        explain(
+            "partition_wrong_blur",
+            "partition",
+            "blur(28,28)",
+            "wrong",
+            500,
+        )
+    })?;
+    report.explanations.push(part_wrong);
+    let perm = steps.step("permutation explanations (1600 evals)", || {
+        let (a, na) = explain(
+            "permutation_correct_blur",
+            "permutation",
+            "blur(28,28)",
+            "correct",
+            1600,
+        )?;
+        let (b, nb) = explain(
+            "permutation_wrong_blur",
+            "permutation",
+            "blur(28,28)",
+            "wrong",
+            1600,
+        )?;
+        Ok((vec![a, b], format!("correct: {na}; wrong: {nb}")))
+    })?;
+    report.explanations.extend(perm);
+
+    let rows_so_far = steps.rows.clone();
+    steps.step("write the report", || {
+        report.steps = rows_so_far;
+        report.write(&plan.out)?;
+        Ok(((), "report.md, report.html".to_string()))
+    })?;
+
+    report.steps = steps.rows.clone();
+    report.write(&plan.out)?;
+    println!("\nStep times:\n{}", steps.table());
+    println!("Report: {}", plan.out.join("report.html").display());
+    Ok(())
+}
+
+/// A `shap-cli <sub>` command with the flags every subcommand shares.
+fn base(cli: &Path, sub: &str, plan: &Plan) -> Command {
+    let mut c = Command::new(cli);
+    c.arg(sub);
+    if let Some(d) = &plan.data_dir {
+        c.arg("--data-dir").arg(d);
+    }
+    if sub == "explain" || sub == "train" {
+        c.arg("--seed").arg(plan.seed.to_string());
+    }
+    c
+}
+
+fn masker_file(m: &str) -> &'static str {
+    match m {
+        "inpaint_telea" => "telea",
+        "inpaint_ns" => "ns",
+        _ => "blur",
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Locate the dataset through `shap-cli data --json`; when it is missing, get it.
+///
+/// Order, as README says: the Hugging Face hub when reachable (needs the `hub` feature, built
+/// on demand), else the Debian package when we are root with apt-get, saying so; else an
+/// error with the exact command to run.
+fn find_data(cli: &Path, dir: Option<&Path>) -> Result<serde_json::Value> {
+    let probe = |cli: &Path| -> Result<serde_json::Value> {
+        let mut c = Command::new(cli);
+        c.args(["data", "--json"]);
+        if let Some(d) = dir {
+            c.arg("--data-dir").arg(d);
+        }
+        let text = sh::output(&mut c)?;
+        serde_json::from_str(&text).context("parsing `shap-cli data --json`")
+    };
+    if let Ok(v) = probe(cli) {
+        return Ok(v);
+    }
+    if dir.is_some() {
+        bail!("no usable Fashion-MNIST files in the --data-dir given (see the error above)");
+    }
+    eprintln!("Fashion-MNIST was not found locally.");
+    if hub_reachable() {
+        eprintln!(
+            "The Hugging Face hub is reachable: building shap-cli with the `hub` feature to download it..."
+        );
+        let hub_cli = sh::build_cli(&["hub"])?;
+        if let Ok(v) = probe(&hub_cli) {
+            return Ok(v);
+        }
+        eprintln!("The hub download did not work (see above).");
+    } else {
+        eprintln!("The Hugging Face hub is not reachable from here.");
+    }
+    if cfg!(target_os = "linux") && sh::on_path("apt-get") {
+        if sh::is_root() {
+            eprintln!(
+                "Installing the Debian package instead: apt-get update && apt-get install -y dataset-fashion-mnist"
+            );
+            sh::run(Command::new("apt-get").arg("update").arg("-q"))?;
+            sh::run(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-q", "dataset-fashion-mnist"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )?;
+            return probe(cli);
+        }
+        bail!(
+            "Fashion-MNIST is missing. Install it with:\n    sudo apt-get install -y dataset-fashion-mnist\n\
+             then run `cargo xtask reproduce` again (or set FASHION_MNIST_DIR to a directory with the IDX files)."
+        );
+    }
+    bail!(
+        "Fashion-MNIST is missing and could not be downloaded. Put the four IDX files \
+         (train-images-idx3-ubyte.gz, ...) in a directory and pass --data-dir DIR or set FASHION_MNIST_DIR."
+    )
+}
+
+/// Can we open a TCP connection to the hub (the endpoint in `HF_ENDPOINT`, else hf-hub's default)?
+fn hub_reachable() -> bool {
+    use std::net::ToSocketAddrs;
+    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+    let host = endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let port = if endpoint.starts_with("http://") {
+        80
+    } else {
+        443
+    };
+    let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
+        return false;
+    };
+    addrs.into_iter().any(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok()
+    })
+}
+
+/// Train (or reuse the cached checkpoint) and return the training history.
+fn train(
+    cli: &Path,
+    plan: &Plan,
+    model: &Path,
+    retrain: bool,
+) -> Result<(serde_json::Value, String)> {
+    let history = plan.out.join("history.json");
+    let key_path = plan.out.join("model.key.json");
+    let key = serde_json::json!({
+        "preset": plan.preset, "seed": plan.seed, "limit": plan.train_limit, "epochs": plan.epochs,
+    });
+    let cached = !retrain
+        && model.is_file()
+        && history.is_file()
+        && read_json(&key_path).is_ok_and(|old| old == key);
+    if cached {
+        eprintln!(
+            "    reusing the cached checkpoint {} (same preset, seed and subset; --retrain to train again)",
+            model.display()
+        );
+        return Ok((read_json(&history)?, "cached checkpoint".into()));
+    }
+    let mut c = base(cli, "train", plan);
+    c.args(["--preset", &plan.preset]);
+    if let Some(l) = plan.train_limit {
+        c.args(["--limit", &l.to_string()]);
+    }
+    if let Some(e) = plan.epochs {
+        c.args(["--epochs", &e.to_string()]);
+    }
+    c.arg("--out").arg(model).arg("--history").arg(&history);
+    c.arg("--plot").arg(plan.out.join("training_curves.png"));
+    sh::run(&mut c)?;
+    std::fs::write(&key_path, serde_json::to_string_pretty(&key)?)
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    let h = read_json(&history)?;
+    Ok((h, "trained".into()))
+}
+
+/// `reproduce --quick --out DIR` with defaults, for `cargo xtask test`.
+pub fn run_quick_for_ci(out: &Path) -> Result<()> {
+    run(Args {
+        preset: "keras".into(),
+        quick: true,
+        retrain: true,
+        out: Some(out.to_path_buf()),
+        data_dir: None,
+        seed: 42,
+    })
+}
