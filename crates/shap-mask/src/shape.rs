@@ -15,7 +15,11 @@ pub struct ImageShape {
 impl ImageShape {
     /// A new shape; no validation (see [`ImageShape::features`]).
     pub const fn new(height: usize, width: usize, channels: usize) -> Self {
-        Self { height, width, channels }
+        Self {
+            height,
+            width,
+            channels,
+        }
     }
 
     /// Number of features `M = height * width * channels` (one per value).
