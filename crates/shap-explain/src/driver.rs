@@ -1,0 +1,175 @@
+//! Shared plumbing: input validation, per-image results, assembling an [`Explanation`].
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::explanation::{Algorithm, Explanation, RunStats};
+use crate::masking::check_len;
+use crate::{BatchModel, ExplainError, ImageMasker, Result};
+use shap_mask::ImageShape;
+
+/// What one explained image produces.
+pub(crate) struct RowResult {
+    /// `(M, k)` values.
+    pub values: Vec<f64>,
+    /// `(M, k)` standard errors, when computed.
+    pub std_errors: Option<Vec<f64>>,
+    pub base: Vec<f64>,
+    pub fx: Vec<f64>,
+    pub outputs: Vec<usize>,
+    pub evals: usize,
+    pub calls: usize,
+    pub model_time: Duration,
+    pub elapsed: Duration,
+}
+
+/// Validate the batch and the model; returns `n`.
+pub(crate) fn check_inputs<M: BatchModel + ?Sized>(
+    model: &M,
+    images: &[f32],
+    shape: ImageShape,
+    prepared_len: Option<usize>,
+    output_names: Option<&Vec<String>>,
+) -> Result<usize> {
+    let m = shape.features();
+    if m == 0
+        || shape
+            .height
+            .checked_mul(shape.width)
+            .and_then(|x| x.checked_mul(shape.channels))
+            .is_none()
+    {
+        return Err(ExplainError::InvalidShape(shape));
+    }
+    if images.is_empty() {
+        return Err(ExplainError::EmptyBatch);
+    }
+    if images.len() % m != 0 {
+        return Err(ExplainError::ShapeMismatch {
+            what: format!("images of shape {shape}"),
+            expected: (images.len() / m + 1) * m,
+            got: images.len(),
+        });
+    }
+    let n = images.len() / m;
+    if let Some(p) = prepared_len {
+        check_len("prepared images", n, p)?;
+    }
+    let k = model.num_outputs();
+    if k == 0 {
+        return Err(ExplainError::NoOutputs);
+    }
+    if let Some(names) = output_names {
+        check_len("output_names", k, names.len())?;
+    }
+    Ok(n)
+}
+
+/// Prepare every image with the masker (in parallel, results in image order).
+pub(crate) fn prepare_all<K: ImageMasker>(
+    masker: &K,
+    images: &[f32],
+    shape: ImageShape,
+) -> Result<Vec<K::Prepared>> {
+    let m = shape.features();
+    if m == 0 {
+        return Err(ExplainError::InvalidShape(shape));
+    }
+    let res: Vec<Result<K::Prepared>> = images
+        .par_chunks(m)
+        .enumerate()
+        .map(|(i, img)| {
+            masker.prepare(img, shape).map_err(|e| match e {
+                ExplainError::Mask { reason, .. } => ExplainError::Mask { image: i, reason },
+                other => other,
+            })
+        })
+        .collect();
+    res.into_iter().collect()
+}
+
+/// Run `f` for every image, in parallel or in order; the first error (by image index) wins.
+pub(crate) fn run_rows(
+    n: usize,
+    parallel: bool,
+    f: impl Fn(usize) -> Result<RowResult> + Sync,
+) -> Result<Vec<RowResult>> {
+    let timed = |i: usize| {
+        let t0 = Instant::now();
+        f(i).map(|mut r| {
+            r.elapsed = t0.elapsed();
+            r
+        })
+    };
+    let res: Vec<Result<RowResult>> = if parallel {
+        (0..n).into_par_iter().map(timed).collect()
+    } else {
+        (0..n).map(timed).collect()
+    };
+    res.into_iter().collect()
+}
+
+/// Build the [`Explanation`] from per-image results.
+pub(crate) fn assemble(
+    algorithm: Algorithm,
+    shape: ImageShape,
+    images: &[f32],
+    rows: Vec<RowResult>,
+    names: impl Fn(usize) -> String,
+    wall: Duration,
+) -> Explanation {
+    let n = rows.len();
+    let k = rows.first().map_or(0, |r| r.outputs.len());
+    let mut e = Explanation {
+        algorithm,
+        shape,
+        num_images: n,
+        num_outputs: k,
+        values: Vec::with_capacity(n * shape.features() * k),
+        base_values: Vec::with_capacity(n * k),
+        output_indices: Vec::with_capacity(n * k),
+        output_names: Vec::with_capacity(n),
+        data: images.to_vec(),
+        fx: Vec::with_capacity(n * k),
+        std_errors: None,
+        evals: Vec::with_capacity(n),
+        efficiency_errors: Vec::new(),
+        stats: RunStats {
+            wall_time: wall,
+            ..RunStats::default()
+        },
+    };
+    let with_se = rows.iter().all(|r| r.std_errors.is_some()) && n > 0;
+    let mut se_all = Vec::new();
+    for r in rows {
+        e.values.extend_from_slice(&r.values);
+        if let Some(se) = &r.std_errors {
+            se_all.extend_from_slice(se);
+        }
+        e.base_values.extend_from_slice(&r.base);
+        e.fx.extend_from_slice(&r.fx);
+        e.output_names
+            .push(r.outputs.iter().map(|&o| names(o)).collect());
+        e.output_indices.extend_from_slice(&r.outputs);
+        e.evals.push(r.evals);
+        e.stats.model_rows += r.evals;
+        e.stats.model_calls += r.calls;
+        e.stats.model_time += r.model_time;
+        e.stats.image_time += r.elapsed;
+    }
+    if with_se {
+        e.std_errors = Some(se_all);
+    }
+    e.efficiency_errors = e.compute_efficiency_errors();
+    e
+}
+
+/// Default output naming: the class label when given, else the class index.
+pub(crate) fn name_fn(labels: Option<&Vec<String>>) -> impl Fn(usize) -> String + '_ {
+    move |o| {
+        labels
+            .and_then(|l| l.get(o).cloned())
+            .unwrap_or_else(|| o.to_string())
+    }
+}

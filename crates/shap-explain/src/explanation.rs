@@ -1,0 +1,519 @@
+//! The result of an explanation: values, base values, outputs, statistics; `.npz` and JSON I/O.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::npz::{NpyArray, NpyData, read_npz, write_npz};
+use crate::{ExplainError, Result};
+use shap_mask::ImageShape;
+
+/// Which explainer produced an explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Owen values over the partition tree ([`crate::PartitionExplainer`]).
+    Partition,
+    /// Antithetic permutation sampling ([`crate::PermutationExplainer`]).
+    Permutation,
+}
+
+impl Algorithm {
+    /// `"partition"` or `"permutation"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Partition => "partition",
+            Self::Permutation => "permutation",
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Timing and evaluation counts of one explanation call.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunStats {
+    /// Wall-clock time of the whole call (images are explained in parallel).
+    pub wall_time: Duration,
+    /// Time spent explaining each image (masking, model, bookkeeping), summed over images.
+    pub image_time: Duration,
+    /// Time spent inside the model, summed over images.
+    pub model_time: Duration,
+    /// Model rows (masked images) evaluated, all images together.
+    pub model_rows: usize,
+    /// Model calls made, all images together.
+    pub model_calls: usize,
+}
+
+impl RunStats {
+    /// The explainer's own time (tree walk, masking, bookkeeping): `image_time - model_time`.
+    pub fn overhead(&self) -> Duration {
+        self.image_time.saturating_sub(self.model_time)
+    }
+
+    /// [`RunStats::overhead`] as a fraction of the model time (0 when no model time).
+    pub fn overhead_ratio(&self) -> f64 {
+        let m = self.model_time.as_secs_f64();
+        if m > 0.0 {
+            self.overhead().as_secs_f64() / m
+        } else {
+            0.0
+        }
+    }
+}
+
+/// SHAP values for `n` images and `k` selected outputs each.
+///
+/// Layouts (all row-major, C order, like the shap arrays of the same names):
+/// - `values`: `(n, H, W, C, k)` f64; feature `f = (r*W + c)*C + ch`, value at `(i*M + f)*k + o`;
+/// - `base_values`, `fx`, `output_indices`: `(n, k)`;
+/// - `data`: `(n, H, W, C)` f32, the explained images as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// Which explainer produced it.
+    pub algorithm: Algorithm,
+    /// Image shape.
+    pub shape: ImageShape,
+    /// Number of explained images `n`.
+    pub num_images: usize,
+    /// Number of explained outputs per image `k`.
+    pub num_outputs: usize,
+    /// SHAP values `(n, H, W, C, k)`.
+    pub values: Vec<f64>,
+    /// `f(all hidden)` for the selected outputs, `(n, k)`.
+    pub base_values: Vec<f64>,
+    /// The model output index explained in each column, `(n, k)`.
+    pub output_indices: Vec<usize>,
+    /// Output names per row (`n` rows of `k`).
+    pub output_names: Vec<Vec<String>>,
+    /// The explained images `(n, H, W, C)`.
+    pub data: Vec<f32>,
+    /// `f(nothing hidden)` (as produced by the masker) for the selected outputs, `(n, k)`.
+    pub fx: Vec<f64>,
+    /// Standard error of each value across permutation passes (Permutation with
+    /// `std_errors` and at least two passes), same layout as `values`.
+    pub std_errors: Option<Vec<f64>>,
+    /// Model evaluations per image.
+    pub evals: Vec<usize>,
+    /// Per image, `max_o |sum_f values[f, o] + base[o] - fx[o]|`.
+    pub efficiency_errors: Vec<f64>,
+    /// Timing and counts.
+    pub stats: RunStats,
+}
+
+impl Explanation {
+    /// Features per image `M = H*W*C`.
+    pub fn num_features(&self) -> usize {
+        self.shape.features()
+    }
+
+    /// The `(H, W, C, k)` value block of image `i` (empty when out of range).
+    pub fn image_values(&self, i: usize) -> &[f64] {
+        let block = self.num_features() * self.num_outputs;
+        self.values.get(i * block..(i + 1) * block).unwrap_or(&[])
+    }
+
+    /// Value of feature `f` for output column `o` of image `i`.
+    pub fn value(&self, i: usize, f: usize, o: usize) -> Option<f64> {
+        if f >= self.num_features() || o >= self.num_outputs {
+            return None;
+        }
+        self.image_values(i).get(f * self.num_outputs + o).copied()
+    }
+
+    /// The values of one output column of image `i` as an `(H, W, C)` map.
+    pub fn value_map(&self, i: usize, o: usize) -> Vec<f64> {
+        if o >= self.num_outputs {
+            return Vec::new();
+        }
+        self.image_values(i)
+            .iter()
+            .skip(o)
+            .step_by(self.num_outputs)
+            .copied()
+            .collect()
+    }
+
+    /// Largest efficiency error over all images.
+    pub fn max_efficiency_error(&self) -> f64 {
+        self.efficiency_errors.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// Recompute the efficiency errors from values, base values and `fx`.
+    pub fn compute_efficiency_errors(&self) -> Vec<f64> {
+        let (m, k) = (self.num_features(), self.num_outputs);
+        (0..self.num_images)
+            .map(|i| {
+                let vals = self.image_values(i);
+                (0..k)
+                    .map(|o| {
+                        let s: f64 = (0..m)
+                            .map(|f| vals.get(f * k + o).copied().unwrap_or(0.0))
+                            .sum();
+                        let b = self.base_values.get(i * k + o).copied().unwrap_or(0.0);
+                        let fx = self.fx.get(i * k + o).copied().unwrap_or(0.0);
+                        (s + b - fx).abs()
+                    })
+                    .fold(0.0, f64::max)
+            })
+            .collect()
+    }
+
+    /// A JSON-serialisable summary (no per-pixel values).
+    pub fn summary(&self) -> ExplanationSummary {
+        let k = self.num_outputs;
+        let rows = (0..self.num_images)
+            .map(|i| RowSummary {
+                image: i,
+                output_indices: self
+                    .output_indices
+                    .get(i * k..(i + 1) * k)
+                    .unwrap_or(&[])
+                    .to_vec(),
+                output_names: self.output_names.get(i).cloned().unwrap_or_default(),
+                base_values: self
+                    .base_values
+                    .get(i * k..(i + 1) * k)
+                    .unwrap_or(&[])
+                    .to_vec(),
+                fx: self.fx.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec(),
+                evals: self.evals.get(i).copied().unwrap_or(0),
+                efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
+            })
+            .collect();
+        ExplanationSummary {
+            algorithm: self.algorithm,
+            shape: [self.shape.height, self.shape.width, self.shape.channels],
+            num_images: self.num_images,
+            num_outputs: k,
+            total_time_s: self.stats.wall_time.as_secs_f64(),
+            model_time_s: self.stats.model_time.as_secs_f64(),
+            model_rows: self.stats.model_rows,
+            model_calls: self.stats.model_calls,
+            rows,
+        }
+    }
+
+    /// Write [`Explanation::summary`] as pretty JSON.
+    pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text =
+            serde_json::to_string_pretty(&self.summary()).map_err(|e| ExplainError::BadFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        std::fs::write(path, text).map_err(|source| ExplainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
+    /// `(n,H,W,C,k)` f64, `base_values` `(n,k)` f64, `output_indices` `(n,k)` int64, `data`
+    /// `(n,H,W,C)` f32, `fx` `(n,k)` f64, plus `output_names` `(n,k)` unicode, `evals` `(n,)`
+    /// int64, `efficiency_errors` `(n,)` f64, `algorithm` `(1,)` unicode, timing `stats` `(5,)`
+    /// f64 (wall s, per-image s, model s, rows, calls) and, when present, `std_errors` like `values`.
+    pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        let (n, k) = (self.num_images, self.num_outputs);
+        let s = self.shape;
+        let img = vec![n, s.height, s.width, s.channels];
+        let mut vshape = img.clone();
+        vshape.push(k);
+        let arr = |shape: Vec<usize>, data: NpyData| NpyArray { shape, data };
+        let mut entries = vec![
+            (
+                "values",
+                arr(vshape.clone(), NpyData::F64(self.values.clone())),
+            ),
+            (
+                "base_values",
+                arr(vec![n, k], NpyData::F64(self.base_values.clone())),
+            ),
+            (
+                "output_indices",
+                arr(
+                    vec![n, k],
+                    NpyData::I64(self.output_indices.iter().map(|&x| x as i64).collect()),
+                ),
+            ),
+            ("data", arr(img, NpyData::F32(self.data.clone()))),
+            ("fx", arr(vec![n, k], NpyData::F64(self.fx.clone()))),
+            (
+                "output_names",
+                arr(vec![n, k], NpyData::Str(self.output_names.concat())),
+            ),
+            (
+                "evals",
+                arr(
+                    vec![n],
+                    NpyData::I64(self.evals.iter().map(|&x| x as i64).collect()),
+                ),
+            ),
+            (
+                "efficiency_errors",
+                arr(vec![n], NpyData::F64(self.efficiency_errors.clone())),
+            ),
+            (
+                "algorithm",
+                arr(vec![1], NpyData::Str(vec![self.algorithm.name().into()])),
+            ),
+            (
+                "stats",
+                arr(
+                    vec![5],
+                    NpyData::F64(vec![
+                        self.stats.wall_time.as_secs_f64(),
+                        self.stats.image_time.as_secs_f64(),
+                        self.stats.model_time.as_secs_f64(),
+                        self.stats.model_rows as f64,
+                        self.stats.model_calls as f64,
+                    ]),
+                ),
+            ),
+        ];
+        if let Some(se) = &self.std_errors {
+            entries.push(("std_errors", arr(vshape, NpyData::F64(se.clone()))));
+        }
+        self.check_consistent()
+            .map_err(|reason| ExplainError::BadFile {
+                path: path.as_ref().to_path_buf(),
+                reason: format!("refusing to save an inconsistent explanation: {reason}"),
+            })?;
+        write_npz(path.as_ref(), &entries)
+    }
+
+    fn check_consistent(&self) -> std::result::Result<(), String> {
+        let (n, k, m) = (self.num_images, self.num_outputs, self.num_features());
+        let checks = [
+            ("values", self.values.len(), n * m * k),
+            ("base_values", self.base_values.len(), n * k),
+            ("output_indices", self.output_indices.len(), n * k),
+            ("data", self.data.len(), n * m),
+            ("fx", self.fx.len(), n * k),
+            (
+                "output_names",
+                self.output_names.iter().filter(|r| r.len() == k).count(),
+                n,
+            ),
+            ("output_names rows", self.output_names.len(), n),
+            ("evals", self.evals.len(), n),
+            ("efficiency_errors", self.efficiency_errors.len(), n),
+        ];
+        for (what, got, want) in checks {
+            if got != want {
+                return Err(format!("{what} has {got} entries, expected {want}"));
+            }
+        }
+        if let Some(se) = &self.std_errors {
+            if se.len() != n * m * k {
+                return Err(format!(
+                    "std_errors has {} entries, expected {}",
+                    se.len(),
+                    n * m * k
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Load an explanation written by [`Explanation::save_npz`] (or an equivalent `np.savez`
+    /// with at least `values`, `base_values`, `output_indices`, `data` and `fx`).
+    pub fn load_npz(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut arrays = read_npz(path)?;
+        let bad = |reason: String| ExplainError::BadFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut take = |name: &str| -> Option<NpyArray> {
+            let pos = arrays.iter().position(|(n, _)| n == name)?;
+            Some(arrays.swap_remove(pos).1)
+        };
+        let need = |a: Option<NpyArray>, name: &str| {
+            a.ok_or_else(|| bad(format!("missing array '{name}'")))
+        };
+        let values = need(take("values"), "values")?;
+        if values.shape.len() != 5 {
+            return Err(bad(format!(
+                "'values' must have 5 dimensions, has shape {:?}",
+                values.shape
+            )));
+        }
+        let (n, h, w, c, k) = (
+            values.shape[0],
+            values.shape[1],
+            values.shape[2],
+            values.shape[3],
+            values.shape[4],
+        );
+        let shape = ImageShape::new(h, w, c);
+        let f64s = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<f64>> {
+            if a.shape != want {
+                return Err(bad(format!(
+                    "'{name}' has shape {:?}, expected {want:?}",
+                    a.shape
+                )));
+            }
+            match a.data {
+                NpyData::F64(v) => Ok(v),
+                NpyData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
+                _ => Err(bad(format!("'{name}' must be a float array"))),
+            }
+        };
+        let ints = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<usize>> {
+            if a.shape != want {
+                return Err(bad(format!(
+                    "'{name}' has shape {:?}, expected {want:?}",
+                    a.shape
+                )));
+            }
+            match a.data {
+                NpyData::I64(v) => v
+                    .into_iter()
+                    .map(|x| {
+                        usize::try_from(x).map_err(|_| bad(format!("negative entry in '{name}'")))
+                    })
+                    .collect(),
+                _ => Err(bad(format!("'{name}' must be an int64 array"))),
+            }
+        };
+        let values_v = f64s(values, "values", &[n, h, w, c, k])?;
+        let base_values = f64s(
+            need(take("base_values"), "base_values")?,
+            "base_values",
+            &[n, k],
+        )?;
+        let fx = f64s(need(take("fx"), "fx")?, "fx", &[n, k])?;
+        let output_indices = ints(
+            need(take("output_indices"), "output_indices")?,
+            "output_indices",
+            &[n, k],
+        )?;
+        let data_arr = need(take("data"), "data")?;
+        if data_arr.shape != [n, h, w, c] {
+            return Err(bad(format!(
+                "'data' has shape {:?}, expected {:?}",
+                data_arr.shape,
+                [n, h, w, c]
+            )));
+        }
+        let data = match data_arr.data {
+            NpyData::F32(v) => v,
+            NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+            _ => return Err(bad("'data' must be a float array".into())),
+        };
+        let output_names = match take("output_names") {
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [n, k] => v.chunks(k.max(1)).map(|r| r.to_vec()).collect(),
+            Some(_) => return Err(bad("'output_names' must be an (n, k) string array".into())),
+            None => (0..n)
+                .map(|i| {
+                    output_indices[i * k..(i + 1) * k]
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect()
+                })
+                .collect(),
+        };
+        let evals = match take("evals") {
+            Some(a) => ints(a, "evals", &[n])?,
+            None => vec![0; n],
+        };
+        let std_errors = match take("std_errors") {
+            Some(a) => Some(f64s(a, "std_errors", &[n, h, w, c, k])?),
+            None => None,
+        };
+        let algorithm = match take("algorithm") {
+            Some(NpyArray {
+                data: NpyData::Str(v),
+                ..
+            }) if v.first().is_some_and(|s| s == "permutation") => Algorithm::Permutation,
+            _ => Algorithm::Partition,
+        };
+        let stats = match take("stats") {
+            Some(NpyArray {
+                data: NpyData::F64(v),
+                ..
+            }) if v.len() == 5 && v.iter().all(|x| x.is_finite() && *x >= 0.0 && *x < 1e12) => {
+                RunStats {
+                    wall_time: Duration::from_secs_f64(v[0]),
+                    image_time: Duration::from_secs_f64(v[1]),
+                    model_time: Duration::from_secs_f64(v[2]),
+                    model_rows: v[3] as usize,
+                    model_calls: v[4] as usize,
+                }
+            }
+            _ => RunStats::default(),
+        };
+        let mut e = Explanation {
+            algorithm,
+            shape,
+            num_images: n,
+            num_outputs: k,
+            values: values_v,
+            base_values,
+            output_indices,
+            output_names,
+            data,
+            fx,
+            std_errors,
+            evals,
+            efficiency_errors: Vec::new(),
+            stats,
+        };
+        e.efficiency_errors = match take("efficiency_errors") {
+            Some(a) => f64s(a, "efficiency_errors", &[n])?,
+            None => e.compute_efficiency_errors(),
+        };
+        Ok(e)
+    }
+}
+
+/// Per-image part of [`ExplanationSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowSummary {
+    /// Image index in the batch.
+    pub image: usize,
+    /// Explained output indices.
+    pub output_indices: Vec<usize>,
+    /// Their names.
+    pub output_names: Vec<String>,
+    /// Base values (f of the fully hidden image).
+    pub base_values: Vec<f64>,
+    /// f(x) for the explained outputs.
+    pub fx: Vec<f64>,
+    /// Model evaluations.
+    pub evals: usize,
+    /// Efficiency error.
+    pub efficiency_error: f64,
+}
+
+/// JSON summary of an explanation (no per-pixel values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplanationSummary {
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Image shape `[H, W, C]`.
+    pub shape: [usize; 3],
+    /// Number of images.
+    pub num_images: usize,
+    /// Outputs per image.
+    pub num_outputs: usize,
+    /// Total wall time of the explanation, seconds.
+    pub total_time_s: f64,
+    /// Time inside the model (summed over images), seconds.
+    pub model_time_s: f64,
+    /// Model rows evaluated.
+    pub model_rows: usize,
+    /// Model calls.
+    pub model_calls: usize,
+    /// Per-image details.
+    pub rows: Vec<RowSummary>,
+}
