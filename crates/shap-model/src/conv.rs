@@ -1,0 +1,470 @@
+//! Fast CPU 3x3 convolution (stride 1, padding 1) fused with bias and ReLU.
+//!
+//! The kernels work on one image at a time: the image is unfolded (im2col) a few output rows at
+//! a time into a buffer small enough to stay in the L2 cache, and multiplied with the weight
+//! matrix by a direct call to the `gemm` crate (single-threaded; parallelism comes from rayon
+//! over images). Every image is computed independently with fixed-size calls, so results do not
+//! depend on the batch size or on the number of threads.
+//!
+//! The backward pass works on fixed chunks of [`IMAGES_PER_TASK`] images: each chunk
+//! accumulates its own weight/bias gradient, and the chunk partials are summed in chunk order.
+//! The chunking depends only on the batch size, never on the thread count, so gradients are
+//! bit-for-bit reproducible.
+//!
+//! [`Conv3x3Relu`] wraps the kernels as a Candle [`CustomOp3`](candle_core::CustomOp3) with a
+//! backward pass, so the rest of the network uses Candle's autograd as usual.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Images handled by one backward task (fixed, so the reduction order is fixed).
+pub const IMAGES_PER_TASK: usize = 8;
+
+/// Target size in f32 values of one im2col buffer (about 256 KiB, half of a Zen 3 L2).
+const COLS_BUDGET: usize = 64 * 1024;
+
+/// Geometry of a 3x3 / stride 1 / padding 1 convolution on one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+}
+
+impl ConvGeom {
+    /// Pixels per channel.
+    pub const fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Values of one input image.
+    pub const fn in_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+    /// Values of one output image.
+    pub const fn out_len(&self) -> usize {
+        self.cout * self.h * self.w
+    }
+    /// Values of the weight tensor `[cout, cin, 3, 3]`.
+    pub const fn weight_len(&self) -> usize {
+        self.cout * self.cin * 9
+    }
+    /// Output rows per im2col block for `channels` unfolded channels.
+    fn rows_per_block(&self, channels: usize) -> usize {
+        let per_row = channels * 9 * self.w;
+        (COLS_BUDGET / per_row.max(1)).clamp(1, self.h.max(1))
+    }
+    /// Scratch size for unfolding `channels` channels.
+    fn cols_len(&self, channels: usize) -> usize {
+        channels * 9 * self.w * self.rows_per_block(channels)
+    }
+}
+
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with arbitrary strides, single-threaded.
+///
+/// Every index the call can touch is checked against the slice lengths first, so the unsafe
+/// `gemm` call cannot read or write out of bounds.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (dst_rs, dst_cs): (usize, usize),
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |r: usize, rs: usize, c: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(last(m, dst_rs, n, dst_cs) < dst.len(), "gemm dst out of bounds");
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_rs + c * dst_cs] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    assert!(last(m, lhs_rs, k, lhs_cs) < lhs.len(), "gemm lhs out of bounds");
+    assert!(last(k, rhs_rs, n, rhs_cs) < rhs.len(), "gemm rhs out of bounds");
+    // SAFETY: all pointers are derived from live slices and every offset the call can form
+    // (row < m, col < n, depth < k with the given strides) was checked to be in bounds above.
+    // `dst` is a unique borrow, so it does not alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Unfold output rows `r0..r1` of a `(c, h, w)` image into `cols`, laid out
+/// `(c * 9) x ((r1 - r0) * w)` with row index `ci * 9 + ky * 3 + kx` (zero padding 1).
+fn im2col(x: &[f32], c: usize, h: usize, w: usize, r0: usize, r1: usize, cols: &mut [f32]) {
+    let ncols = (r1 - r0) * w;
+    let hw = h * w;
+    for ci in 0..c {
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let row = &mut cols[(ci * 9 + ky * 3 + kx) * ncols..][..ncols];
+                for (yi, dst) in row.chunks_exact_mut(w).enumerate() {
+                    let sy = (r0 + yi + ky) as isize - 1;
+                    if sy < 0 || sy >= h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[sy as usize * w..(sy as usize + 1) * w];
+                    match kx {
+                        0 => {
+                            dst[0] = 0.0;
+                            dst[1..].copy_from_slice(&src[..w - 1]);
+                        }
+                        1 => dst.copy_from_slice(src),
+                        _ => {
+                            dst[..w - 1].copy_from_slice(&src[1..]);
+                            dst[w - 1] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scratch sizes needed by [`forward_image`].
+pub fn forward_scratch_len(g: ConvGeom) -> usize {
+    g.cols_len(g.cin)
+}
+
+/// Forward one image: `out = relu(conv3x3(x, w) + b)` (ReLU skipped when `relu` is false).
+///
+/// `x` is `(cin, h, w)`, `weight` `[cout, cin, 3, 3]`, `bias` `[cout]`, `out` `(cout, h, w)`,
+/// `cols` at least [`forward_scratch_len`] values.
+pub fn forward_image(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+    cols: &mut [f32],
+) {
+    let hw = g.hw();
+    let k = g.cin * 9;
+    let rows = g.rows_per_block(g.cin);
+    let mut r0 = 0;
+    while r0 < g.h {
+        let r1 = (r0 + rows).min(g.h);
+        let ncols = (r1 - r0) * g.w;
+        im2col(x, g.cin, g.h, g.w, r0, r1, cols);
+        let off = r0 * g.w;
+        matmul(
+            (g.cout, ncols, k),
+            &mut out[off..],
+            (hw, 1),
+            false,
+            weight,
+            (k, 1),
+            cols,
+            (ncols, 1),
+        );
+        for (co, &b) in bias.iter().enumerate().take(g.cout) {
+            let seg = &mut out[co * hw + off..co * hw + off + ncols];
+            if relu {
+                for v in seg.iter_mut() {
+                    *v = (*v + b).max(0.0);
+                }
+            } else {
+                for v in seg.iter_mut() {
+                    *v += b;
+                }
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// Forward a batch in parallel (rayon over images). `x` is `(n, cin, h, w)`.
+pub fn forward_batch(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    let n = x.len() / g.in_len().max(1);
+    let mut out = vec![0f32; n * g.out_len()];
+    out.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks(g.in_len()))
+        .for_each_init(
+            || vec![0f32; forward_scratch_len(g)],
+            |cols, (o, xi)| forward_image(g, xi, weight, bias, relu, o, cols),
+        );
+    out
+}
+
+/// Gradients of a fused conv3x3 + bias + ReLU layer.
+#[derive(Debug, Clone)]
+pub struct ConvGrads {
+    /// Gradient of the input, `(n, cin, h, w)`, when requested.
+    pub dx: Option<Vec<f32>>,
+    /// Gradient of the weight, `[cout, cin, 3, 3]`.
+    pub dw: Vec<f32>,
+    /// Gradient of the bias, `[cout]`.
+    pub db: Vec<f32>,
+}
+
+/// The kernel for the input gradient: `wt[ci, co, ky, kx] = w[co, ci, 2 - ky, 2 - kx]`.
+fn flip_transpose(g: ConvGeom, weight: &[f32]) -> Vec<f32> {
+    let mut wt = vec![0f32; g.weight_len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for t in 0..9 {
+                wt[(ci * g.cout + co) * 9 + t] = weight[(co * g.cin + ci) * 9 + (8 - t)];
+            }
+        }
+    }
+    wt
+}
+
+/// Backward pass of `y = relu(conv3x3(x, w) + b)` (or without ReLU when `relu` is false).
+///
+/// `x` is the layer input `(n, cin, h, w)`, `y` its output, `gy` the gradient of the output.
+/// The input gradient is computed only when `need_dx` is true.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_batch(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    gy: &[f32],
+    relu: bool,
+    need_dx: bool,
+) -> ConvGrads {
+    let n = x.len() / g.in_len().max(1);
+    let hw = g.hw();
+    let wt = if need_dx { flip_transpose(g, weight) } else { Vec::new() };
+    let tasks = n.div_ceil(IMAGES_PER_TASK);
+    let mut dx = if need_dx { vec![0f32; n * g.in_len()] } else { Vec::new() };
+    let task_len = IMAGES_PER_TASK * g.in_len();
+    // One dx chunk per task (empty slices when no input gradient is needed).
+    let mut dx_chunks: Vec<&mut [f32]> = if need_dx {
+        dx.chunks_mut(task_len).collect()
+    } else {
+        (0..tasks).map(|_| <&mut [f32]>::default()).collect()
+    };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
+        .par_iter_mut()
+        .enumerate()
+        .map(|(t, dx_chunk)| {
+            let i0 = t * IMAGES_PER_TASK;
+            let i1 = (i0 + IMAGES_PER_TASK).min(n);
+            let mut dw = vec![0f32; g.weight_len()];
+            let mut db = vec![0f32; g.cout];
+            let mut gp = vec![0f32; g.out_len()];
+            let mut cols = vec![0f32; g.cols_len(g.cin).max(g.cols_len(g.cout))];
+            let k_w = g.cin * 9;
+            let k_x = g.cout * 9;
+            for i in i0..i1 {
+                let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
+                let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
+                if relu {
+                    for ((p, &yv), &gv) in gp.iter_mut().zip(yi).zip(gi) {
+                        *p = if yv > 0.0 { gv } else { 0.0 };
+                    }
+                } else {
+                    gp.copy_from_slice(gi);
+                }
+                for (co, d) in db.iter_mut().enumerate() {
+                    *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
+                }
+                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                let rows = g.rows_per_block(g.cin);
+                let mut r0 = 0;
+                while r0 < g.h {
+                    let r1 = (r0 + rows).min(g.h);
+                    let ncols = (r1 - r0) * g.w;
+                    im2col(xi, g.cin, g.h, g.w, r0, r1, &mut cols);
+                    // dw (cout x k_w) += gp[:, block] (cout x ncols) * cols^T (ncols x k_w)
+                    matmul(
+                        (g.cout, k_w, ncols),
+                        &mut dw,
+                        (k_w, 1),
+                        true,
+                        &gp[r0 * g.w..],
+                        (hw, 1),
+                        &cols,
+                        (1, ncols),
+                    );
+                    r0 = r1;
+                }
+                if need_dx {
+                    let local = i - i0;
+                    let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
+                    let rows = g.rows_per_block(g.cout);
+                    let mut r0 = 0;
+                    while r0 < g.h {
+                        let r1 = (r0 + rows).min(g.h);
+                        let ncols = (r1 - r0) * g.w;
+                        im2col(&gp, g.cout, g.h, g.w, r0, r1, &mut cols);
+                        matmul(
+                            (g.cin, ncols, k_x),
+                            &mut dxi[r0 * g.w..],
+                            (hw, 1),
+                            false,
+                            &wt,
+                            (k_x, 1),
+                            &cols,
+                            (ncols, 1),
+                        );
+                        r0 = r1;
+                    }
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut dw = vec![0f32; g.weight_len()];
+    let mut db = vec![0f32; g.cout];
+    for (pw, pb) in &partials {
+        for (a, b) in dw.iter_mut().zip(pw) {
+            *a += b;
+        }
+        for (a, b) in db.iter_mut().zip(pb) {
+            *a += b;
+        }
+    }
+    ConvGrads { dx: need_dx.then_some(dx), dw, db }
+}
+
+/// Candle custom op `relu(conv2d(x, w, padding = 1) + b)` for 3x3 kernels on CPU.
+///
+/// Arguments: `x` `(n, cin, h, w)`, `w` `[cout, cin, 3, 3]`, `b` `[cout]`, all f32.
+/// `input_grad: false` skips the input gradient (for the first layer, whose input is data).
+#[derive(Debug, Clone, Copy)]
+pub struct Conv3x3Relu {
+    /// Whether the backward pass computes the gradient of `x`.
+    pub input_grad: bool,
+    /// Whether to apply the ReLU.
+    pub relu: bool,
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("conv3x3: {what} must be f32, got {:?}", s.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => data
+            .get(a..b)
+            .ok_or_else(|| candle_core::Error::Msg(format!("conv3x3: bad layout for {what}"))),
+        None => candle_core::bail!("conv3x3: {what} must be contiguous"),
+    }
+}
+
+fn geom(x: &Shape, w: &Shape, b: &Shape) -> candle_core::Result<ConvGeom> {
+    let (_, cin, h, wd) = x.dims4()?;
+    let (cout, wcin, kh, kw) = w.dims4()?;
+    let bc = b.dims1()?;
+    if wcin != cin || kh != 3 || kw != 3 || bc != cout || h == 0 || wd == 0 {
+        candle_core::bail!(
+            "conv3x3: incompatible shapes x {x:?}, weight {w:?}, bias {b:?} (need [cout, cin, 3, 3], [cout])"
+        );
+    }
+    Ok(ConvGeom { cin, cout, h, w: wd })
+}
+
+/// Run `f` on the contiguous f32 CPU data of `t`.
+fn with_cpu_f32<R>(
+    t: &Tensor,
+    what: &str,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(cpu) => f(f32_slice(cpu, l, what)?),
+        _ => candle_core::bail!("conv3x3: {what} is not on the CPU"),
+    }
+}
+
+impl CustomOp3 for Conv3x3Relu {
+    fn name(&self) -> &'static str {
+        "conv3x3-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = geom(l1.shape(), l2.shape(), l3.shape())?;
+        let x = f32_slice(s1, l1, "input")?;
+        let w = f32_slice(s2, l2, "weight")?;
+        let b = f32_slice(s3, l3, "bias")?;
+        let n = l1.shape().dims()[0];
+        let out = forward_batch(g, x, w, b, self.relu);
+        Ok((CpuStorage::F32(out), Shape::from((n, g.cout, g.h, g.w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = geom(x.shape(), w.shape(), b.shape())?;
+        let need_dx = self.input_grad;
+        let grads = with_cpu_f32(x, "input", |xs| {
+            with_cpu_f32(w, "weight", |ws| {
+                with_cpu_f32(res, "output", |ys| {
+                    with_cpu_f32(grad_res, "output gradient", |gs| {
+                        Ok(backward_batch(g, xs, ws, ys, gs, self.relu, need_dx))
+                    })
+                })
+            })
+        })?;
+        let dev = x.device();
+        let dx = match grads.dx {
+            Some(v) => Some(Tensor::from_vec(v, x.shape(), dev)?),
+            None => None,
+        };
+        let dw = Tensor::from_vec(grads.dw, w.shape(), dev)?;
+        let db = Tensor::from_vec(grads.db, b.shape(), dev)?;
+        Ok((dx, Some(dw), Some(db)))
+    }
+}

@@ -1,0 +1,191 @@
+//! Evaluation: accuracy, confusion matrix, scikit-learn style classification report.
+
+use crate::Error;
+use crate::model::CLASSES;
+use crate::train::argmax;
+
+/// Precision, recall, F1 and support of one class (or an average).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassReport {
+    /// Class name (or `macro avg` / `weighted avg`).
+    pub name: String,
+    /// Precision (0 when nothing was predicted as this class, like scikit-learn).
+    pub precision: f64,
+    /// Recall (0 when the class has no examples).
+    pub recall: f64,
+    /// F1 score (0 when precision + recall is 0).
+    pub f1: f64,
+    /// Number of true examples.
+    pub support: usize,
+}
+
+/// Results of evaluating predictions against labels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    /// Number of examples.
+    pub n: usize,
+    /// Fraction predicted correctly.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Per-class scores.
+    pub classes: Vec<ClassReport>,
+    /// Unweighted mean over classes.
+    pub macro_avg: ClassReport,
+    /// Support-weighted mean over classes.
+    pub weighted_avg: ClassReport,
+    /// Predicted class per example (argmax of the outputs).
+    pub predictions: Vec<usize>,
+}
+
+/// Evaluate outputs `(n, 10)` (probabilities or logits: only the argmax is used) against
+/// `labels`. `class_names` must have 10 entries.
+pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<Evaluation, Error> {
+    if class_names.len() != CLASSES {
+        return Err(Error::Input(format!("need {CLASSES} class names, got {}", class_names.len())));
+    }
+    if outputs.len() != labels.len() * CLASSES {
+        return Err(Error::Input(format!(
+            "{} outputs for {} labels (need {CLASSES} per label)",
+            outputs.len(),
+            labels.len()
+        )));
+    }
+    let mut confusion = vec![vec![0usize; CLASSES]; CLASSES];
+    let mut predictions = Vec::with_capacity(labels.len());
+    for (row, &y) in outputs.chunks_exact(CLASSES).zip(labels) {
+        let y = y as usize;
+        if y >= CLASSES {
+            return Err(Error::Input(format!("label {y} is not below {CLASSES}")));
+        }
+        let p = argmax(row);
+        confusion[y][p] += 1;
+        predictions.push(p);
+    }
+    let n = labels.len();
+    let correct: usize = (0..CLASSES).map(|c| confusion[c][c]).sum();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let classes: Vec<ClassReport> = (0..CLASSES)
+        .map(|c| {
+            let tp = confusion[c][c];
+            let support: usize = confusion[c].iter().sum();
+            let predicted: usize = (0..CLASSES).map(|t| confusion[t][c]).sum();
+            let precision = ratio(tp, predicted);
+            let recall = ratio(tp, support);
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassReport { name: class_names[c].to_string(), precision, recall, f1, support }
+        })
+        .collect();
+    let avg = |name: &str, weights: &dyn Fn(&ClassReport) -> f64| {
+        let total: f64 = classes.iter().map(weights).sum();
+        let mean = |f: &dyn Fn(&ClassReport) -> f64| {
+            if total == 0.0 {
+                0.0
+            } else {
+                classes.iter().map(|c| f(c) * weights(c)).sum::<f64>() / total
+            }
+        };
+        ClassReport {
+            name: name.to_string(),
+            precision: mean(&|c| c.precision),
+            recall: mean(&|c| c.recall),
+            f1: mean(&|c| c.f1),
+            support: n,
+        }
+    };
+    let macro_avg = avg("macro avg", &|_| 1.0);
+    let weighted_avg = avg("weighted avg", &|c| c.support as f64);
+    Ok(Evaluation {
+        n,
+        accuracy: ratio(correct, n),
+        confusion,
+        classes,
+        macro_avg,
+        weighted_avg,
+        predictions,
+    })
+}
+
+impl Evaluation {
+    /// The report formatted like scikit-learn's `classification_report(digits=digits)`.
+    pub fn report(&self, digits: usize) -> String {
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("weighted avg".len())
+            .max(digits);
+        let mut s = format!(
+            "{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n",
+            "", "precision", "recall", "f1-score", "support"
+        );
+        let row = |c: &ClassReport| {
+            format!(
+                "{:>width$}  {:>9.digits$} {:>9.digits$} {:>9.digits$} {:>9}\n",
+                c.name, c.precision, c.recall, c.f1, c.support
+            )
+        };
+        for c in &self.classes {
+            s += &row(c);
+        }
+        s += "\n";
+        s += &format!(
+            "{:>width$}  {:>9} {:>9} {:>9.digits$} {:>9}\n",
+            "accuracy", "", "", self.accuracy, self.n
+        );
+        s += &row(&self.macro_avg);
+        s += &row(&self.weighted_avg);
+        s
+    }
+
+    /// The confusion matrix as text: rows are true classes, columns predictions.
+    pub fn confusion_text(&self) -> String {
+        let cell = self
+            .confusion
+            .iter()
+            .flatten()
+            .map(|v| v.to_string().len())
+            .max()
+            .unwrap_or(1)
+            .max(CLASSES.to_string().len());
+        let mut s = format!("{:>5} ", "t\\p");
+        for p in 0..CLASSES {
+            s += &format!(" {p:>cell$}");
+        }
+        s += "\n";
+        for (t, row) in self.confusion.iter().enumerate() {
+            s += &format!("{t:>5} ");
+            for v in row {
+                s += &format!(" {v:>cell$}");
+            }
+            s += "\n";
+        }
+        s
+    }
+}
+
+/// Indices of the first `n` correctly and the first `n` wrongly predicted examples (the
+/// tutorials show four of each). Returns fewer when there are not enough.
+pub fn pick_examples(predictions: &[usize], labels: &[u8], n: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut right = Vec::new();
+    let mut wrong = Vec::new();
+    for (i, (&p, &y)) in predictions.iter().zip(labels).enumerate() {
+        if p == y as usize {
+            if right.len() < n {
+                right.push(i);
+            }
+        } else if wrong.len() < n {
+            wrong.push(i);
+        }
+        if right.len() == n && wrong.len() == n {
+            break;
+        }
+    }
+    (right, wrong)
+}

@@ -1,0 +1,315 @@
+//! Adam training with Keras / Flax presets, per-epoch history and a NaN stop.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::Error;
+use crate::model::{CLASSES, Cnn, Head, PIXELS};
+
+/// Training presets of the two tutorials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Keras tutorial: lr 1e-3, batch 256, 10 epochs, softmax head.
+    Keras,
+    /// Flax tutorial: lr 1e-4, batch 256, 5 epochs, logits head.
+    Flax,
+}
+
+impl Preset {
+    /// Lowercase name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Preset::Keras => "keras",
+            Preset::Flax => "flax",
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "keras" => Ok(Preset::Keras),
+            "flax" => Ok(Preset::Flax),
+            o => Err(Error::Config(format!("unknown preset {o:?} (expected keras or flax)"))),
+        }
+    }
+}
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Preset the values came from.
+    pub preset: Preset,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed for initialisation and shuffling.
+    pub seed: u64,
+    /// Output head of the trained model.
+    pub head: Head,
+    /// Adam epsilon (Keras: 1e-7).
+    pub eps: f64,
+    /// Show an indicatif progress bar on stderr (never drawn when stderr is not a terminal).
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl TrainConfig {
+    /// The preset's defaults (seed 42).
+    pub fn preset(preset: Preset) -> Self {
+        let (lr, epochs, head) = match preset {
+            Preset::Keras => (1e-3, 10, Head::Softmax),
+            Preset::Flax => (1e-4, 5, Head::Logits),
+        };
+        Self { preset, epochs, batch_size: 256, lr, seed: 42, head, eps: 1e-7, progress: false }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Config(format!("learning rate must be positive, got {}", self.lr)));
+        }
+        Ok(())
+    }
+}
+
+/// Images (u8, 784 per image) and labels (0..10) of one split, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset<'a> {
+    images: &'a [u8],
+    labels: &'a [u8],
+}
+
+impl<'a> Dataset<'a> {
+    /// Check that `images` holds `labels.len()` 28x28 images and every label is below 10.
+    pub fn new(images: &'a [u8], labels: &'a [u8]) -> Result<Self, Error> {
+        if images.len() != labels.len() * PIXELS {
+            return Err(Error::Input(format!(
+                "{} image bytes for {} labels (need 784 per label)",
+                images.len(),
+                labels.len()
+            )));
+        }
+        if let Some(i) = labels.iter().position(|&l| l as usize >= CLASSES) {
+            return Err(Error::Input(format!("label {} at index {i} is not below 10", labels[i])));
+        }
+        Ok(Self { images, labels })
+    }
+
+    /// The first `n` examples (all of them when `n` is larger).
+    pub fn take(&self, n: usize) -> Self {
+        let n = n.min(self.len());
+        Self { images: &self.images[..n * PIXELS], labels: &self.labels[..n] }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Labels.
+    pub fn labels(&self) -> &'a [u8] {
+        self.labels
+    }
+
+    /// All images scaled to `[0, 1]` (`x / 255`).
+    pub fn images_f32(&self) -> Vec<f32> {
+        self.images.iter().map(|&v| f32::from(v) / 255.0).collect()
+    }
+
+    fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<u32>) {
+        let mut x = Vec::with_capacity(idx.len() * PIXELS);
+        for &i in idx {
+            x.extend(self.images[i * PIXELS..(i + 1) * PIXELS].iter().map(|&v| f32::from(v) / 255.0));
+        }
+        (x, idx.iter().map(|&i| u32::from(self.labels[i])).collect())
+    }
+}
+
+/// Statistics of one epoch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training cross-entropy over the epoch's batches (weighted by batch size).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (predictions made before each update).
+    pub train_accuracy: f64,
+    /// Test cross-entropy after the epoch, when a test set was given.
+    pub test_loss: Option<f64>,
+    /// Test accuracy after the epoch, when a test set was given.
+    pub test_accuracy: Option<f64>,
+    /// Seconds spent training (excluding the test evaluation).
+    pub train_seconds: f64,
+    /// Seconds spent on the test evaluation.
+    pub test_seconds: f64,
+    /// Training throughput, images per second.
+    pub images_per_second: f64,
+}
+
+impl std::fmt::Display for EpochStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {}: loss {:.4} accuracy {:.4}",
+            self.epoch, self.train_loss, self.train_accuracy
+        )?;
+        if let (Some(l), Some(a)) = (self.test_loss, self.test_accuracy) {
+            write!(f, " | test loss {l:.4} accuracy {a:.4}")?;
+        }
+        write!(f, " | {:.1} s ({:.0} img/s)", self.train_seconds, self.images_per_second)
+    }
+}
+
+/// The training history: configuration plus one entry per epoch (JSON-serialisable).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct History {
+    /// The configuration used.
+    pub config: TrainConfig,
+    /// Number of training examples.
+    pub train_examples: usize,
+    /// Per-epoch statistics.
+    pub epochs: Vec<EpochStats>,
+}
+
+/// Mean cross-entropy and accuracy of logits `(n, 10)` against `labels`, in f64.
+pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
+    let n = labels.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mut loss = 0f64;
+    let mut correct = 0usize;
+    for (row, &y) in logits.chunks_exact(CLASSES).zip(labels) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln() + m;
+        loss += lse - row[y as usize] as f64;
+        if argmax(row) == y as usize {
+            correct += 1;
+        }
+    }
+    (loss / n as f64, correct as f64 / n as f64)
+}
+
+/// Index of the largest value (first one on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Train `cnn` in place with Adam on `train`, evaluating on `test` after each epoch.
+///
+/// The loss is cross-entropy on the logits (stable log-softmax) whatever the head. Each epoch
+/// visits the examples in an order shuffled by ChaCha8 seeded from `cfg.seed` and the epoch.
+/// `on_epoch` is called with each epoch's statistics. A NaN or infinite batch loss stops with
+/// [`Error::NonFinite`]. On the CPU, a given seed gives bit-identical weights whatever the
+/// thread count.
+pub fn train(
+    cnn: &Cnn,
+    cfg: &TrainConfig,
+    train: &Dataset<'_>,
+    test: Option<&Dataset<'_>>,
+    mut on_epoch: impl FnMut(&EpochStats),
+) -> Result<History, Error> {
+    cfg.validate()?;
+    if train.is_empty() {
+        return Err(Error::Config("the training set is empty".into()));
+    }
+    let params = ParamsAdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: cfg.eps, weight_decay: 0.0 };
+    let mut opt = AdamW::new(cnn.vars(), params)?;
+    let dev: Device = cnn.device().clone();
+    let test_images = test.map(|t| t.images_f32());
+    let mut history = History { config: cfg.clone(), train_examples: train.len(), epochs: Vec::new() };
+    let n_batches = train.len().div_ceil(cfg.batch_size);
+    for epoch in 1..=cfg.epochs {
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
+        let bar = if cfg.progress {
+            indicatif::ProgressBar::new(n_batches as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "epoch {msg} [{bar:30}] {pos}/{len} batches, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("{epoch}/{}", cfg.epochs));
+        let start = Instant::now();
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+            let (x, y) = train.gather(idx);
+            let m = idx.len();
+            let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
+            let yt = Tensor::from_vec(y.clone(), m, &dev)?;
+            let logits = cnn.logits(&x)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &yt)?;
+            let lv = loss.to_scalar::<f32>()?;
+            if !lv.is_finite() {
+                bar.finish_and_clear();
+                return Err(Error::NonFinite { epoch, batch: b + 1, loss: lv });
+            }
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            loss_sum += f64::from(lv) * m as f64;
+            let lg = logits.flatten_all()?.to_vec1::<f32>()?;
+            correct += lg
+                .chunks_exact(CLASSES)
+                .zip(&y)
+                .filter(|(row, l)| argmax(row) == **l as usize)
+                .count();
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_seconds = start.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let (test_loss, test_accuracy) = match (test, &test_images) {
+            (Some(t), Some(xs)) => {
+                let logits = cnn.predict(xs, true, 512)?;
+                let (l, a) = loss_and_accuracy(&logits, t.labels());
+                (Some(l), Some(a))
+            }
+            _ => (None, None),
+        };
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / train.len() as f64,
+            train_accuracy: correct as f64 / train.len() as f64,
+            test_loss,
+            test_accuracy,
+            train_seconds,
+            test_seconds: t1.elapsed().as_secs_f64(),
+            images_per_second: train.len() as f64 / train_seconds.max(1e-9),
+        };
+        on_epoch(&stats);
+        history.epochs.push(stats);
+    }
+    Ok(history)
+}
