@@ -40,7 +40,7 @@ mod eval;
 mod explanation;
 mod masking;
 mod model;
-mod npz;
+pub mod npz;
 mod outputs;
 mod partition;
 mod permutation;

@@ -8,17 +8,23 @@ use crate::{ExplainError, Result};
 
 /// Typed array payload.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NpyData {
+pub enum NpyData {
+    /// `<f8`.
     F64(Vec<f64>),
+    /// `<f4`.
     F32(Vec<f32>),
+    /// `<i8`.
     I64(Vec<i64>),
+    /// `<U n` (UTF-32), one string per element.
     Str(Vec<String>),
 }
 
 /// An n-dimensional array in C order.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct NpyArray {
+pub struct NpyArray {
+    /// Dimensions.
     pub shape: Vec<usize>,
+    /// Elements in C order.
     pub data: NpyData,
 }
 
@@ -37,7 +43,8 @@ fn shape_str(shape: &[usize]) -> String {
     }
 }
 
-pub(crate) fn npy_bytes(a: &NpyArray) -> Vec<u8> {
+/// Serialise one array as `.npy` (format 1.0) bytes.
+pub fn npy_bytes(a: &NpyArray) -> Vec<u8> {
     let (descr, body): (String, Vec<u8>) = match &a.data {
         NpyData::F64(v) => (
             "<f8".into(),
@@ -92,7 +99,8 @@ fn bad(path: &Path, reason: impl Into<String>) -> ExplainError {
     }
 }
 
-pub(crate) fn parse_npy(bytes: &[u8], path: &Path, name: &str) -> Result<NpyArray> {
+/// Parse `.npy` bytes (`path`/`name` only label errors).
+pub fn parse_npy(bytes: &[u8], path: &Path, name: &str) -> Result<NpyArray> {
     let err = |r: &str| bad(path, format!("{name}: {r}"));
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(err("not an .npy array"));
@@ -224,8 +232,8 @@ fn crc32(data: &[u8]) -> u32 {
     crc ^ 0xFFFF_FFFF
 }
 
-/// Write a stored (uncompressed) zip of `name.npy` entries.
-pub(crate) fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
+/// Write a stored (uncompressed) zip of `name.npy` entries, loadable by `numpy.load`.
+pub fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
     let mut out: Vec<u8> = Vec::new();
     let mut central: Vec<u8> = Vec::new();
     let too_big = || bad(path, "npz entry larger than 4 GiB (zip64 is not supported)");
@@ -288,8 +296,9 @@ fn rd32(b: &[u8], at: usize) -> Option<usize> {
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
 }
 
-/// Read every `*.npy` entry of a stored zip (`np.savez`, or [`write_npz`]).
-pub(crate) fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
+/// Read every `*.npy` entry of a stored zip (`np.savez`, or [`write_npz`]); entry names
+/// are returned without the `.npy` suffix.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
     let bytes = std::fs::read(path).map_err(|source| ExplainError::Io {
         path: path.to_path_buf(),
         source,
@@ -341,4 +350,38 @@ pub(crate) fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
         out.push((key.clone(), parse_npy(data, path, &key)?));
     }
     Ok(out)
+}
+
+impl NpyArray {
+    /// The elements as f64 (from `<f8`, `<f4` or `<i8`); `None` for strings.
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        match &self.data {
+            NpyData::F64(v) => Some(v.clone()),
+            NpyData::F32(v) => Some(v.iter().map(|&x| f64::from(x)).collect()),
+            NpyData::I64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+            NpyData::Str(_) => None,
+        }
+    }
+
+    /// The elements as f32 (from `<f4`, or rounded from `<f8`); `None` otherwise.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match &self.data {
+            NpyData::F32(v) => Some(v.clone()),
+            NpyData::F64(v) => Some(v.iter().map(|&x| x as f32).collect()),
+            _ => None,
+        }
+    }
+
+    /// Read a single `.npy` file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+        parse_npy(&bytes, path, "array")
+    }
+
+    /// Write a single `.npy` file.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, npy_bytes(self))
+            .map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })
+    }
 }
