@@ -142,7 +142,7 @@ enum Source<'a> {
     Gzip {
         path: PathBuf,
         compressed_len: u64,
-        decoder: flate2::read::MultiGzDecoder<&'a [u8]>,
+        decoder: Box<flate2::read::MultiGzDecoder<&'a [u8]>>,
     },
 }
 
@@ -152,7 +152,7 @@ impl<'a> Source<'a> {
             Source::Gzip {
                 path: path.to_path_buf(),
                 compressed_len: raw.len() as u64,
-                decoder: flate2::read::MultiGzDecoder::new(raw),
+                decoder: Box::new(flate2::read::MultiGzDecoder::new(raw)),
             }
         } else {
             Source::Plain {
