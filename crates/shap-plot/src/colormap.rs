@@ -34,17 +34,20 @@ fn stop(i: usize) -> [f64; 4] {
 }
 
 fn build_lut() -> [[f64; 4]; LUT_SIZE] {
-    // matplotlib `_create_lookup_table`: stops at x_j = linspace(0,1,200)[j]; entry t is the
-    // piecewise-linear interpolation at linspace(0,1,256)[t], using `searchsorted` (left side)
-    // to find the segment, and the end entries taken from the first/last stop.
+    // matplotlib `_create_lookup_table`, with its exact float operations: stop positions
+    // x_j = 255 * linspace(0,1,200)[j]; entry t interpolates at xi = 255 * linspace(0,1,256)[t],
+    // in the segment found by `searchsorted` (left side); the end entries are the end stops.
     const NSTOPS: usize = 200;
-    let xs: Vec<f64> = (0..NSTOPS).map(|j| linspace(0.0, 1.0, NSTOPS, j)).collect();
+    let scale = (LUT_SIZE - 1) as f64;
+    let xs: Vec<f64> = (0..NSTOPS)
+        .map(|j| linspace(0.0, 1.0, NSTOPS, j) * scale)
+        .collect();
     let mut lut = [[0.0; 4]; LUT_SIZE];
     lut[0] = stop(0);
     lut[LUT_SIZE - 1] = stop(NSTOPS - 1);
     for (t, entry) in lut.iter_mut().enumerate().take(LUT_SIZE - 1).skip(1) {
-        let xi = linspace(0.0, 1.0, LUT_SIZE, t);
-        // searchsorted(left): first j with xs[j] >= xi; 0 < xi < 1 so 1 <= j <= 199.
+        let xi = scale * linspace(0.0, 1.0, LUT_SIZE, t);
+        // searchsorted(left): first j with xs[j] >= xi; 0 < xi < 255 so 1 <= j <= 199.
         let j = xs.partition_point(|&x| x < xi).clamp(1, NSTOPS - 1);
         let distance = (xi - xs[j - 1]) / (xs[j] - xs[j - 1]);
         let (lo, hi) = (stop(j - 1), stop(j));
@@ -60,7 +63,7 @@ fn build_lut() -> [[f64; 4]; LUT_SIZE] {
 /// Built like matplotlib's `LinearSegmentedColormap.from_list` from 200 evenly spaced stops:
 /// blue (30, 136, 229) with alpha falling 1 → 0, then red (255, 13, 87) with alpha rising
 /// 0 → 1. Entry 0 is opaque blue, entries 127 and 128 are fully transparent, entry 255 is opaque
-/// red (SHAP_SPEC section 7.3). Matches `red_transparent_blue(np.arange(256))` to 1e-15.
+/// red (SHAP_SPEC section 7.3). Equals matplotlib's `red_transparent_blue(np.arange(256))` bit for bit (tested).
 pub fn red_transparent_blue_lut() -> &'static [[f64; 4]; LUT_SIZE] {
     static LUT: OnceLock<[[f64; 4]; LUT_SIZE]> = OnceLock::new();
     LUT.get_or_init(build_lut)
