@@ -1,10 +1,86 @@
-//! `shap-cli evaluate` (placeholder until its issue lands).
+//! `shap-cli evaluate`: accuracy, confusion matrix and classification report of a checkpoint.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use shap_data::{CLASS_NAMES, FashionMnist};
+use shap_model::{Head, ModelFn};
 
 /// Flags of `shap-cli evaluate`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "Example:\n  shap-cli evaluate --model model.safetensors --json eval.json")]
+pub struct Args {
+    /// Checkpoint written by `shap-cli train` (or converted to the same tensor names).
+    #[arg(long, value_name = "MODEL.safetensors")]
+    pub model: PathBuf,
+    /// Outputs stored in the JSON: probabilities (softmax) or logits (default: the
+    /// checkpoint's head). Accuracy and the report depend only on the argmax.
+    #[arg(long, value_parser = ["probabilities", "logits"])]
+    pub output: Option<String>,
+    /// Device: cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Write accuracy, confusion matrix, per-class scores and the first four correct / wrong
+    /// test indices as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Decimal digits in the printed report (scikit-learn's default is 2).
+    #[arg(long, default_value_t = 4)]
+    pub digits: usize,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Run `shap-cli evaluate`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`shap-cli evaluate` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let device = shap_model::device(&args.device)?;
+    let ckpt = shap_model::load(&args.model, &device)?;
+    let head = match args.output.as_deref() {
+        Some("logits") => Head::Logits,
+        Some(_) => Head::Softmax,
+        None => ckpt.meta.head,
+    };
+    let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
+    let model = ModelFn::with_head(&ckpt.cnn, head)?;
+    let start = std::time::Instant::now();
+    let outputs = model.predict(&data.test.all_f32())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let labels = data.test.labels();
+    let eval = shap_model::evaluate(&outputs, labels, &CLASS_NAMES)?;
+    let (correct, wrong) = shap_model::pick_examples(&eval.predictions, labels, 4);
+    if !args.quiet {
+        println!(
+            "{}: {} test images in {:.2} s ({:.0} img/s)",
+            args.model.display(),
+            eval.n,
+            seconds,
+            eval.n as f64 / seconds.max(1e-9)
+        );
+        println!("accuracy: {:.4}\n", eval.accuracy);
+        println!("confusion matrix (rows: true class, columns: predicted):");
+        println!("{}", eval.confusion_text());
+        println!("{}", eval.report(args.digits));
+        println!("first correct: {correct:?}  first wrong: {wrong:?}");
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "meta": ckpt.meta,
+            "output": if head == Head::Logits { "logits" } else { "probabilities" },
+            "accuracy": eval.accuracy,
+            "n": eval.n,
+            "confusion": eval.confusion,
+            "classes": eval.classes,
+            "macro_avg": eval.macro_avg,
+            "weighted_avg": eval.weighted_avg,
+            "first_correct": correct,
+            "first_wrong": wrong,
+        });
+        shap_model::checkpoint::write_atomic(path, &serde_json::to_vec_pretty(&json)?)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,275 @@
+//! Model, training, checkpoint, evaluation and adapter tests.
+
+use std::path::Path;
+
+use candle_core::Device;
+use shap_explain::{BatchModel, ImageShape};
+use shap_model::{
+    CheckpointMeta, Cnn, Dataset, Error, Head, ModelFn, PARAMETERS, Preset, TENSORS, TrainConfig,
+    checkpoint, evaluate, pick_examples, train,
+};
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("shap-model-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+#[test]
+fn architecture_has_the_tutorial_parameter_count() {
+    let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
+    assert_eq!(cnn.num_parameters(), 130_394);
+    assert_eq!(PARAMETERS, 130_394);
+    let names: Vec<_> = cnn.named_tensors().into_iter().map(|(n, t)| (n, t.dims().to_vec())).collect();
+    assert_eq!(names[0], ("conv1.weight", vec![32, 1, 3, 3]));
+    assert_eq!(names[4], ("fc.weight", vec![10, 12544]));
+}
+
+#[test]
+fn init_is_seeded_glorot_with_zero_biases() {
+    let a = Cnn::new(7, Head::Softmax, &Device::Cpu).expect("a").cpu_weights().expect("w");
+    let b = Cnn::new(7, Head::Softmax, &Device::Cpu).expect("b").cpu_weights().expect("w");
+    let c = Cnn::new(8, Head::Softmax, &Device::Cpu).expect("c").cpu_weights().expect("w");
+    assert_eq!(a.tensors, b.tensors);
+    assert_ne!(a.tensors[0], c.tensors[0]);
+    // conv2: fan_in 288, fan_out 144 -> limit sqrt(6/432).
+    let limit = (6.0f32 / 432.0).sqrt();
+    let w2 = &a.tensors[2];
+    assert!(w2.iter().all(|v| v.abs() <= limit));
+    assert!(w2.iter().any(|v| v.abs() > 0.9 * limit));
+    let mean: f32 = w2.iter().sum::<f32>() / w2.len() as f32;
+    assert!(mean.abs() < 0.01);
+    assert!(a.tensors[1].iter().chain(&a.tensors[3]).chain(&a.tensors[5]).all(|&v| v == 0.0));
+}
+
+#[test]
+fn fast_inference_matches_candle_graph_and_batching() {
+    let dev = Device::Cpu;
+    let cnn = Cnn::new(3, Head::Softmax, &dev).expect("cnn");
+    let n = 5;
+    let x = shap_model::bench::synthetic_images(n);
+    let t = candle_core::Tensor::from_vec(x.clone(), (n, 28, 28, 1), &dev).expect("t");
+    let graph = cnn.forward(&t).and_then(|y| Ok(y.flatten_all()?.to_vec1::<f32>()?)).expect("graph");
+    let fast = cnn.predict(&x, false, 512).expect("fast");
+    for (a, b) in graph.iter().zip(&fast) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // The adapter gives the same outputs whatever the chunking.
+    let m1 = ModelFn::new(&cnn).expect("m").with_chunk(2);
+    let m2 = ModelFn::new(&cnn).expect("m");
+    let shape = ImageShape::new(28, 28, 1);
+    let mut o1 = vec![0f32; n * 10];
+    let mut o2 = vec![0f32; n * 10];
+    m1.eval_batch(&x, n, shape, &mut o1).expect("eval");
+    m2.eval_batch(&x, n, shape, &mut o2).expect("eval");
+    assert_eq!(o1, o2);
+    let mut single = vec![0f32; 10];
+    m2.eval_batch(&x[784..2 * 784], 1, shape, &mut single).expect("eval");
+    assert_eq!(&o1[10..20], &single[..]);
+    assert!(o1.chunks(10).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+    // Logits head: softmax of the logits gives the probabilities.
+    let ml = ModelFn::with_head(&cnn, Head::Logits).expect("m");
+    let lg = ml.predict(&x).expect("logits");
+    let row = &lg[..10];
+    let mx = row.iter().copied().fold(f32::MIN, f32::max);
+    let s: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+    assert!(((row[0] - mx).exp() / s - o1[0]).abs() < 1e-6);
+    // Wrong shapes are errors, not panics.
+    let err = m2.eval_batch(&x, n, ImageShape::new(28, 28, 3), &mut o1);
+    assert!(err.is_err());
+    assert!(m2.eval_batch(&x, n + 1, shape, &mut o1).is_err());
+}
+
+fn synthetic(n: usize) -> (Vec<u8>, Vec<u8>) {
+    // Class c: a bright horizontal bar at rows 2c..2c+3 plus a deterministic texture.
+    let mut images = vec![0u8; n * 784];
+    let mut labels = vec![0u8; n];
+    for i in 0..n {
+        let c = (i * 7 + i / 3) % 10;
+        labels[i] = c as u8;
+        for r in 0..28 {
+            for col in 0..28 {
+                let noise = ((i * 31 + r * 17 + col * 13) % 64) as u8;
+                let bar = if r >= 2 * c + 2 && r < 2 * c + 5 { 180 } else { 0 };
+                images[i * 784 + r * 28 + col] = bar + noise;
+            }
+        }
+    }
+    (images, labels)
+}
+
+#[test]
+fn training_is_deterministic_and_learns_synthetic_data() {
+    let (images, labels) = synthetic(300);
+    let data = Dataset::new(&images, &labels).expect("data");
+    let cfg = TrainConfig { epochs: 2, batch_size: 64, ..TrainConfig::preset(Preset::Keras) };
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(|| {
+            let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
+            let h = train(&cnn, &cfg, &data, Some(&data), |_| {}).expect("train");
+            (cnn.cpu_weights().expect("w").tensors, h)
+        })
+    };
+    let (w1, h1) = run(1);
+    let (w2, h2) = run(2);
+    assert_eq!(w1, w2, "weights differ between 1 and 2 threads");
+    assert_eq!(h1.epochs[1].train_loss, h2.epochs[1].train_loss);
+    assert_eq!(h1.epochs.len(), 2);
+    let acc = h1.epochs[1].test_accuracy.expect("test acc");
+    assert!(acc > 0.5, "accuracy {acc}");
+    assert!(h1.epochs[1].train_loss < h1.epochs[0].train_loss);
+    let json = serde_json::to_string(&h1).expect("json");
+    assert!(json.contains("\"test_accuracy\""));
+}
+
+#[test]
+fn nan_loss_stops_training_with_epoch_and_batch() {
+    let (images, labels) = synthetic(40);
+    let data = Dataset::new(&images, &labels).expect("data");
+    let cfg = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::preset(Preset::Flax) };
+    let mut w = Cnn::new(1, cfg.head, &Device::Cpu).expect("cnn").cpu_weights().expect("w").tensors;
+    w[5][3] = f32::NAN;
+    let cnn = Cnn::from_vecs(w, cfg.head, &Device::Cpu).expect("cnn");
+    match train(&cnn, &cfg, &data, None, |_| {}) {
+        Err(Error::NonFinite { epoch: 1, batch: 1, .. }) => {}
+        other => panic!("expected NonFinite at epoch 1 batch 1, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_datasets_and_configs_are_errors() {
+    assert!(Dataset::new(&[0u8; 784], &[1, 2]).is_err());
+    assert!(Dataset::new(&[0u8; 784], &[10]).is_err());
+    let (images, labels) = synthetic(4);
+    let data = Dataset::new(&images, &labels).expect("data");
+    let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
+    let cfg = TrainConfig { batch_size: 0, ..TrainConfig::preset(Preset::Keras) };
+    assert!(train(&cnn, &cfg, &data, None, |_| {}).is_err());
+    assert!(shap_model::device("tpu").is_err());
+    #[cfg(not(feature = "cuda"))]
+    {
+        let e = shap_model::device("cuda").expect_err("no cuda").to_string();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+}
+
+#[test]
+fn checkpoint_round_trip_and_strict_loading() {
+    let dir = tmp_dir("ckpt");
+    let path = dir.join("m.safetensors");
+    let cnn = Cnn::new(5, Head::Logits, &Device::Cpu).expect("cnn");
+    let meta = CheckpointMeta { preset: "flax".into(), head: Head::Logits, seed: 5, epochs: 3 };
+    shap_model::save(&cnn, &meta, &path).expect("save");
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).collect();
+    assert_eq!(leftovers.len(), 1);
+    let back = shap_model::load(&path, &Device::Cpu).expect("load");
+    assert_eq!(back.meta, meta);
+    assert_eq!(back.cnn.head(), Head::Logits);
+    assert_eq!(back.cnn.cpu_weights().expect("w").tensors, cnn.cpu_weights().expect("w").tensors);
+
+    let write = |tensors: Vec<(&str, Vec<usize>)>, p: &Path| {
+        let bufs: Vec<Vec<u8>> =
+            tensors.iter().map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()]).collect();
+        let views: Vec<_> = tensors
+            .iter()
+            .zip(&bufs)
+            .map(|((n, s), b)| {
+                (*n, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"))
+            })
+            .collect();
+        std::fs::write(p, safetensors::serialize(views, None).expect("ser")).expect("write");
+    };
+    let full: Vec<(&str, Vec<usize>)> = TENSORS.iter().map(|(n, s)| (*n, s.to_vec())).collect();
+
+    let p = dir.join("missing.safetensors");
+    write(full[1..].to_vec(), &p);
+    let e = shap_model::load(&p, &Device::Cpu).expect_err("missing");
+    assert!(matches!(e, Error::MissingTensor { ref name, .. } if name == "conv1.weight"), "{e}");
+    assert!(e.to_string().contains("[32, 1, 3, 3]"), "{e}");
+
+    let p = dir.join("extra.safetensors");
+    let mut extra = full.clone();
+    extra.push(("fc2.weight", vec![2, 2]));
+    write(extra, &p);
+    let e = shap_model::load(&p, &Device::Cpu).expect_err("extra");
+    assert!(e.to_string().contains("fc2.weight") && e.to_string().contains("[2, 2]"), "{e}");
+
+    let p = dir.join("shape.safetensors");
+    let mut bad = full.clone();
+    bad[4].1 = vec![12544, 10];
+    write(bad, &p);
+    let e = shap_model::load(&p, &Device::Cpu).expect_err("shape");
+    let s = e.to_string();
+    assert!(s.contains("fc.weight") && s.contains("[12544, 10]") && s.contains("[10, 12544]"), "{s}");
+
+    // Files without metadata load with the softmax head.
+    let p = dir.join("plain.safetensors");
+    write(full, &p);
+    let c = shap_model::load(&p, &Device::Cpu).expect("plain");
+    assert_eq!(c.meta.head, Head::Softmax);
+
+    let p = dir.join("garbage.safetensors");
+    std::fs::write(&p, b"not a checkpoint").expect("write");
+    assert!(matches!(shap_model::load(&p, &Device::Cpu), Err(Error::Checkpoint { .. })));
+    assert!(matches!(
+        shap_model::load(&dir.join("absent.safetensors"), &Device::Cpu),
+        Err(Error::Io { .. })
+    ));
+    let _ = checkpoint::FORMAT;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn evaluation_matches_hand_counts_and_sklearn_layout() {
+    // 4 examples: labels 0,0,1,2; predictions 0,1,1,1.
+    let mut out = vec![0f32; 40];
+    for (i, p) in [0usize, 1, 1, 1].iter().enumerate() {
+        out[i * 10 + p] = 1.0;
+    }
+    let labels = [0u8, 0, 1, 2];
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let e = evaluate(&out, &labels, &names).expect("eval");
+    assert_eq!(e.accuracy, 0.5);
+    assert_eq!(e.confusion[0][0], 1);
+    assert_eq!(e.confusion[0][1], 1);
+    assert_eq!(e.confusion[2][1], 1);
+    assert_eq!(e.classes[0].precision, 1.0);
+    assert_eq!(e.classes[0].recall, 0.5);
+    assert!((e.classes[1].precision - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(e.classes[2].f1, 0.0);
+    assert_eq!(e.classes[3].support, 0);
+    // weighted avg of precision: (2*1 + 1*(1/3) + 1*0) / 4
+    assert!((e.weighted_avg.precision - (2.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
+    // macro avg over all 10 classes (sklearn with labels=range(10)).
+    assert!((e.macro_avg.precision - (1.0 + 1.0 / 3.0) / 10.0).abs() < 1e-12);
+    // Golden text from scikit-learn (fixtures/report_ref.py).
+    let golden = include_str!("../fixtures/classification_report.txt");
+    assert_eq!(e.report(2), golden);
+    let (right, wrong) = pick_examples(&e.predictions, &labels, 1);
+    assert_eq!((right, wrong), (vec![0], vec![1]));
+    assert!(evaluate(&out[..30], &labels, &names).is_err());
+}
+
+/// Real Fashion-MNIST: 2,000 training images, one epoch, accuracy clearly above chance.
+#[test]
+fn trains_on_real_data_subset() {
+    let data = match shap_data::FashionMnist::load(None) {
+        Ok(d) => d,
+        Err(e) if std::env::var("SHAP_SKIP_REAL_DATA").as_deref() == Ok("1") => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        Err(e) => panic!("Fashion-MNIST not found ({e}); set SHAP_SKIP_REAL_DATA=1 to skip"),
+    };
+    let train_set = Dataset::new(data.train.images(), data.train.labels()).expect("train").take(2000);
+    let test = Dataset::new(data.test.images(), data.test.labels()).expect("test").take(2000);
+    let cfg = TrainConfig { epochs: 1, ..TrainConfig::preset(Preset::Keras) };
+    let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
+    let h = train(&cnn, &cfg, &train_set, Some(&test), |_| {}).expect("train");
+    let acc = h.epochs[0].test_accuracy.expect("acc");
+    assert!(acc > 0.5, "test accuracy {acc} after one epoch on 2,000 images");
+    let out = ModelFn::new(&cnn).expect("m").predict(&test.images_f32()).expect("predict");
+    let e = evaluate(&out, test.labels(), &shap_data::CLASS_NAMES).expect("eval");
+    assert!((e.accuracy - acc).abs() < 1e-12);
+}
