@@ -130,3 +130,24 @@ pub(crate) fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
         })
     }
 }
+
+impl MaskedImages for shap_mask::PreparedImage {
+    fn fill_batch(&self, keeps: &[bool], out: &mut [f32]) -> Result<()> {
+        shap_mask::PreparedImage::fill_batch(self, keeps, out).map_err(|e| ExplainError::Mask {
+            image: usize::MAX,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// `shap_mask::Masker` (blur, OpenCV inpainting, constant; default or shap-compatible mode)
+/// prepares each image once (the blur, the u8 image for inpainting).
+impl ImageMasker for shap_mask::Masker {
+    type Prepared = shap_mask::PreparedImage;
+    fn prepare(&self, image: &[f32], shape: ImageShape) -> Result<shap_mask::PreparedImage> {
+        shap_mask::Masker::prepare(self, image, shape).map_err(|e| ExplainError::Mask {
+            image: usize::MAX,
+            reason: e.to_string(),
+        })
+    }
+}

@@ -374,14 +374,18 @@ impl NpyArray {
 
     /// Read a single `.npy` file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ExplainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         parse_npy(&bytes, path, "array")
     }
 
     /// Write a single `.npy` file.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, npy_bytes(self))
-            .map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })
+        std::fs::write(path, npy_bytes(self)).map_err(|source| ExplainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

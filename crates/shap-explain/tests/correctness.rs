@@ -4,8 +4,9 @@
 use std::sync::Mutex;
 
 use shap_explain::{
-    BackgroundImage, BatchModel, Budget, ConstantMasker, Explanation, FixedContext, FnModel, ImageShape,
-    ModelError, OrderRng, OutputSelection, PartitionExplainer, PartitionTree, PermutationExplainer,
+    BackgroundImage, BatchModel, Budget, ConstantMasker, Explanation, FixedContext, FnModel,
+    ImageShape, ModelError, OrderRng, OutputSelection, PartitionExplainer, PartitionTree,
+    PermutationExplainer,
 };
 
 /// A deterministic pseudo-random value in [-1, 1).
@@ -15,7 +16,9 @@ fn h(i: usize, salt: usize) -> f64 {
 }
 
 fn test_image(shape: ImageShape, salt: usize) -> Vec<f32> {
-    (0..shape.features()).map(|i| (0.5 + 0.5 * h(i, salt)) as f32).collect()
+    (0..shape.features())
+        .map(|i| (0.5 + 0.5 * h(i, salt)) as f32)
+        .collect()
 }
 
 /// A box-blur-like background (mean of the 3x3 neighbourhood, clamped at the edges).
@@ -42,28 +45,40 @@ fn blurred(img: &[f32], s: ImageShape) -> Vec<f32> {
 fn linear(m: usize, k: usize) -> (Vec<f64>, impl BatchModel) {
     let w: Vec<f64> = (0..m * k).map(|i| h(i, 3)).collect();
     let w2 = w.clone();
-    let model = FnModel::new(k, move |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
-        let m = s.features();
-        for i in 0..n {
-            for o in 0..k {
-                let z: f64 = (0..m).map(|f| f64::from(x[i * m + f]) * w2[f * k + o]).sum();
-                out[i * k + o] = (z + o as f64) as f32;
+    let model = FnModel::new(
+        k,
+        move |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
+            let m = s.features();
+            for i in 0..n {
+                for o in 0..k {
+                    let z: f64 = (0..m)
+                        .map(|f| f64::from(x[i * m + f]) * w2[f * k + o])
+                        .sum();
+                    out[i * k + o] = (z + o as f64) as f32;
+                }
             }
-        }
-        Ok::<(), ModelError>(())
-    });
+            Ok::<(), ModelError>(())
+        },
+    );
     (w, model)
 }
 
 fn check_efficiency(e: &Explanation) {
-    assert!(e.max_efficiency_error() <= 1e-5, "efficiency error {}", e.max_efficiency_error());
+    assert!(
+        e.max_efficiency_error() <= 1e-5,
+        "efficiency error {}",
+        e.max_efficiency_error()
+    );
     let recomputed = e.compute_efficiency_errors();
     assert_eq!(recomputed, e.efficiency_errors);
 }
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -83,16 +98,26 @@ fn linear_model_is_exact_under_constant_and_blur_backgrounds() {
                 })
                 .map(|(f, o, d)| w[f * k + o] * d)
                 .collect();
-            let mut ex = PartitionExplainer { budget: Budget::Exact, ..Default::default() };
+            let mut ex = PartitionExplainer {
+                budget: Budget::Exact,
+                ..Default::default()
+            };
             let exact_evals = ex.exact_evals(&tree);
             let e1 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
             ex.budget = Budget::MaxEvals(exact_evals);
             let e2 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
-            let p = PermutationExplainer { passes: 1, ..Default::default() };
+            let p = PermutationExplainer {
+                passes: 1,
+                ..Default::default()
+            };
             let e3 = p.explain_prepared(&model, &img, shape, &prep).unwrap();
             for e in [&e1, &e2, &e3] {
                 check_efficiency(e);
-                assert!(max_diff(&e.values, &expected) < 2e-6, "{shape}: {}", max_diff(&e.values, &expected));
+                assert!(
+                    max_diff(&e.values, &expected) < 2e-6,
+                    "{shape}: {}",
+                    max_diff(&e.values, &expected)
+                );
             }
             assert_eq!(e1.evals[0], exact_evals);
             assert_eq!(e2.evals[0], exact_evals);
@@ -112,21 +137,27 @@ fn pairwise(m: usize) -> (Vec<f64>, Vec<f64>, impl BatchModel) {
         }
     }
     let (a2, b2) = (a.clone(), b.clone());
-    let model = FnModel::new(1, move |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
-        let m = s.features();
-        for i in 0..n {
-            let z: Vec<f64> = x[i * m..(i + 1) * m].iter().map(|&v| f64::from(v)).collect();
-            let mut f = 0.1;
-            for p in 0..m {
-                f += a2[p] * z[p];
-                for q in (p + 1)..m {
-                    f += b2[p * m + q] * z[p] * z[q];
+    let model = FnModel::new(
+        1,
+        move |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
+            let m = s.features();
+            for i in 0..n {
+                let z: Vec<f64> = x[i * m..(i + 1) * m]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect();
+                let mut f = 0.1;
+                for p in 0..m {
+                    f += a2[p] * z[p];
+                    for q in (p + 1)..m {
+                        f += b2[p * m + q] * z[p] * z[q];
+                    }
                 }
+                out[i] = f as f32;
             }
-            out[i] = f as f32;
-        }
-        Ok::<(), ModelError>(())
-    });
+            Ok::<(), ModelError>(())
+        },
+    );
     (a, b, model)
 }
 
@@ -137,7 +168,9 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
     let (a, b, model) = pairwise(m);
     let img = test_image(shape, 2);
     let bg = blurred(&img, shape);
-    let d: Vec<f64> = (0..m).map(|i| f64::from(img[i]) - f64::from(bg[i])).collect();
+    let d: Vec<f64> = (0..m)
+        .map(|i| f64::from(img[i]) - f64::from(bg[i]))
+        .collect();
     // Shapley values of the pairwise game: d_i (a_i + sum_j B_ij bg_j + 0.5 sum_j B_ij d_j).
     let expected: Vec<f64> = (0..m)
         .map(|i| {
@@ -148,13 +181,24 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
         .collect();
     let prep = [BackgroundImage::new(img.clone(), bg).unwrap()];
     for seed in [0, 1, 2] {
-        let p = PermutationExplainer { passes: 1, rng: OrderRng::Seeded(seed), ..Default::default() };
+        let p = PermutationExplainer {
+            passes: 1,
+            rng: OrderRng::Seeded(seed),
+            ..Default::default()
+        };
         let e = p.explain_prepared(&model, &img, shape, &prep).unwrap();
         check_efficiency(&e);
-        assert!(max_diff(&e.values, &expected) < 2e-6, "seed {seed}: {}", max_diff(&e.values, &expected));
+        assert!(
+            max_diff(&e.values, &expected) < 2e-6,
+            "seed {seed}: {}",
+            max_diff(&e.values, &expected)
+        );
     }
     // Owen values of a pairwise game equal its Shapley values.
-    let ex = PartitionExplainer { budget: Budget::Exact, ..Default::default() };
+    let ex = PartitionExplainer {
+        budget: Budget::Exact,
+        ..Default::default()
+    };
     let e = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
     assert!(max_diff(&e.values, &expected) < 2e-6);
 }
@@ -164,7 +208,10 @@ fn nonlinear() -> impl BatchModel {
     FnModel::new(2, |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
         let m = s.features();
         for i in 0..n {
-            let z: Vec<f64> = x[i * m..(i + 1) * m].iter().map(|&v| f64::from(v)).collect();
+            let z: Vec<f64> = x[i * m..(i + 1) * m]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
             let lin: f64 = z.iter().enumerate().map(|(j, v)| h(j, 1) * v).sum();
             let lin2: f64 = z.iter().enumerate().map(|(j, v)| h(j, 2) * v).sum();
             let prod: f64 = z.iter().take(4).product();
@@ -177,7 +224,11 @@ fn nonlinear() -> impl BatchModel {
 
 /// Owen values by enumeration: for each leaf, average its marginal contribution over every
 /// choice of "sibling present / absent" along its root path.
-fn brute_force_owen(model: &impl BatchModel, prep: &BackgroundImage, shape: ImageShape) -> Vec<f64> {
+fn brute_force_owen(
+    model: &impl BatchModel,
+    prep: &BackgroundImage,
+    shape: ImageShape,
+) -> Vec<f64> {
     use shap_explain::MaskedImages;
     let tree = PartitionTree::new(shape).unwrap();
     let m = shape.features();
@@ -229,15 +280,27 @@ fn brute_force_owen(model: &impl BatchModel, prep: &BackgroundImage, shape: Imag
 #[test]
 fn exact_mode_equals_brute_force_owen_values() {
     let model = nonlinear();
-    for shape in [ImageShape::new(2, 2, 1), ImageShape::new(4, 4, 1), ImageShape::new(2, 3, 2)] {
+    for shape in [
+        ImageShape::new(2, 2, 1),
+        ImageShape::new(4, 4, 1),
+        ImageShape::new(2, 3, 2),
+    ] {
         let img = test_image(shape, 4);
         let prep = BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap();
         let expected = brute_force_owen(&model, &prep, shape);
-        let ex = PartitionExplainer { budget: Budget::Exact, ..Default::default() };
-        let e = ex.explain_prepared(&model, &img, shape, std::slice::from_ref(&prep)).unwrap();
+        let ex = PartitionExplainer {
+            budget: Budget::Exact,
+            ..Default::default()
+        };
+        let e = ex
+            .explain_prepared(&model, &img, shape, std::slice::from_ref(&prep))
+            .unwrap();
         check_efficiency(&e);
         let d = max_diff(&e.values, &expected);
-        assert!(d < 1e-9, "{shape}: exact Owen differs from brute force by {d}");
+        assert!(
+            d < 1e-9,
+            "{shape}: exact Owen differs from brute force by {d}"
+        );
     }
 }
 
@@ -253,7 +316,12 @@ fn spec_tiny_example() {
         Ok::<(), ModelError>(())
     });
     let e = PartitionExplainer::default()
-        .explain(&model, &[1.0, 2.0, 3.0, 4.0], ImageShape::new(2, 2, 1), &ConstantMasker { value: 0.0 })
+        .explain(
+            &model,
+            &[1.0, 2.0, 3.0, 4.0],
+            ImageShape::new(2, 2, 1),
+            &ConstantMasker { value: 0.0 },
+        )
         .unwrap();
     assert_eq!(e.values, vec![1.0, 2.0, 1.0, 0.0, 3.0, 0.0, 0.0, 2.0]);
     assert_eq!(e.base_values, vec![0.0, 0.0]);
@@ -266,17 +334,28 @@ fn permutation_converges_to_exact_owen_values() {
     let model = nonlinear();
     let img = test_image(shape, 6);
     let prep = [BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap()];
-    let exact = PartitionExplainer { budget: Budget::Exact, ..Default::default() }
-        .explain_prepared(&model, &img, shape, &prep)
-        .unwrap();
-    let p = PermutationExplainer { passes: 3000, rng: OrderRng::Seeded(9), std_errors: true, ..Default::default() };
+    let exact = PartitionExplainer {
+        budget: Budget::Exact,
+        ..Default::default()
+    }
+    .explain_prepared(&model, &img, shape, &prep)
+    .unwrap();
+    let p = PermutationExplainer {
+        passes: 3000,
+        rng: OrderRng::Seeded(9),
+        std_errors: true,
+        ..Default::default()
+    };
     let e = p.explain_prepared(&model, &img, shape, &prep).unwrap();
     check_efficiency(&e);
     let se = e.std_errors.as_ref().unwrap();
     let scale = exact.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let mut worst = 0.0f64;
     for ((v, x), s) in e.values.iter().zip(&exact.values).zip(se) {
-        assert!((v - x).abs() <= 5.0 * s + 1e-6 * scale, "permutation {v} vs exact {x} (se {s})");
+        assert!(
+            (v - x).abs() <= 5.0 * s + 1e-6 * scale,
+            "permutation {v} vs exact {x} (se {s})"
+        );
         worst = worst.max((v - x).abs());
     }
     assert!(worst < 0.05 * scale, "worst {worst} vs scale {scale}");
@@ -297,7 +376,13 @@ impl<M: BatchModel> BatchModel for Recorder<M> {
     fn num_outputs(&self) -> usize {
         self.inner.num_outputs()
     }
-    fn eval_batch(&self, x: &[f32], n: usize, s: ImageShape, out: &mut [f32]) -> Result<(), ModelError> {
+    fn eval_batch(
+        &self,
+        x: &[f32],
+        n: usize,
+        s: ImageShape,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
         self.calls.lock().unwrap().push(n);
         self.inner.eval_batch(x, n, s, out)
     }
@@ -307,7 +392,10 @@ impl<M: BatchModel> BatchModel for Recorder<M> {
 fn budget_accounting_matches_shap() {
     let shape = ImageShape::new(28, 28, 1);
     let (_, model) = linear(784, 10);
-    let model = Recorder { inner: model, calls: Mutex::new(Vec::new()) };
+    let model = Recorder {
+        inner: model,
+        calls: Mutex::new(Vec::new()),
+    };
     let img = test_image(shape, 7);
     for (me, want) in [(500, 500), (100, 100), (37, 38), (11, 12)] {
         model.calls.lock().unwrap().clear();
@@ -316,7 +404,9 @@ fn budget_accounting_matches_shap() {
             outputs: OutputSelection::TopK(5),
             ..Default::default()
         };
-        let e = ex.explain(&model, &img, shape, &ConstantMasker { value: 0.1 }).unwrap();
+        let e = ex
+            .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
+            .unwrap();
         assert_eq!(e.evals, vec![want], "max_evals {me}");
         check_efficiency(&e);
         let calls = model.calls.lock().unwrap().clone();
@@ -327,19 +417,33 @@ fn budget_accounting_matches_shap() {
             assert!(calls.iter().all(|&c| c <= 10));
         }
     }
-    let ex = PartitionExplainer { v040_budget: true, ..Default::default() };
-    let e = ex.explain(&model, &img, shape, &ConstantMasker { value: 0.1 }).unwrap();
+    let ex = PartitionExplainer {
+        v040_budget: true,
+        ..Default::default()
+    };
+    let e = ex
+        .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
+        .unwrap();
     assert_eq!(e.evals, vec![252]);
     // Permutation: P = max_evals // (2M+1); one batch of 2M+1 masks per pass.
     model.calls.lock().unwrap().clear();
-    let p = PermutationExplainer { max_evals: Some(3200), ..Default::default() };
-    let e = p.explain(&model, &img, shape, &ConstantMasker { value: 0.1 }).unwrap();
+    let p = PermutationExplainer {
+        max_evals: Some(3200),
+        ..Default::default()
+    };
+    let e = p
+        .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
+        .unwrap();
     assert_eq!(e.evals, vec![2 * 1569]);
     assert_eq!(*model.calls.lock().unwrap(), vec![1569, 1569]);
 }
 
 fn run_in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
 
 #[test]
@@ -348,8 +452,15 @@ fn same_seed_same_result_with_one_or_two_threads() {
     let model = nonlinear();
     let images: Vec<f32> = (0..3).flat_map(|s| test_image(shape, 10 + s)).collect();
     let masker = ConstantMasker { value: 0.0 };
-    let part = PartitionExplainer { budget: Budget::MaxEvals(200), ..Default::default() };
-    let perm = PermutationExplainer { passes: 3, rng: OrderRng::Seeded(42), ..Default::default() };
+    let part = PartitionExplainer {
+        budget: Budget::MaxEvals(200),
+        ..Default::default()
+    };
+    let perm = PermutationExplainer {
+        passes: 3,
+        rng: OrderRng::Seeded(42),
+        ..Default::default()
+    };
     let a1 = run_in_pool(1, || part.explain(&model, &images, shape, &masker).unwrap());
     let a2 = run_in_pool(2, || part.explain(&model, &images, shape, &masker).unwrap());
     assert_eq!(a1.values, a2.values);
@@ -358,11 +469,16 @@ fn same_seed_same_result_with_one_or_two_threads() {
     let b2 = run_in_pool(2, || perm.explain(&model, &images, shape, &masker).unwrap());
     assert_eq!(b1.values, b2.values);
     // A different seed gives different orders, hence different (nonlinear) values.
-    let perm2 = PermutationExplainer { rng: OrderRng::Seeded(43), ..perm.clone() };
+    let perm2 = PermutationExplainer {
+        rng: OrderRng::Seeded(43),
+        ..perm.clone()
+    };
     let b3 = perm2.explain(&model, &images, shape, &masker).unwrap();
     assert_ne!(b1.values, b3.values);
     // Images are independent: explaining image 1 alone gives the same values.
-    let single = part.explain(&model, &images[64..128], shape, &masker).unwrap();
+    let single = part
+        .explain(&model, &images[64..128], shape, &masker)
+        .unwrap();
     assert_eq!(single.values, a1.image_values(1));
     for e in [&a1, &b1, &b3] {
         check_efficiency(e);
@@ -374,10 +490,20 @@ fn fixed_context_variants_are_efficient() {
     let shape = ImageShape::new(6, 5, 1);
     let model = nonlinear();
     let img = test_image(shape, 3);
-    for fc in [FixedContext::Both, FixedContext::Absent, FixedContext::Present] {
+    for fc in [
+        FixedContext::Both,
+        FixedContext::Absent,
+        FixedContext::Present,
+    ] {
         for budget in [Budget::MaxEvals(40), Budget::MaxEvals(120), Budget::Exact] {
-            let ex = PartitionExplainer { budget, fixed_context: fc, ..Default::default() };
-            let e = ex.explain(&model, &img, shape, &ConstantMasker { value: 0.2 }).unwrap();
+            let ex = PartitionExplainer {
+                budget,
+                fixed_context: fc,
+                ..Default::default()
+            };
+            let e = ex
+                .explain(&model, &img, shape, &ConstantMasker { value: 0.2 })
+                .unwrap();
             check_efficiency(&e);
         }
     }
@@ -394,16 +520,33 @@ fn output_selection_and_names() {
         output_names: Some(names.clone()),
         ..Default::default()
     };
-    let e = ex.explain(&model, &img, shape, &ConstantMasker { value: 0.0 }).unwrap();
+    let e = ex
+        .explain(&model, &img, shape, &ConstantMasker { value: 0.0 })
+        .unwrap();
     assert_eq!(e.output_indices, vec![3, 2]);
     assert_eq!(e.output_names, vec![vec!["d".to_string(), "c".to_string()]]);
-    let p = PermutationExplainer { outputs: OutputSelection::Indices(vec![1, 1, 0]), passes: 1, ..Default::default() };
-    let e = p.explain(&model, &img, shape, &ConstantMasker { value: 0.0 }).unwrap();
+    let p = PermutationExplainer {
+        outputs: OutputSelection::Indices(vec![1, 1, 0]),
+        passes: 1,
+        ..Default::default()
+    };
+    let e = p
+        .explain(&model, &img, shape, &ConstantMasker { value: 0.0 })
+        .unwrap();
     assert_eq!(e.output_indices, vec![1, 1, 0]);
-    assert_eq!(e.output_names, vec![vec!["1".to_string(), "1".into(), "0".into()]]);
+    assert_eq!(
+        e.output_names,
+        vec![vec!["1".to_string(), "1".into(), "0".into()]]
+    );
     assert_eq!(e.value_map(0, 0), e.value_map(0, 1));
     assert_eq!(shap_explain::top_k(&[0.1, 0.5, 0.5, 0.0], 3), vec![1, 2, 0]);
-    assert_eq!("top5".parse::<OutputSelection>().unwrap(), OutputSelection::TopK(5));
-    assert_eq!("3,5".parse::<OutputSelection>().unwrap(), OutputSelection::Indices(vec![3, 5]));
+    assert_eq!(
+        "top5".parse::<OutputSelection>().unwrap(),
+        OutputSelection::TopK(5)
+    );
+    assert_eq!(
+        "3,5".parse::<OutputSelection>().unwrap(),
+        OutputSelection::Indices(vec![3, 5])
+    );
     assert!("x".parse::<OutputSelection>().is_err());
 }

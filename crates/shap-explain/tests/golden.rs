@@ -6,9 +6,10 @@ mod common;
 use common::{QuadModel, fixture, get, load};
 use serde_json::Value;
 use shap_explain::{
-    BackgroundImage, Budget, FixedContext, ImageShape, OrderRng, OutputSelection, PartitionExplainer,
-    PermutationExplainer, TieBreak,
+    BackgroundImage, Budget, FixedContext, ImageShape, OrderRng, OutputSelection,
+    PartitionExplainer, PermutationExplainer, TieBreak,
 };
+use shap_mask::{MaskMode, Masker, MaskerSpec};
 
 fn cases() -> Vec<Value> {
     let text = std::fs::read_to_string(fixture("explain_cases.json")).unwrap();
@@ -17,11 +18,19 @@ fn cases() -> Vec<Value> {
 }
 
 fn shape_of(c: &Value) -> ImageShape {
-    let s: Vec<usize> = c["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let s: Vec<usize> = c["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     ImageShape::new(s[0], s[1], s[2])
 }
 
-fn prepared(arrays: &[(String, shap_explain::npz::NpyArray)], m: usize) -> (Vec<f32>, Vec<BackgroundImage>) {
+fn prepared(
+    arrays: &[(String, shap_explain::npz::NpyArray)],
+    m: usize,
+) -> (Vec<f32>, Vec<BackgroundImage>) {
     let images = get(arrays, "images").to_f32().unwrap();
     let bg = get(arrays, "background").to_f32().unwrap();
     let prep = images
@@ -54,27 +63,59 @@ fn partition_matches_shap() {
                 Some(0) => FixedContext::Absent,
                 Some(_) => FixedContext::Present,
             },
-            tie_break: TieBreak::NumpyLegacy { seed: c["seed"].as_u64().unwrap() as u32 },
+            tie_break: TieBreak::NumpyLegacy {
+                seed: c["seed"].as_u64().unwrap() as u32,
+            },
             outputs: match c["top_k"].as_u64() {
                 None => OutputSelection::All,
                 Some(k) => OutputSelection::TopK(k as usize),
             },
             ..PartitionExplainer::default()
         };
-        let e = ex.explain_prepared(&model, &images, shape, &prep).unwrap();
+        let spec: MaskerSpec = c["masker"].as_str().unwrap().parse().unwrap();
+        let masker = Masker::new(spec, MaskMode::ShapCompat);
+        let via_masker = ex.explain(&model, &images, shape, &masker).unwrap();
+        let e = if spec.is_inpaint() {
+            via_masker
+        } else {
+            // Fixed backgrounds from the fixture (cv2.blur / the constant) and shap_mask's own
+            // blur/constant masker agree exactly.
+            let e = ex.explain_prepared(&model, &images, shape, &prep).unwrap();
+            assert_eq!(
+                e.values, via_masker.values,
+                "{name}: shap_mask masker vs fixture background"
+            );
+            e
+        };
         let want = get(&arrays, "values").to_f64().unwrap();
         let want_base = get(&arrays, "base_values").to_f64().unwrap();
-        let want_oi: Vec<usize> =
-            get(&arrays, "output_indices").to_f64().unwrap().iter().map(|&x| x as usize).collect();
+        let want_oi: Vec<usize> = get(&arrays, "output_indices")
+            .to_f64()
+            .unwrap()
+            .iter()
+            .map(|&x| x as usize)
+            .collect();
         assert_eq!(e.output_indices, want_oi, "{name}: output indices");
         assert_eq!(e.values.len(), want.len(), "{name}");
-        let diff = e.values.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let diff = e
+            .values
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         let scale = max_abs(&want);
-        assert!(diff <= 1e-6 * scale, "{name}: max diff {diff} vs max |value| {scale}");
+        assert!(
+            diff <= 1e-6 * scale,
+            "{name}: max diff {diff} vs max |value| {scale}"
+        );
         // With the NumPy-legacy tie-break and a bit-reproducible model we match shap exactly.
         assert_eq!(e.values, want, "{name}: values not bit-identical");
         assert_eq!(e.base_values, want_base, "{name}: base values");
-        assert!(e.max_efficiency_error() <= 1e-5, "{name}: efficiency {}", e.max_efficiency_error());
+        assert!(
+            e.max_efficiency_error() <= 1e-5,
+            "{name}: efficiency {}",
+            e.max_efficiency_error()
+        );
         let me = c["max_evals"].as_u64().unwrap() as usize;
         for &ev in &e.evals {
             assert!(ev <= me + 1, "{name}: {ev} evaluations for max_evals {me}");
@@ -82,14 +123,22 @@ fn partition_matches_shap() {
         // The exhaustive case equals exact mode (up to summation order).
         if name.contains("exact") {
             ex.budget = Budget::Exact;
-            let ex_e = ex.explain_prepared(&model, &images, shape, &prep).unwrap();
-            let d = ex_e.values.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let ex_e = ex.explain(&model, &images, shape, &masker).unwrap();
+            let d = ex_e
+                .values
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(d <= 1e-12, "{name}: exact mode differs by {d}");
-            assert_eq!(ex_e.evals[0], ex.exact_evals(&shap_explain::PartitionTree::new(shape).unwrap()));
+            assert_eq!(
+                ex_e.evals[0],
+                ex.exact_evals(&shap_explain::PartitionTree::new(shape).unwrap())
+            );
         }
         n_cases += 1;
     }
-    assert!(n_cases >= 6);
+    assert!(n_cases >= 10);
 }
 
 #[test]
@@ -104,10 +153,19 @@ fn permutation_matches_shap_bit_for_bit() {
         let (images, prep) = prepared(&arrays, m);
         let n = images.len() / m;
         let model = QuadModel::new(m);
-        let orders_flat: Vec<usize> = get(&arrays, "orders").to_f64().unwrap().iter().map(|&x| x as usize).collect();
+        let orders_flat: Vec<usize> = get(&arrays, "orders")
+            .to_f64()
+            .unwrap()
+            .iter()
+            .map(|&x| x as usize)
+            .collect();
         let passes = orders_flat.len() / (n * m);
         let orders: Vec<Vec<Vec<usize>>> = (0..n)
-            .map(|i| (0..passes).map(|p| orders_flat[(i * passes + p) * m..(i * passes + p + 1) * m].to_vec()).collect())
+            .map(|i| {
+                (0..passes)
+                    .map(|p| orders_flat[(i * passes + p) * m..(i * passes + p + 1) * m].to_vec())
+                    .collect()
+            })
             .collect();
         let ex = PermutationExplainer {
             max_evals: Some(c["max_evals"].as_u64().unwrap() as usize),
@@ -120,14 +178,23 @@ fn permutation_matches_shap_bit_for_bit() {
         let want = get(&arrays, "values").to_f64().unwrap();
         let want_base = get(&arrays, "base_values").to_f64().unwrap();
         for e in [
-            ex.explain_with_orders(&model, &images, shape, &prep, &orders).unwrap(),
+            ex.explain_with_orders(&model, &images, shape, &prep, &orders)
+                .unwrap(),
             ex.explain_prepared(&model, &images, shape, &prep).unwrap(),
         ] {
             assert_eq!(e.num_outputs, 10);
             assert_eq!(e.output_names[0][3], "Output 3");
-            let ours: Vec<f64> = e.values.chunks(10).flat_map(|r| r[..keep].to_vec()).collect();
+            let ours: Vec<f64> = e
+                .values
+                .chunks(10)
+                .flat_map(|r| r[..keep].to_vec())
+                .collect();
             assert_eq!(ours, want, "{name}: values not bit-identical");
-            let base: Vec<f64> = e.base_values.chunks(10).flat_map(|r| r[..keep].to_vec()).collect();
+            let base: Vec<f64> = e
+                .base_values
+                .chunks(10)
+                .flat_map(|r| r[..keep].to_vec())
+                .collect();
             assert_eq!(base, want_base, "{name}: base values");
             assert_eq!(e.evals, vec![passes * (2 * m + 1); n]);
             assert!(e.max_efficiency_error() <= 1e-5);

@@ -41,7 +41,13 @@ impl BatchModel for QuadModel {
     fn num_outputs(&self) -> usize {
         K
     }
-    fn eval_batch(&self, images: &[f32], n: usize, shape: ImageShape, out: &mut [f32]) -> Result<(), ModelError> {
+    fn eval_batch(
+        &self,
+        images: &[f32],
+        n: usize,
+        shape: ImageShape,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
         let m = shape.features();
         if m != self.m || images.len() != n * m || out.len() != n * K {
             return Err(ModelError::Shape(format!("{} images of {shape}", n)));
@@ -65,7 +71,9 @@ impl BatchModel for QuadModel {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 pub fn load(name: &str) -> Vec<(String, NpyArray)> {
@@ -73,5 +81,9 @@ pub fn load(name: &str) -> Vec<(String, NpyArray)> {
 }
 
 pub fn get<'a>(arrays: &'a [(String, NpyArray)], key: &str) -> &'a NpyArray {
-    &arrays.iter().find(|(n, _)| n == key).unwrap_or_else(|| panic!("missing {key}")).1
+    &arrays
+        .iter()
+        .find(|(n, _)| n == key)
+        .unwrap_or_else(|| panic!("missing {key}"))
+        .1
 }
