@@ -1,5 +1,6 @@
 //! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
 
+pub mod common;
 pub mod data;
 pub mod evaluate;
 pub mod explain;

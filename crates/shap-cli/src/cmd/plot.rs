@@ -1,10 +1,80 @@
-//! `shap-cli plot` (placeholder until its issue lands).
+//! `shap-cli plot`: draw a saved explanation like `shap.image_plot`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use shap_explain::Explanation;
+use shap_plot::{ColorScale, ImagePlot, ImagePlotRow};
 
 /// Flags of `shap-cli plot`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Example:\n  shap-cli plot --npz explanation.npz --out figure.png --per-row-scale"
+)]
+pub struct Args {
+    /// An explanation saved by `shap-cli explain --npz`.
+    #[arg(long, value_name = "EXPLANATION.npz")]
+    pub npz: PathBuf,
+    /// Output figure (.png or .svg).
+    #[arg(long, value_name = "FIGURE.png")]
+    pub out: PathBuf,
+    /// One colour scale per row instead of one for the figure.
+    #[arg(long, conflicts_with = "vmax")]
+    pub per_row_scale: bool,
+    /// Fixed symmetric colour scale: values in [-X, X].
+    #[arg(long, value_name = "X")]
+    pub vmax: Option<f64>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Run `shap-cli plot`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`shap-cli plot` is not implemented yet")
+pub fn run(args: Args) -> Result<()> {
+    let e = Explanation::load_npz(&args.npz)?;
+    let scale = match (args.per_row_scale, args.vmax) {
+        (_, Some(v)) if !(v.is_finite() && v > 0.0) => {
+            bail!("--vmax must be a positive number, got {v}")
+        }
+        (_, Some(v)) => ColorScale::Fixed(v),
+        (true, None) => ColorScale::PerRow,
+        (false, None) => ColorScale::Global,
+    };
+    draw(&e, vec![None; e.num_images], scale, &args.out)?;
+    if !args.quiet {
+        println!(
+            "wrote {} ({} rows x {} outputs)",
+            args.out.display(),
+            e.num_images,
+            e.num_outputs
+        );
+    }
+    Ok(())
+}
+
+/// Draw `e` with optional per-row titles into `out` (written atomically by shap-plot).
+pub fn draw(
+    e: &Explanation,
+    titles: Vec<Option<String>>,
+    scale: ColorScale,
+    out: &Path,
+) -> Result<()> {
+    let m = e.num_features();
+    let k = e.num_outputs;
+    let rows = (0..e.num_images)
+        .map(|i| ImagePlotRow {
+            image: e.data.get(i * m..(i + 1) * m).unwrap_or(&[]).to_vec(),
+            title: titles.get(i).cloned().flatten(),
+            values: (0..k).map(|o| e.value_map(i, o)).collect(),
+            output_names: e.output_names.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let plot = ImagePlot {
+        height: e.shape.height,
+        width: e.shape.width,
+        channels: e.shape.channels,
+        rows,
+    };
+    shap_plot::image_plot(&plot, scale, out)?;
+    Ok(())
 }
