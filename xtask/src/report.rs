@@ -172,6 +172,11 @@ impl Report {
                 b.push(Block::P(format!("Test accuracy: **{acc:.4}**")));
             }
             if let Some(text) = e.get("report_text").and_then(Value::as_str) {
+                b.push(Block::P("Classification report:".into()));
+                b.push(Block::Pre(text.to_string()));
+            }
+            if let Some(text) = e.get("confusion_text").and_then(Value::as_str) {
+                b.push(Block::P("Confusion matrix (rows: true class, columns: predicted):".into()));
                 b.push(Block::Pre(text.to_string()));
             }
         }
@@ -238,7 +243,6 @@ impl Report {
                                 .unwrap_or_default(),
                             fmt_value(i.get("evals")),
                             fmt_value(i.get("efficiency_error")),
-                            fmt_value(i.get("seconds")),
                         ]
                     })
                     .collect();
