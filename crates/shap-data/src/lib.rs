@@ -206,7 +206,7 @@ fn probe_dir(dir: &Path) -> Result<Probe, DataError> {
     let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Probe::Absent("directory does not exist".into()));
+            return Ok(Probe::Absent("does not exist".into()));
         }
         Err(source) => {
             return Err(DataError::UnreadableDir {
@@ -370,12 +370,13 @@ impl FashionMnist {
         let mut tried = Vec::new();
 
         if let Some(dir) = &paths.explicit_dir {
-            let place = format!("directory {} (given explicitly)", dir.display());
             return match probe_dir(dir)? {
                 Probe::Found(files) => load_files(&files, DataSource::Directory(dir.clone())),
                 Probe::Absent(why) => {
-                    tried.push(format!("{place}: {why}"));
-                    tried.push("other places are not searched when a directory is given".into());
+                    tried.push(format!(
+                        "directory {} (given explicitly, so no other place was searched): {why}",
+                        dir.display()
+                    ));
                     Err(DataError::NotFound { tried })
                 }
             };

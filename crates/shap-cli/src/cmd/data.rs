@@ -1,10 +1,78 @@
-//! `shap-cli data` (placeholder until its issue lands).
+//! `shap-cli data`: locate the Fashion-MNIST dataset and print its counts and class histogram.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use shap_data::{CLASS_NAMES, DataSource, FashionMnist, Split};
 
 /// Flags of `shap-cli data`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Directory holding the IDX files (gzip or plain); when given, the only place searched.
+    /// Default search: FASHION_MNIST_DIR, /usr/share/datasets/fashion-mnist, the hf-hub cache.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn source_kind(s: &DataSource) -> &'static str {
+    match s {
+        DataSource::Directory(_) => "directory",
+        DataSource::EnvDir(_) => "env",
+        DataSource::SystemDir(_) => "system",
+        DataSource::HubCache(_) => "hub-cache",
+        DataSource::HubDownload(_) => "hub-download",
+        _ => "other",
+    }
+}
+
+fn split_json(s: &Split) -> serde_json::Value {
+    let hist = s.class_histogram();
+    serde_json::json!({
+        "count": s.len(),
+        "rows": s.rows(),
+        "cols": s.cols(),
+        "histogram": hist,
+    })
+}
 
 /// Run `shap-cli data`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`shap-cli data` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
+    if args.json {
+        let out = serde_json::json!({
+            "source": data.source.to_string(),
+            "source_kind": source_kind(&data.source),
+            "classes": CLASS_NAMES,
+            "train": split_json(&data.train),
+            "test": split_json(&data.test),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("Fashion-MNIST found in {}", data.source);
+    for (name, s) in [("train", &data.train), ("test", &data.test)] {
+        println!(
+            "{name:<5}: {:>6} images of {}x{}",
+            s.len(),
+            s.rows(),
+            s.cols()
+        );
+    }
+    println!();
+    println!("{:<3} {:<12} {:>7} {:>7}", "#", "class", "train", "test");
+    let (train, test) = (data.train.class_histogram(), data.test.class_histogram());
+    for (i, ((name, tr), te)) in CLASS_NAMES.iter().zip(train).zip(test).enumerate() {
+        println!("{i:<3} {name:<12} {tr:>7} {te:>7}");
+    }
+    println!(
+        "{:<3} {:<12} {:>7} {:>7}",
+        "",
+        "total",
+        data.train.len(),
+        data.test.len()
+    );
+    Ok(())
 }
