@@ -60,30 +60,51 @@ const OFFSETS: [(i8, i8); 28] = {
     out
 };
 
-/// Min-queue on `(T, insertion order)`.
+/// Min-queue on `(T, insertion order)`: one `u64` key per entry (the f32 bits of T, then a
+/// 32-bit insertion counter); the counter also indexes the pushed cells.
 #[derive(Debug, Default)]
 struct Queue {
-    heap: BinaryHeap<Reverse<(u32, u32, u32)>>,
-    counter: u32,
+    heap: BinaryHeap<Reverse<u64>>,
+    cells: Vec<u32>,
 }
 
 impl Queue {
     fn clear(&mut self) {
         self.heap.clear();
-        self.counter = 0;
+        self.cells.clear();
     }
 
     fn push(&mut self, cell: usize, t: f32) {
         // Every pushed time is >= 0 (band cells 0, marched cells >= 1), so the bit pattern of a
         // non-negative f32 orders like the value; -0.0 is mapped to +0.0.
-        let key = if t == 0.0 { 0 } else { t.to_bits() };
-        self.heap.push(Reverse((key, self.counter, cell as u32)));
-        self.counter = self.counter.wrapping_add(1);
+        let key = if t == 0.0 { 0 } else { u64::from(t.to_bits()) };
+        let n = self.cells.len() as u64;
+        self.heap.push(Reverse((key << 32) | n));
+        self.cells.push(cell as u32);
     }
 
     fn pop(&mut self) -> Option<usize> {
-        self.heap.pop().map(|Reverse((_, _, cell))| cell as usize)
+        let Reverse(k) = self.heap.pop()?;
+        self.cells
+            .get((k & 0xFFFF_FFFF) as usize)
+            .map(|&c| c as usize)
     }
+}
+
+/// Per-offset constants of the radius-3 neighbourhood for one grid width.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offset {
+    dk: isize,
+    dl: isize,
+    /// `dk * cols + dl`.
+    flat: isize,
+    rx: f32,
+    ry: f32,
+    rl: f32,
+    /// Telea's `f32(1 / (rl * sqrt(rl)))`.
+    dst_telea: f32,
+    /// NS's `1 / (rl*rl + 1)`.
+    dst_ns: f32,
 }
 
 /// Reusable scratch space for inpainting images of one size.
@@ -97,7 +118,18 @@ pub(crate) struct Inpainter {
     t: Vec<f32>,
     /// Telea's outward-march state.
     ring: Vec<u8>,
+    /// The image being filled, on the extended grid (frame unused).
+    oe: Vec<i32>,
+    /// Row-dilation scratch for the ring.
+    rowdil: Vec<u8>,
+    /// OpenCV's clamped gradient rows/columns, as extended indices: `(km+1, kp+1)` for row `k`.
+    /// Per extended row `k`: `((km - k) * cols, (kp - km) * cols)` as signed deltas.
+    rdelta: Vec<(isize, isize)>,
+    /// Per extended column `l`: `(lm - l, lp - lm)`.
+    cdelta: Vec<(isize, isize)>,
+    offsets: Vec<Offset>,
     queue: Queue,
+    queue2: Queue,
     /// Band cells in row-major order.
     band: Vec<usize>,
     plane_in: Vec<u8>,
@@ -149,14 +181,61 @@ fn sat_u8(v: f64) -> u8 {
     }
 }
 
+/// OpenCV's clamped gradient indices for extended index `k` in `1..=n`, returned as extended
+/// indices: `km = k-1` (image) except 1 when `k == 1`; `kp = k-1` except `k-2` when `k == n`.
+fn clamp_pair(k: usize, n: usize) -> (usize, usize) {
+    let km = if k == 1 { 1 } else { k - 1 };
+    let kp = if k == n { k.saturating_sub(2) } else { k - 1 };
+    (km + 1, kp + 1)
+}
+
 impl Inpainter {
     fn resize(&mut self, h: usize, w: usize) {
+        if self.h == h && self.w == w && !self.offsets.is_empty() {
+            return;
+        }
         self.h = h;
         self.w = w;
-        let n = (h + 2) * (w + 2);
+        let cols = w + 2;
+        let n = (h + 2) * cols;
         self.u.resize(n, KNOWN);
         self.t.resize(n, FAR);
         self.ring.resize(n, KNOWN);
+        self.oe.resize(n, 0);
+        self.rowdil.resize(n, 0);
+        let delta = |k: usize, n: usize, scale: isize| {
+            if (1..=n).contains(&k) {
+                let (km, kp) = clamp_pair(k, n);
+                (
+                    (km as isize - k as isize) * scale,
+                    (kp as isize - km as isize) * scale,
+                )
+            } else {
+                (0, 0)
+            }
+        };
+        self.rdelta = (0..h + 2).map(|k| delta(k, h, cols as isize)).collect();
+        self.cdelta = (0..w + 2).map(|l| delta(l, w, 1)).collect();
+        self.offsets = OFFSETS
+            .iter()
+            .map(|&(dk, dl)| {
+                let (dk, dl) = (isize::from(dk), isize::from(dl));
+                let ry = -(dk as f32);
+                let rx = -(dl as f32);
+                let rl = rx * rx + ry * ry;
+                let rl64 = f64::from(rl);
+                Offset {
+                    dk,
+                    dl,
+                    flat: dk * cols as isize + dl,
+                    rx,
+                    ry,
+                    rl,
+                    dst_telea: (1.0 / (rl64 * rl64.sqrt())) as f32,
+                    dst_ns: 1.0f32 / (rl * rl + 1.0),
+                }
+            })
+            .collect();
     }
 
     /// Inpaint one u8 plane of `h x w` (both >= 2): `out` receives the result. `fill[p]` marks
@@ -176,10 +255,12 @@ impl Inpainter {
         self.u.fill(KNOWN);
         self.t.fill(FAR);
         for r in 0..h {
+            let row = (r + 1) * cols + 1;
             for c in 0..w {
                 if fill[r * w + c] {
-                    self.u[(r + 1) * cols + c + 1] = INSIDE;
+                    self.u[row + c] = INSIDE;
                 }
+                self.oe[row + c] = i32::from(src[r * w + c]);
             }
         }
         // Band: interior known cells 4-adjacent to the hole, row-major.
@@ -208,7 +289,16 @@ impl Inpainter {
         if method == InpaintMethod::Telea {
             self.outward_march();
         }
-        self.inward_march(method, out);
+        self.inward_march(method);
+        for r in 0..h {
+            let row = (r + 1) * cols + 1;
+            for (o, &v) in out[r * w..(r + 1) * w]
+                .iter_mut()
+                .zip(&self.oe[row..row + w])
+            {
+                *o = v as u8;
+            }
+        }
     }
 
     /// Telea's outward distance field: negative arrival times on a 3-cell ring around the hole.
@@ -217,29 +307,28 @@ impl Inpainter {
         let cols = w + 2;
         let r = INPAINT_RADIUS;
         // Ring: interior cells that are neither hole nor band, within Chebyshev distance r of a
-        // hole cell.
+        // hole cell (a separable 7x7 dilation restricted to the image).
+        for i in 1..=h {
+            for j in 1..=w {
+                let lo = j.saturating_sub(r).max(1);
+                let hi = (j + r).min(w);
+                let any = self.u[i * cols + lo..=i * cols + hi].contains(&INSIDE);
+                self.rowdil[i * cols + j] = u8::from(any);
+            }
+        }
         self.ring.fill(KNOWN);
         for i in 1..=h {
-            for j in 1..=w {
-                if self.u[i * cols + j] != INSIDE {
-                    continue;
-                }
-                for k in i.saturating_sub(r).max(1)..=(i + r).min(h) {
-                    for l in j.saturating_sub(r).max(1)..=(j + r).min(w) {
-                        self.ring[k * cols + l] = INSIDE;
-                    }
-                }
-            }
-        }
-        for i in 1..=h {
+            let lo = i.saturating_sub(r).max(1);
+            let hi = (i + r).min(h);
             for j in 1..=w {
                 let cell = i * cols + j;
-                if self.u[cell] == INSIDE {
-                    self.ring[cell] = KNOWN;
+                if self.u[cell] != INSIDE && (lo..=hi).any(|k| self.rowdil[k * cols + j] != 0) {
+                    self.ring[cell] = INSIDE;
                 }
             }
         }
-        let mut q2 = Queue::default();
+        let mut q2 = std::mem::take(&mut self.queue2);
+        q2.clear();
         for &cell in &self.band {
             self.ring[cell] = KNOWN;
             q2.push(cell, 0.0);
@@ -255,6 +344,7 @@ impl Inpainter {
                 }
             }
         }
+        self.queue2 = q2;
         for (t, &s) in self.t.iter_mut().zip(&self.ring) {
             if s == CHANGE {
                 *t = -*t;
@@ -262,9 +352,8 @@ impl Inpainter {
         }
     }
 
-    fn inward_march(&mut self, method: InpaintMethod, out: &mut [u8]) {
-        let (h, w) = (self.h, self.w);
-        let cols = w + 2;
+    fn inward_march(&mut self, method: InpaintMethod) {
+        let cols = self.w + 2;
         while let Some(cell) = self.queue.pop() {
             self.u[cell] = KNOWN;
             for nb in [cell - cols, cell - 1, cell + cols, cell + 1] {
@@ -275,31 +364,91 @@ impl Inpainter {
                 self.t[nb] = d;
                 let (i, j) = (nb / cols, nb % cols);
                 let v = match method {
-                    InpaintMethod::Telea => self.telea_value(i, j, out),
-                    InpaintMethod::Ns => self.ns_value(i, j, out),
+                    InpaintMethod::Telea => self.telea_value(nb, i, j),
+                    InpaintMethod::Ns => self.ns_value(nb, i, j),
                 };
-                out[(i - 1) * w + (j - 1)] = v;
+                self.oe[nb] = i32::from(v);
                 self.u[nb] = BAND;
                 self.queue.push(nb, d);
             }
         }
-        debug_assert!(h > 0);
     }
 
-    /// Clamped image row/column indices used by OpenCV's gradient reads: `(km, kp)` for
-    /// extended index `k` in `1..=n`.
+    /// Collect the known neighbours of cell `c = (i, j)` within radius 3 and inside the image,
+    /// in OpenCV's accumulation order, as indices into `self.offsets`. Branch-free on the
+    /// (random) known/unknown pattern: each candidate is written and the count advances only if
+    /// it is known. `FAST` (all offsets inside the image) skips the bounds tests.
     #[inline]
-    fn clamp_pair(k: usize, n: usize) -> (usize, usize) {
-        let km = if k == 1 { 1 } else { k - 1 };
-        let kp = if k == n { k - 2 } else { k - 1 };
-        (km, kp)
+    fn known_neighbours<const FAST: bool>(
+        &self,
+        c: usize,
+        i: usize,
+        j: usize,
+        list: &mut [u8; 28],
+    ) -> usize {
+        let (i, j) = (i as isize, j as isize);
+        let (h, w) = (self.h as isize, self.w as isize);
+        let mut n = 0;
+        for (q, off) in self.offsets.iter().enumerate() {
+            if !FAST {
+                let k = i + off.dk;
+                let l = j + off.dl;
+                if k < 1 || l < 1 || k > h || l > w {
+                    continue;
+                }
+            }
+            list[n] = q as u8;
+            n += usize::from(self.u[c.wrapping_add_signed(off.flat)] != INSIDE);
+        }
+        n
     }
 
-    fn telea_value(&self, i: usize, j: usize, out: &[u8]) -> u8 {
-        let (h, w) = (self.h, self.w);
-        let cols = w + 2;
-        let (u, t) = (&self.u, &self.t);
-        let c = i * cols + j;
+    /// For the neighbour at `off` of cell `c = (i, j)`: its extended index `kl`, the extended
+    /// index `base` of OpenCV's clamped gradient centre `(km, lm)`, and the deltas `dr = kp - km`
+    /// (in cells) and `dc = lp - lm`. Without clamping (`FAST`), `base = kl` and both deltas are 0.
+    #[inline]
+    fn geometry<const FAST: bool>(
+        &self,
+        c: usize,
+        i: usize,
+        j: usize,
+        off: &Offset,
+    ) -> (usize, usize, isize, isize) {
+        let kl = c.wrapping_add_signed(off.flat);
+        if FAST {
+            return (kl, kl, 0, 0);
+        }
+        let (rm, dr) = self.rdelta[i.wrapping_add_signed(off.dk)];
+        let (cm, dc) = self.cdelta[j.wrapping_add_signed(off.dl)];
+        (kl, kl.wrapping_add_signed(rm + cm), dr, dc)
+    }
+
+    /// Whether every radius-3 neighbour of `(i, j)` is inside the image and away from the
+    /// first/last row and column (so OpenCV's gradient clamping never applies).
+    #[inline]
+    fn is_deep(&self, i: usize, j: usize) -> bool {
+        i >= 5 && i + 4 <= self.h && j >= 5 && j + 4 <= self.w
+    }
+
+    fn telea_value(&self, c: usize, i: usize, j: usize) -> u8 {
+        if self.is_deep(i, j) {
+            self.telea_value_impl::<true>(c, i, j)
+        } else {
+            self.telea_value_impl::<false>(c, i, j)
+        }
+    }
+
+    fn ns_value(&self, c: usize, i: usize, j: usize) -> u8 {
+        if self.is_deep(i, j) {
+            self.ns_value_impl::<true>(c, i, j)
+        } else {
+            self.ns_value_impl::<false>(c, i, j)
+        }
+    }
+
+    fn telea_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
+        let cols = self.w + 2;
+        let (u, t, oe) = (&self.u, &self.t, &self.oe);
         let tij = t[c];
         let known = |cell: usize| u[cell] != INSIDE;
         let gtx = if known(c + 1) {
@@ -324,58 +473,33 @@ impl Inpainter {
         } else {
             0.0
         };
-        let o = |r: usize, col: usize| i32::from(out[r * w + col]);
+        let mut list = [0u8; 28];
+        let n = self.known_neighbours::<FAST>(c, i, j, &mut list);
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
-        for &(dk, dl) in &OFFSETS {
-            let k = i as isize + isize::from(dk);
-            let l = j as isize + isize::from(dl);
-            if k < 1 || l < 1 || k > h as isize || l > w as isize {
-                continue;
-            }
-            let (k, l) = (k as usize, l as usize);
-            let kl = k * cols + l;
-            if !known(kl) {
-                continue;
-            }
-            let (km, kp) = Self::clamp_pair(k, h);
-            let (lm, lp) = Self::clamp_pair(l, w);
-            let ry = -f32::from(dk);
-            let rx = -f32::from(dl);
-            let rl = rx * rx + ry * ry;
-            let rl64 = f64::from(rl);
-            let dst = (1.0 / (rl64 * rl64.sqrt())) as f32;
+        for &q in &list[..n] {
+            let off = &self.offsets[usize::from(q)];
+            let (kl, base, dr, dc) = self.geometry::<FAST>(c, i, j, off);
             let lev = (1.0 / (1.0 + f64::from((t[kl] - tij).abs()))) as f32;
-            let mut dir = rx * gtx + ry * gty;
-            if f64::from(dir.abs()) <= 0.01 {
-                dir = 1.0e-6;
-            }
-            let wgt = (dst * lev * dir).abs();
-            let gix = if known(kl + 1) {
-                if known(kl - 1) {
-                    (o(km, lp + 1) - o(km, lm - 1)) as f32 * 2.0
-                } else {
-                    (o(km, lp + 1) - o(km, lm)) as f32
-                }
-            } else if known(kl - 1) {
-                (o(km, lp) - o(km, lm - 1)) as f32
+            let dir = off.rx * gtx + off.ry * gty;
+            let dir = if f64::from(dir.abs()) <= 0.01 {
+                1.0e-6
             } else {
-                0.0
+                dir
             };
-            let giy = if known(kl + cols) {
-                if known(kl - cols) {
-                    (o(kp + 1, lm) - o(km - 1, lm)) as f32 * 2.0
-                } else {
-                    (o(kp + 1, lm) - o(km, lm)) as f32
-                }
-            } else if known(kl - cols) {
-                (o(kp, lm) - o(km - 1, lm)) as f32
-            } else {
-                0.0
-            };
-            let v = f32::from(out[(k - 1) * w + (l - 1)]);
-            ia += wgt * v;
-            jx -= wgt * (gix * rx);
-            jy -= wgt * (giy * ry);
+            let wgt = (off.dst_telea * lev * dir).abs();
+            let mid = oe[base];
+            // Gradient cases selected without branches: index = 2*known(right) + known(left).
+            let sel = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
+            let lp = base.wrapping_add_signed(dc);
+            let (a, b) = (oe[lp + 1], oe[base - 1]);
+            let gix = [0, oe[lp] - b, a - mid, (a - b) * 2][sel] as f32;
+            let sel = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
+            let kp = base.wrapping_add_signed(dr);
+            let (a, b) = (oe[kp + cols], oe[base - cols]);
+            let giy = [0, oe[kp] - b, a - mid, (a - b) * 2][sel] as f32;
+            ia += wgt * oe[kl] as f32;
+            jx -= wgt * (gix * off.rx);
+            jy -= wgt * (giy * off.ry);
             s += wgt;
         }
         let nrm = (jx * jx + jy * jy).sqrt();
@@ -383,62 +507,40 @@ impl Inpainter {
         sat_u8(f64::from(sat) + 0.5)
     }
 
-    fn ns_value(&self, i: usize, j: usize, out: &[u8]) -> u8 {
-        let (h, w) = (self.h, self.w);
-        let cols = w + 2;
-        let u = &self.u;
+    fn ns_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
+        let cols = self.w + 2;
+        let (u, oe) = (&self.u, &self.oe);
         let known = |cell: usize| u[cell] != INSIDE;
-        let o = |r: usize, col: usize| i32::from(out[r * w + col]);
+        let mut list = [0u8; 28];
+        let n = self.known_neighbours::<FAST>(c, i, j, &mut list);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
-        for &(dk, dl) in &OFFSETS {
-            let k = i as isize + isize::from(dk);
-            let l = j as isize + isize::from(dl);
-            if k < 1 || l < 1 || k > h as isize || l > w as isize {
-                continue;
-            }
-            let (k, l) = (k as usize, l as usize);
-            let kl = k * cols + l;
-            if !known(kl) {
-                continue;
-            }
-            let (km, kp) = Self::clamp_pair(k, h);
-            let (lm, lp) = Self::clamp_pair(l, w);
-            let ry = -f32::from(dk);
-            let rx = -f32::from(dl);
-            let rl = rx * rx + ry * ry;
-            let dst = 1.0f32 / (rl * rl + 1.0);
-            let gx = if known(kl + cols) {
-                if known(kl - cols) {
-                    ((o(kp + 1, lm) - o(kp, lm)).abs() + (o(kp, lm) - o(km - 1, lm)).abs()) as f32
-                } else {
-                    (o(kp + 1, lm) - o(kp, lm)).abs() as f32 * 2.0
-                }
-            } else if known(kl - cols) {
-                (o(kp, lm) - o(km - 1, lm)).abs() as f32 * 2.0
-            } else {
-                0.0
-            };
-            let gy = if known(kl + 1) {
-                if known(kl - 1) {
-                    ((o(km, lp + 1) - o(km, lm)).abs() + (o(km, lm) - o(km, lm - 1)).abs()) as f32
-                } else {
-                    (o(km, lp + 1) - o(km, lm)).abs() as f32 * 2.0
-                }
-            } else if known(kl - 1) {
-                (o(km, lm) - o(km, lm - 1)).abs() as f32 * 2.0
-            } else {
-                0.0
-            };
-            let gx = -gx;
-            let dot = rx * gx + ry * gy;
+        for &q in &list[..n] {
+            let off = &self.offsets[usize::from(q)];
+            let (kl, base, dr, dc) = self.geometry::<FAST>(c, i, j, off);
+            let mid = oe[base];
+            // Vertical variation (OpenCV's "gx"), cases selected without branches.
+            let sel = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
+            let kp = base.wrapping_add_signed(dr);
+            let lo = (oe[kp + cols] - oe[kp]).abs();
+            let hi = (oe[kp] - oe[base - cols]).abs();
+            let gx = -([0, hi * 2, lo * 2, lo + hi][sel] as f32);
+            // Horizontal variation ("gy").
+            let sel = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
+            let lp = base.wrapping_add_signed(dc);
+            let right = (oe[lp + 1] - mid).abs();
+            let left = (mid - oe[base - 1]).abs();
+            let gy = [0, left * 2, right * 2, right + left][sel] as f32;
+            let dot = off.rx * gx + off.ry * gy;
+            let cos = (f64::from(dot).abs()
+                / (f64::from(off.rl) * f64::from(gx * gx + gy * gy)).sqrt())
+                as f32;
             let dir = if f64::from(dot.abs()) <= 0.01 {
                 1.0e-6f32
             } else {
-                (f64::from(dot).abs() / (f64::from(rl) * f64::from(gx * gx + gy * gy)).sqrt())
-                    as f32
+                cos
             };
-            let wgt = dst * dir;
-            ia += wgt * f32::from(out[(k - 1) * w + (l - 1)]);
+            let wgt = off.dst_ns * dir;
+            ia += wgt * oe[kl] as f32;
             s += wgt;
         }
         sat_u8(f64::from(ia) / f64::from(s))

@@ -511,7 +511,7 @@ fn bad_inputs_are_typed_errors() -> TestResult {
         prepared.fill(&[true; 20], &mut out[..3]),
         Err(MaskError::ImageLength { .. })
     ));
-    let mut out2 = vec![0.0f32; 40];
+    let mut out2 = [0.0f32; 40];
     assert!(matches!(
         prepared.fill_batch(&[true; 30], &mut out2[..30]),
         Err(MaskError::BatchLength { .. })
