@@ -176,7 +176,9 @@ impl Report {
                 b.push(Block::Pre(text.to_string()));
             }
             if let Some(text) = e.get("confusion_text").and_then(Value::as_str) {
-                b.push(Block::P("Confusion matrix (rows: true class, columns: predicted):".into()));
+                b.push(Block::P(
+                    "Confusion matrix (rows: true class, columns: predicted):".into(),
+                ));
                 b.push(Block::Pre(text.to_string()));
             }
         }

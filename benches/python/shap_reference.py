@@ -1,0 +1,97 @@
+"""Side-by-side reference for `cargo xtask bench`: Python shap 0.51 explaining the same CNN.
+
+Loads our safetensors checkpoint, runs the network in NumPy (im2col + matmul, float32), and
+times shap's PartitionExplainer on the first 4 Fashion-MNIST test images with 500 evaluations
+and the top-5 outputs (the tutorial's call), for blur(28,28) and inpaint_telea. Also times the
+pure model on the same number of rows. Prints one JSON object on stdout.
+
+Usage: python shap_reference.py MODEL.safetensors DATA_DIR
+Needs: pip install shap opencv-python-headless (no TensorFlow: the model is NumPy).
+"""
+import gzip
+import json
+import struct
+import sys
+import time
+
+import numpy as np
+import shap
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", info
+        a, b = info["data_offsets"]
+        out[name] = np.frombuffer(raw[base + a : base + b], dtype="<f4").reshape(info["shape"])
+    return out, header.get("__metadata__", {})
+
+
+def conv3x3_relu(x, w, b):
+    """x: (N,H,W,Cin) f32, w: (Cout,Cin,3,3), b: (Cout,) -> (N,H,W,Cout), 'same' padding."""
+    n, h, wd, cin = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))  # N,H,W,Cin,3,3
+    cols = cols.reshape(n * h * wd, cin * 9)
+    k = w.reshape(w.shape[0], cin * 9).T  # (Cin*9, Cout), order (cin, kh, kw) matches
+    y = cols @ k + b
+    return np.maximum(y, 0.0).reshape(n, h, wd, w.shape[0])
+
+
+def make_model(t, head):
+    def f(x):
+        x = np.asarray(x, dtype=np.float32).reshape(-1, 28, 28, 1)
+        out = []
+        for i in range(0, len(x), 256):
+            a = conv3x3_relu(x[i : i + 256], t["conv1.weight"], t["conv1.bias"])
+            a = conv3x3_relu(a, t["conv2.weight"], t["conv2.bias"])
+            a = a.transpose(0, 3, 1, 2).reshape(len(a), -1)  # flatten (C,H,W) like candle
+            z = a @ t["fc.weight"].T + t["fc.bias"]
+            if head == "softmax":
+                z = np.exp(z - z.max(axis=1, keepdims=True))
+                z = z / z.sum(axis=1, keepdims=True)
+            out.append(z.astype(np.float32))
+        return np.concatenate(out)
+
+    return f
+
+
+def load_images(data_dir, n):
+    with gzip.open(f"{data_dir}/t10k-images-idx3-ubyte.gz", "rb") as fh:
+        raw = fh.read()
+    x = np.frombuffer(raw[16 : 16 + n * 784], dtype=np.uint8).reshape(n, 28, 28, 1)
+    return x.astype(np.float32) / 255.0
+
+
+def main():
+    model_path, data_dir = sys.argv[1], sys.argv[2]
+    tensors, meta = load_safetensors(model_path)
+    head = "logits" if "logit" in str(meta.get("head", "")).lower() else "softmax"
+    f = make_model(tensors, head)
+    x = load_images(data_dir, 4)
+    f(x)  # warm-up
+    result = {"shap_version": shap.__version__, "images": 4, "max_evals": 500, "top_k": 5}
+    for spec in ["blur(28,28)", "inpaint_telea"]:
+        masker = shap.maskers.Image(spec, x[0].shape)
+        explainer = shap.Explainer(f, masker)
+        t0 = time.perf_counter()
+        sv = explainer(x, max_evals=500, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
+        dt = time.perf_counter() - t0
+        result[spec] = {"seconds": dt, "values_shape": list(sv.values.shape)}
+    rows = np.repeat(x, 500, axis=0)
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 50):
+        f(rows[i : i + 50])
+    result["model_only_seconds_batch50"] = time.perf_counter() - t0
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
