@@ -120,6 +120,10 @@ pub(crate) struct Inpainter {
     ring: Vec<u8>,
     /// The image being filled, on the extended grid (frame unused).
     oe: Vec<i32>,
+    /// Cached per-cell image gradients as the value formulas use them (Telea: `(gradI.x,
+    /// gradI.y)`; NS: `(-vertical variation, horizontal variation)`), kept up to date as
+    /// pixels are filled.
+    grad: Vec<(f32, f32)>,
     /// Row-dilation scratch for the ring.
     rowdil: Vec<u8>,
     /// OpenCV's clamped gradient rows/columns, as extended indices: `(km+1, kp+1)` for row `k`.
@@ -202,6 +206,7 @@ impl Inpainter {
         self.t.resize(n, FAR);
         self.ring.resize(n, KNOWN);
         self.oe.resize(n, 0);
+        self.grad.resize(n, (0.0, 0.0));
         self.rowdil.resize(n, 0);
         let delta = |k: usize, n: usize, scale: isize| {
             if (1..=n).contains(&k) {
@@ -353,7 +358,16 @@ impl Inpainter {
     }
 
     fn inward_march(&mut self, method: InpaintMethod) {
-        let cols = self.w + 2;
+        let (h, w) = (self.h, self.w);
+        let cols = w + 2;
+        for i in 1..=h {
+            for j in 1..=w {
+                let c = i * cols + j;
+                if self.u[c] != INSIDE {
+                    self.grad[c] = self.gradient(method, c, i, j);
+                }
+            }
+        }
         while let Some(cell) = self.queue.pop() {
             self.u[cell] = KNOWN;
             for nb in [cell - cols, cell - 1, cell + cols, cell + 1] {
@@ -369,7 +383,74 @@ impl Inpainter {
                 };
                 self.oe[nb] = i32::from(v);
                 self.u[nb] = BAND;
+                self.refresh_gradients(method, i, j);
                 self.queue.push(nb, d);
+            }
+        }
+    }
+
+    /// Recompute the cached gradients that read pixel `(i, j)` (its value or known state) after
+    /// it was filled. A cell off the first/last row and column reads only itself and its 4
+    /// neighbours; OpenCV's clamped reads on the first/last row and column reach up to 2 cells.
+    /// Cells still unknown are skipped: their gradient is recomputed when they are filled.
+    fn refresh_gradients(&mut self, method: InpaintMethod, i: usize, j: usize) {
+        let (h, w) = (self.h, self.w);
+        let cols = w + 2;
+        for (k, l) in [(i - 1, j), (i, j - 1), (i, j), (i, j + 1), (i + 1, j)] {
+            let c = k * cols + l;
+            if (1..=h).contains(&k) && (1..=w).contains(&l) && self.u[c] != INSIDE {
+                self.grad[c] = self.gradient(method, c, k, l);
+            }
+        }
+        if i > 3 && i + 2 < h && j > 3 && j + 2 < w {
+            return;
+        }
+        for k in i.saturating_sub(2).max(1)..=(i + 2).min(h) {
+            for l in j.saturating_sub(2).max(1)..=(j + 2).min(w) {
+                let on_edge = k == 1 || k == h || l == 1 || l == w;
+                let in_cross = k.abs_diff(i) + l.abs_diff(j) <= 1;
+                let c = k * cols + l;
+                if on_edge && !in_cross && self.u[c] != INSIDE {
+                    self.grad[c] = self.gradient(method, c, k, l);
+                }
+            }
+        }
+    }
+
+    /// The image gradient of cell `kl = (k, l)` (1-based extended coordinates inside the image)
+    /// exactly as OpenCV's value formulas compute it for a neighbour, from the current image
+    /// and known states, with OpenCV's clamped reads on the first/last row and column.
+    fn gradient(&self, method: InpaintMethod, kl: usize, k: usize, l: usize) -> (f32, f32) {
+        let cols = self.w + 2;
+        let (u, oe) = (&self.u, &self.oe);
+        let known = |cell: usize| u[cell] != INSIDE;
+        let (rm, dr) = self.rdelta[k];
+        let (cm, dc) = self.cdelta[l];
+        // (km, lm), (km, lp) and (kp, lm) as extended indices.
+        let base = kl.wrapping_add_signed(rm + cm);
+        let lp = base.wrapping_add_signed(dc);
+        let kp = base.wrapping_add_signed(dr);
+        let mid = oe[base];
+        let sel_x = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
+        let sel_y = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
+        match method {
+            InpaintMethod::Telea => {
+                let (a, b) = (oe[lp + 1], oe[base - 1]);
+                let gix = [0, oe[lp] - b, a - mid, (a - b) * 2][sel_x] as f32;
+                let (a, b) = (oe[kp + cols], oe[base - cols]);
+                let giy = [0, oe[kp] - b, a - mid, (a - b) * 2][sel_y] as f32;
+                (gix, giy)
+            }
+            InpaintMethod::Ns => {
+                // Vertical variation (OpenCV's "gx", negated as OpenCV does).
+                let lo = (oe[kp + cols] - oe[kp]).abs();
+                let hi = (oe[kp] - oe[base - cols]).abs();
+                let gx = -([0, hi * 2, lo * 2, lo + hi][sel_y] as f32);
+                // Horizontal variation ("gy").
+                let right = (oe[lp + 1] - mid).abs();
+                let left = (mid - oe[base - 1]).abs();
+                let gy = [0, left * 2, right * 2, right + left][sel_x] as f32;
+                (gx, gy)
             }
         }
     }
@@ -403,26 +484,6 @@ impl Inpainter {
         n
     }
 
-    /// For the neighbour at `off` of cell `c = (i, j)`: its extended index `kl`, the extended
-    /// index `base` of OpenCV's clamped gradient centre `(km, lm)`, and the deltas `dr = kp - km`
-    /// (in cells) and `dc = lp - lm`. Without clamping (`FAST`), `base = kl` and both deltas are 0.
-    #[inline]
-    fn geometry<const FAST: bool>(
-        &self,
-        c: usize,
-        i: usize,
-        j: usize,
-        off: &Offset,
-    ) -> (usize, usize, isize, isize) {
-        let kl = c.wrapping_add_signed(off.flat);
-        if FAST {
-            return (kl, kl, 0, 0);
-        }
-        let (rm, dr) = self.rdelta[i.wrapping_add_signed(off.dk)];
-        let (cm, dc) = self.cdelta[j.wrapping_add_signed(off.dl)];
-        (kl, kl.wrapping_add_signed(rm + cm), dr, dc)
-    }
-
     /// Whether every radius-3 neighbour of `(i, j)` is inside the image and away from the
     /// first/last row and column (so OpenCV's gradient clamping never applies).
     #[inline]
@@ -448,7 +509,7 @@ impl Inpainter {
 
     fn telea_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
         let cols = self.w + 2;
-        let (u, t, oe) = (&self.u, &self.t, &self.oe);
+        let (u, t, oe, grad) = (&self.u, &self.t, &self.oe, &self.grad);
         let tij = t[c];
         let known = |cell: usize| u[cell] != INSIDE;
         let gtx = if known(c + 1) {
@@ -478,7 +539,7 @@ impl Inpainter {
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q)];
-            let (kl, base, dr, dc) = self.geometry::<FAST>(c, i, j, off);
+            let kl = c.wrapping_add_signed(off.flat);
             let lev = (1.0 / (1.0 + f64::from((t[kl] - tij).abs()))) as f32;
             let dir = off.rx * gtx + off.ry * gty;
             let dir = if f64::from(dir.abs()) <= 0.01 {
@@ -487,16 +548,7 @@ impl Inpainter {
                 dir
             };
             let wgt = (off.dst_telea * lev * dir).abs();
-            let mid = oe[base];
-            // Gradient cases selected without branches: index = 2*known(right) + known(left).
-            let sel = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
-            let lp = base.wrapping_add_signed(dc);
-            let (a, b) = (oe[lp + 1], oe[base - 1]);
-            let gix = [0, oe[lp] - b, a - mid, (a - b) * 2][sel] as f32;
-            let sel = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
-            let kp = base.wrapping_add_signed(dr);
-            let (a, b) = (oe[kp + cols], oe[base - cols]);
-            let giy = [0, oe[kp] - b, a - mid, (a - b) * 2][sel] as f32;
+            let (gix, giy) = grad[kl];
             ia += wgt * oe[kl] as f32;
             jx -= wgt * (gix * off.rx);
             jy -= wgt * (giy * off.ry);
@@ -508,28 +560,14 @@ impl Inpainter {
     }
 
     fn ns_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
-        let cols = self.w + 2;
-        let (u, oe) = (&self.u, &self.oe);
-        let known = |cell: usize| u[cell] != INSIDE;
+        let (oe, grad) = (&self.oe, &self.grad);
         let mut list = [0u8; 28];
         let n = self.known_neighbours::<FAST>(c, i, j, &mut list);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q)];
-            let (kl, base, dr, dc) = self.geometry::<FAST>(c, i, j, off);
-            let mid = oe[base];
-            // Vertical variation (OpenCV's "gx"), cases selected without branches.
-            let sel = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
-            let kp = base.wrapping_add_signed(dr);
-            let lo = (oe[kp + cols] - oe[kp]).abs();
-            let hi = (oe[kp] - oe[base - cols]).abs();
-            let gx = -([0, hi * 2, lo * 2, lo + hi][sel] as f32);
-            // Horizontal variation ("gy").
-            let sel = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
-            let lp = base.wrapping_add_signed(dc);
-            let right = (oe[lp + 1] - mid).abs();
-            let left = (mid - oe[base - 1]).abs();
-            let gy = [0, left * 2, right * 2, right + left][sel] as f32;
+            let kl = c.wrapping_add_signed(off.flat);
+            let (gx, gy) = grad[kl];
             let dot = off.rx * gx + off.ry * gy;
             let cos = (f64::from(dot).abs()
                 / (f64::from(off.rl) * f64::from(gx * gx + gy * gy)).sqrt())
