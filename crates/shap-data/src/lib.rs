@@ -13,7 +13,7 @@
 //! 3. `/usr/share/datasets/fashion-mnist` (Debian package `dataset-fashion-mnist`);
 //! 4. the hf-hub cache (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`),
 //!    holding the parquet conversion of `zalando-datasets/fashion_mnist`;
-//! 5. a download of that conversion through hf-hub.
+//! 5. a download of that conversion through hf-hub (skipped when `HF_HUB_OFFLINE=1`).
 //!
 //! Places 4 (reading) and 5 need the off-by-default Cargo feature `hub` (it pulls an HTTP
 //! stack and a parquet reader into the build). A place that is absent (variable unset,
@@ -134,7 +134,7 @@ pub struct SearchPaths {
     /// The hf-hub cache directory.
     pub hub_cache: Option<PathBuf>,
     /// Whether to try a download through hf-hub (into `hub_cache`). Has an effect only with the
-    /// `hub` feature.
+    /// `hub` feature; [`SearchPaths::from_env`] turns it off when `HF_HUB_OFFLINE` is set.
     pub download: bool,
     /// Another hub server than the default (hf-hub also reads `HF_ENDPOINT`).
     pub hub_endpoint: Option<String>,
@@ -151,7 +151,7 @@ impl SearchPaths {
                 .map(PathBuf::from),
             system_dir: Some(PathBuf::from(SYSTEM_DIR)),
             hub_cache: hub::hub_cache_dir(),
-            download: cfg!(feature = "hub"),
+            download: cfg!(feature = "hub") && !hub_offline(),
             hub_endpoint: None,
         }
     }
@@ -167,6 +167,16 @@ impl SearchPaths {
             hub_endpoint: None,
         }
     }
+}
+
+/// True when `HF_HUB_OFFLINE` asks for no network access (as in Python's `huggingface_hub`).
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
 }
 
 /// The dataset: both splits and where they were found.
@@ -434,7 +444,9 @@ impl FashionMnist {
                 "{place}: not built in (rebuild with `--features hub`)"
             ));
         } else if !paths.download {
-            tried.push(format!("{place}: switched off"));
+            tried.push(format!(
+                "{place}: switched off (HF_HUB_OFFLINE, or SearchPaths::download = false)"
+            ));
         } else {
             #[cfg(feature = "hub")]
             match &paths.hub_cache {
