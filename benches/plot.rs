@@ -17,7 +17,9 @@ use shap_toolkit::plot::{
 fn synthetic_plot(n: usize, k: usize) -> ImagePlot {
     let rows = (0..n)
         .map(|i| ImagePlotRow {
-            image: (0..784).map(|p| ((p * 7 + i * 13) % 29) as f32 / 28.0).collect(),
+            image: (0..784)
+                .map(|p| ((p * 7 + i * 13) % 29) as f32 / 28.0)
+                .collect(),
             title: Some(format!("true: Coat | pred: Coat (0.{})", 90 + i)),
             values: (0..k)
                 .map(|o| {
@@ -59,7 +61,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("other_figures");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
     let m: Vec<Vec<u64>> = (0..10)
-        .map(|t| (0..10).map(|p| if t == p { 900 } else { (t * 3 + p) as u64 }).collect())
+        .map(|t| {
+            (0..10)
+                .map(|p| if t == p { 900 } else { (t * 3 + p) as u64 })
+                .collect()
+        })
         .collect();
     let names: Vec<String> = (0..10).map(|i| format!("class {i}")).collect();
     let cm = dir.join("cm.png");
