@@ -70,10 +70,10 @@ impl<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> Evaluator<'a, M, P> {
             for (r, row) in self.keeps.chunks_exact_mut(m).enumerate() {
                 fill(start + r, row);
             }
-            self.imgs.clear();
+            // Every value is overwritten by the masker: no need to clear.
             self.imgs.resize(rows * m, 0.0);
             self.prepared
-                .fill_batch(&self.keeps, &mut self.imgs)
+                .fill_batch(&self.keeps, &mut self.imgs[..rows * m])
                 .map_err(|e| match e {
                     ExplainError::Mask { reason, .. } => ExplainError::Mask {
                         image: self.image,
@@ -81,11 +81,15 @@ impl<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> Evaluator<'a, M, P> {
                     },
                     other => other,
                 })?;
-            self.out.clear();
             self.out.resize(rows * k, 0.0);
             let t0 = Instant::now();
             self.model
-                .eval_batch(&self.imgs, rows, self.shape, &mut self.out)
+                .eval_batch(
+                    &self.imgs[..rows * m],
+                    rows,
+                    self.shape,
+                    &mut self.out[..rows * k],
+                )
                 .map_err(|source| ExplainError::Model {
                     image: self.image,
                     source,
@@ -93,16 +97,15 @@ impl<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> Evaluator<'a, M, P> {
             self.model_time += t0.elapsed();
             self.calls += 1;
             self.evals += rows;
-            for (j, &v) in self.out.iter().enumerate() {
-                if !v.is_finite() {
-                    return Err(ExplainError::NonFinite {
-                        image: self.image,
-                        output: j % k,
-                        value: v,
-                    });
-                }
-                result.push(f64::from(v));
+            let out = &self.out[..rows * k];
+            if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+                return Err(ExplainError::NonFinite {
+                    image: self.image,
+                    output: j % k,
+                    value: out[j],
+                });
             }
+            result.extend(out.iter().map(|&v| f64::from(v)));
             start += rows;
         }
         Ok(result)

@@ -74,14 +74,13 @@ impl MaskedImages for BackgroundImage {
                 got: out.len(),
             });
         }
+        let (img, bg) = (&self.image[..m], &self.background[..m]);
         for (krow, orow) in keeps.chunks_exact(m).zip(out.chunks_exact_mut(m)) {
-            for (((o, &k), &x), &b) in orow
-                .iter_mut()
-                .zip(krow)
-                .zip(&self.image)
-                .zip(&self.background)
-            {
-                *o = if k { x } else { b };
+            let (krow, orow) = (&krow[..m], &mut orow[..m]);
+            // Branch-free select (vectorises): all-ones bits where the feature is kept.
+            for j in 0..m {
+                let keep = 0u32.wrapping_sub(u32::from(krow[j]));
+                orow[j] = f32::from_bits((img[j].to_bits() & keep) | (bg[j].to_bits() & !keep));
             }
         }
         Ok(())

@@ -160,8 +160,10 @@ fn set_bits(mask: &mut [u64], leaves: &[usize]) {
 }
 
 fn fill_row(row: &mut [bool], mask: &[u64], extra: &[usize]) {
-    for (f, r) in row.iter_mut().enumerate() {
-        *r = mask.get(f / 64).is_some_and(|w| (w >> (f % 64)) & 1 == 1);
+    for (chunk, &word) in row.chunks_mut(64).zip(mask) {
+        for (b, r) in chunk.iter_mut().enumerate() {
+            *r = (word >> b) & 1 == 1;
+        }
     }
     for &f in extra {
         if let Some(r) = row.get_mut(f) {

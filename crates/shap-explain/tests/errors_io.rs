@@ -1,0 +1,209 @@
+//! Bad input gives typed errors; explanations round-trip through `.npz` and JSON.
+#![allow(clippy::unwrap_used)]
+
+use shap_explain::{
+    Budget, ConstantMasker, ExplainError, Explanation, ExplanationSummary, FnModel, ImageShape,
+    ModelError, OutputSelection, PartitionExplainer, PermutationExplainer,
+};
+
+fn model(k: usize) -> impl shap_explain::BatchModel {
+    FnModel::new(
+        k,
+        move |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
+            let m = s.features();
+            for i in 0..n {
+                let sum: f32 = x[i * m..(i + 1) * m].iter().sum();
+                for o in 0..k {
+                    out[i * k + o] = sum * (o as f32 + 1.0) + x[i * m] * x[i * m + 1];
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+const S: ImageShape = ImageShape::new(4, 4, 1);
+const MASK: ConstantMasker = ConstantMasker { value: 0.0 };
+
+fn images(n: usize) -> Vec<f32> {
+    (0..n * 16).map(|i| (i % 7) as f32 / 7.0).collect()
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let p = PartitionExplainer::default();
+    let m = model(3);
+    assert!(matches!(
+        p.explain(&m, &[], S, &MASK),
+        Err(ExplainError::EmptyBatch)
+    ));
+    assert!(matches!(
+        p.explain(&m, &images(1)[..15], S, &MASK),
+        Err(ExplainError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.explain(&m, &images(1), ImageShape::new(0, 4, 1), &MASK),
+        Err(ExplainError::InvalidShape(_))
+    ));
+    let prep = vec![shap_explain::BackgroundImage::new(images(1), vec![0.0; 16]).unwrap()];
+    assert!(matches!(
+        p.explain_prepared(&m, &images(2), S, &prep),
+        Err(ExplainError::ShapeMismatch { .. })
+    ));
+    let top = PartitionExplainer {
+        outputs: OutputSelection::TopK(4),
+        ..Default::default()
+    };
+    assert!(matches!(
+        top.explain(&m, &images(1), S, &MASK),
+        Err(ExplainError::TooManyOutputs { k: 4, available: 3 })
+    ));
+    let bad_ix = PermutationExplainer {
+        outputs: OutputSelection::Indices(vec![0, 3]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        bad_ix.explain(&m, &images(1), S, &MASK),
+        Err(ExplainError::InvalidOutputs(_))
+    ));
+    let small = PartitionExplainer {
+        budget: Budget::MaxEvals(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        small.explain(&m, &images(1), S, &MASK),
+        Err(ExplainError::MaxEvalsTooSmall { .. })
+    ));
+    let small = PermutationExplainer {
+        max_evals: Some(32),
+        ..Default::default()
+    };
+    let err = small.explain(&m, &images(1), S, &MASK).unwrap_err();
+    assert!(
+        matches!(err, ExplainError::MaxEvalsTooSmall { minimum: 33, .. }),
+        "{err}"
+    );
+    let names = PartitionExplainer {
+        output_names: Some(vec!["a".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        names.explain(&m, &images(1), S, &MASK),
+        Err(ExplainError::ShapeMismatch { .. })
+    ));
+    let bs = PartitionExplainer {
+        batch_size: 1,
+        ..Default::default()
+    };
+    assert!(matches!(
+        bs.explain(&m, &images(1), S, &MASK),
+        Err(ExplainError::InvalidConfig(_))
+    ));
+    let zero = FnModel::new(0, |_: &[f32], _: usize, _: ImageShape, _: &mut [f32]| {
+        Ok::<(), ModelError>(())
+    });
+    assert!(matches!(
+        p.explain(&zero, &images(1), S, &MASK),
+        Err(ExplainError::NoOutputs)
+    ));
+}
+
+#[test]
+fn non_finite_and_failing_models_name_the_image() {
+    // Output 2 becomes NaN for images whose first pixel is 5/7 (image 1 here, not image 0).
+    let nan = FnModel::new(3, |x: &[f32], n: usize, _s: ImageShape, out: &mut [f32]| {
+        for i in 0..n {
+            out[i * 3..i * 3 + 3].copy_from_slice(&[1.0, 2.0, 3.0]);
+            if (x[i * 16] - 5.0 / 7.0).abs() < 1e-6 {
+                out[i * 3 + 2] = f32::NAN;
+            }
+        }
+        Ok::<(), ModelError>(())
+    });
+    let mut imgs = images(2);
+    imgs[0] = 0.0;
+    imgs[16] = 5.0 / 7.0;
+    let err = PartitionExplainer::default()
+        .explain(&nan, &imgs, S, &MASK)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExplainError::NonFinite {
+                image: 1,
+                output: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("image 1"));
+    let err = PermutationExplainer::default()
+        .explain(&nan, &imgs, S, &MASK)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExplainError::NonFinite {
+                image: 1,
+                output: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let failing = FnModel::new(3, |_: &[f32], _: usize, _: ImageShape, _: &mut [f32]| {
+        Err(ModelError::Failed("boom".into()))
+    });
+    let err = PartitionExplainer::default()
+        .explain(&failing, &imgs, S, &MASK)
+        .unwrap_err();
+    assert!(matches!(err, ExplainError::Model { image: 0, .. }), "{err}");
+}
+
+#[test]
+fn npz_and_json_round_trip() {
+    let dir = std::env::temp_dir().join(format!("shap_explain_io_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = model(5);
+    let p = PermutationExplainer {
+        passes: 3,
+        std_errors: true,
+        outputs: OutputSelection::TopK(2),
+        output_names: Some((0..5).map(|i| format!("class é{i}")).collect()),
+        ..Default::default()
+    };
+    let e = p.explain(&m, &images(3), S, &MASK).unwrap();
+    assert!(e.std_errors.is_some());
+    let path = dir.join("e.npz");
+    e.save_npz(&path).unwrap();
+    let back = Explanation::load_npz(&path).unwrap();
+    assert_eq!(back, e);
+    let e2 = PartitionExplainer::default()
+        .explain(&m, &images(2), S, &MASK)
+        .unwrap();
+    e2.save_npz(&path).unwrap();
+    assert_eq!(Explanation::load_npz(&path).unwrap(), e2);
+    let json = dir.join("e.json");
+    e2.save_json(&json).unwrap();
+    let summary: ExplanationSummary =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary, e2.summary());
+    assert_eq!(summary.rows.len(), 2);
+    assert_eq!(summary.rows[1].evals, e2.evals[1]);
+    // Garbage and missing files.
+    std::fs::write(dir.join("bad.npz"), b"not a zip").unwrap();
+    assert!(matches!(
+        Explanation::load_npz(dir.join("bad.npz")),
+        Err(ExplainError::BadFile { .. })
+    ));
+    assert!(matches!(
+        Explanation::load_npz(dir.join("missing.npz")),
+        Err(ExplainError::Io { .. })
+    ));
+    // Truncated archive.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(dir.join("trunc.npz"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Explanation::load_npz(dir.join("trunc.npz")).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
