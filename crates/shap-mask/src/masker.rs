@@ -245,8 +245,11 @@ impl PreparedImage {
                 actual: out.len(),
             });
         }
-        let mut scratch = Scratch::default();
-        self.fill_one(keep, out, &mut scratch);
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.fill_one(keep, out, &mut scratch),
+            // Only reachable through re-entrancy; fall back to fresh buffers.
+            Err(_) => self.fill_one(keep, out, &mut Scratch::default()),
+        });
         Ok(())
     }
 
@@ -351,6 +354,11 @@ impl PreparedImage {
             *o = if k && !compat { xv } else { back(r) };
         }
     }
+}
+
+thread_local! {
+    /// Scratch buffers reused by [`PreparedImage::fill`] on each thread.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Per-thread scratch buffers for masking.
