@@ -46,6 +46,89 @@ pub struct ImagePlot {
     pub rows: Vec<ImagePlotRow>,
 }
 
+impl ImagePlot {
+    /// Build a plot from arrays in shap's layout: `images` is `(n, H, W, C)` and `values` is
+    /// `(n, H, W, C, k)` (an Explanation's `.data` and `.values`), both flat in C order.
+    /// `output_names[i]` are row i's k output names and `titles[i]` its column-0 title (pass
+    /// an empty `titles` for none).
+    ///
+    /// Errors: `n = 0` or `k = 0`, array lengths that do not match the shape, or name/title
+    /// counts that differ from n (and k).
+    pub fn from_flat(
+        (height, width, channels): (usize, usize, usize),
+        images: &[f32],
+        values: &[f64],
+        output_names: Vec<Vec<String>>,
+        titles: Vec<Option<String>>,
+    ) -> Result<Self, PlotError> {
+        let n = output_names.len();
+        let k = output_names.first().map_or(0, Vec::len);
+        if n == 0 || k == 0 {
+            return Err(PlotError::Empty(
+                "no rows or no outputs in output_names".into(),
+            ));
+        }
+        let too_big = || PlotError::FigureTooLarge {
+            width: width as u64,
+            height: height as u64,
+            limit: crate::render::MAX_PIXELS,
+        };
+        let m = height
+            .checked_mul(width)
+            .and_then(|x| x.checked_mul(channels))
+            .ok_or_else(too_big)?;
+        let n_img = m.checked_mul(n).ok_or_else(too_big)?;
+        let n_val = n_img.checked_mul(k).ok_or_else(too_big)?;
+        if images.len() != n_img {
+            return Err(PlotError::ShapeMismatch {
+                what: "images (n*H*W*C)".into(),
+                expected: n_img,
+                got: images.len(),
+            });
+        }
+        if values.len() != n_val {
+            return Err(PlotError::ShapeMismatch {
+                what: "values (n*H*W*C*k)".into(),
+                expected: n_val,
+                got: values.len(),
+            });
+        }
+        if !titles.is_empty() && titles.len() != n {
+            return Err(PlotError::ShapeMismatch {
+                what: "titles (one per row)".into(),
+                expected: n,
+                got: titles.len(),
+            });
+        }
+        let mut titles = titles.into_iter();
+        let mut rows = Vec::with_capacity(n);
+        for (i, names) in output_names.into_iter().enumerate() {
+            if names.len() != k {
+                return Err(PlotError::ShapeMismatch {
+                    what: format!("row {i} output_names"),
+                    expected: k,
+                    got: names.len(),
+                });
+            }
+            let row_vals = &values[i * m * k..(i + 1) * m * k];
+            rows.push(ImagePlotRow {
+                image: images[i * m..(i + 1) * m].to_vec(),
+                title: titles.next().flatten(),
+                values: (0..k)
+                    .map(|o| row_vals.iter().skip(o).step_by(k).copied().collect())
+                    .collect(),
+                output_names: names,
+            });
+        }
+        Ok(Self {
+            height,
+            width,
+            channels,
+            rows,
+        })
+    }
+}
+
 /// How the symmetric colour scale `-vmax..vmax` is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ColorScale {

@@ -458,3 +458,70 @@ fn unwritable_paths_leave_nothing() {
     ));
     assert!(!out.exists());
 }
+
+#[test]
+fn from_flat_splits_shap_layout() {
+    // (n, H, W, C, k) = (2, 2, 3, 1, 2): value = 1000 i + 10 p + o.
+    let (n, h, w, c, k) = (2, 2, 3, 1, 2);
+    let m = h * w * c;
+    let images: Vec<f32> = (0..n * m).map(|x| x as f32).collect();
+    let values: Vec<f64> = (0..n)
+        .flat_map(|i| (0..m).flat_map(move |p| (0..k).map(move |o| (1000 * i + 10 * p + o) as f64)))
+        .collect();
+    let names = vec![
+        vec!["a".to_string(), "b".to_string()],
+        vec!["c".into(), "d".into()],
+    ];
+    let plot = ImagePlot::from_flat(
+        (h, w, c),
+        &images,
+        &values,
+        names.clone(),
+        vec![Some("t0".into()), None],
+    )
+    .unwrap();
+    assert_eq!(plot.rows.len(), 2);
+    assert_eq!(plot.rows[1].image, images[m..].to_vec());
+    assert_eq!(plot.rows[1].values[1][4], 1000.0 + 40.0 + 1.0);
+    assert_eq!(plot.rows[0].values[0][5], 50.0);
+    assert_eq!(plot.rows[1].output_names, names[1]);
+    assert_eq!(plot.rows[0].title.as_deref(), Some("t0"));
+    assert_eq!(plot.rows[1].title, None);
+
+    let bad = |r: Result<ImagePlot, PlotError>| assert!(r.is_err());
+    bad(ImagePlot::from_flat(
+        (h, w, c),
+        &images[1..],
+        &values,
+        names.clone(),
+        vec![],
+    ));
+    bad(ImagePlot::from_flat(
+        (h, w, c),
+        &images,
+        &values[1..],
+        names.clone(),
+        vec![],
+    ));
+    bad(ImagePlot::from_flat(
+        (h, w, c),
+        &images,
+        &values,
+        vec![],
+        vec![],
+    ));
+    bad(ImagePlot::from_flat(
+        (h, w, c),
+        &images,
+        &values,
+        names.clone(),
+        vec![None],
+    ));
+    bad(ImagePlot::from_flat(
+        (usize::MAX, 2, 1),
+        &images,
+        &values,
+        names,
+        vec![],
+    ));
+}
