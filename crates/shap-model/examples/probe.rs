@@ -1,49 +1,83 @@
-//! Temporary timing probe.
+//! Temporary timing probe (thread CPU time, single thread).
 #![allow(clippy::unwrap_used, missing_docs)]
 use shap_model::conv::{self, ConvGeom};
-use std::time::Instant;
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
+#[repr(C)]
+struct Ts {
+    s: i64,
+    ns: i64,
+}
+unsafe extern "C" {
+    fn clock_gettime(clk: i32, ts: *mut Ts) -> i32;
+}
+fn cpu_ns() -> u64 {
+    let mut t = Ts { s: 0, ns: 0 };
+    unsafe { clock_gettime(3, &mut t) };
+    (t.s * 1_000_000_000 + t.ns) as u64
+}
+fn time<R>(name: &str, f: impl FnOnce() -> R) -> R {
+    let t = cpu_ns();
+    let r = f();
+    println!("{name:>14}: {:7.2} ms cpu", (cpu_ns() - t) as f64 / 1e6);
+    r
+}
 fn main() {
-    let n = 256;
-    let g1 = ConvGeom { cin: 1, cout: 32, h: 28, w: 28 };
-    let g2 = ConvGeom { cin: 32, cout: 16, h: 28, w: 28 };
+    let n = 64;
+    let g1 = ConvGeom {
+        cin: 1,
+        cout: 32,
+        h: 28,
+        w: 28,
+    };
+    let g2 = ConvGeom {
+        cin: 32,
+        cout: 16,
+        h: 28,
+        w: 28,
+    };
     let x = shap_model::bench::synthetic_images(n);
-    let w1: Vec<f32> = (0..g1.weight_len()).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
-    let w2: Vec<f32> = (0..g2.weight_len()).map(|i| ((i % 5) as f32 - 2.0) * 0.05).collect();
+    let w1: Vec<f32> = (0..g1.weight_len())
+        .map(|i| ((i % 7) as f32 - 3.0) * 0.1)
+        .collect();
+    let w2: Vec<f32> = (0..g2.weight_len())
+        .map(|i| ((i % 5) as f32 - 2.0) * 0.05)
+        .collect();
     let b1 = vec![0.01f32; 32];
     let b2 = vec![0.01f32; 16];
-    for _ in 0..2 {
-        let t = Instant::now();
-        let a1 = conv::forward_batch(g1, &x, &w1, &b1, true);
-        let t1 = t.elapsed();
-        let a2 = conv::forward_batch(g2, &a1, &w2, &b2, true);
-        let t2 = t.elapsed();
-        let gy = vec![0.01f32; a2.len()];
-        let gr2 = conv::backward_batch(g2, &a1, &w2, &a2, &gy, true, true);
-        let t3 = t.elapsed();
-        let _gr1 = conv::backward_batch(g1, &x, &w1, &a1, gr2.dx.as_ref().unwrap(), true, false);
-        let t4 = t.elapsed();
-        let _ = conv::backward_batch(g2, &a1, &w2, &a2, &gy, true, false);
-        println!("bwd2 dw-only {:?}", t.elapsed() - t4);
-        println!("fwd1 {:?} fwd2 {:?} bwd2 {:?} bwd1 {:?}", t1, t2 - t1, t3 - t2, t4 - t3);
-    }
-    // Full step pieces via candle.
-    let dev = candle_core::Device::Cpu;
-    let cnn = shap_model::Cnn::new(0, shap_model::Head::Softmax, &dev).unwrap();
-    let xt = candle_core::Tensor::from_vec(x.clone(), (n, 1, 28, 28), &dev).unwrap();
-    let y = candle_core::Tensor::from_vec((0..n as u32).map(|i| i % 10).collect::<Vec<_>>(), n, &dev).unwrap();
-    use candle_nn::Optimizer;
-    let mut opt = candle_nn::AdamW::new(cnn.vars(), candle_nn::ParamsAdamW { weight_decay: 0.0, ..Default::default() }).unwrap();
-    for _ in 0..3 {
-        let t = Instant::now();
-        let logits = cnn.logits(&xt).unwrap();
-        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
-        let t1 = t.elapsed();
-        let grads = loss.backward().unwrap();
-        let t2 = t.elapsed();
-        opt.step(&grads).unwrap();
-        let t3 = t.elapsed();
-        println!("step: fwd {:?} bwd {:?} adam {:?}", t1, t2 - t1, t3 - t2);
-    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for _ in 0..3 {
+            let a1 = time("fwd1", || conv::forward_batch(g1, &x, &w1, &b1, true));
+            let a2 = time("fwd2", || conv::forward_batch(g2, &a1, &w2, &b2, true));
+            let gy = vec![0.01f32; a2.len()];
+            let mut cols = vec![0f32; 288 * 28 * 28];
+            time("im2col x", || {
+                for i in 0..n {
+                    for r in 0..4 {
+                        conv::im2col(&a1[i * 25088..], 32, 28, 28, r * 7, r * 7 + 7, &mut cols);
+                    }
+                }
+            });
+            time("bwd2 dw", || {
+                conv::backward_batch(g2, &a1, &w2, &a2, &gy, true, false)
+            });
+            let gr2 = time("bwd2 dw+dx", || {
+                conv::backward_batch(g2, &a1, &w2, &a2, &gy, true, true)
+            });
+            time("bwd1", || {
+                conv::backward_batch(g1, &x, &w1, &a1, gr2.dx.as_ref().unwrap(), true, false)
+            });
+            println!();
+        }
+        let mut st = shap_model::bench::TrainStep::new(n).unwrap();
+        for _ in 0..3 {
+            time("train step", || st.step().unwrap());
+            time("autograd step", || st.step_autograd().unwrap());
+        }
+    });
 }

@@ -5,7 +5,7 @@
 use shap_model::{Cnn, Head, bench};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;

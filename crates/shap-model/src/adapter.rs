@@ -42,7 +42,11 @@ impl ModelFn {
             c.set_head(head);
             Backend::Device(c)
         };
-        Ok(Self { backend, head, chunk: DEFAULT_CHUNK })
+        Ok(Self {
+            backend,
+            head,
+            chunk: DEFAULT_CHUNK,
+        })
     }
 
     /// Set how many images are evaluated per network call (at least 1).
@@ -76,7 +80,10 @@ impl ModelFn {
     }
 
     fn eval_into(&self, images: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        for (x, o) in images.chunks(self.chunk * PIXELS).zip(out.chunks_mut(self.chunk * CLASSES)) {
+        for (x, o) in images
+            .chunks(self.chunk * PIXELS)
+            .zip(out.chunks_mut(self.chunk * CLASSES))
+        {
             match &self.backend {
                 Backend::Cpu(w) => w.forward(x, o)?,
                 Backend::Device(c) => {
@@ -102,7 +109,9 @@ impl BatchModel for ModelFn {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         if shape != ImageShape::new(HEIGHT, WIDTH, 1) {
-            return Err(ModelError::Shape(format!("the CNN takes (28, 28, 1) images, got {shape}")));
+            return Err(ModelError::Shape(format!(
+                "the CNN takes (28, 28, 1) images, got {shape}"
+            )));
         }
         if images.len() != n * PIXELS || out.len() != n * CLASSES {
             return Err(ModelError::Shape(format!(
@@ -113,6 +122,7 @@ impl BatchModel for ModelFn {
                 out.len()
             )));
         }
-        self.eval_into(images, out).map_err(|e| ModelError::Failed(e.to_string()))
+        self.eval_into(images, out)
+            .map_err(|e| ModelError::Failed(e.to_string()))
     }
 }

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use crate::model::{Cnn, Head, TENSORS};
 use crate::Error;
+use crate::model::{Cnn, Head, TENSORS};
 
 /// Format tag written in the metadata.
 pub const FORMAT: &str = "shap-model/1";
@@ -40,7 +40,12 @@ pub struct CheckpointMeta {
 
 impl Default for CheckpointMeta {
     fn default() -> Self {
-        Self { preset: "unknown".into(), head: Head::Softmax, seed: 0, epochs: 0 }
+        Self {
+            preset: "unknown".into(),
+            head: Head::Softmax,
+            seed: 0,
+            epochs: 0,
+        }
     }
 }
 
@@ -54,7 +59,10 @@ pub struct Checkpoint {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Serialise `cnn` with `meta` to safetensors bytes.
@@ -67,12 +75,9 @@ pub fn to_bytes(cnn: &Cnn, meta: &CheckpointMeta) -> Result<Vec<u8>, Error> {
         .collect();
     let mut views = Vec::with_capacity(TENSORS.len());
     for ((name, shape), data) in TENSORS.iter().zip(&bytes) {
-        let view = safetensors::tensor::TensorView::new(
-            safetensors::Dtype::F32,
-            shape.to_vec(),
-            data,
-        )
-        .map_err(|e| Error::Config(format!("internal: tensor {name}: {e}")))?;
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), data)
+                .map_err(|e| Error::Config(format!("internal: tensor {name}: {e}")))?;
         views.push((*name, view));
     }
     let mut info = HashMap::new();
@@ -154,16 +159,25 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoi
         path: path.to_path_buf(),
         msg: format!("not a valid safetensors file: {e}"),
     })?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
-        Error::Checkpoint { path: path.to_path_buf(), msg: format!("bad header: {e}") }
-    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: format!("bad header: {e}"),
+        })?;
     let meta = parse_meta(path, header.metadata().as_ref())?;
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
     for name in &names {
         if !TENSORS.iter().any(|(n, _)| n == name) {
-            let found = st.tensor(name).map(|t| t.shape().to_vec()).unwrap_or_default();
-            return Err(Error::ExtraTensor { path: path.to_path_buf(), name: name.clone(), found });
+            let found = st
+                .tensor(name)
+                .map(|t| t.shape().to_vec())
+                .unwrap_or_default();
+            return Err(Error::ExtraTensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                found,
+            });
         }
     }
     let mut tensors: [Vec<f32>; 6] = Default::default();

@@ -57,7 +57,10 @@ impl ConvGeom {
     /// Output rows per im2col block for `channels` unfolded channels.
     fn rows_per_block(&self, channels: usize) -> usize {
         let per_row = channels * 9 * self.w;
-        let budget = std::env::var("COLS_BUDGET").ok().and_then(|v| v.parse().ok()).unwrap_or(COLS_BUDGET);
+        let budget = std::env::var("COLS_BUDGET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(COLS_BUDGET);
         (budget / per_row.max(1)).clamp(1, self.h.max(1))
     }
     /// Scratch size for unfolding `channels` channels.
@@ -66,12 +69,13 @@ impl ConvGeom {
     }
 }
 
-/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with arbitrary strides, single-threaded.
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with arbitrary `(row, column)` strides,
+/// single-threaded (so results never depend on the thread count).
 ///
 /// Every index the call can touch is checked against the slice lengths first, so the unsafe
 /// `gemm` call cannot read or write out of bounds.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, dst_cs): (usize, usize),
@@ -85,7 +89,10 @@ fn matmul(
         return;
     }
     let last = |r: usize, rs: usize, c: usize, cs: usize| (r - 1) * rs + (c - 1) * cs;
-    assert!(last(m, dst_rs, n, dst_cs) < dst.len(), "gemm dst out of bounds");
+    assert!(
+        last(m, dst_rs, n, dst_cs) < dst.len(),
+        "gemm dst out of bounds"
+    );
     if k == 0 {
         if !accumulate {
             for r in 0..m {
@@ -96,8 +103,14 @@ fn matmul(
         }
         return;
     }
-    assert!(last(m, lhs_rs, k, lhs_cs) < lhs.len(), "gemm lhs out of bounds");
-    assert!(last(k, rhs_rs, n, rhs_cs) < rhs.len(), "gemm rhs out of bounds");
+    assert!(
+        last(m, lhs_rs, k, lhs_cs) < lhs.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last(k, rhs_rs, n, rhs_cs) < rhs.len(),
+        "gemm rhs out of bounds"
+    );
     // SAFETY: all pointers are derived from live slices and every offset the call can form
     // (row < m, col < n, depth < k with the given strides) was checked to be in bounds above.
     // `dst` is a unique borrow, so it does not alias `lhs` or `rhs`.
@@ -128,7 +141,7 @@ fn matmul(
 
 /// Unfold output rows `r0..r1` of a `(c, h, w)` image into `cols`, laid out
 /// `(c * 9) x ((r1 - r0) * w)` with row index `ci * 9 + ky * 3 + kx` (zero padding 1).
-fn im2col(x: &[f32], c: usize, h: usize, w: usize, r0: usize, r1: usize, cols: &mut [f32]) {
+pub fn im2col(x: &[f32], c: usize, h: usize, w: usize, r0: usize, r1: usize, cols: &mut [f32]) {
     let ncols = (r1 - r0) * w;
     let hw = h * w;
     for ci in 0..c {
@@ -158,6 +171,24 @@ fn im2col(x: &[f32], c: usize, h: usize, w: usize, r0: usize, r1: usize, cols: &
             }
         }
     }
+}
+
+/// Dot product with eight independent accumulators combined in a fixed order.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
 }
 
 /// Scratch sizes needed by [`forward_image`].
@@ -214,13 +245,7 @@ pub fn forward_image(
 }
 
 /// Forward a batch in parallel (rayon over images). `x` is `(n, cin, h, w)`.
-pub fn forward_batch(
-    g: ConvGeom,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    relu: bool,
-) -> Vec<f32> {
+pub fn forward_batch(g: ConvGeom, x: &[f32], weight: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
     let n = x.len() / g.in_len().max(1);
     let mut out = vec![0f32; n * g.out_len()];
     out.par_chunks_mut(g.out_len())
@@ -256,6 +281,66 @@ fn flip_transpose(g: ConvGeom, weight: &[f32]) -> Vec<f32> {
     wt
 }
 
+/// Below this many input channels the weight gradient uses im2col instead of per-tap GEMMs
+/// (per-tap GEMMs with one input channel degenerate into slow matrix-vector products).
+const TAP_GEMM_MIN_CIN: usize = 8;
+
+/// Weight gradient of one image as nine GEMMs with a long inner dimension:
+/// `dwt[t] (cout x cin) += gw (cout x H(W+2)) * shift_t(xt) (H(W+2) x cin)`, where `xt` is the
+/// input transposed to a zero-padded channels-last grid, so that every tap is a plain offset.
+fn tap_weight_grad(g: ConvGeom, xi: &[f32], gw: &[f32], xt: &mut [f32], dwt: &mut [f32]) {
+    let hw = g.hw();
+    let pw = g.w + 2;
+    for ci in 0..g.cin {
+        for r in 0..g.h {
+            let src = &xi[ci * hw + r * g.w..ci * hw + (r + 1) * g.w];
+            let base = ((r + 1) * pw + 1) * g.cin + ci;
+            for (c, &v) in src.iter().enumerate() {
+                xt[base + c * g.cin] = v;
+            }
+        }
+    }
+    let kk = g.h * pw;
+    for t in 0..9 {
+        let off = ((t / 3) * pw + t % 3) * g.cin;
+        matmul(
+            (g.cout, g.cin, kk),
+            &mut dwt[t * g.cout * g.cin..(t + 1) * g.cout * g.cin],
+            (g.cin, 1),
+            true,
+            gw,
+            (kk, 1),
+            &xt[off..],
+            (g.cin, 1),
+        );
+    }
+}
+
+/// Weight gradient of one image through im2col blocks, accumulated into `dwt` laid out
+/// (tap, cout, cin) like [`tap_weight_grad`].
+fn im2col_weight_grad(g: ConvGeom, xi: &[f32], gp: &[f32], cols: &mut [f32], dwt: &mut [f32]) {
+    let hw = g.hw();
+    let rows = g.rows_per_block(g.cin);
+    let mut r0 = 0;
+    while r0 < g.h {
+        let r1 = (r0 + rows).min(g.h);
+        let ncols = (r1 - r0) * g.w;
+        im2col(xi, g.cin, g.h, g.w, r0, r1, cols);
+        // dwt[t][co][ci] += <gp[co, block], cols[ci * 9 + t]>: few input channels make GEMM
+        // shapes degenerate, so use fixed-order dot products.
+        for ci in 0..g.cin {
+            for t in 0..9 {
+                let c = &cols[(ci * 9 + t) * ncols..(ci * 9 + t + 1) * ncols];
+                for co in 0..g.cout {
+                    let gb = &gp[co * hw + r0 * g.w..co * hw + r0 * g.w + ncols];
+                    dwt[(t * g.cout + co) * g.cin + ci] += dot(gb, c);
+                }
+            }
+        }
+        r0 = r1;
+    }
+}
+
 /// Backward pass of `y = relu(conv3x3(x, w) + b)` (or without ReLU when `relu` is false).
 ///
 /// `x` is the layer input `(n, cin, h, w)`, `y` its output, `gy` the gradient of the output.
@@ -272,9 +357,17 @@ pub fn backward_batch(
 ) -> ConvGrads {
     let n = x.len() / g.in_len().max(1);
     let hw = g.hw();
-    let wt = if need_dx { flip_transpose(g, weight) } else { Vec::new() };
+    let wt = if need_dx {
+        flip_transpose(g, weight)
+    } else {
+        Vec::new()
+    };
     let tasks = n.div_ceil(IMAGES_PER_TASK);
-    let mut dx = if need_dx { vec![0f32; n * g.in_len()] } else { Vec::new() };
+    let mut dx = if need_dx {
+        vec![0f32; n * g.in_len()]
+    } else {
+        Vec::new()
+    };
     let task_len = IMAGES_PER_TASK * g.in_len();
     // One dx chunk per task (empty slices when no input gradient is needed).
     let mut dx_chunks: Vec<&mut [f32]> = if need_dx {
@@ -288,11 +381,18 @@ pub fn backward_batch(
         .map(|(t, dx_chunk)| {
             let i0 = t * IMAGES_PER_TASK;
             let i1 = (i0 + IMAGES_PER_TASK).min(n);
-            let mut dw = vec![0f32; g.weight_len()];
+            // Per-tap weight gradient, laid out (tap, cout, cin); permuted at the end.
+            let mut dwt = vec![0f32; g.weight_len()];
             let mut db = vec![0f32; g.cout];
             let mut gp = vec![0f32; g.out_len()];
-            let mut cols = vec![0f32; g.cols_len(g.cin).max(g.cols_len(g.cout))];
-            let k_w = g.cin * 9;
+            let pw = g.w + 2;
+            // Input transposed to padded (H+3) x (W+2) x cin, channels last.
+            let tap = g.cin >= TAP_GEMM_MIN_CIN;
+            let mut xt = vec![0f32; if tap { (g.h + 3) * pw * g.cin } else { 0 }];
+            // Masked output gradient on the padded-width grid (cout, H, W+2), zero in the two
+            // extra columns so they contribute nothing.
+            let mut gw = vec![0f32; if tap { g.cout * g.h * pw } else { 0 }];
+            let mut cols = vec![0f32; g.cols_len(g.cout).max(g.cols_len(g.cin))];
             let k_x = g.cout * 9;
             for i in i0..i1 {
                 let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
@@ -307,25 +407,19 @@ pub fn backward_batch(
                 for (co, d) in db.iter_mut().enumerate() {
                     *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
                 }
+                if g.cin >= TAP_GEMM_MIN_CIN {
+                    for co in 0..g.cout {
+                        for r in 0..g.h {
+                            let src = &gp[co * hw + r * g.w..co * hw + (r + 1) * g.w];
+                            gw[(co * g.h + r) * pw..(co * g.h + r) * pw + g.w].copy_from_slice(src);
+                        }
+                    }
+                }
                 let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                let rows = g.rows_per_block(g.cin);
-                let mut r0 = 0;
-                while r0 < g.h {
-                    let r1 = (r0 + rows).min(g.h);
-                    let ncols = (r1 - r0) * g.w;
-                    im2col(xi, g.cin, g.h, g.w, r0, r1, &mut cols);
-                    // dw (cout x k_w) += gp[:, block] (cout x ncols) * cols^T (ncols x k_w)
-                    matmul(
-                        (g.cout, k_w, ncols),
-                        &mut dw,
-                        (k_w, 1),
-                        true,
-                        &gp[r0 * g.w..],
-                        (hw, 1),
-                        &cols,
-                        (1, ncols),
-                    );
-                    r0 = r1;
+                if g.cin >= TAP_GEMM_MIN_CIN {
+                    tap_weight_grad(g, xi, &gw, &mut xt, &mut dwt);
+                } else {
+                    im2col_weight_grad(g, xi, &gp, &mut cols, &mut dwt);
                 }
                 if need_dx {
                     let local = i - i0;
@@ -350,6 +444,14 @@ pub fn backward_batch(
                     }
                 }
             }
+            let mut dw = vec![0f32; g.weight_len()];
+            for t in 0..9 {
+                for co in 0..g.cout {
+                    for ci in 0..g.cin {
+                        dw[(co * g.cin + ci) * 9 + t] = dwt[(t * g.cout + co) * g.cin + ci];
+                    }
+                }
+            }
             (dw, db)
         })
         .collect();
@@ -363,7 +465,11 @@ pub fn backward_batch(
             *a += b;
         }
     }
-    ConvGrads { dx: need_dx.then_some(dx), dw, db }
+    ConvGrads {
+        dx: need_dx.then_some(dx),
+        dw,
+        db,
+    }
 }
 
 /// Candle custom op `relu(conv2d(x, w, padding = 1) + b)` for 3x3 kernels on CPU.
@@ -400,7 +506,12 @@ fn geom(x: &Shape, w: &Shape, b: &Shape) -> candle_core::Result<ConvGeom> {
             "conv3x3: incompatible shapes x {x:?}, weight {w:?}, bias {b:?} (need [cout, cin, 3, 3], [cout])"
         );
     }
-    Ok(ConvGeom { cin, cout, h, w: wd })
+    Ok(ConvGeom {
+        cin,
+        cout,
+        h,
+        w: wd,
+    })
 }
 
 /// Run `f` on the contiguous f32 CPU data of `t`.

@@ -42,7 +42,10 @@ pub struct Evaluation {
 /// `labels`. `class_names` must have 10 entries.
 pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<Evaluation, Error> {
     if class_names.len() != CLASSES {
-        return Err(Error::Input(format!("need {CLASSES} class names, got {}", class_names.len())));
+        return Err(Error::Input(format!(
+            "need {CLASSES} class names, got {}",
+            class_names.len()
+        )));
     }
     if outputs.len() != labels.len() * CLASSES {
         return Err(Error::Input(format!(
@@ -77,7 +80,13 @@ pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<
             } else {
                 0.0
             };
-            ClassReport { name: class_names[c].to_string(), precision, recall, f1, support }
+            ClassReport {
+                name: class_names[c].to_string(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
     let avg = |name: &str, weights: &dyn Fn(&ClassReport) -> f64| {

@@ -88,7 +88,9 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A checkpoint tensor has the wrong shape or dtype.
-    #[error("checkpoint {path}: tensor {name} has shape {found:?} {dtype}, expected {expected:?} F32")]
+    #[error(
+        "checkpoint {path}: tensor {name} has shape {found:?} {dtype}, expected {expected:?} F32"
+    )]
     TensorMismatch {
         /// Checkpoint file.
         path: std::path::PathBuf,

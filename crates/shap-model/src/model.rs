@@ -26,11 +26,13 @@ pub const CLASSES: usize = 10;
 pub const PARAMETERS: usize =
     CONV1_OUT * 9 + CONV1_OUT + CONV2_OUT * CONV1_OUT * 9 + CONV2_OUT + CLASSES * FLAT + CLASSES;
 /// Floating-point operations of one forward pass (multiply-adds count as two).
-pub const FORWARD_FLOPS: u64 = 2 * (CONV1_OUT * 9 * PIXELS + CONV2_OUT * CONV1_OUT * 9 * PIXELS + CLASSES * FLAT) as u64;
+pub const FORWARD_FLOPS: u64 =
+    2 * (CONV1_OUT * 9 * PIXELS + CONV2_OUT * CONV1_OUT * 9 * PIXELS + CLASSES * FLAT) as u64;
 /// Floating-point operations of one training step per image: forward, both gradients of the
 /// second convolution and the dense layer, and the weight gradient of the first convolution.
 pub const TRAIN_FLOPS: u64 = FORWARD_FLOPS
-    + 2 * (2 * CONV2_OUT * CONV1_OUT * 9 * PIXELS + CONV1_OUT * 9 * PIXELS + 2 * CLASSES * FLAT) as u64;
+    + 2 * (2 * CONV2_OUT * CONV1_OUT * 9 * PIXELS + CONV1_OUT * 9 * PIXELS + 2 * CLASSES * FLAT)
+        as u64;
 
 /// Checkpoint tensor names with their shapes, in candle-nn layouts.
 pub const TENSORS: [(&str, &[usize]); 6] = [
@@ -42,8 +44,18 @@ pub const TENSORS: [(&str, &[usize]); 6] = [
     ("fc.bias", &[CLASSES]),
 ];
 
-const G1: ConvGeom = ConvGeom { cin: 1, cout: CONV1_OUT, h: HEIGHT, w: WIDTH };
-const G2: ConvGeom = ConvGeom { cin: CONV1_OUT, cout: CONV2_OUT, h: HEIGHT, w: WIDTH };
+const G1: ConvGeom = ConvGeom {
+    cin: 1,
+    cout: CONV1_OUT,
+    h: HEIGHT,
+    w: WIDTH,
+};
+const G2: ConvGeom = ConvGeom {
+    cin: CONV1_OUT,
+    cout: CONV2_OUT,
+    h: HEIGHT,
+    w: WIDTH,
+};
 
 /// What the network outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -171,7 +183,12 @@ impl Cnn {
     pub fn new(seed: u64, head: Head, device: &Device) -> Result<Self, Error> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let w1 = glorot(&mut rng, CONV1_OUT * 9, 9, 9 * CONV1_OUT);
-        let w2 = glorot(&mut rng, CONV2_OUT * CONV1_OUT * 9, 9 * CONV1_OUT, 9 * CONV2_OUT);
+        let w2 = glorot(
+            &mut rng,
+            CONV2_OUT * CONV1_OUT * 9,
+            9 * CONV1_OUT,
+            9 * CONV2_OUT,
+        );
         let w3 = glorot(&mut rng, CLASSES * FLAT, FLAT, CLASSES);
         let tensors = [
             w1,
@@ -200,7 +217,10 @@ impl Cnn {
             vars.push(Var::from_tensor(&t)?);
         }
         let mut it = vars.into_iter();
-        let mut next = || it.next().ok_or_else(|| Error::Config("internal: missing var".into()));
+        let mut next = || {
+            it.next()
+                .ok_or_else(|| Error::Config("internal: missing var".into()))
+        };
         Ok(Self {
             head,
             device: device.clone(),
@@ -272,12 +292,18 @@ impl Cnn {
             let a1 = x.apply_op3(
                 self.conv1_w.as_tensor(),
                 self.conv1_b.as_tensor(),
-                Conv3x3Relu { input_grad: false, relu: true },
+                Conv3x3Relu {
+                    input_grad: false,
+                    relu: true,
+                },
             )?;
             a1.apply_op3(
                 self.conv2_w.as_tensor(),
                 self.conv2_b.as_tensor(),
-                Conv3x3Relu { input_grad: true, relu: true },
+                Conv3x3Relu {
+                    input_grad: true,
+                    relu: true,
+                },
             )?
         } else {
             let a1 = stock_conv_relu(&x, &self.conv1_w, &self.conv1_b)?;
@@ -302,9 +328,16 @@ impl Cnn {
     pub fn cpu_weights(&self) -> Result<CpuWeights, Error> {
         let mut out: [Vec<f32>; 6] = Default::default();
         for (slot, v) in out.iter_mut().zip(self.vars()) {
-            *slot = v.as_tensor().flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            *slot = v
+                .as_tensor()
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
         }
-        Ok(CpuWeights { head: self.head, tensors: out })
+        Ok(CpuWeights {
+            head: self.head,
+            tensors: out,
+        })
     }
 
     /// Outputs (per [`Head`], or logits when `logits` is true) for `n` images of 784 f32
@@ -345,28 +378,9 @@ impl Cnn {
 
 fn stock_conv_relu(x: &Tensor, w: &Var, b: &Var) -> Result<Tensor, Error> {
     let c = b.dim(0)?;
-    Ok(x
-        .conv2d(w.as_tensor(), 1, 1, 1, 1)?
+    Ok(x.conv2d(w.as_tensor(), 1, 1, 1, 1)?
         .broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?
         .relu()?)
-}
-
-/// Dot product with eight independent accumulators in a fixed order.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 /// In-place softmax of one row (max-subtracted).
@@ -402,13 +416,19 @@ impl CpuWeights {
             .for_each_init(
                 || {
                     let cols = conv::forward_scratch_len(G1).max(conv::forward_scratch_len(G2));
-                    (vec![0f32; cols], vec![0f32; G1.out_len()], vec![0f32; G2.out_len()])
+                    (
+                        vec![0f32; cols],
+                        vec![0f32; G1.out_len()],
+                        vec![0f32; G2.out_len()],
+                    )
                 },
                 |(cols, a1, a2), (o, x)| {
                     conv::forward_image(G1, x, w1, b1, true, a1, cols);
                     conv::forward_image(G2, a1, w2, b2, true, a2, cols);
-                    for (k, v) in o.iter_mut().enumerate() {
-                        *v = dot(&w3[k * FLAT..(k + 1) * FLAT], a2) + b3[k];
+                    // o (1 x 10) = a2 (1 x 12544) * w3^T (12544 x 10) + b3
+                    conv::matmul((1, CLASSES, FLAT), o, (CLASSES, 1), false, a2, (FLAT, 1), w3, (1, FLAT));
+                    for (v, b) in o.iter_mut().zip(b3) {
+                        *v += b;
                     }
                     if head == Head::Softmax {
                         softmax_row(o);
@@ -416,5 +436,153 @@ impl CpuWeights {
                 },
             );
         Ok(())
+    }
+}
+
+/// Images per task in the hand-written dense-layer passes (fixed, for determinism).
+const FC_CHUNK: usize = 16;
+/// Columns per task for the dense weight gradient.
+const FC_COL_CHUNK: usize = FLAT / 8;
+
+/// Loss, logits and parameter gradients of one batch (see [`Cnn::cpu_loss_and_grads`]).
+#[derive(Debug, Clone)]
+pub struct CpuGrads {
+    /// Mean cross-entropy of the batch.
+    pub loss: f32,
+    /// Logits `(n, 10)`.
+    pub logits: Vec<f32>,
+    /// Gradients of the mean loss, in [`TENSORS`] order.
+    pub grads: [Vec<f32>; 6],
+}
+
+impl Cnn {
+    /// Mean cross-entropy (on logits) of a batch and its gradients, computed on the CPU by
+    /// hand-written passes over the same kernels as the custom op, without building a Candle
+    /// graph: no zero-filled gradient buffers, no extra copies. Matches
+    /// `cross_entropy(logits(x), labels).backward()` (tested) and is deterministic whatever
+    /// the thread count. `x` holds `n * 784` values, `labels` `n` classes below 10.
+    pub fn cpu_loss_and_grads(&self, x: &[f32], labels: &[u32]) -> Result<CpuGrads, Error> {
+        let n = labels.len();
+        if x.len() != n * PIXELS || n == 0 {
+            return Err(Error::Input(format!(
+                "{} values for {n} labels (need 784 per label, at least one)",
+                x.len()
+            )));
+        }
+        if let Some(l) = labels.iter().find(|&&l| l as usize >= CLASSES) {
+            return Err(Error::Input(format!("label {l} is not below {CLASSES}")));
+        }
+        let w = self.cpu_weights()?;
+        let [w1, b1, w2, b2, w3, b3] = &w.tensors;
+        let a1 = conv::forward_batch(G1, x, w1, b1, true);
+        let a2 = conv::forward_batch(G2, &a1, w2, b2, true);
+        // Logits and d(loss)/d(logits) per fixed chunk of images.
+        let mut logits = vec![0f32; n * CLASSES];
+        let mut dlogits = vec![0f32; n * CLASSES];
+        let mut losses = vec![0f32; n];
+        let inv_n = 1.0 / n as f32;
+        logits
+            .par_chunks_mut(FC_CHUNK * CLASSES)
+            .zip(dlogits.par_chunks_mut(FC_CHUNK * CLASSES))
+            .zip(losses.par_chunks_mut(FC_CHUNK))
+            .enumerate()
+            .for_each(|(c, ((lg, dl), ls))| {
+                let i0 = c * FC_CHUNK;
+                let m = ls.len();
+                conv::matmul(
+                    (m, CLASSES, FLAT),
+                    lg,
+                    (CLASSES, 1),
+                    false,
+                    &a2[i0 * FLAT..(i0 + m) * FLAT],
+                    (FLAT, 1),
+                    w3,
+                    (1, FLAT),
+                );
+                for (j, ((row, drow), l)) in
+                    lg.chunks_exact_mut(CLASSES).zip(dl.chunks_exact_mut(CLASSES)).zip(ls).enumerate()
+                {
+                    for (v, b) in row.iter_mut().zip(b3) {
+                        *v += b;
+                    }
+                    let y = labels[i0 + j] as usize;
+                    let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+                    *l = sum.ln() + mx - row[y];
+                    for (k, (d, v)) in drow.iter_mut().zip(row.iter()).enumerate() {
+                        let p = (v - mx).exp() / sum;
+                        *d = (p - if k == y { 1.0 } else { 0.0 }) * inv_n;
+                    }
+                }
+            });
+        let loss = losses.iter().sum::<f32>() * inv_n;
+        // Dense weight gradient (10 x 12544) = dlogits^T (10 x n) * a2 (n x 12544), by
+        // fixed column chunks (each complete: no cross-thread reduction).
+        let mut dw3 = vec![0f32; CLASSES * FLAT];
+        let col_tasks: Vec<(usize, Vec<f32>)> = (0..FLAT.div_ceil(FC_COL_CHUNK))
+            .into_par_iter()
+            .map(|t| {
+                let c0 = t * FC_COL_CHUNK;
+                let nc = FC_COL_CHUNK.min(FLAT - c0);
+                let mut part = vec![0f32; CLASSES * nc];
+                conv::matmul(
+                    (CLASSES, nc, n),
+                    &mut part,
+                    (nc, 1),
+                    false,
+                    &dlogits,
+                    (1, CLASSES),
+                    &a2[c0..],
+                    (FLAT, 1),
+                );
+                (c0, part)
+            })
+            .collect();
+        for (c0, part) in col_tasks {
+            let nc = part.len() / CLASSES;
+            for k in 0..CLASSES {
+                dw3[k * FLAT + c0..k * FLAT + c0 + nc].copy_from_slice(&part[k * nc..(k + 1) * nc]);
+            }
+        }
+        let mut db3 = vec![0f32; CLASSES];
+        for row in dlogits.chunks_exact(CLASSES) {
+            for (a, b) in db3.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        // d(loss)/d(a2) (n x 12544) = dlogits (n x 10) * w3 (10 x 12544), per image chunk.
+        let mut da2 = vec![0f32; n * FLAT];
+        da2.par_chunks_mut(FC_CHUNK * FLAT).enumerate().for_each(|(c, d)| {
+            let m = d.len() / FLAT;
+            conv::matmul(
+                (m, FLAT, CLASSES),
+                d,
+                (FLAT, 1),
+                false,
+                &dlogits[c * FC_CHUNK * CLASSES..],
+                (CLASSES, 1),
+                w3,
+                (FLAT, 1),
+            );
+        });
+        let g2 = conv::backward_batch(G2, &a1, w2, &a2, &da2, true, true);
+        drop(da2);
+        let da1 = g2
+            .dx
+            .ok_or_else(|| Error::Config("internal: missing input gradient".into()))?;
+        let g1 = conv::backward_batch(G1, x, w1, &a1, &da1, true, false);
+        Ok(CpuGrads { loss, logits, grads: [g1.dw, g1.db, g2.dw, g2.db, dw3, db3] })
+    }
+
+    /// Gradients from [`Cnn::cpu_loss_and_grads`] as a Candle [`GradStore`] for an optimiser.
+    ///
+    /// [`GradStore`]: candle_core::backprop::GradStore
+    pub fn grad_store(&self, grads: [Vec<f32>; 6]) -> Result<candle_core::backprop::GradStore, Error> {
+        let mut store = candle_core::backprop::GradStore::default();
+        for (v, g) in self.vars().iter().zip(grads) {
+            let t = Tensor::from_vec(g, v.shape(), &self.device)?;
+            store.insert(v.as_tensor(), t);
+        }
+        Ok(store)
     }
 }

@@ -37,7 +37,9 @@ impl std::str::FromStr for Preset {
         match s {
             "keras" => Ok(Preset::Keras),
             "flax" => Ok(Preset::Flax),
-            o => Err(Error::Config(format!("unknown preset {o:?} (expected keras or flax)"))),
+            o => Err(Error::Config(format!(
+                "unknown preset {o:?} (expected keras or flax)"
+            ))),
         }
     }
 }
@@ -71,7 +73,16 @@ impl TrainConfig {
             Preset::Keras => (1e-3, 10, Head::Softmax),
             Preset::Flax => (1e-4, 5, Head::Logits),
         };
-        Self { preset, epochs, batch_size: 256, lr, seed: 42, head, eps: 1e-7, progress: false }
+        Self {
+            preset,
+            epochs,
+            batch_size: 256,
+            lr,
+            seed: 42,
+            head,
+            eps: 1e-7,
+            progress: false,
+        }
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -79,7 +90,10 @@ impl TrainConfig {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config(format!("learning rate must be positive, got {}", self.lr)));
+            return Err(Error::Config(format!(
+                "learning rate must be positive, got {}",
+                self.lr
+            )));
         }
         Ok(())
     }
@@ -103,7 +117,10 @@ impl<'a> Dataset<'a> {
             )));
         }
         if let Some(i) = labels.iter().position(|&l| l as usize >= CLASSES) {
-            return Err(Error::Input(format!("label {} at index {i} is not below 10", labels[i])));
+            return Err(Error::Input(format!(
+                "label {} at index {i} is not below 10",
+                labels[i]
+            )));
         }
         Ok(Self { images, labels })
     }
@@ -111,7 +128,10 @@ impl<'a> Dataset<'a> {
     /// The first `n` examples (all of them when `n` is larger).
     pub fn take(&self, n: usize) -> Self {
         let n = n.min(self.len());
-        Self { images: &self.images[..n * PIXELS], labels: &self.labels[..n] }
+        Self {
+            images: &self.images[..n * PIXELS],
+            labels: &self.labels[..n],
+        }
     }
 
     /// Number of examples.
@@ -137,7 +157,11 @@ impl<'a> Dataset<'a> {
     fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<u32>) {
         let mut x = Vec::with_capacity(idx.len() * PIXELS);
         for &i in idx {
-            x.extend(self.images[i * PIXELS..(i + 1) * PIXELS].iter().map(|&v| f32::from(v) / 255.0));
+            x.extend(
+                self.images[i * PIXELS..(i + 1) * PIXELS]
+                    .iter()
+                    .map(|&v| f32::from(v) / 255.0),
+            );
         }
         (x, idx.iter().map(|&i| u32::from(self.labels[i])).collect())
     }
@@ -160,6 +184,8 @@ pub struct EpochStats {
     pub train_seconds: f64,
     /// Seconds spent on the test evaluation.
     pub test_seconds: f64,
+    /// Total seconds of the epoch (training plus test evaluation).
+    pub seconds: f64,
     /// Training throughput, images per second.
     pub images_per_second: f64,
 }
@@ -174,7 +200,11 @@ impl std::fmt::Display for EpochStats {
         if let (Some(l), Some(a)) = (self.test_loss, self.test_accuracy) {
             write!(f, " | test loss {l:.4} accuracy {a:.4}")?;
         }
-        write!(f, " | {:.1} s ({:.0} img/s)", self.train_seconds, self.images_per_second)
+        write!(
+            f,
+            " | {:.1} s ({:.0} img/s)",
+            self.train_seconds, self.images_per_second
+        )
     }
 }
 
@@ -241,11 +271,21 @@ pub fn train(
     if train.is_empty() {
         return Err(Error::Config("the training set is empty".into()));
     }
-    let params = ParamsAdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: cfg.eps, weight_decay: 0.0 };
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: cfg.eps,
+        weight_decay: 0.0,
+    };
     let mut opt = AdamW::new(cnn.vars(), params)?;
     let dev: Device = cnn.device().clone();
     let test_images = test.map(|t| t.images_f32());
-    let mut history = History { config: cfg.clone(), train_examples: train.len(), epochs: Vec::new() };
+    let mut history = History {
+        config: cfg.clone(),
+        train_examples: train.len(),
+        epochs: Vec::new(),
+    };
     let n_batches = train.len().div_ceil(cfg.batch_size);
     for epoch in 1..=cfg.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
@@ -267,19 +307,28 @@ pub fn train(
         for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
             let (x, y) = train.gather(idx);
             let m = idx.len();
-            let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
-            let yt = Tensor::from_vec(y.clone(), m, &dev)?;
-            let logits = cnn.logits(&x)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &yt)?;
-            let lv = loss.to_scalar::<f32>()?;
-            if !lv.is_finite() {
-                bar.finish_and_clear();
-                return Err(Error::NonFinite { epoch, batch: b + 1, loss: lv });
-            }
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
+            let (lv, lg) = if dev.is_cpu() {
+                let g = cnn.cpu_loss_and_grads(&x, &y)?;
+                if !g.loss.is_finite() {
+                    bar.finish_and_clear();
+                    return Err(Error::NonFinite { epoch, batch: b + 1, loss: g.loss });
+                }
+                opt.step(&cnn.grad_store(g.grads)?)?;
+                (g.loss, g.logits)
+            } else {
+                let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
+                let yt = Tensor::from_vec(y.clone(), m, &dev)?;
+                let logits = cnn.logits(&x)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &yt)?;
+                let lv = loss.to_scalar::<f32>()?;
+                if !lv.is_finite() {
+                    bar.finish_and_clear();
+                    return Err(Error::NonFinite { epoch, batch: b + 1, loss: lv });
+                }
+                opt.step(&loss.backward()?)?;
+                (lv, logits.flatten_all()?.to_vec1::<f32>()?)
+            };
             loss_sum += f64::from(lv) * m as f64;
-            let lg = logits.flatten_all()?.to_vec1::<f32>()?;
             correct += lg
                 .chunks_exact(CLASSES)
                 .zip(&y)
@@ -306,6 +355,7 @@ pub fn train(
             test_accuracy,
             train_seconds,
             test_seconds: t1.elapsed().as_secs_f64(),
+            seconds: start.elapsed().as_secs_f64(),
             images_per_second: train.len() as f64 / train_seconds.max(1e-9),
         };
         on_epoch(&stats);

@@ -15,7 +15,9 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("to_vec")
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("to_vec")
 }
 
 /// Forward, dW, db and dX of the custom op match stock conv2d + bias + ReLU.
@@ -35,7 +37,14 @@ fn check_against_stock(n: usize, cin: usize, cout: usize, h: usize, w: usize, se
         let b = Var::from_vec(bv.clone(), cout, &dev).expect("b");
         let y = if custom {
             x.as_tensor()
-                .apply_op3(wt.as_tensor(), b.as_tensor(), Conv3x3Relu { input_grad: true, relu: true })
+                .apply_op3(
+                    wt.as_tensor(),
+                    b.as_tensor(),
+                    Conv3x3Relu {
+                        input_grad: true,
+                        relu: true,
+                    },
+                )
                 .expect("custom")
         } else {
             x.as_tensor()
@@ -74,13 +83,24 @@ fn matches_stock_conv2d_model_shapes() {
 
 #[test]
 fn gradients_match_finite_differences() {
-    let g = ConvGeom { cin: 2, cout: 3, h: 4, w: 5 };
+    let g = ConvGeom {
+        cin: 2,
+        cout: 3,
+        h: 4,
+        w: 5,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let n = 2;
-    let x: Vec<f64> = (0..n * g.in_len()).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
-    let w: Vec<f64> = (0..g.weight_len()).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    let x: Vec<f64> = (0..n * g.in_len())
+        .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+        .collect();
+    let w: Vec<f64> = (0..g.weight_len())
+        .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+        .collect();
     let b: Vec<f64> = (0..g.cout).map(|_| rng.random::<f64>() * 0.2).collect();
-    let r: Vec<f64> = (0..n * g.out_len()).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    let r: Vec<f64> = (0..n * g.out_len())
+        .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+        .collect();
     // loss = sum(r * conv(x)) without ReLU (smooth), computed in f64 directly.
     let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
         let mut s = 0.0;
@@ -94,11 +114,14 @@ fn gradients_match_finite_differences() {
                                 for kx in 0..3 {
                                     let sy = y as isize + ky as isize - 1;
                                     let sx = xx as isize + kx as isize - 1;
-                                    if sy < 0 || sx < 0 || sy >= g.h as isize || sx >= g.w as isize {
+                                    if sy < 0 || sx < 0 || sy >= g.h as isize || sx >= g.w as isize
+                                    {
                                         continue;
                                     }
                                     v += w[((co * g.cin + ci) * 3 + ky) * 3 + kx]
-                                        * x[i * g.in_len() + (ci * g.h + sy as usize) * g.w + sx as usize];
+                                        * x[i * g.in_len()
+                                            + (ci * g.h + sy as usize) * g.w
+                                            + sx as usize];
                                 }
                             }
                         }
@@ -121,7 +144,11 @@ fn gradients_match_finite_differences() {
             xp[j] += e;
             loss(&xp, &w, &b)
         });
-        assert!((num - f64::from(dx[j])).abs() < 1e-3, "dx[{j}]: {num} vs {}", dx[j]);
+        assert!(
+            (num - f64::from(dx[j])).abs() < 1e-3,
+            "dx[{j}]: {num} vs {}",
+            dx[j]
+        );
     }
     for j in 0..w.len() {
         let num = fd(&|e| {
@@ -129,7 +156,11 @@ fn gradients_match_finite_differences() {
             wp[j] += e;
             loss(&x, &wp, &b)
         });
-        assert!((num - f64::from(grads.dw[j])).abs() < 1e-3, "dw[{j}]: {num} vs {}", grads.dw[j]);
+        assert!(
+            (num - f64::from(grads.dw[j])).abs() < 1e-3,
+            "dw[{j}]: {num} vs {}",
+            grads.dw[j]
+        );
     }
     for j in 0..b.len() {
         let num = fd(&|e| {
@@ -137,13 +168,22 @@ fn gradients_match_finite_differences() {
             bp[j] += e;
             loss(&x, &w, &bp)
         });
-        assert!((num - f64::from(grads.db[j])).abs() < 1e-3, "db[{j}]: {num} vs {}", grads.db[j]);
+        assert!(
+            (num - f64::from(grads.db[j])).abs() < 1e-3,
+            "db[{j}]: {num} vs {}",
+            grads.db[j]
+        );
     }
 }
 
 #[test]
 fn input_gradient_is_skipped_when_not_needed() {
-    let g = ConvGeom { cin: 1, cout: 2, h: 3, w: 3 };
+    let g = ConvGeom {
+        cin: 1,
+        cout: 2,
+        h: 3,
+        w: 3,
+    };
     let x = vec![0.5f32; 2 * g.in_len()];
     let w = vec![0.1f32; g.weight_len()];
     let y = conv::forward_batch(g, &x, &w, &[0.0, 0.0], true);
@@ -155,7 +195,12 @@ fn input_gradient_is_skipped_when_not_needed() {
 
 #[test]
 fn backward_is_independent_of_thread_count() {
-    let g = ConvGeom { cin: 4, cout: 3, h: 9, w: 9 };
+    let g = ConvGeom {
+        cin: 4,
+        cout: 3,
+        h: 9,
+        w: 9,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let n = 21;
     let x = rand_vec(&mut rng, n * g.in_len());

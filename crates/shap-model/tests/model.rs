@@ -20,16 +20,29 @@ fn architecture_has_the_tutorial_parameter_count() {
     let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
     assert_eq!(cnn.num_parameters(), 130_394);
     assert_eq!(PARAMETERS, 130_394);
-    let names: Vec<_> = cnn.named_tensors().into_iter().map(|(n, t)| (n, t.dims().to_vec())).collect();
+    let names: Vec<_> = cnn
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dims().to_vec()))
+        .collect();
     assert_eq!(names[0], ("conv1.weight", vec![32, 1, 3, 3]));
     assert_eq!(names[4], ("fc.weight", vec![10, 12544]));
 }
 
 #[test]
 fn init_is_seeded_glorot_with_zero_biases() {
-    let a = Cnn::new(7, Head::Softmax, &Device::Cpu).expect("a").cpu_weights().expect("w");
-    let b = Cnn::new(7, Head::Softmax, &Device::Cpu).expect("b").cpu_weights().expect("w");
-    let c = Cnn::new(8, Head::Softmax, &Device::Cpu).expect("c").cpu_weights().expect("w");
+    let a = Cnn::new(7, Head::Softmax, &Device::Cpu)
+        .expect("a")
+        .cpu_weights()
+        .expect("w");
+    let b = Cnn::new(7, Head::Softmax, &Device::Cpu)
+        .expect("b")
+        .cpu_weights()
+        .expect("w");
+    let c = Cnn::new(8, Head::Softmax, &Device::Cpu)
+        .expect("c")
+        .cpu_weights()
+        .expect("w");
     assert_eq!(a.tensors, b.tensors);
     assert_ne!(a.tensors[0], c.tensors[0]);
     // conv2: fan_in 288, fan_out 144 -> limit sqrt(6/432).
@@ -39,7 +52,13 @@ fn init_is_seeded_glorot_with_zero_biases() {
     assert!(w2.iter().any(|v| v.abs() > 0.9 * limit));
     let mean: f32 = w2.iter().sum::<f32>() / w2.len() as f32;
     assert!(mean.abs() < 0.01);
-    assert!(a.tensors[1].iter().chain(&a.tensors[3]).chain(&a.tensors[5]).all(|&v| v == 0.0));
+    assert!(
+        a.tensors[1]
+            .iter()
+            .chain(&a.tensors[3])
+            .chain(&a.tensors[5])
+            .all(|&v| v == 0.0)
+    );
 }
 
 #[test]
@@ -49,7 +68,10 @@ fn fast_inference_matches_candle_graph_and_batching() {
     let n = 5;
     let x = shap_model::bench::synthetic_images(n);
     let t = candle_core::Tensor::from_vec(x.clone(), (n, 28, 28, 1), &dev).expect("t");
-    let graph = cnn.forward(&t).and_then(|y| Ok(y.flatten_all()?.to_vec1::<f32>()?)).expect("graph");
+    let graph = cnn
+        .forward(&t)
+        .and_then(|y| Ok(y.flatten_all()?.to_vec1::<f32>()?))
+        .expect("graph");
     let fast = cnn.predict(&x, false, 512).expect("fast");
     for (a, b) in graph.iter().zip(&fast) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
@@ -64,9 +86,13 @@ fn fast_inference_matches_candle_graph_and_batching() {
     m2.eval_batch(&x, n, shape, &mut o2).expect("eval");
     assert_eq!(o1, o2);
     let mut single = vec![0f32; 10];
-    m2.eval_batch(&x[784..2 * 784], 1, shape, &mut single).expect("eval");
+    m2.eval_batch(&x[784..2 * 784], 1, shape, &mut single)
+        .expect("eval");
     assert_eq!(&o1[10..20], &single[..]);
-    assert!(o1.chunks(10).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+    assert!(
+        o1.chunks(10)
+            .all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5)
+    );
     // Logits head: softmax of the logits gives the probabilities.
     let ml = ModelFn::with_head(&cnn, Head::Logits).expect("m");
     let lg = ml.predict(&x).expect("logits");
@@ -90,7 +116,11 @@ fn synthetic(n: usize) -> (Vec<u8>, Vec<u8>) {
         for r in 0..28 {
             for col in 0..28 {
                 let noise = ((i * 31 + r * 17 + col * 13) % 64) as u8;
-                let bar = if r >= 2 * c + 2 && r < 2 * c + 5 { 180 } else { 0 };
+                let bar = if r >= 2 * c + 2 && r < 2 * c + 5 {
+                    180
+                } else {
+                    0
+                };
                 images[i * 784 + r * 28 + col] = bar + noise;
             }
         }
@@ -102,13 +132,21 @@ fn synthetic(n: usize) -> (Vec<u8>, Vec<u8>) {
 fn training_is_deterministic_and_learns_synthetic_data() {
     let (images, labels) = synthetic(300);
     let data = Dataset::new(&images, &labels).expect("data");
-    let cfg = TrainConfig { epochs: 2, batch_size: 64, ..TrainConfig::preset(Preset::Keras) };
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 64,
+        ..TrainConfig::preset(Preset::Keras)
+    };
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(|| {
-            let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
-            let h = train(&cnn, &cfg, &data, Some(&data), |_| {}).expect("train");
-            (cnn.cpu_weights().expect("w").tensors, h)
-        })
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| {
+                let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
+                let h = train(&cnn, &cfg, &data, Some(&data), |_| {}).expect("train");
+                (cnn.cpu_weights().expect("w").tensors, h)
+            })
     };
     let (w1, h1) = run(1);
     let (w2, h2) = run(2);
@@ -126,12 +164,22 @@ fn training_is_deterministic_and_learns_synthetic_data() {
 fn nan_loss_stops_training_with_epoch_and_batch() {
     let (images, labels) = synthetic(40);
     let data = Dataset::new(&images, &labels).expect("data");
-    let cfg = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::preset(Preset::Flax) };
-    let mut w = Cnn::new(1, cfg.head, &Device::Cpu).expect("cnn").cpu_weights().expect("w").tensors;
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        ..TrainConfig::preset(Preset::Flax)
+    };
+    let mut w = Cnn::new(1, cfg.head, &Device::Cpu)
+        .expect("cnn")
+        .cpu_weights()
+        .expect("w")
+        .tensors;
     w[5][3] = f32::NAN;
     let cnn = Cnn::from_vecs(w, cfg.head, &Device::Cpu).expect("cnn");
     match train(&cnn, &cfg, &data, None, |_| {}) {
-        Err(Error::NonFinite { epoch: 1, batch: 1, .. }) => {}
+        Err(Error::NonFinite {
+            epoch: 1, batch: 1, ..
+        }) => {}
         other => panic!("expected NonFinite at epoch 1 batch 1, got {other:?}"),
     }
 }
@@ -143,7 +191,10 @@ fn bad_datasets_and_configs_are_errors() {
     let (images, labels) = synthetic(4);
     let data = Dataset::new(&images, &labels).expect("data");
     let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
-    let cfg = TrainConfig { batch_size: 0, ..TrainConfig::preset(Preset::Keras) };
+    let cfg = TrainConfig {
+        batch_size: 0,
+        ..TrainConfig::preset(Preset::Keras)
+    };
     assert!(train(&cnn, &cfg, &data, None, |_| {}).is_err());
     assert!(shap_model::device("tpu").is_err());
     #[cfg(not(feature = "cuda"))]
@@ -158,24 +209,41 @@ fn checkpoint_round_trip_and_strict_loading() {
     let dir = tmp_dir("ckpt");
     let path = dir.join("m.safetensors");
     let cnn = Cnn::new(5, Head::Logits, &Device::Cpu).expect("cnn");
-    let meta = CheckpointMeta { preset: "flax".into(), head: Head::Logits, seed: 5, epochs: 3 };
+    let meta = CheckpointMeta {
+        preset: "flax".into(),
+        head: Head::Logits,
+        seed: 5,
+        epochs: 3,
+    };
     shap_model::save(&cnn, &meta, &path).expect("save");
     // No temporary file is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .collect();
     assert_eq!(leftovers.len(), 1);
     let back = shap_model::load(&path, &Device::Cpu).expect("load");
     assert_eq!(back.meta, meta);
     assert_eq!(back.cnn.head(), Head::Logits);
-    assert_eq!(back.cnn.cpu_weights().expect("w").tensors, cnn.cpu_weights().expect("w").tensors);
+    assert_eq!(
+        back.cnn.cpu_weights().expect("w").tensors,
+        cnn.cpu_weights().expect("w").tensors
+    );
 
     let write = |tensors: Vec<(&str, Vec<usize>)>, p: &Path| {
-        let bufs: Vec<Vec<u8>> =
-            tensors.iter().map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()]).collect();
+        let bufs: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()])
+            .collect();
         let views: Vec<_> = tensors
             .iter()
             .zip(&bufs)
             .map(|((n, s), b)| {
-                (*n, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"))
+                (
+                    *n,
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                        .expect("view"),
+                )
             })
             .collect();
         std::fs::write(p, safetensors::serialize(views, None).expect("ser")).expect("write");
@@ -185,7 +253,10 @@ fn checkpoint_round_trip_and_strict_loading() {
     let p = dir.join("missing.safetensors");
     write(full[1..].to_vec(), &p);
     let e = shap_model::load(&p, &Device::Cpu).expect_err("missing");
-    assert!(matches!(e, Error::MissingTensor { ref name, .. } if name == "conv1.weight"), "{e}");
+    assert!(
+        matches!(e, Error::MissingTensor { ref name, .. } if name == "conv1.weight"),
+        "{e}"
+    );
     assert!(e.to_string().contains("[32, 1, 3, 3]"), "{e}");
 
     let p = dir.join("extra.safetensors");
@@ -193,7 +264,10 @@ fn checkpoint_round_trip_and_strict_loading() {
     extra.push(("fc2.weight", vec![2, 2]));
     write(extra, &p);
     let e = shap_model::load(&p, &Device::Cpu).expect_err("extra");
-    assert!(e.to_string().contains("fc2.weight") && e.to_string().contains("[2, 2]"), "{e}");
+    assert!(
+        e.to_string().contains("fc2.weight") && e.to_string().contains("[2, 2]"),
+        "{e}"
+    );
 
     let p = dir.join("shape.safetensors");
     let mut bad = full.clone();
@@ -201,7 +275,10 @@ fn checkpoint_round_trip_and_strict_loading() {
     write(bad, &p);
     let e = shap_model::load(&p, &Device::Cpu).expect_err("shape");
     let s = e.to_string();
-    assert!(s.contains("fc.weight") && s.contains("[12544, 10]") && s.contains("[10, 12544]"), "{s}");
+    assert!(
+        s.contains("fc.weight") && s.contains("[12544, 10]") && s.contains("[10, 12544]"),
+        "{s}"
+    );
 
     // Files without metadata load with the softmax head.
     let p = dir.join("plain.safetensors");
@@ -211,7 +288,10 @@ fn checkpoint_round_trip_and_strict_loading() {
 
     let p = dir.join("garbage.safetensors");
     std::fs::write(&p, b"not a checkpoint").expect("write");
-    assert!(matches!(shap_model::load(&p, &Device::Cpu), Err(Error::Checkpoint { .. })));
+    assert!(matches!(
+        shap_model::load(&p, &Device::Cpu),
+        Err(Error::Checkpoint { .. })
+    ));
     assert!(matches!(
         shap_model::load(&dir.join("absent.safetensors"), &Device::Cpu),
         Err(Error::Io { .. })
@@ -262,14 +342,63 @@ fn trains_on_real_data_subset() {
         }
         Err(e) => panic!("Fashion-MNIST not found ({e}); set SHAP_SKIP_REAL_DATA=1 to skip"),
     };
-    let train_set = Dataset::new(data.train.images(), data.train.labels()).expect("train").take(2000);
-    let test = Dataset::new(data.test.images(), data.test.labels()).expect("test").take(2000);
-    let cfg = TrainConfig { epochs: 1, ..TrainConfig::preset(Preset::Keras) };
+    let train_set = Dataset::new(data.train.images(), data.train.labels())
+        .expect("train")
+        .take(2000);
+    let test = Dataset::new(data.test.images(), data.test.labels())
+        .expect("test")
+        .take(2000);
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..TrainConfig::preset(Preset::Keras)
+    };
     let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
     let h = train(&cnn, &cfg, &train_set, Some(&test), |_| {}).expect("train");
     let acc = h.epochs[0].test_accuracy.expect("acc");
-    assert!(acc > 0.5, "test accuracy {acc} after one epoch on 2,000 images");
-    let out = ModelFn::new(&cnn).expect("m").predict(&test.images_f32()).expect("predict");
+    assert!(
+        acc > 0.5,
+        "test accuracy {acc} after one epoch on 2,000 images"
+    );
+    let out = ModelFn::new(&cnn)
+        .expect("m")
+        .predict(&test.images_f32())
+        .expect("predict");
     let e = evaluate(&out, test.labels(), &shap_data::CLASS_NAMES).expect("eval");
     assert!((e.accuracy - acc).abs() < 1e-12);
+}
+
+#[test]
+fn hand_written_gradients_match_candle_autograd() {
+    let dev = Device::Cpu;
+    let cnn = Cnn::new(13, Head::Softmax, &dev).expect("cnn");
+    let n = 19; // more than one dense-layer chunk, not a multiple of it
+    let x = shap_model::bench::synthetic_images(n);
+    let labels: Vec<u32> = (0..n as u32).map(|i| (i * 3) % 10).collect();
+    let hand = cnn.cpu_loss_and_grads(&x, &labels).expect("hand");
+    let xt = candle_core::Tensor::from_vec(x.clone(), (n, 1, 28, 28), &dev).expect("x");
+    let yt = candle_core::Tensor::from_vec(labels.clone(), n, &dev).expect("y");
+    let logits = cnn.logits(&xt).expect("logits");
+    let loss = candle_nn::loss::cross_entropy(&logits, &yt).expect("loss");
+    let grads = loss.backward().expect("backward");
+    let lv = loss.to_scalar::<f32>().expect("scalar");
+    assert!((hand.loss - lv).abs() < 1e-5 * lv.abs().max(1.0), "{} vs {lv}", hand.loss);
+    let lg = logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("lg");
+    for (a, b) in hand.logits.iter().zip(&lg) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    for ((name, _), (v, h)) in TENSORS.iter().zip(cnn.vars().iter().zip(&hand.grads)) {
+        let g = grads.get(v.as_tensor()).expect("grad");
+        let g = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("g");
+        let scale = g.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let err = g.iter().zip(h).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(err < 1e-4, "{name}: relative error {err}");
+    }
+    // Same inputs, different thread counts: identical gradients.
+    let other = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("pool")
+        .install(|| cnn.cpu_loss_and_grads(&x, &labels).expect("hand"));
+    assert_eq!(other.grads, hand.grads);
+    assert!(cnn.cpu_loss_and_grads(&x, &[10; 19]).is_err());
 }

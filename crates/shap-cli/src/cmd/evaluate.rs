@@ -79,6 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "weighted_avg": eval.weighted_avg,
             "first_correct": correct,
             "first_wrong": wrong,
+            "report_text": eval.report(args.digits),
+            "confusion_text": eval.confusion_text(),
         });
         shap_model::checkpoint::write_atomic(path, &serde_json::to_vec_pretty(&json)?)?;
     }

@@ -1,0 +1,48 @@
+//! Time one full training epoch (60,000 images, batch 256, Keras preset) on the real
+//! Fashion-MNIST data, plus forward throughput, and compare with TensorFlow-Keras's ~28 s.
+//!
+//! `cargo run --release -p shap-model --example epoch_time [-- --json]`
+
+use shap_model::{Cnn, Dataset, Head, bench};
+
+#[global_allocator]
+static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
+
+/// TensorFlow-Keras on the reference 2-core machine: seconds per epoch.
+const KERAS_EPOCH_SECONDS: f64 = 28.0;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let json = std::env::args().any(|a| a == "--json");
+    let data = shap_data::FashionMnist::load(None)?;
+    let train = Dataset::new(data.train.images(), data.train.labels())?;
+    let epoch = bench::measure_epoch(&train)?;
+    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let fwd512 = bench::measure_forward(&cnn, 512, 10)?;
+    let fwd64 = bench::measure_forward(&cnn, 64, 40)?;
+    let fwd1 = bench::measure_forward(&cnn, 1, 500)?;
+    if json {
+        let v = serde_json::json!({
+            "epoch": epoch,
+            "epoch_ratio_to_keras": epoch.seconds / KERAS_EPOCH_SECONDS,
+            "forward_512": fwd512,
+            "forward_64": fwd64,
+            "forward_1": fwd1,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "train epoch (60k, batch 256): {:.1} s, {:.0} img/s, {:.1} GFLOP/s; {:.2}x TensorFlow-Keras's {KERAS_EPOCH_SECONDS} s",
+        epoch.seconds,
+        epoch.images_per_second,
+        epoch.gflops,
+        epoch.seconds / KERAS_EPOCH_SECONDS
+    );
+    for (b, t) in [(512, fwd512), (64, fwd64), (1, fwd1)] {
+        println!(
+            "forward batch {b:>3}: {:>6.0} img/s, {:>5.1} GFLOP/s",
+            t.images_per_second, t.gflops
+        );
+    }
+    Ok(())
+}
