@@ -18,6 +18,16 @@ pub enum ModelError {
 /// `images` holds `n` images back to back, each `shape.features()` f32 values in (H, W, C)
 /// order. The model writes `n * num_outputs()` f32 values into `out`, row-major `(n, K)`.
 /// Implementations must be deterministic for identical inputs, whatever the batch size.
+///
+/// The explainers send all masks of one Owen step (up to 10) or of one permutation pass
+/// (`2M + 1`) in a single call; images are explained in parallel, so `eval_batch` is called
+/// from several threads at once. An adapter may split a call into chunks of its own.
+///
+/// Room for an incremental path: masked images of one explanation differ from each other
+/// only in blocks of the partition tree. A model that can exploit this (recompute early
+/// convolutions only near the changed block) can be supported by adding a provided method
+/// with a default that calls `eval_batch`, e.g. `eval_masked(reference, images, changed
+/// boxes, ...)`; existing implementations keep working unchanged.
 pub trait BatchModel: Sync {
     /// Number of outputs `K` per image.
     fn num_outputs(&self) -> usize;

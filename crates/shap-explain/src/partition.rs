@@ -181,6 +181,16 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 }
 
 impl PartitionExplainer {
+    /// shap 0.51-compatible settings: NumPy-legacy tie-break seeded like `np.random.seed(seed)`
+    /// before the call, `max_evals`, all other settings at shap's defaults.
+    pub fn shap_compatible(max_evals: usize, seed: u32) -> Self {
+        Self {
+            budget: Budget::MaxEvals(max_evals),
+            tie_break: TieBreak::NumpyLegacy { seed },
+            ..Self::default()
+        }
+    }
+
     /// Model evaluations per image for [`Budget::Exact`]: `2 + 2 * (number of expansions)`,
     /// where a node at depth `d` is expanded in `2^d` contexts (fixed context `Both`) or once.
     /// Saturates at `usize::MAX`.

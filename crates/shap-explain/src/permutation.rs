@@ -85,6 +85,17 @@ impl Default for PermutationExplainer {
 }
 
 impl PermutationExplainer {
+    /// shap 0.51-compatible settings: `P = max_evals // (2M+1)` passes, orders from numba's
+    /// generator seeded in-jit with `seed`, all `K` outputs named `Output i`.
+    pub fn shap_compatible(max_evals: usize, seed: u32) -> Self {
+        Self {
+            max_evals: Some(max_evals),
+            rng: OrderRng::NumpyLegacy(seed),
+            shap_compat: true,
+            ..Self::default()
+        }
+    }
+
     /// Passes per image for `m` features.
     pub fn num_passes(&self, m: usize) -> Result<usize> {
         let per = 2 * m + 1;

@@ -203,3 +203,24 @@ fn permutation_matches_shap_bit_for_bit() {
     }
     assert_eq!(n_cases, 2);
 }
+
+#[test]
+fn shap_compatible_constructors_match_fixture_settings() {
+    let p = PartitionExplainer::shap_compatible(500, 42);
+    assert_eq!(p.budget, Budget::MaxEvals(500));
+    assert_eq!(p.tie_break, TieBreak::NumpyLegacy { seed: 42 });
+    assert_eq!(p.batch_size, 10);
+    let q = PermutationExplainer::shap_compatible(1600, 13);
+    assert!(q.shap_compat);
+    assert_eq!(q.num_passes(784).unwrap(), 1);
+    // The recorded shap order of the 28x28 fixture is reproduced by the constructor's settings.
+    let arrays = load("explain_q28_blur_1pass.npz");
+    let order: Vec<usize> = get(&arrays, "orders")
+        .to_f64()
+        .unwrap()
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
+    let ours = q.orders(1, ImageShape::new(28, 28, 1)).unwrap();
+    assert_eq!(ours[0][0], order);
+}
