@@ -181,7 +181,10 @@ fn not_found_message(tried: &[String]) -> String {
          (gzip-compressed `.gz` or plain)",
     );
     if !cfg!(feature = "hub") {
-        s.push_str(", or rebuild with `--features hub` to read the hf-hub cache and download");
+        s.push_str(
+            ", or rebuild with `--features hub` to read the hf-hub cache and download \
+             (`--features hub-cache` reads the cache only)",
+        );
     }
     s
 }

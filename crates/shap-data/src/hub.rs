@@ -1,8 +1,8 @@
 //! The hf-hub path: the parquet conversion of `zalando-datasets/fashion_mnist`.
 //!
 //! Finding already-downloaded files in the hf-hub cache is plain path arithmetic and is always
-//! compiled. Reading them (parquet rows of PNG bytes + an int64 label) and downloading need the
-//! `hub` feature.
+//! compiled. Reading them (parquet rows of PNG bytes + an int64 label) needs the `hub-cache`
+//! feature, downloading them the `hub` feature (which includes `hub-cache`).
 //!
 //! Cache layout (the one hf-hub and Python's `huggingface_hub` share):
 //! `<cache>/datasets--zalando-datasets--fashion_mnist/refs/refs/convert/parquet` holds a commit id,
@@ -75,16 +75,17 @@ fn display_name(p: &Path) -> String {
 }
 
 #[cfg(feature = "hub")]
-pub(crate) use with_hub::{download, read_parquet_split};
+pub(crate) use download::download;
+#[cfg(feature = "hub-cache")]
+pub(crate) use parquet_split::read_parquet_split;
 
-#[cfg(feature = "hub")]
-mod with_hub {
-    use std::path::{Path, PathBuf};
+#[cfg(feature = "hub-cache")]
+mod parquet_split {
+    use std::path::Path;
 
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::Field;
 
-    use super::{HUB_NAME, HUB_OWNER, HUB_REVISION, HUB_TEST_FILE, HUB_TRAIN_FILE};
     use crate::{DataError, IMAGE_COLS, IMAGE_ROWS, NUM_CLASSES, Split};
 
     /// Rows preallocated at most, whatever the parquet footer claims (Fashion-MNIST has 60000).
@@ -157,6 +158,13 @@ mod with_hub {
         }
         Split::new(images, labels, IMAGE_ROWS, IMAGE_COLS)
     }
+}
+
+#[cfg(feature = "hub")]
+mod download {
+    use std::path::{Path, PathBuf};
+
+    use super::{HUB_NAME, HUB_OWNER, HUB_REVISION, HUB_TEST_FILE, HUB_TRAIN_FILE};
 
     /// Downloads the two parquet files into the hub cache `cache` (or, with `endpoint`, from
     /// another hub server) and returns their paths. Errors are returned as text for the

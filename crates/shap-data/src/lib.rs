@@ -15,8 +15,9 @@
 //!    holding the parquet conversion of `zalando-datasets/fashion_mnist`;
 //! 5. a download of that conversion through hf-hub (skipped when `HF_HUB_OFFLINE=1`).
 //!
-//! Places 4 (reading) and 5 need the off-by-default Cargo feature `hub` (it pulls an HTTP
-//! stack and a parquet reader into the build). A place that is absent (variable unset,
+//! Place 4 needs the off-by-default Cargo feature `hub-cache` (a parquet reader and PNG
+//! decoding), place 5 the feature `hub` (which adds hf-hub and its HTTP stack, a much bigger
+//! build). A place that is absent (variable unset,
 //! directory missing or without any dataset file) is skipped; a place that holds the files but
 //! in a broken state stops the search with that file's error, so damage is never hidden by a
 //! fallback. When nothing is found, [`DataError::NotFound`] lists every place tried and the
@@ -363,7 +364,7 @@ impl FashionMnist {
     /// # Errors
     /// [`DataError::Parquet`] for unreadable parquet or PNG data, [`DataError::BadLabel`],
     /// [`DataError::WrongImageSize`], [`DataError::Io`].
-    #[cfg(feature = "hub")]
+    #[cfg(feature = "hub-cache")]
     pub fn load_parquet(train: &Path, test: &Path, source: DataSource) -> Result<Self, DataError> {
         Ok(FashionMnist {
             train: hub::read_parquet_split(train)?,
@@ -414,15 +415,15 @@ impl FashionMnist {
 
         match &paths.hub_cache {
             Some(cache) => match hub::cached_files(cache) {
-                #[cfg(feature = "hub")]
+                #[cfg(feature = "hub-cache")]
                 Ok((train, test)) => {
                     let snap = train.ancestors().nth(3).unwrap_or(cache).to_path_buf();
                     return Self::load_parquet(&train, &test, DataSource::HubCache(snap));
                 }
-                #[cfg(not(feature = "hub"))]
+                #[cfg(not(feature = "hub-cache"))]
                 Ok((train, _)) => tried.push(format!(
                     "hf-hub cache {}: holds the parquet files ({}), but this build cannot read \
-                     them: rebuild with `--features hub`",
+                     them: rebuild with `--features hub-cache` (or `hub`)",
                     cache.display(),
                     train.display()
                 )),

@@ -131,8 +131,8 @@ fn nothing_found_lists_every_place_in_order() {
     assert_eq!(t[0], "FASHION_MNIST_DIR: not set");
 }
 
-/// Without the `hub` feature a populated hub cache is reported, with the fix.
-#[cfg(not(feature = "hub"))]
+/// Without the `hub-cache` feature a populated hub cache is reported, with the fix.
+#[cfg(not(feature = "hub-cache"))]
 #[test]
 fn hub_cache_without_the_feature_names_the_fix() {
     let cache = tempfile::tempdir().unwrap();
