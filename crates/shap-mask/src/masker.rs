@@ -265,8 +265,14 @@ impl PreparedImage {
                 features: m,
             });
         }
-        // Several images per rayon task keep the scratch reuse and task overhead reasonable.
-        let per_task = (4096 / m).clamp(1, 64);
+        // Images per rayon task (fixed, so results never depend on scheduling): inpainting
+        // costs ~100 us per image, so one image per task balances best; blur and constant are
+        // memory-bound copies, so large chunks keep the task overhead negligible.
+        let per_task = match self.kind {
+            Prepared::Inpaint { .. } => 1,
+            _ => (1 << 20) / (4 * m).max(1),
+        }
+        .clamp(1, 4096);
         out.par_chunks_mut(m * per_task)
             .zip(keeps.par_chunks(m * per_task))
             .for_each_init(Scratch::default, |scratch, (o, k)| {
