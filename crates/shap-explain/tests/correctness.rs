@@ -550,3 +550,29 @@ fn output_selection_and_names() {
     );
     assert!("x".parse::<OutputSelection>().is_err());
 }
+
+#[test]
+fn single_feature_and_multichannel_images() {
+    let model = nonlinear();
+    for shape in [
+        ImageShape::new(1, 1, 1),
+        ImageShape::new(1, 2, 1),
+        ImageShape::new(3, 3, 3),
+    ] {
+        let img = test_image(shape, 8);
+        let masker = ConstantMasker { value: 0.3 };
+        let e = PartitionExplainer::default()
+            .explain(&model, &img, shape, &masker)
+            .unwrap();
+        check_efficiency(&e);
+        assert_eq!(e.values.len(), shape.features() * 2);
+        let p = PermutationExplainer {
+            passes: 2,
+            ..Default::default()
+        }
+        .explain(&model, &img, shape, &masker)
+        .unwrap();
+        check_efficiency(&p);
+        assert_eq!(p.evals, vec![2 * (2 * shape.features() + 1)]);
+    }
+}

@@ -207,3 +207,20 @@ fn npz_and_json_round_trip() {
     assert!(Explanation::load_npz(dir.join("trunc.npz")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn timing_report_counts_rows() {
+    let m = model(3);
+    let e = PartitionExplainer::default()
+        .explain(&m, &images(2), S, &MASK)
+        .unwrap();
+    let r = shap_explain::TimingReport::measure(&e, &m, 10).unwrap();
+    assert_eq!(r.images, 2);
+    assert_eq!(r.evals, e.evals.iter().sum::<usize>());
+    assert_eq!(e.stats.model_rows, r.evals);
+    assert!(r.to_string().contains("2 images"));
+    assert!(matches!(
+        shap_explain::time_model_only(&m, &images(2), S, &[1], 10),
+        Err(ExplainError::ShapeMismatch { .. })
+    ));
+}
