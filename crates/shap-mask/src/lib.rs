@@ -10,7 +10,7 @@
 //!   The inpainting algorithm is OpenCV's (credit: the OpenCV project, `modules/photo`, after
 //!   A. Telea, "An Image Inpainting Technique Based on the Fast Marching Method", 2004); this is
 //!   an independent implementation from the description in `SHAP_SPEC.md` section 2.
-//! - [`MaskMode`]: the default mode fixes shap's inpainting on [0,1] images (work at 0..255
+//! - [`MaskMode`]: the default mode fixes shap's inpainting on \[0,1\] images (work at 0..255
 //!   scale, keep unmasked features exactly); [`MaskMode::ShapCompat`] reproduces shap 0.51.
 //! - [`npy`]: a minimal `.npy` reader/writer for masks and images.
 //! - [`PartitionTree`]: shap's hierarchical image partition.

@@ -33,7 +33,7 @@ pub struct Masker {
 /// How a [`MaskMode::Default`] inpainting masker maps the float image to 0..255 and back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InpaintScale {
-    /// The image lies in [0, 1] (its maximum is <= 1): `u8 = round(x*255)`, back by `/255`.
+    /// The image lies in \[0, 1\] (its maximum is <= 1): `u8 = round(x*255)`, back by `/255`.
     Unit,
     /// Otherwise the image is taken as 0..255: `u8 = round(x)`, back unchanged.
     Byte,
@@ -205,8 +205,8 @@ impl PreparedImage {
     }
 
     /// For inpainting maskers, how many image values fell outside the u8 range of the chosen
-    /// scale and were clamped (default mode: outside [0,1] for [`InpaintScale::Unit`], outside
-    /// [0,255] for [`InpaintScale::Byte`]; shap-compatible mode: outside [0,256), where NumPy's
+    /// scale and were clamped (default mode: outside \[0,1\] for [`InpaintScale::Unit`], outside
+    /// \[0,255\] for [`InpaintScale::Byte`]; shap-compatible mode: outside [0,256), where NumPy's
     /// cast is undefined). Non-zero means the image is not in a range the inpainting expects:
     /// callers should warn.
     pub fn clamped_values(&self) -> usize {

@@ -133,12 +133,12 @@ impl fmt::Display for MaskerSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MaskMode {
     /// The recommended behaviour on float images (SHAP_SPEC section 8, items 1-3): inpainting
-    /// works at 0..255 scale (`round(x*255)` when the image lies in [0,1], `round(x)` otherwise)
+    /// works at 0..255 scale (`round(x*255)` when the image lies in \[0,1\], `round(x)` otherwise)
     /// and converts back, and only hidden features change; kept features stay exactly as given.
     #[default]
     Default,
     /// Reproduce shap 0.51 exactly: inpainting truncates the image to u8 and replaces every
-    /// pixel with the u8 result (on [0,1] images this binarises the image, as in the tutorial).
+    /// pixel with the u8 result (on \[0,1\] images this binarises the image, as in the tutorial).
     ShapCompat,
 }
 
