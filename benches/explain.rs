@@ -2,7 +2,8 @@
 //! Partition explainer with `blur(28,28)` (and `inpaint_telea`), against the pure model time
 //! for the same rows.
 //!
-//! Two synthetic models stand in for the CNN: `dense` (784 -> 10 + softmax, ~8k MAC/image,
+//! Models: `cnn`, the project's CNN (untrained weights, same cost) behind its `ModelFn`
+//! adapter; and two synthetic closures: `dense` (784 -> 10 + softmax, ~8k MAC/image,
 //! far cheaper than the CNN, so the explainer overhead is most visible) and `mlp` (784 -> 256
 //! -> 10, ~200k MAC/image). Before the criterion groups, a table prints for each case the
 //! explanation time, the model-only time for the same rows and batching, their ratio, and the
@@ -21,6 +22,7 @@ use shap_toolkit::explain::{
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::bench::FastAllocator;
+use shap_toolkit::model::{Cnn, Head, ModelFn};
 
 #[global_allocator]
 static GLOBAL: FastAllocator = FastAllocator;
@@ -101,27 +103,39 @@ fn explainer() -> PartitionExplainer {
     }
 }
 
+/// The project's CNN (untrained weights: same cost as a trained one) behind its adapter.
+fn cnn() -> ModelFn {
+    let dev = shap_toolkit::model::device("cpu").unwrap();
+    let cnn = Cnn::new(0, Head::Softmax, &dev).unwrap();
+    ModelFn::new(&cnn).unwrap()
+}
+
+fn report_model<B: BatchModel>(mname: &str, model: &B, x: &[f32]) {
+    for spec in ["blur(28,28)", "inpaint_telea"] {
+        let masker = Masker::new(spec.parse().unwrap(), MaskMode::Default);
+        // Warm up once, then measure.
+        explainer().explain(model, x, SHAPE, &masker).unwrap();
+        let e = explainer().explain(model, x, SHAPE, &masker).unwrap();
+        let r = TimingReport::measure(&e, model, 10).unwrap();
+        eprintln!("  partition   {mname:7} {spec:14} {r}");
+    }
+    let masker = Masker::new("blur(28,28)".parse().unwrap(), MaskMode::Default);
+    let p = PermutationExplainer {
+        passes: 1,
+        outputs: OutputSelection::TopK(5),
+        ..Default::default()
+    };
+    let e = p.explain(model, x, SHAPE, &masker).unwrap();
+    let r = TimingReport::measure(&e, model, 2 * M + 1).unwrap();
+    eprintln!("  permutation {mname:7} {:14} {r}", "blur(28,28)");
+}
+
 fn report() {
     let x = images(4);
     eprintln!("explain bench: 4 images, max_evals 500, top-5 (Partition), 1 pass (Permutation)");
+    report_model("cnn", &cnn(), &x);
     for (mname, model) in [("dense", mlp(0)), ("mlp256", mlp(256))] {
-        for spec in ["blur(28,28)", "inpaint_telea"] {
-            let masker = Masker::new(spec.parse().unwrap(), MaskMode::Default);
-            // Warm up once, then measure.
-            explainer().explain(&model, &x, SHAPE, &masker).unwrap();
-            let e = explainer().explain(&model, &x, SHAPE, &masker).unwrap();
-            let r = TimingReport::measure(&e, &model, 10).unwrap();
-            eprintln!("  partition   {mname:7} {spec:14} {r}");
-        }
-        let masker = Masker::new("blur(28,28)".parse().unwrap(), MaskMode::Default);
-        let p = PermutationExplainer {
-            passes: 1,
-            outputs: OutputSelection::TopK(5),
-            ..Default::default()
-        };
-        let e = p.explain(&model, &x, SHAPE, &masker).unwrap();
-        let r = TimingReport::measure(&e, &model, 2 * M + 1).unwrap();
-        eprintln!("  permutation {mname:7} {:14} {r}", "blur(28,28)");
+        report_model(mname, &model, &x);
     }
 }
 
@@ -130,6 +144,18 @@ fn bench(c: &mut Criterion) {
     let x = images(4);
     let mut g = c.benchmark_group("explain");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
+    let cnn = cnn();
+    let masker = Masker::new("blur(28,28)".parse().unwrap(), MaskMode::Default);
+    g.bench_function("partition_4x500_top5/cnn/blur", |b| {
+        b.iter(|| {
+            explainer()
+                .explain(black_box(&cnn), &x, SHAPE, &masker)
+                .unwrap()
+        })
+    });
+    g.bench_function("model_only_4x500/cnn", |b| {
+        b.iter(|| time_model_only(black_box(&cnn), &x, SHAPE, &[500; 4], 10).unwrap())
+    });
     for (mname, model) in [("dense", mlp(0)), ("mlp256", mlp(256))] {
         for spec in ["blur(28,28)", "inpaint_telea"] {
             let masker = Masker::new(spec.parse().unwrap(), MaskMode::Default);
