@@ -617,17 +617,19 @@ impl Inpainter {
     }
 }
 
-fn check_inpaint_shape(shape: ImageShape) -> Result<usize, MaskError> {
+/// Validate a shape for inpainting: non-empty, the extended grid under 2^31 cells (the queue's
+/// 32-bit counters and cell ids), and at least 2x2 pixels. Returns `H*W*C`.
+pub(crate) fn check_inpaint_shape(shape: ImageShape) -> Result<usize, MaskError> {
+    let grid = shape
+        .height
+        .checked_add(2)
+        .zip(shape.width.checked_add(2))
+        .and_then(|(a, b)| a.checked_mul(b));
     let m = shape
         .height
         .checked_mul(shape.width)
         .and_then(|p| p.checked_mul(shape.channels))
-        .filter(|&m| {
-            m > 0
-                && (shape.height + 2)
-                    .checked_mul(shape.width + 2)
-                    .is_some_and(|n| n < u32::MAX as usize)
-        })
+        .filter(|&m| m > 0 && grid.is_some_and(|n| n < (1 << 31)))
         .ok_or(MaskError::EmptyImage { shape })?;
     if shape.height < 2 || shape.width < 2 {
         return Err(MaskError::ImageTooSmall { shape });

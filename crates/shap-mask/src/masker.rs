@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::blur::{box_blur, check_image, check_kernel};
-use crate::inpaint::{InpaintMethod, Inpainter};
+use crate::inpaint::{InpaintMethod, Inpainter, check_inpaint_shape};
 use crate::{ImageShape, MaskError, MaskMode, MaskerSpec};
 
 /// A configured masker: a [`MaskerSpec`] plus a [`MaskMode`].
@@ -113,9 +113,7 @@ impl Masker {
                 } else {
                     InpaintMethod::Ns
                 };
-                if shape.height < 2 || shape.width < 2 {
-                    return Err(MaskError::ImageTooSmall { shape });
-                }
+                check_inpaint_shape(shape)?;
                 if self.mode == MaskMode::ShapCompat && !matches!(shape.channels, 1 | 3) {
                     return Err(MaskError::UnsupportedChannels { shape });
                 }

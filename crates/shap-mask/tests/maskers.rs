@@ -538,6 +538,14 @@ fn bad_inputs_are_typed_errors() -> TestResult {
         inpaint_u8(&[], &[], 0, 3, InpaintMethod::Telea),
         Err(MaskError::EmptyImage { .. })
     ));
+    assert!(matches!(
+        inpaint_u8(&[], &[], usize::MAX, 2, InpaintMethod::Telea),
+        Err(MaskError::EmptyImage { .. })
+    ));
+    assert!(matches!(
+        inpaint_u8(&[], &[], 1 << 20, 1 << 20, InpaintMethod::Ns),
+        Err(MaskError::EmptyImage { .. })
+    ));
     Ok(())
 }
 
