@@ -150,6 +150,9 @@ pub fn parse_npy(bytes: &[u8], path: &Path, name: &str) -> Result<NpyArray> {
         "<f4" => 4,
         d if d.starts_with("<U") => {
             let n: usize = d[2..].parse().map_err(|_| err("bad string dtype"))?;
+            if n == 0 {
+                return Err(err("zero-width string dtype"));
+            }
             n.checked_mul(4).ok_or_else(|| err("bad string dtype"))?
         }
         d => return Err(err(&format!("unsupported dtype {d}"))),
