@@ -5,7 +5,18 @@
 
 use shap_data::{CLASS_NAMES, FashionMnist, shuffled_batches};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the not-found error lists the places tried and the fixes.
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), shap_data::DataError> {
     let dir = std::env::args_os().nth(1).map(std::path::PathBuf::from);
     let data = FashionMnist::load(dir.as_deref())?;
     println!("source: {}", data.source);
