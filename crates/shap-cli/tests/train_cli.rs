@@ -4,7 +4,10 @@
 use std::process::{Command, Output};
 
 fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -42,7 +45,11 @@ fn train_then_evaluate_a_subset() {
         history.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "train failed: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("epoch 1:"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("epoch 1:"),
+        "{}",
+        text(&out.stdout)
+    );
     let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
     assert_eq!(h["epochs"].as_array().unwrap().len(), 1);
     assert_eq!(h["train_examples"], 2000);
@@ -55,9 +62,16 @@ fn train_then_evaluate_a_subset() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "evaluate failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "evaluate failed: {}",
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("weighted avg") && stdout.contains("Ankle boot"), "{stdout}");
+    assert!(
+        stdout.contains("weighted avg") && stdout.contains("Ankle boot"),
+        "{stdout}"
+    );
     let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let acc = e["accuracy"].as_f64().unwrap();
     assert!(acc > 0.5, "accuracy {acc}");
@@ -86,6 +100,9 @@ fn help_texts_have_examples() {
         let out = shap_cli(&[cmd, "--help"]);
         assert!(out.status.success());
         let s = text(&out.stdout);
-        assert!(s.contains("Example:") && s.contains(&format!("shap-cli {cmd}")), "{s}");
+        assert!(
+            s.contains("Example:") && s.contains(&format!("shap-cli {cmd}")),
+            "{s}"
+        );
     }
 }

@@ -11,11 +11,26 @@ static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocat
 /// TensorFlow-Keras on the reference 2-core machine: seconds per epoch.
 const KERAS_EPOCH_SECONDS: f64 = 28.0;
 
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with ')'): utime and stime are 12 and 13.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let json = std::env::args().any(|a| a == "--json");
     let data = shap_data::FashionMnist::load(None)?;
     let train = Dataset::new(data.train.images(), data.train.labels())?;
+    let cpu0 = cpu_seconds();
     let epoch = bench::measure_epoch(&train)?;
+    let cpu = cpu_seconds() - cpu0;
+    let threads = rayon::current_num_threads();
     let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
     let fwd512 = bench::measure_forward(&cnn, 512, 10)?;
     let fwd64 = bench::measure_forward(&cnn, 64, 40)?;
@@ -24,6 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let v = serde_json::json!({
             "epoch": epoch,
             "epoch_ratio_to_keras": epoch.seconds / KERAS_EPOCH_SECONDS,
+            "epoch_cpu_seconds": cpu,
+            "threads": threads,
             "forward_512": fwd512,
             "forward_64": fwd64,
             "forward_1": fwd1,
@@ -37,6 +54,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         epoch.images_per_second,
         epoch.gflops,
         epoch.seconds / KERAS_EPOCH_SECONDS
+    );
+    println!(
+        "  CPU time {cpu:.1} s over {threads} threads: {:.1} s per epoch if the cores were not shared",
+        cpu / threads as f64
     );
     for (b, t) in [(512, fwd512), (64, fwd64), (1, fwd1)] {
         println!(

@@ -57,11 +57,7 @@ impl ConvGeom {
     /// Output rows per im2col block for `channels` unfolded channels.
     fn rows_per_block(&self, channels: usize) -> usize {
         let per_row = channels * 9 * self.w;
-        let budget = std::env::var("COLS_BUDGET")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(COLS_BUDGET);
-        (budget / per_row.max(1)).clamp(1, self.h.max(1))
+        (COLS_BUDGET / per_row.max(1)).clamp(1, self.h.max(1))
     }
     /// Scratch size for unfolding `channels` channels.
     fn cols_len(&self, channels: usize) -> usize {

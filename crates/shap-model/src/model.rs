@@ -426,7 +426,16 @@ impl CpuWeights {
                     conv::forward_image(G1, x, w1, b1, true, a1, cols);
                     conv::forward_image(G2, a1, w2, b2, true, a2, cols);
                     // o (1 x 10) = a2 (1 x 12544) * w3^T (12544 x 10) + b3
-                    conv::matmul((1, CLASSES, FLAT), o, (CLASSES, 1), false, a2, (FLAT, 1), w3, (1, FLAT));
+                    conv::matmul(
+                        (1, CLASSES, FLAT),
+                        o,
+                        (CLASSES, 1),
+                        false,
+                        a2,
+                        (FLAT, 1),
+                        w3,
+                        (1, FLAT),
+                    );
                     for (v, b) in o.iter_mut().zip(b3) {
                         *v += b;
                     }
@@ -499,8 +508,11 @@ impl Cnn {
                     w3,
                     (1, FLAT),
                 );
-                for (j, ((row, drow), l)) in
-                    lg.chunks_exact_mut(CLASSES).zip(dl.chunks_exact_mut(CLASSES)).zip(ls).enumerate()
+                for (j, ((row, drow), l)) in lg
+                    .chunks_exact_mut(CLASSES)
+                    .zip(dl.chunks_exact_mut(CLASSES))
+                    .zip(ls)
+                    .enumerate()
                 {
                     for (v, b) in row.iter_mut().zip(b3) {
                         *v += b;
@@ -552,32 +564,41 @@ impl Cnn {
         }
         // d(loss)/d(a2) (n x 12544) = dlogits (n x 10) * w3 (10 x 12544), per image chunk.
         let mut da2 = vec![0f32; n * FLAT];
-        da2.par_chunks_mut(FC_CHUNK * FLAT).enumerate().for_each(|(c, d)| {
-            let m = d.len() / FLAT;
-            conv::matmul(
-                (m, FLAT, CLASSES),
-                d,
-                (FLAT, 1),
-                false,
-                &dlogits[c * FC_CHUNK * CLASSES..],
-                (CLASSES, 1),
-                w3,
-                (FLAT, 1),
-            );
-        });
+        da2.par_chunks_mut(FC_CHUNK * FLAT)
+            .enumerate()
+            .for_each(|(c, d)| {
+                let m = d.len() / FLAT;
+                conv::matmul(
+                    (m, FLAT, CLASSES),
+                    d,
+                    (FLAT, 1),
+                    false,
+                    &dlogits[c * FC_CHUNK * CLASSES..],
+                    (CLASSES, 1),
+                    w3,
+                    (FLAT, 1),
+                );
+            });
         let g2 = conv::backward_batch(G2, &a1, w2, &a2, &da2, true, true);
         drop(da2);
         let da1 = g2
             .dx
             .ok_or_else(|| Error::Config("internal: missing input gradient".into()))?;
         let g1 = conv::backward_batch(G1, x, w1, &a1, &da1, true, false);
-        Ok(CpuGrads { loss, logits, grads: [g1.dw, g1.db, g2.dw, g2.db, dw3, db3] })
+        Ok(CpuGrads {
+            loss,
+            logits,
+            grads: [g1.dw, g1.db, g2.dw, g2.db, dw3, db3],
+        })
     }
 
     /// Gradients from [`Cnn::cpu_loss_and_grads`] as a Candle [`GradStore`] for an optimiser.
     ///
     /// [`GradStore`]: candle_core::backprop::GradStore
-    pub fn grad_store(&self, grads: [Vec<f32>; 6]) -> Result<candle_core::backprop::GradStore, Error> {
+    pub fn grad_store(
+        &self,
+        grads: [Vec<f32>; 6],
+    ) -> Result<candle_core::backprop::GradStore, Error> {
         let mut store = candle_core::backprop::GradStore::default();
         for (v, g) in self.vars().iter().zip(grads) {
             let t = Tensor::from_vec(g, v.shape(), &self.device)?;

@@ -311,7 +311,11 @@ pub fn train(
                 let g = cnn.cpu_loss_and_grads(&x, &y)?;
                 if !g.loss.is_finite() {
                     bar.finish_and_clear();
-                    return Err(Error::NonFinite { epoch, batch: b + 1, loss: g.loss });
+                    return Err(Error::NonFinite {
+                        epoch,
+                        batch: b + 1,
+                        loss: g.loss,
+                    });
                 }
                 opt.step(&cnn.grad_store(g.grads)?)?;
                 (g.loss, g.logits)
@@ -323,7 +327,11 @@ pub fn train(
                 let lv = loss.to_scalar::<f32>()?;
                 if !lv.is_finite() {
                     bar.finish_and_clear();
-                    return Err(Error::NonFinite { epoch, batch: b + 1, loss: lv });
+                    return Err(Error::NonFinite {
+                        epoch,
+                        batch: b + 1,
+                        loss: lv,
+                    });
                 }
                 opt.step(&loss.backward()?)?;
                 (lv, logits.flatten_all()?.to_vec1::<f32>()?)

@@ -70,7 +70,9 @@ fn fast_inference_matches_candle_graph_and_batching() {
     let t = candle_core::Tensor::from_vec(x.clone(), (n, 28, 28, 1), &dev).expect("t");
     let graph = cnn
         .forward(&t)
-        .and_then(|y| Ok(y.flatten_all()?.to_vec1::<f32>()?))
+        .expect("forward")
+        .flatten_all()
+        .and_then(|y| y.to_vec1::<f32>())
         .expect("graph");
     let fast = cnn.predict(&x, false, 512).expect("fast");
     for (a, b) in graph.iter().zip(&fast) {
@@ -381,8 +383,15 @@ fn hand_written_gradients_match_candle_autograd() {
     let loss = candle_nn::loss::cross_entropy(&logits, &yt).expect("loss");
     let grads = loss.backward().expect("backward");
     let lv = loss.to_scalar::<f32>().expect("scalar");
-    assert!((hand.loss - lv).abs() < 1e-5 * lv.abs().max(1.0), "{} vs {lv}", hand.loss);
-    let lg = logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("lg");
+    assert!(
+        (hand.loss - lv).abs() < 1e-5 * lv.abs().max(1.0),
+        "{} vs {lv}",
+        hand.loss
+    );
+    let lg = logits
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("lg");
     for (a, b) in hand.logits.iter().zip(&lg) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }

@@ -14,8 +14,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Flags of `shap-cli train`.
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  shap-cli train --preset keras --out model.safetensors --history history.json\n  \
-shap-cli train --preset flax --epochs 1 --limit 6000 --out flax.safetensors")]
+#[command(
+    after_help = "Example:\n  shap-cli train --preset keras --out model.safetensors --history history.json\n  \
+shap-cli train --preset flax --epochs 1 --limit 6000 --out flax.safetensors"
+)]
 pub struct Args {
     /// Hyper-parameter preset: keras (lr 1e-3, 10 epochs, softmax head) or flax
     /// (lr 1e-4, 5 epochs, logits head); both use batch 256.
