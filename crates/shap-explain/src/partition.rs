@@ -46,8 +46,8 @@ pub enum Budget {
     /// shap's `max_evals` (total model evaluations including `f(all hidden)` and `f(x)`).
     MaxEvals(usize),
     /// Expand the whole tree: exact Owen values (for fixed context `Both`), at a cost of
-    /// [`PartitionExplainer::exact_evals`] evaluations per image (huge for 28x28: use on small
-    /// images).
+    /// [`PartitionExplainer::exact_evals`] evaluations per image: 2,732 for 8x8, 461,484 for
+    /// 28x28 (minutes per image with a CNN), so mostly for small images and tests.
     Exact,
 }
 
