@@ -417,6 +417,19 @@ fn budget_accounting_matches_shap() {
             assert!(calls.iter().all(|&c| c <= 10));
         }
     }
+    // Exact mode costs (2 + 2 * sum over internal nodes of 2^depth).
+    let exact = PartitionExplainer {
+        budget: Budget::Exact,
+        ..Default::default()
+    };
+    assert_eq!(
+        exact.exact_evals(&PartitionTree::new(shape).unwrap()),
+        461_484
+    );
+    assert_eq!(
+        exact.exact_evals(&PartitionTree::new(ImageShape::new(8, 8, 1)).unwrap()),
+        2_732
+    );
     let ex = PartitionExplainer {
         v040_budget: true,
         ..Default::default()
