@@ -7,6 +7,9 @@
 //!   `cuda` / `metal`) as Candle's stock `conv2d`.
 //! - [`train()`]: Adam (Keras epsilon 1e-7, no weight decay), cross-entropy on logits,
 //!   `keras` / `flax` [`Preset`]s, per-epoch [`EpochStats`], NaN/inf stop, deterministic per seed.
+//!   On the CPU each step runs hand-written forward/backward passes over the same kernels
+//!   ([`Cnn::cpu_loss_and_grads`], tested against Candle's autograd) and feeds Candle's AdamW
+//!   through a `GradStore`; on GPUs it uses Candle's autograd.
 //! - [`checkpoint`]: safetensors save (atomic) / load (strict: missing, extra and mis-shaped
 //!   tensors are errors naming the tensor and both shapes).
 //! - [`eval`]: accuracy, confusion matrix, scikit-learn style classification report.
