@@ -11,7 +11,7 @@
 //! The chunking depends only on the batch size, never on the thread count, so gradients are
 //! bit-for-bit reproducible.
 //!
-//! [`Conv3x3Relu`] wraps the kernels as a Candle [`CustomOp3`](candle_core::CustomOp3) with a
+//! [`Conv3x3Relu`] wraps the kernels as a Candle [`candle_core::CustomOp3`] with a
 //! backward pass, so the rest of the network uses Candle's autograd as usual.
 
 use candle_core::backend::BackendStorage;
