@@ -224,3 +224,20 @@ fn shap_compatible_constructors_match_fixture_settings() {
     let ours = q.orders(1, ImageShape::new(28, 28, 1)).unwrap();
     assert_eq!(ours[0][0], order);
 }
+
+#[test]
+fn default_fifo_tie_break_matches_shap_when_priorities_do_not_tie() {
+    // blur(28,28) on float data: no exact priority ties (SHAP_SPEC.md 4.8), so the
+    // deterministic default equals shap whatever NumPy's seed was.
+    let arrays = load("explain_p28_blur_500.npz");
+    let shape = ImageShape::new(28, 28, 1);
+    let (images, prep) = prepared(&arrays, 784);
+    let ex = PartitionExplainer {
+        outputs: OutputSelection::TopK(2),
+        ..PartitionExplainer::default()
+    };
+    let e = ex
+        .explain_prepared(&QuadModel::new(784), &images, shape, &prep)
+        .unwrap();
+    assert_eq!(e.values, get(&arrays, "values").to_f64().unwrap());
+}
