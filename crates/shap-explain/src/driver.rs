@@ -135,6 +135,7 @@ pub(crate) fn assemble(
         std_errors: None,
         evals: Vec::with_capacity(n),
         efficiency_errors: Vec::new(),
+        image_times: Vec::with_capacity(n),
         stats: RunStats {
             wall_time: wall,
             ..RunStats::default()
@@ -157,6 +158,7 @@ pub(crate) fn assemble(
         e.stats.model_calls += r.calls;
         e.stats.model_time += r.model_time;
         e.stats.image_time += r.elapsed;
+        e.image_times.push(r.elapsed.as_secs_f64());
     }
     if with_se {
         e.std_errors = Some(se_all);

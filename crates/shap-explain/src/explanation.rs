@@ -102,6 +102,9 @@ pub struct Explanation {
     pub evals: Vec<usize>,
     /// Per image, `max_o |sum_f values[f, o] + base[o] - fx[o]|`.
     pub efficiency_errors: Vec<f64>,
+    /// Seconds spent explaining each image (masking, model and bookkeeping; images run in
+    /// parallel, so these overlap in wall time).
+    pub image_times: Vec<f64>,
     /// Timing and counts.
     pub stats: RunStats,
 }
@@ -184,6 +187,7 @@ impl Explanation {
                 fx: self.fx.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec(),
                 evals: self.evals.get(i).copied().unwrap_or(0),
                 efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
+                time_s: self.image_times.get(i).copied().unwrap_or(0.0),
             })
             .collect();
         ExplanationSummary {
@@ -216,8 +220,9 @@ impl Explanation {
     /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
     /// `(n,H,W,C,k)` f64, `base_values` `(n,k)` f64, `output_indices` `(n,k)` int64, `data`
     /// `(n,H,W,C)` f32, `fx` `(n,k)` f64, plus `output_names` `(n,k)` unicode, `evals` `(n,)`
-    /// int64, `efficiency_errors` `(n,)` f64, `algorithm` `(1,)` unicode, timing `stats` `(5,)`
-    /// f64 (wall s, per-image s, model s, rows, calls) and, when present, `std_errors` like `values`.
+    /// int64, `efficiency_errors` `(n,)` f64, `image_times` `(n,)` f64 (seconds), `algorithm`
+    /// `(1,)` unicode, timing `stats` `(5,)` f64 (wall s, per-image s, model s, rows, calls)
+    /// and, when present, `std_errors` like `values`.
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let (n, k) = (self.num_images, self.num_outputs);
         let s = self.shape;
@@ -257,6 +262,10 @@ impl Explanation {
             (
                 "efficiency_errors",
                 arr(vec![n], NpyData::F64(self.efficiency_errors.clone())),
+            ),
+            (
+                "image_times",
+                arr(vec![n], NpyData::F64(self.image_times.clone())),
             ),
             (
                 "algorithm",
@@ -303,6 +312,7 @@ impl Explanation {
             ("output_names rows", self.output_names.len(), n),
             ("evals", self.evals.len(), n),
             ("efficiency_errors", self.efficiency_errors.len(), n),
+            ("image_times", self.image_times.len(), n),
         ];
         for (what, got, want) in checks {
             if got != want {
@@ -466,7 +476,12 @@ impl Explanation {
             std_errors,
             evals,
             efficiency_errors: Vec::new(),
+            image_times: Vec::new(),
             stats,
+        };
+        e.image_times = match take("image_times") {
+            Some(a) => f64s(a, "image_times", &[n])?,
+            None => vec![0.0; n],
         };
         e.efficiency_errors = match take("efficiency_errors") {
             Some(a) => f64s(a, "efficiency_errors", &[n])?,
@@ -493,6 +508,8 @@ pub struct RowSummary {
     pub evals: usize,
     /// Efficiency error.
     pub efficiency_error: f64,
+    /// Seconds spent on this image.
+    pub time_s: f64,
 }
 
 /// JSON summary of an explanation (no per-pixel values).

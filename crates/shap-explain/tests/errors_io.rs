@@ -175,6 +175,8 @@ fn npz_and_json_round_trip() {
     };
     let e = p.explain(&m, &images(3), S, &MASK).unwrap();
     assert!(e.std_errors.is_some());
+    assert_eq!(e.image_times.len(), 3);
+    assert!(e.image_times.iter().all(|&t| t > 0.0));
     let path = dir.join("e.npz");
     e.save_npz(&path).unwrap();
     let back = Explanation::load_npz(&path).unwrap();
