@@ -245,6 +245,7 @@ impl Report {
                                 .unwrap_or_default(),
                             fmt_value(i.get("evals")),
                             fmt_value(i.get("efficiency_error")),
+                            fmt_value(i.get("seconds")),
                         ]
                     })
                     .collect();

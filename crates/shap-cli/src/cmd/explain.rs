@@ -203,7 +203,7 @@ pub fn run(args: Args) -> Result<()> {
         );
         for r in &rows {
             println!(
-                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}",
+                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
                 r["source"].as_str().unwrap_or(""),
                 r["true_name"].as_str().unwrap_or("-"),
                 r["predicted_name"].as_str().unwrap_or(""),
@@ -218,6 +218,7 @@ pub fn run(args: Args) -> Result<()> {
                     .unwrap_or_default(),
                 r["evals"],
                 r["efficiency_error"].as_f64().unwrap_or(f64::NAN),
+                r["seconds"].as_f64().unwrap_or(f64::NAN),
             );
         }
         println!(
@@ -289,6 +290,7 @@ fn row_json(item: &Item, i: usize, probs: &[f32], e: &Explanation) -> serde_json
         "class_names": e.output_names.get(i).cloned().unwrap_or_default(),
         "evals": e.evals.get(i).copied().unwrap_or(0),
         "efficiency_error": e.efficiency_errors.get(i).copied().unwrap_or(f64::NAN),
+        "seconds": e.image_times.get(i).copied().unwrap_or(f64::NAN),
         "title": title,
     })
 }
