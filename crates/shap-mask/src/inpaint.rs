@@ -16,6 +16,15 @@
 //!
 //! Float rounding follows OpenCV: f32 arithmetic where OpenCV uses `float`, f64 where it
 //! promotes, and the final `saturate_cast<uchar>` rounds half to even.
+//!
+//! Implementation notes (speed): the extended grid is stored with two more cells of padding on
+//! every side (`PAD = 3` in all), so every radius-3 neighbour of an image pixel is a valid index
+//! and the neighbourhood loop needs no bounds tests: padding and frame cells carry the state
+//! `FRAME`, which counts as known for the eikonal update and the gradients (as OpenCV's frame
+//! does) but is excluded from the value sums (as OpenCV's `1 <= k <= H` test does). The cached
+//! per-pixel image gradients are refreshed through a precomputed list of the cells whose
+//! gradient reads each pixel, and the band cells (all at T = 0, popped first in row-major
+//! order) are queued in a plain FIFO instead of the heap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -38,7 +47,13 @@ const KNOWN: u8 = 0;
 const BAND: u8 = 1;
 const INSIDE: u8 = 2;
 const CHANGE: u8 = 3;
+/// The one-cell frame of OpenCV's extended grid and our extra padding: known (`!= INSIDE`) for
+/// the eikonal update and the gradients, but never a neighbour in the value sums.
+const FRAME: u8 = 4;
 const FAR: f32 = 1.0e6;
+/// Grid cells around the image on each side: OpenCV's one-cell frame plus two more, so that all
+/// radius-3 neighbours of an image pixel are inside the grid.
+const PAD: usize = INPAINT_RADIUS;
 
 /// Offsets `(dk, dl)` within radius 3, excluding the centre, rows outer and columns inner: the
 /// accumulation order OpenCV uses.
@@ -60,30 +75,44 @@ const OFFSETS: [(i8, i8); 28] = {
     out
 };
 
-/// Min-queue on `(T, insertion order)`: one `u64` key per entry (the f32 bits of T, then a
-/// 32-bit insertion counter); the counter also indexes the pushed cells.
+/// Min-queue on `(T, insertion order)` for times `T >= 0`. Entries with `T == 0` are smaller
+/// than every other entry and FIFO among themselves, so they live in a plain FIFO that is always
+/// drained first; the others go to a heap keyed by one `u64` (the f32 bits of T, then a 32-bit
+/// insertion counter that also indexes the pushed cells).
 #[derive(Debug, Default)]
 struct Queue {
+    zeros: Vec<u32>,
+    zero_head: usize,
     heap: BinaryHeap<Reverse<u64>>,
     cells: Vec<u32>,
 }
 
 impl Queue {
     fn clear(&mut self) {
+        self.zeros.clear();
+        self.zero_head = 0;
         self.heap.clear();
         self.cells.clear();
     }
 
     fn push(&mut self, cell: usize, t: f32) {
-        // Every pushed time is >= 0 (band cells 0, marched cells >= 1), so the bit pattern of a
-        // non-negative f32 orders like the value; -0.0 is mapped to +0.0.
-        let key = if t == 0.0 { 0 } else { u64::from(t.to_bits()) };
+        debug_assert!(t >= 0.0);
+        if t == 0.0 {
+            // Also catches -0.0.
+            self.zeros.push(cell as u32);
+            return;
+        }
+        // A positive f32's bit pattern orders like its value.
         let n = self.cells.len() as u64;
-        self.heap.push(Reverse((key << 32) | n));
+        self.heap.push(Reverse((u64::from(t.to_bits()) << 32) | n));
         self.cells.push(cell as u32);
     }
 
     fn pop(&mut self) -> Option<usize> {
+        if let Some(&c) = self.zeros.get(self.zero_head) {
+            self.zero_head += 1;
+            return Some(c as usize);
+        }
         let Reverse(k) = self.heap.pop()?;
         self.cells
             .get((k & 0xFFFF_FFFF) as usize)
@@ -94,8 +123,6 @@ impl Queue {
 /// Per-offset constants of the radius-3 neighbourhood for one grid width.
 #[derive(Debug, Clone, Copy, Default)]
 struct Offset {
-    dk: isize,
-    dl: isize,
     /// `dk * cols + dl`.
     flat: isize,
     rx: f32,
@@ -107,18 +134,29 @@ struct Offset {
     dst_ns: f32,
 }
 
+/// A cell whose cached gradient reads some pixel: its grid index and its extended row and
+/// column (1-based image coordinates, for OpenCV's clamped reads).
+#[derive(Debug, Clone, Copy)]
+struct Dep {
+    cell: u32,
+    k: u32,
+    l: u32,
+}
+
 /// Reusable scratch space for inpainting images of one size.
 #[derive(Debug, Default)]
 pub(crate) struct Inpainter {
     h: usize,
     w: usize,
-    /// Extended-grid state: KNOWN / BAND / INSIDE.
+    /// Grid width `w + 2*PAD`.
+    cols: usize,
+    /// Grid state: KNOWN / BAND / INSIDE inside the image, FRAME outside.
     u: Vec<u8>,
-    /// Extended-grid arrival times.
+    /// Grid arrival times.
     t: Vec<f32>,
     /// Telea's outward-march state.
     ring: Vec<u8>,
-    /// The image being filled, on the extended grid (frame unused).
+    /// The image being filled, on the grid (frame and padding unused).
     oe: Vec<i32>,
     /// Cached per-cell image gradients as the value formulas use them (Telea: `(gradI.x,
     /// gradI.y)`; NS: `(-vertical variation, horizontal variation)`), kept up to date as
@@ -126,12 +164,16 @@ pub(crate) struct Inpainter {
     grad: Vec<(f32, f32)>,
     /// Row-dilation scratch for the ring.
     rowdil: Vec<u8>,
-    /// OpenCV's clamped gradient rows/columns, as extended indices: `(km+1, kp+1)` for row `k`.
-    /// Per extended row `k`: `((km - k) * cols, (kp - km) * cols)` as signed deltas.
+    /// OpenCV's clamped gradient rows, per extended row `k` in `1..=h`:
+    /// `((km - k) * cols, (kp - km) * cols)` as signed grid deltas.
     rdelta: Vec<(isize, isize)>,
     /// Per extended column `l`: `(lm - l, lp - lm)`.
     cdelta: Vec<(isize, isize)>,
     offsets: Vec<Offset>,
+    /// For pixel `p` (row-major), `deps[dep_start[p]..dep_start[p + 1]]` are the image cells
+    /// whose gradient reads pixel `p`'s value or state (including `p` itself).
+    dep_start: Vec<u32>,
+    deps: Vec<Dep>,
     queue: Queue,
     queue2: Queue,
     /// Band cells in row-major order.
@@ -194,15 +236,22 @@ fn clamp_pair(k: usize, n: usize) -> (usize, usize) {
 }
 
 impl Inpainter {
+    /// Grid index of extended cell `(i, j)` (`(1, 1)` is the first image pixel).
+    #[inline]
+    fn idx(&self, i: usize, j: usize) -> usize {
+        (i + PAD - 1) * self.cols + (j + PAD - 1)
+    }
+
     fn resize(&mut self, h: usize, w: usize) {
         if self.h == h && self.w == w && !self.offsets.is_empty() {
             return;
         }
         self.h = h;
         self.w = w;
-        let cols = w + 2;
-        let n = (h + 2) * cols;
-        self.u.resize(n, KNOWN);
+        let cols = w + 2 * PAD;
+        self.cols = cols;
+        let n = (h + 2 * PAD) * cols;
+        self.u.resize(n, FRAME);
         self.t.resize(n, FAR);
         self.ring.resize(n, KNOWN);
         self.oe.resize(n, 0);
@@ -230,8 +279,6 @@ impl Inpainter {
                 let rl = rx * rx + ry * ry;
                 let rl64 = f64::from(rl);
                 Offset {
-                    dk,
-                    dl,
                     flat: dk * cols as isize + dl,
                     rx,
                     ry,
@@ -241,6 +288,64 @@ impl Inpainter {
                 }
             })
             .collect();
+        self.build_deps();
+    }
+
+    /// The grid cells whose value or state `gradient(kl, k, l)` reads (both methods).
+    fn gradient_reads(&self, kl: usize, k: usize, l: usize) -> [usize; 11] {
+        let cols = self.cols;
+        let (rm, dr) = self.rdelta[k];
+        let (cm, dc) = self.cdelta[l];
+        let base = kl.wrapping_add_signed(rm + cm);
+        let lp = base.wrapping_add_signed(dc);
+        let kp = base.wrapping_add_signed(dr);
+        [
+            kl + 1,
+            kl - 1,
+            kl + cols,
+            kl - cols,
+            base,
+            lp,
+            lp + 1,
+            base - 1,
+            kp,
+            kp + cols,
+            base - cols,
+        ]
+    }
+
+    /// Invert [`Inpainter::gradient_reads`] over the image: for every pixel, the image cells
+    /// whose cached gradient must be recomputed when that pixel is filled.
+    fn build_deps(&mut self) {
+        let (h, w) = (self.h, self.w);
+        let mut lists: Vec<Vec<Dep>> = vec![Vec::new(); h * w];
+        for k in 1..=h {
+            for l in 1..=w {
+                let kl = self.idx(k, l);
+                let dep = Dep {
+                    cell: kl as u32,
+                    k: k as u32,
+                    l: l as u32,
+                };
+                let mut reads = self.gradient_reads(kl, k, l).to_vec();
+                reads.push(kl);
+                reads.sort_unstable();
+                reads.dedup();
+                for r in reads {
+                    let (ri, rj) = (r / self.cols, r % self.cols);
+                    if (PAD..PAD + h).contains(&ri) && (PAD..PAD + w).contains(&rj) {
+                        lists[(ri - PAD) * w + (rj - PAD)].push(dep);
+                    }
+                }
+            }
+        }
+        self.dep_start.clear();
+        self.deps.clear();
+        self.dep_start.push(0);
+        for list in lists {
+            self.deps.extend(list);
+            self.dep_start.push(self.deps.len() as u32);
+        }
     }
 
     /// Inpaint one u8 plane of `h x w` (both >= 2): `out` receives the result. `fill[p]` marks
@@ -256,23 +361,20 @@ impl Inpainter {
     ) {
         self.resize(h, w);
         out.copy_from_slice(src);
-        let cols = w + 2;
-        self.u.fill(KNOWN);
+        let cols = self.cols;
         self.t.fill(FAR);
         for r in 0..h {
-            let row = (r + 1) * cols + 1;
+            let row = (r + PAD) * cols + PAD;
             for c in 0..w {
-                if fill[r * w + c] {
-                    self.u[row + c] = INSIDE;
-                }
+                self.u[row + c] = if fill[r * w + c] { INSIDE } else { KNOWN };
                 self.oe[row + c] = i32::from(src[r * w + c]);
             }
         }
-        // Band: interior known cells 4-adjacent to the hole, row-major.
+        // Band: image cells not in the hole but 4-adjacent to it, row-major.
         self.band.clear();
         for i in 1..=h {
-            for j in 1..=w {
-                let cell = i * cols + j;
+            let row = self.idx(i, 1);
+            for cell in row..row + w {
                 if self.u[cell] != INSIDE
                     && (self.u[cell - cols] == INSIDE
                         || self.u[cell + cols] == INSIDE
@@ -296,7 +398,7 @@ impl Inpainter {
         }
         self.inward_march(method);
         for r in 0..h {
-            let row = (r + 1) * cols + 1;
+            let row = (r + PAD) * cols + PAD;
             for (o, &v) in out[r * w..(r + 1) * w]
                 .iter_mut()
                 .zip(&self.oe[row..row + w])
@@ -309,16 +411,17 @@ impl Inpainter {
     /// Telea's outward distance field: negative arrival times on a 3-cell ring around the hole.
     fn outward_march(&mut self) {
         let (h, w) = (self.h, self.w);
-        let cols = w + 2;
+        let cols = self.cols;
         let r = INPAINT_RADIUS;
-        // Ring: interior cells that are neither hole nor band, within Chebyshev distance r of a
+        // Ring: image cells that are neither hole nor band, within Chebyshev distance r of a
         // hole cell (a separable 7x7 dilation restricted to the image).
         for i in 1..=h {
+            let row = self.idx(i, 0);
             for j in 1..=w {
                 let lo = j.saturating_sub(r).max(1);
                 let hi = (j + r).min(w);
-                let any = self.u[i * cols + lo..=i * cols + hi].contains(&INSIDE);
-                self.rowdil[i * cols + j] = u8::from(any);
+                let any = self.u[row + lo..=row + hi].contains(&INSIDE);
+                self.rowdil[row + j] = u8::from(any);
             }
         }
         self.ring.fill(KNOWN);
@@ -326,8 +429,8 @@ impl Inpainter {
             let lo = i.saturating_sub(r).max(1);
             let hi = (i + r).min(h);
             for j in 1..=w {
-                let cell = i * cols + j;
-                if self.u[cell] != INSIDE && (lo..=hi).any(|k| self.rowdil[k * cols + j] != 0) {
+                let cell = self.idx(i, j);
+                if self.u[cell] != INSIDE && (lo..=hi).any(|k| self.rowdil[self.idx(k, j)] != 0) {
                     self.ring[cell] = INSIDE;
                 }
             }
@@ -359,10 +462,10 @@ impl Inpainter {
 
     fn inward_march(&mut self, method: InpaintMethod) {
         let (h, w) = (self.h, self.w);
-        let cols = w + 2;
+        let cols = self.cols;
         for i in 1..=h {
             for j in 1..=w {
-                let c = i * cols + j;
+                let c = self.idx(i, j);
                 if self.u[c] != INSIDE {
                     self.grad[c] = self.gradient(method, c, i, j);
                 }
@@ -371,48 +474,35 @@ impl Inpainter {
         while let Some(cell) = self.queue.pop() {
             self.u[cell] = KNOWN;
             for nb in [cell - cols, cell - 1, cell + cols, cell + 1] {
+                // Frame and padding cells are never INSIDE.
                 if self.u[nb] != INSIDE {
                     continue;
                 }
                 let d = dist(nb, cols, &self.u, &self.t);
                 self.t[nb] = d;
-                let (i, j) = (nb / cols, nb % cols);
                 let v = match method {
-                    InpaintMethod::Telea => self.telea_value(nb, i, j),
-                    InpaintMethod::Ns => self.ns_value(nb, i, j),
+                    InpaintMethod::Telea => self.telea_value(nb),
+                    InpaintMethod::Ns => self.ns_value(nb),
                 };
                 self.oe[nb] = i32::from(v);
                 self.u[nb] = BAND;
-                self.refresh_gradients(method, i, j);
+                self.refresh_gradients(method, nb);
                 self.queue.push(nb, d);
             }
         }
     }
 
-    /// Recompute the cached gradients that read pixel `(i, j)` (its value or known state) after
-    /// it was filled. A cell off the first/last row and column reads only itself and its 4
-    /// neighbours; OpenCV's clamped reads on the first/last row and column reach up to 2 cells.
-    /// Cells still unknown are skipped: their gradient is recomputed when they are filled.
-    fn refresh_gradients(&mut self, method: InpaintMethod, i: usize, j: usize) {
-        let (h, w) = (self.h, self.w);
-        let cols = w + 2;
-        for (k, l) in [(i - 1, j), (i, j - 1), (i, j), (i, j + 1), (i + 1, j)] {
-            let c = k * cols + l;
-            if (1..=h).contains(&k) && (1..=w).contains(&l) && self.u[c] != INSIDE {
-                self.grad[c] = self.gradient(method, c, k, l);
-            }
-        }
-        if i > 3 && i + 2 < h && j > 3 && j + 2 < w {
-            return;
-        }
-        for k in i.saturating_sub(2).max(1)..=(i + 2).min(h) {
-            for l in j.saturating_sub(2).max(1)..=(j + 2).min(w) {
-                let on_edge = k == 1 || k == h || l == 1 || l == w;
-                let in_cross = k.abs_diff(i) + l.abs_diff(j) <= 1;
-                let c = k * cols + l;
-                if on_edge && !in_cross && self.u[c] != INSIDE {
-                    self.grad[c] = self.gradient(method, c, k, l);
-                }
+    /// Recompute the cached gradients that read image cell `c` (its value or known state) after
+    /// it was filled. Cells still unknown are skipped: their gradient is computed when they are
+    /// filled.
+    fn refresh_gradients(&mut self, method: InpaintMethod, c: usize) {
+        let p = (c / self.cols - PAD) * self.w + (c % self.cols - PAD);
+        let (lo, hi) = (self.dep_start[p] as usize, self.dep_start[p + 1] as usize);
+        for q in lo..hi {
+            let Dep { cell, k, l } = self.deps[q];
+            let cell = cell as usize;
+            if self.u[cell] != INSIDE {
+                self.grad[cell] = self.gradient(method, cell, k as usize, l as usize);
             }
         }
     }
@@ -420,13 +510,14 @@ impl Inpainter {
     /// The image gradient of cell `kl = (k, l)` (1-based extended coordinates inside the image)
     /// exactly as OpenCV's value formulas compute it for a neighbour, from the current image
     /// and known states, with OpenCV's clamped reads on the first/last row and column.
+    #[inline]
     fn gradient(&self, method: InpaintMethod, kl: usize, k: usize, l: usize) -> (f32, f32) {
-        let cols = self.w + 2;
+        let cols = self.cols;
         let (u, oe) = (&self.u, &self.oe);
         let known = |cell: usize| u[cell] != INSIDE;
         let (rm, dr) = self.rdelta[k];
         let (cm, dc) = self.cdelta[l];
-        // (km, lm), (km, lp) and (kp, lm) as extended indices.
+        // (km, lm), (km, lp) and (kp, lm) as grid indices.
         let base = kl.wrapping_add_signed(rm + cm);
         let lp = base.wrapping_add_signed(dc);
         let kp = base.wrapping_add_signed(dr);
@@ -455,60 +546,23 @@ impl Inpainter {
         }
     }
 
-    /// Collect the known neighbours of cell `c = (i, j)` within radius 3 and inside the image,
-    /// in OpenCV's accumulation order, as indices into `self.offsets`. Branch-free on the
-    /// (random) known/unknown pattern: each candidate is written and the count advances only if
-    /// it is known. `FAST` (all offsets inside the image) skips the bounds tests.
+    /// Collect the radius-3 neighbours of image cell `c` that are image pixels and known, in
+    /// OpenCV's accumulation order, as indices into `self.offsets`. Branch-free on the (random)
+    /// known/unknown pattern: each candidate is written and the count advances only if it
+    /// counts. The padding makes every offset a valid index; frame and padding cells are FRAME
+    /// and never count.
     #[inline]
-    fn known_neighbours<const FAST: bool>(
-        &self,
-        c: usize,
-        i: usize,
-        j: usize,
-        list: &mut [u8; 28],
-    ) -> usize {
-        let (i, j) = (i as isize, j as isize);
-        let (h, w) = (self.h as isize, self.w as isize);
+    fn known_neighbours(&self, c: usize, list: &mut [u8; 28]) -> usize {
         let mut n = 0;
         for (q, off) in self.offsets.iter().enumerate() {
-            if !FAST {
-                let k = i + off.dk;
-                let l = j + off.dl;
-                if k < 1 || l < 1 || k > h || l > w {
-                    continue;
-                }
-            }
             list[n] = q as u8;
-            n += usize::from(self.u[c.wrapping_add_signed(off.flat)] != INSIDE);
+            n += usize::from(self.u[c.wrapping_add_signed(off.flat)] < INSIDE);
         }
         n
     }
 
-    /// Whether every radius-3 neighbour of `(i, j)` is inside the image and away from the
-    /// first/last row and column (so OpenCV's gradient clamping never applies).
-    #[inline]
-    fn is_deep(&self, i: usize, j: usize) -> bool {
-        i >= 5 && i + 4 <= self.h && j >= 5 && j + 4 <= self.w
-    }
-
-    fn telea_value(&self, c: usize, i: usize, j: usize) -> u8 {
-        if self.is_deep(i, j) {
-            self.telea_value_impl::<true>(c, i, j)
-        } else {
-            self.telea_value_impl::<false>(c, i, j)
-        }
-    }
-
-    fn ns_value(&self, c: usize, i: usize, j: usize) -> u8 {
-        if self.is_deep(i, j) {
-            self.ns_value_impl::<true>(c, i, j)
-        } else {
-            self.ns_value_impl::<false>(c, i, j)
-        }
-    }
-
-    fn telea_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
-        let cols = self.w + 2;
+    fn telea_value(&self, c: usize) -> u8 {
+        let cols = self.cols;
         let (u, t, oe, grad) = (&self.u, &self.t, &self.oe, &self.grad);
         let tij = t[c];
         let known = |cell: usize| u[cell] != INSIDE;
@@ -535,7 +589,7 @@ impl Inpainter {
             0.0
         };
         let mut list = [0u8; 28];
-        let n = self.known_neighbours::<FAST>(c, i, j, &mut list);
+        let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q)];
@@ -559,10 +613,10 @@ impl Inpainter {
         sat_u8(f64::from(sat) + 0.5)
     }
 
-    fn ns_value_impl<const FAST: bool>(&self, c: usize, i: usize, j: usize) -> u8 {
+    fn ns_value(&self, c: usize) -> u8 {
         let (oe, grad) = (&self.oe, &self.grad);
         let mut list = [0u8; 28];
-        let n = self.known_neighbours::<FAST>(c, i, j, &mut list);
+        let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q)];
@@ -617,13 +671,13 @@ impl Inpainter {
     }
 }
 
-/// Validate a shape for inpainting: non-empty, the extended grid under 2^31 cells (the queue's
-/// 32-bit counters and cell ids), and at least 2x2 pixels. Returns `H*W*C`.
+/// Validate a shape for inpainting: non-empty, the padded grid (`H+6` by `W+6`) under 2^31
+/// cells (the queue's 32-bit counters and cell ids), and at least 2x2 pixels. Returns `H*W*C`.
 pub(crate) fn check_inpaint_shape(shape: ImageShape) -> Result<usize, MaskError> {
     let grid = shape
         .height
-        .checked_add(2)
-        .zip(shape.width.checked_add(2))
+        .checked_add(2 * PAD)
+        .zip(shape.width.checked_add(2 * PAD))
         .and_then(|(a, b)| a.checked_mul(b));
     let m = shape
         .height
