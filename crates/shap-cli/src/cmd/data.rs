@@ -7,7 +7,9 @@ use shap_data::{CLASS_NAMES, DataSource, FashionMnist, Split};
 
 /// Flags of `shap-cli data`.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  shap-cli data\n  shap-cli data --data-dir ~/fashion-mnist --json")]
+#[command(
+    after_help = "Examples:\n  shap-cli data\n  shap-cli data --data-dir ~/fashion-mnist --json"
+)]
 pub struct Args {
     /// Directory holding the IDX files (gzip or plain); when given, the only place searched.
     /// Default search: FASHION_MNIST_DIR, /usr/share/datasets/fashion-mnist, the hf-hub cache.

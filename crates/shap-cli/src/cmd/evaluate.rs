@@ -27,6 +27,9 @@ pub struct Args {
     /// test indices as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also draw the confusion matrix as a heat map (PNG or SVG).
+    #[arg(long, value_name = "CONFUSION.png")]
+    pub plot: Option<PathBuf>,
     /// Decimal digits in the printed report (scikit-learn's default is 2).
     #[arg(long, default_value_t = 4)]
     pub digits: usize,
@@ -65,6 +68,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", eval.confusion_text());
         println!("{}", eval.report(args.digits));
         println!("first correct: {correct:?}  first wrong: {wrong:?}");
+    }
+    if let Some(p) = &args.plot {
+        let rows: Vec<Vec<u64>> = eval
+            .confusion
+            .iter()
+            .map(|r| r.iter().map(|&c| c as u64).collect())
+            .collect();
+        shap_plot::confusion_matrix_plot(&rows, &CLASS_NAMES, p)?;
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({

@@ -10,7 +10,9 @@ use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
 /// Flags of `shap-cli mask`.
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["index", "image"])))]
-#[command(after_help = "Examples:\n  shap-cli mask --masker inpaint_telea --index 0 --keep keep.npy --out masked.npy --png masked.png\n  shap-cli mask --masker \"blur(28,28)\" --image shirt.png --keep keep.npy --out masked.npy")]
+#[command(
+    after_help = "Examples:\n  shap-cli mask --masker inpaint_telea --index 0 --keep keep.npy --out masked.npy --png masked.png\n  shap-cli mask --masker \"blur(28,28)\" --image shirt.png --keep keep.npy --out masked.npy"
+)]
 pub struct Args {
     /// Masker in shap's spelling: `blur(KW,KH)`, `inpaint_telea`, `inpaint_ns`, or a number.
     #[arg(long, value_name = "SPEC")]

@@ -7,11 +7,6 @@ use anyhow::Context;
 use shap_data::FashionMnist;
 use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig};
 
-/// mimalloc serves the large, short-lived tensors of training and inference much faster than
-/// glibc malloc (which maps and zeroes fresh pages for every large block).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Flags of `shap-cli train`.
 #[derive(clap::Args)]
 #[command(
@@ -50,6 +45,9 @@ pub struct Args {
     /// Also write the per-epoch history as JSON.
     #[arg(long, value_name = "FILE.json")]
     pub history: Option<PathBuf>,
+    /// Also draw the training curves (loss and accuracy per epoch, train and test; PNG or SVG).
+    #[arg(long, value_name = "CURVES.png")]
+    pub plot: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -113,6 +111,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(h) = &args.history {
         let json = serde_json::to_vec_pretty(&history)?;
         shap_model::checkpoint::write_atomic(h, &json)?;
+    }
+    if let Some(p) = &args.plot {
+        let points: Vec<shap_plot::EpochPoint> = history
+            .epochs
+            .iter()
+            .map(|e| shap_plot::EpochPoint {
+                epoch: u32::try_from(e.epoch).unwrap_or(u32::MAX),
+                train_loss: e.train_loss,
+                train_acc: e.train_accuracy,
+                test_loss: e.test_loss,
+                test_acc: e.test_accuracy,
+            })
+            .collect();
+        shap_plot::training_curves_plot(&points, p)?;
     }
     if !quiet {
         println!("saved {}", args.out.display());
