@@ -130,9 +130,50 @@ impl Report {
         b.push(Block::H(2, "1. Load the data".into()));
         if let Some(d) = &self.data {
             let source = d.get("source").and_then(Value::as_str).unwrap_or("?");
-            b.push(Block::P(format!("Fashion-MNIST found at: {source}.")));
-            b.push(Block::Pre(
-                serde_json::to_string_pretty(d).unwrap_or_default(),
+            let count = |split: &str| {
+                d.get(split)
+                    .and_then(|s| s.get("count"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            b.push(Block::P(format!(
+                "Fashion-MNIST found at: {source}. {} training and {} test images of 28×28 pixels.",
+                count("train"),
+                count("test")
+            )));
+            let hist = |split: &str, i: usize| {
+                fmt_value(
+                    d.get(split)
+                        .and_then(|s| s.get("histogram"))
+                        .and_then(|h| h.get(i)),
+                )
+            };
+            let rows = d
+                .get("classes")
+                .and_then(Value::as_array)
+                .map(|classes| {
+                    classes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            vec![
+                                i.to_string(),
+                                c.as_str().unwrap_or("").to_string(),
+                                hist("train", i),
+                                hist("test", i),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            b.push(Block::Table(
+                vec![
+                    "label".into(),
+                    "class".into(),
+                    "train".into(),
+                    "test".into(),
+                ],
+                rows,
             ));
         }
 
