@@ -134,13 +134,28 @@ struct Offset {
     dst_ns: f32,
 }
 
-/// A cell whose cached gradient reads some pixel: its grid index and its extended row and
-/// column (1-based image coordinates, for OpenCV's clamped reads).
-#[derive(Debug, Clone, Copy)]
-struct Dep {
+/// Where OpenCV's gradient formulas read for one image cell: the cell itself and, as grid
+/// indices, its clamped `(km, lm)`, `(km, lp)` and `(kp, lm)` (all equal to the cell away from
+/// the first/last row and column).
+#[derive(Debug, Clone, Copy, Default)]
+struct Geom {
     cell: u32,
-    k: u32,
-    l: u32,
+    base: u32,
+    lp: u32,
+    kp: u32,
+}
+
+/// Per-cell data read by the value sums, packed so one neighbour is one 16-byte load: the
+/// arrival time, the pixel value, and the cached image gradient as the value formulas use it
+/// (Telea: `(gradI.x, gradI.y)`; NS: `(-vertical variation, horizontal variation)`). Kept up to
+/// date for every known image cell as pixels are filled.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Px {
+    t: f32,
+    v: f32,
+    gx: f32,
+    gy: f32,
 }
 
 /// Reusable scratch space for inpainting images of one size.
@@ -158,10 +173,8 @@ pub(crate) struct Inpainter {
     ring: Vec<u8>,
     /// The image being filled, on the grid (frame and padding unused).
     oe: Vec<i32>,
-    /// Cached per-cell image gradients as the value formulas use them (Telea: `(gradI.x,
-    /// gradI.y)`; NS: `(-vertical variation, horizontal variation)`), kept up to date as
-    /// pixels are filled.
-    grad: Vec<(f32, f32)>,
+    /// Packed per-cell data for the value sums.
+    px: Vec<Px>,
     /// Row-dilation scratch for the ring.
     rowdil: Vec<u8>,
     /// OpenCV's clamped gradient rows, per extended row `k` in `1..=h`:
@@ -169,11 +182,15 @@ pub(crate) struct Inpainter {
     rdelta: Vec<(isize, isize)>,
     /// Per extended column `l`: `(lm - l, lp - lm)`.
     cdelta: Vec<(isize, isize)>,
-    offsets: Vec<Offset>,
-    /// For pixel `p` (row-major), `deps[dep_start[p]..dep_start[p + 1]]` are the image cells
-    /// whose gradient reads pixel `p`'s value or state (including `p` itself).
+    /// The 28 offsets in accumulation order, then 4 unused entries (so `offsets[q & 31]`
+    /// needs no bounds check).
+    offsets: [Offset; 32],
+    /// Gradient read positions per image pixel (row-major).
+    geom: Vec<Geom>,
+    /// For grid cell `c`, `deps[dep_start[c]..dep_start[c + 1]]` are the image pixels (indices
+    /// into `geom`) whose gradient reads cell `c`'s value or state (including `c` itself).
     dep_start: Vec<u32>,
-    deps: Vec<Dep>,
+    deps: Vec<u32>,
     queue: Queue,
     queue2: Queue,
     /// Band cells in row-major order.
@@ -243,7 +260,7 @@ impl Inpainter {
     }
 
     fn resize(&mut self, h: usize, w: usize) {
-        if self.h == h && self.w == w && !self.offsets.is_empty() {
+        if self.h == h && self.w == w && !self.geom.is_empty() {
             return;
         }
         self.h = h;
@@ -255,7 +272,7 @@ impl Inpainter {
         self.t.resize(n, FAR);
         self.ring.resize(n, KNOWN);
         self.oe.resize(n, 0);
-        self.grad.resize(n, (0.0, 0.0));
+        self.px.resize(n, Px::default());
         self.rowdil.resize(n, 0);
         let delta = |k: usize, n: usize, scale: isize| {
             if (1..=n).contains(&k) {
@@ -270,36 +287,35 @@ impl Inpainter {
         };
         self.rdelta = (0..h + 2).map(|k| delta(k, h, cols as isize)).collect();
         self.cdelta = (0..w + 2).map(|l| delta(l, w, 1)).collect();
-        self.offsets = OFFSETS
-            .iter()
-            .map(|&(dk, dl)| {
-                let (dk, dl) = (isize::from(dk), isize::from(dl));
-                let ry = -(dk as f32);
-                let rx = -(dl as f32);
-                let rl = rx * rx + ry * ry;
-                let rl64 = f64::from(rl);
-                Offset {
-                    flat: dk * cols as isize + dl,
-                    rx,
-                    ry,
-                    rl,
-                    dst_telea: (1.0 / (rl64 * rl64.sqrt())) as f32,
-                    dst_ns: 1.0f32 / (rl * rl + 1.0),
-                }
-            })
-            .collect();
+        for (slot, &(dk, dl)) in self.offsets.iter_mut().zip(&OFFSETS) {
+            let (dk, dl) = (isize::from(dk), isize::from(dl));
+            let ry = -(dk as f32);
+            let rx = -(dl as f32);
+            let rl = rx * rx + ry * ry;
+            let rl64 = f64::from(rl);
+            *slot = Offset {
+                flat: dk * cols as isize + dl,
+                rx,
+                ry,
+                rl,
+                dst_telea: (1.0 / (rl64 * rl64.sqrt())) as f32,
+                dst_ns: 1.0f32 / (rl * rl + 1.0),
+            };
+        }
         self.build_deps();
     }
 
-    /// The grid cells whose value or state `gradient(kl, k, l)` reads (both methods).
-    fn gradient_reads(&self, kl: usize, k: usize, l: usize) -> [usize; 11] {
+    /// The grid cells whose value or state the gradient of `g` reads (both methods).
+    fn gradient_reads(&self, g: Geom) -> [usize; 12] {
         let cols = self.cols;
-        let (rm, dr) = self.rdelta[k];
-        let (cm, dc) = self.cdelta[l];
-        let base = kl.wrapping_add_signed(rm + cm);
-        let lp = base.wrapping_add_signed(dc);
-        let kp = base.wrapping_add_signed(dr);
+        let (kl, base, lp, kp) = (
+            g.cell as usize,
+            g.base as usize,
+            g.lp as usize,
+            g.kp as usize,
+        );
         [
+            kl,
             kl + 1,
             kl - 1,
             kl + cols,
@@ -314,28 +330,34 @@ impl Inpainter {
         ]
     }
 
-    /// Invert [`Inpainter::gradient_reads`] over the image: for every pixel, the image cells
-    /// whose cached gradient must be recomputed when that pixel is filled.
+    /// The gradient read positions of every pixel, and their inverse: for every grid cell, the
+    /// pixels whose cached gradient must be recomputed when that cell is filled.
     fn build_deps(&mut self) {
         let (h, w) = (self.h, self.w);
-        let mut lists: Vec<Vec<Dep>> = vec![Vec::new(); h * w];
+        self.geom.clear();
         for k in 1..=h {
             for l in 1..=w {
                 let kl = self.idx(k, l);
-                let dep = Dep {
+                let (rm, dr) = self.rdelta[k];
+                let (cm, dc) = self.cdelta[l];
+                let base = kl.wrapping_add_signed(rm + cm);
+                self.geom.push(Geom {
                     cell: kl as u32,
-                    k: k as u32,
-                    l: l as u32,
-                };
-                let mut reads = self.gradient_reads(kl, k, l).to_vec();
-                reads.push(kl);
-                reads.sort_unstable();
-                reads.dedup();
-                for r in reads {
-                    let (ri, rj) = (r / self.cols, r % self.cols);
-                    if (PAD..PAD + h).contains(&ri) && (PAD..PAD + w).contains(&rj) {
-                        lists[(ri - PAD) * w + (rj - PAD)].push(dep);
-                    }
+                    base: base as u32,
+                    lp: base.wrapping_add_signed(dc) as u32,
+                    kp: base.wrapping_add_signed(dr) as u32,
+                });
+            }
+        }
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.u.len()];
+        for (p, &g) in self.geom.iter().enumerate() {
+            let mut reads = self.gradient_reads(g);
+            reads.sort_unstable();
+            let mut last = usize::MAX;
+            for r in reads {
+                if r != last {
+                    lists[r].push(p as u32);
+                    last = r;
                 }
             }
         }
@@ -368,6 +390,7 @@ impl Inpainter {
             for c in 0..w {
                 self.u[row + c] = if fill[r * w + c] { INSIDE } else { KNOWN };
                 self.oe[row + c] = i32::from(src[r * w + c]);
+                self.px[row + c].v = f32::from(src[r * w + c]);
             }
         }
         // Band: image cells not in the hole but 4-adjacent to it, row-major.
@@ -464,11 +487,15 @@ impl Inpainter {
         let (h, w) = (self.h, self.w);
         let cols = self.cols;
         for i in 1..=h {
-            for j in 1..=w {
-                let c = self.idx(i, j);
-                if self.u[c] != INSIDE {
-                    self.grad[c] = self.gradient(method, c, i, j);
-                }
+            let row = self.idx(i, 1);
+            for c in row..row + w {
+                self.px[c].t = self.t[c];
+            }
+        }
+        for p in 0..self.geom.len() {
+            let g = self.geom[p];
+            if self.u[g.cell as usize] != INSIDE {
+                self.set_gradient(method, g);
             }
         }
         while let Some(cell) = self.queue.pop() {
@@ -480,11 +507,13 @@ impl Inpainter {
                 }
                 let d = dist(nb, cols, &self.u, &self.t);
                 self.t[nb] = d;
+                self.px[nb].t = d;
                 let v = match method {
                     InpaintMethod::Telea => self.telea_value(nb),
                     InpaintMethod::Ns => self.ns_value(nb),
                 };
                 self.oe[nb] = i32::from(v);
+                self.px[nb].v = f32::from(v);
                 self.u[nb] = BAND;
                 self.refresh_gradients(method, nb);
                 self.queue.push(nb, d);
@@ -492,39 +521,37 @@ impl Inpainter {
         }
     }
 
-    /// Recompute the cached gradients that read image cell `c` (its value or known state) after
+    /// Recompute the cached gradients that read grid cell `c` (its value or known state) after
     /// it was filled. Cells still unknown are skipped: their gradient is computed when they are
     /// filled.
     fn refresh_gradients(&mut self, method: InpaintMethod, c: usize) {
-        let p = (c / self.cols - PAD) * self.w + (c % self.cols - PAD);
-        let (lo, hi) = (self.dep_start[p] as usize, self.dep_start[p + 1] as usize);
+        let (lo, hi) = (self.dep_start[c] as usize, self.dep_start[c + 1] as usize);
         for q in lo..hi {
-            let Dep { cell, k, l } = self.deps[q];
-            let cell = cell as usize;
-            if self.u[cell] != INSIDE {
-                self.grad[cell] = self.gradient(method, cell, k as usize, l as usize);
+            let g = self.geom[self.deps[q] as usize];
+            if self.u[g.cell as usize] != INSIDE {
+                self.set_gradient(method, g);
             }
         }
     }
 
-    /// The image gradient of cell `kl = (k, l)` (1-based extended coordinates inside the image)
-    /// exactly as OpenCV's value formulas compute it for a neighbour, from the current image
-    /// and known states, with OpenCV's clamped reads on the first/last row and column.
+    /// Cache the image gradient of the image cell `g.cell` exactly as OpenCV's value formulas
+    /// compute it for a neighbour, from the current image and known states, with OpenCV's
+    /// clamped reads on the first/last row and column.
     #[inline]
-    fn gradient(&self, method: InpaintMethod, kl: usize, k: usize, l: usize) -> (f32, f32) {
+    fn set_gradient(&mut self, method: InpaintMethod, g: Geom) {
         let cols = self.cols;
         let (u, oe) = (&self.u, &self.oe);
         let known = |cell: usize| u[cell] != INSIDE;
-        let (rm, dr) = self.rdelta[k];
-        let (cm, dc) = self.cdelta[l];
-        // (km, lm), (km, lp) and (kp, lm) as grid indices.
-        let base = kl.wrapping_add_signed(rm + cm);
-        let lp = base.wrapping_add_signed(dc);
-        let kp = base.wrapping_add_signed(dr);
+        let (kl, base, lp, kp) = (
+            g.cell as usize,
+            g.base as usize,
+            g.lp as usize,
+            g.kp as usize,
+        );
         let mid = oe[base];
         let sel_x = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
         let sel_y = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
-        match method {
+        let (gx, gy) = match method {
             InpaintMethod::Telea => {
                 let (a, b) = (oe[lp + 1], oe[base - 1]);
                 let gix = [0, oe[lp] - b, a - mid, (a - b) * 2][sel_x] as f32;
@@ -543,7 +570,10 @@ impl Inpainter {
                 let gy = [0, left * 2, right * 2, right + left][sel_x] as f32;
                 (gx, gy)
             }
-        }
+        };
+        let px = &mut self.px[kl];
+        px.gx = gx;
+        px.gy = gy;
     }
 
     /// Collect the radius-3 neighbours of image cell `c` that are image pixels and known, in
@@ -554,7 +584,7 @@ impl Inpainter {
     #[inline]
     fn known_neighbours(&self, c: usize, list: &mut [u8; 28]) -> usize {
         let mut n = 0;
-        for (q, off) in self.offsets.iter().enumerate() {
+        for (q, off) in self.offsets[..28].iter().enumerate() {
             list[n] = q as u8;
             n += usize::from(self.u[c.wrapping_add_signed(off.flat)] < INSIDE);
         }
@@ -563,7 +593,7 @@ impl Inpainter {
 
     fn telea_value(&self, c: usize) -> u8 {
         let cols = self.cols;
-        let (u, t, oe, grad) = (&self.u, &self.t, &self.oe, &self.grad);
+        let (u, t, pxs) = (&self.u, &self.t, &self.px);
         let tij = t[c];
         let known = |cell: usize| u[cell] != INSIDE;
         let gtx = if known(c + 1) {
@@ -592,9 +622,9 @@ impl Inpainter {
         let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
-            let off = &self.offsets[usize::from(q)];
-            let kl = c.wrapping_add_signed(off.flat);
-            let lev = (1.0 / (1.0 + f64::from((t[kl] - tij).abs()))) as f32;
+            let off = &self.offsets[usize::from(q & 31)];
+            let px = pxs[c.wrapping_add_signed(off.flat)];
+            let lev = (1.0 / (1.0 + f64::from((px.t - tij).abs()))) as f32;
             let dir = off.rx * gtx + off.ry * gty;
             let dir = if f64::from(dir.abs()) <= 0.01 {
                 1.0e-6
@@ -602,10 +632,9 @@ impl Inpainter {
                 dir
             };
             let wgt = (off.dst_telea * lev * dir).abs();
-            let (gix, giy) = grad[kl];
-            ia += wgt * oe[kl] as f32;
-            jx -= wgt * (gix * off.rx);
-            jy -= wgt * (giy * off.ry);
+            ia += wgt * px.v;
+            jx -= wgt * (px.gx * off.rx);
+            jy -= wgt * (px.gy * off.ry);
             s += wgt;
         }
         let nrm = (jx * jx + jy * jy).sqrt();
@@ -614,14 +643,14 @@ impl Inpainter {
     }
 
     fn ns_value(&self, c: usize) -> u8 {
-        let (oe, grad) = (&self.oe, &self.grad);
+        let pxs = &self.px;
         let mut list = [0u8; 28];
         let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
-            let off = &self.offsets[usize::from(q)];
-            let kl = c.wrapping_add_signed(off.flat);
-            let (gx, gy) = grad[kl];
+            let off = &self.offsets[usize::from(q & 31)];
+            let px = pxs[c.wrapping_add_signed(off.flat)];
+            let (gx, gy) = (px.gx, px.gy);
             let dot = off.rx * gx + off.ry * gy;
             let cos = (f64::from(dot).abs()
                 / (f64::from(off.rl) * f64::from(gx * gx + gy * gy)).sqrt())
@@ -632,7 +661,7 @@ impl Inpainter {
                 cos
             };
             let wgt = off.dst_ns * dir;
-            ia += wgt * oe[kl] as f32;
+            ia += wgt * px.v;
             s += wgt;
         }
         sat_u8(f64::from(ia) / f64::from(s))
