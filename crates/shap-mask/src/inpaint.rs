@@ -175,8 +175,10 @@ pub(crate) struct Inpainter {
     oe: Vec<i32>,
     /// Packed per-cell data for the value sums.
     px: Vec<Px>,
-    /// Row-dilation scratch for the ring.
+    /// Row-dilation scratch for the ring (0 outside the image).
     rowdil: Vec<u8>,
+    /// Column counts for the ring's dilation.
+    colcount: Vec<u32>,
     /// OpenCV's clamped gradient rows, per extended row `k` in `1..=h`:
     /// `((km - k) * cols, (kp - km) * cols)` as signed grid deltas.
     rdelta: Vec<(isize, isize)>,
@@ -268,12 +270,19 @@ impl Inpainter {
         let cols = w + 2 * PAD;
         self.cols = cols;
         let n = (h + 2 * PAD) * cols;
-        self.u.resize(n, FRAME);
+        // Everything outside the image must start (and stays) FRAME / KNOWN / 0: reset fully,
+        // since the previous size's image cells may now be padding.
+        for (v, fill) in [
+            (&mut self.u, FRAME),
+            (&mut self.ring, KNOWN),
+            (&mut self.rowdil, 0),
+        ] {
+            v.clear();
+            v.resize(n, fill);
+        }
         self.t.resize(n, FAR);
-        self.ring.resize(n, KNOWN);
         self.oe.resize(n, 0);
         self.px.resize(n, Px::default());
-        self.rowdil.resize(n, 0);
         let delta = |k: usize, n: usize, scale: isize| {
             if (1..=n).contains(&k) {
                 let (km, kp) = clamp_pair(k, n);
@@ -435,29 +444,51 @@ impl Inpainter {
     fn outward_march(&mut self) {
         let (h, w) = (self.h, self.w);
         let cols = self.cols;
-        let r = INPAINT_RADIUS;
-        // Ring: image cells that are neither hole nor band, within Chebyshev distance r of a
-        // hole cell (a separable 7x7 dilation restricted to the image).
-        for i in 1..=h {
-            let row = self.idx(i, 0);
-            for j in 1..=w {
-                let lo = j.saturating_sub(r).max(1);
-                let hi = (j + r).min(w);
-                let any = self.u[row + lo..=row + hi].contains(&INSIDE);
-                self.rowdil[row + j] = u8::from(any);
+        // Ring: image cells that are neither hole nor band, within Chebyshev distance 3 of a
+        // hole cell: a separable 7x7 dilation with sliding counts. Cells outside the image are
+        // never INSIDE, and `rowdil` is only ever written on image cells (0 elsewhere), so the
+        // windows need no clamping: the PAD = 3 padding plays the role of the image border.
+        let win = 2 * PAD + 1;
+        let hole = |s: u8| u32::from(s == INSIDE);
+        for i in 0..h {
+            let row = (i + PAD) * cols;
+            let u = &self.u[row..row + cols];
+            let rowdil = &mut self.rowdil[row..row + cols];
+            // Count of hole cells in padded columns j..j+6, the window centred on j+PAD.
+            let mut cnt: u32 = u[..win - 1].iter().map(|&s| hole(s)).sum();
+            for j in 0..w {
+                cnt += hole(u[j + win - 1]);
+                rowdil[j + PAD] = u8::from(cnt > 0);
+                cnt -= hole(u[j]);
             }
         }
-        self.ring.fill(KNOWN);
-        for i in 1..=h {
-            let lo = i.saturating_sub(r).max(1);
-            let hi = (i + r).min(h);
-            for j in 1..=w {
-                let cell = self.idx(i, j);
-                if self.u[cell] != INSIDE && (lo..=hi).any(|k| self.rowdil[self.idx(k, j)] != 0) {
-                    self.ring[cell] = INSIDE;
-                }
+        let mut counts = std::mem::take(&mut self.colcount);
+        counts.clear();
+        counts.resize(cols, 0);
+        for k in 0..win - 1 {
+            let row = &self.rowdil[k * cols..(k + 1) * cols];
+            for (c, &d) in counts.iter_mut().zip(row) {
+                *c += u32::from(d);
             }
         }
+        for i in 0..h {
+            let (top, bottom) = (i * cols, (i + win - 1) * cols);
+            for (j, c) in counts.iter_mut().enumerate() {
+                *c += u32::from(self.rowdil[bottom + j]);
+            }
+            let row = (i + PAD) * cols + PAD;
+            for ((r, &s), &c) in self.ring[row..row + w]
+                .iter_mut()
+                .zip(&self.u[row..row + w])
+                .zip(&counts[PAD..PAD + w])
+            {
+                *r = if s != INSIDE && c > 0 { INSIDE } else { KNOWN };
+            }
+            for (j, c) in counts.iter_mut().enumerate() {
+                *c -= u32::from(self.rowdil[top + j]);
+            }
+        }
+        self.colcount = counts;
         let mut q2 = std::mem::take(&mut self.queue2);
         q2.clear();
         for &cell in &self.band {
@@ -540,38 +571,52 @@ impl Inpainter {
     #[inline]
     fn set_gradient(&mut self, method: InpaintMethod, g: Geom) {
         let cols = self.cols;
-        let (u, oe) = (&self.u, &self.oe);
-        let known = |cell: usize| u[cell] != INSIDE;
         let (kl, base, lp, kp) = (
             g.cell as usize,
             g.base as usize,
             g.lp as usize,
             g.kp as usize,
         );
-        let mid = oe[base];
-        let sel_x = 2 * usize::from(known(kl + 1)) + usize::from(known(kl - 1));
-        let sel_y = 2 * usize::from(known(kl + cols)) + usize::from(known(kl - cols));
+        // Every index below is an image cell or a 4-neighbour of one (`base`, `lp`, `kp` are
+        // image cells by construction in `build_deps`), so inside the padded grid, whose
+        // arrays all have `(h + 2*PAD) * cols` entries.
+        debug_assert!(kl.max(kp).max(lp) + cols < self.u.len() && kl.min(base) >= cols);
+        debug_assert!(self.oe.len() == self.u.len() && self.px.len() == self.u.len());
+        // SAFETY: in range by the invariant above.
+        let known = |cell: usize| i32::from(unsafe { *self.u.get_unchecked(cell) } != INSIDE);
+        // SAFETY: in range by the invariant above.
+        let v = |cell: usize| unsafe { *self.oe.get_unchecked(cell) };
+        // OpenCV picks one of four formulas by which neighbours are known; the 0/1 flags select
+        // it arithmetically (no data-dependent branches; all terms are small integers).
+        let (kr, kw) = (known(kl + 1), known(kl - 1));
+        let (kd, ku) = (known(kl + cols), known(kl - cols));
+        let mid = v(base);
         let (gx, gy) = match method {
             InpaintMethod::Telea => {
-                let (a, b) = (oe[lp + 1], oe[base - 1]);
-                let gix = [0, oe[lp] - b, a - mid, (a - b) * 2][sel_x] as f32;
-                let (a, b) = (oe[kp + cols], oe[base - cols]);
-                let giy = [0, oe[kp] - b, a - mid, (a - b) * 2][sel_y] as f32;
-                (gix, giy)
+                // both: (a - b) * 2; right only: a - mid; left only: oe[lp] - b; none: 0.
+                let (a, b) = (v(lp + 1), v(base - 1));
+                let gix = kr * (1 + kw) * a - kw * (1 + kr) * b - kr * (1 - kw) * mid
+                    + kw * (1 - kr) * v(lp);
+                let (a, b) = (v(kp + cols), v(base - cols));
+                let giy = kd * (1 + ku) * a - ku * (1 + kd) * b - kd * (1 - ku) * mid
+                    + ku * (1 - kd) * v(kp);
+                (gix as f32, giy as f32)
             }
             InpaintMethod::Ns => {
-                // Vertical variation (OpenCV's "gx", negated as OpenCV does).
-                let lo = (oe[kp + cols] - oe[kp]).abs();
-                let hi = (oe[kp] - oe[base - cols]).abs();
-                let gx = -([0, hi * 2, lo * 2, lo + hi][sel_y] as f32);
-                // Horizontal variation ("gy").
-                let right = (oe[lp + 1] - mid).abs();
-                let left = (mid - oe[base - 1]).abs();
-                let gy = [0, left * 2, right * 2, right + left][sel_x] as f32;
+                // Vertical variation (OpenCV's "gx", negated as OpenCV does): both known:
+                // lo + hi; only below: 2 lo; only above: 2 hi; none: 0.
+                let lo = (v(kp + cols) - v(kp)).abs();
+                let hi = (v(kp) - v(base - cols)).abs();
+                let gx = -((kd * (2 - ku) * lo + ku * (2 - kd) * hi) as f32);
+                // Horizontal variation ("gy"), the same pattern along the row.
+                let right = (v(lp + 1) - mid).abs();
+                let left = (mid - v(base - 1)).abs();
+                let gy = (kr * (2 - kw) * right + kw * (2 - kr) * left) as f32;
                 (gx, gy)
             }
         };
-        let px = &mut self.px[kl];
+        // SAFETY: `kl` is in range by the invariant above.
+        let px = unsafe { self.px.get_unchecked_mut(kl) };
         px.gx = gx;
         px.gy = gy;
     }
@@ -582,11 +627,18 @@ impl Inpainter {
     /// counts. The padding makes every offset a valid index; frame and padding cells are FRAME
     /// and never count.
     #[inline]
-    fn known_neighbours(&self, c: usize, list: &mut [u8; 28]) -> usize {
+    fn known_neighbours(&self, c: usize, list: &mut [u8; 32]) -> usize {
+        let u = &self.u;
+        // `c` is an image cell (row and column at least PAD from the grid's edges) and every
+        // offset moves at most PAD rows and columns, so `c + flat` is inside the grid.
+        debug_assert!(c >= PAD * self.cols + PAD && c + PAD * self.cols + PAD < u.len());
         let mut n = 0;
-        for (q, off) in self.offsets[..28].iter().enumerate() {
-            list[n] = q as u8;
-            n += usize::from(self.u[c.wrapping_add_signed(off.flat)] < INSIDE);
+        for q in 0..28 {
+            let cell = c.wrapping_add_signed(self.offsets[q].flat);
+            // SAFETY: in range by the invariant above.
+            let state = unsafe { *u.get_unchecked(cell) };
+            list[n & 31] = q as u8;
+            n += usize::from(state < INSIDE);
         }
         n
     }
@@ -618,12 +670,14 @@ impl Inpainter {
         } else {
             0.0
         };
-        let mut list = [0u8; 28];
+        let mut list = [0u8; 32];
         let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q & 31)];
-            let px = pxs[c.wrapping_add_signed(off.flat)];
+            // SAFETY: an image cell plus a radius-3 offset is inside the grid (see
+            // `known_neighbours`).
+            let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
             let lev = (1.0 / (1.0 + f64::from((px.t - tij).abs()))) as f32;
             let dir = off.rx * gtx + off.ry * gty;
             let dir = if f64::from(dir.abs()) <= 0.01 {
@@ -644,12 +698,14 @@ impl Inpainter {
 
     fn ns_value(&self, c: usize) -> u8 {
         let pxs = &self.px;
-        let mut list = [0u8; 28];
+        let mut list = [0u8; 32];
         let n = self.known_neighbours(c, &mut list);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
         for &q in &list[..n] {
             let off = &self.offsets[usize::from(q & 31)];
-            let px = pxs[c.wrapping_add_signed(off.flat)];
+            // SAFETY: an image cell plus a radius-3 offset is inside the grid (see
+            // `known_neighbours`).
+            let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
             let (gx, gy) = (px.gx, px.gy);
             let dot = off.rx * gx + off.ry * gy;
             let cos = (f64::from(dot).abs()
@@ -799,5 +855,30 @@ mod tests {
         q.push(1, 0.5);
         let order: Vec<usize> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, vec![3, 1, 5, 9]);
+    }
+
+    #[test]
+    fn reused_scratch_matches_fresh_across_sizes() {
+        // One Inpainter serving several sizes in turn (as the per-thread masker scratch does)
+        // must give what a fresh one gives.
+        let mut shared = Inpainter::default();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for &(h, w) in &[(12, 9), (5, 7), (12, 9), (3, 16), (9, 4), (5, 7)] {
+            let src: Vec<u8> = (0..h * w).map(|_| (next() % 256) as u8).collect();
+            let fill: Vec<bool> = (0..h * w).map(|_| next() % 3 == 0).collect();
+            for method in [InpaintMethod::Telea, InpaintMethod::Ns] {
+                let mut a = vec![0u8; h * w];
+                let mut b = vec![0u8; h * w];
+                shared.inpaint_plane(&src, &fill, h, w, method, &mut a);
+                Inpainter::default().inpaint_plane(&src, &fill, h, w, method, &mut b);
+                assert_eq!(a, b, "{h}x{w} {method:?}");
+            }
+        }
     }
 }
