@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use shap_mask::ImageShape;
+use shap_model::Head;
 
 /// A temporary path beside `path` (same directory, so a rename is atomic).
 fn temp_beside(path: &Path) -> PathBuf {
@@ -34,22 +36,44 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
     })
 }
 
-/// Read a greyscale (or colour, converted to luma) PNG of exactly `height` x `width` pixels as
-/// f32 values in [0, 1], row-major.
-pub fn read_grey_png(path: &Path, height: usize, width: usize) -> Result<Vec<f32>> {
-    let img = image::open(path)
-        .with_context(|| format!("reading image {}", path.display()))?
-        .to_luma8();
-    let (w, h) = img.dimensions();
-    if (h as usize, w as usize) != (height, width) {
-        bail!(
-            "{} is {w}x{h} pixels; the model takes {width}x{height} greyscale images",
-            path.display()
-        );
+/// Read a PNG as a grey `(H, W, 1)` image with values in [0, 1]. 8- and 16-bit grey are
+/// read as they are; anything else is converted to luma, with a note on stderr.
+pub fn read_grey_png(path: &Path) -> Result<(Vec<f32>, ImageShape)> {
+    let img = image::open(path).with_context(|| format!("reading image {}", path.display()))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let pixels: Vec<f32> = match img {
+        image::DynamicImage::ImageLuma8(g) => g
+            .into_raw()
+            .into_iter()
+            .map(|v| f32::from(v) / 255.0)
+            .collect(),
+        image::DynamicImage::ImageLuma16(g) => g
+            .into_raw()
+            .into_iter()
+            .map(|v| f32::from(v) / 65535.0)
+            .collect(),
+        other => {
+            eprintln!(
+                "note: {} is not a grey PNG; converting it to grey (luma)",
+                path.display()
+            );
+            other
+                .to_luma8()
+                .into_raw()
+                .into_iter()
+                .map(|v| f32::from(v) / 255.0)
+                .collect()
+        }
+    };
+    Ok((pixels, ImageShape::new(h, w, 1)))
+}
+
+/// The output head a command uses: `--output probabilities|logits` when given, else the
+/// checkpoint's own head.
+pub fn head(output: Option<&str>, checkpoint: Head) -> Head {
+    match output {
+        Some("logits") => Head::Logits,
+        Some(_) => Head::Softmax,
+        None => checkpoint,
     }
-    Ok(img
-        .into_raw()
-        .into_iter()
-        .map(|v| f32::from(v) / 255.0)
-        .collect())
 }

@@ -42,11 +42,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = shap_model::device(&args.device)?;
     let ckpt = shap_model::load(&args.model, &device)?;
-    let head = match args.output.as_deref() {
-        Some("logits") => Head::Logits,
-        Some(_) => Head::Softmax,
-        None => ckpt.meta.head,
-    };
+    let head = super::common::head(args.output.as_deref(), ckpt.meta.head);
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let start = std::time::Instant::now();

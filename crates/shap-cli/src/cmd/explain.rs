@@ -122,11 +122,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let device = shap_model::device(&args.device)?;
     let ckpt = shap_model::load(&args.model, &device)?;
-    let head = match args.output.as_deref() {
-        Some("logits") => Head::Logits,
-        Some(_) => Head::Softmax,
-        None => ckpt.meta.head,
-    };
+    let head = common::head(args.output.as_deref(), ckpt.meta.head);
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let probs_model = ModelFn::with_head(&ckpt.cnn, Head::Softmax)?;
 
@@ -308,7 +304,7 @@ fn select_images(args: &Args, probs_model: &ModelFn) -> Result<Vec<Item>> {
                         .map(|f| f.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     label: None,
-                    pixels: common::read_grey_png(p, 28, 28)?,
+                    pixels: read_model_png(p)?,
                 })
             })
             .collect();
@@ -352,4 +348,18 @@ fn select_images(args: &Args, probs_model: &ModelFn) -> Result<Vec<Item>> {
             })
         })
         .collect()
+}
+
+/// A PNG the model can take: 28x28 grey, values in [0, 1].
+fn read_model_png(path: &std::path::Path) -> Result<Vec<f32>> {
+    let (pixels, shape) = common::read_grey_png(path)?;
+    if (shape.height, shape.width) != (28, 28) {
+        bail!(
+            "{} is {}x{} pixels; the model takes 28x28 greyscale images",
+            path.display(),
+            shape.width,
+            shape.height
+        );
+    }
+    Ok(pixels)
 }

@@ -41,37 +41,6 @@ pub struct Args {
     pub png: Option<PathBuf>,
 }
 
-/// Load a PNG as a grey (H,W) image in [0,1].
-fn load_png(path: &Path) -> anyhow::Result<(Vec<f32>, ImageShape)> {
-    let img = image::open(path).with_context(|| format!("reading image {}", path.display()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let pixels: Vec<f32> = match img {
-        image::DynamicImage::ImageLuma8(g) => g
-            .into_raw()
-            .into_iter()
-            .map(|v| f32::from(v) / 255.0)
-            .collect(),
-        image::DynamicImage::ImageLuma16(g) => g
-            .into_raw()
-            .into_iter()
-            .map(|v| f32::from(v) / 65535.0)
-            .collect(),
-        other => {
-            eprintln!(
-                "note: {} is not a grey PNG; converting it to grey (luma)",
-                path.display()
-            );
-            other
-                .to_luma8()
-                .into_raw()
-                .into_iter()
-                .map(|v| f32::from(v) / 255.0)
-                .collect()
-        }
-    };
-    Ok((pixels, ImageShape::new(h, w, 1)))
-}
-
 /// Load the keep mask and check it against the image shape.
 fn load_keep(path: &Path, shape: ImageShape) -> anyhow::Result<Vec<bool>> {
     let a = npy::read(path)?;
@@ -136,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
         (None, Some(p)) => {
-            let (img, shape) = load_png(p)?;
+            let (img, shape) = super::common::read_grey_png(p)?;
             (img, shape, p.display().to_string())
         }
         _ => bail!("give exactly one of --index and --image"),

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "vmax")]
     pub per_row_scale: bool,
     /// Fixed symmetric colour scale: values in [-X, X].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub vmax: Option<f64>,
     /// Print nothing but errors.
     #[arg(long)]

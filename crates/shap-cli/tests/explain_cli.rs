@@ -1,0 +1,300 @@
+//! `shap-cli explain` and `shap-cli plot` run as real processes, plus their error paths.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn shap_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A checkpoint from an untrained, seeded network (no dataset needed).
+fn untrained_model(dir: &Path) -> std::path::PathBuf {
+    let cnn =
+        shap_model::Cnn::new(3, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    let path = dir.join("m.safetensors");
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &path).unwrap();
+    path
+}
+
+/// A 28x28 grey PNG with a bright square.
+fn png(dir: &Path, name: &str, side: u32) -> std::path::PathBuf {
+    let img = image::GrayImage::from_fn(side, side, |x, y| {
+        image::Luma([if (8..20).contains(&x) && (6..22).contains(&y) {
+            230
+        } else {
+            10
+        }])
+    });
+    let p = dir.join(name);
+    img.save(&p).unwrap();
+    p
+}
+
+fn assert_clean_failure(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(needle),
+        "stderr should mention {needle:?}: {err}"
+    );
+    assert!(!err.contains("panicked"), "no panic text: {err}");
+}
+
+#[test]
+fn explain_png_with_both_explainers_then_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    let img = png(dir.path(), "x.png", 28);
+    let (npz, json, fig) = (
+        dir.path().join("e.npz"),
+        dir.path().join("e.json"),
+        dir.path().join("e.png"),
+    );
+    let out = shap_cli(&[
+        "explain",
+        "--model",
+        s(&model),
+        "--image",
+        s(&img),
+        "--image",
+        s(&img),
+        "--masker",
+        "inpaint_ns",
+        "--max-evals",
+        "120",
+        "--top-k",
+        "3",
+        "--npz",
+        s(&npz),
+        "--json",
+        s(&json),
+        "--plot",
+        s(&fig),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("x.png") && stdout.contains("efficiency error"),
+        "{stdout}"
+    );
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["algorithm"], "partition");
+    assert_eq!(v["masker"], "inpaint_ns");
+    let rows = v["images"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["classes"].as_array().unwrap().len(), 3);
+        // The first explained class is the predicted one (top-k of f(x); this masker keeps x).
+        assert_eq!(r["classes"][0], r["predicted"]);
+        assert!(r["evals"].as_u64().unwrap() <= 120);
+        assert!(r["efficiency_error"].as_f64().unwrap() <= 1e-5);
+        assert!(r["true_name"].is_null());
+    }
+    let e = shap_explain::Explanation::load_npz(&npz).unwrap();
+    assert_eq!((e.num_images, e.num_outputs), (2, 3));
+    assert!(std::fs::metadata(&fig).unwrap().len() > 1000);
+
+    // Permutation with explicit classes: one pass is 2*784+1 evaluations.
+    let out = shap_cli(&[
+        "explain",
+        "--model",
+        s(&model),
+        "--image",
+        s(&img),
+        "--algorithm",
+        "permutation",
+        "--max-evals",
+        "1600",
+        "--classes",
+        "4,2",
+        "--json",
+        s(&json),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "--quiet prints nothing");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["images"][0]["classes"], serde_json::json!([4, 2]));
+    assert_eq!(
+        v["images"][0]["class_names"],
+        serde_json::json!(["Coat", "Pullover"])
+    );
+    assert_eq!(v["images"][0]["evals"], 1569);
+
+    // Re-plot the saved explanation with a per-row scale and with a fixed scale.
+    for extra in [vec!["--per-row-scale"], vec!["--vmax", "0.01"]] {
+        let fig2 = dir.path().join("again.png");
+        let _ = std::fs::remove_file(&fig2);
+        let mut args = vec!["plot", "--npz", s(&npz), "--out", s(&fig2)];
+        args.extend(extra);
+        let out = shap_cli(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(std::fs::metadata(&fig2).unwrap().len() > 1000);
+    }
+}
+
+#[test]
+fn explain_and_plot_errors_are_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    let img = png(dir.path(), "x.png", 28);
+    let big = png(dir.path(), "big.png", 32);
+    let m = s(&model);
+
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--masker",
+            "blur(0,28)",
+        ]),
+        "blur(0,28)",
+    );
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--masker",
+            "inpaint",
+        ]),
+        "inpaint",
+    );
+    assert_clean_failure(
+        &shap_cli(&["explain", "--model", m, "--image", s(&big)]),
+        "32x32",
+    );
+    assert_clean_failure(
+        &shap_cli(&["explain", "--model", m, "--image", s(&img), "--top-k", "11"]),
+        "11",
+    );
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--classes",
+            "10",
+        ]),
+        "10",
+    );
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--algorithm",
+            "permutation",
+            "--max-evals",
+            "1000",
+        ]),
+        "1000",
+    );
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--max-evals",
+            "1",
+        ]),
+        "max_evals",
+    );
+    let missing = dir.path().join("nope.safetensors");
+    assert_clean_failure(
+        &shap_cli(&["explain", "--model", s(&missing), "--image", s(&img)]),
+        "nope.safetensors",
+    );
+
+    // An unwritable output leaves no file (and no temporary file) behind.
+    let ro = dir.path().join("no-such-dir").join("e.npz");
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--max-evals",
+            "50",
+            "--npz",
+            s(&ro),
+        ]),
+        "e.npz",
+    );
+    assert!(!ro.exists());
+
+    // plot: missing or garbage npz, bad --vmax.
+    assert_clean_failure(
+        &shap_cli(&[
+            "plot",
+            "--npz",
+            s(&missing),
+            "--out",
+            s(&dir.path().join("f.png")),
+        ]),
+        "nope.safetensors",
+    );
+    let garbage = dir.path().join("g.npz");
+    std::fs::write(&garbage, b"not a zip").unwrap();
+    assert_clean_failure(
+        &shap_cli(&[
+            "plot",
+            "--npz",
+            s(&garbage),
+            "--out",
+            s(&dir.path().join("f.png")),
+        ]),
+        "g.npz",
+    );
+    assert!(!dir.path().join("f.png").exists());
+    let out = shap_cli(&[
+        "explain",
+        "--model",
+        m,
+        "--image",
+        s(&img),
+        "--max-evals",
+        "50",
+        "--npz",
+        s(&dir.path().join("ok.npz")),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_clean_failure(
+        &shap_cli(&[
+            "plot",
+            "--npz",
+            s(&dir.path().join("ok.npz")),
+            "--out",
+            s(&dir.path().join("f.png")),
+            "--vmax",
+            "-1",
+        ]),
+        "--vmax",
+    );
+}
