@@ -120,6 +120,28 @@ impl Queue {
     }
 }
 
+/// The radius-3 disk without its centre, as bits `(dk + 3) * 7 + (dl + 3)` of a 7x7 window.
+const DISK: u64 = {
+    let mut m = 0u64;
+    let mut q = 0;
+    while q < OFFSETS.len() {
+        let (dk, dl) = OFFSETS[q];
+        m |= 1 << ((dk + 3) as u32 * 7 + (dl + 3) as u32);
+        q += 1;
+    }
+    m
+};
+
+/// Offsets by window bit (64 entries, so a 6-bit index needs no bounds check).
+#[derive(Debug, Clone, Copy)]
+struct OffBits([Offset; 64]);
+
+impl Default for OffBits {
+    fn default() -> Self {
+        Self([Offset::default(); 64])
+    }
+}
+
 /// Per-offset constants of the radius-3 neighbourhood for one grid width.
 #[derive(Debug, Clone, Copy, Default)]
 struct Offset {
@@ -184,9 +206,14 @@ pub(crate) struct Inpainter {
     rdelta: Vec<(isize, isize)>,
     /// Per extended column `l`: `(lm - l, lp - lm)`.
     cdelta: Vec<(isize, isize)>,
-    /// The 28 offsets in accumulation order, then 4 unused entries (so `offsets[q & 31]`
-    /// needs no bounds check).
-    offsets: [Offset; 32],
+    /// The 28 radius-3 offsets indexed by their bit `(dk + 3) * 7 + (dl + 3)` in a 7x7 window
+    /// mask (entries off the disk unused).
+    offbits: OffBits,
+    /// Bitmap of the cells that count in the value sums (image pixels not INSIDE): grid row
+    /// `r` is `wpr` words, grid column `j` is bit `j` of the row.
+    bits: Vec<u64>,
+    /// Words per grid row in `bits` (one spare so a 7-bit window can straddle two words).
+    wpr: usize,
     /// Gradient read positions per image pixel (row-major).
     geom: Vec<Geom>,
     /// For grid cell `c`, `deps[dep_start[c]..dep_start[c + 1]]` are the image pixels (indices
@@ -296,13 +323,13 @@ impl Inpainter {
         };
         self.rdelta = (0..h + 2).map(|k| delta(k, h, cols as isize)).collect();
         self.cdelta = (0..w + 2).map(|l| delta(l, w, 1)).collect();
-        for (slot, &(dk, dl)) in self.offsets.iter_mut().zip(&OFFSETS) {
+        for &(dk, dl) in &OFFSETS {
             let (dk, dl) = (isize::from(dk), isize::from(dl));
             let ry = -(dk as f32);
             let rx = -(dl as f32);
             let rl = rx * rx + ry * ry;
             let rl64 = f64::from(rl);
-            *slot = Offset {
+            self.offbits.0[((dk + 3) * 7 + dl + 3) as usize] = Offset {
                 flat: dk * cols as isize + dl,
                 rx,
                 ry,
@@ -311,6 +338,9 @@ impl Inpainter {
                 dst_ns: 1.0f32 / (rl * rl + 1.0),
             };
         }
+        self.wpr = cols / 64 + 2;
+        self.bits.clear();
+        self.bits.resize((h + 2 * PAD) * self.wpr, 0);
         self.build_deps();
     }
 
@@ -400,6 +430,15 @@ impl Inpainter {
                 self.u[row + c] = if fill[r * w + c] { INSIDE } else { KNOWN };
                 self.oe[row + c] = i32::from(src[r * w + c]);
                 self.px[row + c].v = f32::from(src[r * w + c]);
+            }
+        }
+        self.bits.fill(0);
+        for i in 0..h {
+            let row = (i + PAD) * cols + PAD;
+            for c in row..row + w {
+                if self.u[c] != INSIDE {
+                    self.set_bit(c);
+                }
             }
         }
         // Band: image cells not in the hole but 4-adjacent to it, row-major.
@@ -546,6 +585,7 @@ impl Inpainter {
                 self.oe[nb] = i32::from(v);
                 self.px[nb].v = f32::from(v);
                 self.u[nb] = BAND;
+                self.set_bit(nb);
                 self.refresh_gradients(method, nb);
                 self.queue.push(nb, d);
             }
@@ -621,26 +661,30 @@ impl Inpainter {
         px.gy = gy;
     }
 
-    /// Collect the radius-3 neighbours of image cell `c` that are image pixels and known, in
-    /// OpenCV's accumulation order, as indices into `self.offsets`. Branch-free on the (random)
-    /// known/unknown pattern: each candidate is written and the count advances only if it
-    /// counts. The padding makes every offset a valid index; frame and padding cells are FRAME
-    /// and never count.
+    /// Mark grid cell `c` (an image cell) as counting in the value sums.
     #[inline]
-    fn known_neighbours(&self, c: usize, list: &mut [u8; 32]) -> usize {
-        let u = &self.u;
-        // `c` is an image cell (row and column at least PAD from the grid's edges) and every
-        // offset moves at most PAD rows and columns, so `c + flat` is inside the grid.
-        debug_assert!(c >= PAD * self.cols + PAD && c + PAD * self.cols + PAD < u.len());
-        let mut n = 0;
-        for q in 0..28 {
-            let cell = c.wrapping_add_signed(self.offsets[q].flat);
-            // SAFETY: in range by the invariant above.
-            let state = unsafe { *u.get_unchecked(cell) };
-            list[n & 31] = q as u8;
-            n += usize::from(state < INSIDE);
+    fn set_bit(&mut self, c: usize) {
+        let (r, j) = (c / self.cols, c % self.cols);
+        let bit = r * self.wpr * 64 + j;
+        self.bits[bit >> 6] |= 1 << (bit & 63);
+    }
+
+    /// The radius-3 neighbours of image cell `c` that count in the value sums (image pixels not
+    /// INSIDE), as a mask over bits `(dk + 3) * 7 + (dl + 3)`: ascending bit order is OpenCV's
+    /// accumulation order (rows outer, columns inner). Frame and padding cells never count.
+    #[inline]
+    fn known_mask(&self, c: usize) -> u64 {
+        let (r, j) = (c / self.cols, c % self.cols);
+        // The window's top-left corner; an image cell is at least PAD from the grid's edges.
+        let (top, left) = (r - PAD, j - PAD);
+        let (word, shift) = (left >> 6, (left & 63) as u32);
+        let mut m = 0u64;
+        for dr in 0..7 {
+            let i = (top + dr) * self.wpr + word;
+            let pair = u128::from(self.bits[i]) | (u128::from(self.bits[i + 1]) << 64);
+            m |= (((pair >> shift) as u64) & 0x7F) << (7 * dr);
         }
-        n
+        m & DISK
     }
 
     fn telea_value(&self, c: usize) -> u8 {
@@ -670,13 +714,14 @@ impl Inpainter {
         } else {
             0.0
         };
-        let mut list = [0u8; 32];
-        let n = self.known_neighbours(c, &mut list);
+        let mut mask = self.known_mask(c);
         let (mut ia, mut jx, mut jy, mut s) = (0.0f32, 0.0f32, 0.0f32, 1.0e-20f32);
-        for &q in &list[..n] {
-            let off = &self.offsets[usize::from(q & 31)];
-            // SAFETY: an image cell plus a radius-3 offset is inside the grid (see
-            // `known_neighbours`).
+        while mask != 0 {
+            let off = &self.offbits.0[mask.trailing_zeros() as usize & 63];
+            mask &= mask - 1;
+            // SAFETY: `c` is an image cell (row and column at least PAD = 3 from the grid's
+            // edges) and the offset moves at most 3 rows and columns, so the index is inside
+            // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
             let lev = (1.0 / (1.0 + f64::from((px.t - tij).abs()))) as f32;
             let dir = off.rx * gtx + off.ry * gty;
@@ -698,13 +743,14 @@ impl Inpainter {
 
     fn ns_value(&self, c: usize) -> u8 {
         let pxs = &self.px;
-        let mut list = [0u8; 32];
-        let n = self.known_neighbours(c, &mut list);
+        let mut mask = self.known_mask(c);
         let (mut ia, mut s) = (0.0f32, 1.0e-20f32);
-        for &q in &list[..n] {
-            let off = &self.offsets[usize::from(q & 31)];
-            // SAFETY: an image cell plus a radius-3 offset is inside the grid (see
-            // `known_neighbours`).
+        while mask != 0 {
+            let off = &self.offbits.0[mask.trailing_zeros() as usize & 63];
+            mask &= mask - 1;
+            // SAFETY: `c` is an image cell (row and column at least PAD = 3 from the grid's
+            // edges) and the offset moves at most 3 rows and columns, so the index is inside
+            // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
             let (gx, gy) = (px.gx, px.gy);
             let dot = off.rx * gx + off.ry * gy;
