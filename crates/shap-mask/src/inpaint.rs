@@ -214,6 +214,9 @@ pub(crate) struct Inpainter {
     bits: Vec<u64>,
     /// Words per grid row in `bits` (one spare so a 7-bit window can straddle two words).
     wpr: usize,
+    /// Per grid cell `(r, j)`: its bit index `r * wpr * 64 + j` in `bits` (saves a division
+    /// per filled pixel).
+    cell_bit: Vec<usize>,
     /// Gradient read positions per image pixel (row-major).
     geom: Vec<Geom>,
     /// For grid cell `c`, `deps[dep_start[c]..dep_start[c + 1]]` are the image pixels (indices
@@ -341,6 +344,8 @@ impl Inpainter {
         self.wpr = cols / 64 + 2;
         self.bits.clear();
         self.bits.resize((h + 2 * PAD) * self.wpr, 0);
+        let wpr = self.wpr;
+        self.cell_bit = (0..n).map(|c| (c / cols) * wpr * 64 + c % cols).collect();
         self.build_deps();
     }
 
@@ -664,8 +669,7 @@ impl Inpainter {
     /// Mark grid cell `c` (an image cell) as counting in the value sums.
     #[inline]
     fn set_bit(&mut self, c: usize) {
-        let (r, j) = (c / self.cols, c % self.cols);
-        let bit = r * self.wpr * 64 + j;
+        let bit = self.cell_bit[c];
         self.bits[bit >> 6] |= 1 << (bit & 63);
     }
 
@@ -674,13 +678,13 @@ impl Inpainter {
     /// accumulation order (rows outer, columns inner). Frame and padding cells never count.
     #[inline]
     fn known_mask(&self, c: usize) -> u64 {
-        let (r, j) = (c / self.cols, c % self.cols);
-        // The window's top-left corner; an image cell is at least PAD from the grid's edges.
-        let (top, left) = (r - PAD, j - PAD);
-        let (word, shift) = (left >> 6, (left & 63) as u32);
+        // The bit of the window's top-left corner `(r - 3, j - 3)`; an image cell is at least
+        // PAD = 3 from the grid's edges.
+        let corner = self.cell_bit[c] - (PAD * self.wpr * 64 + PAD);
+        let (word, shift) = (corner >> 6, (corner & 63) as u32);
         let mut m = 0u64;
         for dr in 0..7 {
-            let i = (top + dr) * self.wpr + word;
+            let i = word + dr * self.wpr;
             let pair = u128::from(self.bits[i]) | (u128::from(self.bits[i + 1]) << 64);
             m |= (((pair >> shift) as u64) & 0x7F) << (7 * dr);
         }
