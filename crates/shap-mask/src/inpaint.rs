@@ -350,8 +350,7 @@ impl Inpainter {
     }
 
     /// The grid cells whose value or state the gradient of `g` reads (both methods).
-    fn gradient_reads(&self, g: Geom) -> [usize; 12] {
-        let cols = self.cols;
+    fn gradient_reads(g: Geom, cols: usize) -> [usize; 12] {
         let (kl, base, lp, kp) = (
             g.cell as usize,
             g.base as usize,
@@ -393,24 +392,37 @@ impl Inpainter {
                 });
             }
         }
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.u.len()];
-        for (p, &g) in self.geom.iter().enumerate() {
-            let mut reads = self.gradient_reads(g);
+        // Counting sort into CSR form: count, prefix-sum, fill (pixels ascending per cell).
+        let cols = self.cols;
+        let distinct = |g: Geom| {
+            let mut reads = Self::gradient_reads(g, cols);
             reads.sort_unstable();
             let mut last = usize::MAX;
-            for r in reads {
-                if r != last {
-                    lists[r].push(p as u32);
-                    last = r;
-                }
+            reads.map(|r| {
+                let new = r != last;
+                last = r;
+                new.then_some(r)
+            })
+        };
+        let n = self.u.len();
+        self.dep_start.clear();
+        self.dep_start.resize(n + 1, 0);
+        for &g in &self.geom {
+            for r in distinct(g).into_iter().flatten() {
+                self.dep_start[r + 1] += 1;
             }
         }
-        self.dep_start.clear();
+        for c in 0..n {
+            self.dep_start[c + 1] += self.dep_start[c];
+        }
+        let mut next: Vec<u32> = self.dep_start[..n].to_vec();
         self.deps.clear();
-        self.dep_start.push(0);
-        for list in lists {
-            self.deps.extend(list);
-            self.dep_start.push(self.deps.len() as u32);
+        self.deps.resize(self.dep_start[n] as usize, 0);
+        for (p, &g) in self.geom.iter().enumerate() {
+            for r in distinct(g).into_iter().flatten() {
+                self.deps[next[r] as usize] = p as u32;
+                next[r] += 1;
+            }
         }
     }
 
@@ -806,6 +818,12 @@ impl Inpainter {
     }
 }
 
+thread_local! {
+    /// Scratch reused by [`inpaint_u8_channels`] on each thread (its per-size tables are
+    /// rebuilt only when the image size changes).
+    static INPAINTER: std::cell::RefCell<Inpainter> = std::cell::RefCell::new(Inpainter::default());
+}
+
 /// Validate a shape for inpainting: non-empty, the padded grid (`H+6` by `W+6`) under 2^31
 /// cells (the queue's 32-bit counters and cell ids), and at least 2x2 pixels. Returns `H*W*C`.
 pub(crate) fn check_inpaint_shape(shape: ImageShape) -> Result<usize, MaskError> {
@@ -880,7 +898,11 @@ pub fn inpaint_u8_channels(
         });
     }
     let mut out = vec![0u8; m];
-    Inpainter::default().inpaint_interleaved(src, fill, shape, method, &mut out);
+    INPAINTER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut inpainter) => inpainter.inpaint_interleaved(src, fill, shape, method, &mut out),
+        // Only reachable through re-entrancy; fall back to fresh scratch.
+        Err(_) => Inpainter::default().inpaint_interleaved(src, fill, shape, method, &mut out),
+    });
     Ok(out)
 }
 
