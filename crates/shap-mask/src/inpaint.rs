@@ -167,14 +167,15 @@ struct Geom {
     kp: u32,
 }
 
-/// Per-cell data read by the value sums, packed so one neighbour is one 16-byte load: the
-/// arrival time, the pixel value, and the cached image gradient as the value formulas use it
-/// (Telea: `(gradI.x, gradI.y)`; NS: `(-vertical variation, horizontal variation)`). Kept up to
-/// date for every known image cell as pixels are filled.
+/// Per-cell data read by the value sums, packed so one neighbour is one 16-byte load: `aux`
+/// (Telea: the arrival time T; NS: `gx*gx + gy*gy` in f32, as OpenCV computes it), the pixel
+/// value, and the cached image gradient as the value formulas use it (Telea: `(gradI.x,
+/// gradI.y)`; NS: `(-vertical variation, horizontal variation)`). Kept up to date for every
+/// known image cell as pixels are filled.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(16))]
 struct Px {
-    t: f32,
+    aux: f32,
     v: f32,
     gx: f32,
     gy: f32,
@@ -576,7 +577,7 @@ impl Inpainter {
         for i in 1..=h {
             let row = self.idx(i, 1);
             for c in row..row + w {
-                self.px[c].t = self.t[c];
+                self.px[c].aux = self.t[c];
             }
         }
         for p in 0..self.geom.len() {
@@ -594,7 +595,9 @@ impl Inpainter {
                 }
                 let d = dist(nb, cols, &self.u, &self.t);
                 self.t[nb] = d;
-                self.px[nb].t = d;
+                if method == InpaintMethod::Telea {
+                    self.px[nb].aux = d;
+                }
                 let v = match method {
                     InpaintMethod::Telea => self.telea_value(nb),
                     InpaintMethod::Ns => self.ns_value(nb),
@@ -676,6 +679,9 @@ impl Inpainter {
         let px = unsafe { self.px.get_unchecked_mut(kl) };
         px.gx = gx;
         px.gy = gy;
+        if method == InpaintMethod::Ns {
+            px.aux = gx * gx + gy * gy;
+        }
     }
 
     /// Mark grid cell `c` (an image cell) as counting in the value sums.
@@ -739,7 +745,7 @@ impl Inpainter {
             // edges) and the offset moves at most 3 rows and columns, so the index is inside
             // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
-            let lev = (1.0 / (1.0 + f64::from((px.t - tij).abs()))) as f32;
+            let lev = (1.0 / (1.0 + f64::from((px.aux - tij).abs()))) as f32;
             let dir = off.rx * gtx + off.ry * gty;
             let dir = if f64::from(dir.abs()) <= 0.01 {
                 1.0e-6
@@ -768,16 +774,10 @@ impl Inpainter {
             // edges) and the offset moves at most 3 rows and columns, so the index is inside
             // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
-            let (gx, gy) = (px.gx, px.gy);
-            let dot = off.rx * gx + off.ry * gy;
-            let cos = (f64::from(dot).abs()
-                / (f64::from(off.rl) * f64::from(gx * gx + gy * gy)).sqrt())
-                as f32;
-            let dir = if f64::from(dot.abs()) <= 0.01 {
-                1.0e-6f32
-            } else {
-                cos
-            };
+            let dot = off.rx * px.gx + off.ry * px.gy;
+            let adot = f64::from(dot.abs());
+            let cos = (adot / (f64::from(off.rl) * f64::from(px.aux)).sqrt()) as f32;
+            let dir = if adot <= 0.01 { 1.0e-6f32 } else { cos };
             let wgt = off.dst_ns * dir;
             ia += wgt * px.v;
             s += wgt;
