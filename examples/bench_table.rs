@@ -117,8 +117,17 @@ fn main() -> anyhow::Result<()> {
     // 5. Explanations of the first 4 test images, top-5, vs the pure model time.
     let model = ModelFn::new(&cnn)?;
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
-    for spec in ["blur(28,28)", "inpaint_telea"] {
-        let masker = Masker::new(spec.parse()?, MaskMode::Default);
+    for (spec, mode) in [
+        ("blur(28,28)", MaskMode::Default),
+        ("inpaint_telea", MaskMode::Default),
+        ("inpaint_telea", MaskMode::ShapCompat),
+    ] {
+        let masker = Masker::new(spec.parse()?, mode);
+        let label = if mode == MaskMode::ShapCompat {
+            format!("{spec} --shap-compat")
+        } else {
+            spec.to_string()
+        };
         let explainer = PartitionExplainer {
             outputs: OutputSelection::TopK(5),
             ..PartitionExplainer::default()
@@ -130,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         let pure = time_model_only(&model, &images, shape, &e.evals, 10)?.as_secs_f64();
         emit(
             "explain",
-            &format!("partition, {spec}, 4 images, 500 evals, top-5"),
+            &format!("partition, {label}, 4 images, 500 evals, top-5"),
             total,
             "s",
             if spec == "blur(28,28)" {
