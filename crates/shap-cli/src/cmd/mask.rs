@@ -39,6 +39,9 @@ pub struct Args {
     /// Also write the masked image as a grey PNG (values clamped to [0,1]).
     #[arg(long, value_name = "OUT.png")]
     pub png: Option<PathBuf>,
+    /// Print nothing but errors and warnings.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Load the keep mask and check it against the image shape.
@@ -122,6 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     npy::write_f32(&args.out, &[shape.height, shape.width], &out)?;
     if let Some(png) = &args.png {
         npy::write_atomic(png, &encode_png(&out, shape)?)?;
+    }
+    if args.quiet {
+        return Ok(());
     }
     let kept = keep.iter().filter(|&&k| k).count();
     println!(
