@@ -128,7 +128,25 @@ pub fn run(args: Args) -> Result<()> {
         let mut c = base(&cli, "explain", &plan);
         c.arg("--model").arg(&model);
         c.args(["--algorithm", algorithm, "--masker", masker]);
-        c.arg(format!("--{group}")).arg(plan.per_group.to_string());
+        // `evaluate` already found the first correct and wrong test images: pass them as
+        // indices so each explain call does not predict the whole test set again.
+        let picked: Vec<String> = report
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.get(format!("first_{group}")))
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .take(plan.per_group)
+                    .map(|v| v.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if picked.is_empty() {
+            c.arg(format!("--{group}")).arg(plan.per_group.to_string());
+        } else {
+            c.arg("--indices").arg(picked.join(","));
+        }
         c.args(["--max-evals", &evals.to_string(), "--top-k", "5"]);
         c.arg("--npz").arg(stem.with_extension("npz"));
         c.arg("--json").arg(stem.with_extension("json"));
