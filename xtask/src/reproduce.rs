@@ -289,7 +289,9 @@ fn find_data(cli: &Path, dir: Option<&Path>) -> Result<serde_json::Value> {
             sh::run(Command::new("apt-get").arg("update").arg("-q"))?;
             sh::run(
                 Command::new("apt-get")
-                    .args(["install", "-y", "-q", "dataset-fashion-mnist"])
+                    // --reinstall also restores the files when the package is recorded as
+                    // installed but its directory was emptied.
+                    .args(["install", "-y", "-q", "--reinstall", "dataset-fashion-mnist"])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
             )?;
             return probe(cli);
