@@ -450,30 +450,30 @@ impl Inpainter {
                 self.px[row + c].v = f32::from(src[r * w + c]);
             }
         }
+        // Known-pixel bits and the band (image cells not in the hole but 4-adjacent to it,
+        // row-major), both without data-dependent branches: the fill map is typically random,
+        // so branches on it mispredict about half the time.
         self.bits.fill(0);
+        self.band.clear();
+        self.band.resize(h * w, 0);
+        let mut nband = 0;
         for i in 0..h {
             let row = (i + PAD) * cols + PAD;
             for c in row..row + w {
-                if self.u[c] != INSIDE {
-                    self.set_bit(c);
-                }
+                let u = &self.u;
+                let known = u[c] != INSIDE;
+                let bit = self.cell_bit[c];
+                self.bits[bit >> 6] |= u64::from(known) << (bit & 63);
+                let next_to_hole = (u[c - cols] == INSIDE)
+                    | (u[c + cols] == INSIDE)
+                    | (u[c - 1] == INSIDE)
+                    | (u[c + 1] == INSIDE);
+                // Always written; kept only when it is a band cell.
+                self.band[nband] = c;
+                nband += usize::from(known & next_to_hole);
             }
         }
-        // Band: image cells not in the hole but 4-adjacent to it, row-major.
-        self.band.clear();
-        for i in 1..=h {
-            let row = self.idx(i, 1);
-            for cell in row..row + w {
-                if self.u[cell] != INSIDE
-                    && (self.u[cell - cols] == INSIDE
-                        || self.u[cell + cols] == INSIDE
-                        || self.u[cell - 1] == INSIDE
-                        || self.u[cell + 1] == INSIDE)
-                {
-                    self.band.push(cell);
-                }
-            }
-        }
+        self.band.truncate(nband);
         if self.band.is_empty() {
             return;
         }
@@ -565,9 +565,8 @@ impl Inpainter {
         }
         self.queue2 = q2;
         for (t, &s) in self.t.iter_mut().zip(&self.ring) {
-            if s == CHANGE {
-                *t = -*t;
-            }
+            // Negate visited cells by flipping the sign bit (branch-free, vectorisable).
+            *t = f32::from_bits(t.to_bits() ^ (u32::from(s == CHANGE) << 31));
         }
     }
 
