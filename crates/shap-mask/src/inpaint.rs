@@ -745,13 +745,13 @@ impl Inpainter {
             // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
             let lev = (1.0 / (1.0 + f64::from((px.aux - tij).abs()))) as f32;
-            let dir = off.rx * gtx + off.ry * gty;
-            let dir = if f64::from(dir.abs()) <= 0.01 {
-                1.0e-6
-            } else {
-                dir
-            };
-            let wgt = (off.dst_telea * lev * dir).abs();
+            // OpenCV: `dir` is replaced by 1e-6 when `|dir| <= 0.01` (compared in f64), then
+            // `wgt = |dst * lev * dir|`. `0.01f32` is the largest f32 not above 0.01, so the
+            // test is exact in f32; and as `dst` and `lev` are positive and rounding is
+            // symmetric in sign, `dst * lev * |dir|` is that absolute value bit for bit.
+            let adir = (off.rx * gtx + off.ry * gty).abs();
+            let adir = if adir <= 0.01f32 { 1.0e-6 } else { adir };
+            let wgt = off.dst_telea * lev * adir;
             ia += wgt * px.v;
             jx -= wgt * (px.gx * off.rx);
             jy -= wgt * (px.gy * off.ry);
