@@ -459,17 +459,21 @@ impl Inpainter {
         let mut nband = 0;
         for i in 0..h {
             let row = (i + PAD) * cols + PAD;
-            for c in row..row + w {
-                let u = &self.u;
-                let known = u[c] != INSIDE;
-                let bit = self.cell_bit[c];
+            // The row's cells are consecutive bits from the first one's.
+            let bit0 = self.cell_bit[row];
+            let up = &self.u[row - cols..row - cols + w];
+            let mid = &self.u[row - 1..row + w + 1];
+            let down = &self.u[row + cols..row + cols + w];
+            for (j, ((&a, &b), m)) in up.iter().zip(down).zip(mid.windows(3)).enumerate() {
+                let known = m[1] != INSIDE;
+                let bit = bit0 + j;
                 self.bits[bit >> 6] |= u64::from(known) << (bit & 63);
-                let next_to_hole = (u[c - cols] == INSIDE)
-                    | (u[c + cols] == INSIDE)
-                    | (u[c - 1] == INSIDE)
-                    | (u[c + 1] == INSIDE);
-                // Always written; kept only when it is a band cell.
-                self.band[nband] = c;
+                let next_to_hole =
+                    (a == INSIDE) | (b == INSIDE) | (m[0] == INSIDE) | (m[2] == INSIDE);
+                // Always written; kept only when it is a band cell (nband <= i * w + j).
+                if let Some(slot) = self.band.get_mut(nband) {
+                    *slot = row + j;
+                }
                 nband += usize::from(known & next_to_hole);
             }
         }
