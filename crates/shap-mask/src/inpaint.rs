@@ -267,7 +267,12 @@ fn dist(cell: usize, cols: usize, state: &[u8], t: &[f32]) -> f32 {
 
 #[inline]
 fn sat_u8(v: f64) -> u8 {
-    let r = v.round_ties_even();
+    // Round half to even without a libm call (x86-64 baseline has no rounding instruction):
+    // once clamped to [-1, 256], adding and subtracting 2^52 rounds a non-negative value to an
+    // integer, ties to even; a negative one stays <= 0 and saturates to 0 as before. NaN stays
+    // NaN (and becomes 0 below, as `NaN as u8` does).
+    const MAGIC: f64 = 4_503_599_627_370_496.0;
+    let r = (v.clamp(-1.0, 256.0) + MAGIC) - MAGIC;
     if r <= 0.0 {
         0
     } else if r >= 255.0 {
@@ -919,6 +924,35 @@ mod tests {
         assert_eq!(OFFSETS[0], (-3, 0));
         assert_eq!(OFFSETS[27], (3, 0));
         assert!(OFFSETS.windows(2).all(|p| p[0] < p[1]));
+    }
+
+    #[test]
+    fn sat_u8_rounds_half_to_even_and_saturates() {
+        let reference = |v: f64| {
+            let r = v.round_ties_even();
+            if r.is_nan() || r <= 0.0 {
+                0
+            } else if r >= 255.0 {
+                255
+            } else {
+                r as u8
+            }
+        };
+        let mut vals = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            1e300,
+            -1e300,
+        ];
+        for k in -2000..=2800 {
+            let x = f64::from(k) * 0.125;
+            vals.extend([x, x + 1e-9, x - 1e-9, f64::from(k) + 0.5]);
+        }
+        for v in vals {
+            assert_eq!(sat_u8(v), reference(v), "{v}");
+        }
     }
 
     #[test]
