@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use shap_explain::Explanation;
-use shap_plot::{ColorScale, ImagePlot, ImagePlotRow};
+use shap_plot::{ColorScale, ImagePlot};
 
 /// Flags of `shap-cli plot`.
 #[derive(clap::Args)]
@@ -59,22 +59,8 @@ pub fn draw(
     scale: ColorScale,
     out: &Path,
 ) -> Result<()> {
-    let m = e.num_features();
-    let k = e.num_outputs;
-    let rows = (0..e.num_images)
-        .map(|i| ImagePlotRow {
-            image: e.data.get(i * m..(i + 1) * m).unwrap_or(&[]).to_vec(),
-            title: titles.get(i).cloned().flatten(),
-            values: (0..k).map(|o| e.value_map(i, o)).collect(),
-            output_names: e.output_names.get(i).cloned().unwrap_or_default(),
-        })
-        .collect();
-    let plot = ImagePlot {
-        height: e.shape.height,
-        width: e.shape.width,
-        channels: e.shape.channels,
-        rows,
-    };
+    let shape = (e.shape.height, e.shape.width, e.shape.channels);
+    let plot = ImagePlot::from_flat(shape, &e.data, &e.values, e.output_names.clone(), titles)?;
     shap_plot::image_plot(&plot, scale, out)?;
     Ok(())
 }
