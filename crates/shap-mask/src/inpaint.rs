@@ -782,10 +782,12 @@ impl Inpainter {
             // edges) and the offset moves at most 3 rows and columns, so the index is inside
             // the grid.
             let px = unsafe { *pxs.get_unchecked(c.wrapping_add_signed(off.flat)) };
+            // OpenCV computes this cosine in f32 (`float` sqrt and division; the product is an
+            // exact integer below 2^24). Its `|dot| <= 0.01` test is in f64, but `dot` is an
+            // integer, so comparing with `0.01f32` (just below 0.01) is the same test.
             let dot = off.rx * px.gx + off.ry * px.gy;
-            let adot = f64::from(dot.abs());
-            let cos = (adot / (f64::from(off.rl) * f64::from(px.aux)).sqrt()) as f32;
-            let dir = if adot <= 0.01 { 1.0e-6f32 } else { cos };
+            let cos = (dot / (off.rl * px.aux).sqrt()).abs();
+            let dir = if dot.abs() <= 0.01f32 { 1.0e-6f32 } else { cos };
             let wgt = off.dst_ns * dir;
             ia += wgt * px.v;
             s += wgt;
