@@ -273,10 +273,23 @@ impl PreparedImage {
         .clamp(1, 4096);
         out.par_chunks_mut(m * per_task)
             .zip(keeps.par_chunks(m * per_task))
-            .for_each_init(Scratch::default, |scratch, (o, k)| {
-                for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
-                    self.fill_one(ki, oi, scratch);
-                }
+            .for_each(|(o, k)| {
+                // The thread's scratch, kept across calls: a fresh inpainter would rebuild its
+                // per-size tables, which costs as much as several inpaints.
+                SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut scratch) => {
+                        for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
+                            self.fill_one(ki, oi, &mut scratch);
+                        }
+                    }
+                    // Only reachable through re-entrancy; fall back to fresh buffers.
+                    Err(_) => {
+                        let mut scratch = Scratch::default();
+                        for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
+                            self.fill_one(ki, oi, &mut scratch);
+                        }
+                    }
+                });
             });
         Ok(())
     }
