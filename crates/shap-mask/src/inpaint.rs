@@ -232,26 +232,26 @@ pub(crate) struct Inpainter {
     plane_out: Vec<u8>,
 }
 
-/// The eikonal update from cells `a` and `b` (see SHAP_SPEC 2.1).
+/// The eikonal update from cells `a` and `b` (see SHAP_SPEC 2.1), without data-dependent
+/// branches (the known states are random in a masked image, so branches on them mispredict):
+/// every candidate is computed and the right one selected.
 #[inline]
 fn solve(a: usize, b: usize, state: &[u8], t: &[f32]) -> f32 {
     let ta = f64::from(t[a]);
     let tb = f64::from(t[b]);
-    let v = if state[a] != INSIDE {
-        if state[b] != INSIDE {
-            let d = ta - tb;
-            if d.abs() >= 1.0 {
-                1.0 + ta.min(tb)
-            } else {
-                (ta + tb + (2.0 - d * d).sqrt()) * 0.5
-            }
-        } else {
-            1.0 + ta
-        }
-    } else if state[b] != INSIDE {
-        1.0 + tb
-    } else {
-        1.0 + ta.min(tb)
+    let (ka, kb) = (state[a] != INSIDE, state[b] != INSIDE);
+    let d = ta - tb;
+    // Both known and |d| < 1: the quadratic's root (the sqrt argument is then positive; in the
+    // other cases it is unused, possibly NaN, and never selected).
+    let root = (ta + tb + (2.0 - d * d).sqrt()) * 0.5;
+    let lo = 1.0 + ta.min(tb);
+    let both = if d.abs() >= 1.0 { lo } else { root };
+    // One known: 1 + its time; none: 1 + min (OpenCV's formula for that case).
+    let v = match (ka, kb) {
+        (true, true) => both,
+        (true, false) => 1.0 + ta,
+        (false, true) => 1.0 + tb,
+        (false, false) => lo,
     };
     v as f32
 }
@@ -588,11 +588,11 @@ impl Inpainter {
                 self.px[c].aux = self.t[c];
             }
         }
+        // Unconditionally (branch-free): a hole cell's cached gradient is never read before
+        // the cell is filled, and filling it recomputes it.
         for p in 0..self.geom.len() {
             let g = self.geom[p];
-            if self.u[g.cell as usize] != INSIDE {
-                self.set_gradient(method, g);
-            }
+            self.set_gradient(method, g);
         }
         while let Some(cell) = self.queue.pop() {
             self.u[cell] = KNOWN;
@@ -627,9 +627,7 @@ impl Inpainter {
         let (lo, hi) = (self.dep_start[c] as usize, self.dep_start[c + 1] as usize);
         for q in lo..hi {
             let g = self.geom[self.deps[q] as usize];
-            if self.u[g.cell as usize] != INSIDE {
-                self.set_gradient(method, g);
-            }
+            self.set_gradient(method, g);
         }
     }
 
