@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{BatchModel, ExplainError, MaskedImages, Result};
+use crate::{BatchModel, ExplainError, MaskedBatch, MaskedImages, Result};
 use shap_mask::ImageShape;
 
 /// At most this many f32 values (rows x features) go to the model in one call; larger requests
@@ -13,6 +13,7 @@ pub(crate) const MAX_BATCH_FLOATS: usize = 1 << 22;
 pub(crate) struct Evaluator<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> {
     model: &'a M,
     prepared: &'a P,
+    original: &'a [f32],
     shape: ImageShape,
     m: usize,
     k_all: usize,
@@ -29,10 +30,18 @@ pub(crate) struct Evaluator<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized
 }
 
 impl<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> Evaluator<'a, M, P> {
-    pub(crate) fn new(model: &'a M, prepared: &'a P, shape: ImageShape, image: usize) -> Self {
+    /// `original` is image number `image`, the one `prepared` masks.
+    pub(crate) fn new(
+        model: &'a M,
+        prepared: &'a P,
+        original: &'a [f32],
+        shape: ImageShape,
+        image: usize,
+    ) -> Self {
         Self {
             model,
             prepared,
+            original,
             shape,
             m: shape.features(),
             k_all: model.num_outputs(),
@@ -83,13 +92,15 @@ impl<'a, M: BatchModel + ?Sized, P: MaskedImages + ?Sized> Evaluator<'a, M, P> {
                 })?;
             self.out.resize(rows * k, 0.0);
             let t0 = Instant::now();
+            let batch = MaskedBatch {
+                original: self.original,
+                keeps: &self.keeps,
+                images: &self.imgs[..rows * m],
+                n: rows,
+                shape: self.shape,
+            };
             self.model
-                .eval_batch(
-                    &self.imgs[..rows * m],
-                    rows,
-                    self.shape,
-                    &mut self.out[..rows * k],
-                )
+                .eval_masked(batch, &mut self.out[..rows * k])
                 .map_err(|source| ExplainError::Model {
                     image: self.image,
                     source,

@@ -53,7 +53,7 @@ use rayon::prelude::*;
 pub use error::{ExplainError, Result};
 pub use explanation::{Algorithm, Explanation, ExplanationSummary, RowSummary, RunStats};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
-pub use model::{BatchModel, FnModel, ModelError};
+pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};
 pub use outputs::{OutputSelection, top_k};
 pub use partition::{Budget, FixedContext, PartitionExplainer, TieBreak};
 pub use permutation::{OrderRng, PermutationExplainer};

@@ -23,11 +23,10 @@ pub enum ModelError {
 /// (`2M + 1`) in a single call; images are explained in parallel, so `eval_batch` is called
 /// from several threads at once. An adapter may split a call into chunks of its own.
 ///
-/// Room for an incremental path: masked images of one explanation differ from each other
-/// only in blocks of the partition tree. A model that can exploit this (recompute early
-/// convolutions only near the changed block) can be supported by adding a provided method
-/// with a default that calls `eval_batch`, e.g. `eval_masked(reference, images, changed
-/// boxes, ...)`; existing implementations keep working unchanged.
+/// Incremental evaluation: masked images of one explanation differ from each other only in
+/// blocks of the partition tree, so a model that can exploit this (recompute its first
+/// convolutions only near the changed pixels, say) overrides [`BatchModel::eval_masked`], which
+/// the explainers call with the masks beside the masked images. Its default is `eval_batch`.
 pub trait BatchModel: Sync {
     /// Number of outputs `K` per image.
     fn num_outputs(&self) -> usize;
@@ -40,6 +39,30 @@ pub trait BatchModel: Sync {
         shape: ImageShape,
         out: &mut [f32],
     ) -> Result<(), ModelError>;
+
+    /// Evaluate the masked images of one explained image, knowing the masks that produced
+    /// them. The explainers always call this; override it for an incremental path. It must
+    /// return what `eval_batch(batch.images, batch.n, batch.shape, out)` returns (the default
+    /// does exactly that). `out.len() == batch.n * K`.
+    fn eval_masked(&self, batch: MaskedBatch<'_>, out: &mut [f32]) -> Result<(), ModelError> {
+        self.eval_batch(batch.images, batch.n, batch.shape, out)
+    }
+}
+
+/// One model call's worth of masked versions of a single explained image, with the masks that
+/// produced them: what an incremental model needs ([`BatchModel::eval_masked`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MaskedBatch<'a> {
+    /// The explained image, `shape.features()` values in (H, W, C) order.
+    pub original: &'a [f32],
+    /// `n` masks back to back, `shape.features()` bools each (`true` = feature kept).
+    pub keeps: &'a [bool],
+    /// The `n` masked images the masker made from `original` and `keeps`.
+    pub images: &'a [f32],
+    /// Number of images.
+    pub n: usize,
+    /// Shape of every image.
+    pub shape: ImageShape,
 }
 
 /// Adapts a closure `(images, n, shape, out) -> Result<(), ModelError>` into a [`BatchModel`].

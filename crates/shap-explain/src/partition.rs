@@ -263,9 +263,20 @@ impl PartitionExplainer {
         self.outputs.validate(model.num_outputs())?;
         let budget = self.owen_budget()?;
         let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let m = shape.features();
+        let image = |i: usize| &images[i * m..(i + 1) * m];
         let rows = match self.tie_break {
             TieBreak::Fifo => run_rows(n, true, |i| {
-                self.owen_row(model, &prepared[i], shape, i, &tree, budget, &mut || 0.0)
+                self.owen_row(
+                    model,
+                    &prepared[i],
+                    image(i),
+                    shape,
+                    i,
+                    &tree,
+                    budget,
+                    &mut || 0.0,
+                )
             })?,
             TieBreak::NumpyLegacy { seed } => {
                 let rng = std::sync::Mutex::new(NumpyLegacyNormal::new(seed));
@@ -273,9 +284,16 @@ impl PartitionExplainer {
                     let mut guard = rng.lock().map_err(|_| {
                         ExplainError::InvalidConfig("tie-break generator poisoned".into())
                     })?;
-                    self.owen_row(model, &prepared[i], shape, i, &tree, budget, &mut || {
-                        guard.randn()
-                    })
+                    self.owen_row(
+                        model,
+                        &prepared[i],
+                        image(i),
+                        shape,
+                        i,
+                        &tree,
+                        budget,
+                        &mut || guard.randn(),
+                    )
                 })?
             }
         };
@@ -295,6 +313,7 @@ impl PartitionExplainer {
         &self,
         model: &M,
         prepared: &P,
+        original: &[f32],
         shape: ImageShape,
         image: usize,
         tree: &PartitionTree,
@@ -303,7 +322,7 @@ impl PartitionExplainer {
     ) -> Result<RowResult> {
         let m = shape.features();
         let words = m.div_ceil(64);
-        let mut ev = Evaluator::new(model, prepared, shape, image);
+        let mut ev = Evaluator::new(model, prepared, original, shape, image);
         let k_all = ev.num_outputs();
         // f(all hidden) and f(nothing hidden), one call.
         let y = ev.eval_rows(2, |r, row| row.fill(r == 1))?;

@@ -216,8 +216,18 @@ impl PermutationExplainer {
             self.outputs.clone()
         };
         outputs.validate(model.num_outputs())?;
+        let m = shape.features();
         let rows = run_rows(n, true, |i| {
-            self.row(model, &prepared[i], shape, i, &orders[i], &outputs)
+            let original = &images[i * m..(i + 1) * m];
+            self.row(
+                model,
+                &prepared[i],
+                original,
+                shape,
+                i,
+                &orders[i],
+                &outputs,
+            )
         })?;
         let wall = t0.elapsed();
         if self.shap_compat {
@@ -241,17 +251,19 @@ impl PermutationExplainer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn row<M: BatchModel + ?Sized, P: MaskedImages + ?Sized>(
         &self,
         model: &M,
         prepared: &P,
+        original: &[f32],
         shape: ImageShape,
         image: usize,
         passes: &[Vec<usize>],
         outputs: &OutputSelection,
     ) -> Result<RowResult> {
         let m = shape.features();
-        let mut ev = Evaluator::new(model, prepared, shape, image);
+        let mut ev = Evaluator::new(model, prepared, original, shape, image);
         let k_all = ev.num_outputs();
         let mut acc = vec![0.0f64; m * k_all];
         // Welford statistics of the per-pass estimates, for standard errors.
