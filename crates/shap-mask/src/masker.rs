@@ -243,11 +243,7 @@ impl PreparedImage {
                 actual: out.len(),
             });
         }
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.fill_one(keep, out, &mut scratch),
-            // Only reachable through re-entrancy; fall back to fresh buffers.
-            Err(_) => self.fill_one(keep, out, &mut Scratch::default()),
-        });
+        with_scratch(|scratch| self.fill_one(keep, out, scratch));
         Ok(())
     }
 
@@ -276,18 +272,9 @@ impl PreparedImage {
             .for_each(|(o, k)| {
                 // The thread's scratch, kept across calls: a fresh inpainter would rebuild its
                 // per-size tables, which costs as much as several inpaints.
-                SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut scratch) => {
-                        for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
-                            self.fill_one(ki, oi, &mut scratch);
-                        }
-                    }
-                    // Only reachable through re-entrancy; fall back to fresh buffers.
-                    Err(_) => {
-                        let mut scratch = Scratch::default();
-                        for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
-                            self.fill_one(ki, oi, &mut scratch);
-                        }
+                with_scratch(|scratch| {
+                    for (oi, ki) in o.chunks_exact_mut(m).zip(k.chunks_exact(m)) {
+                        self.fill_one(ki, oi, scratch);
                     }
                 });
             });
@@ -374,8 +361,18 @@ impl PreparedImage {
 }
 
 thread_local! {
-    /// Scratch buffers reused by [`PreparedImage::fill`] on each thread.
+    /// Scratch buffers reused by [`PreparedImage::fill`] and [`PreparedImage::fill_batch`] on
+    /// each thread.
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Run `f` with this thread's scratch buffers (fresh ones if they are already borrowed, which
+/// only re-entrancy can cause).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Per-thread scratch buffers for masking.
