@@ -34,12 +34,14 @@ pub mod bench;
 pub mod checkpoint;
 pub mod conv;
 pub mod eval;
+pub mod incremental;
 pub mod model;
 pub mod train;
 
 pub use adapter::ModelFn;
 pub use checkpoint::{Checkpoint, CheckpointMeta, load, save};
 pub use eval::{ClassReport, Evaluation, evaluate, pick_examples};
+pub use incremental::{IncrementalCnn, IncrementalStats};
 pub use model::{
     CLASSES, Cnn, CpuWeights, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS, device,
 };
