@@ -147,6 +147,58 @@ fn explain_png_with_both_explainers_then_plot() {
 }
 
 #[test]
+fn incremental_explanations_match_the_default_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    let img = png(dir.path(), "x.png", 28);
+    let run = |extra: &[&str], name: &str| {
+        let (npz, json) = (
+            dir.path().join(format!("{name}.npz")),
+            dir.path().join(format!("{name}.json")),
+        );
+        let mut args = vec![
+            "explain",
+            "--model",
+            s(&model),
+            "--image",
+            s(&img),
+            "--max-evals",
+            "200",
+            "--npz",
+            s(&npz),
+            "--json",
+            s(&json),
+        ];
+        args.extend(extra);
+        let out = shap_cli(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        (
+            shap_explain::Explanation::load_npz(&npz).unwrap(),
+            v,
+            text(&out.stdout),
+        )
+    };
+    let (full, vf, _) = run(&[], "full");
+    let (inc, vi, stdout) = run(&["--incremental"], "inc");
+    assert_eq!(vf["incremental"], false);
+    assert!(vf["incremental_work_fraction"].is_null());
+    assert_eq!(vi["incremental"], true);
+    let work = vi["incremental_work_fraction"].as_f64().unwrap();
+    assert!(work > 0.0 && work < 0.6, "{work}");
+    assert!(stdout.contains("incremental:"), "{stdout}");
+    // Same classes; values equal to float rounding (the two paths sum in different orders).
+    assert_eq!(full.output_indices, inc.output_indices);
+    let scale = full.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let diff = full
+        .values
+        .iter()
+        .zip(&inc.values)
+        .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+    assert!(scale > 0.0 && diff <= 1e-4 * scale, "{diff} vs {scale}");
+}
+
+#[test]
 fn explain_and_plot_errors_are_clean() {
     let dir = tempfile::tempdir().unwrap();
     let model = untrained_model(dir.path());
@@ -185,6 +237,19 @@ fn explain_and_plot_errors_are_clean() {
     assert_clean_failure(
         &shap_cli(&["explain", "--model", m, "--image", s(&img), "--top-k", "11"]),
         "11",
+    );
+    assert_clean_failure(
+        &shap_cli(&[
+            "explain",
+            "--model",
+            m,
+            "--image",
+            s(&img),
+            "--incremental",
+            "--device",
+            "cuda",
+        ]),
+        "--incremental runs on the CPU",
     );
     assert_clean_failure(
         &shap_cli(&[
