@@ -3,7 +3,8 @@
 //! for the same rows.
 //!
 //! Models: `cnn`, the project's CNN (untrained weights, same cost) behind its `ModelFn`
-//! adapter; and two synthetic closures: `dense` (784 -> 10 + softmax, ~8k MAC/image,
+//! adapter, also as `cnn_incremental` (`IncrementalCnn`, for Partition and Permutation with
+//! blur); and two synthetic closures: `dense` (784 -> 10 + softmax, ~8k MAC/image,
 //! far cheaper than the CNN, so the explainer overhead is most visible) and `mlp` (784 -> 256
 //! -> 10, ~200k MAC/image). Before the criterion groups, a table prints for each case the
 //! explanation time, the model-only time for the same rows and batching, their ratio, and the
@@ -22,7 +23,7 @@ use shap_toolkit::explain::{
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::bench::FastAllocator;
-use shap_toolkit::model::{Cnn, Head, ModelFn};
+use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
 static GLOBAL: FastAllocator = FastAllocator;
@@ -156,6 +157,32 @@ fn bench(c: &mut Criterion) {
     g.bench_function("model_only_4x500/cnn", |b| {
         b.iter(|| time_model_only(black_box(&cnn), &x, SHAPE, &[500; 4], 10).unwrap())
     });
+    // The incremental CNN path, starting cold (no kept states) every iteration.
+    let inc = IncrementalCnn::new(&Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
+        .unwrap();
+    g.bench_function("partition_4x500_top5/cnn_incremental/blur", |b| {
+        b.iter(|| {
+            inc.clear();
+            explainer()
+                .explain(black_box(&inc), &x, SHAPE, &masker)
+                .unwrap()
+        })
+    });
+    let one_pass = PermutationExplainer {
+        passes: 1,
+        outputs: OutputSelection::TopK(5),
+        ..Default::default()
+    };
+    for (mname, model) in [("cnn", &cnn as &dyn BatchModel), ("cnn_incremental", &inc)] {
+        g.bench_function(format!("permutation_4x1pass_top5/{mname}/blur"), |b| {
+            b.iter(|| {
+                inc.clear();
+                one_pass
+                    .explain(black_box(model), &x, SHAPE, &masker)
+                    .unwrap()
+            })
+        });
+    }
     for (mname, model) in [("dense", mlp(0)), ("mlp256", mlp(256))] {
         for spec in ["blur(28,28)", "inpaint_telea"] {
             let masker = Masker::new(spec.parse().unwrap(), MaskMode::Default);

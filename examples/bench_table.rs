@@ -2,17 +2,20 @@
 //!
 //! Each line is `{"group", "name", "value", "unit", "reference", "note"}`; xtask prints them as a
 //! table with the reference figures beside them. Run directly with
-//! `cargo run --release --example bench_table [-- --quick]`.
+//! `cargo run --release --example bench_table [-- --quick] [--model M.safetensors]`: with
+//! `--model`, the explanation rows use that checkpoint (otherwise a seeded untrained network of
+//! the same cost; the incremental path's savings depend on the masks, hence on the weights).
 
 use std::time::Instant;
 
 use serde_json::json;
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer, time_model_only,
+    BatchModel, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
+    time_model_only,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, IncrementalStats, ModelFn, bench};
 
 #[global_allocator]
 static ALLOC: bench::FastAllocator = bench::FastAllocator;
@@ -25,7 +28,16 @@ fn emit(group: &str, name: &str, value: f64, unit: &str, reference: &str, note: 
 }
 
 fn main() -> anyhow::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let checkpoint = args
+        .iter()
+        .position(|a| a == "--model")
+        .map(|i| {
+            args.get(i + 1)
+                .ok_or_else(|| anyhow::anyhow!("--model needs a path"))
+        })
+        .transpose()?;
     let reps = if quick { 1 } else { 3 };
 
     // 1. Loading all 70k images (best of `reps`).
@@ -114,32 +126,67 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 5. Explanations of the first 4 test images, top-5, vs the pure model time.
-    let model = ModelFn::new(&cnn)?;
+    // 5. Explanations of the first 4 test images, top-5, vs the pure model time; then with
+    // the incremental CNN path (`--incremental`).
+    let explained = match checkpoint {
+        Some(p) => shap_toolkit::model::load(p.as_ref(), &candle_core::Device::Cpu)?.cnn,
+        None => cnn,
+    };
+    let model = ModelFn::new(&explained)?;
+    let incremental = IncrementalCnn::new(&explained)?;
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
-    for (spec, mode) in [
-        ("blur(28,28)", MaskMode::Default),
-        ("inpaint_telea", MaskMode::Default),
-        ("inpaint_telea", MaskMode::ShapCompat),
+    let trained = if checkpoint.is_some() {
+        " (trained)"
+    } else {
+        ""
+    };
+    for (spec, mode, inc) in [
+        ("blur(28,28)", MaskMode::Default, false),
+        ("inpaint_telea", MaskMode::Default, false),
+        ("inpaint_telea", MaskMode::ShapCompat, false),
+        ("blur(28,28)", MaskMode::Default, true),
+        ("inpaint_telea", MaskMode::Default, true),
     ] {
         let masker = Masker::new(spec.parse()?, mode);
-        let label = if mode == MaskMode::ShapCompat {
-            format!("{spec} --shap-compat")
-        } else {
-            spec.to_string()
+        let label = match (mode, inc) {
+            (MaskMode::ShapCompat, _) => format!("{spec} --shap-compat"),
+            (_, true) => format!("{spec} --incremental"),
+            _ => spec.to_string(),
         };
         let explainer = PartitionExplainer {
             outputs: OutputSelection::TopK(5),
             ..PartitionExplainer::default()
         };
-        explainer.explain(&model, &images, shape, &masker)?; // warm-up
+        let m: &dyn BatchModel = if inc { &incremental } else { &model };
+        explainer.explain(m, &images, shape, &masker)?; // warm-up
+        incremental.clear();
+        let before = incremental.stats();
         let t = Instant::now();
-        let e = explainer.explain(&model, &images, shape, &masker)?;
+        let e = explainer.explain(m, &images, shape, &masker)?;
         let total = t.elapsed().as_secs_f64();
         let pure = time_model_only(&model, &images, shape, &e.evals, 10)?.as_secs_f64();
+        let note = if inc {
+            let after = incremental.stats();
+            let work = IncrementalStats {
+                images: after.images - before.images,
+                positions: after.positions - before.positions,
+            };
+            format!(
+                "{:.0}% of the full model's conv2 work; full-model time for the same rows \
+                 {pure:.3} s, ratio {:.2}",
+                100.0 * work.work_fraction(),
+                total / pure
+            )
+        } else {
+            format!(
+                "pure model {pure:.3} s for the same rows, ratio {:.2}; overhead {:.0}% of model time",
+                total / pure,
+                100.0 * e.stats.overhead_ratio()
+            )
+        };
         emit(
             "explain",
-            &format!("partition, {label}, 4 images, 500 evals, top-5"),
+            &format!("partition, {label}, 4 images, 500 evals, top-5{trained}"),
             total,
             "s",
             if spec == "blur(28,28)" {
@@ -147,11 +194,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 "shap+Keras 9.8 s; goal <= 0.98 s (10x)"
             },
-            &format!(
-                "pure model {pure:.3} s for the same rows, ratio {:.2}; overhead {:.0}% of model time",
-                total / pure,
-                100.0 * e.stats.overhead_ratio()
-            ),
+            &note,
         );
     }
     let perm = PermutationExplainer {
@@ -166,7 +209,7 @@ fn main() -> anyhow::Result<()> {
     let pure = time_model_only(&model, &images, shape, &e.evals, 2 * 784 + 1)?.as_secs_f64();
     emit(
         "explain",
-        "permutation, blur(28,28), 4 images, 1600 evals",
+        &format!("permutation, blur(28,28), 4 images, 1600 evals{trained}"),
         total,
         "s",
         "",
@@ -174,6 +217,27 @@ fn main() -> anyhow::Result<()> {
             "pure model {pure:.3} s, ratio {:.2}; overhead {:.0}%",
             total / pure,
             100.0 * e.stats.overhead_ratio()
+        ),
+    );
+    let before = incremental.stats();
+    let t = Instant::now();
+    perm.explain(&incremental, &images, shape, &masker)?;
+    let inc_total = t.elapsed().as_secs_f64();
+    let after = incremental.stats();
+    let work = IncrementalStats {
+        images: after.images - before.images,
+        positions: after.positions - before.positions,
+    };
+    emit(
+        "explain",
+        &format!("permutation, blur(28,28) --incremental, 4 images, 1600 evals{trained}"),
+        inc_total,
+        "s",
+        "",
+        &format!(
+            "{:.0}% of the full model's conv2 work; {:.1}x faster than the row above",
+            100.0 * work.work_fraction(),
+            total / inc_total
         ),
     );
     Ok(())

@@ -26,6 +26,20 @@ pub struct Args {
 
 /// Print the benchmark table.
 pub fn run(args: Args) -> Result<()> {
+    let python = args
+        .python
+        .or_else(|| std::env::var("SHAP_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    let python = (python != "none").then_some(python);
+    let python_ok = python.as_deref().map(python_has_shap);
+    // Rust and Python explain the same trained network when there is a Python side (and the
+    // reproduction's network whenever it exists).
+    let model = match python_ok {
+        Some(Ok(())) => Some(checkpoint()?),
+        _ => {
+            Some(sh::target_dir().join("reproduce/keras/model.safetensors")).filter(|p| p.is_file())
+        }
+    };
     eprintln!("==> building and running the measurements (release)...");
     let mut c = sh::cargo();
     c.args([
@@ -39,6 +53,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.quick {
         c.arg("--quick");
     }
+    if let Some(m) = &model {
+        c.arg("--model").arg(m);
+    }
     let text = sh::output(&mut c)?;
     let mut rows: Vec<Value> = text
         .lines()
@@ -47,21 +64,24 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<_, _>>()
         .context("parsing bench_table output")?;
 
-    let python = args
-        .python
-        .or_else(|| std::env::var("SHAP_PYTHON").ok())
-        .unwrap_or_else(|| "python3".into());
-    if python != "none" {
-        match python_reference(&python) {
-            Ok(mut r) => rows.append(&mut r),
+    match (python, python_ok, model) {
+        (Some(python), Some(Ok(())), Some(model)) => match python_reference(&python, &model) {
+            Ok(mut r) => {
+                rows.append(&mut r);
+                let mut s = speedups(&rows);
+                rows.append(&mut s);
+            }
             Err(e) => eprintln!("(Python shap reference skipped: {e:#})"),
-        }
+        },
+        (_, Some(Err(e)), _) => eprintln!("(Python shap reference skipped: {e:#})"),
+        _ => {}
     }
     print_table(&rows);
     Ok(())
 }
 
-fn python_reference(python: &str) -> Result<Vec<Value>> {
+/// Whether `python` can import shap and cv2 (the error says how to get them).
+fn python_has_shap(python: &str) -> Result<()> {
     let ok = Command::new(python)
         .args(["-c", "import shap, cv2"])
         .status()
@@ -72,11 +92,14 @@ fn python_reference(python: &str) -> Result<Vec<Value>> {
             "`{python}` cannot import shap and cv2 (pip install shap opencv-python-headless, or --python PATH)"
         );
     }
-    let data_dir = std::env::var("FASHION_MNIST_DIR")
-        .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist".into());
-    // A checkpoint: the reproduction's if there is one, else a quickly trained one.
+    Ok(())
+}
+
+/// The checkpoint both sides explain: the reproduction's if there is one, else a quickly
+/// trained one.
+fn checkpoint() -> Result<PathBuf> {
     let trained = sh::target_dir().join("reproduce/keras/model.safetensors");
-    let model = if trained.is_file() {
+    Ok(if trained.is_file() {
         trained
     } else {
         let cli = sh::build_cli(&[])?;
@@ -92,10 +115,15 @@ fn python_reference(python: &str) -> Result<Vec<Value>> {
                 .arg(&p),
         )?;
         p
-    };
+    })
+}
+
+fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>> {
+    let data_dir = std::env::var("FASHION_MNIST_DIR")
+        .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist".into());
     eprintln!("==> Python shap reference on {}", model.display());
     let script = sh::repo_root().join("benches/python/shap_reference.py");
-    let out = sh::output(Command::new(python).arg(script).arg(&model).arg(&data_dir))?;
+    let out = sh::output(Command::new(python).arg(script).arg(model).arg(&data_dir))?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .context("parsing the Python reference output")?;
     let version = v
@@ -124,6 +152,45 @@ fn python_reference(python: &str) -> Result<Vec<Value>> {
         }));
     }
     Ok(rows)
+}
+
+/// Same-run speed-ups: each Rust Partition row over the shap row with the same masker.
+fn speedups(rows: &[Value]) -> Vec<Value> {
+    let text = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let value = |r: &Value| r.get("value").and_then(Value::as_f64);
+    let mut out = Vec::new();
+    for spec in ["blur(28,28)", "inpaint_telea"] {
+        let Some(py) = rows
+            .iter()
+            .find(|r| {
+                text(r, "group") == "python" && text(r, "name").contains(&format!(", {spec},"))
+            })
+            .and_then(value)
+        else {
+            continue;
+        };
+        for r in rows.iter().filter(|r| {
+            text(r, "group") == "explain"
+                && text(r, "name").starts_with(&format!("partition, {spec}"))
+        }) {
+            if let Some(rust) = value(r).filter(|&v| v > 0.0) {
+                let name = text(r, "name");
+                let variant = name
+                    .trim_start_matches("partition, ")
+                    .split(", 4 images")
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                out.push(serde_json::json!({
+                    "group": "speed-up", "name": format!("shap / Rust, partition, {variant}"),
+                    "value": py / rust, "unit": "x",
+                    "reference": if spec == "blur(28,28)" { "goal >= 8x" } else { "goal >= 10x" },
+                    "note": "same run, same images, same network",
+                }));
+            }
+        }
+    }
+    out
 }
 
 fn print_table(rows: &[Value]) {
