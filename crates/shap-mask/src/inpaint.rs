@@ -198,7 +198,9 @@ pub(crate) struct Inpainter {
     oe: Vec<i32>,
     /// Packed per-cell data for the value sums.
     px: Vec<Px>,
-    /// Row-dilation scratch for the ring (0 outside the image).
+    /// Image cells within Chebyshev distance 3 of the hole (1), else 0.
+    near: Vec<u8>,
+    /// Row-dilation scratch for `near` (0 outside the image).
     rowdil: Vec<u8>,
     /// Column counts for the ring's dilation.
     colcount: Vec<u32>,
@@ -312,6 +314,7 @@ impl Inpainter {
             (&mut self.u, FRAME),
             (&mut self.ring, KNOWN),
             (&mut self.rowdil, 0),
+            (&mut self.near, 0),
         ] {
             v.clear();
             v.resize(n, fill);
@@ -491,6 +494,7 @@ impl Inpainter {
             self.t[cell] = 0.0;
             self.queue.push(cell, 0.0);
         }
+        self.mark_near();
         if method == InpaintMethod::Telea {
             self.outward_march();
         }
@@ -506,14 +510,13 @@ impl Inpainter {
         }
     }
 
-    /// Telea's outward distance field: negative arrival times on a 3-cell ring around the hole.
-    fn outward_march(&mut self) {
+    /// Mark in `near` the image cells within Chebyshev distance 3 of a hole cell (hole cells
+    /// included): a separable 7x7 dilation with sliding counts. Cells outside the image are
+    /// never INSIDE, and `rowdil` is only ever written on image cells (0 elsewhere), so the
+    /// windows need no clamping: the PAD = 3 padding plays the role of the image border.
+    fn mark_near(&mut self) {
         let (h, w) = (self.h, self.w);
         let cols = self.cols;
-        // Ring: image cells that are neither hole nor band, within Chebyshev distance 3 of a
-        // hole cell: a separable 7x7 dilation with sliding counts. Cells outside the image are
-        // never INSIDE, and `rowdil` is only ever written on image cells (0 elsewhere), so the
-        // windows need no clamping: the PAD = 3 padding plays the role of the image border.
         let win = 2 * PAD + 1;
         let hole = |s: u8| u32::from(s == INSIDE);
         for i in 0..h {
@@ -543,18 +546,34 @@ impl Inpainter {
                 *c += u32::from(self.rowdil[bottom + j]);
             }
             let row = (i + PAD) * cols + PAD;
-            for ((r, &s), &c) in self.ring[row..row + w]
+            for (n, &c) in self.near[row..row + w]
                 .iter_mut()
-                .zip(&self.u[row..row + w])
                 .zip(&counts[PAD..PAD + w])
             {
-                *r = if s != INSIDE && c > 0 { INSIDE } else { KNOWN };
+                *n = u8::from(c > 0);
             }
             for (j, c) in counts.iter_mut().enumerate() {
                 *c -= u32::from(self.rowdil[top + j]);
             }
         }
         self.colcount = counts;
+    }
+
+    /// Telea's outward distance field: negative arrival times on a 3-cell ring around the hole
+    /// (the cells [`Inpainter::mark_near`] marked that are not in the hole).
+    fn outward_march(&mut self) {
+        let (h, w) = (self.h, self.w);
+        let cols = self.cols;
+        for i in 0..h {
+            let row = (i + PAD) * cols + PAD;
+            for ((r, &s), &n) in self.ring[row..row + w]
+                .iter_mut()
+                .zip(&self.u[row..row + w])
+                .zip(&self.near[row..row + w])
+            {
+                *r = if s != INSIDE && n != 0 { INSIDE } else { KNOWN };
+            }
+        }
         let mut q2 = std::mem::take(&mut self.queue2);
         q2.clear();
         for &cell in &self.band {
@@ -588,11 +607,14 @@ impl Inpainter {
                 self.px[c].aux = self.t[c];
             }
         }
-        // Unconditionally (branch-free): a hole cell's cached gradient is never read before
-        // the cell is filled, and filling it recomputes it.
+        // Only cells near the hole are ever read by a value sum (every read is within radius
+        // 3 of a hole cell). A hole cell's cached gradient is never read before the cell is
+        // filled, and filling it recomputes it, so no test on the state is needed.
         for p in 0..self.geom.len() {
             let g = self.geom[p];
-            self.set_gradient(method, g);
+            if self.near[g.cell as usize] != 0 {
+                self.set_gradient(method, g);
+            }
         }
         while let Some(cell) = self.queue.pop() {
             self.u[cell] = KNOWN;
