@@ -291,7 +291,13 @@ fn find_data(cli: &Path, dir: Option<&Path>) -> Result<serde_json::Value> {
                 Command::new("apt-get")
                     // --reinstall also restores the files when the package is recorded as
                     // installed but its directory was emptied.
-                    .args(["install", "-y", "-q", "--reinstall", "dataset-fashion-mnist"])
+                    .args([
+                        "install",
+                        "-y",
+                        "-q",
+                        "--reinstall",
+                        "dataset-fashion-mnist",
+                    ])
                     .env("DEBIAN_FRONTEND", "noninteractive"),
             )?;
             return probe(cli);
