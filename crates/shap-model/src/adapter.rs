@@ -108,21 +108,30 @@ impl BatchModel for ModelFn {
         shape: ImageShape,
         out: &mut [f32],
     ) -> Result<(), ModelError> {
-        if shape != ImageShape::new(HEIGHT, WIDTH, 1) {
-            return Err(ModelError::Shape(format!(
-                "the CNN takes (28, 28, 1) images, got {shape}"
-            )));
-        }
-        if images.len() != n * PIXELS || out.len() != n * CLASSES {
-            return Err(ModelError::Shape(format!(
-                "{n} images need {} input and {} output values, got {} and {}",
-                n * PIXELS,
-                n * CLASSES,
-                images.len(),
-                out.len()
-            )));
-        }
+        check_batch(n, shape, images.len(), out.len())?;
         self.eval_into(images, out)
             .map_err(|e| ModelError::Failed(e.to_string()))
     }
+}
+
+/// Check that `images` and `out` values fit `n` images of the CNN's `(28, 28, 1)` shape.
+pub(crate) fn check_batch(
+    n: usize,
+    shape: ImageShape,
+    images: usize,
+    out: usize,
+) -> Result<(), ModelError> {
+    if shape != ImageShape::new(HEIGHT, WIDTH, 1) {
+        return Err(ModelError::Shape(format!(
+            "the CNN takes (28, 28, 1) images, got {shape}"
+        )));
+    }
+    if images != n * PIXELS || out != n * CLASSES {
+        return Err(ModelError::Shape(format!(
+            "{n} images need {} input and {} output values, got {images} and {out}",
+            n * PIXELS,
+            n * CLASSES,
+        )));
+    }
+    Ok(())
 }

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use shap_explain::{BatchModel, ImageShape, MaskedBatch, ModelError};
 
 use crate::Error;
+use crate::adapter::check_batch;
 use crate::model::{
     CLASSES, CONV1_OUT, CONV2_OUT, Cnn, CpuWeights, HEIGHT, Head, PIXELS, WIDTH, softmax_row,
 };
@@ -383,7 +384,7 @@ mod avx {
                 let t = &w.w2[ky * 3 + kx];
                 // Column of the tap for each position, when inside the image.
                 let c0 = (x + kx).checked_sub(1).filter(|&v| v < WIDTH);
-                let c1 = (x + kx).checked_sub(0).filter(|&v| v < WIDTH);
+                let c1 = Some(x + kx).filter(|&v| v < WIDTH);
                 match (c0, c1) {
                     (Some(c0), Some(c1)) => tap2(&mut acc, [&row[c0], &row[c1]], t),
                     (Some(c0), None) => tap(&mut acc[0], &row[c0], t),
@@ -657,28 +658,6 @@ impl IncrementalCnn {
         }
     }
 
-    fn check(
-        &self,
-        n: usize,
-        shape: ImageShape,
-        images: usize,
-        out: usize,
-    ) -> Result<(), ModelError> {
-        if shape != ImageShape::new(HEIGHT, WIDTH, 1) {
-            return Err(ModelError::Shape(format!(
-                "the CNN takes (28, 28, 1) images, got {shape}"
-            )));
-        }
-        if images != n * PIXELS || out != n * CLASSES {
-            return Err(ModelError::Shape(format!(
-                "{n} images need {} input and {} output values, got {images} and {out}",
-                n * PIXELS,
-                n * CLASSES,
-            )));
-        }
-        Ok(())
-    }
-
     /// The reference states of `original` (a new session when it has none).
     fn session_states(&self, original: &[f32]) -> Vec<Arc<State>> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
@@ -740,7 +719,7 @@ impl BatchModel for IncrementalCnn {
         shape: ImageShape,
         out: &mut [f32],
     ) -> Result<(), ModelError> {
-        self.check(n, shape, images.len(), out.len())?;
+        check_batch(n, shape, images.len(), out.len())?;
         out.par_chunks_mut(CLASSES)
             .zip(images.par_chunks(PIXELS))
             .for_each_init(State::empty, |s, (o, x)| {
@@ -754,7 +733,7 @@ impl BatchModel for IncrementalCnn {
 
     fn eval_masked(&self, batch: MaskedBatch<'_>, out: &mut [f32]) -> Result<(), ModelError> {
         let n = batch.n;
-        self.check(n, batch.shape, batch.images.len(), out.len())?;
+        check_batch(n, batch.shape, batch.images.len(), out.len())?;
         if batch.original.len() != PIXELS || batch.keeps.len() != n * PIXELS {
             return Err(ModelError::Shape(format!(
                 "{n} masks need {} values and the original {PIXELS}, got {} and {}",

@@ -14,6 +14,9 @@
 //!   tensors are errors naming the tensor and both shapes).
 //! - [`eval`]: accuracy, confusion matrix, scikit-learn style classification report.
 //! - [`ModelFn`]: the network as a [`shap_explain::BatchModel`] for the explainers.
+//! - [`IncrementalCnn`]: the same network on the CPU, evaluating the masked images of an
+//!   explanation incrementally (only what each changed block reaches is recomputed), bit-identical
+//!   to its own full evaluation.
 //!
 //! ```
 //! use shap_model::{Cnn, Head, ModelFn};
