@@ -15,7 +15,7 @@ use shap_toolkit::explain::{
     time_model_only,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, IncrementalStats, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, bench};
 
 #[global_allocator]
 static ALLOC: bench::FastAllocator = bench::FastAllocator;
@@ -167,10 +167,7 @@ fn main() -> anyhow::Result<()> {
         let pure = time_model_only(&model, &images, shape, &e.evals, 10)?.as_secs_f64();
         let note = if inc {
             let after = incremental.stats();
-            let work = IncrementalStats {
-                images: after.images - before.images,
-                positions: after.positions - before.positions,
-            };
+            let work = after.since(before);
             format!(
                 "{:.0}% of the full model's conv2 work; full-model time for the same rows \
                  {pure:.3} s, ratio {:.2}",
@@ -224,10 +221,7 @@ fn main() -> anyhow::Result<()> {
     perm.explain(&incremental, &images, shape, &masker)?;
     let inc_total = t.elapsed().as_secs_f64();
     let after = incremental.stats();
-    let work = IncrementalStats {
-        images: after.images - before.images,
-        positions: after.positions - before.positions,
-    };
+    let work = after.since(before);
     emit(
         "explain",
         &format!("permutation, blur(28,28) --incremental, 4 images, 1600 evals{trained}"),

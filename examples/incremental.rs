@@ -60,10 +60,7 @@ fn main() -> anyhow::Result<()> {
         let before = inc.stats();
         let (ti, ei) = run(&inc)?;
         let after = inc.stats();
-        let work = shap_toolkit::model::IncrementalStats {
-            images: after.images - before.images,
-            positions: after.positions - before.positions,
-        };
+        let work = after.since(before);
         let diff = ep
             .values
             .iter()

@@ -526,6 +526,14 @@ pub struct IncrementalStats {
 }
 
 impl IncrementalStats {
+    /// The work done since `earlier` (an earlier [`IncrementalCnn::stats`] of the same model).
+    pub fn since(self, earlier: IncrementalStats) -> IncrementalStats {
+        IncrementalStats {
+            images: self.images.saturating_sub(earlier.images),
+            positions: self.positions.saturating_sub(earlier.positions),
+        }
+    }
+
     /// Fraction of a full evaluation's second-layer work that was done (1.0 = no saving).
     pub fn work_fraction(&self) -> f64 {
         if self.images == 0 {

@@ -314,10 +314,7 @@ fn explanations_match_the_full_path_exactly() {
     assert_eq!(a.values, b.values);
     // A permutation pass adds one feature at a time: each image is one pixel away from the
     // one before.
-    let pass = shap_model::IncrementalStats {
-        images: after.images - before.images,
-        positions: after.positions - before.positions,
-    };
+    let pass = after.since(before);
     assert!(pass.work_fraction() < 0.1, "{pass:?}");
 }
 
