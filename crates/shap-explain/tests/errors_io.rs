@@ -123,35 +123,23 @@ fn non_finite_and_failing_models_name_the_image() {
     let mut imgs = images(2);
     imgs[0] = 0.0;
     imgs[16] = 5.0 / 7.0;
-    let err = PartitionExplainer::default()
-        .explain(&nan, &imgs, S, &MASK)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ExplainError::NonFinite {
-                image: 1,
-                output: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.to_string().contains("image 1"));
-    let err = PermutationExplainer::default()
-        .explain(&nan, &imgs, S, &MASK)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ExplainError::NonFinite {
-                image: 1,
-                output: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let partition = PartitionExplainer::default().explain(&nan, &imgs, S, &MASK);
+    let permutation = PermutationExplainer::default().explain(&nan, &imgs, S, &MASK);
+    for result in [partition, permutation] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExplainError::NonFinite {
+                    image: 1,
+                    output: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("image 1"), "{err}");
+    }
     let failing = FnModel::new(3, |_: &[f32], _: usize, _: ImageShape, _: &mut [f32]| {
         Err(ModelError::Failed("boom".into()))
     });
