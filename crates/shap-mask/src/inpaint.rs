@@ -28,7 +28,7 @@
 //!
 //! Tried and not kept: an AVX2 version of the value sums (all 28 neighbours weighted in
 //! vectors, one per window row, from per-quantity planes, then added in OpenCV's order). It
-//! was bit-identical but ran only 2-10% fewer instructions (callgrind) and about 10% less time:
+//! was bit-identical but ran only 5-11% fewer instructions (callgrind) and about 10% less time:
 //! the scalar loop visits only the neighbours that count (about 19 of 28 with half the pixels
 //! hidden), so the vectors redo most of what they save.
 
