@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::{shap_cli, text};
 
 /// Writes a small plain-IDX dataset (`n_train`, `n_test` images of 28x28, label `i % 10`).
 fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
@@ -26,17 +28,6 @@ fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
     std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(n_train)).unwrap();
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(n_test)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(n_test)).unwrap();
-}
-
-fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

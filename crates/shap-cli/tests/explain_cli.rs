@@ -2,18 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{shap_cli, text};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

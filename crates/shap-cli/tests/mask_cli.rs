@@ -2,21 +2,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use shap_mask::npy::{self, NpyArray, NpyData};
 use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
 
-fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{shap_cli, text};
 
 const H: usize = 9;
 const W: usize = 11;

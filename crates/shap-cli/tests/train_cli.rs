@@ -1,18 +1,8 @@
 //! `shap-cli train` and `shap-cli evaluate` run as real processes on the real dataset.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
-
-fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{shap_cli, text};
 
 fn have_data() -> bool {
     match shap_data::FashionMnist::load(None) {
