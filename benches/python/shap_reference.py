@@ -3,13 +3,16 @@
 Loads our safetensors checkpoint, runs the network in NumPy (im2col + matmul, float32), and
 times shap's PartitionExplainer on the first 4 Fashion-MNIST test images with 500 evaluations
 and the top-5 outputs (the tutorial's call), for blur(28,28) and inpaint_telea. Also times the
-pure model on the same number of rows. Prints one JSON object on stdout.
+pure model on the same number of rows. When TensorFlow is installed, does the same again with
+the checkpoint loaded into the tutorial's Keras model (the issue's reference: shap + Keras),
+after checking that Keras and NumPy agree on the 4 images. Prints one JSON object on stdout.
 
 Usage: python shap_reference.py MODEL.safetensors DATA_DIR
-Needs: pip install shap opencv-python-headless (no TensorFlow: the model is NumPy).
+Needs: pip install shap opencv-python-headless; optional: pip install tensorflow-cpu.
 """
 import gzip
 import json
+import os
 import struct
 import sys
 import time
@@ -63,6 +66,52 @@ def make_model(t, head):
     return f
 
 
+def make_keras_model(t, head):
+    """The tutorial's Keras network with our weights, or None without TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError:
+        return None, None
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dense(10, activation="softmax" if head == "softmax" else None),
+        ]
+    )
+    # OIHW -> HWIO; the Dense rows from our (C,H,W) flatten order to Keras's (H,W,C).
+    model.layers[0].set_weights([t["conv1.weight"].transpose(2, 3, 1, 0), t["conv1.bias"]])
+    model.layers[1].set_weights([t["conv2.weight"].transpose(2, 3, 1, 0), t["conv2.bias"]])
+    fc = t["fc.weight"].reshape(10, 16, 28, 28).transpose(2, 3, 1, 0).reshape(12544, 10)
+    model.layers[3].set_weights([fc, t["fc.bias"]])
+    return model, f"TF {tf.__version__}"
+
+
+def time_explanations(f, x):
+    """shap's Partition explainer on `x` with both maskers, as the tutorial calls it."""
+    result = {}
+    for spec in ["blur(28,28)", "inpaint_telea"]:
+        masker = shap.maskers.Image(spec, x[0].shape)
+        explainer = shap.Explainer(f, masker)
+        # Warm-up (numba compilation, first-call imports) on one image, not timed.
+        explainer(x[:1], max_evals=100, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
+        t0 = time.perf_counter()
+        sv = explainer(x, max_evals=500, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
+        dt = time.perf_counter() - t0
+        result[spec] = {"seconds": dt, "values_shape": list(sv.values.shape)}
+    rows = np.repeat(x, 500, axis=0)
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 50):
+        f(rows[i : i + 50])
+    result["model_only_seconds_batch50"] = time.perf_counter() - t0
+    return result
+
+
 def load_images(data_dir, n):
     with gzip.open(f"{data_dir}/t10k-images-idx3-ubyte.gz", "rb") as fh:
         raw = fh.read()
@@ -78,20 +127,15 @@ def main():
     x = load_images(data_dir, 4)
     f(x)  # warm-up
     result = {"shap_version": shap.__version__, "images": 4, "max_evals": 500, "top_k": 5}
-    for spec in ["blur(28,28)", "inpaint_telea"]:
-        masker = shap.maskers.Image(spec, x[0].shape)
-        explainer = shap.Explainer(f, masker)
-        # Warm-up (numba compilation, first-call imports) on one image, not timed.
-        explainer(x[:1], max_evals=100, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
-        t0 = time.perf_counter()
-        sv = explainer(x, max_evals=500, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
-        dt = time.perf_counter() - t0
-        result[spec] = {"seconds": dt, "values_shape": list(sv.values.shape)}
-    rows = np.repeat(x, 500, axis=0)
-    t0 = time.perf_counter()
-    for i in range(0, len(rows), 50):
-        f(rows[i : i + 50])
-    result["model_only_seconds_batch50"] = time.perf_counter() - t0
+    result.update(time_explanations(f, x))
+    keras_model, versions = make_keras_model(tensors, head)
+    if keras_model is not None:
+        gap = float(np.abs(np.asarray(keras_model(x)) - f(x)).max())
+        if gap > 1e-4:
+            raise SystemExit(f"the Keras port disagrees with the NumPy model by {gap}")
+        keras_model(x)  # warm-up
+        result["keras"] = {"versions": versions, "max_abs_gap": gap}
+        result["keras"].update(time_explanations(keras_model, x))
     print(json.dumps(result))
 
 

@@ -132,61 +132,80 @@ fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>>
         .unwrap_or("?")
         .to_string();
     let mut rows = Vec::new();
-    for spec in ["blur(28,28)", "inpaint_telea"] {
-        if let Some(s) = v
-            .get(spec)
-            .and_then(|x| x.get("seconds"))
+    // The NumPy port always; the Keras model when the interpreter has TensorFlow.
+    let keras = v.get("keras").map(|k| {
+        let versions = k.get("versions").and_then(Value::as_str).unwrap_or("?");
+        (k, format!("shap {version} + Keras ({versions})"))
+    });
+    let sides = [(&v, format!("shap {version} + NumPy port"))]
+        .into_iter()
+        .chain(keras.as_ref().map(|(k, label)| (*k, label.clone())));
+    for (side, label) in sides {
+        for spec in ["blur(28,28)", "inpaint_telea"] {
+            if let Some(s) = side
+                .get(spec)
+                .and_then(|x| x.get("seconds"))
+                .and_then(Value::as_f64)
+            {
+                rows.push(serde_json::json!({
+                    "group": "python", "name": format!("{label}, partition, {spec}, 4 images, 500 evals, top-5"),
+                    "value": s, "unit": "s", "reference": "same call, same network",
+                    "note": "compare with the Rust explain rows above",
+                }));
+            }
+        }
+        if let Some(s) = side
+            .get("model_only_seconds_batch50")
             .and_then(Value::as_f64)
         {
             rows.push(serde_json::json!({
-                "group": "python", "name": format!("shap {version} partition, {spec}, 4 images, 500 evals, top-5"),
-                "value": s, "unit": "s", "reference": "same call, NumPy model",
-                "note": "compare with the Rust explain rows above",
+                "group": "python", "name": format!("{label}: model alone, 2,000 rows in batches of 50"),
+                "value": s, "unit": "s", "reference": "", "note": "that side's pure model time",
             }));
         }
     }
-    if let Some(s) = v.get("model_only_seconds_batch50").and_then(Value::as_f64) {
-        rows.push(serde_json::json!({
-            "group": "python", "name": "NumPy model alone, 2,000 rows in batches of 50",
-            "value": s, "unit": "s", "reference": "", "note": "the Python side's pure model time",
-        }));
+    if keras.is_none() {
+        eprintln!(
+            "(no TensorFlow in {python}: the shap + Keras rows need `pip install tensorflow-cpu`)"
+        );
     }
     Ok(rows)
 }
 
-/// Same-run speed-ups: each Rust Partition row over the shap row with the same masker.
+/// Same-run speed-ups: each Rust Partition row over each shap row with the same masker.
 fn speedups(rows: &[Value]) -> Vec<Value> {
     let text = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let value = |r: &Value| r.get("value").and_then(Value::as_f64);
     let mut out = Vec::new();
     for spec in ["blur(28,28)", "inpaint_telea"] {
-        let Some(py) = rows
+        let suffix = format!(", partition, {spec}, 4 images");
+        for py in rows
             .iter()
-            .find(|r| {
-                text(r, "group") == "python" && text(r, "name").contains(&format!(", {spec},"))
-            })
-            .and_then(value)
-        else {
-            continue;
-        };
-        for r in rows.iter().filter(|r| {
-            text(r, "group") == "explain"
-                && text(r, "name").starts_with(&format!("partition, {spec}"))
-        }) {
-            if let Some(rust) = value(r).filter(|&v| v > 0.0) {
-                let name = text(r, "name");
-                let variant = name
-                    .trim_start_matches("partition, ")
-                    .split(", 4 images")
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                out.push(serde_json::json!({
-                    "group": "speed-up", "name": format!("shap / Rust, partition, {variant}"),
-                    "value": py / rust, "unit": "x",
-                    "reference": if spec == "blur(28,28)" { "goal >= 8x" } else { "goal >= 10x" },
-                    "note": "same run, same images, same network",
-                }));
+            .filter(|r| text(r, "group") == "python" && text(r, "name").contains(&suffix))
+        {
+            let (Some(py_s), py_name) = (value(py), text(py, "name")) else {
+                continue;
+            };
+            let side = py_name.split(&suffix).next().unwrap_or("shap").to_string();
+            for r in rows.iter().filter(|r| {
+                text(r, "group") == "explain"
+                    && text(r, "name").starts_with(&format!("partition, {spec}"))
+            }) {
+                if let Some(rust) = value(r).filter(|&v| v > 0.0) {
+                    let name = text(r, "name");
+                    let variant = name
+                        .trim_start_matches("partition, ")
+                        .split(", 4 images")
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    out.push(serde_json::json!({
+                        "group": "speed-up", "name": format!("{side} / Rust, partition, {variant}"),
+                        "value": py_s / rust, "unit": "x",
+                        "reference": if spec == "blur(28,28)" { "goal >= 8x" } else { "goal >= 10x" },
+                        "note": "same run, same images, same network",
+                    }));
+                }
             }
         }
     }
