@@ -139,7 +139,7 @@ fn explain_png_with_both_explainers_then_plot() {
 }
 
 #[test]
-fn incremental_explanations_match_the_default_path() {
+fn incremental_and_full_evaluation_agree_and_auto_picks_incremental_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let model = untrained_model(dir.path());
     let img = png(dir.path(), "x.png", 28);
@@ -171,14 +171,18 @@ fn incremental_explanations_match_the_default_path() {
             text(&out.stdout),
         )
     };
-    let (full, vf, _) = run(&[], "full");
-    let (inc, vi, stdout) = run(&["--incremental"], "inc");
-    assert_eq!(vf["incremental"], false);
+    let (full, vf, _) = run(&["--eval", "full"], "full");
+    let (inc, vi, stdout) = run(&[], "auto");
+    assert_eq!(vf["evaluation"], "full");
     assert!(vf["incremental_work_fraction"].is_null());
-    assert_eq!(vi["incremental"], true);
+    assert_eq!(vi["evaluation"], "incremental");
     let work = vi["incremental_work_fraction"].as_f64().unwrap();
     assert!(work > 0.0 && work < 0.6, "{work}");
     assert!(stdout.contains("incremental:"), "{stdout}");
+    // Asking for it by name is the same path: bit-identical values.
+    let (named, vn, _) = run(&["--eval", "incremental"], "named");
+    assert_eq!(vn["evaluation"], "incremental");
+    assert_eq!(named.values, inc.values);
     // Same classes; values equal to float rounding (the two paths sum in different orders).
     assert_eq!(full.output_indices, inc.output_indices);
     let scale = full.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
@@ -237,11 +241,12 @@ fn explain_and_plot_errors_are_clean() {
             m,
             "--image",
             s(&img),
-            "--incremental",
+            "--eval",
+            "incremental",
             "--device",
             "cuda",
         ]),
-        "--incremental runs on the CPU",
+        "--eval incremental runs on the CPU",
     );
     assert_clean_failure(
         &shap_cli(&[

@@ -75,13 +75,14 @@ pub struct Args {
     /// Device for the model: cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Evaluate the CNN incrementally (CPU only): each masked image starts from the closest
-    /// one already evaluated and only the positions its changed pixels reach are recomputed.
-    /// Results equal a full evaluation with the same kernels bit for bit, and the default
-    /// path to float rounding; several times faster with blur or constant maskers and the
-    /// Permutation explainer.
-    #[arg(long)]
-    pub incremental: bool,
+    /// How the CNN evaluates masked images. `incremental` (CPU only): each masked image starts
+    /// from the closest one already evaluated and only the positions its changed pixels reach
+    /// are recomputed; bit-identical to its own full evaluation whatever the history, batch or
+    /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
+    /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
+    /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "full", "incremental"])]
+    pub eval: String,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -127,16 +128,20 @@ pub fn run(args: Args) -> Result<()> {
     };
     outputs.validate(CLASS_NAMES.len())?;
 
-    if args.incremental && args.device != "cpu" {
-        bail!(
-            "--incremental runs on the CPU; drop it or use --device cpu (got --device {})",
+    let on_cpu = args.device.split(':').next() == Some("cpu");
+    let incremental_eval = match args.eval.as_str() {
+        "incremental" if !on_cpu => bail!(
+            "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
             args.device
-        );
-    }
+        ),
+        "incremental" => true,
+        "full" => false,
+        _ => on_cpu,
+    };
     let device = shap_model::device(&args.device)?;
     let ckpt = shap_model::load(&args.model, &device)?;
     let head = common::head(args.output.as_deref(), ckpt.meta.head);
-    let incremental = if args.incremental {
+    let incremental = if incremental_eval {
         let mut w = ckpt.cnn.cpu_weights()?;
         w.head = head;
         Some(IncrementalCnn::from_weights(&w)?)
@@ -270,7 +275,7 @@ pub fn run(args: Args) -> Result<()> {
             "total_seconds": seconds,
             "model_seconds": explanation.stats.model_time.as_secs_f64(),
             "model_rows": explanation.stats.model_rows,
-            "incremental": args.incremental,
+            "evaluation": if incremental.is_some() { "incremental" } else { "full" },
             "incremental_work_fraction": incremental.as_ref().map(|m| m.stats().work_fraction()),
             "images": rows,
         });
