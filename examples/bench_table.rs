@@ -193,9 +193,9 @@ fn main() -> anyhow::Result<()> {
             total,
             "s",
             if spec == "blur(28,28)" {
-                "shap+Keras 2.4 s; goal <= 0.30 s (8x)"
+                "quoted: shap+Keras 2.4 s; goal 8x (same-run speed-ups below)"
             } else {
-                "shap+Keras 9.8 s; goal <= 0.98 s (10x)"
+                "quoted: shap+Keras 9.8 s; goal 10x (same-run speed-ups below)"
             },
             &note,
         );
