@@ -126,20 +126,30 @@ fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>>
     let out = sh::output(Command::new(python).arg(script).arg(model).arg(&data_dir))?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .context("parsing the Python reference output")?;
+    if v.get("keras").is_none() {
+        eprintln!(
+            "(no TensorFlow in {python}: the shap + Keras rows need `pip install tensorflow-cpu`)"
+        );
+    }
+    Ok(reference_rows(&v))
+}
+
+/// Table rows from `shap_reference.py`'s JSON: per Python side (the NumPy port always, the
+/// Keras model when the script found TensorFlow), one row per masker and the model-only time.
+fn reference_rows(v: &Value) -> Vec<Value> {
     let version = v
         .get("shap_version")
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_string();
     let mut rows = Vec::new();
-    // The NumPy port always; the Keras model when the interpreter has TensorFlow.
     let keras = v.get("keras").map(|k| {
         let versions = k.get("versions").and_then(Value::as_str).unwrap_or("?");
         (k, format!("shap {version} + Keras ({versions})"))
     });
-    let sides = [(&v, format!("shap {version} + NumPy port"))]
+    let sides = [(v, format!("shap {version} + NumPy port"))]
         .into_iter()
-        .chain(keras.as_ref().map(|(k, label)| (*k, label.clone())));
+        .chain(keras);
     for (side, label) in sides {
         for spec in ["blur(28,28)", "inpaint_telea"] {
             if let Some(s) = side
@@ -164,12 +174,7 @@ fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>>
             }));
         }
     }
-    if keras.is_none() {
-        eprintln!(
-            "(no TensorFlow in {python}: the shap + Keras rows need `pip install tensorflow-cpu`)"
-        );
-    }
-    Ok(rows)
+    rows
 }
 
 /// Same-run speed-ups: each Rust Partition row over each shap row with the same masker.
@@ -263,5 +268,98 @@ fn print_table(rows: &[Value]) {
     );
     for c in &cells {
         println!("{}", line(c));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn explain_row(name: &str, value: f64) -> Value {
+        json!({"group": "explain", "name": format!("partition, {name}, 4 images, 500 evals, top-5"), "value": value})
+    }
+
+    fn named<'a>(rows: &'a [Value], name: &str) -> Option<&'a Value> {
+        rows.iter().find(|r| r["name"] == name)
+    }
+
+    #[test]
+    fn reference_rows_cover_both_python_sides() {
+        let v = json!({
+            "shap_version": "0.51.0",
+            "blur(28,28)": {"seconds": 2.0}, "inpaint_telea": {"seconds": 3.0},
+            "model_only_seconds_batch50": 1.5,
+            "keras": {"versions": "TF 2.21.0", "blur(28,28)": {"seconds": 1.2},
+                      "inpaint_telea": {"seconds": 2.4}, "model_only_seconds_batch50": 0.7},
+        });
+        let rows = reference_rows(&v);
+        assert_eq!(rows.len(), 6);
+        let keras_blur = named(
+            &rows,
+            "shap 0.51.0 + Keras (TF 2.21.0), partition, blur(28,28), 4 images, 500 evals, top-5",
+        )
+        .expect("Keras blur row");
+        assert_eq!(keras_blur["value"], 1.2);
+        let numpy_model = named(
+            &rows,
+            "shap 0.51.0 + NumPy port: model alone, 2,000 rows in batches of 50",
+        )
+        .expect("NumPy model row");
+        assert_eq!(numpy_model["value"], 1.5);
+
+        // Without TensorFlow only the NumPy side appears.
+        let mut without = v.clone();
+        without.as_object_mut().unwrap().remove("keras");
+        let rows = reference_rows(&without);
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows.iter()
+                .all(|r| !r["name"].as_str().unwrap().contains("Keras"))
+        );
+    }
+
+    #[test]
+    fn speedups_divide_each_python_side_by_each_rust_row_with_the_same_masker() {
+        let v = json!({
+            "shap_version": "0.51.0",
+            "blur(28,28)": {"seconds": 2.0}, "inpaint_telea": {"seconds": 3.0},
+            "keras": {"versions": "TF 2.21.0", "blur(28,28)": {"seconds": 1.0}},
+        });
+        let mut rows = vec![
+            explain_row("blur(28,28) --eval full", 0.25),
+            explain_row("blur(28,28) --eval incremental (CLI default)", 0.05),
+            explain_row("inpaint_telea --eval full", 0.5),
+        ];
+        rows.extend(reference_rows(&v));
+        let s = speedups(&rows);
+        // Blur: 2 Rust rows x 2 sides; inpaint: 1 Rust row x the NumPy side only.
+        assert_eq!(s.len(), 5);
+        let ratio = |name: &str| {
+            named(&s, name)
+                .and_then(|r| r["value"].as_f64())
+                .unwrap_or_else(|| panic!("no row {name:?} in {s:#?}"))
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(
+            ratio("shap 0.51.0 + Keras (TF 2.21.0) / Rust, partition, blur(28,28) --eval full"),
+            4.0
+        ));
+        assert!(close(
+            ratio(
+                "shap 0.51.0 + NumPy port / Rust, partition, blur(28,28) --eval incremental (CLI default)"
+            ),
+            40.0
+        ));
+        assert!(close(
+            ratio("shap 0.51.0 + NumPy port / Rust, partition, inpaint_telea --eval full"),
+            6.0
+        ));
+        assert!(s.iter().all(|r| r["reference"]
+            == if r["name"].as_str().unwrap().contains("blur") {
+                "goal >= 8x"
+            } else {
+                "goal >= 10x"
+            }));
     }
 }

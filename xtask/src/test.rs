@@ -1,7 +1,9 @@
 //! `cargo xtask test`: what CI runs (README's test command).
 //!
 //! 1. `cargo test --workspace --release` (every crate's unit, golden and integration tests);
-//! 2. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
+//! 2. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
+//!    release profile, so they reuse the xtask binary's dependencies;
+//! 3. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
 //!    every figure and explanation exist and are non-empty.
 
 use crate::sh;
@@ -20,6 +22,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut passed = 0;
     eprintln!("==> cargo test --workspace --release");
     sh::run(sh::cargo().args(["test", "--workspace", "--release"]))?;
+    passed += 1;
+    eprintln!("==> cargo test (xtask's own tests)");
+    let xtask_dir = sh::repo_root().join("xtask");
+    sh::run(
+        sh::cargo()
+            .current_dir(&xtask_dir)
+            .args(["test", "--release", "--target-dir"])
+            .arg(sh::target_dir().join("xtask")),
+    )?;
     passed += 1;
     if !args.no_reproduce {
         let out = sh::target_dir().join("reproduce").join("ci-quick");
