@@ -2,8 +2,9 @@
 //!
 //! Runs the facade's `bench_table` example (data loading, training epoch, forward throughput,
 //! maskers, explanations vs pure model time) and, when a Python with `shap` is available,
-//! `benches/python/shap_reference.py`: shap 0.51 explaining the same network (in NumPy) on the
-//! same images, so the Rust and Python explanation times come from one run on one machine.
+//! `benches/python/shap_reference.py`: shap 0.51 explaining the same network on the same images
+//! (through a NumPy port, and through the tutorial's Keras model when TensorFlow is installed),
+//! so the Rust and Python explanation times come from one run on one machine.
 //! Criterion benches (`cargo bench`) give the statistically careful per-function figures.
 
 use crate::sh;

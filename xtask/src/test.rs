@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip the quick end-to-end reproduction (workspace tests only).
+    /// Skip the quick end-to-end reproduction (workspace and xtask tests only).
     #[arg(long)]
     no_reproduce: bool,
 }
