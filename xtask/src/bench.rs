@@ -189,10 +189,11 @@ fn speedups(rows: &[Value]) -> Vec<Value> {
             .iter()
             .filter(|r| text(r, "group") == "python" && text(r, "name").contains(&suffix))
         {
-            let (Some(py_s), py_name) = (value(py), text(py, "name")) else {
+            let Some(py_s) = value(py) else {
                 continue;
             };
-            let side = py_name.split(&suffix).next().unwrap_or("shap").to_string();
+            let name = text(py, "name");
+            let side = name.split(&suffix).next().unwrap_or("shap");
             for r in rows.iter().filter(|r| {
                 text(r, "group") == "explain"
                     && text(r, "name").starts_with(&format!("partition, {spec}"))
