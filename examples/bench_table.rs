@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
     let image = data.test.images_f32(&[0])?;
     let masks = 500;
     let keeps: Vec<bool> = (0..masks * 784)
-        .map(|i| ((i * 2_654_435_761usize) >> 7) % 2 == 0)
+        .map(|i| ((i * 2_654_435_761usize) >> 7).is_multiple_of(2))
         .collect();
     let mut out = vec![0f32; masks * 784];
     for spec in ["blur(28,28)", "inpaint_telea", "inpaint_ns"] {

@@ -1,9 +1,10 @@
 //! Shared plumbing: input validation, per-image results, assembling an [`Explanation`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rayon::prelude::*;
 
+use crate::eval::Counters;
 use crate::explanation::{Algorithm, Explanation, RunStats};
 use crate::masking::check_len;
 use crate::{BatchModel, ExplainError, ImageMasker, Result};
@@ -18,10 +19,8 @@ pub(crate) struct RowResult {
     pub base: Vec<f64>,
     pub fx: Vec<f64>,
     pub outputs: Vec<usize>,
-    pub evals: usize,
-    pub calls: usize,
-    pub model_time: Duration,
-    pub elapsed: Duration,
+    /// Rows, calls and times, as the schedule counted them.
+    pub counters: Counters,
 }
 
 /// Validate the batch and the model; returns `n`.
@@ -45,7 +44,7 @@ pub(crate) fn check_inputs<M: BatchModel + ?Sized>(
     if images.is_empty() {
         return Err(ExplainError::EmptyBatch);
     }
-    if images.len() % m != 0 {
+    if !images.len().is_multiple_of(m) {
         return Err(ExplainError::ShapeMismatch {
             what: format!("images of shape {shape}"),
             expected: (images.len() / m + 1) * m,
@@ -86,27 +85,6 @@ pub(crate) fn prepare_all<K: ImageMasker>(
             })
         })
         .collect();
-    res.into_iter().collect()
-}
-
-/// Run `f` for every image, in parallel or in order; the first error (by image index) wins.
-pub(crate) fn run_rows(
-    n: usize,
-    parallel: bool,
-    f: impl Fn(usize) -> Result<RowResult> + Sync,
-) -> Result<Vec<RowResult>> {
-    let timed = |i: usize| {
-        let t0 = Instant::now();
-        f(i).map(|mut r| {
-            r.elapsed = t0.elapsed();
-            r
-        })
-    };
-    let res: Vec<Result<RowResult>> = if parallel {
-        (0..n).into_par_iter().map(timed).collect()
-    } else {
-        (0..n).map(timed).collect()
-    };
     res.into_iter().collect()
 }
 
@@ -153,12 +131,13 @@ pub(crate) fn assemble(
         e.output_names
             .push(r.outputs.iter().map(|&o| names(o)).collect());
         e.output_indices.extend_from_slice(&r.outputs);
-        e.evals.push(r.evals);
-        e.stats.model_rows += r.evals;
-        e.stats.model_calls += r.calls;
-        e.stats.model_time += r.model_time;
-        e.stats.image_time += r.elapsed;
-        e.image_times.push(r.elapsed.as_secs_f64());
+        let c = r.counters;
+        e.evals.push(c.evals);
+        e.stats.model_rows += c.evals;
+        e.stats.model_calls += c.calls;
+        e.stats.model_time += c.model_time;
+        e.stats.image_time += c.elapsed;
+        e.image_times.push(c.elapsed.as_secs_f64());
     }
     if with_se {
         e.std_errors = Some(se_all);

@@ -37,14 +37,6 @@ pub enum ExplainError {
         /// The offending value.
         value: f32,
     },
-    /// More top outputs were requested than the model has.
-    #[error("requested the top {k} outputs but the model has only {available}")]
-    TooManyOutputs {
-        /// Requested count.
-        k: usize,
-        /// Outputs of the model.
-        available: usize,
-    },
     /// An explicit output index is out of range, or the selection is empty.
     #[error("invalid output selection: {0}")]
     InvalidOutputs(String),
@@ -62,7 +54,7 @@ pub enum ExplainError {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// The model failed.
-    #[error("model failed on image {image}: {source}")]
+    #[error("model failed on image {image}")]
     Model {
         /// Index of the explained image.
         image: usize,

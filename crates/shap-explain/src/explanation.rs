@@ -319,15 +319,14 @@ impl Explanation {
                 return Err(format!("{what} has {got} entries, expected {want}"));
             }
         }
-        if let Some(se) = &self.std_errors {
-            if se.len() != n * m * k {
+        if let Some(se) = &self.std_errors
+            && se.len() != n * m * k {
                 return Err(format!(
                     "std_errors has {} entries, expected {}",
                     se.len(),
                     n * m * k
                 ));
             }
-        }
         Ok(())
     }
 

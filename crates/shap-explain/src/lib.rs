@@ -34,14 +34,17 @@
 //! assert_eq!(e.values, vec![1.0, 2.0, 1.0, 0.0, 3.0, 0.0, 0.0, 2.0]);
 //! ```
 
+mod antithetic;
 mod driver;
 mod error;
 mod eval;
 mod explanation;
+mod input;
 mod masking;
 mod model;
 pub mod npz;
 mod outputs;
+mod owen;
 mod partition;
 mod permutation;
 mod rng;
@@ -52,6 +55,7 @@ use rayon::prelude::*;
 
 pub use error::{ExplainError, Result};
 pub use explanation::{Algorithm, Explanation, ExplanationSummary, RowSummary, RunStats};
+pub use input::{InputLayout, Normalize};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
 pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};
 pub use outputs::{OutputSelection, top_k};

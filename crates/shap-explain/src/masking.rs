@@ -67,7 +67,7 @@ impl BackgroundImage {
 impl MaskedImages for BackgroundImage {
     fn fill_batch(&self, keeps: &[bool], out: &mut [f32]) -> Result<()> {
         let m = self.image.len();
-        if m == 0 || keeps.len() % m != 0 || out.len() != keeps.len() {
+        if m == 0 || !keeps.len().is_multiple_of(m) || out.len() != keeps.len() {
             return Err(ExplainError::ShapeMismatch {
                 what: "masked image batch".into(),
                 expected: keeps.len(),

@@ -5,12 +5,19 @@ use shap_mask::ImageShape;
 /// Why a model evaluation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// The model (or its adapter) reported a failure.
-    #[error("model evaluation failed: {0}")]
-    Failed(String),
+    /// The model's runtime (Candle, an ONNX runtime, user code) failed; the cause is kept.
+    #[error("the model's runtime failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The buffers handed to the model do not fit `n` images of the given shape.
     #[error("model input/output size mismatch: {0}")]
     Shape(String),
+}
+
+impl ModelError {
+    /// Wrap a runtime error, keeping it as the cause.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
 }
 
 /// A model the explainers can call on a batch of images.
@@ -19,9 +26,13 @@ pub enum ModelError {
 /// order. The model writes `n * num_outputs()` f32 values into `out`, row-major `(n, K)`.
 /// Implementations must be deterministic for identical inputs, whatever the batch size.
 ///
-/// The explainers send all masks of one Owen step (up to 10) or of one permutation pass
-/// (`2M + 1`) in a single call; images are explained in parallel, so `eval_batch` is called
-/// from several threads at once. An adapter may split a call into chunks of its own.
+/// By default the explainers send all masks of one Owen step (up to 10) or of one permutation
+/// pass (`2M + 1`, split beyond 4M values) in a single call; images are explained in parallel,
+/// so `eval_batch` is called from several threads at once. A model that wants larger calls (a
+/// GPU, an ONNX runtime) returns `Some(n)` from [`BatchModel::batch_rows`]: the explainers then
+/// gather the masks of several images into calls of up to `n` rows. Results are the same
+/// either way, bit for bit, as long as the model itself gives each row the same output
+/// whatever batch it arrives in.
 ///
 /// Incremental evaluation: masked images of one explanation differ from each other only in
 /// blocks of the partition tree, so a model that can exploit this (recompute its first
@@ -47,6 +58,14 @@ pub trait BatchModel: Sync {
     fn eval_masked(&self, batch: MaskedBatch<'_>, out: &mut [f32]) -> Result<(), ModelError> {
         self.eval_batch(batch.images, batch.n, batch.shape, out)
     }
+
+    /// Rows per model call when gathering masks across explained images; `None` (the
+    /// default) evaluates each image's masks on their own, from many threads, through
+    /// [`BatchModel::eval_masked`]. With `Some(n)` the explainers call
+    /// [`BatchModel::eval_batch`] with up to `n` rows mixing several images.
+    fn batch_rows(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One model call's worth of masked versions of a single explained image, with the masks that
@@ -68,6 +87,7 @@ pub struct MaskedBatch<'a> {
 /// Adapts a closure `(images, n, shape, out) -> Result<(), ModelError>` into a [`BatchModel`].
 pub struct FnModel<F> {
     num_outputs: usize,
+    batch_rows: Option<usize>,
     f: F,
 }
 
@@ -77,7 +97,18 @@ where
 {
     /// Wrap `f`, which produces `num_outputs` values per image.
     pub fn new(num_outputs: usize, f: F) -> Self {
-        Self { num_outputs, f }
+        Self {
+            num_outputs,
+            batch_rows: None,
+            f,
+        }
+    }
+
+    /// Ask the explainers to gather masks across images into calls of up to `rows` rows
+    /// (at least 1); see [`BatchModel::batch_rows`].
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = Some(rows.max(1));
+        self
     }
 }
 
@@ -97,5 +128,9 @@ where
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         (self.f)(images, n, shape, out)
+    }
+
+    fn batch_rows(&self) -> Option<usize> {
+        self.batch_rows
     }
 }

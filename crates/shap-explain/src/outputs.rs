@@ -7,17 +7,27 @@ use crate::{ExplainError, Result};
 
 /// The outputs to explain, resolved per image on the unmasked output `f(x)` as produced by the
 /// masker (`SHAP_SPEC.md` 3.3).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// The default is the tutorial's top 5: explaining `K` outputs costs memory and time in
+/// proportion to `K`, so a 1000-class model explains only what the user looks at unless
+/// asked for [`OutputSelection::All`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSelection {
     /// Every output, in class order (shap's `outputs=None`).
-    #[default]
     All,
     /// The `k` largest outputs, in descending order; ties go to the lower index (a stable
     /// descending argsort, like `shap.Explanation.argsort.flip[:k]` without its platform-
-    /// dependent tie order).
+    /// dependent tie order). A model with fewer than `k` outputs has all of them explained,
+    /// in that order, as Python's slice `[:k]` does.
     TopK(usize),
     /// Explicit output indices, in the given order (repeats allowed).
     Indices(Vec<usize>),
+}
+
+impl Default for OutputSelection {
+    fn default() -> Self {
+        Self::TopK(5)
+    }
 }
 
 impl OutputSelection {
@@ -30,13 +40,7 @@ impl OutputSelection {
                 if *k == 0 {
                     return Err(ExplainError::InvalidOutputs("top-k with k = 0".into()));
                 }
-                if *k > k_all {
-                    return Err(ExplainError::TooManyOutputs {
-                        k: *k,
-                        available: k_all,
-                    });
-                }
-                Ok(top_k(fx, *k))
+                Ok(top_k(fx, (*k).min(k_all)))
             }
             Self::Indices(ix) => {
                 if ix.is_empty() {

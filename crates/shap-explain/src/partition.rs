@@ -1,13 +1,13 @@
 //! The Partition explainer: Owen values over shap's image partition tree, with shap >= 0.41
-//! semantics (`SHAP_SPEC.md` section 4).
+//! semantics (`docs/partition-explainer.md`).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::driver::{RowResult, assemble, check_inputs, name_fn, prepare_all, run_rows};
-use crate::eval::Evaluator;
+use crate::driver::{assemble, check_inputs, name_fn, prepare_all};
+use crate::eval::{Setup, gather_rows, run_gathered, run_per_image};
 use crate::explanation::{Algorithm, Explanation};
+use crate::owen::{OwenJob, OwenSettings, Ties};
 use crate::rng::NumpyLegacyNormal;
 use crate::{BatchModel, ExplainError, ImageMasker, MaskedImages, OutputSelection, Result};
 use shap_mask::{ImageShape, PartitionTree};
@@ -58,8 +58,8 @@ impl Default for Budget {
 }
 
 /// Partition (Owen value) explainer. Construct with [`PartitionExplainer::default`] and set
-/// the public fields; defaults match shap's: 500 evaluations, algorithmic batch of 10 masks,
-/// `fixed_context=None`, all outputs.
+/// the public fields; defaults match shap's (500 evaluations, algorithmic batch of 10 masks,
+/// `fixed_context=None`) and the tutorial's top-5 outputs.
 ///
 /// ```
 /// use shap_explain::{ConstantMasker, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer};
@@ -92,7 +92,8 @@ pub struct PartitionExplainer {
     pub fixed_context: FixedContext,
     /// Tie-breaking of equal priorities.
     pub tie_break: TieBreak,
-    /// Which outputs to explain (resolved per image on `f(x)` as produced by the masker).
+    /// Which outputs to explain (resolved per image on `f(x)` as produced by the masker;
+    /// default: the top 5). Memory and time grow with the number selected.
     pub outputs: OutputSelection,
     /// Names of all `K` model outputs (class labels); default names are the class indices.
     pub output_names: Option<Vec<String>>,
@@ -107,77 +108,11 @@ impl Default for PartitionExplainer {
             batch_size: 10,
             fixed_context: FixedContext::Both,
             tie_break: TieBreak::Fifo,
-            outputs: OutputSelection::All,
+            outputs: OutputSelection::default(),
             output_names: None,
             v040_budget: false,
         }
     }
-}
-
-/// One queue entry: context mask `m`, `lo = f(m)`, `hi = f(m ∪ node)`, weight `w`.
-struct Item {
-    prio: f64,
-    tie: f64,
-    tick: u64,
-    mask: Vec<u64>,
-    lo: Vec<f64>,
-    hi: Vec<f64>,
-    node: usize,
-    w: f64,
-}
-
-impl PartialEq for Item {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Item {}
-impl PartialOrd for Item {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Item {
-    /// Reversed so that `BinaryHeap` (a max-heap) pops the smallest `(prio, tie, tick)`.
-    /// IEEE comparison: `-0.0 == 0.0`, as in Python.
-    fn cmp(&self, other: &Self) -> Ordering {
-        let key = self
-            .prio
-            .partial_cmp(&other.prio)
-            .unwrap_or(Ordering::Equal)
-            .then(self.tie.partial_cmp(&other.tie).unwrap_or(Ordering::Equal))
-            .then(self.tick.cmp(&other.tick));
-        key.reverse()
-    }
-}
-
-fn set_bits(mask: &mut [u64], leaves: &[usize]) {
-    for &f in leaves {
-        if let Some(w) = mask.get_mut(f / 64) {
-            *w |= 1u64 << (f % 64);
-        }
-    }
-}
-
-fn fill_row(row: &mut [bool], mask: &[u64], extra: &[usize]) {
-    for (chunk, &word) in row.chunks_mut(64).zip(mask) {
-        for (b, r) in chunk.iter_mut().enumerate() {
-            *r = (word >> b) & 1 == 1;
-        }
-    }
-    for &f in extra {
-        if let Some(r) = row.get_mut(f) {
-            *r = true;
-        }
-    }
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    // NumPy's np.max(np.abs(b - a)): NaN never occurs (outputs are checked finite).
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (y - x).abs())
-        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 impl PartitionExplainer {
@@ -263,40 +198,46 @@ impl PartitionExplainer {
         self.outputs.validate(model.num_outputs())?;
         let budget = self.owen_budget()?;
         let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
-        let m = shape.features();
-        let image = |i: usize| &images[i * m..(i + 1) * m];
-        let rows = match self.tie_break {
-            TieBreak::Fifo => run_rows(n, true, |i| {
-                self.owen_row(
-                    model,
-                    &prepared[i],
-                    image(i),
-                    shape,
-                    i,
-                    &tree,
-                    budget,
-                    &mut || 0.0,
-                )
-            })?,
-            TieBreak::NumpyLegacy { seed } => {
-                let rng = std::sync::Mutex::new(NumpyLegacyNormal::new(seed));
-                run_rows(n, false, |i| {
-                    let mut guard = rng.lock().map_err(|_| {
-                        ExplainError::InvalidConfig("tie-break generator poisoned".into())
-                    })?;
-                    self.owen_row(
-                        model,
-                        &prepared[i],
-                        image(i),
-                        shape,
-                        i,
-                        &tree,
-                        budget,
-                        &mut || guard.randn(),
-                    )
-                })?
-            }
+        let settings = OwenSettings {
+            tree: &tree,
+            budget,
+            batch_size: self.batch_size,
+            fixed_context: self.fixed_context,
+            v040_budget: self.v040_budget,
+            outputs: &self.outputs,
+            k_all: model.num_outputs(),
         };
+        let setup = Setup {
+            model,
+            prepared,
+            images,
+            shape,
+        };
+        let numpy = match self.tie_break {
+            TieBreak::NumpyLegacy { seed } => Some(Mutex::new(NumpyLegacyNormal::new(seed))),
+            TieBreak::Fifo => None,
+        };
+        let jobs = match &numpy {
+            None => {
+                let make = |_| Ok(OwenJob::new(&settings, Ties::Fifo));
+                match gather_rows(model) {
+                    // Each image's next step (up to batch_size masks) shares calls.
+                    Some(rows) => {
+                        let group = (rows / self.batch_size).max(1);
+                        run_gathered(&setup, n, group, rows, make)?
+                    }
+                    None => run_per_image(&setup, n, true, make)?,
+                }
+            }
+            // One generator stream over the images in order: one image at a time.
+            Some(rng) => run_per_image(&setup, n, false, |_| {
+                Ok(OwenJob::new(&settings, Ties::Numpy(rng)))
+            })?,
+        };
+        let rows = jobs
+            .into_iter()
+            .map(|(job, c)| job.finish(c))
+            .collect::<Result<Vec<_>>>()?;
         let names = name_fn(self.output_names.as_ref());
         Ok(assemble(
             Algorithm::Partition,
@@ -306,176 +247,5 @@ impl PartitionExplainer {
             names,
             t0.elapsed(),
         ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn owen_row<M: BatchModel + ?Sized, P: MaskedImages + ?Sized>(
-        &self,
-        model: &M,
-        prepared: &P,
-        original: &[f32],
-        shape: ImageShape,
-        image: usize,
-        tree: &PartitionTree,
-        budget: usize,
-        tie: &mut dyn FnMut() -> f64,
-    ) -> Result<RowResult> {
-        let m = shape.features();
-        let words = m.div_ceil(64);
-        let mut ev = Evaluator::new(model, prepared, original, shape, image);
-        let k_all = ev.num_outputs();
-        // f(all hidden) and f(nothing hidden), one call.
-        let y = ev.eval_rows(2, |r, row| row.fill(r == 1))?;
-        let f00_all = &y[..k_all];
-        let f11_all = &y[k_all..2 * k_all];
-        let outputs = self.outputs.resolve(f11_all)?;
-        let k = outputs.len();
-        let f00: Vec<f64> = outputs.iter().map(|&o| f00_all[o]).collect();
-        let f11: Vec<f64> = outputs.iter().map(|&o| f11_all[o]).collect();
-
-        let n_nodes = tree.num_nodes();
-        let mut dv = vec![0.0f64; n_nodes * k];
-        let mut heap = BinaryHeap::new();
-        let mut tick: u64 = 0;
-        heap.push(Item {
-            prio: 0.0,
-            tie: 0.0,
-            tick,
-            mask: vec![0u64; words],
-            lo: f00.clone(),
-            hi: f11.clone(),
-            node: tree.root(),
-            w: 1.0,
-        });
-        tick += 1;
-        let credit = |dv: &mut [f64], it: &Item| {
-            for o in 0..k {
-                dv[it.node * k + o] += (it.hi[o] - it.lo[o]) * it.w;
-            }
-        };
-        let mut evals: usize = 0;
-        let mut batch: Vec<(Item, usize, usize)> = Vec::with_capacity(self.batch_size / 2 + 1);
-        while !heap.is_empty() {
-            if evals >= budget {
-                while let Some(it) = heap.pop() {
-                    credit(&mut dv, &it);
-                }
-                break;
-            }
-            batch.clear();
-            loop {
-                let pending = 2 * batch.len();
-                let room = if self.v040_budget {
-                    evals < budget
-                } else {
-                    evals + pending < budget
-                };
-                if heap.is_empty() || pending >= self.batch_size || !room {
-                    break;
-                }
-                let Some(it) = heap.pop() else { break };
-                match tree.children(it.node) {
-                    None => credit(&mut dv, &it),
-                    Some((l, r)) => batch.push((it, l, r)),
-                }
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            let yb = ev.eval_rows(2 * batch.len(), |row_ix, row| {
-                let (it, l, r) = &batch[row_ix / 2];
-                let child = if row_ix % 2 == 0 { *l } else { *r };
-                fill_row(row, &it.mask, tree.leaves(child));
-            })?;
-            evals += 2 * batch.len();
-            for (t, (it, l, r)) in batch.drain(..).enumerate() {
-                let pick = |row: usize| -> Vec<f64> {
-                    outputs.iter().map(|&o| yb[row * k_all + o]).collect()
-                };
-                let f_l = pick(2 * t);
-                let f_r = pick(2 * t + 1);
-                let w = it.w;
-                let nw = if self.fixed_context == FixedContext::Both {
-                    w / 2.0
-                } else {
-                    w
-                };
-                let inter: Vec<f64> = (0..k)
-                    .map(|o| (it.hi[o] - f_l[o] - f_r[o] + it.lo[o]) * w)
-                    .collect();
-                let node = it.node;
-                let absent = matches!(
-                    self.fixed_context,
-                    FixedContext::Both | FixedContext::Absent
-                );
-                let present = matches!(
-                    self.fixed_context,
-                    FixedContext::Both | FixedContext::Present
-                );
-                let mut push = |heap: &mut BinaryHeap<Item>,
-                                mask: Vec<u64>,
-                                lo: Vec<f64>,
-                                hi: Vec<f64>,
-                                child: usize| {
-                    let prio = -max_abs_diff(&lo, &hi) * nw;
-                    let tie_v = tie();
-                    heap.push(Item {
-                        prio,
-                        tie: tie_v,
-                        tick,
-                        mask,
-                        lo,
-                        hi,
-                        node: child,
-                        w: nw,
-                    });
-                    tick += 1;
-                };
-                let mut mask_l = it.mask.clone();
-                set_bits(&mut mask_l, tree.leaves(l));
-                let mut mask_r = it.mask.clone();
-                set_bits(&mut mask_r, tree.leaves(r));
-                if absent {
-                    for o in 0..k {
-                        dv[node * k + o] += inter[o];
-                    }
-                    push(&mut heap, it.mask.clone(), it.lo.clone(), f_l.clone(), l);
-                    push(&mut heap, it.mask, it.lo, f_r.clone(), r);
-                }
-                if present {
-                    for o in 0..k {
-                        dv[node * k + o] -= inter[o];
-                    }
-                    push(&mut heap, mask_r, f_r, it.hi.clone(), l);
-                    push(&mut heap, mask_l, f_l, it.hi, r);
-                }
-            }
-        }
-        // lower_credit: spread each internal node's credit over its children by leaf count.
-        let mut vals = dv;
-        for node in (tree.num_features()..n_nodes).rev() {
-            let Some((l, r)) = tree.children(node) else {
-                continue;
-            };
-            let g = tree.size(node) as f64;
-            let (sl, sr) = (tree.size(l) as f64, tree.size(r) as f64);
-            for o in 0..k {
-                let v = vals[node * k + o];
-                vals[l * k + o] += v * sl / g;
-                vals[r * k + o] += v * sr / g;
-            }
-        }
-        vals.truncate(m * k);
-        Ok(RowResult {
-            values: vals,
-            std_errors: None,
-            base: f00,
-            fx: f11,
-            outputs,
-            evals: ev.evals,
-            calls: ev.calls,
-            model_time: ev.model_time,
-            elapsed: std::time::Duration::ZERO,
-        })
     }
 }

@@ -1,13 +1,15 @@
 //! The Permutation explainer: antithetic passes over tree-respecting random orders
-//! (`SHAP_SPEC.md` section 5), with our own seeded generator by default.
+//! (`docs/permutation-explainer.md`), with our own seeded generator by default.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::driver::{RowResult, assemble, check_inputs, name_fn, prepare_all, run_rows};
-use crate::eval::Evaluator;
+use crate::antithetic::{Orders, PassJob, PassSettings};
+use crate::driver::{assemble, check_inputs, name_fn, prepare_all};
+use crate::eval::{Counters, Setup, gather_rows, run_gathered, run_per_image};
 use crate::explanation::{Algorithm, Explanation};
 use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
 use crate::{BatchModel, ExplainError, ImageMasker, MaskedImages, OutputSelection, Result};
@@ -32,7 +34,7 @@ impl Default for OrderRng {
 
 /// Antithetic Permutation explainer. Each pass evaluates one tree-respecting order forward
 /// (switching features on) and backward (switching them off in the same order): `2M + 1`
-/// masks, sent to the model as one batch (split only beyond 4M floats).
+/// masks, sent to the model in one call per pass where they fit in 4M floats.
 ///
 /// ```
 /// use shap_explain::{ConstantMasker, FnModel, ImageShape, ModelError, PermutationExplainer};
@@ -59,7 +61,7 @@ pub struct PermutationExplainer {
     pub passes: usize,
     /// Order generator (default `Seeded(0)`).
     pub rng: OrderRng,
-    /// Which outputs to explain (resolved on `f(x)` from the first pass).
+    /// Which outputs to explain (resolved on `f(x)`; default: the top 5).
     pub outputs: OutputSelection,
     /// Names of all `K` model outputs; default names are the class indices.
     pub output_names: Option<Vec<String>>,
@@ -76,7 +78,7 @@ impl Default for PermutationExplainer {
             max_evals: None,
             passes: 10,
             rng: OrderRng::default(),
-            outputs: OutputSelection::All,
+            outputs: OutputSelection::default(),
             output_names: None,
             shap_compat: false,
             std_errors: false,
@@ -155,15 +157,47 @@ impl PermutationExplainer {
         shape: ImageShape,
         prepared: &[P],
     ) -> Result<Explanation> {
-        let n = check_inputs(
+        let t0 = Instant::now();
+        let n = check_inputs(model, images, shape, Some(prepared.len()), self.names())?;
+        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let passes = self.num_passes(shape.features())?;
+        let outputs = self.selection();
+        outputs.validate(model.num_outputs())?;
+        let settings = self.settings(&tree, passes, &outputs, model.num_outputs());
+        let setup = Setup {
             model,
+            prepared,
             images,
             shape,
-            Some(prepared.len()),
-            self.output_names.as_ref(),
-        )?;
-        let orders = self.orders(n, shape)?;
-        self.explain_with_orders(model, images, shape, prepared, &orders)
+        };
+        let numpy_seed = match self.rng {
+            OrderRng::NumpyLegacy(seed) => seed,
+            OrderRng::Seeded(_) => 0,
+        };
+        let numpy = Mutex::new(NumpyLegacyNormal::new(numpy_seed));
+        let jobs = match self.rng {
+            // One stream over images and passes in order: one image at a time.
+            OrderRng::NumpyLegacy(_) => {
+                let make = |_| Ok(PassJob::new(&settings, Orders::Numpy(&numpy)));
+                run_per_image(&setup, n, false, make)?
+            }
+            OrderRng::Seeded(seed) => {
+                let make = |i: usize| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(i as u64);
+                    Ok(PassJob::new(&settings, Orders::Seeded(Box::new(rng))))
+                };
+                match gather_rows(model) {
+                    Some(rows) => {
+                        let per_image = (2 * shape.features() + 1).min(settings.chunk());
+                        let group = (rows / per_image).max(1);
+                        run_gathered(&setup, n, group, rows, make)?
+                    }
+                    None => run_per_image(&setup, n, true, make)?,
+                }
+            }
+        };
+        self.assemble(shape, images, jobs, t0)
     }
 
     /// Explain with given orders (`orders[i]` = the passes of image `i`, each a permutation of
@@ -177,181 +211,123 @@ impl PermutationExplainer {
         orders: &[Vec<Vec<usize>>],
     ) -> Result<Explanation> {
         let t0 = Instant::now();
-        let names = if self.shap_compat {
+        let n = check_inputs(model, images, shape, Some(prepared.len()), self.names())?;
+        check_orders(orders, n, shape.features())?;
+        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let outputs = self.selection();
+        outputs.validate(model.num_outputs())?;
+        let setup = Setup {
+            model,
+            prepared,
+            images,
+            shape,
+        };
+        // Each image may have its own number of passes.
+        let settings: Vec<PassSettings> = orders
+            .iter()
+            .map(|o| self.settings(&tree, o.len(), &outputs, model.num_outputs()))
+            .collect();
+        let jobs = run_per_image(&setup, n, true, |i| {
+            Ok(PassJob::new(&settings[i], Orders::Given(&orders[i])))
+        })?;
+        self.assemble(shape, images, jobs, t0)
+    }
+
+    /// Output names as configured (none in shap-compatible mode).
+    fn names(&self) -> Option<&Vec<String>> {
+        if self.shap_compat {
             None
         } else {
             self.output_names.as_ref()
-        };
-        let n = check_inputs(model, images, shape, Some(prepared.len()), names)?;
-        let m = shape.features();
-        if orders.len() != n {
-            return Err(ExplainError::ShapeMismatch {
-                what: "orders (one list per image)".into(),
-                expected: n,
-                got: orders.len(),
-            });
         }
-        for (i, passes) in orders.iter().enumerate() {
-            if passes.is_empty() {
-                return Err(ExplainError::InvalidConfig(format!(
-                    "image {i}: no permutation passes"
-                )));
-            }
-            for order in passes {
-                let mut seen = vec![false; m];
-                let ok = order.len() == m
-                    && order
-                        .iter()
-                        .all(|&f| f < m && !std::mem::replace(&mut seen[f], true));
-                if !ok {
-                    return Err(ExplainError::InvalidConfig(format!(
-                        "image {i}: an order is not a permutation of 0..{m}"
-                    )));
-                }
-            }
-        }
-        let outputs = if self.shap_compat {
+    }
+
+    /// The outputs to explain: all of them in shap-compatible mode.
+    fn selection(&self) -> OutputSelection {
+        if self.shap_compat {
             OutputSelection::All
         } else {
             self.outputs.clone()
-        };
-        outputs.validate(model.num_outputs())?;
-        let m = shape.features();
-        let rows = run_rows(n, true, |i| {
-            let original = &images[i * m..(i + 1) * m];
-            self.row(
-                model,
-                &prepared[i],
-                original,
-                shape,
-                i,
-                &orders[i],
-                &outputs,
-            )
-        })?;
+        }
+    }
+
+    fn settings<'a>(
+        &self,
+        tree: &'a PartitionTree,
+        passes: usize,
+        outputs: &'a OutputSelection,
+        k_all: usize,
+    ) -> PassSettings<'a> {
+        PassSettings {
+            tree,
+            passes,
+            outputs,
+            std_errors: self.std_errors,
+            k_all,
+        }
+    }
+
+    fn assemble(
+        &self,
+        shape: ImageShape,
+        images: &[f32],
+        jobs: Vec<(PassJob<'_>, Counters)>,
+        t0: Instant,
+    ) -> Result<Explanation> {
+        let rows = jobs
+            .into_iter()
+            .map(|(job, c)| job.finish(c))
+            .collect::<Result<Vec<_>>>()?;
         let wall = t0.elapsed();
-        if self.shap_compat {
-            Ok(assemble(
+        Ok(if self.shap_compat {
+            assemble(
                 Algorithm::Permutation,
                 shape,
                 images,
                 rows,
                 |o| format!("Output {o}"),
                 wall,
-            ))
+            )
         } else {
-            Ok(assemble(
+            assemble(
                 Algorithm::Permutation,
                 shape,
                 images,
                 rows,
-                name_fn(names),
+                name_fn(self.names()),
                 wall,
-            ))
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn row<M: BatchModel + ?Sized, P: MaskedImages + ?Sized>(
-        &self,
-        model: &M,
-        prepared: &P,
-        original: &[f32],
-        shape: ImageShape,
-        image: usize,
-        passes: &[Vec<usize>],
-        outputs: &OutputSelection,
-    ) -> Result<RowResult> {
-        let m = shape.features();
-        let mut ev = Evaluator::new(model, prepared, original, shape, image);
-        let k_all = ev.num_outputs();
-        let mut acc = vec![0.0f64; m * k_all];
-        // Welford statistics of the per-pass estimates, for standard errors.
-        let want_se = self.std_errors && passes.len() >= 2;
-        let mut mean = if want_se {
-            vec![0.0f64; m * k_all]
-        } else {
-            Vec::new()
-        };
-        let mut m2 = if want_se {
-            vec![0.0f64; m * k_all]
-        } else {
-            Vec::new()
-        };
-        let mut pass_est = if want_se {
-            vec![0.0f64; m * k_all]
-        } else {
-            Vec::new()
-        };
-        let mut base = Vec::new();
-        let mut fx = Vec::new();
-        for (p, order) in passes.iter().enumerate() {
-            let y = ev.eval_rows(2 * m + 1, |r, row| {
-                let on = if r <= m { &order[..r] } else { &order[r - m..] };
-                for &f in on {
-                    row[f] = true;
-                }
-            })?;
-            let yr = |r: usize| &y[r * k_all..(r + 1) * k_all];
-            for (t, &f) in order.iter().enumerate() {
-                let (a, b) = (yr(t + 1), yr(t));
-                for o in 0..k_all {
-                    acc[f * k_all + o] += a[o] - b[o];
-                }
-            }
-            for (t, &f) in order.iter().enumerate() {
-                let (a, b) = (yr(m + t), yr(m + t + 1));
-                for o in 0..k_all {
-                    acc[f * k_all + o] += a[o] - b[o];
-                }
-            }
-            if want_se {
-                for (t, &f) in order.iter().enumerate() {
-                    for o in 0..k_all {
-                        let fwd = yr(t + 1)[o] - yr(t)[o];
-                        let bwd = yr(m + t)[o] - yr(m + t + 1)[o];
-                        pass_est[f * k_all + o] = (fwd + bwd) / 2.0;
-                    }
-                }
-                let cnt = (p + 1) as f64;
-                for ((x, mu), s) in pass_est.iter().zip(mean.iter_mut()).zip(m2.iter_mut()) {
-                    let d = x - *mu;
-                    *mu += d / cnt;
-                    *s += d * (x - *mu);
-                }
-            }
-            base = yr(0).to_vec();
-            fx = yr(m).to_vec();
-        }
-        let sel = outputs.resolve(&fx)?;
-        let k = sel.len();
-        let denom = (2 * passes.len()) as f64;
-        let mut values = Vec::with_capacity(m * k);
-        for f in 0..m {
-            for &o in &sel {
-                values.push(acc[f * k_all + o] / denom);
-            }
-        }
-        let std_errors = want_se.then(|| {
-            let pc = passes.len() as f64;
-            let mut se = Vec::with_capacity(m * k);
-            for f in 0..m {
-                for &o in &sel {
-                    se.push((m2[f * k_all + o] / (pc - 1.0)).max(0.0).sqrt() / pc.sqrt());
-                }
-            }
-            se
-        });
-        Ok(RowResult {
-            values,
-            std_errors,
-            base: sel.iter().map(|&o| base[o]).collect(),
-            fx: sel.iter().map(|&o| fx[o]).collect(),
-            outputs: sel,
-            evals: ev.evals,
-            calls: ev.calls,
-            model_time: ev.model_time,
-            elapsed: std::time::Duration::ZERO,
+            )
         })
     }
+}
+
+/// Check that `orders` has one non-empty list of permutations of `0..m` per image.
+fn check_orders(orders: &[Vec<Vec<usize>>], n: usize, m: usize) -> Result<()> {
+    if orders.len() != n {
+        return Err(ExplainError::ShapeMismatch {
+            what: "orders (one list per image)".into(),
+            expected: n,
+            got: orders.len(),
+        });
+    }
+    for (i, passes) in orders.iter().enumerate() {
+        if passes.is_empty() {
+            return Err(ExplainError::InvalidConfig(format!(
+                "image {i}: no permutation passes"
+            )));
+        }
+        for order in passes {
+            let mut seen = vec![false; m];
+            let ok = order.len() == m
+                && order
+                    .iter()
+                    .all(|&f| f < m && !std::mem::replace(&mut seen[f], true));
+            if !ok {
+                return Err(ExplainError::InvalidConfig(format!(
+                    "image {i}: an order is not a permutation of 0..{m}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

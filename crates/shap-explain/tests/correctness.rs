@@ -100,6 +100,7 @@ fn linear_model_is_exact_under_constant_and_blur_backgrounds() {
                 .collect();
             let mut ex = PartitionExplainer {
                 budget: Budget::Exact,
+                outputs: OutputSelection::All,
                 ..Default::default()
             };
             let exact_evals = ex.exact_evals(&tree);
@@ -108,6 +109,7 @@ fn linear_model_is_exact_under_constant_and_blur_backgrounds() {
             let e2 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
             let p = PermutationExplainer {
                 passes: 1,
+                outputs: OutputSelection::All,
                 ..Default::default()
             };
             let e3 = p.explain_prepared(&model, &img, shape, &prep).unwrap();
@@ -290,6 +292,7 @@ fn exact_mode_equals_brute_force_owen_values() {
         let expected = brute_force_owen(&model, &prep, shape);
         let ex = PartitionExplainer {
             budget: Budget::Exact,
+            outputs: OutputSelection::All,
             ..Default::default()
         };
         let e = ex
@@ -438,7 +441,9 @@ fn budget_accounting_matches_shap() {
         .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
         .unwrap();
     assert_eq!(e.evals, vec![252]);
-    // Permutation: P = max_evals // (2M+1); one batch of 2M+1 masks per pass.
+    // Permutation: P = max_evals // (2M+1), 2M+1 masks per pass. f(x) comes first, alone (it
+    // picks the outputs), and stands in for row M of the first pass: that pass's other rows
+    // come in two calls, every later pass in one.
     model.calls.lock().unwrap().clear();
     let p = PermutationExplainer {
         max_evals: Some(3200),
@@ -448,7 +453,7 @@ fn budget_accounting_matches_shap() {
         .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
         .unwrap();
     assert_eq!(e.evals, vec![2 * 1569]);
-    assert_eq!(*model.calls.lock().unwrap(), vec![1569, 1569]);
+    assert_eq!(*model.calls.lock().unwrap(), vec![1, 784, 784, 1569]);
 }
 
 fn run_in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {

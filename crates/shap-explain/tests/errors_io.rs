@@ -54,10 +54,13 @@ fn bad_inputs_are_typed_errors() {
         outputs: OutputSelection::TopK(4),
         ..Default::default()
     };
-    assert!(matches!(
-        top.explain(&m, &images(1), S, &MASK),
-        Err(ExplainError::TooManyOutputs { k: 4, available: 3 })
-    ));
+    // More than the model has: all of them, largest first (Python's `[:k]` slice).
+    let e = top.explain(&m, &images(1), S, &MASK).unwrap();
+    let mut by_fx: Vec<usize> = (0..3).collect();
+    by_fx.sort_by(|&a, &b| e.fx[b].partial_cmp(&e.fx[a]).unwrap());
+    let fx_order: Vec<usize> = by_fx.iter().map(|&j| e.output_indices[j]).collect();
+    assert_eq!(e.num_outputs, 3);
+    assert_eq!(e.output_indices, fx_order);
     let bad_ix = PermutationExplainer {
         outputs: OutputSelection::Indices(vec![0, 3]),
         ..Default::default()
@@ -141,12 +144,27 @@ fn non_finite_and_failing_models_name_the_image() {
         assert!(err.to_string().contains("image 1"), "{err}");
     }
     let failing = FnModel::new(3, |_: &[f32], _: usize, _: ImageShape, _: &mut [f32]| {
-        Err(ModelError::Failed("boom".into()))
+        Err(ModelError::backend(std::io::Error::other("boom")))
     });
     let err = PartitionExplainer::default()
         .explain(&failing, &imgs, S, &MASK)
         .unwrap_err();
     assert!(matches!(err, ExplainError::Model { image: 0, .. }), "{err}");
+    // The cause chain is kept, each message once: explainer -> model -> runtime.
+    let mut chain = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = cur {
+        chain.push(e.to_string());
+        cur = e.source();
+    }
+    assert_eq!(
+        chain,
+        [
+            "model failed on image 0",
+            "the model's runtime failed",
+            "boom"
+        ]
+    );
 }
 
 #[test]

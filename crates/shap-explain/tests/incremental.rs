@@ -81,7 +81,7 @@ impl BatchModel for Linear {
             for j in 0..m {
                 let want = if keep[j] { batch.original[j] } else { BG };
                 if img[j] != want {
-                    return Err(ModelError::Failed(format!(
+                    return Err(ModelError::Shape(format!(
                         "feature {j}: mask and image disagree"
                     )));
                 }

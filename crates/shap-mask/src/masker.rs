@@ -252,7 +252,7 @@ impl PreparedImage {
     /// the result does not depend on the number of threads.
     pub fn fill_batch(&self, keeps: &[bool], out: &mut [f32]) -> Result<(), MaskError> {
         let m = self.image.len();
-        if keeps.len() % m != 0 || out.len() != keeps.len() {
+        if !keeps.len().is_multiple_of(m) || out.len() != keeps.len() {
             return Err(MaskError::BatchLength {
                 keeps: keeps.len(),
                 out: out.len(),

@@ -106,14 +106,13 @@ impl FromStr for MaskerSpec {
         let looks_numeric = t
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-        if looks_numeric {
-            if let Ok(v) = t.parse::<f32>() {
+        if looks_numeric
+            && let Ok(v) = t.parse::<f32>() {
                 if v.is_finite() {
                     return Ok(Self::Constant(v));
                 }
                 return Err(invalid(s, "the constant is out of f32 range"));
             }
-        }
         Err(invalid(s, "unknown masker"))
     }
 }

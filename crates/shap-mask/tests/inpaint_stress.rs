@@ -27,7 +27,7 @@ impl XorShift {
 fn make_case(rng: &mut XorShift) -> (usize, usize, Vec<u8>, Vec<bool>) {
     let h = 2 + rng.below(38);
     let w = 2 + rng.below(38);
-    let smooth = rng.next() % 2 == 0;
+    let smooth = rng.next().is_multiple_of(2);
     let src: Vec<u8> = (0..h * w)
         .map(|p| {
             if smooth {

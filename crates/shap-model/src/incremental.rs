@@ -674,11 +674,10 @@ impl IncrementalCnn {
             s.used = now;
             return s.states.clone();
         }
-        if sessions.len() >= SESSIONS {
-            if let Some(i) = (0..sessions.len()).min_by_key(|&i| sessions[i].used) {
+        if sessions.len() >= SESSIONS
+            && let Some(i) = (0..sessions.len()).min_by_key(|&i| sessions[i].used) {
                 sessions.swap_remove(i);
             }
-        }
         sessions.push(Session {
             original: original.to_vec(),
             states: Vec::new(),

@@ -346,7 +346,7 @@ impl Cnn {
     /// On the CPU this uses the per-image fast path; elsewhere it runs [`Cnn::forward`] in
     /// chunks of `chunk` images.
     pub fn predict(&self, images: &[f32], logits: bool, chunk: usize) -> Result<Vec<f32>, Error> {
-        if images.len() % PIXELS != 0 {
+        if !images.len().is_multiple_of(PIXELS) {
             return Err(Error::Input(format!(
                 "image buffer of {} values is not a multiple of 784",
                 images.len()
