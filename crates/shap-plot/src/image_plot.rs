@@ -47,6 +47,17 @@ pub struct ImagePlot {
 }
 
 impl ImagePlot {
+    /// The figure of an explanation: one row per image, one column per explained output,
+    /// titled with the output names; `titles[i]` (or none, when `titles` is empty) titles
+    /// row i's image. Errors as [`ImagePlot::from_flat`].
+    pub fn from_explanation(
+        e: &shap_explain::Explanation,
+        titles: Vec<Option<String>>,
+    ) -> Result<Self, PlotError> {
+        let shape = (e.shape.height, e.shape.width, e.shape.channels);
+        Self::from_flat(shape, &e.data, &e.values, e.output_names.clone(), titles)
+    }
+
     /// Build a plot from arrays in shap's layout: `images` is `(n, H, W, C)` and `values` is
     /// `(n, H, W, C, k)` (an Explanation's `.data` and `.values`), both flat in C order.
     /// `output_names[i]` are row i's k output names and `titles[i]` its column-0 title (pass
@@ -728,4 +739,21 @@ pub fn image_plot(
     let scene = layout(plot, scale)?;
     save(&scene, out)?;
     Ok(scene.info)
+}
+
+/// Draw an explanation like `shap.image_plot` in one call: [`ImagePlot::from_explanation`]
+/// then [`image_plot`].
+///
+/// ```no_run
+/// # fn demo(e: &shap_explain::Explanation) -> Result<(), shap_plot::PlotError> {
+/// shap_plot::explanation_plot(e, Vec::new(), shap_plot::ColorScale::Global, "figure.png".as_ref())?;
+/// # Ok(()) }
+/// ```
+pub fn explanation_plot(
+    e: &shap_explain::Explanation,
+    titles: Vec<Option<String>>,
+    scale: ColorScale,
+    out: &Path,
+) -> Result<FigureInfo, PlotError> {
+    image_plot(&ImagePlot::from_explanation(e, titles)?, scale, out)
 }

@@ -82,8 +82,8 @@ pub use geometry::{
     ColorBarInfo, FigureInfo, Orientation, PanelInfo, PanelKind, PixelRect, TickInfo,
 };
 pub use image_plot::{
-    ColorScale, ImagePlot, ImagePlotRow, composite_pixel, image_plot, render_image_plot_rgb,
-    resolve_vmax,
+    ColorScale, ImagePlot, ImagePlotRow, composite_pixel, explanation_plot, image_plot,
+    render_image_plot_rgb, resolve_vmax,
 };
 pub use render::{OutputFormat, RgbFigure};
 

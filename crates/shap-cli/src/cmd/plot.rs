@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use shap_explain::Explanation;
-use shap_plot::{ColorScale, ImagePlot};
+use shap_plot::ColorScale;
 
 /// Flags of `shap-cli plot`.
 #[derive(clap::Args)]
@@ -59,8 +59,6 @@ pub fn draw(
     scale: ColorScale,
     out: &Path,
 ) -> Result<()> {
-    let shape = (e.shape.height, e.shape.width, e.shape.channels);
-    let plot = ImagePlot::from_flat(shape, &e.data, &e.values, e.output_names.clone(), titles)?;
-    shap_plot::image_plot(&plot, scale, out)?;
+    shap_plot::explanation_plot(e, titles, scale, out)?;
     Ok(())
 }
