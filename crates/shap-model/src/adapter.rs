@@ -109,8 +109,16 @@ impl BatchModel for ModelFn {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         check_batch(n, shape, images.len(), out.len())?;
-        self.eval_into(images, out)
-            .map_err(|e| ModelError::Failed(e.to_string()))
+        self.eval_into(images, out).map_err(ModelError::backend)
+    }
+
+    /// On a GPU, gather the masks of several images into calls of [`ModelFn::chunk`] rows;
+    /// the CPU path is fastest one image's masks at a time.
+    fn batch_rows(&self) -> Option<usize> {
+        match self.backend {
+            Backend::Cpu(_) => None,
+            Backend::Device(_) => Some(self.chunk),
+        }
     }
 }
 

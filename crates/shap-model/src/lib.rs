@@ -14,6 +14,8 @@
 //!   tensors are errors naming the tensor and both shapes).
 //! - [`eval`]: accuracy, confusion matrix, scikit-learn style classification report.
 //! - [`ModelFn`]: the network as a [`shap_explain::BatchModel`] for the explainers.
+//! - [`CandleClassifier`]: any Candle image classifier (a `candle_nn::Module` or a closure) as
+//!   a [`shap_explain::BatchModel`]: layout, normalisation, softmax, device, rows per call.
 //! - [`IncrementalCnn`]: the same network on the CPU, evaluating the masked images of an
 //!   explanation incrementally (only what each changed block reaches is recomputed), bit-identical
 //!   to its own full evaluation.
@@ -35,6 +37,7 @@
 pub mod adapter;
 pub mod bench;
 pub mod checkpoint;
+pub mod classifier;
 pub mod conv;
 pub mod eval;
 pub mod incremental;
@@ -43,6 +46,7 @@ pub mod train;
 
 pub use adapter::ModelFn;
 pub use checkpoint::{Checkpoint, CheckpointMeta, load, save};
+pub use classifier::{CandleClassifier, ClassifierBuilder};
 pub use eval::{ClassReport, Evaluation, evaluate, pick_examples};
 pub use incremental::{IncrementalCnn, IncrementalStats};
 pub use model::{
@@ -54,7 +58,7 @@ pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, train};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An error from Candle.
-    #[error("candle: {0}")]
+    #[error("a Candle operation failed")]
     Candle(#[from] candle_core::Error),
     /// The requested device is unknown, not compiled in, or failed to open.
     #[error("device: {0}")]
