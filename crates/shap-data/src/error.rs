@@ -49,6 +49,40 @@ pub enum DataError {
         tried: Vec<String>,
     },
 
+    /// An image file could not be decoded (not PNG or JPEG, corrupt, or beyond the limits).
+    #[error("cannot decode image {path}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: image::ImageError,
+    },
+
+    /// An image file is larger than the loader accepts.
+    #[error("image {path} is {width}x{height} pixels; at most {limit}x{limit} are accepted")]
+    ImageTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The largest side accepted.
+        limit: u32,
+    },
+
+    /// A model input that no image file can become (zero or huge sides, 2 or 4 channels...).
+    #[error("cannot make a {height}x{width}x{channels} model input from an image file")]
+    ImageRequest {
+        /// Requested height.
+        height: usize,
+        /// Requested width.
+        width: usize,
+        /// Requested channels (1 or 3 are possible).
+        channels: usize,
+    },
+
     /// A file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -15,8 +15,8 @@
 //!    holding the parquet conversion of `zalando-datasets/fashion_mnist`;
 //! 5. a download of that conversion through hf-hub (skipped when `HF_HUB_OFFLINE=1`).
 //!
-//! Place 4 needs the off-by-default Cargo feature `hub-cache` (a parquet reader and PNG
-//! decoding), place 5 the feature `hub` (which adds hf-hub and its HTTP stack, a much bigger
+//! Place 4 needs the Cargo feature `hub-cache` (a parquet reader; on by default), place 5 the
+//! off-by-default feature `hub` (which adds hf-hub and its HTTP stack, a much bigger
 //! build). A place that is absent (variable unset,
 //! directory missing or without any dataset file) is skipped; a place that holds the files but
 //! in a broken state stops the search with that file's error, so damage is never hidden by a
@@ -53,6 +53,7 @@
 mod batch;
 mod error;
 pub mod hub;
+mod images;
 pub mod idx;
 mod split;
 
@@ -61,6 +62,7 @@ use std::path::{Path, PathBuf};
 
 pub use batch::shuffled_batches;
 pub use error::DataError;
+pub use images::{MAX_IMAGE_SIDE, UserImage, load_image};
 pub use split::Split;
 
 /// The ten class names, indexed by label.

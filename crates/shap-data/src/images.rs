@@ -1,0 +1,120 @@
+//! Users' own images (`shap-cli explain --image`): PNG or JPEG of any size, turned into what a
+//! model takes.
+
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageReader, Limits};
+
+use crate::DataError;
+
+/// The largest width or height accepted: larger files are refused before they are decoded.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// An image file as a model's input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserImage {
+    /// `height * width * channels` values in [0, 1], (H, W, C) order.
+    pub pixels: Vec<f32>,
+    /// The file's own `(width, height)`.
+    pub original_size: (u32, u32),
+    /// Whether it was resized to the requested size.
+    pub resized: bool,
+    /// Whether its colours were converted (RGB to grey, grey to RGB, alpha dropped).
+    pub converted: bool,
+}
+
+/// Read a PNG or JPEG file as `channels` (1 = grey, 3 = RGB) channels of `height x width`
+/// pixels with values in [0, 1].
+///
+/// - Colours: grey images are taken as they are for 1 channel and repeated for 3; colour
+///   images become grey by the `image` crate's luma (Rec. 709 weights 0.2126, 0.7152, 0.0722);
+///   alpha is dropped. 16-bit files keep their precision (`v / 65535`), 8-bit ones are `v / 255`.
+/// - Size: a file of another size is resized with a bilinear (triangle) filter, which averages
+///   over the source pixels when shrinking (as torchvision's `Resize` with antialiasing).
+/// - Limits: sides above [`MAX_IMAGE_SIDE`] are refused before decoding.
+pub fn load_image(
+    path: &Path,
+    height: usize,
+    width: usize,
+    channels: usize,
+) -> Result<UserImage, DataError> {
+    let side = |s: usize| u32::try_from(s).ok().filter(|&s| s > 0 && s <= MAX_IMAGE_SIDE);
+    let (Some(w), Some(h), 1 | 3) = (side(width), side(height), channels) else {
+        return Err(DataError::ImageRequest {
+            height,
+            width,
+            channels,
+        });
+    };
+    let img = decode(path)?;
+    let original_size = (img.width(), img.height());
+    let converted = if channels == 1 {
+        img.color().channel_count() != 1
+    } else {
+        img.color().channel_count() != 3
+    };
+    let resized = original_size != (w, h);
+    let img = if resized {
+        img.resize_exact(w, h, FilterType::Triangle)
+    } else {
+        img
+    };
+    Ok(UserImage {
+        pixels: pixels(&img, channels),
+        original_size,
+        resized,
+        converted,
+    })
+}
+
+/// Decode within limits: the header's size is checked before any pixel is decoded.
+fn decode(path: &Path) -> Result<DynamicImage, DataError> {
+    let image_err = |source| DataError::Image {
+        path: path.to_path_buf(),
+        source,
+    };
+    let open = || {
+        ImageReader::open(path)
+            .and_then(ImageReader::with_guessed_format)
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+    };
+    let (width, height) = open()?.into_dimensions().map_err(image_err)?;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(DataError::ImageTooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+            limit: MAX_IMAGE_SIDE,
+        });
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    let mut reader = open()?;
+    reader.limits(limits);
+    reader.decode().map_err(image_err)
+}
+
+/// The pixels in [0, 1], (H, W, C) order, 8- or 16-bit precision as the file has.
+fn pixels(img: &DynamicImage, channels: usize) -> Vec<f32> {
+    let sixteen = img.color().bytes_per_pixel() / img.color().channel_count().max(1) > 1;
+    match (channels, sixteen) {
+        (1, false) => scale8(img.to_luma8().into_raw()),
+        (1, true) => scale16(img.to_luma16().into_raw()),
+        (_, false) => scale8(img.to_rgb8().into_raw()),
+        (_, true) => scale16(img.to_rgb16().into_raw()),
+    }
+}
+
+fn scale8(v: Vec<u8>) -> Vec<f32> {
+    v.into_iter().map(|x| f32::from(x) / 255.0).collect()
+}
+
+fn scale16(v: Vec<u16>) -> Vec<f32> {
+    v.into_iter().map(|x| f32::from(x) / 65535.0).collect()
+}
