@@ -1,0 +1,156 @@
+"""Side-by-side reference for the ONNX rows of `cargo xtask bench`: shap 0.51 over onnxruntime.
+
+Loads the images the way `shap-cli` does for an ONNX model (8-bit PNG/JPEG, u8 / 255 as float32,
+grey or RGB to match the model's channel count, (H,W,C)), builds an onnxruntime CPU session
+(intra_op_num_threads=--threads, inter_op_num_threads=1), and times shap's PartitionExplainer
+with an Image masker on the [0,1] pixels. The model function applies the optional normalisation
+((x - mean) / std per channel) after masking, then transposes to NCHW when --layout nchw.
+One warm-up explanation (first image, not timed), then --repeats timed explanations of all the
+images (np.random.seed(0) before each, shap's default batch_size, which is 10 for the Image
+masker, top-k outputs). Also measures pure onnxruntime throughput at batch 64 (the images
+repeated), median of 10 runs after a warm-up. Prints one JSON object on stdout (last line).
+
+Usage:
+  python shap_onnx_reference.py --model FILE.onnx --layout nhwc|nchw --images a.png b.png ...
+      [--mean 0.485,0.456,0.406] [--std 0.229,0.224,0.225] [--masker 'blur(28,28)']
+      [--max-evals 500] [--top-k 5] [--repeats 3] [--threads 2]
+Needs: pip install shap opencv-python-headless onnxruntime
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import shap
+
+FORWARD_BATCH = 64
+FORWARD_RUNS = 10
+
+
+def floats(text):
+    return [float(v) for v in text.split(",")]
+
+
+def make_session(path, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def input_geometry(sess, layout):
+    """(name, H, W, C) of the model's single image input."""
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise SystemExit(f"the model has {len(inputs)} inputs; expected one image input")
+    shape = inputs[0].shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        raise SystemExit(f"input {inputs[0].name} has shape {shape}; expected [N,H,W,C] or [N,C,H,W]")
+    h, w, c = shape[1:] if layout == "nhwc" else (shape[2], shape[3], shape[1])
+    if c not in (1, 3):
+        raise SystemExit(f"input {inputs[0].name} has {c} channels; expected 1 or 3")
+    return inputs[0].name, h, w, c
+
+
+def load_images(paths, h, w, c):
+    out = []
+    for p in paths:
+        if c == 1:
+            img = cv2.imread(p, cv2.IMREAD_GRAYSCALE)
+        else:
+            img = cv2.imread(p, cv2.IMREAD_COLOR)
+            img = None if img is None else img[..., ::-1]  # BGR -> RGB
+        if img is None:
+            raise SystemExit(f"cannot read image {p}")
+        if img.shape[:2] != (h, w):
+            raise SystemExit(f"{p} is {img.shape[1]}x{img.shape[0]}; the model takes {w}x{h}")
+        out.append(img.reshape(h, w, c))
+    return np.stack(out).astype(np.float32) / 255.0
+
+
+def make_model(sess, name, layout, mean, std):
+    mean = None if mean is None else np.array(mean, np.float32)
+    std = None if std is None else np.array(std, np.float32)
+
+    def f(x):
+        x = np.asarray(x, np.float32)
+        if mean is not None or std is not None:
+            x = (x - (0.0 if mean is None else mean)) / (1.0 if std is None else std)
+        if layout == "nchw":
+            x = x.transpose(0, 3, 1, 2)
+        return sess.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]
+
+    return f
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--layout", required=True, choices=["nhwc", "nchw"])
+    ap.add_argument("--images", required=True, nargs="+")
+    ap.add_argument("--mean", type=floats)
+    ap.add_argument("--std", type=floats)
+    ap.add_argument("--masker", default="blur(28,28)")
+    ap.add_argument("--max-evals", type=int, default=500)
+    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    cv2.setNumThreads(a.threads)
+    sess = make_session(a.model, a.threads)
+    name, h, w, c = input_geometry(sess, a.layout)
+    x = load_images(a.images, h, w, c)
+    f = make_model(sess, name, a.layout, a.mean, a.std)
+
+    masker = shap.maskers.Image(a.masker, x[0].shape)
+    explainer = shap.Explainer(f, masker)
+    outputs = shap.Explanation.argsort.flip[: a.top_k]
+    # Warm-up (numba compilation, onnxruntime's first runs), not timed.
+    np.random.seed(0)
+    explainer(x[:1], max_evals=a.max_evals, outputs=outputs, silent=True)
+    times = []
+    for _ in range(a.repeats):
+        np.random.seed(0)
+        t0 = time.perf_counter()
+        sv = explainer(x, max_evals=a.max_evals, outputs=outputs, silent=True)
+        times.append(time.perf_counter() - t0)
+
+    rows = np.resize(x, (FORWARD_BATCH,) + x.shape[1:])  # the images repeated
+    f(rows)  # warm-up
+    fwd = []
+    for _ in range(FORWARD_RUNS):
+        t0 = time.perf_counter()
+        f(rows)
+        fwd.append(time.perf_counter() - t0)
+
+    result = {
+        "shap_version": shap.__version__,
+        "onnxruntime_version": ort.__version__,
+        "settings": {
+            "model": os.path.basename(a.model),
+            "layout": a.layout,
+            "masker": a.masker,
+            "max_evals": a.max_evals,
+            "top_k": a.top_k,
+            "batch_size": 10,  # shap's default for the Image masker ('auto' -> 10)
+            "threads": a.threads,
+            "images": [os.path.basename(p) for p in a.images],
+            "mean": a.mean,
+            "std": a.std,
+        },
+        "values_shape": list(np.shape(sv.values)),
+        "times_s": times,
+        "median_s": statistics.median(times),
+        "forward_batch": FORWARD_BATCH,
+        "forward_img_per_s": FORWARD_BATCH / statistics.median(fwd),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+//! ONNX models through tract against shap 0.51 + onnxruntime
+//! (fixtures from `fixtures/gen_onnx_fixtures.py`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use shap_explain::npz::{NpyArray, read_npz};
+use shap_explain::{
+    BatchModel, Budget, ImageShape, InputLayout, Normalize, OutputSelection, PartitionExplainer,
+    TieBreak,
+};
+use shap_mask::{MaskMode, Masker, MaskerSpec};
+use shap_onnx::{OnnxClassifier, OnnxError};
+
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn get<'a>(arrays: &'a [(String, NpyArray)], key: &str) -> &'a NpyArray {
+    &arrays.iter().find(|(n, _)| n == key).unwrap().1
+}
+
+fn rgb_model() -> OnnxClassifier {
+    OnnxClassifier::load(&fixture("rgb_nchw.onnx"), None)
+        .unwrap()
+        .with_normalize(Normalize::new(3, 1.0, &MEAN, &STD).unwrap())
+        .unwrap()
+}
+
+/// The model's forward pass equals onnxruntime's on the fixture images.
+fn check_forward(model: &OnnxClassifier, reference: &[(String, NpyArray)]) {
+    let data = get(reference, "data").to_f32().unwrap();
+    let want = get(reference, "fx").to_f32().unwrap();
+    let shape = model.image_shape();
+    let n = data.len() / shape.features();
+    let mut out = vec![0.0; want.len()];
+    model.eval_batch(&data, n, shape, &mut out).unwrap();
+    let d = out
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 1e-5, "forward differs from onnxruntime by {d}");
+}
+
+/// shap's call: NumPy-legacy tie-break seeded with `seed`, shap's masking, top-k.
+fn check_explanation(model: &OnnxClassifier, reference: &[(String, NpyArray)], top_k: usize) {
+    let data = get(reference, "data").to_f32().unwrap();
+    let shape = model.image_shape();
+    let masker = match &get(reference, "masker").data {
+        shap_explain::npz::NpyData::Str(s) => s[0].parse::<MaskerSpec>().unwrap(),
+        other => panic!("masker: {other:?}"),
+    };
+    let scalar = |k: &str| get(reference, k).to_f64().unwrap()[0] as usize;
+    let explainer = PartitionExplainer {
+        budget: Budget::MaxEvals(scalar("max_evals")),
+        tie_break: TieBreak::NumpyLegacy {
+            seed: scalar("seed") as u32,
+        },
+        outputs: OutputSelection::TopK(top_k),
+        ..PartitionExplainer::default()
+    };
+    let e = explainer
+        .explain(
+            model,
+            &data,
+            shape,
+            &Masker::new(masker, MaskMode::ShapCompat),
+        )
+        .unwrap();
+    let want = get(reference, "values").to_f64().unwrap();
+    let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let d = e
+        .values
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert_eq!(e.values.len(), want.len());
+    assert!(d <= 1e-5 * scale, "values differ by {d} (largest {scale})");
+    let want_ix: Vec<usize> = get(reference, "output_indices")
+        .to_f64()
+        .unwrap()
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    assert_eq!(e.output_indices, want_ix);
+    let base = get(reference, "base_values").to_f64().unwrap();
+    for (a, b) in e.base_values.iter().zip(&base) {
+        assert!((a - b).abs() < 1e-5, "base {a} vs {b}");
+    }
+}
+
+#[test]
+fn rgb_nchw_model_matches_shap_with_onnxruntime() {
+    let model = rgb_model();
+    assert_eq!(model.layout(), InputLayout::Nchw);
+    assert_eq!(model.image_shape(), ImageShape::new(24, 32, 3));
+    assert_eq!(model.num_outputs(), 5);
+    let reference = read_npz(&fixture("ref_rgb_blur.npz")).unwrap();
+    check_forward(&model, &reference);
+    check_explanation(&model, &reference, 3);
+}
+
+#[test]
+fn tutorial_nhwc_model_matches_shap_with_onnxruntime() {
+    let model = OnnxClassifier::load(&fixture("tutorial_nhwc.onnx"), None).unwrap();
+    assert_eq!(model.layout(), InputLayout::Nhwc);
+    assert_eq!(model.image_shape(), ImageShape::new(28, 28, 1));
+    assert_eq!(model.num_outputs(), 10);
+    let reference = read_npz(&fixture("ref_tutorial_blur.npz")).unwrap();
+    check_forward(&model, &reference);
+    check_explanation(&model, &reference, 5);
+}
+
+#[test]
+fn results_depend_on_neither_threads_nor_more_than_rounding_on_call_size() {
+    let reference = read_npz(&fixture("ref_rgb_blur.npz")).unwrap();
+    let data = get(&reference, "data").to_f32().unwrap();
+    let shape = ImageShape::new(24, 32, 3);
+    let masker = Masker::new("blur(8,8)".parse().unwrap(), MaskMode::Default);
+    let run = |rows: usize, threads: usize| {
+        let model = rgb_model().with_max_rows(rows);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                PartitionExplainer::default()
+                    .explain(&model, &data, shape, &masker)
+                    .unwrap()
+            })
+    };
+    let want = run(64, 2);
+    let scale = want.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    for (rows, threads) in [(64, 1), (1, 2), (10, 1), (33, 2)] {
+        let e = run(rows, threads);
+        assert_eq!(e.output_indices, want.output_indices);
+        if rows == 64 {
+            // Same calls, other thread count: the same bits.
+            assert!(
+                e.values == want.values,
+                "{threads} threads changed the values"
+            );
+        } else {
+            // tract's kernels round a little differently for other batch sizes.
+            let d = e
+                .values
+                .iter()
+                .zip(&want.values)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f64, f64::max);
+            assert!(
+                d <= 1e-5 * scale,
+                "{rows} rows per call: {d} (largest {scale})"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_models_are_clear_errors() {
+    let chain = |e: &OnnxError| {
+        let mut v = vec![e.to_string()];
+        let mut cur = std::error::Error::source(e);
+        while let Some(s) = cur {
+            v.push(s.to_string());
+            cur = s.source();
+        }
+        v.join(": ")
+    };
+    let load = |name: &str| OnnxClassifier::load(&fixture(name), None).err().unwrap();
+    let e = load("bad/not_onnx.onnx");
+    assert!(matches!(e, OnnxError::Parse { .. }), "{}", chain(&e));
+    let e = load("bad/truncated.onnx");
+    assert!(matches!(e, OnnxError::Parse { .. }), "{}", chain(&e));
+    let e = load("bad/two_inputs.onnx");
+    assert!(
+        matches!(e, OnnxError::Inputs { count: 2, .. }),
+        "{}",
+        chain(&e)
+    );
+    let e = load("bad/vector_input.onnx");
+    assert!(matches!(e, OnnxError::NotImage { .. }), "{}", chain(&e));
+    let e = load("bad/unsupported_op.onnx");
+    assert!(chain(&e).contains("Frobnicate"), "{}", chain(&e));
+    let e = load("no_such_file.onnx");
+    assert!(chain(&e).contains("no_such_file.onnx"), "{}", chain(&e));
+    // A normalisation for the wrong number of channels.
+    let e = OnnxClassifier::load(&fixture("tutorial_nhwc.onnx"), None)
+        .unwrap()
+        .with_normalize(Normalize::new(3, 1.0, &MEAN, &STD).unwrap())
+        .err()
+        .unwrap();
+    assert!(chain(&e).contains("1"), "{}", chain(&e));
+}
