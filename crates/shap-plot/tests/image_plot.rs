@@ -427,12 +427,14 @@ fn unwritable_paths_leave_nothing() {
         Err(PlotError::Io { .. })
     ));
     assert!(!out.exists());
-    // The target is a directory: the rename fails and the temporary file is removed.
+    // The target is a directory: refused before anything is written.
     let target = dir.join("taken.png");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("keep.txt"), "x").unwrap();
     match image_plot(&plot, ColorScale::Global, &target) {
-        Err(PlotError::Io { path, .. }) => assert_eq!(path, target),
+        Err(PlotError::Output(shap_io::IoError::NotWritableKind { path, kind })) => {
+            assert_eq!((path, kind), (target.clone(), "a directory"));
+        }
         other => panic!("{other:?}"),
     }
     assert!(target.join("keep.txt").exists());
