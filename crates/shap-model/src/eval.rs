@@ -44,7 +44,6 @@ pub const MAX_DIGITS: usize = 17;
 /// Evaluate outputs `(n, 10)` (probabilities or logits: only the argmax is used) against
 /// `labels`. `class_names` must have 10 entries; an empty set of labels, or an output that is
 /// NaN or infinite, is an error.
-
 pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<Evaluation, Error> {
     if class_names.len() != CLASSES {
         return Err(Error::Input(format!(
