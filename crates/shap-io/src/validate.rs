@@ -120,13 +120,15 @@ enum Identity {
     Inode(u64, u64),
     /// An existing file where inodes are unknown, or a missing one: its canonical path.
     Path(PathBuf),
+    /// Standard output (`-`): one output at most can use it.
+    Stdout,
 }
 
-/// The identity of `path`, or `None` where sharing is harmless or unknowable: `-`, a
-/// character device or FIFO, an input that does not exist (reading it will fail anyway).
+/// The identity of `path`, or `None` where sharing is harmless or unknowable: a character
+/// device or FIFO, an input that does not exist (reading it will fail anyway).
 fn identity(path: &Path, output: bool) -> Option<Identity> {
     if path == Path::new(STDOUT) {
-        return None;
+        return output.then_some(Identity::Stdout);
     }
     let target = resolve(path).ok()?;
     match fs::metadata(&target) {
@@ -146,8 +148,8 @@ fn identity(path: &Path, output: bool) -> Option<Identity> {
     }
 }
 
-/// Refuse, before any work, two outputs that are the same file, or an output that is one of
-/// the inputs (symlinks and hard links included). Each entry is `(flag, path)`.
+/// Refuse, before any work, two outputs that are the same file (or both `-`), or an output
+/// that is one of the inputs (symlinks and hard links included). Each entry is `(flag, path)`.
 pub fn check_distinct(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<(), IoError> {
     let outs: Vec<_> = outputs
         .iter()

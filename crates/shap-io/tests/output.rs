@@ -195,6 +195,9 @@ fn same_file_is_found_through_links() {
     check_distinct(&[("--json", &new)], &[("--model", &model)]).unwrap();
     let null = Path::new("/dev/null");
     check_distinct(&[("--json", null), ("--npz", null)], &[]).unwrap();
+    let dash = Path::new("-");
+    let e = check_distinct(&[("--json", dash), ("--npz", dash)], &[]).unwrap_err();
+    assert!(e.to_string().contains("--json and --npz"), "{e}");
 }
 
 #[test]
