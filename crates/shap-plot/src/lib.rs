@@ -124,7 +124,7 @@ pub enum PlotError {
     UnsupportedChannels(usize),
     /// An explicit colour-scale bound is not a finite positive number.
     #[error(
-        "invalid colour scale vmax {0}: must be > 0 and at most 4e307 (values this large cannot be drawn)"
+        "invalid colour scale vmax {0:e}: must be > 0 and at most 4e307 (values this large cannot be drawn)"
     )]
     InvalidScale(f64),
     /// Epoch numbers of a training history are not strictly increasing.

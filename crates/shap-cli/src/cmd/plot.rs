@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<()> {
     let scale = match (args.per_row_scale, args.vmax) {
         (_, Some(v)) if !(v.is_finite() && v > 0.0 && v <= shap_plot::MAX_VMAX) => {
             bail!(
-                "--vmax must be a positive number of at most {:e}, got {v}",
+                "--vmax must be a positive number of at most {:e}, got {v:e}",
                 shap_plot::MAX_VMAX
             )
         }
