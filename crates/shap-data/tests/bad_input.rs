@@ -390,3 +390,17 @@ fn unreadable_directory() {
         assert!(result.is_ok());
     }
 }
+
+#[test]
+fn gzip_bomb_stops_inflating_at_the_header_promise() {
+    // 2 images promised, 64 MiB of zeros behind them: a ~64 KB file.
+    let mut file = idx_images(0x803, 2, 28, 28, &pixels(2));
+    file.resize(file.len() + (64 << 20), 0);
+    let d = dir_with(TRAIN_IMAGES, gz(&file));
+    let e = load_err(&d);
+    match &e {
+        DataError::LongerThanHeader { expected, .. } => assert_eq!(*expected, 2 * 784),
+        other => panic!("expected LongerThanHeader, got {other:?}"),
+    }
+    assert_names(&e, TRAIN_IMAGES);
+}

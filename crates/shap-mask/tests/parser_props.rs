@@ -76,3 +76,33 @@ proptest! {
         prop_assert_eq!(text.parse::<MaskerSpec>().unwrap(), MaskerSpec::Blur { kw, kh });
     }
 }
+
+/// `.npy` bytes with `header` as the header dict and `data` after it.
+fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = header.to_string();
+    h.push_str(&" ".repeat((64 - (h.len() + 11) % 64) % 64));
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&u16::try_from(h.len()).unwrap().to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+#[test]
+fn headers_numpy_would_not_write_are_refused() {
+    let ok = with_header(
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+        &[1, 2],
+    );
+    assert!(npy::parse(&ok, Path::new("ok.npy")).is_ok());
+    for header in [
+        "{'descr': '<f8', 'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+        "{'note': {'descr': '<f8'}, 'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), 'extra': 1}",
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (2) }",
+    ] {
+        let e = npy::parse(&with_header(header, &[1, 2]), Path::new("bad.npy")).unwrap_err();
+        assert!(e.to_string().contains("bad.npy"), "{e}");
+    }
+}
