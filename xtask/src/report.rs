@@ -3,7 +3,7 @@
 //! The report is a list of [`Block`]s rendered twice, as Markdown and as a self-contained HTML
 //! page (figures referenced by relative path, no scripts, no network).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -445,10 +445,8 @@ fn render_html(blocks: &[Block], title: &str) -> String {
     s
 }
 
-/// Write `text` to `path` through a temporary file in the same directory and a rename.
+/// Write `text` to `path` with the workspace's one output writer (`shap_io`: temporary file
+/// + rename; devices, FIFOs and symlinks are never replaced).
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp-xtask");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    Ok(shap_io::write_bytes(path, text.as_bytes())?)
 }

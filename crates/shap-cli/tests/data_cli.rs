@@ -1,34 +1,8 @@
 //! `shap-cli data` run as a real process.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 mod common;
-use common::{shap_cli, text};
-
-/// Writes a small plain-IDX dataset (`n_train`, `n_test` images of 28x28, label `i % 10`).
-fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
-    let images = |n: u32| {
-        let mut v = Vec::new();
-        for w in [0x803u32, n, 28, 28] {
-            v.extend_from_slice(&w.to_be_bytes());
-        }
-        v.extend((0..n * 784).map(|k| (k % 251) as u8));
-        v
-    };
-    let labels = |n: u32| {
-        let mut v = Vec::new();
-        for w in [0x801u32, n] {
-            v.extend_from_slice(&w.to_be_bytes());
-        }
-        v.extend((0..n).map(|i| (i % 10) as u8));
-        v
-    };
-    std::fs::write(dir.join("train-images-idx3-ubyte"), images(n_train)).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(n_train)).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(n_test)).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(n_test)).unwrap();
-}
+use common::{shap_cli, text, write_dataset};
 
 #[test]
 fn good_dir_prints_source_counts_and_histogram() {

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
+    /// A file refused by `shap-io` (too large, not writable, ...); its OS errors become
+    /// [`DataError::Io`].
+    #[error(transparent)]
+    Output(shap_io::IoError),
     /// The dataset was found nowhere; lists every place tried and how to fix it.
     #[error("{}", not_found_message(tried))]
     NotFound {
@@ -32,7 +36,7 @@ pub enum DataError {
     },
 
     /// A directory exists but cannot be listed.
-    #[error("cannot read directory {path}: {source}")]
+    #[error("cannot read directory {path}")]
     UnreadableDir {
         /// The directory.
         path: PathBuf,
@@ -84,7 +88,7 @@ pub enum DataError {
     },
 
     /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -93,7 +97,7 @@ pub enum DataError {
     },
 
     /// Gzip data is corrupt (bad header, bad deflate stream or checksum) or cut short.
-    #[error("corrupt or truncated gzip data in {path}: {source}")]
+    #[error("corrupt or truncated gzip data in {path}")]
     Gzip {
         /// The file.
         path: PathBuf,
@@ -126,6 +130,19 @@ pub enum DataError {
     },
 
     /// The header's dimensions do not match the amount of data in the file.
+    #[error(
+        "size mismatch in {path}: the header promises {expected} data bytes ({what}) but the gzip data holds more (a corrupt or different file; decompression stopped there)"
+    )]
+    LongerThanHeader {
+        /// The file.
+        path: PathBuf,
+        /// The header, in words (`"60000 images of 28x28"`).
+        what: String,
+        /// Data bytes the header promises.
+        expected: u64,
+    },
+
+    /// The data after the header is shorter or longer than the header promises.
     #[error(
         "size mismatch in {path}: the header promises {expected} data bytes ({what}) but the file holds {actual}"
     )]
@@ -221,4 +238,13 @@ fn not_found_message(tried: &[String]) -> String {
         );
     }
     s
+}
+
+impl From<shap_io::IoError> for DataError {
+    fn from(e: shap_io::IoError) -> Self {
+        match e {
+            shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
 }

@@ -88,7 +88,15 @@ fn corrupt_gzip_stream() {
     }
     let d = dir_with(TRAIN_IMAGES, bytes);
     let e = load_err(&d);
-    assert!(matches!(e, DataError::Gzip { .. }), "{e:?}");
+    // A scribbled stream either fails its checks or inflates past the header's promise, where
+    // decompression stops rather than inflate on.
+    assert!(
+        matches!(
+            e,
+            DataError::Gzip { .. } | DataError::LongerThanHeader { .. }
+        ),
+        "{e:?}"
+    );
     assert_names(&e, TRAIN_IMAGES);
 }
 
@@ -188,10 +196,10 @@ fn trailing_bytes_after_labels_in_gzip() {
     l.push(3);
     let d = dir_with(TRAIN_LABELS, gz(&idx_labels(0x801, 20, &l)));
     let e = load_err(&d);
-    assert!(matches!(e, DataError::LengthMismatch { .. }), "{e:?}");
+    assert!(matches!(e, DataError::LongerThanHeader { .. }), "{e:?}");
     assert!(
         e.to_string()
-            .contains("promises 20 data bytes (20 labels) but the file holds 21"),
+            .contains("promises 20 data bytes (20 labels) but the gzip data holds more"),
         "{e}"
     );
 }
@@ -381,4 +389,18 @@ fn unreadable_directory() {
         );
         assert!(result.is_ok());
     }
+}
+
+#[test]
+fn gzip_bomb_stops_inflating_at_the_header_promise() {
+    // 2 images promised, 64 MiB of zeros behind them: a ~64 KB file.
+    let mut file = idx_images(0x803, 2, 28, 28, &pixels(2));
+    file.resize(file.len() + (64 << 20), 0);
+    let d = dir_with(TRAIN_IMAGES, gz(&file));
+    let e = load_err(&d);
+    match &e {
+        DataError::LongerThanHeader { expected, .. } => assert_eq!(*expected, 2 * 784),
+        other => panic!("expected LongerThanHeader, got {other:?}"),
+    }
+    assert_names(&e, TRAIN_IMAGES);
 }

@@ -8,6 +8,10 @@ use shap_mask::ImageShape;
 /// Everything that can go wrong while explaining, saving or loading explanations.
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
+    /// A file refused by `shap-io` (too large, not writable, ...); its OS errors become
+    /// [`ExplainError::Io`].
+    #[error(transparent)]
+    Output(shap_io::IoError),
     /// No images were given.
     #[error("empty batch: nothing to explain")]
     EmptyBatch,
@@ -71,7 +75,7 @@ pub enum ExplainError {
         reason: String,
     },
     /// Reading or writing a file failed.
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -91,3 +95,12 @@ pub enum ExplainError {
 
 /// Shorthand result type.
 pub type Result<T, E = ExplainError> = std::result::Result<T, E>;
+
+impl From<shap_io::IoError> for ExplainError {
+    fn from(e: shap_io::IoError) -> Self {
+        match e {
+            shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
+}

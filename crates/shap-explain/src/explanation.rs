@@ -203,7 +203,8 @@ impl Explanation {
         }
     }
 
-    /// Write [`Explanation::summary`] as pretty JSON.
+    /// Write [`Explanation::summary`] as pretty JSON (atomically, through
+    /// [`shap_io::write_bytes`]).
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let text =
@@ -211,10 +212,7 @@ impl Explanation {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        std::fs::write(path, text).map_err(|source| ExplainError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        Ok(shap_io::write_bytes(path, text.as_bytes())?)
     }
 
     /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
@@ -222,7 +220,8 @@ impl Explanation {
     /// `(n,H,W,C)` f32, `fx` `(n,k)` f64, plus `output_names` `(n,k)` unicode, `evals` `(n,)`
     /// int64, `efficiency_errors` `(n,)` f64, `image_times` `(n,)` f64 (seconds), `algorithm`
     /// `(1,)` unicode, timing `stats` `(5,)` f64 (wall s, per-image s, model s, rows, calls)
-    /// and, when present, `std_errors` like `values`.
+    /// and, when present, `std_errors` like `values`. Written with the workspace's one output
+    /// writer ([`shap_io::write_atomic`]): atomic for regular files, `-` for standard output.
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let (n, k) = (self.num_images, self.num_outputs);
         let s = self.shape;
@@ -360,6 +359,13 @@ impl Explanation {
             values.shape[3],
             values.shape[4],
         );
+        if [h, w, c, k].contains(&0) {
+            // Without this, a zero-size 'values' could claim 2^62 images at no cost in bytes.
+            return Err(bad(format!(
+                "'values' has shape {:?}: every dimension but the first must be at least 1",
+                values.shape
+            )));
+        }
         let shape = ImageShape::new(h, w, c);
         let f64s = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<f64>> {
             if a.shape != want {

@@ -102,49 +102,12 @@ fn bad(path: &Path, reason: impl Into<String>) -> ExplainError {
 /// Parse `.npy` bytes (`path`/`name` only label errors).
 pub fn parse_npy(bytes: &[u8], path: &Path, name: &str) -> Result<NpyArray> {
     let err = |r: &str| bad(path, format!("{name}: {r}"));
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(err("not an .npy array"));
-    }
-    let (hlen, start): (usize, usize) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(err("unsupported .npy version")),
-    };
-    let header = bytes
-        .get(start..start.saturating_add(hlen))
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| err("truncated header"))?;
-    let field = |key: &str| -> Option<&str> {
-        let rest = header.split(&format!("'{key}':")).nth(1)?;
-        Some(rest.trim_start())
-    };
-    let descr = field("descr")
-        .and_then(|r| r.strip_prefix('\''))
-        .and_then(|r| r.split('\'').next())
-        .ok_or_else(|| err("no descr"))?;
-    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+    let (header, body) = shap_io::npy::split(bytes).map_err(|e| err(&e.0))?;
+    if header.fortran_order {
         return Err(err("Fortran order is not supported"));
     }
-    let shape_txt = field("shape")
-        .and_then(|r| r.strip_prefix('('))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| err("no shape"))?;
-    let mut shape = Vec::new();
-    for part in shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        shape.push(part.parse::<usize>().map_err(|_| err("bad shape"))?);
-    }
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &s| a.checked_mul(s))
-        .ok_or_else(|| err("shape overflows"))?;
-    let body = &bytes[(start + hlen).min(bytes.len())..];
+    let count = header.count().ok_or_else(|| err("shape overflows"))?;
+    let (descr, shape) = (header.descr.as_str(), header.shape);
     let itemsize = match descr {
         "<f8" | "<i8" => 8,
         "<f4" => 4,
@@ -235,7 +198,8 @@ fn crc32(data: &[u8]) -> u32 {
     crc ^ 0xFFFF_FFFF
 }
 
-/// Write a stored (uncompressed) zip of `name.npy` entries, loadable by `numpy.load`.
+/// Write a stored (uncompressed) zip of `name.npy` entries, loadable by `numpy.load`, with
+/// the workspace's one output writer ([`shap_io::write_atomic`]: atomic for regular files).
 pub fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
     let mut out: Vec<u8> = Vec::new();
     let mut central: Vec<u8> = Vec::new();
@@ -283,10 +247,7 @@ pub fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
     out.extend_from_slice(&cd_size.to_le_bytes());
     out.extend_from_slice(&cd_offset.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
-    std::fs::write(path, out).map_err(|source| ExplainError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(shap_io::write_bytes(path, &out)?)
 }
 
 fn rd16(b: &[u8], at: usize) -> Option<usize> {
@@ -299,38 +260,83 @@ fn rd32(b: &[u8], at: usize) -> Option<usize> {
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
 }
 
-/// Read every `*.npy` entry of a stored zip (`np.savez`, or [`write_npz`]); entry names
-/// are returned without the `.npy` suffix.
+/// Largest `.npz` / `.npy` file read: an explanation of 100 images, all ten classes, is
+/// about 7 MB; this bounds a device or an endless file.
+pub const MAX_NPZ_BYTES: u64 = 512 * shap_io::MIB;
+
+/// One entry of the zip central directory: its name and where its data lies.
+struct Entry {
+    name: String,
+    /// Byte range of the local header and data, for the overlap check.
+    span: std::ops::Range<usize>,
+    /// Byte range of the data.
+    data: std::ops::Range<usize>,
+}
+
+/// Read every `*.npy` entry of a stored zip (`np.savez`, or [`write_npz`]) of at most
+/// [`MAX_NPZ_BYTES`]; entry names are returned without the `.npy` suffix. Entries must not
+/// overlap or repeat a name, and each is checked against its declared shape before its
+/// elements are decoded, so decoding never costs more than the file's size.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
-    let bytes = std::fs::read(path).map_err(|source| ExplainError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = shap_io::read_bounded(path, MAX_NPZ_BYTES, "an explanation")?;
+    let entries = zip_entries(&bytes, path)?;
+    check_disjoint(&entries, path)?;
+    entries
+        .into_iter()
+        .map(|e| {
+            let key = e.name.strip_suffix(".npy").unwrap_or(&e.name).to_string();
+            let array = parse_npy(&bytes[e.data], path, &key)?;
+            Ok((key, array))
+        })
+        .collect()
+}
+
+/// Refuse entries that share bytes or a name: each byte of the file is decoded at most once.
+fn check_disjoint(entries: &[Entry], path: &Path) -> Result<()> {
+    let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(bad(path, format!("zip entry {} appears twice", w[0])));
+    }
+    let mut spans: Vec<(&std::ops::Range<usize>, &str)> =
+        entries.iter().map(|e| (&e.span, e.name.as_str())).collect();
+    spans.sort_unstable_by_key(|(r, _)| r.start);
+    if let Some(w) = spans.windows(2).find(|w| w[1].0.start < w[0].0.end) {
+        return Err(bad(
+            path,
+            format!("zip entries {} and {} overlap", w[0].1, w[1].1),
+        ));
+    }
+    Ok(())
+}
+
+/// Walk the central directory of a stored zip.
+fn zip_entries(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
     let trunc = || bad(path, "truncated or malformed zip archive");
     let lo = bytes.len().saturating_sub(22 + 65_535);
     let eocd = (lo..bytes.len().saturating_sub(21))
         .rev()
-        .find(|&i| rd32(&bytes, i) == Some(0x0605_4b50))
+        .find(|&i| rd32(bytes, i) == Some(0x0605_4b50))
         .ok_or_else(|| {
             bad(
                 path,
                 "not a zip archive (no end-of-central-directory record)",
             )
         })?;
-    let count = rd16(&bytes, eocd + 10).ok_or_else(trunc)?;
-    let mut at = rd32(&bytes, eocd + 16).ok_or_else(trunc)?;
+    let count = rd16(bytes, eocd + 10).ok_or_else(trunc)?;
+    let mut at = rd32(bytes, eocd + 16).ok_or_else(trunc)?;
     let mut out = Vec::with_capacity(count.min(64));
     for _ in 0..count {
-        if rd32(&bytes, at) != Some(0x0201_4b50) {
+        if rd32(bytes, at) != Some(0x0201_4b50) {
             return Err(trunc());
         }
-        let method = rd16(&bytes, at + 10).ok_or_else(trunc)?;
-        let csize = rd32(&bytes, at + 20).ok_or_else(trunc)?;
-        let usize_ = rd32(&bytes, at + 24).ok_or_else(trunc)?;
-        let nlen = rd16(&bytes, at + 28).ok_or_else(trunc)?;
-        let elen = rd16(&bytes, at + 30).ok_or_else(trunc)?;
-        let clen = rd16(&bytes, at + 32).ok_or_else(trunc)?;
-        let local = rd32(&bytes, at + 42).ok_or_else(trunc)?;
+        let method = rd16(bytes, at + 10).ok_or_else(trunc)?;
+        let csize = rd32(bytes, at + 20).ok_or_else(trunc)?;
+        let usize_ = rd32(bytes, at + 24).ok_or_else(trunc)?;
+        let nlen = rd16(bytes, at + 28).ok_or_else(trunc)?;
+        let elen = rd16(bytes, at + 30).ok_or_else(trunc)?;
+        let clen = rd16(bytes, at + 32).ok_or_else(trunc)?;
+        let local = rd32(bytes, at + 42).ok_or_else(trunc)?;
         let name = bytes
             .get(at + 46..at + 46 + nlen)
             .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -342,15 +348,20 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
                 format!("{name}: compressed entries are not supported (use np.savez)"),
             ));
         }
-        if rd32(&bytes, local) != Some(0x0403_4b50) {
+        if rd32(bytes, local) != Some(0x0403_4b50) {
             return Err(trunc());
         }
-        let lnlen = rd16(&bytes, local + 26).ok_or_else(trunc)?;
-        let lelen = rd16(&bytes, local + 28).ok_or_else(trunc)?;
+        let lnlen = rd16(bytes, local + 26).ok_or_else(trunc)?;
+        let lelen = rd16(bytes, local + 28).ok_or_else(trunc)?;
         let start = local + 30 + lnlen + lelen;
-        let data = bytes.get(start..start + csize).ok_or_else(trunc)?;
-        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-        out.push((key.clone(), parse_npy(data, path, &key)?));
+        if bytes.len() < start + csize {
+            return Err(trunc());
+        }
+        out.push(Entry {
+            name,
+            span: local..start + csize,
+            data: start..start + csize,
+        });
     }
     Ok(out)
 }
@@ -375,20 +386,14 @@ impl NpyArray {
         }
     }
 
-    /// Read a single `.npy` file.
+    /// Read a single `.npy` file of at most [`MAX_NPZ_BYTES`].
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| ExplainError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = shap_io::read_bounded(path, MAX_NPZ_BYTES, "an explanation")?;
         parse_npy(&bytes, path, "array")
     }
 
-    /// Write a single `.npy` file.
+    /// Write a single `.npy` file (atomically, through [`shap_io::write_bytes`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, npy_bytes(self)).map_err(|source| ExplainError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        Ok(shap_io::write_bytes(path, &npy_bytes(self))?)
     }
 }

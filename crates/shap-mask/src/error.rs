@@ -9,6 +9,10 @@ use crate::ImageShape;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MaskError {
+    /// A file refused by `shap-io` (too large, not writable, ...); its OS errors become
+    /// [`MaskError::Io`].
+    #[error(transparent)]
+    Output(shap_io::IoError),
     /// A masker spec string could not be parsed.
     #[error(
         "invalid masker spec {spec:?}: {reason}; valid forms are `blur(KW,KH)` with integer kernel \
@@ -112,7 +116,7 @@ pub enum MaskError {
         features: usize,
     },
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -127,4 +131,13 @@ pub enum MaskError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<shap_io::IoError> for MaskError {
+    fn from(e: shap_io::IoError) -> Self {
+        match e {
+            shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
 }

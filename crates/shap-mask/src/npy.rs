@@ -2,13 +2,11 @@
 //! `bool`, `uint8`, `float32`, `float64` and `int64` arrays. Enough for masks, images and test
 //! fixtures; not a general NumPy reader.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::MaskError;
 
-const MAGIC: &[u8] = b"\x93NUMPY";
-const MAX_HEADER: usize = 1 << 16;
+use shap_io::npy::MAGIC;
 
 /// The element data of an array read from `.npy`.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,81 +68,32 @@ fn bad(path: &Path, reason: impl Into<String>) -> MaskError {
     }
 }
 
-/// Read a `.npy` file.
+/// Largest `.npy` file read (masks and images are a few KB; this bounds a device or an
+/// endless file).
+pub const MAX_NPY_BYTES: u64 = 256 * shap_io::MIB;
+
+/// Read a `.npy` file of at most [`MAX_NPY_BYTES`].
 pub fn read(path: &Path) -> Result<NpyArray, MaskError> {
-    let bytes = std::fs::read(path).map_err(|source| MaskError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = shap_io::read_bounded(path, MAX_NPY_BYTES, "a .npy file")?;
     parse(&bytes, path)
 }
 
-fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let pat = format!("'{key}':");
-    let start = header.find(&pat)? + pat.len();
-    Some(header[start..].trim_start())
-}
-
-/// Parse the bytes of a `.npy` file (`path` only names the source in errors). The element count
-/// claimed by the header must match the bytes present exactly.
+/// Parse the bytes of a `.npy` file (`path` only names the source in errors). The header is
+/// parsed strictly ([`shap_io::npy`]); the element count it claims must match the bytes
+/// present exactly.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<NpyArray, MaskError> {
-    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
-        return Err(bad(path, "not a .npy file (bad magic)"));
-    }
-    let major = bytes[6];
-    let (header_len, start) = match major {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 => {
-            let b = bytes
-                .get(8..12)
-                .ok_or_else(|| bad(path, "truncated header"))?;
-            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
-        }
-        v => return Err(bad(path, format!("unsupported .npy version {v}"))),
-    };
-    if header_len > MAX_HEADER {
-        return Err(bad(
-            path,
-            format!("header of {header_len} bytes is too long"),
-        ));
-    }
-    let hbytes = bytes
-        .get(start..start + header_len)
-        .ok_or_else(|| bad(path, "truncated header"))?;
-    let header = std::str::from_utf8(hbytes).map_err(|_| bad(path, "header is not UTF-8"))?;
-    let descr = header_value(header, "descr")
-        .and_then(|v| v.strip_prefix('\''))
-        .and_then(|v| v.split('\'').next())
-        .ok_or_else(|| bad(path, "header has no 'descr'"))?;
-    let fortran = header_value(header, "fortran_order")
-        .ok_or_else(|| bad(path, "header has no 'fortran_order'"))?;
-    if !fortran.starts_with("False") {
+    let (header, body) = shap_io::npy::split(bytes).map_err(|e| bad(path, e.0))?;
+    if header.fortran_order {
         return Err(bad(path, "Fortran-order arrays are not supported"));
     }
-    let shape_txt = header_value(header, "shape")
-        .and_then(|v| v.strip_prefix('('))
-        .and_then(|v| v.split(')').next())
-        .ok_or_else(|| bad(path, "header has no 'shape'"))?;
-    let shape = shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad(path, format!("bad shape entry {s:?}")))
-        })
-        .collect::<Result<Vec<usize>, MaskError>>()?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| bad(path, "shape overflows"))?;
+    let count = header.count().ok_or_else(|| bad(path, "shape overflows"))?;
+    let (descr, shape) = (header.descr.as_str(), header.shape);
     let item = match descr {
         "|b1" | "|u1" | "<u1" | "|i1" => 1,
         "<f4" => 4,
         "<f8" | "<i8" => 8,
         other => return Err(bad(path, format!("unsupported dtype {other:?}"))),
     };
-    let body = &bytes[start + header_len..];
     if count.checked_mul(item) != Some(body.len()) {
         return Err(bad(
             path,
@@ -242,28 +191,11 @@ pub fn encode(array: &NpyArray) -> Result<Vec<u8>, MaskError> {
     Ok(out)
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, then a rename.
+/// Write `bytes` to `path` with the workspace's one output writer, [`shap_io::write_bytes`]
+/// (temporary file + rename for regular files; devices, FIFOs and symlinks are never
+/// replaced).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MaskError> {
-    let io = |source| MaskError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| bad(path, "output path has no file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    Ok(shap_io::write_bytes(path, bytes)?)
 }
 
 /// Write an array to a `.npy` file atomically.

@@ -14,8 +14,7 @@
 //! without metadata (converted from other frameworks) load with a softmax head.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
 
@@ -58,13 +57,6 @@ pub struct Checkpoint {
     pub meta: CheckpointMeta,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Serialise `cnn` with `meta` to safetensors bytes.
 pub fn to_bytes(cnn: &Cnn, meta: &CheckpointMeta) -> Result<Vec<u8>, Error> {
     let w = cnn.cpu_weights()?;
@@ -97,37 +89,23 @@ pub fn save(cnn: &Cnn, meta: &CheckpointMeta, path: &Path) -> Result<(), Error> 
     write_atomic(path, &bytes)
 }
 
-/// Write `bytes` to `path` through a temporary file + rename.
+/// Write `bytes` to `path` with the workspace's one output writer, [`shap_io::write_bytes`]
+/// (temporary file + rename for regular files; devices, FIFOs and symlinks are never
+/// replaced).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(shap_io::write_bytes(path, bytes)?)
 }
+
+/// Largest checkpoint file read: the tutorial CNN's is about 0.5 MB, so anything near this is
+/// not one of ours, and a device such as `/dev/zero` fails fast.
+pub const MAX_CHECKPOINT_BYTES: u64 = 64 * shap_io::MIB;
 
 /// Load a checkpoint onto `device`.
 ///
 /// Every tensor of [`TENSORS`] must be present with its exact shape and dtype F32, and no
 /// other tensor may be present; errors name the tensor and both shapes.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, Error> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = shap_io::read_bounded(path, MAX_CHECKPOINT_BYTES, "a checkpoint")?;
     from_bytes(&bytes, path, device)
 }
 

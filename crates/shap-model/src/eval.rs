@@ -38,8 +38,12 @@ pub struct Evaluation {
     pub predictions: Vec<usize>,
 }
 
+/// Most decimal digits [`Evaluation::report`] prints (an f64 holds 17 significant digits).
+pub const MAX_DIGITS: usize = 17;
+
 /// Evaluate outputs `(n, 10)` (probabilities or logits: only the argmax is used) against
-/// `labels`. `class_names` must have 10 entries.
+/// `labels`. `class_names` must have 10 entries; an empty set of labels, or an output that is
+/// NaN or infinite, is an error.
 pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<Evaluation, Error> {
     if class_names.len() != CLASSES {
         return Err(Error::Input(format!(
@@ -52,6 +56,20 @@ pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<
             "{} outputs for {} labels (need {CLASSES} per label)",
             outputs.len(),
             labels.len()
+        )));
+    }
+    if labels.is_empty() {
+        return Err(Error::Input(
+            "nothing to evaluate: the test set is empty".into(),
+        ));
+    }
+    if let Some(i) = outputs.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Input(format!(
+            "the model's output {} for image {} is {}: the checkpoint does not compute finite \
+             outputs",
+            i % CLASSES,
+            i / CLASSES,
+            outputs[i]
         )));
     }
     let mut confusion = vec![vec![0usize; CLASSES]; CLASSES];
@@ -120,8 +138,10 @@ pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<
 }
 
 impl Evaluation {
-    /// The report formatted like scikit-learn's `classification_report(digits=digits)`.
+    /// The report formatted like scikit-learn's `classification_report(digits=digits)`, with
+    /// at most [`MAX_DIGITS`] digits.
     pub fn report(&self, digits: usize) -> String {
+        let digits = digits.min(MAX_DIGITS);
         let width = self
             .classes
             .iter()

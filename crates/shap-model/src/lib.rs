@@ -57,6 +57,10 @@ pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, train};
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file refused by `shap-io` (too large, not writable, ...); its OS errors become
+    /// [`Error::Io`].
+    #[error(transparent)]
+    Output(shap_io::IoError),
     /// An error from Candle.
     #[error("a Candle operation failed")]
     Candle(#[from] candle_core::Error),
@@ -124,7 +128,7 @@ pub enum Error {
         msg: String,
     },
     /// File I/O failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
@@ -141,4 +145,13 @@ pub enum Error {
         /// The loss value.
         loss: f32,
     },
+}
+
+impl From<shap_io::IoError> for Error {
+    fn from(e: shap_io::IoError) -> Self {
+        match e {
+            shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
 }

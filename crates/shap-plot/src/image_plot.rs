@@ -284,18 +284,30 @@ pub fn resolve_vmax(plot: &ImagePlot, scale: ColorScale) -> Result<Vec<f64>, Plo
             .collect()
     };
     match scale {
-        ColorScale::Fixed(v) => {
-            if v.is_finite() && v > 0.0 {
-                Ok(vec![v; plot.rows.len()])
-            } else {
-                Err(PlotError::InvalidScale(v))
-            }
-        }
+        ColorScale::Fixed(v) if v > 0.0 => Ok(vec![drawable(v)?; plot.rows.len()]),
+        ColorScale::Fixed(v) => Err(PlotError::InvalidScale(v)),
         ColorScale::Global => {
             let all: Vec<f64> = plot.rows.iter().flat_map(row_abs).collect();
-            Ok(vec![scale_of(all); plot.rows.len()])
+            Ok(vec![drawable(scale_of(all))?; plot.rows.len()])
         }
-        ColorScale::PerRow => Ok(plot.rows.iter().map(|r| scale_of(row_abs(r))).collect()),
+        ColorScale::PerRow => plot
+            .rows
+            .iter()
+            .map(|r| drawable(scale_of(row_abs(r))))
+            .collect(),
+    }
+}
+
+/// Largest colour-scale bound drawn: the colour bar spans `2 * vmax` and its ticks need a
+/// little more room, which must stay finite.
+pub const MAX_VMAX: f64 = 4e307;
+
+/// `vmax` when it is finite and at most [`MAX_VMAX`], else [`PlotError::InvalidScale`].
+fn drawable(vmax: f64) -> Result<f64, PlotError> {
+    if vmax.is_finite() && vmax <= MAX_VMAX {
+        Ok(vmax)
+    } else {
+        Err(PlotError::InvalidScale(vmax))
     }
 }
 

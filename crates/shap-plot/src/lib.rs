@@ -82,7 +82,7 @@ pub use geometry::{
     ColorBarInfo, FigureInfo, Orientation, PanelInfo, PanelKind, PixelRect, TickInfo,
 };
 pub use image_plot::{
-    ColorScale, ImagePlot, ImagePlotRow, composite_pixel, explanation_plot, image_plot,
+    ColorScale, ImagePlot, ImagePlotRow, MAX_VMAX, composite_pixel, explanation_plot, image_plot,
     render_image_plot_rgb, resolve_vmax,
 };
 pub use render::{OutputFormat, RgbFigure};
@@ -92,6 +92,10 @@ use std::path::PathBuf;
 /// Everything that can go wrong while building or saving a figure.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
+    /// A file refused by `shap-io` (too large, not writable, ...); its OS errors become
+    /// [`PlotError::Io`].
+    #[error(transparent)]
+    Output(shap_io::IoError),
     /// The figure has nothing to draw (no rows, no outputs, no epochs, no classes...).
     #[error("nothing to plot: {0}")]
     Empty(String),
@@ -119,7 +123,9 @@ pub enum PlotError {
     #[error("unsupported channel count {0} (only 1 or 3 channels can be shown)")]
     UnsupportedChannels(usize),
     /// An explicit colour-scale bound is not a finite positive number.
-    #[error("invalid colour scale vmax {0}: must be finite and > 0")]
+    #[error(
+        "invalid colour scale vmax {0:e}: must be > 0 and at most 4e307 (values this large cannot be drawn)"
+    )]
     InvalidScale(f64),
     /// Epoch numbers of a training history are not strictly increasing.
     #[error("epochs must be strictly increasing: epoch {next} follows epoch {prev}")]
@@ -157,11 +163,20 @@ pub enum PlotError {
         message: String,
     },
     /// Writing the output file failed (nothing is left behind at `path`).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The output file.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl From<shap_io::IoError> for PlotError {
+    fn from(e: shap_io::IoError) -> Self {
+        match e {
+            shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
 }

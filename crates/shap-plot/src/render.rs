@@ -1,10 +1,7 @@
-//! Backends (bitmap / SVG), the shipped font, and atomic file output.
+//! Backends (bitmap / SVG), the shipped font, and file output (through `shap_io`).
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -177,7 +174,7 @@ pub(crate) fn save<S: Scene>(scene: &S, path: &Path) -> Result<(), PlotError> {
         OutputFormat::Png => encode_png(&render_rgb(scene)?, path)?,
         OutputFormat::Svg => render_svg(scene)?.into_bytes(),
     };
-    write_atomic(path, &bytes)
+    Ok(shap_io::write_bytes(path, &bytes)?)
 }
 
 pub(crate) fn encode_png(fig: &RgbFigure, path: &Path) -> Result<Vec<u8>, PlotError> {
@@ -195,45 +192,6 @@ pub(crate) fn encode_png(fig: &RgbFigure, path: &Path) -> Result<Vec<u8>, PlotEr
             message: e.to_string(),
         })?;
     Ok(out)
-}
-
-/// Write `bytes` to a temporary file beside `path`, then rename it over `path`. On any failure
-/// the temporary file is removed and `path` is left as it was.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io_err = |source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the output path has no file name",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        // Best effort: the temporary file may not even exist (e.g. missing directory).
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    Ok(())
 }
 
 /// Fill the half-open pixel rectangle `[x0, x1) x [y0, y1)` with an opaque colour.

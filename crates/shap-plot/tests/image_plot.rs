@@ -408,9 +408,19 @@ fn bad_input_is_an_error() {
         PlotError::FigureTooLarge { .. }
     ));
 
-    for v in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+    for v in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e308] {
         assert!(matches!(
             expect_err(&good, ColorScale::Fixed(v)),
+            PlotError::InvalidScale(_)
+        ));
+    }
+    // Values of +-1e308 give a scale whose colour bar (2 * vmax) is not finite: refused.
+    let mut huge = good.clone();
+    huge.rows[0].values[0][0] = 1e308;
+    huge.rows[0].values[0][1] = -1e308;
+    for scale in [ColorScale::Global, ColorScale::PerRow] {
+        assert!(matches!(
+            expect_err(&huge, scale),
             PlotError::InvalidScale(_)
         ));
     }
@@ -427,12 +437,14 @@ fn unwritable_paths_leave_nothing() {
         Err(PlotError::Io { .. })
     ));
     assert!(!out.exists());
-    // The target is a directory: the rename fails and the temporary file is removed.
+    // The target is a directory: refused before anything is written.
     let target = dir.join("taken.png");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("keep.txt"), "x").unwrap();
     match image_plot(&plot, ColorScale::Global, &target) {
-        Err(PlotError::Io { path, .. }) => assert_eq!(path, target),
+        Err(PlotError::Output(shap_io::IoError::NotWritableKind { path, kind })) => {
+            assert_eq!((path, kind), (target.clone(), "a directory"));
+        }
         other => panic!("{other:?}"),
     }
     assert!(target.join("keep.txt").exists());

@@ -1,45 +1,61 @@
-//! Helpers shared by subcommands: atomic output files and PNG input.
+//! Helpers shared by subcommands: output checks, printing, PNG input.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use shap_io::OutputSpec;
 use shap_mask::ImageShape;
 use shap_model::Head;
 
-/// A temporary path beside `path` (same directory, so a rename is atomic).
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
+/// Extensions of figure outputs (the format follows the extension).
+pub const FIGURE: &[&str] = &["png", "svg"];
 
-/// Let `write` produce the file at a temporary path, then rename it over `path`: a failed
-/// write never leaves a partial output.
-pub fn atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = temp_beside(path);
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", path.display())));
+/// Largest image side read from a PNG: bigger images are refused before decoding, so a small
+/// file claiming a huge image costs nothing.
+pub const MAX_IMAGE_SIDE: u32 = 2048;
+
+/// Validate every given output (folder exists and is writable, extension, `-`) and check
+/// that no two outputs, and no output and input, are the same file: one call per command,
+/// before any work. Entries with no path (flag not given) are skipped.
+pub fn check_outputs(
+    outputs: &[(Option<&Path>, OutputSpec<'_>)],
+    inputs: &[(&str, &Path)],
+) -> Result<()> {
+    for (path, spec) in outputs {
+        if let Some(p) = path {
+            shap_io::validate_output(p, *spec)?;
+        }
     }
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("moving the finished file into place at {}", path.display())
-    })
+    let given: Vec<(&str, &Path)> = outputs
+        .iter()
+        .filter_map(|(p, spec)| p.map(|p| (spec.flag, p)))
+        .collect();
+    shap_io::check_distinct(&given, inputs)?;
+    Ok(())
 }
 
-/// Write `text` to `path` atomically.
-pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
-    atomic(path, |tmp| {
-        std::fs::write(tmp, text).with_context(|| format!("writing {}", tmp.display()))
-    })
+/// Whether any output goes to standard output (`-`): the printed summary is then left out.
+pub fn any_stdout(outputs: &[Option<&Path>]) -> bool {
+    outputs
+        .iter()
+        .flatten()
+        .any(|p| *p == Path::new(shap_io::STDOUT))
+}
+
+/// Print to standard output through `f`, flushing at the end; errors (a full disk, a closed
+/// pipe) are returned, and `main` ends quietly on a closed pipe.
+pub fn print(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    f(&mut out)
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
 }
 
 /// Read a PNG as a grey `(H, W, 1)` image with values in [0, 1]. 8- and 16-bit grey are
 /// read as they are; anything else is converted to luma, with a note on stderr.
 pub fn read_grey_png(path: &Path) -> Result<(Vec<f32>, ImageShape)> {
-    let img = image::open(path).with_context(|| format!("reading image {}", path.display()))?;
+    let img = open_bounded(path).with_context(|| format!("reading image {}", path.display()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let pixels: Vec<f32> = match img {
         image::DynamicImage::ImageLuma8(g) => g
@@ -68,6 +84,22 @@ pub fn read_grey_png(path: &Path) -> Result<(Vec<f32>, ImageShape)> {
     Ok((pixels, ImageShape::new(h, w, 1)))
 }
 
+/// Decode an image of at most [`MAX_IMAGE_SIDE`] pixels a side; its size is read from the
+/// header before any pixel is decoded.
+fn open_bounded(path: &Path) -> Result<image::DynamicImage> {
+    let reader = || -> Result<_> { Ok(image::ImageReader::open(path)?.with_guessed_format()?) };
+    let (w, h) = reader()?.into_dimensions()?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        bail!("the image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}");
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    let mut r = reader()?;
+    r.limits(limits);
+    Ok(r.decode()?)
+}
+
 /// The output head a command uses: `--output probabilities|logits` when given, else the
 /// checkpoint's own head.
 pub fn head(output: Option<&str>, checkpoint: Head) -> Head {
@@ -76,4 +108,31 @@ pub fn head(output: Option<&str>, checkpoint: Head) -> Head {
         Some(_) => Head::Softmax,
         None => checkpoint,
     }
+}
+
+/// Most permutation-order memory a run may ask for (each order is `M` indices per pass).
+pub const MAX_ORDER_BYTES: usize = 256 << 20;
+
+/// Refuse a Permutation `--max-evals` whose orders for `images` images of `features`
+/// features could not fit in [`MAX_ORDER_BYTES`] (the explainer draws them all up front),
+/// naming the largest value that fits.
+pub fn check_permutation_budget(
+    max_evals: Option<usize>,
+    images: usize,
+    features: usize,
+) -> Result<()> {
+    let Some(me) = max_evals else { return Ok(()) };
+    let per_pass = 2 * features + 1;
+    let pass_bytes = images.max(1) * features * std::mem::size_of::<usize>();
+    let max_passes = MAX_ORDER_BYTES / pass_bytes.max(1);
+    if me / per_pass > max_passes {
+        bail!(
+            "--max-evals {me} asks for {} permutation passes per image; with {images} image(s) \
+             the limit is {max_passes} passes ({} MiB of orders): use --max-evals {} or less",
+            me / per_pass,
+            MAX_ORDER_BYTES >> 20,
+            (max_passes + 1) * per_pass - 1
+        );
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `shap-cli data`: locate the Fashion-MNIST dataset and print its counts and class histogram.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -52,30 +53,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "train": split_json(&data.train),
             "test": split_json(&data.test),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        let text = serde_json::to_string_pretty(&out)?;
+        return super::common::print(|o| writeln!(o, "{text}"));
     }
-    println!("Fashion-MNIST found in {}", data.source);
+    super::common::print(|o| table(o, &data))
+}
+
+fn table(o: &mut dyn Write, data: &FashionMnist) -> std::io::Result<()> {
+    writeln!(o, "Fashion-MNIST found in {}", data.source)?;
     for (name, s) in [("train", &data.train), ("test", &data.test)] {
-        println!(
+        writeln!(
+            o,
             "{name:<5}: {:>6} images of {}x{}",
             s.len(),
             s.rows(),
             s.cols()
-        );
+        )?;
     }
-    println!();
-    println!("{:<3} {:<12} {:>7} {:>7}", "#", "class", "train", "test");
+    writeln!(o)?;
+    writeln!(o, "{:<3} {:<12} {:>7} {:>7}", "#", "class", "train", "test")?;
     let (train, test) = (data.train.class_histogram(), data.test.class_histogram());
     for (i, ((name, tr), te)) in CLASS_NAMES.iter().zip(train).zip(test).enumerate() {
-        println!("{i:<3} {name:<12} {tr:>7} {te:>7}");
+        writeln!(o, "{i:<3} {name:<12} {tr:>7} {te:>7}")?;
     }
-    println!(
+    writeln!(
+        o,
         "{:<3} {:<12} {:>7} {:>7}",
         "",
         "total",
         data.train.len(),
         data.test.len()
-    );
-    Ok(())
+    )
 }

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use shap_data::{CLASS_NAMES, FashionMnist};
+use shap_io::OutputSpec;
 use shap_model::{Head, ModelFn};
+
+use super::common;
 
 /// Flags of `shap-cli evaluate`.
 #[derive(clap::Args)]
@@ -40,9 +43,25 @@ pub struct Args {
 
 /// Run `shap-cli evaluate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.digits <= shap_model::eval::MAX_DIGITS,
+        "--digits must be at most {} (an f64 holds no more), got {}",
+        shap_model::eval::MAX_DIGITS,
+        args.digits
+    );
+    common::check_outputs(
+        &[
+            (args.json.as_deref(), OutputSpec::text("--json")),
+            (
+                args.plot.as_deref(),
+                OutputSpec::file("--plot", common::FIGURE),
+            ),
+        ],
+        &[("--model", &args.model)],
+    )?;
     let device = shap_model::device(&args.device)?;
     let ckpt = shap_model::load(&args.model, &device)?;
-    let head = super::common::head(args.output.as_deref(), ckpt.meta.head);
+    let head = common::head(args.output.as_deref(), ckpt.meta.head);
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let start = std::time::Instant::now();
@@ -51,20 +70,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels = data.test.labels();
     let eval = shap_model::evaluate(&outputs, labels, &CLASS_NAMES)?;
     let (correct, wrong) = shap_model::pick_examples(&eval.predictions, labels, 4);
-    if !args.quiet {
-        println!(
-            "{}: {} test images in {:.2} s ({:.0} img/s)",
-            args.model.display(),
-            eval.n,
-            seconds,
-            eval.n as f64 / seconds.max(1e-9)
-        );
-        println!("accuracy: {:.4}\n", eval.accuracy);
-        println!("confusion matrix (rows: true class, columns: predicted):");
-        println!("{}", eval.confusion_text());
-        println!("{}", eval.report(args.digits));
-        println!("first correct: {correct:?}  first wrong: {wrong:?}");
-    }
     if let Some(p) = &args.plot {
         let rows: Vec<Vec<u64>> = eval
             .confusion
@@ -89,7 +94,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "report_text": eval.report(args.digits),
             "confusion_text": eval.confusion_text(),
         });
-        shap_model::checkpoint::write_atomic(path, &serde_json::to_vec_pretty(&json)?)?;
+        shap_io::write_bytes(path, &serde_json::to_vec_pretty(&json)?)?;
     }
-    Ok(())
+    if args.quiet || common::any_stdout(&[args.json.as_deref()]) {
+        return Ok(());
+    }
+    common::print(|o| {
+        writeln!(
+            o,
+            "{}: {} test images in {:.2} s ({:.0} img/s)",
+            args.model.display(),
+            eval.n,
+            seconds,
+            eval.n as f64 / seconds.max(1e-9)
+        )?;
+        writeln!(o, "accuracy: {:.4}\n", eval.accuracy)?;
+        writeln!(
+            o,
+            "confusion matrix (rows: true class, columns: predicted):"
+        )?;
+        writeln!(o, "{}", eval.confusion_text())?;
+        writeln!(o, "{}", eval.report(args.digits))?;
+        writeln!(o, "first correct: {correct:?}  first wrong: {wrong:?}")
+    })
 }

@@ -9,6 +9,7 @@ use shap_explain::{
     BatchModel, Explanation, ImageShape, OrderRng, OutputSelection, PartitionExplainer,
     PermutationExplainer, TieBreak,
 };
+use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 use shap_model::{Head, IncrementalCnn, ModelFn};
 
@@ -29,8 +30,9 @@ pub struct Args {
     /// (antithetic, hierarchy-respecting orders).
     #[arg(long, default_value = "partition", value_parser = ["partition", "permutation"])]
     pub algorithm: String,
-    /// Masker, shap spelling: `blur(kw,kh)`, `inpaint_telea`, `inpaint_ns`, or a number.
-    #[arg(long, default_value = "blur(28,28)")]
+    /// Masker, shap spelling: `blur(kw,kh)`, `inpaint_telea`, `inpaint_ns`, or a number
+    /// (negative numbers too: `--masker -1`).
+    #[arg(long, default_value = "blur(28,28)", allow_hyphen_values = true)]
     pub masker: String,
     /// Test-set indices to explain, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
@@ -111,6 +113,7 @@ struct Item {
 
 /// Run `shap-cli explain`.
 pub fn run(args: Args) -> Result<()> {
+    check_files(&args)?;
     let shape = ImageShape::new(28, 28, 1);
     let spec: MaskerSpec = args.masker.parse()?;
     let mode = if args.shap_compat {
@@ -166,6 +169,9 @@ pub fn run(args: Args) -> Result<()> {
         .flat_map(|i| i.pixels.iter().copied())
         .collect();
     let probs = probs_model.predict(&images)?;
+    if args.algorithm == "permutation" {
+        common::check_permutation_budget(args.max_evals, items.len(), shape.features())?;
+    }
 
     let names: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let start = Instant::now();
@@ -215,53 +221,8 @@ pub fn run(args: Args) -> Result<()> {
         .enumerate()
         .map(|(i, item)| row_json(item, i, &probs, &explanation))
         .collect();
-    if !args.quiet {
-        println!(
-            "{} explanations with masker {} ({} outputs):",
-            explanation.algorithm,
-            spec,
-            if head == Head::Logits {
-                "logits"
-            } else {
-                "probabilities"
-            }
-        );
-        for r in &rows {
-            println!(
-                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
-                r["source"].as_str().unwrap_or(""),
-                r["true_name"].as_str().unwrap_or("-"),
-                r["predicted_name"].as_str().unwrap_or(""),
-                r["probability"].as_f64().unwrap_or(f64::NAN),
-                r["class_names"]
-                    .as_array()
-                    .map(|a| a
-                        .iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "))
-                    .unwrap_or_default(),
-                r["evals"],
-                r["efficiency_error"].as_f64().unwrap_or(f64::NAN),
-                r["seconds"].as_f64().unwrap_or(f64::NAN),
-            );
-        }
-        println!(
-            "  total {:.3} s for {} images ({:.3} s in the model{})",
-            seconds,
-            items.len(),
-            explanation.stats.model_time.as_secs_f64(),
-            incremental
-                .as_ref()
-                .map(|m| format!(
-                    ", incremental: {:.0}% of a full evaluation's work",
-                    100.0 * m.stats().work_fraction()
-                ))
-                .unwrap_or_default()
-        );
-    }
     if let Some(p) = &args.npz {
-        common::atomic(p, |tmp| explanation.save_npz(tmp).map_err(Into::into))?;
+        explanation.save_npz(p)?;
     }
     if let Some(p) = &args.json {
         let json = serde_json::json!({
@@ -279,7 +240,7 @@ pub fn run(args: Args) -> Result<()> {
             "incremental_work_fraction": incremental.as_ref().map(|m| m.stats().work_fraction()),
             "images": rows,
         });
-        common::write_text_atomic(p, &serde_json::to_string_pretty(&json)?)?;
+        shap_io::write_bytes(p, serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     if let Some(p) = &args.plot {
         let titles = rows
@@ -288,7 +249,75 @@ pub fn run(args: Args) -> Result<()> {
             .collect();
         super::plot::draw(&explanation, titles, shap_plot::ColorScale::Global, p)?;
     }
+    let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
+    if !quiet {
+        common::print(|o| {
+            writeln!(
+                o,
+                "{} explanations with masker {} ({} outputs):",
+                explanation.algorithm,
+                spec,
+                if head == Head::Logits {
+                    "logits"
+                } else {
+                    "probabilities"
+                }
+            )?;
+            for r in &rows {
+                writeln!(
+                    o,
+                    "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
+                    r["source"].as_str().unwrap_or(""),
+                    r["true_name"].as_str().unwrap_or("-"),
+                    r["predicted_name"].as_str().unwrap_or(""),
+                    r["probability"].as_f64().unwrap_or(f64::NAN),
+                    r["class_names"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default(),
+                    r["evals"],
+                    r["efficiency_error"].as_f64().unwrap_or(f64::NAN),
+                    r["seconds"].as_f64().unwrap_or(f64::NAN),
+                )?;
+            }
+            writeln!(
+                o,
+                "  total {:.3} s for {} images ({:.3} s in the model{})",
+                seconds,
+                items.len(),
+                explanation.stats.model_time.as_secs_f64(),
+                incremental
+                    .as_ref()
+                    .map(|m| format!(
+                        ", incremental: {:.0}% of a full evaluation's work",
+                        100.0 * m.stats().work_fraction()
+                    ))
+                    .unwrap_or_default()
+            )
+        })?;
+    }
     Ok(())
+}
+
+/// Validate every output and keep them apart from each other and from the inputs.
+fn check_files(args: &Args) -> Result<()> {
+    let mut inputs = vec![("--model", args.model.as_path())];
+    inputs.extend(args.image.iter().map(|p| ("--image", p.as_path())));
+    common::check_outputs(
+        &[
+            (args.npz.as_deref(), OutputSpec::binary("--npz")),
+            (args.json.as_deref(), OutputSpec::text("--json")),
+            (
+                args.plot.as_deref(),
+                OutputSpec::file("--plot", common::FIGURE),
+            ),
+        ],
+        &inputs,
+    )
 }
 
 fn row_json(item: &Item, i: usize, probs: &[f32], e: &Explanation) -> serde_json::Value {

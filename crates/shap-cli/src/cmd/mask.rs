@@ -4,8 +4,11 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use shap_io::OutputSpec;
 use shap_mask::npy::{self, NpyData};
 use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
+
+use super::common;
 
 /// Flags of `shap-cli mask`.
 #[derive(clap::Args)]
@@ -14,8 +17,9 @@ use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
     after_help = "Examples:\n  shap-cli mask --masker inpaint_telea --index 0 --keep keep.npy --out masked.npy --png masked.png\n  shap-cli mask --masker \"blur(28,28)\" --image shirt.png --keep keep.npy --out masked.npy"
 )]
 pub struct Args {
-    /// Masker in shap's spelling: `blur(KW,KH)`, `inpaint_telea`, `inpaint_ns`, or a number.
-    #[arg(long, value_name = "SPEC")]
+    /// Masker in shap's spelling: `blur(KW,KH)`, `inpaint_telea`, `inpaint_ns`, or a number
+    /// (negative numbers too: `--masker -1`).
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub masker: String,
     /// Index of a Fashion-MNIST test image.
     #[arg(long, value_name = "I")]
@@ -88,6 +92,15 @@ fn encode_png(img: &[f32], shape: ImageShape) -> anyhow::Result<Vec<u8>> {
 /// Run `shap-cli mask`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let spec: MaskerSpec = args.masker.parse()?;
+    let mut inputs = vec![("--keep", args.keep.as_path())];
+    inputs.extend(args.image.as_deref().map(|p| ("--image", p)));
+    common::check_outputs(
+        &[
+            (Some(args.out.as_path()), OutputSpec::binary("--out")),
+            (args.png.as_deref(), OutputSpec::file("--png", &["png"])),
+        ],
+        &inputs,
+    )?;
     let mode = if args.shap_compat {
         MaskMode::ShapCompat
     } else {
@@ -108,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
         (None, Some(p)) => {
-            let (img, shape) = super::common::read_grey_png(p)?;
+            let (img, shape) = common::read_grey_png(p)?;
             (img, shape, p.display().to_string())
         }
         _ => bail!("give exactly one of --index and --image"),
@@ -124,22 +137,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out = prepared.masked(&keep)?;
     npy::write_f32(&args.out, &[shape.height, shape.width], &out)?;
     if let Some(png) = &args.png {
-        npy::write_atomic(png, &encode_png(&out, shape)?)?;
+        shap_io::write_bytes(png, &encode_png(&out, shape)?)?;
     }
-    if args.quiet {
+    if args.quiet || common::any_stdout(&[Some(args.out.as_path())]) {
         return Ok(());
     }
     let kept = keep.iter().filter(|&&k| k).count();
-    println!(
-        "{spec} ({mode}) on {what} {}x{}: kept {kept}, hidden {} -> {}{}",
-        shape.height,
-        shape.width,
-        keep.len() - kept,
-        args.out.display(),
-        args.png
-            .as_ref()
-            .map(|p| format!(", {}", p.display()))
-            .unwrap_or_default()
-    );
-    Ok(())
+    common::print(|o| {
+        writeln!(
+            o,
+            "{spec} ({mode}) on {what} {}x{}: kept {kept}, hidden {} -> {}{}",
+            shape.height,
+            shape.width,
+            keep.len() - kept,
+            args.out.display(),
+            args.png
+                .as_ref()
+                .map(|p| format!(", {}", p.display()))
+                .unwrap_or_default()
+        )
+    })
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use shap_explain::Explanation;
+use shap_io::OutputSpec;
 use shap_plot::ColorScale;
 
 /// Flags of `shap-cli plot`.
@@ -31,25 +32,38 @@ pub struct Args {
 
 /// Run `shap-cli plot`.
 pub fn run(args: Args) -> Result<()> {
-    let e = Explanation::load_npz(&args.npz)?;
+    super::common::check_outputs(
+        &[(
+            Some(args.out.as_path()),
+            OutputSpec::file("--out", super::common::FIGURE),
+        )],
+        &[("--npz", &args.npz)],
+    )?;
     let scale = match (args.per_row_scale, args.vmax) {
-        (_, Some(v)) if !(v.is_finite() && v > 0.0) => {
-            bail!("--vmax must be a positive number, got {v}")
+        (_, Some(v)) if !(v.is_finite() && v > 0.0 && v <= shap_plot::MAX_VMAX) => {
+            bail!(
+                "--vmax must be a positive number of at most {:e}, got {v:e}",
+                shap_plot::MAX_VMAX
+            )
         }
         (_, Some(v)) => ColorScale::Fixed(v),
         (true, None) => ColorScale::PerRow,
         (false, None) => ColorScale::Global,
     };
+    let e = Explanation::load_npz(&args.npz)?;
     draw(&e, vec![None; e.num_images], scale, &args.out)?;
-    if !args.quiet {
-        println!(
+    if args.quiet {
+        return Ok(());
+    }
+    super::common::print(|o| {
+        writeln!(
+            o,
             "wrote {} ({} rows x {} outputs)",
             args.out.display(),
             e.num_images,
             e.num_outputs
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Draw `e` with optional per-row titles into `out` (written atomically by shap-plot).

@@ -3,8 +3,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use super::common;
 use anyhow::Context;
 use shap_data::FashionMnist;
+use shap_io::OutputSpec;
 use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig};
 
 /// Flags of `shap-cli train`.
@@ -53,15 +55,45 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// Check every flag and output before any work: nothing is trained that cannot be saved.
+fn check_args(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.epochs != Some(0),
+        "--epochs must be at least 1 (0 would save an untrained checkpoint)"
+    );
+    anyhow::ensure!(
+        args.batch_size != Some(0),
+        "--batch-size must be at least 1"
+    );
+    anyhow::ensure!(args.limit != Some(0), "--limit must be at least 1");
+    if let Some(lr) = args.lr {
+        anyhow::ensure!(
+            lr.is_finite() && lr > 0.0,
+            "--lr must be a positive number, got {lr}"
+        );
+    }
+    common::check_outputs(
+        &[
+            (Some(args.out.as_path()), OutputSpec::binary("--out")),
+            (args.history.as_deref(), OutputSpec::text("--history")),
+            (
+                args.plot.as_deref(),
+                OutputSpec::file("--plot", common::FIGURE),
+            ),
+        ],
+        &[],
+    )
+}
+
 /// Run `shap-cli train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_args(&args)?;
     let preset: Preset = args.preset.parse()?;
     let mut cfg = TrainConfig::preset(preset);
     if let Some(e) = args.epochs {
         cfg.epochs = e;
     }
     if let Some(b) = args.batch_size {
-        anyhow::ensure!(b > 0, "--batch-size must be at least 1");
         cfg.batch_size = b;
     }
     if let Some(lr) = args.lr {
@@ -69,48 +101,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     cfg.seed = args.seed;
     cfg.progress = !args.quiet && std::io::stderr().is_terminal();
+    let quiet =
+        args.quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
     let device = shap_model::device(&args.device)?;
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let full = Dataset::new(data.train.images(), data.train.labels())?;
     let train = match args.limit {
-        Some(n) => {
-            anyhow::ensure!(n > 0, "--limit must be at least 1");
-            full.take(n)
-        }
+        Some(n) => full.take(n),
         None => full,
     };
     let test = Dataset::new(data.test.images(), data.test.labels())?;
     let cnn = Cnn::new(cfg.seed, cfg.head, &device)?;
-    if !args.quiet {
-        println!(
-            "training {} parameters on {} images ({} preset: {} epochs, batch {}, lr {}, seed {}, device {})",
-            cnn.num_parameters(),
-            train.len(),
-            preset.as_str(),
-            cfg.epochs,
-            cfg.batch_size,
-            cfg.lr,
-            cfg.seed,
-            args.device
-        );
-    }
-    let quiet = args.quiet;
-    let history = shap_model::train(&cnn, &cfg, &train, Some(&test), |e| {
+    // Progress lines are best effort: a closed or full stdout must not lose the training,
+    // and the final line reports the error after the files are saved.
+    let progress = |line: String| {
         if !quiet {
-            println!("{e}");
+            let _ = common::print(|o| writeln!(o, "{line}"));
         }
+    };
+    progress(format!(
+        "training {} parameters on {} images ({} preset: {} epochs, batch {}, lr {}, seed {}, device {})",
+        cnn.num_parameters(),
+        train.len(),
+        preset.as_str(),
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.seed,
+        args.device
+    ));
+    let history = shap_model::train(&cnn, &cfg, &train, Some(&test), |e| {
+        progress(e.to_string());
     })?;
+    save(&args, &cnn, &cfg, preset, &history)?;
+    if quiet {
+        return Ok(());
+    }
+    common::print(|o| writeln!(o, "saved {}", args.out.display()))
+}
+
+/// Write the checkpoint, and the history and curves when asked.
+fn save(
+    args: &Args,
+    cnn: &Cnn,
+    cfg: &TrainConfig,
+    preset: Preset,
+    history: &shap_model::History,
+) -> anyhow::Result<()> {
     let meta = CheckpointMeta {
         preset: preset.as_str().to_string(),
         head: cfg.head,
         seed: cfg.seed,
         epochs: cfg.epochs,
     };
-    shap_model::save(&cnn, &meta, &args.out)
-        .with_context(|| format!("saving {}", args.out.display()))?;
+    shap_model::save(cnn, &meta, &args.out)?;
     if let Some(h) = &args.history {
-        let json = serde_json::to_vec_pretty(&history)?;
-        shap_model::checkpoint::write_atomic(h, &json)?;
+        shap_io::write_bytes(h, &serde_json::to_vec_pretty(history)?)?;
     }
     if let Some(p) = &args.plot {
         let points: Vec<shap_plot::EpochPoint> = history
@@ -125,9 +171,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
             .collect();
         shap_plot::training_curves_plot(&points, p)?;
-    }
-    if !quiet {
-        println!("saved {}", args.out.display());
     }
     Ok(())
 }

@@ -1,16 +1,53 @@
 //! Helpers shared by the CLI's process tests.
+#![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// Run the built `shap-cli` binary with `args` and collect its output.
+/// Address-space limit (KiB) every CLI process in these tests runs under, so a runaway
+/// allocation fails the test instead of the machine.
+pub const ULIMIT_KIB: u64 = 2 * 1024 * 1024;
+
+/// A `shap-cli` command with `args`, run under `ulimit -v` [`ULIMIT_KIB`].
+pub fn cli_command(args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("ulimit -v {ULIMIT_KIB}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_shap-cli"))
+        .args(args);
+    c
+}
+
+/// Run the built `shap-cli` binary with `args` (under the memory limit) and collect its output.
 pub fn shap_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shap-cli"))
-        .args(args)
-        .output()
-        .unwrap()
+    cli_command(args).output().unwrap()
 }
 
 /// Process output bytes as text (lossy UTF-8).
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Writes a small plain-IDX dataset (`n_train`, `n_test` images of 28x28, label `i % 10`).
+pub fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
+    let images = |n: u32| {
+        let mut v = Vec::new();
+        for w in [0x803u32, n, 28, 28] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        v.extend((0..n * 784).map(|k| (k % 251) as u8));
+        v
+    };
+    let labels = |n: u32| {
+        let mut v = Vec::new();
+        for w in [0x801u32, n] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        v.extend((0..n).map(|i| (i % 10) as u8));
+        v
+    };
+    std::fs::write(dir.join("train-images-idx3-ubyte"), images(n_train)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(n_train)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(n_test)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(n_test)).unwrap();
 }

@@ -1,0 +1,27 @@
+//! File input and output with the guarantees every command of the toolkit promises.
+//!
+//! - [`write_atomic`] / [`write_bytes`]: the one output writer. A regular file (or a missing
+//!   path) is written to a short-named temporary file in the same directory and renamed over
+//!   the target, so a reader never sees a partial file, even after a SIGKILL. Symlinks are
+//!   followed (the file they point at is replaced, the link stays); character devices and
+//!   FIFOs are written in place and never replaced; `-` is standard output.
+//! - [`validate_output`] and [`check_distinct`]: checks run before any work, so a command
+//!   never computes for minutes and then finds it cannot save, or overwrites its own input.
+//! - [`read_bounded`]: the one input reader. A regular file's size is checked against the
+//!   limit before anything is read; anything else (a device, a FIFO) is read up to the limit.
+//! - [`npy`]: the strict `.npy` preamble and header parser (the header is the Python literal
+//!   dict NumPy writes, parsed as such).
+
+mod error;
+pub mod npy;
+mod output;
+mod read;
+mod validate;
+
+pub use error::IoError;
+pub use output::{STDOUT, write_atomic, write_bytes};
+pub use read::read_bounded;
+pub use validate::{OutputSpec, check_distinct, validate_output};
+
+/// Mebibytes, for limits in messages.
+pub const MIB: u64 = 1 << 20;
