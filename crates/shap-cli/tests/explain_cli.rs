@@ -226,9 +226,13 @@ fn explain_and_plot_errors_are_clean() {
         ]),
         "inpaint",
     );
-    assert_clean_failure(
-        &shap_cli(&["explain", "--model", m, "--image", s(&big)]),
-        "32x32",
+    // Images of another size are resized to the model's input, with a note.
+    let out = shap_cli(&["explain", "--model", m, "--image", s(&big), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("(32x32) was resized (bilinear)"),
+        "{}",
+        text(&out.stderr)
     );
     assert_clean_failure(
         &shap_cli(&["explain", "--model", m, "--image", s(&img), "--top-k", "11"]),

@@ -28,7 +28,9 @@ fn write_png(path: &Path) -> Vec<f32> {
 }
 
 fn keep_mask() -> Vec<bool> {
-    (0..H * W).map(|p| !(p * 7 + p / W).is_multiple_of(3)).collect()
+    (0..H * W)
+        .map(|p| !(p * 7 + p / W).is_multiple_of(3))
+        .collect()
 }
 
 fn read_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {

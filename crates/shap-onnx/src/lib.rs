@@ -39,9 +39,15 @@ pub const DEFAULT_MAX_ROWS: usize = 64;
 /// A tract error as a standard error, kept as a cause.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The largest model file read (protobuf itself stops at 2 GiB).
+pub const MAX_MODEL_BYTES: u64 = 2 << 30;
+
 /// Why an ONNX model cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
+    /// The file could not be read (missing, a directory, larger than [`MAX_MODEL_BYTES`]...).
+    #[error("cannot read the model")]
+    Read(#[source] shap_io::IoError),
     /// The file could not be read or is not a valid ONNX model.
     #[error("{}: not a readable ONNX model", path.display())]
     Parse {
@@ -119,8 +125,10 @@ impl OnnxClassifier {
             path: path.to_path_buf(),
             source,
         };
+        let bytes = shap_io::read_bounded(path, MAX_MODEL_BYTES, "an ONNX model")
+            .map_err(OnnxError::Read)?;
         let model = tract_onnx::onnx()
-            .model_for_path(path)
+            .model_for_read(&mut bytes.as_slice())
             .map_err(|e| parse(e.into()))?;
         let count = model.inputs.len();
         if count != 1 {

@@ -110,28 +110,21 @@ pub fn head(output: Option<&str>, checkpoint: Head) -> Head {
     }
 }
 
-/// Most permutation-order memory a run may ask for (each order is `M` indices per pass).
-pub const MAX_ORDER_BYTES: usize = 256 << 20;
+/// Most Permutation passes per image a run may ask for: orders are drawn one pass at a time,
+/// so memory is no limit, but a budget beyond this would run for days.
+pub const MAX_PASSES: usize = 100_000;
 
-/// Refuse a Permutation `--max-evals` whose orders for `images` images of `features`
-/// features could not fit in [`MAX_ORDER_BYTES`] (the explainer draws them all up front),
-/// naming the largest value that fits.
-pub fn check_permutation_budget(
-    max_evals: Option<usize>,
-    images: usize,
-    features: usize,
-) -> Result<()> {
+/// Refuse a Permutation `--max-evals` asking for more than [`MAX_PASSES`] passes over images
+/// of `features` features, naming the largest value that fits.
+pub fn check_permutation_budget(max_evals: Option<usize>, features: usize) -> Result<()> {
     let Some(me) = max_evals else { return Ok(()) };
     let per_pass = 2 * features + 1;
-    let pass_bytes = images.max(1) * features * std::mem::size_of::<usize>();
-    let max_passes = MAX_ORDER_BYTES / pass_bytes.max(1);
-    if me / per_pass > max_passes {
+    if me / per_pass > MAX_PASSES {
         bail!(
-            "--max-evals {me} asks for {} permutation passes per image; with {images} image(s) \
-             the limit is {max_passes} passes ({} MiB of orders): use --max-evals {} or less",
+            "--max-evals {me} asks for {} permutation passes per image; the limit is \
+             {MAX_PASSES}: use --max-evals {} or less",
             me / per_pass,
-            MAX_ORDER_BYTES >> 20,
-            (max_passes + 1) * per_pass - 1
+            (MAX_PASSES + 1) * per_pass - 1
         );
     }
     Ok(())

@@ -1,30 +1,34 @@
-//! `shap-cli explain`: Partition or Permutation SHAP explanations of test images.
+//! `shap-cli explain`: Partition or Permutation SHAP explanations of test images or image
+//! files, for the tutorial CNN or any ONNX image classifier.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use shap_data::{CLASS_NAMES, FashionMnist};
+use serde::Serialize;
+use shap_data::FashionMnist;
 use shap_explain::{
-    BatchModel, Explanation, ImageShape, OrderRng, OutputSelection, PartitionExplainer,
+    Explanation, ImageShape, InputLayout, OrderRng, OutputSelection, PartitionExplainer,
     PermutationExplainer, TieBreak,
 };
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
-use shap_model::{Head, IncrementalCnn, ModelFn};
 
 use super::common;
+use super::network::{Eval, Network, Options, class_names};
 
 /// Flags of `shap-cli explain`.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
     shap-cli explain --model model.safetensors --masker inpaint_telea --correct 4 --plot telea.png\n  \
     shap-cli explain --model model.safetensors --algorithm permutation --max-evals 1600 --wrong 4 --npz perm.npz\n  \
-    shap-cli explain --model model.safetensors --indices 0,1,2,3 --classes 0,9 --json out.json")]
+    shap-cli explain --model model.safetensors --indices 0,1,2,3 --classes 0,9 --json out.json\n  \
+    shap-cli explain --model resnet.onnx --image cat.jpg --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --labels imagenet.txt --softmax --masker 'blur(32,32)' --plot cat.png")]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["indices", "correct", "wrong", "image"]))]
 pub struct Args {
-    /// Checkpoint written by `shap-cli train`.
-    #[arg(long, value_name = "MODEL.safetensors")]
+    /// The model: a checkpoint written by `shap-cli train` (.safetensors), or an ONNX image
+    /// classifier (.onnx) with one (N, C, H, W) or (N, H, W, C) input and one (N, K) output.
+    #[arg(long, value_name = "MODEL.safetensors|MODEL.onnx")]
     pub model: PathBuf,
     /// Explainer: `partition` (Owen values over shap's image hierarchy) or `permutation`
     /// (antithetic, hierarchy-respecting orders).
@@ -43,14 +47,17 @@ pub struct Args {
     /// Explain the first N wrongly predicted test images.
     #[arg(long, value_name = "N")]
     pub wrong: Option<usize>,
-    /// Explain 28x28 greyscale PNG files (repeatable).
-    #[arg(long, value_name = "FILE.png")]
+    /// Explain image files (repeatable): PNG or JPEG of any size, converted to the model's
+    /// channels (grey or RGB) and resized to its input size with a bilinear filter; pixel
+    /// values in [0, 1].
+    #[arg(long, value_name = "FILE")]
     pub image: Vec<PathBuf>,
     /// Model evaluations per image. Partition: default 500 (shap's). Permutation: passes =
     /// max_evals / (2*784+1), so at least 1569; without it, 10 passes.
     #[arg(long, value_name = "N")]
     pub max_evals: Option<usize>,
-    /// Explain the K most likely classes of each image (default 5, as the tutorial).
+    /// Explain the K most likely classes of each image (default 5, as the tutorial, or all
+    /// outputs of a model with fewer).
     #[arg(long, value_name = "K", conflicts_with_all = ["classes", "all_classes"])]
     pub top_k: Option<usize>,
     /// Explain these class indices, comma-separated.
@@ -61,10 +68,11 @@ pub struct Args {
         conflicts_with = "all_classes"
     )]
     pub classes: Vec<usize>,
-    /// Explain all ten classes.
+    /// Explain every output of the model.
     #[arg(long)]
     pub all_classes: bool,
-    /// Explain probabilities (softmax) or logits (default: the checkpoint's head).
+    /// Tutorial checkpoints: explain probabilities (softmax) or logits (default: the
+    /// checkpoint's head).
     #[arg(long, value_parser = ["probabilities", "logits"])]
     pub output: Option<String>,
     /// Seed: Permutation orders, and (with --shap-compat) the Partition tie-break generator.
@@ -83,8 +91,31 @@ pub struct Args {
     /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
     /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
     /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "full", "incremental"])]
-    pub eval: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub eval: Eval,
+    /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
+    /// the dimension after the batch is 1 or 3, NHWC otherwise).
+    #[arg(long, value_name = "nchw|nhwc", value_parser = parse_layout)]
+    pub input_layout: Option<InputLayout>,
+    /// ONNX: per-channel mean subtracted after masking, as torchvision's Normalize (one value
+    /// applies to every channel). The maskers always work on [0, 1] pixels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,C",
+        allow_negative_numbers = true
+    )]
+    pub mean: Vec<f32>,
+    /// ONNX: per-channel standard deviation the (pixel - mean) is divided by.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub std: Vec<f32>,
+    /// ONNX: apply a softmax to the model's outputs (default: explain them as returned).
+    #[arg(long)]
+    pub softmax: bool,
+    /// Class names, one per line, one line per model output (default: Fashion-MNIST's names
+    /// for a tutorial checkpoint, output indices for an ONNX model).
+    #[arg(long, value_name = "FILE.txt")]
+    pub labels: Option<PathBuf>,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -104,17 +135,59 @@ pub struct Args {
 
 /// One image to explain, with what we know about it.
 struct Item {
-    /// Test-set index, or None for a PNG.
+    /// Test-set index, or None for an image file.
     index: Option<usize>,
     source: String,
     label: Option<u8>,
     pixels: Vec<f32>,
 }
 
+/// One explained image in the JSON summary.
+#[derive(Serialize)]
+struct Row {
+    index: Option<usize>,
+    source: String,
+    true_label: Option<u8>,
+    true_name: Option<String>,
+    predicted: usize,
+    predicted_name: String,
+    /// The model's score for the predicted class (a probability for the tutorial CNN and
+    /// for ONNX models with softmax outputs).
+    probability: f32,
+    classes: Vec<usize>,
+    class_names: Vec<String>,
+    evals: usize,
+    efficiency_error: f64,
+    seconds: f64,
+    title: String,
+}
+
+/// The JSON summary of a run.
+#[derive(Serialize)]
+struct Summary<'a> {
+    model: String,
+    algorithm: &'a str,
+    masker: String,
+    shap_compat: bool,
+    max_evals: Option<usize>,
+    output: &'a str,
+    seed: u64,
+    total_seconds: f64,
+    model_seconds: f64,
+    model_rows: usize,
+    evaluation: &'a str,
+    incremental_work_fraction: Option<f64>,
+    images: &'a [Row],
+}
+
+fn parse_layout(s: &str) -> Result<InputLayout, String> {
+    s.parse()
+        .map_err(|e: shap_explain::ExplainError| e.to_string())
+}
+
 /// Run `shap-cli explain`.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
-    let shape = ImageShape::new(28, 28, 1);
     let spec: MaskerSpec = args.masker.parse()?;
     let mode = if args.shap_compat {
         MaskMode::ShapCompat
@@ -122,191 +195,199 @@ pub fn run(args: Args) -> Result<()> {
         MaskMode::Default
     };
     let masker = Masker::new(spec, mode);
-    let outputs = if args.all_classes {
+    let net = Network::load(&args.model, &options(&args))?;
+    let names = class_names(args.labels.as_deref(), &net)?;
+    let outputs = output_selection(&args, names.len())?;
+    let items = select_images(&args, &net)?;
+    let images: Vec<f32> = items.iter().flat_map(|i| i.pixels.clone()).collect();
+    let scores = net.scores(&images)?;
+    if args.algorithm == "permutation" {
+        common::check_permutation_budget(args.max_evals, net.shape().features())?;
+    }
+    let start = Instant::now();
+    let explanation = explain(&args, &net, &images, &masker, outputs, names.clone())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let rows: Vec<Row> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| row(item, i, &scores, &names, &explanation))
+        .collect();
+    save(&args, &net, &explanation, &rows, seconds, spec)?;
+    let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
+    if !quiet {
+        print_summary(&net, &explanation, &rows, seconds, spec)?;
+    }
+    Ok(())
+}
+
+fn options(args: &Args) -> Options<'_> {
+    Options {
+        device: &args.device,
+        eval: args.eval,
+        head: args.output.as_deref(),
+        layout: args.input_layout,
+        mean: &args.mean,
+        std: &args.std,
+        softmax: args.softmax,
+    }
+}
+
+/// `--top-k` / `--classes` / `--all-classes` for a model with `k` outputs. An explicit
+/// `--top-k` above `k` is an error; the default top 5 explains all outputs of a smaller model.
+fn output_selection(args: &Args, k: usize) -> Result<OutputSelection> {
+    let selection = if args.all_classes {
         OutputSelection::All
     } else if !args.classes.is_empty() {
         OutputSelection::Indices(args.classes.clone())
     } else {
-        OutputSelection::TopK(args.top_k.unwrap_or(5))
+        match args.top_k {
+            Some(t) if t > k => {
+                bail!("--top-k {t}: the model has only {k} outputs (use --all-classes)")
+            }
+            Some(t) => OutputSelection::TopK(t),
+            None => OutputSelection::default(),
+        }
     };
-    outputs.validate(CLASS_NAMES.len())?;
+    selection.validate(k)?;
+    Ok(selection)
+}
 
-    let on_cpu = args.device.split(':').next() == Some("cpu");
-    let incremental_eval = match args.eval.as_str() {
-        "incremental" if !on_cpu => bail!(
-            "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
-            args.device
-        ),
-        "incremental" => true,
-        "full" => false,
-        _ => on_cpu,
+/// Run the chosen explainer.
+fn explain(
+    args: &Args,
+    net: &Network,
+    images: &[f32],
+    masker: &Masker,
+    outputs: OutputSelection,
+    names: Vec<String>,
+) -> Result<Explanation> {
+    let shape = net.shape();
+    let compat_seed = || -> Result<u32> {
+        u32::try_from(args.seed).context("--seed must fit in 32 bits with --shap-compat")
     };
-    let device = shap_model::device(&args.device)?;
-    let ckpt = shap_model::load(&args.model, &device)?;
-    let head = common::head(args.output.as_deref(), ckpt.meta.head);
-    let incremental = if incremental_eval {
-        let mut w = ckpt.cnn.cpu_weights()?;
-        w.head = head;
-        Some(IncrementalCnn::from_weights(&w)?)
-    } else {
-        None
-    };
-    let full = ModelFn::with_head(&ckpt.cnn, head)?;
-    let model: &dyn BatchModel = match &incremental {
-        Some(m) => m,
-        None => &full,
-    };
-    let probs_model = ModelFn::with_head(&ckpt.cnn, Head::Softmax)?;
-
-    let items = select_images(&args, &probs_model)?;
-    if items.is_empty() {
-        bail!(
-            "no images to explain (the test set has fewer correct/wrong predictions than asked?)"
-        );
-    }
-    let images: Vec<f32> = items
-        .iter()
-        .flat_map(|i| i.pixels.iter().copied())
-        .collect();
-    let probs = probs_model.predict(&images)?;
     if args.algorithm == "permutation" {
-        common::check_permutation_budget(args.max_evals, items.len(), shape.features())?;
-    }
-
-    let names: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
-    let start = Instant::now();
-    let explanation = match args.algorithm.as_str() {
-        "permutation" => {
-            let mut e = PermutationExplainer {
-                max_evals: args.max_evals,
-                outputs,
-                output_names: Some(names),
-                shap_compat: args.shap_compat,
-                ..PermutationExplainer::default()
-            };
-            if args.shap_compat {
-                e.rng = OrderRng::NumpyLegacy(
-                    u32::try_from(args.seed)
-                        .context("--seed must fit in 32 bits with --shap-compat")?,
-                );
+        let e = PermutationExplainer {
+            max_evals: args.max_evals,
+            outputs,
+            output_names: Some(names),
+            shap_compat: args.shap_compat,
+            rng: if args.shap_compat {
+                OrderRng::NumpyLegacy(compat_seed()?)
             } else {
-                e.rng = OrderRng::Seeded(args.seed);
-            }
-            e.explain(model, &images, shape, &masker)?
-        }
-        _ => {
-            let mut e = PartitionExplainer {
-                outputs,
-                output_names: Some(names),
-                ..PartitionExplainer::default()
-            };
-            if let Some(me) = args.max_evals {
-                e.budget = shap_explain::Budget::MaxEvals(me);
-            }
-            if args.shap_compat {
-                e.tie_break = TieBreak::NumpyLegacy {
-                    seed: args
-                        .seed
-                        .try_into()
-                        .context("--seed must fit in 32 bits with --shap-compat")?,
-                };
-            }
-            e.explain(model, &images, shape, &masker)?
-        }
+                OrderRng::Seeded(args.seed)
+            },
+            ..PermutationExplainer::default()
+        };
+        return Ok(e.explain(net.model(), images, shape, masker)?);
+    }
+    let mut e = PartitionExplainer {
+        outputs,
+        output_names: Some(names),
+        ..PartitionExplainer::default()
     };
-    let seconds = start.elapsed().as_secs_f64();
+    if let Some(me) = args.max_evals {
+        e.budget = shap_explain::Budget::MaxEvals(me);
+    }
+    if args.shap_compat {
+        e.tie_break = TieBreak::NumpyLegacy {
+            seed: compat_seed()?,
+        };
+    }
+    Ok(e.explain(net.model(), images, shape, masker)?)
+}
 
-    let rows: Vec<serde_json::Value> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| row_json(item, i, &probs, &explanation))
-        .collect();
+/// Write the requested files (npz, JSON, figure).
+fn save(
+    args: &Args,
+    net: &Network,
+    explanation: &Explanation,
+    rows: &[Row],
+    seconds: f64,
+    spec: MaskerSpec,
+) -> Result<()> {
     if let Some(p) = &args.npz {
         explanation.save_npz(p)?;
     }
     if let Some(p) = &args.json {
-        let json = serde_json::json!({
-            "model": args.model.display().to_string(),
-            "algorithm": explanation.algorithm.name(),
-            "masker": spec.to_string(),
-            "shap_compat": args.shap_compat,
-            "max_evals": args.max_evals,
-            "output": if head == Head::Logits { "logits" } else { "probabilities" },
-            "seed": args.seed,
-            "total_seconds": seconds,
-            "model_seconds": explanation.stats.model_time.as_secs_f64(),
-            "model_rows": explanation.stats.model_rows,
-            "evaluation": if incremental.is_some() { "incremental" } else { "full" },
-            "incremental_work_fraction": incremental.as_ref().map(|m| m.stats().work_fraction()),
-            "images": rows,
-        });
-        shap_io::write_bytes(p, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        let summary = Summary {
+            model: args.model.display().to_string(),
+            algorithm: explanation.algorithm.name(),
+            masker: spec.to_string(),
+            shap_compat: args.shap_compat,
+            max_evals: args.max_evals,
+            output: net.outputs_kind(),
+            seed: args.seed,
+            total_seconds: seconds,
+            model_seconds: explanation.stats.model_time.as_secs_f64(),
+            model_rows: explanation.stats.model_rows,
+            evaluation: net.evaluation(),
+            incremental_work_fraction: net.work_fraction(),
+            images: rows,
+        };
+        shap_io::write_bytes(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     }
     if let Some(p) = &args.plot {
-        let titles = rows
-            .iter()
-            .map(|r| r["title"].as_str().map(str::to_string))
-            .collect();
-        super::plot::draw(&explanation, titles, shap_plot::ColorScale::Global, p)?;
-    }
-    let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
-    if !quiet {
-        common::print(|o| {
-            writeln!(
-                o,
-                "{} explanations with masker {} ({} outputs):",
-                explanation.algorithm,
-                spec,
-                if head == Head::Logits {
-                    "logits"
-                } else {
-                    "probabilities"
-                }
-            )?;
-            for r in &rows {
-                writeln!(
-                    o,
-                    "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
-                    r["source"].as_str().unwrap_or(""),
-                    r["true_name"].as_str().unwrap_or("-"),
-                    r["predicted_name"].as_str().unwrap_or(""),
-                    r["probability"].as_f64().unwrap_or(f64::NAN),
-                    r["class_names"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .filter_map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default(),
-                    r["evals"],
-                    r["efficiency_error"].as_f64().unwrap_or(f64::NAN),
-                    r["seconds"].as_f64().unwrap_or(f64::NAN),
-                )?;
-            }
-            writeln!(
-                o,
-                "  total {:.3} s for {} images ({:.3} s in the model{})",
-                seconds,
-                items.len(),
-                explanation.stats.model_time.as_secs_f64(),
-                incremental
-                    .as_ref()
-                    .map(|m| format!(
-                        ", incremental: {:.0}% of a full evaluation's work",
-                        100.0 * m.stats().work_fraction()
-                    ))
-                    .unwrap_or_default()
-            )
-        })?;
+        let titles = rows.iter().map(|r| Some(r.title.clone())).collect();
+        super::plot::draw(explanation, titles, shap_plot::ColorScale::Global, p)?;
     }
     Ok(())
+}
+
+fn print_summary(
+    net: &Network,
+    e: &Explanation,
+    rows: &[Row],
+    seconds: f64,
+    spec: MaskerSpec,
+) -> Result<()> {
+    common::print(|o| {
+        writeln!(
+            o,
+            "{} explanations with masker {} ({}):",
+            e.algorithm,
+            spec,
+            net.outputs_kind()
+        )?;
+        for r in rows {
+            writeln!(
+                o,
+                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
+                r.source,
+                r.true_name.as_deref().unwrap_or("-"),
+                r.predicted_name,
+                r.probability,
+                r.class_names.join(", "),
+                r.evals,
+                r.efficiency_error,
+                r.seconds,
+            )?;
+        }
+        let work = net
+            .work_fraction()
+            .map(|w| {
+                format!(
+                    ", incremental: {:.0}% of a full evaluation's work",
+                    100.0 * w
+                )
+            })
+            .unwrap_or_default();
+        writeln!(
+            o,
+            "  total {:.3} s for {} images ({:.3} s in the model{work})",
+            seconds,
+            rows.len(),
+            e.stats.model_time.as_secs_f64(),
+        )
+    })
 }
 
 /// Validate every output and keep them apart from each other and from the inputs.
 fn check_files(args: &Args) -> Result<()> {
     let mut inputs = vec![("--model", args.model.as_path())];
     inputs.extend(args.image.iter().map(|p| ("--image", p.as_path())));
+    if let Some(l) = &args.labels {
+        inputs.push(("--labels", l.as_path()));
+    }
     common::check_outputs(
         &[
             (args.npz.as_deref(), OutputSpec::binary("--npz")),
@@ -320,90 +401,64 @@ fn check_files(args: &Args) -> Result<()> {
     )
 }
 
-fn row_json(item: &Item, i: usize, probs: &[f32], e: &Explanation) -> serde_json::Value {
-    let p = probs.get(i * 10..(i + 1) * 10).unwrap_or(&[]);
-    let pred = shap_explain::top_k(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), 1)
-        .first()
-        .copied()
-        .unwrap_or(0);
-    let prob = p.get(pred).copied().unwrap_or(f32::NAN);
+/// The predicted class of image `i` from `scores` (`n * K`): index and score.
+fn predicted(scores: &[f32], i: usize, k: usize) -> (usize, f32) {
+    let p = scores.get(i * k..(i + 1) * k).unwrap_or(&[]);
+    let wide: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+    let pred = shap_explain::top_k(&wide, 1).first().copied().unwrap_or(0);
+    (pred, p.get(pred).copied().unwrap_or(f32::NAN))
+}
+
+fn row(item: &Item, i: usize, scores: &[f32], names: &[String], e: &Explanation) -> Row {
+    let (pred, prob) = predicted(scores, i, names.len());
     let k = e.num_outputs;
-    let classes = e
-        .output_indices
-        .get(i * k..(i + 1) * k)
-        .unwrap_or(&[])
-        .to_vec();
-    let true_name = item
-        .label
-        .and_then(|l| CLASS_NAMES.get(usize::from(l)).copied());
-    let pred_name = CLASS_NAMES.get(pred).copied().unwrap_or("?");
-    let title = match true_name {
+    let true_name = item.label.and_then(|l| names.get(usize::from(l)).cloned());
+    let pred_name = names.get(pred).cloned().unwrap_or_else(|| pred.to_string());
+    let title = match &true_name {
         Some(t) => format!("true: {t} | pred: {pred_name} ({prob:.2})"),
         None => format!("pred: {pred_name} ({prob:.2})"),
     };
-    serde_json::json!({
-        "index": item.index,
-        "source": item.source,
-        "true_label": item.label,
-        "true_name": true_name,
-        "predicted": pred,
-        "predicted_name": pred_name,
-        "probability": prob,
-        "classes": classes,
-        "class_names": e.output_names.get(i).cloned().unwrap_or_default(),
-        "evals": e.evals.get(i).copied().unwrap_or(0),
-        "efficiency_error": e.efficiency_errors.get(i).copied().unwrap_or(f64::NAN),
-        "seconds": e.image_times.get(i).copied().unwrap_or(f64::NAN),
-        "title": title,
-    })
+    Row {
+        index: item.index,
+        source: item.source.clone(),
+        true_label: item.label,
+        true_name,
+        predicted: pred,
+        predicted_name: pred_name,
+        probability: prob,
+        classes: e
+            .output_indices
+            .get(i * k..(i + 1) * k)
+            .unwrap_or(&[])
+            .to_vec(),
+        class_names: e.output_names.get(i).cloned().unwrap_or_default(),
+        evals: e.evals.get(i).copied().unwrap_or(0),
+        efficiency_error: e.efficiency_errors.get(i).copied().unwrap_or(f64::NAN),
+        seconds: e.image_times.get(i).copied().unwrap_or(f64::NAN),
+        title,
+    }
 }
 
-fn select_images(args: &Args, probs_model: &ModelFn) -> Result<Vec<Item>> {
+/// The images to explain: files (`--image`) or Fashion-MNIST test images.
+fn select_images(args: &Args, net: &Network) -> Result<Vec<Item>> {
+    let shape = net.shape();
     if !args.image.is_empty() {
-        return args
-            .image
-            .iter()
-            .map(|p| {
-                Ok(Item {
-                    index: None,
-                    source: p
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    label: None,
-                    pixels: read_model_png(p)?,
-                })
-            })
-            .collect();
+        return args.image.iter().map(|p| image_item(p, shape)).collect();
+    }
+    if shape != ImageShape::new(28, 28, 1) {
+        bail!(
+            "the model takes {shape} images; Fashion-MNIST test images are 28x28x1: explain \
+             image files with --image"
+        );
     }
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let test = &data.test;
-    let indices: Vec<usize> = if !args.indices.is_empty() {
-        if let Some(bad) = args.indices.iter().find(|&&i| i >= test.len()) {
-            bail!(
-                "test index {bad} is out of range (the test set has {} images)",
-                test.len()
-            );
-        }
-        args.indices.clone()
-    } else {
-        let n = args.correct.or(args.wrong).unwrap_or(0);
-        if n == 0 {
-            bail!("--correct / --wrong need N >= 1");
-        }
-        let out = probs_model.predict(&test.all_f32())?;
-        let preds: Vec<usize> = out
-            .chunks(10)
-            .map(|r| {
-                shap_explain::top_k(&r.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), 1)
-                    .first()
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let (right, wrong) = shap_model::pick_examples(&preds, test.labels(), n);
-        if args.correct.is_some() { right } else { wrong }
-    };
+    let indices = test_indices(args, net, test)?;
+    if indices.is_empty() {
+        bail!(
+            "no images to explain (the test set has fewer correct/wrong predictions than asked?)"
+        );
+    }
     indices
         .into_iter()
         .map(|i| {
@@ -417,16 +472,59 @@ fn select_images(args: &Args, probs_model: &ModelFn) -> Result<Vec<Item>> {
         .collect()
 }
 
-/// A PNG the model can take: 28x28 grey, values in [0, 1].
-fn read_model_png(path: &std::path::Path) -> Result<Vec<f32>> {
-    let (pixels, shape) = common::read_grey_png(path)?;
-    if (shape.height, shape.width) != (28, 28) {
-        bail!(
-            "{} is {}x{} pixels; the model takes 28x28 greyscale images",
+/// `--indices`, or the first N correct / wrong predictions.
+fn test_indices(args: &Args, net: &Network, test: &shap_data::Split) -> Result<Vec<usize>> {
+    if !args.indices.is_empty() {
+        if let Some(bad) = args.indices.iter().find(|&&i| i >= test.len()) {
+            bail!(
+                "test index {bad} is out of range (the test set has {} images)",
+                test.len()
+            );
+        }
+        return Ok(args.indices.clone());
+    }
+    let n = args.correct.or(args.wrong).unwrap_or(0);
+    if n == 0 {
+        bail!("--correct / --wrong need N >= 1");
+    }
+    let scores = net.scores(&test.all_f32())?;
+    let k = net.model().num_outputs();
+    let preds: Vec<usize> = (0..test.len())
+        .map(|i| predicted(&scores, i, k).0)
+        .collect();
+    let (right, wrong) = shap_model::pick_examples(&preds, test.labels(), n);
+    Ok(if args.correct.is_some() { right } else { wrong })
+}
+
+/// An image file as the model's input.
+fn image_item(path: &Path, shape: ImageShape) -> Result<Item> {
+    let img = shap_data::load_image(path, shape.height, shape.width, shape.channels)?;
+    if img.resized || img.converted {
+        eprintln!(
+            "note: {} ({}x{}) was {}{}{} to fit the model's {shape} input",
             path.display(),
-            shape.width,
-            shape.height
+            img.original_size.0,
+            img.original_size.1,
+            if img.converted { "converted" } else { "" },
+            if img.converted && img.resized {
+                " and "
+            } else {
+                ""
+            },
+            if img.resized {
+                "resized (bilinear)"
+            } else {
+                ""
+            },
         );
     }
-    Ok(pixels)
+    Ok(Item {
+        index: None,
+        source: path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        label: None,
+        pixels: img.pixels,
+    })
 }

@@ -5,5 +5,6 @@ pub mod data;
 pub mod evaluate;
 pub mod explain;
 pub mod mask;
+pub mod network;
 pub mod plot;
 pub mod train;

@@ -1,0 +1,231 @@
+//! The model a command explains: the tutorial CNN from a `shap-cli train` checkpoint
+//! (`.safetensors`), or any ONNX image classifier (`.onnx`), chosen by the file's extension.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use shap_explain::{BatchModel, ImageShape, InputLayout, Normalize};
+use shap_model::{Head, IncrementalCnn, ModelFn};
+use shap_onnx::OnnxClassifier;
+
+/// How the tutorial CNN evaluates masked images (`--eval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Eval {
+    /// Incremental on the CPU, the full network on a GPU.
+    Auto,
+    /// Every masked image through the whole network (batched gemm).
+    Full,
+    /// Only the positions each changed pixel reaches are recomputed (CPU only).
+    Incremental,
+}
+
+/// What the user said about the model besides its file.
+pub struct Options<'a> {
+    /// `--device`.
+    pub device: &'a str,
+    /// `--eval`.
+    pub eval: Eval,
+    /// `--output` (tutorial checkpoints only).
+    pub head: Option<&'a str>,
+    /// `--input-layout` (ONNX only).
+    pub layout: Option<InputLayout>,
+    /// `--mean` / `--std` (ONNX only).
+    pub mean: &'a [f32],
+    /// `--std`.
+    pub std: &'a [f32],
+    /// `--softmax` (ONNX only).
+    pub softmax: bool,
+}
+
+/// A loaded model.
+pub enum Network {
+    /// The tutorial CNN.
+    Tutorial {
+        /// What the explainers call (the incremental or the full path).
+        full: ModelFn,
+        /// The incremental path, when chosen.
+        incremental: Option<IncrementalCnn>,
+        /// Softmax outputs, for the predicted class and its probability.
+        probs: ModelFn,
+        /// The explained outputs.
+        head: Head,
+    },
+    /// An ONNX classifier.
+    Onnx(OnnxClassifier),
+}
+
+impl Network {
+    /// Load `path` by its extension.
+    pub fn load(path: &Path, o: &Options<'_>) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("onnx") => load_onnx(path, o),
+            Some(e) if e.eq_ignore_ascii_case("safetensors") => load_tutorial(path, o),
+            _ => bail!(
+                "{}: the model must be a .safetensors checkpoint of `shap-cli train` or an .onnx \
+                 image classifier",
+                path.display()
+            ),
+        }
+    }
+
+    /// What the explainers call.
+    pub fn model(&self) -> &dyn BatchModel {
+        match self {
+            Self::Tutorial {
+                incremental: Some(m),
+                ..
+            } => m,
+            Self::Tutorial { full, .. } => full,
+            Self::Onnx(m) => m,
+        }
+    }
+
+    /// The images the model takes.
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            Self::Tutorial { .. } => ImageShape::new(28, 28, 1),
+            Self::Onnx(m) => m.image_shape(),
+        }
+    }
+
+    /// What the explained outputs are, for messages.
+    pub fn outputs_kind(&self) -> &'static str {
+        match self {
+            Self::Tutorial {
+                head: Head::Logits, ..
+            } => "logits",
+            Self::Tutorial { .. } => "probabilities",
+            Self::Onnx(_) => "model outputs",
+        }
+    }
+
+    /// `"incremental"` or `"full"` for the tutorial CNN, `"onnx"` for an ONNX model.
+    pub fn evaluation(&self) -> &'static str {
+        match self {
+            Self::Tutorial {
+                incremental: Some(_),
+                ..
+            } => "incremental",
+            Self::Tutorial { .. } => "full",
+            Self::Onnx(_) => "onnx",
+        }
+    }
+
+    /// The incremental path's share of a full evaluation's work, when it ran.
+    pub fn work_fraction(&self) -> Option<f64> {
+        match self {
+            Self::Tutorial {
+                incremental: Some(m),
+                ..
+            } => Some(m.stats().work_fraction()),
+            _ => None,
+        }
+    }
+
+    /// Scores that pick the predicted class: softmax probabilities for the tutorial CNN, the
+    /// model's own outputs for an ONNX model. `n * K` values.
+    pub fn scores(&self, images: &[f32]) -> Result<Vec<f32>> {
+        match self {
+            Self::Tutorial { probs, .. } => Ok(probs.predict(images)?),
+            Self::Onnx(m) => {
+                let shape = m.image_shape();
+                let n = images.len() / shape.features();
+                let mut out = vec![0.0; n * m.num_outputs()];
+                m.eval_batch(images, n, shape, &mut out)?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
+    if o.layout.is_some() || !o.mean.is_empty() || !o.std.is_empty() || o.softmax {
+        bail!(
+            "--input-layout, --mean, --std and --softmax are for ONNX models; a tutorial \
+             checkpoint takes [0, 1] images and has its own head (see --output)"
+        );
+    }
+    let on_cpu = o.device.split(':').next() == Some("cpu");
+    let incremental_eval = match o.eval {
+        Eval::Incremental if !on_cpu => bail!(
+            "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
+            o.device
+        ),
+        Eval::Incremental => true,
+        Eval::Full => false,
+        Eval::Auto => on_cpu,
+    };
+    let device = shap_model::device(o.device)?;
+    let ckpt = shap_model::load(path, &device)?;
+    let head = super::common::head(o.head, ckpt.meta.head);
+    let incremental = if incremental_eval {
+        let mut w = ckpt.cnn.cpu_weights()?;
+        w.head = head;
+        Some(IncrementalCnn::from_weights(&w)?)
+    } else {
+        None
+    };
+    Ok(Network::Tutorial {
+        full: ModelFn::with_head(&ckpt.cnn, head)?,
+        incremental,
+        probs: ModelFn::with_head(&ckpt.cnn, Head::Softmax)?,
+        head,
+    })
+}
+
+fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
+    if o.head.is_some() {
+        bail!(
+            "--output is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
+        );
+    }
+    if o.eval == Eval::Incremental {
+        bail!("--eval incremental is the tutorial CNN's own path; ONNX models run through tract");
+    }
+    if o.device.split(':').next() != Some("cpu") {
+        bail!(
+            "ONNX models run on the CPU (tract); got --device {}",
+            o.device
+        );
+    }
+    let mut model = OnnxClassifier::load(path, o.layout)?;
+    let shape = model.image_shape();
+    if !o.mean.is_empty() || !o.std.is_empty() {
+        let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { o.mean };
+        let std: &[f32] = if o.std.is_empty() { &[1.0] } else { o.std };
+        let norm = Normalize::new(shape.channels, 1.0, mean, std)
+            .context("--mean/--std do not fit the model")?;
+        model = model.with_normalize(norm)?;
+    }
+    Ok(Network::Onnx(model.with_softmax(o.softmax)))
+}
+
+/// Class names: `--labels FILE` (one per line, exactly one per output), else Fashion-MNIST's
+/// for the tutorial CNN, else the output indices.
+pub fn class_names(labels: Option<&Path>, net: &Network) -> Result<Vec<String>> {
+    let k = net.model().num_outputs();
+    let Some(path) = labels else {
+        return Ok(match net {
+            Network::Tutorial { .. } => shap_data::CLASS_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            Network::Onnx(_) => (0..k).map(|i| i.to_string()).collect(),
+        });
+    };
+    let bytes = shap_io::read_bounded(path, 16 * shap_io::MIB, "a labels file")?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{}: the labels file is not UTF-8 text", path.display()))?;
+    let names: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    if names.len() != k {
+        bail!(
+            "{}: {} label line(s) for a model with {k} outputs: give one name per line, one per output",
+            path.display(),
+            names.len()
+        );
+    }
+    if let Some(i) = names.iter().position(|n| n.is_empty()) {
+        bail!("{}: line {} is empty", path.display(), i + 1);
+    }
+    Ok(names)
+}
