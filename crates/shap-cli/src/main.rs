@@ -31,7 +31,7 @@ enum Command {
     /// Apply a masker to one image, to see what it does.
     Mask(cmd::mask::Args),
     /// Explain predictions with the Partition or Permutation explainer.
-    Explain(cmd::explain::Args),
+    Explain(Box<cmd::explain::Args>),
     /// Plot a saved explanation like `shap.image_plot`.
     Plot(cmd::plot::Args),
 }
@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Mask(a) => cmd::mask::run(a),
-        Command::Explain(a) => cmd::explain::run(a),
+        Command::Explain(a) => cmd::explain::run(*a),
         Command::Plot(a) => cmd::plot::run(a),
     };
     match result {

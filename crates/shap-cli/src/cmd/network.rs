@@ -37,21 +37,24 @@ pub struct Options<'a> {
     pub softmax: bool,
 }
 
+/// The tutorial CNN, ready to explain.
+pub struct Tutorial {
+    /// The full network (what the explainers call without the incremental path).
+    full: ModelFn,
+    /// The incremental path, when chosen.
+    incremental: Option<IncrementalCnn>,
+    /// Softmax outputs, for the predicted class and its probability.
+    probs: ModelFn,
+    /// The explained outputs.
+    head: Head,
+}
+
 /// A loaded model.
 pub enum Network {
     /// The tutorial CNN.
-    Tutorial {
-        /// What the explainers call (the incremental or the full path).
-        full: ModelFn,
-        /// The incremental path, when chosen.
-        incremental: Option<IncrementalCnn>,
-        /// Softmax outputs, for the predicted class and its probability.
-        probs: ModelFn,
-        /// The explained outputs.
-        head: Head,
-    },
+    Tutorial(Box<Tutorial>),
     /// An ONNX classifier.
-    Onnx(OnnxClassifier),
+    Onnx(Box<OnnxClassifier>),
 }
 
 impl Network {
@@ -71,12 +74,11 @@ impl Network {
     /// What the explainers call.
     pub fn model(&self) -> &dyn BatchModel {
         match self {
-            Self::Tutorial {
-                incremental: Some(m),
-                ..
-            } => m,
-            Self::Tutorial { full, .. } => full,
-            Self::Onnx(m) => m,
+            Self::Tutorial(t) => match &t.incremental {
+                Some(m) => m,
+                None => &t.full,
+            },
+            Self::Onnx(m) => m.as_ref(),
         }
     }
 
@@ -91,10 +93,8 @@ impl Network {
     /// What the explained outputs are, for messages.
     pub fn outputs_kind(&self) -> &'static str {
         match self {
-            Self::Tutorial {
-                head: Head::Logits, ..
-            } => "logits",
-            Self::Tutorial { .. } => "probabilities",
+            Self::Tutorial(t) if t.head == Head::Logits => "logits",
+            Self::Tutorial(_) => "probabilities",
             Self::Onnx(_) => "model outputs",
         }
     }
@@ -102,11 +102,8 @@ impl Network {
     /// `"incremental"` or `"full"` for the tutorial CNN, `"onnx"` for an ONNX model.
     pub fn evaluation(&self) -> &'static str {
         match self {
-            Self::Tutorial {
-                incremental: Some(_),
-                ..
-            } => "incremental",
-            Self::Tutorial { .. } => "full",
+            Self::Tutorial(t) if t.incremental.is_some() => "incremental",
+            Self::Tutorial(_) => "full",
             Self::Onnx(_) => "onnx",
         }
     }
@@ -114,11 +111,8 @@ impl Network {
     /// The incremental path's share of a full evaluation's work, when it ran.
     pub fn work_fraction(&self) -> Option<f64> {
         match self {
-            Self::Tutorial {
-                incremental: Some(m),
-                ..
-            } => Some(m.stats().work_fraction()),
-            _ => None,
+            Self::Tutorial(t) => t.incremental.as_ref().map(|m| m.stats().work_fraction()),
+            Self::Onnx(_) => None,
         }
     }
 
@@ -126,7 +120,7 @@ impl Network {
     /// model's own outputs for an ONNX model. `n * K` values.
     pub fn scores(&self, images: &[f32]) -> Result<Vec<f32>> {
         match self {
-            Self::Tutorial { probs, .. } => Ok(probs.predict(images)?),
+            Self::Tutorial(t) => Ok(t.probs.predict(images)?),
             Self::Onnx(m) => {
                 let shape = m.image_shape();
                 let n = images.len() / shape.features();
@@ -165,12 +159,12 @@ fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
     } else {
         None
     };
-    Ok(Network::Tutorial {
+    Ok(Network::Tutorial(Box::new(Tutorial {
         full: ModelFn::with_head(&ckpt.cnn, head)?,
         incremental,
         probs: ModelFn::with_head(&ckpt.cnn, Head::Softmax)?,
         head,
-    })
+    })))
 }
 
 fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
@@ -197,7 +191,7 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             .context("--mean/--std do not fit the model")?;
         model = model.with_normalize(norm)?;
     }
-    Ok(Network::Onnx(model.with_softmax(o.softmax)))
+    Ok(Network::Onnx(Box::new(model.with_softmax(o.softmax))))
 }
 
 /// Class names: `--labels FILE` (one per line, exactly one per output), else Fashion-MNIST's
@@ -206,7 +200,7 @@ pub fn class_names(labels: Option<&Path>, net: &Network) -> Result<Vec<String>> 
     let k = net.model().num_outputs();
     let Some(path) = labels else {
         return Ok(match net {
-            Network::Tutorial { .. } => shap_data::CLASS_NAMES
+            Network::Tutorial(_) => shap_data::CLASS_NAMES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
