@@ -39,7 +39,11 @@ pub fn load_image(
     width: usize,
     channels: usize,
 ) -> Result<UserImage, DataError> {
-    let side = |s: usize| u32::try_from(s).ok().filter(|&s| s > 0 && s <= MAX_IMAGE_SIDE);
+    let side = |s: usize| {
+        u32::try_from(s)
+            .ok()
+            .filter(|&s| s > 0 && s <= MAX_IMAGE_SIDE)
+    };
     let (Some(w), Some(h), 1 | 3) = (side(width), side(height), channels) else {
         return Err(DataError::ImageRequest {
             height,

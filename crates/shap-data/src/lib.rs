@@ -53,8 +53,8 @@
 mod batch;
 mod error;
 pub mod hub;
-mod images;
 pub mod idx;
+mod images;
 mod split;
 
 use std::fmt;

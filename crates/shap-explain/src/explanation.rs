@@ -319,13 +319,14 @@ impl Explanation {
             }
         }
         if let Some(se) = &self.std_errors
-            && se.len() != n * m * k {
-                return Err(format!(
-                    "std_errors has {} entries, expected {}",
-                    se.len(),
-                    n * m * k
-                ));
-            }
+            && se.len() != n * m * k
+        {
+            return Err(format!(
+                "std_errors has {} entries, expected {}",
+                se.len(),
+                n * m * k
+            ));
+        }
         Ok(())
     }
 

@@ -19,7 +19,7 @@
 //! ```
 //! use shap_explain::{ConstantMasker, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer};
 //! let shape = ImageShape::new(2, 2, 1);
-//! // Outputs [x0*x1 + x2, x3*x0] (SHAP_SPEC.md 4.9).
+//! // Outputs [x0*x1 + x2, x3*x0] (docs/partition-explainer.md#worked-example).
 //! let model = FnModel::new(2, |x: &[f32], n: usize, _s: ImageShape, out: &mut [f32]| {
 //!     for (img, o) in x.chunks(4).zip(out.chunks_mut(2)).take(n) {
 //!         o[0] = img[0] * img[1] + img[2];

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::{ExplainError, Result};
 
 /// The outputs to explain, resolved per image on the unmasked output `f(x)` as produced by the
-/// masker (`SHAP_SPEC.md` 3.3).
+/// masker (`docs/outputs-and-explanations.md#output-selection`).
 ///
 /// The default is the tutorial's top 5: explaining `K` outputs costs memory and time in
 /// proportion to `K`, so a 1000-class model explains only what the user looks at unless

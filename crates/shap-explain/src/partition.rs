@@ -32,7 +32,7 @@ pub enum TieBreak {
     #[default]
     Fifo,
     /// shap-compatible: a draw from NumPy's legacy global generator seeded with
-    /// `np.random.seed(seed)` right before the explainer call (`SHAP_SPEC.md` Appendix A).
+    /// `np.random.seed(seed)` right before the explainer call (`docs/numpy-legacy-rng.md`).
     /// The stream continues across images, so images are explained one after another.
     NumpyLegacy {
         /// The `np.random.seed` value.

@@ -1,5 +1,5 @@
 //! Random sources: an exact emulation of NumPy's legacy global generator (for shap
-//! compatibility, `SHAP_SPEC.md` Appendix A) and the tree-respecting shuffle.
+//! compatibility, `docs/numpy-legacy-rng.md`) and the tree-respecting shuffle
 
 use rand::Rng;
 use shap_mask::PartitionTree;

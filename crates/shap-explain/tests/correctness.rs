@@ -309,7 +309,7 @@ fn exact_mode_equals_brute_force_owen_values() {
 
 #[test]
 fn spec_tiny_example() {
-    // SHAP_SPEC.md 4.9: image [[1,2],[3,4]], constant 0 masker, outputs [x0 x1 + x2, x3 x0].
+    // docs/partition-explainer.md#worked-example: image [[1,2],[3,4]], constant 0 masker, outputs [x0 x1 + x2, x3 x0].
     let model = FnModel::new(2, |x: &[f32], n: usize, _s: ImageShape, out: &mut [f32]| {
         for i in 0..n {
             let z = &x[4 * i..4 * i + 4];

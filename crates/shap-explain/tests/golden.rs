@@ -227,7 +227,7 @@ fn shap_compatible_constructors_match_fixture_settings() {
 
 #[test]
 fn default_fifo_tie_break_matches_shap_when_priorities_do_not_tie() {
-    // blur(28,28) on float data: no exact priority ties (SHAP_SPEC.md 4.8), so the
+    // blur(28,28) on float data: no exact priority ties (docs/partition-explainer.md#when-do-ties-happen), so the
     // deterministic default equals shap whatever NumPy's seed was.
     let arrays = load("explain_p28_blur_500.npz");
     let shape = ImageShape::new(28, 28, 1);

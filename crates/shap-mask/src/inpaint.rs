@@ -3,7 +3,7 @@
 //!
 //! The algorithm is OpenCV's (Telea 2004, as implemented in OpenCV's `photo` module; the "NS"
 //! flavour is OpenCV's own weighting of the same single pass, not a Navier-Stokes solver). This is
-//! an independent implementation written from the description in `SHAP_SPEC.md` section 2:
+//! an independent implementation, described in `docs/maskers.md#opencv-inpainting-inpaint_telea-and-inpaint_ns`:
 //!
 //! - the image is embedded in an `(H+2) x (W+2)` grid whose one-cell frame is always known;
 //! - a min-priority queue ordered by `(arrival time T as f32, insertion order)` (FIFO among
@@ -240,7 +240,7 @@ pub(crate) struct Inpainter {
     plane_out: Vec<u8>,
 }
 
-/// The eikonal update from cells `a` and `b` (see SHAP_SPEC 2.1), without data-dependent
+/// The eikonal update from cells `a` and `b` (see docs/maskers.md#the-eikonal-update), without data-dependent
 /// branches (the known states are random in a masked image, so branches on them mispredict):
 /// every candidate is computed and the right one selected.
 #[inline]

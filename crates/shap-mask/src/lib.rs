@@ -9,7 +9,7 @@
 //! - [`inpaint_u8`]: `cv2.inpaint` (Telea and NS, radius 3), pixel-identical to OpenCV >= 4.10.
 //!   The inpainting algorithm is OpenCV's (credit: the OpenCV project, `modules/photo`, after
 //!   A. Telea, "An Image Inpainting Technique Based on the Fast Marching Method", 2004); this is
-//!   an independent implementation from the description in `SHAP_SPEC.md` section 2.
+//!   an independent implementation, described in `docs/maskers.md`.
 //! - [`MaskMode`]: the default mode fixes shap's inpainting on \[0,1\] images (work at 0..255
 //!   scale, keep unmasked features exactly); [`MaskMode::ShapCompat`] reproduces shap 0.51.
 //! - [`npy`]: a minimal `.npy` reader/writer for masks and images.

@@ -106,13 +106,12 @@ impl FromStr for MaskerSpec {
         let looks_numeric = t
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-        if looks_numeric
-            && let Ok(v) = t.parse::<f32>() {
-                if v.is_finite() {
-                    return Ok(Self::Constant(v));
-                }
-                return Err(invalid(s, "the constant is out of f32 range"));
+        if looks_numeric && let Ok(v) = t.parse::<f32>() {
+            if v.is_finite() {
+                return Ok(Self::Constant(v));
             }
+            return Err(invalid(s, "the constant is out of f32 range"));
+        }
         Err(invalid(s, "unknown masker"))
     }
 }
@@ -131,7 +130,7 @@ impl fmt::Display for MaskerSpec {
 /// How the maskers treat the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MaskMode {
-    /// The recommended behaviour on float images (SHAP_SPEC section 8, items 1-3): inpainting
+    /// The recommended behaviour on float images (docs/maskers.md#our-default-maskmodedefault): inpainting
     /// works at 0..255 scale (`round(x*255)` when the image lies in \[0,1\], `round(x)` otherwise)
     /// and converts back, and only hidden features change; kept features stay exactly as given.
     #[default]

@@ -5,7 +5,7 @@
 //! half goes left; channels are split only once a box is a single pixel). Nodes are numbered in
 //! the pop order of a heap keyed on `(-size, r0, r1, c0, c1, ch0, ch1)`, from `2M-2` (the root)
 //! down to `0`. Because leaves pop last in increasing flat order, geometric cell `p` receives leaf
-//! id `M-1-p`: shap's 180° relabelling (see `SHAP_SPEC.md` section 1.2). Leaf id `j` stands for
+//! id `M-1-p`: shap's 180° relabelling (see `docs/partition-tree.md`). Leaf id `j` stands for
 //! feature `j` (mask element `j` applies to image element `j`), so the node sets below are in
 //! feature space, which is what the explainers need.
 //!

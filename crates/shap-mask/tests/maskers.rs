@@ -117,7 +117,7 @@ fn inpaint_u8_is_pixel_identical_to_cv2() -> TestResult {
 
 #[test]
 fn spec_example_6x6_values() -> TestResult {
-    // SHAP_SPEC 2.6: OpenCV 5.0 fills the centre 2x2 with Telea 41 and NS 43.
+    // docs/maskers.md#worked-example-6x6: OpenCV 5.0 fills the centre 2x2 with Telea 41 and NS 43.
     let mut img = vec![10u8; 36];
     for r in 1..5 {
         for c in 1..5 {

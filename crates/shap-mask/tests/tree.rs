@@ -119,7 +119,7 @@ fn structure_invariants_28x28() {
         assert_eq!(tree.leaf_range(l).unwrap(), (s, s + tree.size(l)));
         assert_eq!(tree.leaf_range(r).unwrap(), (s + tree.size(l), e));
     }
-    // Spec 1.2: root children are rows 14..27 (left) and rows 0..13 (right) in feature space.
+    // docs/partition-tree.md#examples: root children are rows 14..27 (left) and rows 0..13 (right) in feature space.
     let (l, r) = tree.children(tree.root()).unwrap();
     assert_eq!((l, r), (1565, 1564));
     assert!(tree.leaves(l).iter().all(|&f| f / 28 >= 14));

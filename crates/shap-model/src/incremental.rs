@@ -675,9 +675,10 @@ impl IncrementalCnn {
             return s.states.clone();
         }
         if sessions.len() >= SESSIONS
-            && let Some(i) = (0..sessions.len()).min_by_key(|&i| sessions[i].used) {
-                sessions.swap_remove(i);
-            }
+            && let Some(i) = (0..sessions.len()).min_by_key(|&i| sessions[i].used)
+        {
+            sessions.swap_remove(i);
+        }
         sessions.push(Session {
             original: original.to_vec(),
             states: Vec::new(),

@@ -63,7 +63,7 @@ fn build_lut() -> [[f64; 4]; LUT_SIZE] {
 /// Built like matplotlib's `LinearSegmentedColormap.from_list` from 200 evenly spaced stops:
 /// blue (30, 136, 229) with alpha falling 1 → 0, then red (255, 13, 87) with alpha rising
 /// 0 → 1. Entry 0 is opaque blue, entries 127 and 128 are fully transparent, entry 255 is opaque
-/// red (SHAP_SPEC section 7.3). Equals matplotlib's `red_transparent_blue(np.arange(256))` bit for bit (tested).
+/// red (docs/image-plot.md#the-colormap-red_transparent_blue). Equals matplotlib's `red_transparent_blue(np.arange(256))` bit for bit (tested).
 pub fn red_transparent_blue_lut() -> &'static [[f64; 4]; LUT_SIZE] {
     static LUT: OnceLock<[[f64; 4]; LUT_SIZE]> = OnceLock::new();
     LUT.get_or_init(build_lut)

@@ -57,12 +57,13 @@ fn validate(history: &[EpochPoint]) -> Result<(), PlotError> {
     }
     for w in history.windows(2) {
         if let [a, b] = w
-            && b.epoch <= a.epoch {
-                return Err(PlotError::EpochOrder {
-                    prev: a.epoch,
-                    next: b.epoch,
-                });
-            }
+            && b.epoch <= a.epoch
+        {
+            return Err(PlotError::EpochOrder {
+                prev: a.epoch,
+                next: b.epoch,
+            });
+        }
     }
     Ok(())
 }

@@ -271,7 +271,7 @@ fn scale_of(mut abs: Vec<f64>) -> f64 {
 ///
 /// `Global` returns the same number for every row: NumPy's
 /// `nanpercentile(|S|, 99.9)` where `S` holds the channel-summed values of all rows and
-/// outputs (SHAP_SPEC 7.2). If that percentile is 0 (over 99.9% of values are 0), the largest
+/// outputs (docs/image-plot.md#colour-scale). If that percentile is 0 (over 99.9% of values are 0), the largest
 /// |value| is used instead, and 1.0 if every value is 0 (shap would paint such a figure blue).
 pub fn resolve_vmax(plot: &ImagePlot, scale: ColorScale) -> Result<Vec<f64>, PlotError> {
     validate(plot)?;

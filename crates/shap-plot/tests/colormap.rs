@@ -51,7 +51,7 @@ fn lut_matches_matplotlib_bit_for_bit() {
 
 #[test]
 fn lut_matches_spec_table() {
-    // SHAP_SPEC 7.3 reference entries (6 decimals).
+    // Reference entries of docs/image-plot.md#reference-entries (6 decimals).
     let table: [(usize, [f64; 4]); 7] = [
         (0, [0.117647, 0.533333, 0.898039, 1.0]),
         (1, [0.117647, 0.533333, 0.898039, 0.992117]),
