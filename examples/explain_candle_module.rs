@@ -57,11 +57,19 @@ fn main() -> Result<()> {
     let shape = ImageShape::new(32, 32, 3);
     let model = CandleClassifier::builder(net, shape)
         .layout(InputLayout::Nchw)
-        .normalize(Normalize::new(3, 1.0, &[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])?)?
+        .normalize(Normalize::new(
+            3,
+            1.0,
+            &[0.485, 0.456, 0.406],
+            &[0.229, 0.224, 0.225],
+        )?)?
         .softmax(true)
         .max_rows(64)
         .build()?;
-    let images: Vec<f32> = [6.0, 10.0].iter().flat_map(|&r| picture(shape, r)).collect();
+    let images: Vec<f32> = [6.0, 10.0]
+        .iter()
+        .flat_map(|&r| picture(shape, r))
+        .collect();
     let explainer = PartitionExplainer {
         outputs: OutputSelection::TopK(2),
         output_names: Some(["sky", "apple", "grass", "sea"].map(String::from).to_vec()),

@@ -4,7 +4,8 @@
 //! maskers, explanations vs pure model time) and, when a Python with `shap` is available,
 //! `benches/python/shap_reference.py`: shap 0.51 explaining the same network on the same images
 //! (through a NumPy port, and through the tutorial's Keras model when TensorFlow is installed),
-//! so the Rust and Python explanation times come from one run on one machine.
+//! so the Rust and Python explanation times come from one run on one machine. The ONNX rows
+//! (`bench_onnx`) put `shap-cli explain --model M.onnx` beside shap + onnxruntime.
 //! Criterion benches (`cargo bench`) give the statistically careful per-function figures.
 
 use crate::sh;
@@ -65,6 +66,11 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<_, _>>()
         .context("parsing bench_table output")?;
 
+    let onnx_python = match (&python, &python_ok) {
+        (Some(p), Some(Ok(()))) if python_imports(p, "onnxruntime") => Some(p.as_str()),
+        _ => None,
+    };
+    rows.extend(crate::bench_onnx::rows(onnx_python)?);
     match (python, python_ok, model) {
         (Some(python), Some(Ok(())), Some(model)) => match python_reference(&python, &model) {
             Ok(mut r) => {
@@ -79,6 +85,19 @@ pub fn run(args: Args) -> Result<()> {
     }
     print_table(&rows);
     Ok(())
+}
+
+/// Whether `python` can import `module`.
+fn python_imports(python: &str, module: &str) -> bool {
+    let ok = Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("(`{python}` cannot import {module}: pip install {module})");
+    }
+    ok
 }
 
 /// Whether `python` can import shap and cv2 (the error says how to get them).

@@ -12,6 +12,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_onnx;
 mod report;
 mod reproduce;
 mod sh;

@@ -175,9 +175,14 @@ fn the_tutorial_through_onnx_equals_shap_and_the_safetensors_path() {
     };
     let onnx = fixture("tutorial_nhwc.onnx");
     let st = fixture("tutorial.safetensors");
-    let compat = run(&onnx, &["--shap-compat"], "compat.npz");
+    let tract = ["--onnx-engine", "tract"];
+    // shap's numbers, through tract and through the recognised graph on our own kernels.
+    let compat = run(&onnx, &["--shap-compat", tract[0], tract[1]], "compat.npz");
     assert_matches_reference(&compat, "ref_tutorial_blur.npz");
-    let a = run(&onnx, &[], "onnx.npz");
+    let compat = run(&onnx, &["--shap-compat"], "compat_native.npz");
+    assert_matches_reference(&compat, "ref_tutorial_blur.npz");
+    // tract against the checkpoint's full and incremental paths.
+    let a = run(&onnx, &tract, "onnx.npz");
     let b = run(&st, &["--eval", "full"], "full.npz");
     let c = run(&st, &[], "incremental.npz");
     let scale = a.values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -189,6 +194,11 @@ fn the_tutorial_through_onnx_equals_shap_and_the_safetensors_path() {
             "ONNX vs safetensors: {d} (largest {scale})"
         );
     }
+    // The recognised graph is the checkpoint: the same kernels give the same bits.
+    let native = run(&onnx, &[], "native.npz");
+    assert_eq!(native.values, c.values);
+    let native_full = run(&onnx, &["--eval", "full"], "native_full.npz");
+    assert_eq!(native_full.values, b.values);
 }
 
 #[test]

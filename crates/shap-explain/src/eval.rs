@@ -183,6 +183,9 @@ where
     Ok(())
 }
 
+/// Gathered schedules split the images into at least this many groups when they can.
+const MIN_GROUPS: usize = 8;
+
 /// One image of a gathered group: its index, job, counters and pending row count.
 struct Slot<J> {
     image: usize,
@@ -205,11 +208,14 @@ where
     P: MaskedImages,
     J: Job,
 {
-    let starts: Vec<usize> = (0..n).step_by(group.max(1)).collect();
+    // At least MIN_GROUPS groups (when there are as many images), so that a few images still
+    // keep several threads busy; the grouping depends on `n` only, never on the thread count.
+    let group = group.min(n.div_ceil(MIN_GROUPS)).max(1);
+    let starts: Vec<usize> = (0..n).step_by(group).collect();
     let res: Vec<Result<Vec<(J, Counters)>>> = starts
         .into_par_iter()
         .map(|s| {
-            let ids = s..(s + group.max(1)).min(n);
+            let ids = s..(s + group).min(n);
             run_group(setup, ids, rows_per_call.max(1), &make)
         })
         .collect();

@@ -695,8 +695,10 @@ impl IncrementalCnn {
         };
         s.states.extend(new);
         if s.states.len() > STATES_PER_IMAGE {
+            // Each key read once: other threads explaining the same image bump `used` while
+            // we sort, and a key that changes mid-sort breaks the sort's total order.
             s.states
-                .sort_by_key(|st| std::cmp::Reverse(st.used.load(Ordering::Relaxed)));
+                .sort_by_cached_key(|st| std::cmp::Reverse(st.used.load(Ordering::Relaxed)));
             s.states.truncate(STATES_PER_IMAGE);
         }
     }

@@ -319,6 +319,32 @@ fn explanations_match_the_full_path_exactly() {
 }
 
 #[test]
+fn the_same_image_explained_on_several_threads_at_once() {
+    // Copies of one image share its session of kept states; evaluating them concurrently
+    // once broke the ordering of the states kept (a key read while others updated it).
+    let m = IncrementalCnn::from_weights(&weights(Head::Softmax)).expect("model");
+    let one = image();
+    let images: Vec<f32> = (0..8).flat_map(|_| one.iter().copied()).collect();
+    let explainer = PartitionExplainer {
+        outputs: OutputSelection::TopK(2),
+        ..PartitionExplainer::default()
+    };
+    let masker = ConstantMasker { value: 0.0 };
+    for _ in 0..5 {
+        let e = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .expect("pool")
+            .install(|| explainer.explain(&m, &images, SHAPE, &masker))
+            .expect("explanation");
+        let m_k = SHAPE.features() * 2;
+        for copy in e.values.chunks(m_k) {
+            assert_eq!(copy, &e.values[..m_k]);
+        }
+    }
+}
+
+#[test]
 fn bad_input_is_an_error() {
     let m = IncrementalCnn::from_weights(&weights(Head::Softmax)).expect("model");
     let x = image();

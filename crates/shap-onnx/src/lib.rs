@@ -8,6 +8,9 @@
 //! dimension is made symbolic so that the explainers can send any number of masked images per
 //! call; a model whose graph fixes the batch size is run at that size.
 //!
+//! [`recognize_tutorial`] finds the tutorial CNN's weights in a graph of exactly that network,
+//! so that a front end can run it on `shap-model`'s own kernels instead.
+//!
 //! Masked images arrive in pixel space and (H, W, C) order; the adapter normalises them
 //! ([`Normalize`], torchvision style), arranges them in the model's layout, runs the plan and
 //! applies a softmax when asked.
@@ -23,6 +26,8 @@
 //! println!("{:?}", e.output_indices);
 //! # Ok(()) }
 //! ```
+
+mod tutorial;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +107,8 @@ pub enum OnnxError {
     #[error("running the model failed")]
     Run(#[source] Cause),
 }
+
+pub use tutorial::{TutorialWeights, recognize_tutorial};
 
 type Plan = Arc<TypedRunnableModel>;
 

@@ -199,3 +199,59 @@ fn bad_models_are_clear_errors() {
         .unwrap();
     assert!(chain(&e).contains("1"), "{}", chain(&e));
 }
+
+/// The safetensors fixture's tensors (F32, little-endian) by name, parsed by hand.
+fn safetensors(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let off = v["data_offsets"].as_array().unwrap();
+            let (a, b) = (
+                off[0].as_u64().unwrap() as usize,
+                off[1].as_u64().unwrap() as usize,
+            );
+            let floats = data[a..b]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (k.clone(), floats)
+        })
+        .collect()
+}
+
+#[test]
+fn the_tutorial_graph_is_recognised_with_the_checkpoints_weights() {
+    let bytes = std::fs::read(fixture("tutorial_nhwc.onnx")).unwrap();
+    let w = shap_onnx::recognize_tutorial(&bytes).expect("the tutorial graph");
+    assert!(w.softmax);
+    let want = safetensors(&fixture("tutorial.safetensors"));
+    let names = [
+        "conv1.weight",
+        "conv1.bias",
+        "conv2.weight",
+        "conv2.bias",
+        "fc.weight",
+        "fc.bias",
+    ];
+    for (name, got) in names.iter().zip(&w.tensors) {
+        let t = &want.iter().find(|(k, _)| k == name).unwrap().1;
+        assert!(t == got, "{name} differs from the checkpoint");
+    }
+    // Other graphs are not the tutorial's.
+    for other in [
+        "rgb_nchw.onnx",
+        "bad/two_inputs.onnx",
+        "bad/not_onnx.onnx",
+        "bad/truncated.onnx",
+    ] {
+        let bytes = std::fs::read(fixture(other)).unwrap();
+        assert!(shap_onnx::recognize_tutorial(&bytes).is_none(), "{other}");
+    }
+}

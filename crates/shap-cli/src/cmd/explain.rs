@@ -15,7 +15,7 @@ use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
 use super::common;
-use super::network::{Eval, Network, Options, class_names};
+use super::network::{Engine, Eval, Network, Options, class_names};
 
 /// Flags of `shap-cli explain`.
 #[derive(clap::Args)]
@@ -112,6 +112,11 @@ pub struct Args {
     /// ONNX: apply a softmax to the model's outputs (default: explain them as returned).
     #[arg(long)]
     pub softmax: bool,
+    /// ONNX: what runs the model. `auto`: the tutorial CNN's own graph (recognised op by op,
+    /// with no --mean/--std/--input-layout) on shap-model's kernels and `--eval` paths, any
+    /// other graph through tract. `tract`: every graph through tract.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub onnx_engine: Engine,
     /// Class names, one per line, one line per model output (default: Fashion-MNIST's names
     /// for a tutorial checkpoint, output indices for an ONNX model).
     #[arg(long, value_name = "FILE.txt")]
@@ -229,6 +234,7 @@ fn options(args: &Args) -> Options<'_> {
         mean: &args.mean,
         std: &args.std,
         softmax: args.softmax,
+        engine: args.onnx_engine,
     }
 }
 

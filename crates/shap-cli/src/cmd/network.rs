@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use shap_explain::{BatchModel, ImageShape, InputLayout, Normalize};
-use shap_model::{Head, IncrementalCnn, ModelFn};
+use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
 use shap_onnx::OnnxClassifier;
 
 /// How the tutorial CNN evaluates masked images (`--eval`).
@@ -17,6 +17,16 @@ pub enum Eval {
     Full,
     /// Only the positions each changed pixel reaches are recomputed (CPU only).
     Incremental,
+}
+
+/// What runs an ONNX model (`--onnx-engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The tutorial CNN's graph on shap-model's own kernels (the `--eval` paths), any other
+    /// graph through tract.
+    Auto,
+    /// Every graph through tract.
+    Tract,
 }
 
 /// What the user said about the model besides its file.
@@ -35,6 +45,8 @@ pub struct Options<'a> {
     pub std: &'a [f32],
     /// `--softmax` (ONNX only).
     pub softmax: bool,
+    /// `--onnx-engine`.
+    pub engine: Engine,
 }
 
 /// The tutorial CNN, ready to explain.
@@ -151,20 +163,56 @@ fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
     };
     let device = shap_model::device(o.device)?;
     let ckpt = shap_model::load(path, &device)?;
-    let head = super::common::head(o.head, ckpt.meta.head);
+    tutorial(
+        &ckpt.cnn,
+        super::common::head(o.head, ckpt.meta.head),
+        incremental_eval,
+    )
+}
+
+/// The tutorial CNN explaining `head`, incrementally or in full.
+fn tutorial(cnn: &Cnn, head: Head, incremental_eval: bool) -> Result<Network> {
     let incremental = if incremental_eval {
-        let mut w = ckpt.cnn.cpu_weights()?;
+        let mut w = cnn.cpu_weights()?;
         w.head = head;
         Some(IncrementalCnn::from_weights(&w)?)
     } else {
         None
     };
     Ok(Network::Tutorial(Box::new(Tutorial {
-        full: ModelFn::with_head(&ckpt.cnn, head)?,
+        full: ModelFn::with_head(cnn, head)?,
         incremental,
-        probs: ModelFn::with_head(&ckpt.cnn, Head::Softmax)?,
+        probs: ModelFn::with_head(cnn, Head::Softmax)?,
         head,
     })))
+}
+
+/// With `--onnx-engine auto` and no preprocessing asked for, the tutorial CNN's own graph runs
+/// on shap-model's kernels (equal to tract's results to float rounding, and much faster).
+fn native_onnx(path: &Path, o: &Options<'_>) -> Result<Option<Network>> {
+    if o.engine != Engine::Auto || !o.mean.is_empty() || !o.std.is_empty() || o.layout.is_some() {
+        return Ok(None);
+    }
+    let bytes = shap_io::read_bounded(path, shap_onnx::MAX_MODEL_BYTES, "an ONNX model")?;
+    let Some(w) = shap_onnx::recognize_tutorial(&bytes) else {
+        return Ok(None);
+    };
+    if w.softmax && o.softmax {
+        // A second softmax is what tract would compute: leave it to tract.
+        return Ok(None);
+    }
+    let head = if w.softmax || o.softmax {
+        Head::Softmax
+    } else {
+        Head::Logits
+    };
+    let cnn = Cnn::from_vecs(w.tensors, head, &shap_model::device("cpu")?)?;
+    eprintln!(
+        "note: {} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine tract \
+         runs it through tract)",
+        path.display()
+    );
+    tutorial(&cnn, head, o.eval != Eval::Full).map(Some)
 }
 
 fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
@@ -173,13 +221,18 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             "--output is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
         );
     }
-    if o.eval == Eval::Incremental {
-        bail!("--eval incremental is the tutorial CNN's own path; ONNX models run through tract");
-    }
     if o.device.split(':').next() != Some("cpu") {
         bail!(
             "ONNX models run on the CPU (tract); got --device {}",
             o.device
+        );
+    }
+    if let Some(net) = native_onnx(path, o)? {
+        return Ok(net);
+    }
+    if o.eval == Eval::Incremental {
+        bail!(
+            "--eval incremental is the tutorial CNN's own path; this ONNX model runs through tract"
         );
     }
     let mut model = OnnxClassifier::load(path, o.layout)?;
