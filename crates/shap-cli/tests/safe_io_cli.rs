@@ -462,3 +462,43 @@ fn evaluate_refuses_non_finite_outputs_and_an_empty_test_set() {
     let out = shap_cli(&["evaluate", "--model", s(&f.model()), "--data-dir", s(&data)]);
     assert_error(&out, "empty");
 }
+
+#[test]
+fn sigkill_at_any_moment_leaves_the_old_output_or_the_whole_new_one() {
+    let f = fixture();
+    let model = f.model();
+    let out = f.path("e.npz");
+    let old = b"the previous explanation".to_vec();
+    let images: Vec<&str> = (0..16).flat_map(|_| ["--image", s(&f.png)]).collect();
+    let mut args = vec!["explain", "--model", s(&model), "--npz", s(&out), "--quiet"];
+    args.extend(images);
+    args.extend(["--eval", "full", "--all-classes"]);
+    // How long one run takes, so the kills below land before, during and after the write.
+    std::fs::write(&out, &old).unwrap();
+    let t0 = std::time::Instant::now();
+    assert_ok(&shap_cli(&args));
+    let full = t0.elapsed();
+    let new = shap_explain::Explanation::load_npz(&out).unwrap().values;
+    for step in 1..=12u32 {
+        std::fs::write(&out, &old).unwrap();
+        let mut child = common::cli_command(&args).spawn().unwrap();
+        std::thread::sleep(full * step / 10);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // Either untouched, or a whole explanation (its run times differ from run to run).
+        let untouched = std::fs::read(&out).unwrap() == old;
+        let whole = shap_explain::Explanation::load_npz(&out).is_ok_and(|e| e.values == new);
+        assert!(
+            untouched || whole,
+            "a kill at {step}/10 of a run broke the output"
+        );
+    }
+    // The next run removes what a killed one left behind.
+    assert_ok(&shap_cli(&args));
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -98,13 +98,29 @@ mod parquet_split {
         }
     }
 
+    /// The largest parquet file read (the whole Fashion-MNIST test split is about 5 MiB).
+    const MAX_PARQUET_BYTES: u64 = 512 * shap_io::MIB;
+
     /// Reads one split from a parquet file with columns `image` (a struct with PNG `bytes`, or
     /// plain PNG bytes) and `label` (an integer class).
     pub(crate) fn read_parquet_split(path: &Path) -> Result<Split, DataError> {
-        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        let io = |source| DataError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // A regular file of a bounded size: the reader seeks around in it, and its row count
+        // is never trusted for an allocation beyond MAX_PREALLOC_ROWS.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() || meta.len() > MAX_PARQUET_BYTES {
+            return Err(perr(
+                path,
+                format!(
+                    "not a regular file of at most {} MiB",
+                    MAX_PARQUET_BYTES / shap_io::MIB
+                ),
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(io)?;
         let reader = SerializedFileReader::new(file).map_err(|e| perr(path, e))?;
         let claimed = usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
         let prealloc = claimed.min(MAX_PREALLOC_ROWS);

@@ -49,6 +49,13 @@ pub struct IdxImages {
 /// dimensions), [`DataError::LengthMismatch`] when the header does not match the data.
 /// No buffer larger than what the file can really hold is allocated, whatever the header says.
 pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
+    precheck_plain::<16>(path, IMAGES_MAGIC, |h| {
+        let [_, count, rows, cols] = be_words(h);
+        let bytes = u64::from(count)
+            .saturating_mul(u64::from(rows))
+            .saturating_mul(u64::from(cols));
+        (bytes, format!("{count} images of {rows}x{cols}"))
+    })?;
     let raw = read_file(path)?;
     let mut src = Source::new(path, &raw);
     let header = src.header::<16>()?;
@@ -79,6 +86,10 @@ pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
 /// # Errors
 /// As [`read_images`], plus [`DataError::BadLabel`] for a label above 9.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
+    precheck_plain::<8>(path, LABELS_MAGIC, |h| {
+        let count = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        (u64::from(count), format!("{count} labels"))
+    })?;
     let raw = read_file(path)?;
     let mut src = Source::new(path, &raw);
     let header = src.header::<8>()?;
@@ -98,6 +109,44 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
         });
     }
     Ok(labels)
+}
+
+/// For a plain (not gzip) regular file with the right magic number, compare its size with
+/// what its `N`-byte header declares (`body`: data bytes after the header, in bytes and in
+/// words) before reading it, so that a mismatch costs nothing. Anything else (gzip, a short
+/// file, another magic, not a regular file) is left to the full read, which checks it.
+fn precheck_plain<const N: usize>(
+    path: &Path,
+    magic: u32,
+    body: impl Fn(&[u8; N]) -> (u64, String),
+) -> Result<(), DataError> {
+    use std::io::Read as _;
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let mut header = [0u8; N];
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    if f.read_exact(&mut header).is_err()
+        || u32::from_be_bytes([header[0], header[1], header[2], header[3]]) != magic
+    {
+        return Ok(());
+    }
+    let (expected, what) = body(&header);
+    let actual = meta.len() - N as u64;
+    if actual != expected {
+        return Err(DataError::LengthMismatch {
+            path: path.to_path_buf(),
+            what,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {

@@ -15,6 +15,9 @@ use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
 use crate::{BatchModel, ExplainError, ImageMasker, MaskedImages, OutputSelection, Result};
 use shap_mask::{ImageShape, PartitionTree};
 
+/// The most order indices [`PermutationExplainer::orders`] returns at once (1 GiB).
+pub const MAX_ORDER_INDICES: usize = 1 << 27;
+
 /// Where the tree-respecting orders come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderRng {
@@ -119,6 +122,18 @@ impl PermutationExplainer {
     pub fn orders(&self, n: usize, shape: ImageShape) -> Result<Vec<Vec<Vec<usize>>>> {
         let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
         let p = self.num_passes(shape.features())?;
+        // All orders at once is n * p * M indices: refuse what cannot be held (the explainers
+        // themselves draw one pass at a time and need none of this).
+        let total = n
+            .checked_mul(p)
+            .and_then(|x| x.checked_mul(shape.features()));
+        if total.is_none_or(|t| t > MAX_ORDER_INDICES) {
+            return Err(ExplainError::InvalidConfig(format!(
+                "{n} images x {p} passes x {} features is more than {MAX_ORDER_INDICES} order \
+                 indices to hold at once",
+                shape.features()
+            )));
+        }
         Ok(match self.rng {
             OrderRng::Seeded(seed) => (0..n)
                 .map(|i| {

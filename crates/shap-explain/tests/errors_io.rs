@@ -232,3 +232,21 @@ fn timing_report_counts_rows() {
         Err(ExplainError::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn all_orders_at_once_are_refused_beyond_the_limit_and_drawn_lazily_by_the_explainer() {
+    let huge = PermutationExplainer {
+        max_evals: Some(usize::MAX),
+        ..Default::default()
+    };
+    let err = huge.orders(2, S).unwrap_err();
+    assert!(matches!(err, ExplainError::InvalidConfig(_)), "{err}");
+    assert!(err.to_string().contains("order"), "{err}");
+    // The explainer itself holds one pass at a time: many passes cost time, not memory.
+    let many = PermutationExplainer {
+        passes: 2_000,
+        ..Default::default()
+    };
+    let e = many.explain(&model(2), &images(1), S, &MASK).unwrap();
+    assert_eq!(e.evals, vec![2_000 * 33]);
+}
