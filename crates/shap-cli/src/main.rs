@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    std::panic::set_hook(Box::new(report_internal_failure));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(a) => cmd::data::run(a),
@@ -55,6 +56,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// One line for a panic instead of Rust's default text. Panics that a library catches (tract's,
+/// on a hostile ONNX file) then end in the usual `error:` line and exit 1; any other would be a
+/// bug here, and still exits 101.
+fn report_internal_failure(info: &std::panic::PanicHookInfo<'_>) {
+    let what = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let at = info
+        .location()
+        .map(|l| format!(" ({}:{})", l.file(), l.line()))
+        .unwrap_or_default();
+    eprintln!("note: internal failure: {what}{at}");
 }
 
 /// Whether `e` comes from writing to a closed pipe.

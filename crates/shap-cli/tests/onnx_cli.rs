@@ -278,6 +278,10 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
             "Frobnicate",
         ),
         (
+            explain(&fixture("bad/flatten_axis.onnx"), &[]),
+            "tract failed internally",
+        ),
+        (
             explain(&fixture("labels_rgb.txt"), &[]),
             "must be a .safetensors checkpoint",
         ),

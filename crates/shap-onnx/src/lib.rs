@@ -128,14 +128,38 @@ pub struct OnnxClassifier {
 impl OnnxClassifier {
     /// Load `path`; `layout` overrides the layout read from the input shape.
     pub fn load(path: &Path, layout: Option<InputLayout>) -> Result<Self, OnnxError> {
+        let bytes = shap_io::read_bounded(path, MAX_MODEL_BYTES, "an ONNX model")
+            .map_err(OnnxError::Read)?;
+        Self::from_bytes(&bytes, path, layout)
+    }
+
+    /// Load a model from its bytes; `path` only names it in errors. tract trusts the graphs
+    /// it reads more than a hostile file deserves (a corrupted attribute can make it index
+    /// out of bounds): a panic inside it becomes [`OnnxError::Prepare`].
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &Path,
+        layout: Option<InputLayout>,
+    ) -> Result<Self, OnnxError> {
+        guarded(|| Self::from_bytes_unguarded(bytes, path, layout)).unwrap_or_else(|source| {
+            Err(OnnxError::Prepare {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    fn from_bytes_unguarded(
+        bytes: &[u8],
+        path: &Path,
+        layout: Option<InputLayout>,
+    ) -> Result<Self, OnnxError> {
         let parse = |source: Cause| OnnxError::Parse {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = shap_io::read_bounded(path, MAX_MODEL_BYTES, "an ONNX model")
-            .map_err(OnnxError::Read)?;
         let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
+            .model_for_read(&mut &bytes[..])
             .map_err(|e| parse(e.into()))?;
         let count = model.inputs.len();
         if count != 1 {
@@ -246,7 +270,7 @@ impl OnnxClassifier {
             InputLayout::Nhwc => [n, s.height, s.width, s.channels],
         };
         let input = tract_ndarray::Array4::from_shape_vec(dims, data)?;
-        let mut out = self.plan.run(tvec!(Tensor::from(input).into()))?;
+        let mut out = guarded(|| self.plan.run(tvec!(Tensor::from(input).into())))??;
         if out.is_empty() {
             return Err("the model returned no output".into());
         }
@@ -287,6 +311,18 @@ impl OnnxClassifier {
         }
         Ok(())
     }
+}
+
+/// Run `f`, turning a panic inside it into an error that carries the panic's message.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Cause> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        format!("tract failed internally on this model: {what}").into()
+    })
 }
 
 /// Read the image dimensions after the batch from the input fact, and the batch dimension
