@@ -118,6 +118,8 @@ pub(crate) fn assemble(
             wall_time: wall,
             ..RunStats::default()
         },
+        images: Vec::new(),
+        settings: Vec::new(),
     };
     let with_se = rows.iter().all(|r| r.std_errors.is_some()) && n > 0;
     let mut se_all = Vec::new();

@@ -107,6 +107,27 @@ pub struct Explanation {
     pub image_times: Vec<f64>,
     /// Timing and counts.
     pub stats: RunStats,
+    /// What is known about each explained image (empty when nothing is); saved in the `.npz`.
+    pub images: Vec<ImageInfo>,
+    /// The run's settings as name/value pairs (algorithm, masker, max_evals, seed, model...),
+    /// saved in the `.npz` as two string arrays.
+    pub settings: Vec<(String, String)>,
+}
+
+/// What a front end knows about one explained image, saved beside the values so that the
+/// `.npz` describes itself (`docs/outputs-and-explanations.md`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Index in its dataset (a test-set index), if it came from one.
+    pub index: Option<usize>,
+    /// Where it came from: `test[12]`, a file name.
+    pub source: String,
+    /// Its true class, when known.
+    pub label: Option<usize>,
+    /// The class the model predicts, and its score (a probability when the outputs are).
+    pub predicted: Option<(usize, f64)>,
+    /// The title of its row in a figure.
+    pub title: String,
 }
 
 impl Explanation {
@@ -287,6 +308,7 @@ impl Explanation {
         if let Some(se) = &self.std_errors {
             entries.push(("std_errors", arr(vshape, NpyData::F64(se.clone()))));
         }
+        entries.extend(self.info_entries());
         self.check_consistent()
             .map_err(|reason| ExplainError::BadFile {
                 path: path.as_ref().to_path_buf(),
@@ -317,6 +339,12 @@ impl Explanation {
             if got != want {
                 return Err(format!("{what} has {got} entries, expected {want}"));
             }
+        }
+        if !self.images.is_empty() && self.images.len() != n {
+            return Err(format!(
+                "images has {} entries, expected {n} (or none)",
+                self.images.len()
+            ));
         }
         if let Some(se) = &self.std_errors
             && se.len() != n * m * k
@@ -399,17 +427,23 @@ impl Explanation {
             }
         };
         let values_v = f64s(values, "values", &[n, h, w, c, k])?;
-        let base_values = f64s(
-            need(take("base_values"), "base_values")?,
-            "base_values",
-            &[n, k],
-        )?;
-        let fx = f64s(need(take("fx"), "fx")?, "fx", &[n, k])?;
-        let output_indices = ints(
-            need(take("output_indices"), "output_indices")?,
-            "output_indices",
-            &[n, k],
-        )?;
+        // A minimal shap export has values, base_values and data: what else is missing is
+        // computed (f(x) from the efficiency identity, outputs numbered 0..k).
+        let base_values = match need(take("base_values"), "base_values")? {
+            a if a.shape == [n] => f64s(a, "base_values", &[n])?
+                .into_iter()
+                .flat_map(|b| std::iter::repeat_n(b, k))
+                .collect(),
+            a => f64s(a, "base_values", &[n, k])?,
+        };
+        let fx = match take("fx") {
+            Some(a) => f64s(a, "fx", &[n, k])?,
+            None => fx_from_values(&values_v, &base_values, n, k),
+        };
+        let output_indices = match take("output_indices") {
+            Some(a) => ints(a, "output_indices", &[n, k])?,
+            None => (0..n).flat_map(|_| 0..k).collect(),
+        };
         let data_arr = need(take("data"), "data")?;
         if data_arr.shape != [n, h, w, c] {
             return Err(bad(format!(
@@ -428,7 +462,16 @@ impl Explanation {
                 shape,
                 data: NpyData::Str(v),
             }) if shape == [n, k] => v.chunks(k.max(1)).map(|r| r.to_vec()).collect(),
-            Some(_) => return Err(bad("'output_names' must be an (n, k) string array".into())),
+            // shap's own export: one list of k names for every row.
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [k] => vec![v; n],
+            Some(_) => {
+                return Err(bad(
+                    "'output_names' must be an (n, k) or (k,) string array".into()
+                ));
+            }
             None => (0..n)
                 .map(|i| {
                     output_indices[i * k..(i + 1) * k]
@@ -484,6 +527,8 @@ impl Explanation {
             efficiency_errors: Vec::new(),
             image_times: Vec::new(),
             stats,
+            images: Vec::new(),
+            settings: Vec::new(),
         };
         e.image_times = match take("image_times") {
             Some(a) => f64s(a, "image_times", &[n])?,
@@ -493,7 +538,179 @@ impl Explanation {
             Some(a) => f64s(a, "efficiency_errors", &[n])?,
             None => e.compute_efficiency_errors(),
         };
+        e.images = read_infos(&mut take, n).map_err(bad)?;
+        e.settings = read_settings(&mut take).map_err(bad)?;
         Ok(e)
+    }
+
+    /// The `.npz` entries of [`Explanation::images`] and [`Explanation::settings`]: `index`,
+    /// `true_label`, `predicted` (int64, -1 when unknown), `probability` (float64, NaN when
+    /// unknown), `source` and `title` (strings), `setting_names` and `setting_values`.
+    fn info_entries(&self) -> Vec<(&'static str, NpyArray)> {
+        let mut out = Vec::new();
+        let n = self.images.len();
+        if n == self.num_images && n > 0 {
+            let ints = |f: &dyn Fn(&ImageInfo) -> Option<usize>| {
+                NpyData::I64(
+                    self.images
+                        .iter()
+                        .map(|i| f(i).and_then(|v| i64::try_from(v).ok()).unwrap_or(-1))
+                        .collect(),
+                )
+            };
+            let strs = |f: &dyn Fn(&ImageInfo) -> String| {
+                NpyData::Str(self.images.iter().map(f).collect())
+            };
+            let probability = self
+                .images
+                .iter()
+                .map(|i| i.predicted.map_or(f64::NAN, |p| p.1))
+                .collect();
+            for (name, data) in [
+                ("index", ints(&|i| i.index)),
+                ("true_label", ints(&|i| i.label)),
+                ("predicted", ints(&|i| i.predicted.map(|p| p.0))),
+                ("probability", NpyData::F64(probability)),
+                ("source", strs(&|i| i.source.clone())),
+                ("title", strs(&|i| i.title.clone())),
+            ] {
+                out.push((
+                    name,
+                    NpyArray {
+                        shape: vec![n],
+                        data,
+                    },
+                ));
+            }
+        }
+        if !self.settings.is_empty() {
+            let m = self.settings.len();
+            let (names, values) = self.settings.iter().cloned().unzip();
+            out.push((
+                "setting_names",
+                NpyArray {
+                    shape: vec![m],
+                    data: NpyData::Str(names),
+                },
+            ));
+            out.push((
+                "setting_values",
+                NpyArray {
+                    shape: vec![m],
+                    data: NpyData::Str(values),
+                },
+            ));
+        }
+        out
+    }
+
+    /// The value of setting `name`, if the explanation records it.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `f(x) = base + sum of the values` per image and output (the efficiency identity), for
+/// files that do not store it.
+fn fx_from_values(values: &[f64], base: &[f64], n: usize, k: usize) -> Vec<f64> {
+    let m = values.len().checked_div(n * k).unwrap_or(0);
+    let mut fx = base.to_vec();
+    for i in 0..n {
+        for f in 0..m {
+            for o in 0..k {
+                fx[i * k + o] += values[(i * m + f) * k + o];
+            }
+        }
+    }
+    fx
+}
+
+/// Read the per-image arrays written by `info_entries` (all optional; an array present with
+/// the wrong shape or type is an error).
+fn read_infos(
+    take: &mut dyn FnMut(&str) -> Option<NpyArray>,
+    n: usize,
+) -> std::result::Result<Vec<ImageInfo>, String> {
+    let mut infos = vec![ImageInfo::default(); n];
+    let mut any = false;
+    let mut ints =
+        |name: &str, set: &dyn Fn(&mut ImageInfo, usize)| -> std::result::Result<(), String> {
+            match take(name) {
+                None => Ok(()),
+                Some(NpyArray {
+                    shape,
+                    data: NpyData::I64(v),
+                }) if shape == [n] => {
+                    for (info, x) in infos.iter_mut().zip(v) {
+                        if let Ok(x) = usize::try_from(x) {
+                            set(info, x);
+                        }
+                    }
+                    any = true;
+                    Ok(())
+                }
+                Some(_) => Err(format!("'{name}' must be an int64 array of {n}")),
+            }
+        };
+    ints("index", &|i, x| i.index = Some(x))?;
+    ints("true_label", &|i, x| i.label = Some(x))?;
+    ints("predicted", &|i, x| i.predicted = Some((x, f64::NAN)))?;
+    match take("probability") {
+        None => {}
+        Some(NpyArray {
+            shape,
+            data: NpyData::F64(v),
+        }) if shape == [n] => {
+            for (info, p) in infos.iter_mut().zip(v) {
+                if let Some(pred) = info.predicted.as_mut() {
+                    pred.1 = p;
+                }
+            }
+        }
+        Some(_) => return Err(format!("'probability' must be a float64 array of {n}")),
+    }
+    for name in ["source", "title"] {
+        match take(name) {
+            None => {}
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [n] => {
+                any = true;
+                for (info, t) in infos.iter_mut().zip(v) {
+                    if name == "source" {
+                        info.source = t;
+                    } else {
+                        info.title = t;
+                    }
+                }
+            }
+            Some(_) => return Err(format!("'{name}' must be a string array of {n}")),
+        }
+    }
+    Ok(if any { infos } else { Vec::new() })
+}
+
+/// Read `setting_names` / `setting_values` (both or neither, of one length).
+fn read_settings(
+    take: &mut dyn FnMut(&str) -> Option<NpyArray>,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    match (take("setting_names"), take("setting_values")) {
+        (None, None) => Ok(Vec::new()),
+        (
+            Some(NpyArray {
+                data: NpyData::Str(names),
+                ..
+            }),
+            Some(NpyArray {
+                data: NpyData::Str(values),
+                ..
+            }),
+        ) if names.len() == values.len() => Ok(names.into_iter().zip(values).collect()),
+        _ => Err("'setting_names' and 'setting_values' must be string arrays of one length".into()),
     }
 }
 

@@ -54,7 +54,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 pub use error::{ExplainError, Result};
-pub use explanation::{Algorithm, Explanation, ExplanationSummary, RowSummary, RunStats};
+pub use explanation::{
+    Algorithm, Explanation, ExplanationSummary, ImageInfo, RowSummary, RunStats,
+};
 pub use input::{InputLayout, Normalize};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
 pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};

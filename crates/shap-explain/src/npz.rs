@@ -1,6 +1,6 @@
-//! Minimal `.npy` / stored (uncompressed) `.npz` writer and reader, enough for explanations.
-//! Files written here load with `numpy.load`; the reader accepts what `numpy.savez` writes
-//! for the dtypes used here (`<f8`, `<f4`, `<i8`, `<U n`).
+//! Minimal `.npy` / `.npz` writer and reader, enough for explanations. Files written here
+//! (stored, uncompressed) load with `numpy.load`; the reader accepts what `numpy.savez` and
+//! `numpy.savez_compressed` write for the dtypes used here (`<f8`, `<f4`, `<i8`, `<U n`).
 
 use std::path::Path;
 
@@ -267,6 +267,8 @@ pub const MAX_NPZ_BYTES: u64 = 512 * shap_io::MIB;
 /// One entry of the zip central directory: its name and where its data lies.
 struct Entry {
     name: String,
+    /// Deflated (`np.savez_compressed`), with this many bytes once inflated; `None`: stored.
+    inflated: Option<usize>,
     /// Byte range of the local header and data, for the overlap check.
     span: std::ops::Range<usize>,
     /// Byte range of the data.
@@ -281,14 +283,51 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
     let bytes = shap_io::read_bounded(path, MAX_NPZ_BYTES, "an explanation")?;
     let entries = zip_entries(&bytes, path)?;
     check_disjoint(&entries, path)?;
+    let mut budget = MAX_NPZ_BYTES as usize;
     entries
         .into_iter()
         .map(|e| {
             let key = e.name.strip_suffix(".npy").unwrap_or(&e.name).to_string();
-            let array = parse_npy(&bytes[e.data], path, &key)?;
+            let raw = &bytes[e.data];
+            let array = match e.inflated {
+                None => parse_npy(raw, path, &key)?,
+                Some(size) => parse_npy(&inflate(raw, size, &mut budget, path, &key)?, path, &key)?,
+            };
             Ok((key, array))
         })
         .collect()
+}
+
+/// Inflate one deflated entry of `size` declared bytes, within what is left of `budget`
+/// (all entries together inflate to at most [`MAX_NPZ_BYTES`]): no more is ever produced
+/// than the entry declares, and a size that disagrees is an error.
+fn inflate(raw: &[u8], size: usize, budget: &mut usize, path: &Path, key: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    if size > *budget {
+        return Err(bad(
+            path,
+            format!(
+                "{key}: inflates past the limit of {} MiB",
+                MAX_NPZ_BYTES >> 20
+            ),
+        ));
+    }
+    *budget -= size;
+    let mut out = Vec::with_capacity(size.min(raw.len().saturating_mul(1032)));
+    flate2::read::DeflateDecoder::new(raw)
+        .take(size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(path, format!("{key}: corrupt deflate data ({e})")))?;
+    if out.len() != size {
+        return Err(bad(
+            path,
+            format!(
+                "{key}: inflates to {} bytes, the archive says {size}",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Refuse entries that share bytes or a name: each byte of the file is decoded at most once.
@@ -342,12 +381,16 @@ fn zip_entries(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .ok_or_else(trunc)?;
         at += 46 + nlen + elen + clen;
-        if method != 0 || csize != usize_ {
-            return Err(bad(
-                path,
-                format!("{name}: compressed entries are not supported (use np.savez)"),
-            ));
-        }
+        let inflated = match method {
+            0 if csize == usize_ => None,
+            8 => Some(usize_),
+            _ => {
+                return Err(bad(
+                    path,
+                    format!("{name}: zip method {method} (only stored and deflate are read)"),
+                ));
+            }
+        };
         if rd32(bytes, local) != Some(0x0403_4b50) {
             return Err(trunc());
         }
@@ -359,6 +402,7 @@ fn zip_entries(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
         }
         out.push(Entry {
             name,
+            inflated,
             span: local..start + csize,
             data: start..start + csize,
         });

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use shap_data::FashionMnist;
 use shap_explain::{
-    Explanation, ImageShape, InputLayout, OrderRng, OutputSelection, PartitionExplainer,
+    Explanation, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection, PartitionExplainer,
     PermutationExplainer, TieBreak,
 };
 use shap_io::OutputSpec;
@@ -212,11 +212,13 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let explanation = explain(&args, &net, &images, &masker, outputs, names.clone())?;
     let seconds = start.elapsed().as_secs_f64();
+    let mut explanation = explanation;
     let rows: Vec<Row> = items
         .iter()
         .enumerate()
         .map(|(i, item)| row(item, i, &scores, &names, &explanation))
         .collect();
+    describe(&mut explanation, &args, &net, &rows, spec)?;
     save(&args, &net, &explanation, &rows, seconds, spec)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
@@ -300,6 +302,52 @@ fn explain(
         };
     }
     Ok(e.explain(net.model(), images, shape, masker)?)
+}
+
+/// Record in the explanation what the `.npz` needs to describe itself: each image's source,
+/// labels, prediction and title, and the run's settings with the model's hash.
+fn describe(
+    e: &mut Explanation,
+    args: &Args,
+    net: &Network,
+    rows: &[Row],
+    spec: MaskerSpec,
+) -> Result<()> {
+    e.images = rows
+        .iter()
+        .map(|r| ImageInfo {
+            index: r.index,
+            source: r.source.clone(),
+            label: r.true_label.map(usize::from),
+            predicted: Some((r.predicted, f64::from(r.probability))),
+            title: r.title.clone(),
+        })
+        .collect();
+    let model_name = args
+        .model
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let max_evals = match (args.max_evals, args.algorithm.as_str()) {
+        (Some(m), _) => m.to_string(),
+        (None, "permutation") => "default (10 passes)".into(),
+        (None, _) => "default (500)".into(),
+    };
+    e.settings = [
+        ("algorithm", args.algorithm.clone()),
+        ("masker", spec.to_string()),
+        ("max_evals", max_evals),
+        ("seed", args.seed.to_string()),
+        ("shap_compat", args.shap_compat.to_string()),
+        ("evaluation", net.evaluation().to_string()),
+        ("outputs", net.outputs_kind().to_string()),
+        ("model", model_name),
+        ("model_sha256", common::sha256_file(&args.model)?),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok(())
 }
 
 /// Write the requested files (npz, JSON, figure).

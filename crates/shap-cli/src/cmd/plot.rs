@@ -51,7 +51,13 @@ pub fn run(args: Args) -> Result<()> {
         (false, None) => ColorScale::Global,
     };
     let e = Explanation::load_npz(&args.npz)?;
-    draw(&e, vec![None; e.num_images], scale, &args.out)?;
+    // The titles stored by `shap-cli explain` ("true | pred"), when the file has them.
+    let titles = e
+        .images
+        .iter()
+        .map(|i| (!i.title.is_empty()).then(|| i.title.clone()))
+        .collect();
+    draw(&e, titles, scale, &args.out)?;
     if args.quiet {
         return Ok(());
     }
