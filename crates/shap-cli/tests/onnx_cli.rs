@@ -337,3 +337,50 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
     fails_with(&out, "explain image files with --image");
     assert!(!npz.exists(), "a failed run wrote its output");
 }
+
+/// `shap-cli explain` under a pseudo-terminal (`script`), returning what it printed.
+fn on_a_terminal(args: &[&str]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let cmd = format!("'{}' {}", env!("CARGO_BIN_EXE_shap-cli"), quoted.join(" "));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("`script` (util-linux) runs the CLI on a pseudo-terminal");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal_only_and_never_with_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("e.npz");
+    let (model, img) = (fixture("rgb_nchw.onnx"), fixture("images/rgb_0.png"));
+    let args = [
+        "explain",
+        "--model",
+        &model,
+        "--image",
+        &img,
+        "--image",
+        &img,
+        "--top-k",
+        "2",
+        "--npz",
+        s(&npz),
+    ];
+    let shown = on_a_terminal(&args);
+    assert!(shown.contains("2/2 images"), "{shown}");
+    assert!(shown.contains("evaluations/s"), "{shown}");
+    let mut quiet = args.to_vec();
+    quiet.push("--quiet");
+    let shown = on_a_terminal(&quiet);
+    assert!(!shown.contains("images"), "{shown}");
+    // Off a terminal (the pipes of this test): no bar.
+    let out = shap_cli(&args);
+    ok(&out);
+    assert!(
+        !text(&out.stderr).contains("images"),
+        "{}",
+        text(&out.stderr)
+    );
+}

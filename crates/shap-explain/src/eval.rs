@@ -49,12 +49,30 @@ pub(crate) struct Counters {
     pub elapsed: Duration,
 }
 
+/// Told about each explained image as soon as it is finished, from whichever thread finished
+/// it: keep it cheap (a counter, a progress bar's `inc`). Closures `Fn(image, evals)` are
+/// `Progress`es.
+pub trait Progress: Sync {
+    /// Image `image` (its index in the batch) is done, after `evals` model evaluations.
+    fn image_done(&self, image: usize, evals: usize);
+}
+
+impl<F: Fn(usize, usize) + Sync> Progress for F {
+    fn image_done(&self, image: usize, evals: usize) {
+        self(image, evals)
+    }
+}
+
+/// No progress reporting.
+pub(crate) fn silent(_: usize, _: usize) {}
+
 /// Everything a schedule needs besides the jobs.
 pub(crate) struct Setup<'a, M: BatchModel + ?Sized, P: MaskedImages> {
     pub model: &'a M,
     pub prepared: &'a [P],
     pub images: &'a [f32],
     pub shape: ImageShape,
+    pub progress: &'a dyn Progress,
 }
 
 impl<M: BatchModel + ?Sized, P: MaskedImages> Setup<'_, M, P> {
@@ -121,6 +139,7 @@ where
             job.receive(&buf.out)?;
         }
         c.elapsed = t0.elapsed();
+        setup.progress.image_done(i, c.evals);
         Ok((job, c))
     };
     let res: Vec<Result<(J, Counters)>> = if parallel {
@@ -192,6 +211,7 @@ struct Slot<J> {
     job: J,
     c: Counters,
     rows: usize,
+    done: bool,
 }
 
 /// Run the jobs of images `0..n` in groups of `group` images that advance in lockstep, each
@@ -251,14 +271,19 @@ where
             job,
             c,
             rows: 0,
+            done: false,
         });
     }
     let mut buf = Buffers::default();
     loop {
         let t0 = Instant::now();
         let mut total = 0;
-        for s in &mut slots {
+        for s in slots.iter_mut().filter(|s| !s.done) {
             s.rows = s.job.next_rows()?;
+            if s.rows == 0 {
+                s.done = true;
+                setup.progress.image_done(s.image, s.c.evals);
+            }
             total += s.rows;
         }
         if total == 0 {

@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 pub use error::{ExplainError, Result};
+pub use eval::Progress;
 pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, RowSummary, RunStats,
 };

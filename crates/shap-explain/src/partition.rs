@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::driver::{assemble, check_inputs, name_fn, prepare_all};
-use crate::eval::{Setup, gather_rows, run_gathered, run_per_image};
+use crate::eval::{Progress, Setup, gather_rows, run_gathered, run_per_image, silent};
 use crate::explanation::{Algorithm, Explanation};
 use crate::owen::{OwenJob, OwenSettings, Ties};
 use crate::rng::NumpyLegacyNormal;
@@ -168,9 +168,21 @@ impl PartitionExplainer {
         shape: ImageShape,
         masker: &K,
     ) -> Result<Explanation> {
+        self.explain_with_progress(model, images, shape, masker, &silent)
+    }
+
+    /// [`Self::explain`], telling `progress` about each image as soon as it is done.
+    pub fn explain_with_progress<M: BatchModel + ?Sized, K: ImageMasker>(
+        &self,
+        model: &M,
+        images: &[f32],
+        shape: ImageShape,
+        masker: &K,
+        progress: &dyn Progress,
+    ) -> Result<Explanation> {
         check_inputs(model, images, shape, None, self.output_names.as_ref())?;
         let prepared = prepare_all(masker, images, shape)?;
-        self.explain_prepared(model, images, shape, &prepared)
+        self.run(model, images, shape, &prepared, progress)
     }
 
     /// Explain images already prepared for masking (`prepared[i]` belongs to image `i`).
@@ -180,6 +192,17 @@ impl PartitionExplainer {
         images: &[f32],
         shape: ImageShape,
         prepared: &[P],
+    ) -> Result<Explanation> {
+        self.run(model, images, shape, prepared, &silent)
+    }
+
+    fn run<M: BatchModel + ?Sized, P: MaskedImages>(
+        &self,
+        model: &M,
+        images: &[f32],
+        shape: ImageShape,
+        prepared: &[P],
+        progress: &dyn Progress,
     ) -> Result<Explanation> {
         let t0 = Instant::now();
         let n = check_inputs(
@@ -212,6 +235,7 @@ impl PartitionExplainer {
             prepared,
             images,
             shape,
+            progress,
         };
         let numpy = match self.tie_break {
             TieBreak::NumpyLegacy { seed } => Some(Mutex::new(NumpyLegacyNormal::new(seed))),

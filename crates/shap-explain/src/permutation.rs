@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::antithetic::{Orders, PassJob, PassSettings};
 use crate::driver::{assemble, check_inputs, name_fn, prepare_all};
-use crate::eval::{Counters, Setup, gather_rows, run_gathered, run_per_image};
+use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_image, silent};
 use crate::explanation::{Algorithm, Explanation};
 use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
 use crate::{BatchModel, ExplainError, ImageMasker, MaskedImages, OutputSelection, Result};
@@ -159,9 +159,21 @@ impl PermutationExplainer {
         shape: ImageShape,
         masker: &K,
     ) -> Result<Explanation> {
+        self.explain_with_progress(model, images, shape, masker, &silent)
+    }
+
+    /// [`Self::explain`], telling `progress` about each image as soon as it is done.
+    pub fn explain_with_progress<M: BatchModel + ?Sized, K: ImageMasker>(
+        &self,
+        model: &M,
+        images: &[f32],
+        shape: ImageShape,
+        masker: &K,
+        progress: &dyn Progress,
+    ) -> Result<Explanation> {
         check_inputs(model, images, shape, None, self.output_names.as_ref())?;
         let prepared = prepare_all(masker, images, shape)?;
-        self.explain_prepared(model, images, shape, &prepared)
+        self.run(model, images, shape, &prepared, progress)
     }
 
     /// Explain images already prepared for masking.
@@ -171,6 +183,17 @@ impl PermutationExplainer {
         images: &[f32],
         shape: ImageShape,
         prepared: &[P],
+    ) -> Result<Explanation> {
+        self.run(model, images, shape, prepared, &silent)
+    }
+
+    fn run<M: BatchModel + ?Sized, P: MaskedImages>(
+        &self,
+        model: &M,
+        images: &[f32],
+        shape: ImageShape,
+        prepared: &[P],
+        progress: &dyn Progress,
     ) -> Result<Explanation> {
         let t0 = Instant::now();
         let n = check_inputs(model, images, shape, Some(prepared.len()), self.names())?;
@@ -184,6 +207,7 @@ impl PermutationExplainer {
             prepared,
             images,
             shape,
+            progress,
         };
         let numpy_seed = match self.rng {
             OrderRng::NumpyLegacy(seed) => seed,
@@ -236,6 +260,7 @@ impl PermutationExplainer {
             prepared,
             images,
             shape,
+            progress: &silent,
         };
         // Each image may have its own number of passes.
         let settings: Vec<PassSettings> = orders

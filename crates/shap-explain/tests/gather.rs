@@ -152,3 +152,44 @@ fn gathering_keeps_the_error_of_the_failing_image() {
         "{err}"
     );
 }
+
+#[test]
+fn progress_hears_of_every_image_once_with_its_evaluations() {
+    let n = 9;
+    let x = images(n);
+    let masker = ConstantMasker { value: 0.2 };
+    let explainer = PartitionExplainer {
+        budget: shap_explain::Budget::MaxEvals(90),
+        ..PartitionExplainer::default()
+    };
+    for rows in [None, Some(25)] {
+        let model = Gathering::new(SHAPE.features(), rows);
+        let seen = Mutex::new(Vec::new());
+        let record = |image: usize, evals: usize| seen.lock().unwrap().push((image, evals));
+        let e = explainer
+            .explain_with_progress(&model, &x, SHAPE, &masker, &record)
+            .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        let want: Vec<(usize, usize)> = e.evals.iter().copied().enumerate().collect();
+        assert_eq!(seen, want, "{rows:?} rows per call");
+    }
+    let permutation = PermutationExplainer {
+        passes: 1,
+        ..PermutationExplainer::default()
+    };
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let tick = |_: usize, _: usize| {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    permutation
+        .explain_with_progress(
+            &Gathering::new(SHAPE.features(), None),
+            &x,
+            SHAPE,
+            &masker,
+            &tick,
+        )
+        .unwrap();
+    assert_eq!(count.into_inner(), n);
+}

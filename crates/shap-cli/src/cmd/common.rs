@@ -152,3 +152,17 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+/// A progress bar on standard error for `len` `what`s, when standard error is a terminal and
+/// `quiet` is off; `None` otherwise (a pipe or a log file gets no bar).
+pub fn progress_bar(len: u64, what: &str, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {what}  {{msg}}  ETA {{eta}}"
+    ))
+    .ok()?;
+    Some(indicatif::ProgressBar::new(len).with_style(style))
+}

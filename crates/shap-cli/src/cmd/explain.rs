@@ -9,7 +9,7 @@ use serde::Serialize;
 use shap_data::FashionMnist;
 use shap_explain::{
     Explanation, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection, PartitionExplainer,
-    PermutationExplainer, TieBreak,
+    PermutationExplainer, Progress, TieBreak,
 };
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
@@ -210,7 +210,20 @@ pub fn run(args: Args) -> Result<()> {
         common::check_permutation_budget(args.max_evals, net.shape().features())?;
     }
     let start = Instant::now();
-    let explanation = explain(&args, &net, &images, &masker, outputs, names.clone())?;
+    let bar = common::progress_bar(items.len() as u64, "images", args.quiet);
+    let evals = std::sync::atomic::AtomicUsize::new(0);
+    let tick = |_: usize, n: usize| {
+        let done = evals.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if let Some(b) = &bar {
+            b.inc(1);
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("{rate:.0} evaluations/s"));
+        }
+    };
+    let explanation = explain(&args, &net, &images, &masker, outputs, names.clone(), &tick)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut explanation = explanation;
     let rows: Vec<Row> = items
@@ -268,6 +281,7 @@ fn explain(
     masker: &Masker,
     outputs: OutputSelection,
     names: Vec<String>,
+    progress: &dyn Progress,
 ) -> Result<Explanation> {
     let shape = net.shape();
     let compat_seed = || -> Result<u32> {
@@ -286,7 +300,7 @@ fn explain(
             },
             ..PermutationExplainer::default()
         };
-        return Ok(e.explain(net.model(), images, shape, masker)?);
+        return Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?);
     }
     let mut e = PartitionExplainer {
         outputs,
@@ -301,7 +315,7 @@ fn explain(
             seed: compat_seed()?,
         };
     }
-    Ok(e.explain(net.model(), images, shape, masker)?)
+    Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?)
 }
 
 /// Record in the explanation what the `.npz` needs to describe itself: each image's source,
