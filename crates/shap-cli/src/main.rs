@@ -12,9 +12,20 @@ mod cmd;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Train Fashion-MNIST CNNs with Candle and explain their predictions with SHAP.
+/// Explain image classifiers with SHAP, as Python's shap does (Partition and Permutation
+/// explainers, blur and inpainting maskers, image_plot figures), for the Fashion-MNIST tutorial
+/// CNN it trains or any ONNX model.
+///
+/// The commands follow the tutorial's pipeline: data -> train -> evaluate -> mask -> explain
+/// -> plot.
 #[derive(Parser)]
-#[command(name = "shap-cli", version, about, propagate_version = true)]
+#[command(
+    name = "shap-cli",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +45,30 @@ enum Command {
     Explain(Box<cmd::explain::Args>),
     /// Plot a saved explanation like `shap.image_plot`.
     Plot(cmd::plot::Args),
+    /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
+    Completions(Completions),
+}
+
+/// Flags of `shap-cli completions`.
+#[derive(clap::Args)]
+struct Completions {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    shell: String,
+}
+
+/// Print the completion script for `c.shell` (an unknown shell is an error, exit 1).
+fn completions(c: &Completions) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let Ok(shell) = c.shell.parse::<Shell>() else {
+        anyhow::bail!(
+            "unknown shell '{}': expected bash, zsh, fish, elvish or powershell",
+            c.shell
+        );
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "shap-cli", &mut script);
+    cmd::common::print(|o| o.write_all(&script))
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Mask(a) => cmd::mask::run(a),
         Command::Explain(a) => cmd::explain::run(*a),
         Command::Plot(a) => cmd::plot::run(a),
+        Command::Completions(c) => completions(&c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

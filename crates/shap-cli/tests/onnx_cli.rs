@@ -293,7 +293,7 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
         ),
         (
             explain(&rgb, &["--output", "logits"]),
-            "--output is for tutorial checkpoints",
+            "--head is for tutorial checkpoints",
         ),
         (
             explain(&rgb, &["--eval", "incremental"]),

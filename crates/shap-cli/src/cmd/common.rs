@@ -100,12 +100,42 @@ fn open_bounded(path: &Path) -> Result<image::DynamicImage> {
     Ok(r.decode()?)
 }
 
-/// The output head a command uses: `--output probabilities|logits` when given, else the
-/// checkpoint's own head.
-pub fn head(output: Option<&str>, checkpoint: Head) -> Head {
-    match output {
-        Some("logits") => Head::Logits,
-        Some(_) => Head::Softmax,
+/// Which outputs a tutorial checkpoint gives (`--head`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadArg {
+    /// Softmax probabilities.
+    Probabilities,
+    /// Logits.
+    Logits,
+}
+
+/// `--head` and its old spelling `--output` (hidden, kept for one release).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct HeadFlags {
+    /// Tutorial checkpoints: explain or report probabilities (softmax) or logits (default:
+    /// the checkpoint's own head).
+    #[arg(long, value_enum, conflicts_with = "output")]
+    pub head: Option<HeadArg>,
+    /// Old name of --head.
+    #[arg(long, value_enum, hide = true)]
+    pub output: Option<HeadArg>,
+}
+
+impl HeadFlags {
+    /// The head asked for, if any; `--output` works with a note that it is now `--head`.
+    pub fn chosen(&self) -> Option<HeadArg> {
+        if self.output.is_some() {
+            eprintln!("note: --output is now called --head; --output will be removed");
+        }
+        self.head.or(self.output)
+    }
+}
+
+/// The output head a command uses: the one asked for, else the checkpoint's own.
+pub fn head(chosen: Option<HeadArg>, checkpoint: Head) -> Head {
+    match chosen {
+        Some(HeadArg::Logits) => Head::Logits,
+        Some(HeadArg::Probabilities) => Head::Softmax,
         None => checkpoint,
     }
 }
@@ -165,4 +195,19 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> Option<indicatif::Prog
     ))
     .ok()?;
     Some(indicatif::ProgressBar::new(len).with_style(style))
+}
+
+/// Check a `--device` value: `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`.
+pub fn parse_device(s: &str) -> std::result::Result<String, String> {
+    let (kind, index) = s.split_once(':').unwrap_or((s, "0"));
+    let ok = matches!(kind, "cpu" | "cuda" | "metal")
+        && index.parse::<usize>().is_ok()
+        && !(kind == "cpu" && s.contains(':'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}': expected cpu, cuda, cuda:N, metal or metal:N"
+        ))
+    }
 }

@@ -5,20 +5,22 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use shap_data::{CLASS_NAMES, DataSource, FashionMnist, Split};
+use shap_io::OutputSpec;
 
 /// Flags of `shap-cli data`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  shap-cli data\n  shap-cli data --data-dir ~/fashion-mnist --json"
+    after_help = "Examples:\n  shap-cli data\n  shap-cli data --data-dir ~/fashion-mnist --json summary.json\n  shap-cli data --json -"
 )]
 pub struct Args {
     /// Directory holding the IDX files (gzip or plain); when given, the only place searched.
     /// Default search: FASHION_MNIST_DIR, /usr/share/datasets/fashion-mnist, the hf-hub cache.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    /// Write the dataset's summary as JSON to FILE (`-`, or the flag alone: standard output)
+    /// instead of printing the table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub json: Option<PathBuf>,
 }
 
 fn source_kind(s: &DataSource) -> &'static str {
@@ -44,8 +46,11 @@ fn split_json(s: &Split) -> serde_json::Value {
 
 /// Run `shap-cli data`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(p) = &args.json {
+        super::common::check_outputs(&[(Some(p.as_path()), OutputSpec::text("--json"))], &[])?;
+    }
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
-    if args.json {
+    if let Some(p) = &args.json {
         let out = serde_json::json!({
             "source": data.source.to_string(),
             "source_kind": source_kind(&data.source),
@@ -53,8 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "train": split_json(&data.train),
             "test": split_json(&data.test),
         });
-        let text = serde_json::to_string_pretty(&out)?;
-        return super::common::print(|o| writeln!(o, "{text}"));
+        let text = serde_json::to_string_pretty(&out)? + "\n";
+        return Ok(shap_io::write_bytes(p, text.as_bytes())?);
     }
     super::common::print(|o| table(o, &data))
 }

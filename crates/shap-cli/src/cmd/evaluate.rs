@@ -14,14 +14,13 @@ use super::common;
 #[command(after_help = "Example:\n  shap-cli evaluate --model model.safetensors --json eval.json")]
 pub struct Args {
     /// Checkpoint written by `shap-cli train` (or converted to the same tensor names).
-    #[arg(long, value_name = "MODEL.safetensors")]
+    #[arg(short, long, value_name = "MODEL.safetensors")]
     pub model: PathBuf,
     /// Outputs stored in the JSON: probabilities (softmax) or logits (default: the
-    /// checkpoint's head). Accuracy and the report depend only on the argmax.
-    #[arg(long, value_parser = ["probabilities", "logits"])]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub head: common::HeadFlags,
     /// Device: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
     pub device: String,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
@@ -61,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let device = shap_model::device(&args.device)?;
     let ckpt = shap_model::load(&args.model, &device)?;
-    let head = common::head(args.output.as_deref(), ckpt.meta.head);
+    let head = common::head(args.head.chosen(), ckpt.meta.head);
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let start = std::time::Instant::now();

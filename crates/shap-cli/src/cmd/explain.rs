@@ -28,12 +28,12 @@ use super::network::{Engine, Eval, Network, Options, class_names};
 pub struct Args {
     /// The model: a checkpoint written by `shap-cli train` (.safetensors), or an ONNX image
     /// classifier (.onnx) with one (N, C, H, W) or (N, H, W, C) input and one (N, K) output.
-    #[arg(long, value_name = "MODEL.safetensors|MODEL.onnx")]
+    #[arg(short, long, value_name = "MODEL.safetensors|MODEL.onnx")]
     pub model: PathBuf,
     /// Explainer: `partition` (Owen values over shap's image hierarchy) or `permutation`
     /// (antithetic, hierarchy-respecting orders).
-    #[arg(long, default_value = "partition", value_parser = ["partition", "permutation"])]
-    pub algorithm: String,
+    #[arg(long, value_enum, default_value = "partition")]
+    pub algorithm: AlgorithmArg,
     /// Masker, shap spelling: `blur(kw,kh)`, `inpaint_telea`, `inpaint_ns`, or a number
     /// (negative numbers too: `--masker -1`).
     #[arg(long, default_value = "blur(28,28)", allow_hyphen_values = true)]
@@ -71,10 +71,8 @@ pub struct Args {
     /// Explain every output of the model.
     #[arg(long)]
     pub all_classes: bool,
-    /// Tutorial checkpoints: explain probabilities (softmax) or logits (default: the
-    /// checkpoint's head).
-    #[arg(long, value_parser = ["probabilities", "logits"])]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub head: common::HeadFlags,
     /// Seed: Permutation orders, and (with --shap-compat) the Partition tie-break generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -83,7 +81,7 @@ pub struct Args {
     #[arg(long)]
     pub shap_compat: bool,
     /// Device for the model: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
     pub device: String,
     /// How the CNN evaluates masked images. `incremental` (CPU only): each masked image starts
     /// from the closest one already evaluated and only the positions its changed pixels reach
@@ -136,6 +134,24 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The explainer (`--algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlgorithmArg {
+    /// Owen values over shap's image hierarchy.
+    Partition,
+    /// Antithetic, hierarchy-respecting permutations.
+    Permutation,
+}
+
+impl AlgorithmArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Partition => "partition",
+            Self::Permutation => "permutation",
+        }
+    }
 }
 
 /// One image to explain, with what we know about it.
@@ -206,7 +222,7 @@ pub fn run(args: Args) -> Result<()> {
     let items = select_images(&args, &net)?;
     let images: Vec<f32> = items.iter().flat_map(|i| i.pixels.clone()).collect();
     let scores = net.scores(&images)?;
-    if args.algorithm == "permutation" {
+    if args.algorithm == AlgorithmArg::Permutation {
         common::check_permutation_budget(args.max_evals, net.shape().features())?;
     }
     let start = Instant::now();
@@ -244,7 +260,7 @@ fn options(args: &Args) -> Options<'_> {
     Options {
         device: &args.device,
         eval: args.eval,
-        head: args.output.as_deref(),
+        head: args.head.chosen(),
         layout: args.input_layout,
         mean: &args.mean,
         std: &args.std,
@@ -287,7 +303,7 @@ fn explain(
     let compat_seed = || -> Result<u32> {
         u32::try_from(args.seed).context("--seed must fit in 32 bits with --shap-compat")
     };
-    if args.algorithm == "permutation" {
+    if args.algorithm == AlgorithmArg::Permutation {
         let e = PermutationExplainer {
             max_evals: args.max_evals,
             outputs,
@@ -342,13 +358,13 @@ fn describe(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let max_evals = match (args.max_evals, args.algorithm.as_str()) {
+    let max_evals = match (args.max_evals, args.algorithm) {
         (Some(m), _) => m.to_string(),
-        (None, "permutation") => "default (10 passes)".into(),
-        (None, _) => "default (500)".into(),
+        (None, AlgorithmArg::Permutation) => "default (10 passes)".into(),
+        (None, AlgorithmArg::Partition) => "default (500)".into(),
     };
     e.settings = [
-        ("algorithm", args.algorithm.clone()),
+        ("algorithm", args.algorithm.name().to_string()),
         ("masker", spec.to_string()),
         ("max_evals", max_evals),
         ("seed", args.seed.to_string()),

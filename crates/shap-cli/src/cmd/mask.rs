@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Output `.npy`: the masked (H,W) f32 image.
-    #[arg(long, value_name = "OUT.npy")]
+    #[arg(short, long, value_name = "OUT.npy")]
     pub out: PathBuf,
     /// Also write the masked image as a grey PNG (values clamped to [0,1]).
     #[arg(long, value_name = "OUT.png")]

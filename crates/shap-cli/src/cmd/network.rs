@@ -35,8 +35,8 @@ pub struct Options<'a> {
     pub device: &'a str,
     /// `--eval`.
     pub eval: Eval,
-    /// `--output` (tutorial checkpoints only).
-    pub head: Option<&'a str>,
+    /// `--head` (tutorial checkpoints only).
+    pub head: Option<super::common::HeadArg>,
     /// `--input-layout` (ONNX only).
     pub layout: Option<InputLayout>,
     /// `--mean` / `--std` (ONNX only).
@@ -148,7 +148,7 @@ fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
     if o.layout.is_some() || !o.mean.is_empty() || !o.std.is_empty() || o.softmax {
         bail!(
             "--input-layout, --mean, --std and --softmax are for ONNX models; a tutorial \
-             checkpoint takes [0, 1] images and has its own head (see --output)"
+             checkpoint takes [0, 1] images and has its own head (see --head)"
         );
     }
     let on_cpu = o.device.split(':').next() == Some("cpu");
@@ -218,7 +218,7 @@ fn native_onnx(path: &Path, o: &Options<'_>) -> Result<Option<Network>> {
 fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
     if o.head.is_some() {
         bail!(
-            "--output is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
+            "--head is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
         );
     }
     if o.device.split(':').next() != Some("cpu") {

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, value_name = "EXPLANATION.npz")]
     pub npz: PathBuf,
     /// Output figure (.png or .svg).
-    #[arg(long, value_name = "FIGURE.png")]
+    #[arg(short, long, value_name = "FIGURE.png")]
     pub out: PathBuf,
     /// One colour scale per row instead of one for the figure.
     #[arg(long, conflicts_with = "vmax")]

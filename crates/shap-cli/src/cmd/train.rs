@@ -9,6 +9,15 @@ use shap_data::FashionMnist;
 use shap_io::OutputSpec;
 use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig};
 
+/// The tutorial to follow (`--preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetArg {
+    /// The Keras tutorial: softmax head, lr 1e-3, 10 epochs.
+    Keras,
+    /// The Flax tutorial: logits head, lr 1e-4, 5 epochs.
+    Flax,
+}
+
 /// Flags of `shap-cli train`.
 #[derive(clap::Args)]
 #[command(
@@ -18,8 +27,8 @@ shap-cli train --preset flax --epochs 1 --limit 6000 --out flax.safetensors"
 pub struct Args {
     /// Hyper-parameter preset: keras (lr 1e-3, 10 epochs, softmax head) or flax
     /// (lr 1e-4, 5 epochs, logits head); both use batch 256.
-    #[arg(long, default_value = "keras", value_parser = ["keras", "flax"])]
-    pub preset: String,
+    #[arg(long, value_enum, default_value = "keras")]
+    pub preset: PresetArg,
     /// Number of epochs (default: the preset's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -36,13 +45,13 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Device: cpu, cuda[:N] or metal[:N] (GPUs need a build with the matching feature).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = super::common::parse_device)]
     pub device: String,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Where to write the checkpoint (safetensors, written atomically).
-    #[arg(long, value_name = "MODEL.safetensors")]
+    #[arg(short, long, value_name = "MODEL.safetensors")]
     pub out: PathBuf,
     /// Also write the per-epoch history as JSON.
     #[arg(long, value_name = "FILE.json")]
@@ -88,7 +97,10 @@ fn check_args(args: &Args) -> anyhow::Result<()> {
 /// Run `shap-cli train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_args(&args)?;
-    let preset: Preset = args.preset.parse()?;
+    let preset = match args.preset {
+        PresetArg::Keras => Preset::Keras,
+        PresetArg::Flax => Preset::Flax,
+    };
     let mut cfg = TrainConfig::preset(preset);
     if let Some(e) = args.epochs {
         cfg.epochs = e;

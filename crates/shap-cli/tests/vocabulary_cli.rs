@@ -1,0 +1,119 @@
+//! One CLI vocabulary: `--head` (with `--output` as a hidden old name), `--json FILE` with `-`
+//! for standard output, short flags, shell completions.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{shap_cli, text, write_dataset};
+
+fn onnx_fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shap-onnx/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn head_and_its_old_name_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("e.json");
+    let (model, img) = (
+        onnx_fixture("tutorial.safetensors"),
+        onnx_fixture("images/grey_0.png"),
+    );
+    for (flag, note) in [("--head", false), ("--output", true)] {
+        let out = shap_cli(&[
+            "explain",
+            "-m",
+            &model,
+            "--image",
+            &img,
+            flag,
+            "logits",
+            "--max-evals",
+            "40",
+            "--json",
+            s(&json),
+            "--quiet",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(v["output"], "logits", "{flag}");
+        assert_eq!(
+            text(&out.stderr).contains("--output is now called --head"),
+            note,
+            "{flag}"
+        );
+    }
+    let out = shap_cli(&["explain", "-m", &model, "--image", &img, "--head", "odds"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown choice");
+    assert!(
+        text(&out.stderr).contains("probabilities"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn data_json_goes_to_a_file_or_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, 20, 10);
+    let file = dir.path().join("d.json");
+    let out = shap_cli(&["data", "--data-dir", s(&data), "--json", s(&file)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["test"]["count"], 10);
+    for args in [vec!["--json", "-"], vec!["--json"]] {
+        let mut a = vec!["data", "--data-dir", s(&data)];
+        a.extend(args);
+        let out = shap_cli(&a);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["train"]["count"], 20);
+    }
+}
+
+#[test]
+fn completions_for_known_shells_and_an_error_for_others() {
+    for (shell, needle) in [
+        ("bash", "complete -F _shap__cli"),
+        ("zsh", "#compdef shap-cli"),
+        ("fish", "complete -c shap-cli"),
+    ] {
+        let out = shap_cli(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(needle), "{shell}");
+        assert!(text(&out.stdout).contains("explain"), "{shell}");
+    }
+    let out = shap_cli(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown shell 'tcsh'"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_top_level_help_says_what_the_tool_is_for_in_pipeline_order() {
+    let out = shap_cli(&["--help"]);
+    let help = text(&out.stdout);
+    assert!(
+        help.starts_with("Explain image classifiers with SHAP"),
+        "{help}"
+    );
+    let at = |c: &str| help.find(&format!("\n  {c} ")).unwrap_or(usize::MAX);
+    let order = ["data", "train", "evaluate", "mask", "explain", "plot"].map(at);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{help}");
+    let out = shap_cli(&[
+        "explain", "--device", "tpu", "-m", "x.onnx", "--image", "x.png",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected cpu, cuda, cuda:N, metal or metal:N"));
+}
