@@ -84,7 +84,7 @@ fn explain_png_with_both_explainers_then_plot() {
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["algorithm"], "partition");
-    assert_eq!(v["masker"], "inpaint_ns");
+    assert_eq!(v["settings"]["masker"], "inpaint_ns");
     let rows = v["images"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for r in rows {
@@ -173,15 +173,19 @@ fn incremental_and_full_evaluation_agree_and_auto_picks_incremental_on_the_cpu()
     };
     let (full, vf, _) = run(&["--eval", "full"], "full");
     let (inc, vi, stdout) = run(&[], "auto");
-    assert_eq!(vf["evaluation"], "full");
-    assert!(vf["incremental_work_fraction"].is_null());
-    assert_eq!(vi["evaluation"], "incremental");
-    let work = vi["incremental_work_fraction"].as_f64().unwrap();
+    assert_eq!(vf["settings"]["evaluation"], "full");
+    assert!(vf["settings"]["incremental_work_fraction"].is_null());
+    assert_eq!(vi["settings"]["evaluation"], "incremental");
+    let work: f64 = vi["settings"]["incremental_work_fraction"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(work > 0.0 && work < 0.6, "{work}");
     assert!(stdout.contains("incremental:"), "{stdout}");
     // Asking for it by name is the same path: bit-identical values.
     let (named, vn, _) = run(&["--eval", "incremental"], "named");
-    assert_eq!(vn["evaluation"], "incremental");
+    assert_eq!(vn["settings"]["evaluation"], "incremental");
     assert_eq!(named.values, inc.values);
     // Same classes; values equal to float rounding (the two paths sum in different orders).
     assert_eq!(full.output_indices, inc.output_indices);

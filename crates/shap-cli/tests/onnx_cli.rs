@@ -138,7 +138,7 @@ fn rgb_model_on_image_files_equals_shap_with_onnxruntime() {
         assert_eq!(names, &want);
     }
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(v["evaluation"], "onnx");
+    assert_eq!(v["settings"]["evaluation"], "onnx");
     assert_eq!(
         v["images"][0]["class_names"][0],
         e.output_names[0][0].as_str()

@@ -61,12 +61,10 @@ fn our_npz_keeps_titles_sources_and_settings_for_a_replot() {
     let e = Explanation::load_npz(&npz).unwrap();
     let info = &e.images[0];
     assert_eq!(info.source, "grey_0.png");
-    assert_eq!((info.index, info.label), (None, None));
-    let (pred, p) = info.predicted.unwrap();
-    assert_eq!(
-        info.title,
-        format!("pred: {} ({p:.2})", shap_data::CLASS_NAMES[pred])
-    );
+    assert_eq!((info.index, info.label.clone()), (None, None));
+    let (pred, name, p) = info.predicted.clone().unwrap();
+    assert_eq!(name, shap_data::CLASS_NAMES[pred]);
+    assert_eq!(info.title, format!("pred: {name} ({p:.2})"));
     assert_eq!(e.setting("masker"), Some("blur(28,28)"));
     assert_eq!(e.setting("max_evals"), Some("80"));
     assert_eq!(e.setting("model"), Some("tutorial.safetensors"));

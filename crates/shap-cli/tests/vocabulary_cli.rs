@@ -45,7 +45,7 @@ fn head_and_its_old_name_output() {
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-        assert_eq!(v["output"], "logits", "{flag}");
+        assert_eq!(v["settings"]["outputs"], "logits", "{flag}");
         assert_eq!(
             text(&out.stderr).contains("--output is now called --head"),
             note,

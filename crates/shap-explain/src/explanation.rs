@@ -122,10 +122,11 @@ pub struct ImageInfo {
     pub index: Option<usize>,
     /// Where it came from: `test[12]`, a file name.
     pub source: String,
-    /// Its true class, when known.
-    pub label: Option<usize>,
-    /// The class the model predicts, and its score (a probability when the outputs are).
-    pub predicted: Option<(usize, f64)>,
+    /// Its true class and the class's name, when known.
+    pub label: Option<(usize, String)>,
+    /// The class the model predicts, its name and its score (a probability when the
+    /// outputs are).
+    pub predicted: Option<(usize, String, f64)>,
     /// The title of its row in a figure.
     pub title: String,
 }
@@ -191,36 +192,43 @@ impl Explanation {
     /// A JSON-serialisable summary (no per-pixel values).
     pub fn summary(&self) -> ExplanationSummary {
         let k = self.num_outputs;
-        let rows = (0..self.num_images)
-            .map(|i| RowSummary {
-                image: i,
-                output_indices: self
-                    .output_indices
-                    .get(i * k..(i + 1) * k)
-                    .unwrap_or(&[])
-                    .to_vec(),
-                output_names: self.output_names.get(i).cloned().unwrap_or_default(),
-                base_values: self
-                    .base_values
-                    .get(i * k..(i + 1) * k)
-                    .unwrap_or(&[])
-                    .to_vec(),
-                fx: self.fx.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec(),
-                evals: self.evals.get(i).copied().unwrap_or(0),
-                efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
-                time_s: self.image_times.get(i).copied().unwrap_or(0.0),
+        let part = |v: &[f64], i: usize| v.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec();
+        let images = (0..self.num_images)
+            .map(|i| {
+                let info = self.images.get(i).cloned().unwrap_or_default();
+                ImageSummary {
+                    index: info.index,
+                    source: info.source,
+                    true_label: info.label.as_ref().map(|l| l.0),
+                    true_name: info.label.map(|l| l.1),
+                    predicted: info.predicted.as_ref().map(|p| p.0),
+                    predicted_name: info.predicted.as_ref().map(|p| p.1.clone()),
+                    probability: info.predicted.map(|p| p.2),
+                    classes: self
+                        .output_indices
+                        .get(i * k..(i + 1) * k)
+                        .unwrap_or(&[])
+                        .to_vec(),
+                    class_names: self.output_names.get(i).cloned().unwrap_or_default(),
+                    base_values: part(&self.base_values, i),
+                    fx: part(&self.fx, i),
+                    evals: self.evals.get(i).copied().unwrap_or(0),
+                    efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
+                    seconds: self.image_times.get(i).copied().unwrap_or(0.0),
+                    title: info.title,
+                }
             })
             .collect();
         ExplanationSummary {
             algorithm: self.algorithm,
             shape: [self.shape.height, self.shape.width, self.shape.channels],
-            num_images: self.num_images,
             num_outputs: k,
-            total_time_s: self.stats.wall_time.as_secs_f64(),
-            model_time_s: self.stats.model_time.as_secs_f64(),
+            settings: self.settings.iter().cloned().collect(),
+            total_seconds: self.stats.wall_time.as_secs_f64(),
+            model_seconds: self.stats.model_time.as_secs_f64(),
             model_rows: self.stats.model_rows,
             model_calls: self.stats.model_calls,
-            rows,
+            images,
         }
     }
 
@@ -564,15 +572,28 @@ impl Explanation {
             let probability = self
                 .images
                 .iter()
-                .map(|i| i.predicted.map_or(f64::NAN, |p| p.1))
+                .map(|i| i.predicted.as_ref().map_or(f64::NAN, |p| p.2))
                 .collect();
             for (name, data) in [
                 ("index", ints(&|i| i.index)),
-                ("true_label", ints(&|i| i.label)),
-                ("predicted", ints(&|i| i.predicted.map(|p| p.0))),
+                ("true_label", ints(&|i| i.label.as_ref().map(|l| l.0))),
+                ("predicted", ints(&|i| i.predicted.as_ref().map(|p| p.0))),
                 ("probability", NpyData::F64(probability)),
                 ("source", strs(&|i| i.source.clone())),
                 ("title", strs(&|i| i.title.clone())),
+                (
+                    "true_name",
+                    strs(&|i| i.label.as_ref().map(|l| l.1.clone()).unwrap_or_default()),
+                ),
+                (
+                    "predicted_name",
+                    strs(&|i| {
+                        i.predicted
+                            .as_ref()
+                            .map(|p| p.1.clone())
+                            .unwrap_or_default()
+                    }),
+                ),
             ] {
                 out.push((
                     name,
@@ -634,64 +655,57 @@ fn read_infos(
     take: &mut dyn FnMut(&str) -> Option<NpyArray>,
     n: usize,
 ) -> std::result::Result<Vec<ImageInfo>, String> {
-    let mut infos = vec![ImageInfo::default(); n];
-    let mut any = false;
-    let mut ints =
-        |name: &str, set: &dyn Fn(&mut ImageInfo, usize)| -> std::result::Result<(), String> {
-            match take(name) {
-                None => Ok(()),
-                Some(NpyArray {
-                    shape,
-                    data: NpyData::I64(v),
-                }) if shape == [n] => {
-                    for (info, x) in infos.iter_mut().zip(v) {
-                        if let Ok(x) = usize::try_from(x) {
-                            set(info, x);
-                        }
-                    }
-                    any = true;
-                    Ok(())
-                }
-                Some(_) => Err(format!("'{name}' must be an int64 array of {n}")),
-            }
-        };
-    ints("index", &|i, x| i.index = Some(x))?;
-    ints("true_label", &|i, x| i.label = Some(x))?;
-    ints("predicted", &|i, x| i.predicted = Some((x, f64::NAN)))?;
-    match take("probability") {
-        None => {}
-        Some(NpyArray {
-            shape,
-            data: NpyData::F64(v),
-        }) if shape == [n] => {
-            for (info, p) in infos.iter_mut().zip(v) {
-                if let Some(pred) = info.predicted.as_mut() {
-                    pred.1 = p;
-                }
-            }
-        }
-        Some(_) => return Err(format!("'probability' must be a float64 array of {n}")),
-    }
-    for name in ["source", "title"] {
+    let mut ints = |name: &str| -> std::result::Result<Option<Vec<Option<usize>>>, String> {
         match take(name) {
-            None => {}
+            None => Ok(None),
+            Some(NpyArray {
+                shape,
+                data: NpyData::I64(v),
+            }) if shape == [n] => Ok(Some(
+                v.into_iter().map(|x| usize::try_from(x).ok()).collect(),
+            )),
+            Some(_) => Err(format!("'{name}' must be an int64 array of {n}")),
+        }
+    };
+    let (index, label, predicted) = (ints("index")?, ints("true_label")?, ints("predicted")?);
+    let mut strs = |name: &str| -> std::result::Result<Option<Vec<String>>, String> {
+        match take(name) {
+            None => Ok(None),
             Some(NpyArray {
                 shape,
                 data: NpyData::Str(v),
-            }) if shape == [n] => {
-                any = true;
-                for (info, t) in infos.iter_mut().zip(v) {
-                    if name == "source" {
-                        info.source = t;
-                    } else {
-                        info.title = t;
-                    }
-                }
-            }
-            Some(_) => return Err(format!("'{name}' must be a string array of {n}")),
+            }) if shape == [n] => Ok(Some(v)),
+            Some(_) => Err(format!("'{name}' must be a string array of {n}")),
         }
+    };
+    let (source, title) = (strs("source")?, strs("title")?);
+    let (true_name, predicted_name) = (strs("true_name")?, strs("predicted_name")?);
+    let probability = match take("probability") {
+        None => None,
+        Some(NpyArray {
+            shape,
+            data: NpyData::F64(v),
+        }) if shape == [n] => Some(v),
+        Some(_) => return Err(format!("'probability' must be a float64 array of {n}")),
+    };
+    if [&index, &label, &predicted].iter().all(|v| v.is_none()) && source.is_none() {
+        return Ok(Vec::new());
     }
-    Ok(if any { infos } else { Vec::new() })
+    let at =
+        |v: &Option<Vec<String>>, i: usize| v.as_ref().map(|v| v[i].clone()).unwrap_or_default();
+    let int = |v: &Option<Vec<Option<usize>>>, i: usize| v.as_ref().and_then(|v| v[i]);
+    Ok((0..n)
+        .map(|i| ImageInfo {
+            index: int(&index, i),
+            source: at(&source, i),
+            label: int(&label, i).map(|l| (l, at(&true_name, i))),
+            predicted: int(&predicted, i).map(|p| {
+                let score = probability.as_ref().map_or(f64::NAN, |v| v[i]);
+                (p, at(&predicted_name, i), score)
+            }),
+            title: at(&title, i),
+        })
+        .collect())
 }
 
 /// Read `setting_names` / `setting_values` (both or neither, of one length).
@@ -714,46 +728,61 @@ fn read_settings(
     }
 }
 
-/// Per-image part of [`ExplanationSummary`].
+/// One explained image in an [`ExplanationSummary`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowSummary {
-    /// Image index in the batch.
-    pub image: usize,
+pub struct ImageSummary {
+    /// Index in its dataset, if it came from one.
+    pub index: Option<usize>,
+    /// Where it came from (`test[12]`, a file name; empty when unknown).
+    pub source: String,
+    /// True class, when known.
+    pub true_label: Option<usize>,
+    /// Its name.
+    pub true_name: Option<String>,
+    /// The predicted class, when known.
+    pub predicted: Option<usize>,
+    /// Its name.
+    pub predicted_name: Option<String>,
+    /// The model's score for the predicted class (a probability when the outputs are).
+    pub probability: Option<f64>,
     /// Explained output indices.
-    pub output_indices: Vec<usize>,
+    pub classes: Vec<usize>,
     /// Their names.
-    pub output_names: Vec<String>,
-    /// Base values (f of the fully hidden image).
+    pub class_names: Vec<String>,
+    /// Base values (f of the fully hidden image) of the explained outputs.
     pub base_values: Vec<f64>,
     /// f(x) for the explained outputs.
     pub fx: Vec<f64>,
     /// Model evaluations.
     pub evals: usize,
-    /// Efficiency error.
+    /// Efficiency error `max_o |sum values + base - f(x)|`.
     pub efficiency_error: f64,
     /// Seconds spent on this image.
-    pub time_s: f64,
+    pub seconds: f64,
+    /// Its title in a figure (empty when none).
+    pub title: String,
 }
 
-/// JSON summary of an explanation (no per-pixel values).
+/// The one JSON summary of an explanation (no per-pixel values), written by
+/// [`Explanation::save_json`] and `shap-cli explain --json`, read back by `cargo xtask`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExplanationSummary {
     /// Algorithm.
     pub algorithm: Algorithm,
     /// Image shape `[H, W, C]`.
     pub shape: [usize; 3],
-    /// Number of images.
-    pub num_images: usize,
-    /// Outputs per image.
+    /// Outputs explained per image.
     pub num_outputs: usize,
+    /// The run's settings ([`Explanation::settings`]).
+    pub settings: std::collections::BTreeMap<String, String>,
     /// Total wall time of the explanation, seconds.
-    pub total_time_s: f64,
+    pub total_seconds: f64,
     /// Time inside the model (summed over images), seconds.
-    pub model_time_s: f64,
+    pub model_seconds: f64,
     /// Model rows evaluated.
     pub model_rows: usize,
     /// Model calls.
     pub model_calls: usize,
     /// Per-image details.
-    pub rows: Vec<RowSummary>,
+    pub images: Vec<ImageSummary>,
 }

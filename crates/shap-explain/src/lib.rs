@@ -56,7 +56,7 @@ use rayon::prelude::*;
 pub use error::{ExplainError, Result};
 pub use eval::Progress;
 pub use explanation::{
-    Algorithm, Explanation, ExplanationSummary, ImageInfo, RowSummary, RunStats,
+    Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
 };
 pub use input::{InputLayout, Normalize};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};

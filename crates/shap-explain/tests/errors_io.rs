@@ -197,8 +197,36 @@ fn npz_and_json_round_trip() {
     let summary: ExplanationSummary =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(summary, e2.summary());
-    assert_eq!(summary.rows.len(), 2);
-    assert_eq!(summary.rows[1].evals, e2.evals[1]);
+    assert_eq!(summary.images.len(), 2);
+    assert_eq!(summary.images[1].evals, e2.evals[1]);
+    // What a front end knows about the images and the run travels in the npz and the JSON.
+    let mut e3 = e2.clone();
+    e3.images = vec![
+        shap_explain::ImageInfo {
+            index: Some(7),
+            source: "test[7]".into(),
+            label: Some((2, "two".into())),
+            predicted: Some((1, "one".into(), 0.75)),
+            title: "true: two | pred: one (0.75)".into(),
+        },
+        shap_explain::ImageInfo {
+            source: "cat.png".into(),
+            ..Default::default()
+        },
+    ];
+    e3.settings = vec![
+        ("masker".into(), "blur(4,4)".into()),
+        ("seed".into(), "3".into()),
+    ];
+    let p3 = dir.join("e3.npz");
+    e3.save_npz(&p3).unwrap();
+    let back = Explanation::load_npz(&p3).unwrap();
+    assert_eq!(back, e3);
+    assert_eq!(back.setting("seed"), Some("3"));
+    let s3 = e3.summary();
+    assert_eq!(s3.settings["masker"], "blur(4,4)");
+    assert_eq!(s3.images[0].predicted_name.as_deref(), Some("one"));
+    assert_eq!((s3.images[1].true_label, s3.images[1].index), (None, None));
     // Garbage and missing files.
     std::fs::write(dir.join("bad.npz"), b"not a zip").unwrap();
     assert!(matches!(

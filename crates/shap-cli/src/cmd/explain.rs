@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 use shap_data::FashionMnist;
 use shap_explain::{
-    Explanation, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection, PartitionExplainer,
-    PermutationExplainer, Progress, TieBreak,
+    Explanation, ExplanationSummary, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection,
+    PartitionExplainer, PermutationExplainer, Progress, TieBreak,
 };
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
@@ -163,44 +162,6 @@ struct Item {
     pixels: Vec<f32>,
 }
 
-/// One explained image in the JSON summary.
-#[derive(Serialize)]
-struct Row {
-    index: Option<usize>,
-    source: String,
-    true_label: Option<u8>,
-    true_name: Option<String>,
-    predicted: usize,
-    predicted_name: String,
-    /// The model's score for the predicted class (a probability for the tutorial CNN and
-    /// for ONNX models with softmax outputs).
-    probability: f32,
-    classes: Vec<usize>,
-    class_names: Vec<String>,
-    evals: usize,
-    efficiency_error: f64,
-    seconds: f64,
-    title: String,
-}
-
-/// The JSON summary of a run.
-#[derive(Serialize)]
-struct Summary<'a> {
-    model: String,
-    algorithm: &'a str,
-    masker: String,
-    shap_compat: bool,
-    max_evals: Option<usize>,
-    output: &'a str,
-    seed: u64,
-    total_seconds: f64,
-    model_seconds: f64,
-    model_rows: usize,
-    evaluation: &'a str,
-    incremental_work_fraction: Option<f64>,
-    images: &'a [Row],
-}
-
 fn parse_layout(s: &str) -> Result<InputLayout, String> {
     s.parse()
         .map_err(|e: shap_explain::ExplainError| e.to_string())
@@ -242,16 +203,16 @@ pub fn run(args: Args) -> Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut explanation = explanation;
-    let rows: Vec<Row> = items
+    explanation.images = items
         .iter()
         .enumerate()
-        .map(|(i, item)| row(item, i, &scores, &names, &explanation))
+        .map(|(i, item)| image_info(item, i, &scores, &names))
         .collect();
-    describe(&mut explanation, &args, &net, &rows, spec)?;
-    save(&args, &net, &explanation, &rows, seconds, spec)?;
+    explanation.settings = settings(&args, &net, spec)?;
+    save(&args, &explanation)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
-        print_summary(&net, &explanation, &rows, seconds, spec)?;
+        print_summary(&net, &explanation.summary(), seconds, spec)?;
     }
     Ok(())
 }
@@ -334,25 +295,9 @@ fn explain(
     Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?)
 }
 
-/// Record in the explanation what the `.npz` needs to describe itself: each image's source,
-/// labels, prediction and title, and the run's settings with the model's hash.
-fn describe(
-    e: &mut Explanation,
-    args: &Args,
-    net: &Network,
-    rows: &[Row],
-    spec: MaskerSpec,
-) -> Result<()> {
-    e.images = rows
-        .iter()
-        .map(|r| ImageInfo {
-            index: r.index,
-            source: r.source.clone(),
-            label: r.true_label.map(usize::from),
-            predicted: Some((r.predicted, f64::from(r.probability))),
-            title: r.title.clone(),
-        })
-        .collect();
+/// The run's settings, recorded in the `.npz` and the JSON: algorithm, masker, budget, seed,
+/// evaluation path, outputs, and the model's file name and SHA-256.
+fn settings(args: &Args, net: &Network, spec: MaskerSpec) -> Result<Vec<(String, String)>> {
     let model_name = args
         .model
         .file_name()
@@ -363,7 +308,7 @@ fn describe(
         (None, AlgorithmArg::Permutation) => "default (10 passes)".into(),
         (None, AlgorithmArg::Partition) => "default (500)".into(),
     };
-    e.settings = [
+    let mut out = vec![
         ("algorithm", args.algorithm.name().to_string()),
         ("masker", spec.to_string()),
         ("max_evals", max_evals),
@@ -373,45 +318,27 @@ fn describe(
         ("outputs", net.outputs_kind().to_string()),
         ("model", model_name),
         ("model_sha256", common::sha256_file(&args.model)?),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Ok(())
+    ];
+    if let Some(w) = net.work_fraction() {
+        out.push(("incremental_work_fraction", format!("{w:.4}")));
+    }
+    Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-/// Write the requested files (npz, JSON, figure).
-fn save(
-    args: &Args,
-    net: &Network,
-    explanation: &Explanation,
-    rows: &[Row],
-    seconds: f64,
-    spec: MaskerSpec,
-) -> Result<()> {
+/// Write the requested files (npz, JSON summary, figure).
+fn save(args: &Args, explanation: &Explanation) -> Result<()> {
     if let Some(p) = &args.npz {
         explanation.save_npz(p)?;
     }
     if let Some(p) = &args.json {
-        let summary = Summary {
-            model: args.model.display().to_string(),
-            algorithm: explanation.algorithm.name(),
-            masker: spec.to_string(),
-            shap_compat: args.shap_compat,
-            max_evals: args.max_evals,
-            output: net.outputs_kind(),
-            seed: args.seed,
-            total_seconds: seconds,
-            model_seconds: explanation.stats.model_time.as_secs_f64(),
-            model_rows: explanation.stats.model_rows,
-            evaluation: net.evaluation(),
-            incremental_work_fraction: net.work_fraction(),
-            images: rows,
-        };
-        shap_io::write_bytes(p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        explanation.save_json(p)?;
     }
     if let Some(p) = &args.plot {
-        let titles = rows.iter().map(|r| Some(r.title.clone())).collect();
+        let titles = explanation
+            .images
+            .iter()
+            .map(|i| Some(i.title.clone()))
+            .collect();
         super::plot::draw(explanation, titles, shap_plot::ColorScale::Global, p)?;
     }
     Ok(())
@@ -419,8 +346,7 @@ fn save(
 
 fn print_summary(
     net: &Network,
-    e: &Explanation,
-    rows: &[Row],
+    summary: &ExplanationSummary,
     seconds: f64,
     spec: MaskerSpec,
 ) -> Result<()> {
@@ -428,18 +354,18 @@ fn print_summary(
         writeln!(
             o,
             "{} explanations with masker {} ({}):",
-            e.algorithm,
+            summary.settings.get("algorithm").map_or("", String::as_str),
             spec,
             net.outputs_kind()
         )?;
-        for r in rows {
+        for r in &summary.images {
             writeln!(
                 o,
                 "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
                 r.source,
                 r.true_name.as_deref().unwrap_or("-"),
-                r.predicted_name,
-                r.probability,
+                r.predicted_name.as_deref().unwrap_or("-"),
+                r.probability.unwrap_or(f64::NAN),
                 r.class_names.join(", "),
                 r.evals,
                 r.efficiency_error,
@@ -459,8 +385,8 @@ fn print_summary(
             o,
             "  total {:.3} s for {} images ({:.3} s in the model{work})",
             seconds,
-            rows.len(),
-            e.stats.model_time.as_secs_f64(),
+            summary.images.len(),
+            summary.model_seconds,
         )
     })
 }
@@ -493,32 +419,22 @@ fn predicted(scores: &[f32], i: usize, k: usize) -> (usize, f32) {
     (pred, p.get(pred).copied().unwrap_or(f32::NAN))
 }
 
-fn row(item: &Item, i: usize, scores: &[f32], names: &[String], e: &Explanation) -> Row {
+/// What is known about image `i`: where it came from, its label and the prediction, and its
+/// figure title.
+fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageInfo {
     let (pred, prob) = predicted(scores, i, names.len());
-    let k = e.num_outputs;
-    let true_name = item.label.and_then(|l| names.get(usize::from(l)).cloned());
-    let pred_name = names.get(pred).cloned().unwrap_or_else(|| pred.to_string());
-    let title = match &true_name {
-        Some(t) => format!("true: {t} | pred: {pred_name} ({prob:.2})"),
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let label = item.label.map(|l| (usize::from(l), name(usize::from(l))));
+    let pred_name = name(pred);
+    let title = match &label {
+        Some((_, t)) => format!("true: {t} | pred: {pred_name} ({prob:.2})"),
         None => format!("pred: {pred_name} ({prob:.2})"),
     };
-    Row {
+    ImageInfo {
         index: item.index,
         source: item.source.clone(),
-        true_label: item.label,
-        true_name,
-        predicted: pred,
-        predicted_name: pred_name,
-        probability: prob,
-        classes: e
-            .output_indices
-            .get(i * k..(i + 1) * k)
-            .unwrap_or(&[])
-            .to_vec(),
-        class_names: e.output_names.get(i).cloned().unwrap_or_default(),
-        evals: e.evals.get(i).copied().unwrap_or(0),
-        efficiency_error: e.efficiency_errors.get(i).copied().unwrap_or(f64::NAN),
-        seconds: e.image_times.get(i).copied().unwrap_or(f64::NAN),
+        label,
+        predicted: Some((pred, pred_name, f64::from(prob))),
         title,
     }
 }
