@@ -117,3 +117,27 @@ fn the_top_level_help_says_what_the_tool_is_for_in_pipeline_order() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("expected cpu, cuda, cuda:N, metal or metal:N"));
 }
+
+#[test]
+fn evaluate_shows_progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, 10, 30);
+    let model = onnx_fixture("tutorial.safetensors");
+    let args = ["evaluate", "-m", &model, "--data-dir", s(&data)];
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let cmd = format!("'{}' {}", env!("CARGO_BIN_EXE_shap-cli"), quoted.join(" "));
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&tty.stdout).contains("30/30 test images"),
+        "{}",
+        text(&tty.stdout)
+    );
+    let piped = shap_cli(&args);
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert!(!text(&piped.stderr).contains("test images"));
+}

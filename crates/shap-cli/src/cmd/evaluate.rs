@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let start = std::time::Instant::now();
-    let outputs = model.predict(&data.test.all_f32())?;
+    let outputs = predict_with_progress(&model, &data.test.all_f32(), args.quiet)?;
     let seconds = start.elapsed().as_secs_f64();
     let labels = data.test.labels();
     let eval = shap_model::evaluate(&outputs, labels, &CLASS_NAMES)?;
@@ -116,4 +116,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         writeln!(o, "{}", eval.report(args.digits))?;
         writeln!(o, "first correct: {correct:?}  first wrong: {wrong:?}")
     })
+}
+
+/// The model's outputs for `images` (28x28 each), in chunks of 1,000 so that a terminal shows
+/// progress; per-image outputs do not depend on the chunking.
+fn predict_with_progress(model: &ModelFn, images: &[f32], quiet: bool) -> anyhow::Result<Vec<f32>> {
+    const CHUNK: usize = 1000 * 784;
+    let bar = common::progress_bar((images.len() / 784) as u64, "test images", quiet);
+    let mut outputs = Vec::with_capacity(images.len() / 784 * 10);
+    for chunk in images.chunks(CHUNK) {
+        outputs.extend(model.predict(chunk)?);
+        if let Some(b) = &bar {
+            b.inc((chunk.len() / 784) as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(outputs)
 }
