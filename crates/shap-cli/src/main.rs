@@ -45,6 +45,8 @@ enum Command {
     Explain(Box<cmd::explain::Args>),
     /// Plot a saved explanation like `shap.image_plot`.
     Plot(cmd::plot::Args),
+    /// Join the parts of a sharded explanation (`explain --shard I/N`) into one.
+    Merge(cmd::merge::Args),
     /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
     Completions(Completions),
 }
@@ -81,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Mask(a) => cmd::mask::run(a),
         Command::Explain(a) => cmd::explain::run(*a),
         Command::Plot(a) => cmd::plot::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
         Command::Completions(c) => completions(&c),
     };
     match result {

@@ -625,6 +625,53 @@ impl Explanation {
         out
     }
 
+    /// The explanations of `parts` one after the other, as one explanation: the parts must
+    /// agree on algorithm, image shape and number of outputs, and either all or none carry
+    /// standard errors or image records. Timings add up. Settings are the first part's.
+    pub fn concat(parts: Vec<Explanation>) -> Result<Explanation> {
+        let mut it = parts.into_iter();
+        let Some(mut all) = it.next() else {
+            return Err(ExplainError::EmptyBatch);
+        };
+        for (j, p) in it.enumerate() {
+            let differs = |what: &str| {
+                ExplainError::InvalidConfig(format!("part {} differs from part 0 in {what}", j + 1))
+            };
+            if p.algorithm != all.algorithm {
+                return Err(differs("algorithm"));
+            }
+            if p.shape != all.shape || p.num_outputs != all.num_outputs {
+                return Err(differs("image shape or number of outputs"));
+            }
+            if p.std_errors.is_some() != all.std_errors.is_some()
+                || p.images.is_empty() != all.images.is_empty()
+            {
+                return Err(differs("what it records (standard errors, image records)"));
+            }
+            all.num_images += p.num_images;
+            all.values.extend(p.values);
+            all.base_values.extend(p.base_values);
+            all.output_indices.extend(p.output_indices);
+            all.output_names.extend(p.output_names);
+            all.data.extend(p.data);
+            all.fx.extend(p.fx);
+            if let (Some(a), Some(b)) = (all.std_errors.as_mut(), p.std_errors) {
+                a.extend(b);
+            }
+            all.evals.extend(p.evals);
+            all.efficiency_errors.extend(p.efficiency_errors);
+            all.image_times.extend(p.image_times);
+            all.images.extend(p.images);
+            let (s, t) = (&mut all.stats, p.stats);
+            s.wall_time += t.wall_time;
+            s.image_time += t.image_time;
+            s.model_time += t.model_time;
+            s.model_rows += t.model_rows;
+            s.model_calls += t.model_calls;
+        }
+        Ok(all)
+    }
+
     /// The value of setting `name`, if the explanation records it.
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings

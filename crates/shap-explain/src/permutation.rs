@@ -73,6 +73,10 @@ pub struct PermutationExplainer {
     pub shap_compat: bool,
     /// Compute the standard error of each value across passes (needs at least 2 passes).
     pub std_errors: bool,
+    /// With [`OrderRng::Seeded`], image `i` of a call draws its orders from stream
+    /// `first_stream + i` (default 0): a batch split into shards, each explained with the
+    /// position of its first image here, gets the orders of the whole batch.
+    pub first_stream: u64,
 }
 
 impl Default for PermutationExplainer {
@@ -85,6 +89,7 @@ impl Default for PermutationExplainer {
             output_names: None,
             shap_compat: false,
             std_errors: false,
+            first_stream: 0,
         }
     }
 }
@@ -138,7 +143,7 @@ impl PermutationExplainer {
             OrderRng::Seeded(seed) => (0..n)
                 .map(|i| {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(i as u64);
+                    rng.set_stream(self.first_stream.wrapping_add(i as u64));
                     (0..p).map(|_| seeded_tree_order(&tree, &mut rng)).collect()
                 })
                 .collect(),
@@ -223,7 +228,7 @@ impl PermutationExplainer {
             OrderRng::Seeded(seed) => {
                 let make = |i: usize| {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(i as u64);
+                    rng.set_stream(self.first_stream.wrapping_add(i as u64));
                     Ok(PassJob::new(&settings, Orders::Seeded(Box::new(rng))))
                 };
                 match gather_rows(model) {

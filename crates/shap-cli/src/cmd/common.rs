@@ -211,3 +211,81 @@ pub fn parse_device(s: &str) -> std::result::Result<String, String> {
         ))
     }
 }
+
+/// Parse `A..B` (A inclusive, B exclusive, A < B).
+pub fn parse_range(s: &str) -> std::result::Result<std::ops::Range<usize>, String> {
+    let bad = || format!("'{s}': expected A..B with A < B (test indices, B exclusive)");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (a, b): (usize, usize) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a >= b {
+        return Err(bad());
+    }
+    Ok(a..b)
+}
+
+/// `--shard I/N` or `auto/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// The index, or `None` for `auto`.
+    pub index: Option<usize>,
+    /// The number of shards.
+    pub count: usize,
+}
+
+/// The variables `--shard auto/N` reads, in order.
+pub const SHARD_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"];
+
+impl Shard {
+    /// The index and count, reading the scheduler's variable for `auto` (and saying which).
+    pub fn resolve(&self) -> Result<(usize, usize)> {
+        let index = match self.index {
+            Some(i) => i,
+            None => {
+                let found = SHARD_VARIABLES
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().map(|x| (*v, x)));
+                let Some((var, value)) = found else {
+                    bail!(
+                        "--shard auto/{} needs {} or {} to be set (a Kubernetes Indexed Job or a \
+                         Slurm array job sets one)",
+                        self.count,
+                        SHARD_VARIABLES[0],
+                        SHARD_VARIABLES[1]
+                    );
+                };
+                let i: usize = value
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{var}={value} is not a shard index"))?;
+                eprintln!("note: shard {i}/{} from {var}", self.count);
+                i
+            }
+        };
+        if index >= self.count {
+            bail!(
+                "shard {index}/{}: the index must be below {}",
+                self.count,
+                self.count
+            );
+        }
+        Ok((index, self.count))
+    }
+}
+
+/// Parse `I/N` or `auto/N` (N >= 1).
+pub fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("'{s}': expected I/N or auto/N with N >= 1");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let count: usize = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(bad());
+    }
+    let index = match i.trim() {
+        "auto" => None,
+        v => Some(v.parse().map_err(|_| bad())?),
+    };
+    Ok(Shard { index, count })
+}

@@ -23,7 +23,7 @@ use super::network::{Engine, Eval, Network, Options, class_names};
     shap-cli explain --model model.safetensors --algorithm permutation --max-evals 1600 --wrong 4 --npz perm.npz\n  \
     shap-cli explain --model model.safetensors --indices 0,1,2,3 --classes 0,9 --json out.json\n  \
     shap-cli explain --model resnet.onnx --image cat.jpg --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --labels imagenet.txt --softmax --masker 'blur(32,32)' --plot cat.png")]
-#[command(group = clap::ArgGroup::new("which").required(true).args(["indices", "correct", "wrong", "image"]))]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["indices", "correct", "wrong", "image", "range"]))]
 pub struct Args {
     /// The model: a checkpoint written by `shap-cli train` (.safetensors), or an ONNX image
     /// classifier (.onnx) with one (N, C, H, W) or (N, H, W, C) input and one (N, K) output.
@@ -46,6 +46,15 @@ pub struct Args {
     /// Explain the first N wrongly predicted test images.
     #[arg(long, value_name = "N")]
     pub wrong: Option<usize>,
+    /// Test indices A (inclusive) to B (exclusive); with --correct/--wrong N, the first N
+    /// such images in the range.
+    #[arg(long, value_name = "A..B", conflicts_with_all = ["indices", "image"])]
+    pub range: Option<String>,
+    /// Explain only the I-th of N contiguous slices of the selection (0 <= I < N), for array
+    /// jobs; `auto/N` reads I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
+    /// SLURM_ARRAY_TASK_ID (Slurm). `shap-cli merge` joins the parts.
+    #[arg(long, value_name = "I/N|auto/N")]
+    pub shard: Option<String>,
     /// Explain image files (repeatable): PNG or JPEG of any size, converted to the model's
     /// channels (grey or RGB) and resized to its input size with a bilinear filter; pixel
     /// values in [0, 1].
@@ -170,6 +179,15 @@ fn parse_layout(s: &str) -> Result<InputLayout, String> {
 /// Run `shap-cli explain`.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
+    // Settings checked before any work.
+    if let Some(r) = &args.range {
+        common::parse_range(r).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(s) = &args.shard {
+        common::parse_shard(s)
+            .map_err(anyhow::Error::msg)?
+            .resolve()?;
+    }
     let spec: MaskerSpec = args.masker.parse()?;
     let mode = if args.shap_compat {
         MaskMode::ShapCompat
@@ -181,6 +199,7 @@ pub fn run(args: Args) -> Result<()> {
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
     let items = select_images(&args, &net)?;
+    let (items, positions) = shard(items, &args)?;
     let images: Vec<f32> = items.iter().flat_map(|i| i.pixels.clone()).collect();
     let scores = net.scores(&images)?;
     if args.algorithm == AlgorithmArg::Permutation {
@@ -197,7 +216,12 @@ pub fn run(args: Args) -> Result<()> {
             b.set_message(format!("{rate:.0} evaluations/s"));
         }
     };
-    let explanation = explain(&args, &net, &images, &masker, outputs, names.clone(), &tick)?;
+    let request = Request {
+        outputs,
+        names: names.clone(),
+        first_stream: positions.as_ref().map_or(0, |p| p.range.start as u64),
+    };
+    let explanation = explain(&args, &net, &images, &masker, request, &tick)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -209,6 +233,12 @@ pub fn run(args: Args) -> Result<()> {
         .map(|(i, item)| image_info(item, i, &scores, &names))
         .collect();
     explanation.settings = settings(&args, &net, spec)?;
+    if let Some(p) = &positions {
+        let range = format!("{}..{}", p.range.start, p.range.end);
+        explanation.settings.push(("positions".into(), range));
+        let total = p.total.to_string();
+        explanation.settings.push(("selection".into(), total));
+    }
     save(&args, &explanation)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
@@ -251,15 +281,27 @@ fn output_selection(args: &Args, k: usize) -> Result<OutputSelection> {
 }
 
 /// Run the chosen explainer.
+/// What to explain besides the images: outputs, their names, and the first image's position
+/// in the whole selection (for a shard's permutation orders).
+struct Request {
+    outputs: OutputSelection,
+    names: Vec<String>,
+    first_stream: u64,
+}
+
 fn explain(
     args: &Args,
     net: &Network,
     images: &[f32],
     masker: &Masker,
-    outputs: OutputSelection,
-    names: Vec<String>,
+    request: Request,
     progress: &dyn Progress,
 ) -> Result<Explanation> {
+    let Request {
+        outputs,
+        names,
+        first_stream,
+    } = request;
     let shape = net.shape();
     let compat_seed = || -> Result<u32> {
         u32::try_from(args.seed).context("--seed must fit in 32 bits with --shap-compat")
@@ -270,6 +312,7 @@ fn explain(
             outputs,
             output_names: Some(names),
             shap_compat: args.shap_compat,
+            first_stream,
             rng: if args.shap_compat {
                 OrderRng::NumpyLegacy(compat_seed()?)
             } else {
@@ -483,17 +526,67 @@ fn test_indices(args: &Args, net: &Network, test: &shap_data::Split) -> Result<V
         }
         return Ok(args.indices.clone());
     }
-    let n = args.correct.or(args.wrong).unwrap_or(0);
+    let range = match &args.range {
+        Some(r) => common::parse_range(r).map_err(anyhow::Error::msg)?,
+        None => 0..test.len(),
+    };
+    if range.end > test.len() {
+        bail!(
+            "--range {}..{} goes past the test set ({} images)",
+            range.start,
+            range.end,
+            test.len()
+        );
+    }
+    let Some(n) = args.correct.or(args.wrong) else {
+        return Ok(range.collect());
+    };
     if n == 0 {
         bail!("--correct / --wrong need N >= 1");
     }
-    let scores = net.scores(&test.all_f32())?;
+    let ids: Vec<usize> = range.clone().collect();
+    let scores = net.scores(&test.images_f32(&ids)?)?;
     let k = net.model().num_outputs();
-    let preds: Vec<usize> = (0..test.len())
-        .map(|i| predicted(&scores, i, k).0)
-        .collect();
-    let (right, wrong) = shap_model::pick_examples(&preds, test.labels(), n);
-    Ok(if args.correct.is_some() { right } else { wrong })
+    let preds: Vec<usize> = (0..ids.len()).map(|i| predicted(&scores, i, k).0).collect();
+    let labels = &test.labels()[range.clone()];
+    let (right, wrong) = shap_model::pick_examples(&preds, labels, n);
+    let picked = if args.correct.is_some() { right } else { wrong };
+    Ok(picked.into_iter().map(|i| i + range.start).collect())
+}
+
+/// Where a shard's images sit in the whole selection.
+struct Positions {
+    /// Their positions.
+    range: std::ops::Range<usize>,
+    /// The size of the whole selection.
+    total: usize,
+}
+
+/// The slice of `items` that `--shard` asks for, with its positions in the whole selection;
+/// everything (and `None`) without `--shard`.
+fn shard(items: Vec<Item>, args: &Args) -> Result<(Vec<Item>, Option<Positions>)> {
+    let Some(sh) = &args.shard else {
+        return Ok((items, None));
+    };
+    let sh = common::parse_shard(sh).map_err(anyhow::Error::msg)?;
+    if args.shap_compat {
+        bail!(
+            "--shard cannot be combined with --shap-compat: shap's random stream runs through \
+             the images in order, so the parts would not add up to one run"
+        );
+    }
+    let (i, n) = sh.resolve()?;
+    let total = items.len();
+    let range = (i * total / n)..((i + 1) * total / n);
+    let part = items
+        .into_iter()
+        .skip(range.start)
+        .take(range.len())
+        .collect::<Vec<_>>();
+    if part.is_empty() {
+        bail!("shard {i}/{n} of {total} images is empty: use fewer shards");
+    }
+    Ok((part, Some(Positions { range, total })))
 }
 
 /// An image file as the model's input.

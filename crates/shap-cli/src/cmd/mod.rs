@@ -5,6 +5,7 @@ pub mod data;
 pub mod evaluate;
 pub mod explain;
 pub mod mask;
+pub mod merge;
 pub mod network;
 pub mod plot;
 pub mod train;

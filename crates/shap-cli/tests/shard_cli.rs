@@ -1,0 +1,226 @@
+//! Explanations at scale: `--range`, `--shard I/N` (and `auto/N` from a scheduler's
+//! variable) in separate processes, and `merge`, which must give exactly one run's result.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{cli_command, shap_cli, text, write_dataset};
+use shap_explain::Explanation;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    data: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, 10, 40);
+    let cnn =
+        shap_model::Cnn::new(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    let model = dir.path().join("m.safetensors");
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
+    Setup { dir, model, data }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+impl Setup {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `explain` over test images 3..13 with `extra` flags, into `npz`.
+    fn explain(&self, npz: &Path, extra: &[&str], env: Option<(&str, &str)>) -> Output {
+        let mut args = vec![
+            "explain",
+            "-m",
+            s(&self.model),
+            "--data-dir",
+            s(&self.data),
+            "--range",
+            "3..13",
+            "--npz",
+            s(npz),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = cli_command(&args);
+        c.env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("SLURM_ARRAY_TASK_ID");
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(needle),
+        "{needle:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+fn same_results(a: &Explanation, b: &Explanation) {
+    assert_eq!(a.values, b.values);
+    assert_eq!(a.base_values, b.base_values);
+    assert_eq!(a.fx, b.fx);
+    assert_eq!(a.output_indices, b.output_indices);
+    assert_eq!(a.output_names, b.output_names);
+    assert_eq!(a.data, b.data);
+    assert_eq!(a.images, b.images);
+    assert_eq!(a.evals, b.evals);
+    let run = |e: &Explanation| {
+        let mut v = e.settings.clone();
+        v.retain(|(k, _)| k != "incremental_work_fraction");
+        v
+    };
+    assert_eq!(run(a), run(b));
+}
+
+#[test]
+fn shards_in_separate_processes_merge_into_one_run_bit_for_bit() {
+    let t = setup();
+    for algorithm in [
+        &["--algorithm", "partition", "--max-evals", "60"][..],
+        &["--algorithm", "permutation", "--max-evals", "1569"],
+    ] {
+        let single = t.path("single.npz");
+        ok(&t.explain(&single, algorithm, None));
+        let mut parts = Vec::new();
+        for i in 0..3 {
+            let part = t.path(&format!("part{i}.npz"));
+            let mut extra = algorithm.to_vec();
+            let shard = format!("{i}/3");
+            extra.extend(["--shard", &shard]);
+            ok(&t.explain(&part, &extra, None));
+            parts.push(part);
+        }
+        let merged = t.path("merged.npz");
+        // In any order.
+        ok(&shap_cli(&[
+            "merge",
+            "-o",
+            s(&merged),
+            s(&parts[2]),
+            s(&parts[0]),
+            s(&parts[1]),
+        ]));
+        let one = Explanation::load_npz(&single).unwrap();
+        let all = Explanation::load_npz(&merged).unwrap();
+        assert_eq!(all.num_images, 10);
+        assert_eq!(all.images[0].index, Some(3));
+        same_results(&one, &all);
+    }
+}
+
+#[test]
+fn auto_shards_read_the_schedulers_variable() {
+    let t = setup();
+    let by_hand = t.path("hand.npz");
+    ok(&t.explain(&by_hand, &["--shard", "1/2"], None));
+    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+        let auto = t.path("auto.npz");
+        let out = t.explain(&auto, &["--shard", "auto/2"], Some((var, "1")));
+        ok(&out);
+        assert!(text(&out.stderr).contains(&format!("shard 1/2 from {var}")));
+        let (a, b) = (
+            Explanation::load_npz(&by_hand).unwrap(),
+            Explanation::load_npz(&auto).unwrap(),
+        );
+        same_results(&a, &b);
+    }
+}
+
+#[test]
+fn bad_ranges_shards_and_merges_are_clear_errors() {
+    let t = setup();
+    let npz = t.path("e.npz");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "-m",
+            s(&t.model),
+            "--data-dir",
+            s(&t.data),
+            "--npz",
+            s(&npz),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = cli_command(&args);
+        c.env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("SLURM_ARRAY_TASK_ID");
+        c.output().unwrap()
+    };
+    fails_with(&run(&["--range", "5..5"]), "expected A..B with A < B");
+    fails_with(&run(&["--range", "9..2"]), "expected A..B with A < B");
+    fails_with(
+        &run(&["--range", "30..41"]),
+        "goes past the test set (40 images)",
+    );
+    fails_with(
+        &run(&["--range", "0..4", "--shard", "4/4"]),
+        "the index must be below 4",
+    );
+    fails_with(
+        &run(&["--range", "0..4", "--shard", "0/0"]),
+        "expected I/N or auto/N with N >= 1",
+    );
+    fails_with(
+        &run(&["--range", "0..4", "--shard", "auto/2"]),
+        "needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID",
+    );
+    fails_with(
+        &run(&["--range", "0..4", "--shard", "0/2", "--shap-compat"]),
+        "cannot be combined with --shap-compat",
+    );
+    assert!(!npz.exists());
+    // Merging: a missing part, a part twice, parts of different runs, a whole run.
+    let parts: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = t.path(&format!("p{i}.npz"));
+            ok(&t.explain(&p, &["--shard", &format!("{i}/2")], None));
+            p
+        })
+        .collect();
+    let other = t.path("other.npz");
+    ok(&t.explain(&other, &["--shard", "1/2", "--seed", "7"], None));
+    let whole = t.path("whole.npz");
+    ok(&t.explain(&whole, &[], None));
+    let out = t.path("m.npz");
+    let merge = |p: &[&Path]| {
+        let mut a = vec!["merge", "-o", s(&out)];
+        a.extend(p.iter().map(|x| s(x)));
+        shap_cli(&a)
+    };
+    fails_with(
+        &merge(&[&parts[0]]),
+        "images 5..10 of the selection are in no part",
+    );
+    fails_with(
+        &merge(&[&parts[1]]),
+        "images 0..5 of the selection are in no part",
+    );
+    fails_with(
+        &merge(&[&parts[0], &parts[0], &parts[1]]),
+        "images 0..5 are in two parts",
+    );
+    fails_with(&merge(&[&parts[0], &other]), "with seed = 7");
+    fails_with(&merge(&[&whole]), "not a part of a sharded run");
+    assert!(!out.exists());
+}
