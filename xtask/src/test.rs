@@ -46,7 +46,9 @@ impl Tally {
 /// Run the CI test suite.
 pub fn run(args: Args) -> Result<()> {
     if std::env::var_os(REGENERATE_VAR).is_some() {
-        bail!("{REGENERATE_VAR} is set: the image-plot tests would rewrite their snapshots instead of checking them; unset it");
+        bail!(
+            "{REGENERATE_VAR} is set: the image-plot tests would rewrite their snapshots instead of checking them; unset it"
+        );
     }
     let mut tally = Tally::default();
     let mut errors = Vec::new();
