@@ -179,7 +179,10 @@ fn blur_and_constant_maskers_match_shap_in_both_modes() -> TestResult {
             for k in 0..4 {
                 let got = prepared.masked(fx.keep(k))?;
                 let want = &blur[(i * 4 + k) * M..(i * 4 + k + 1) * M];
-                assert_eq!(got, want, "blur image {i} mask {k} {mode}: exactly shap's values");
+                assert_eq!(
+                    got, want,
+                    "blur image {i} mask {k} {mode}: exactly shap's values"
+                );
             }
         }
         let prepared = Masker::new(MaskerSpec::Constant(0.5), mode).prepare(fx.image(0), SHAPE)?;
