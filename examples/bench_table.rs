@@ -1,24 +1,38 @@
 //! Measurements behind `cargo xtask bench`: one JSON object per line on stdout.
 //!
-//! Each line is `{"group", "name", "value", "unit", "reference", "note"}`; xtask prints them as a
-//! table with the reference figures beside them. Run directly with
-//! `cargo run --release --example bench_table [-- --quick] [--model M.safetensors]`: with
-//! `--model`, the explanation rows use that checkpoint (otherwise a seeded untrained network of
-//! the same cost; the incremental path's savings depend on the masks, hence on the weights).
+//! Each line is `{"group", "name", "value", "unit", "reference", "note"}`, plus one
+//! `{"settings": ...}` line naming what every explain row runs; xtask prints them as a table
+//! with the settings in its header. Run directly with
+//! `cargo run --release --example bench_table [-- --quick] [--model M.safetensors] [--repeats N]`:
+//! with `--model`, the explanation rows use that checkpoint (otherwise a seeded untrained network
+//! of the same cost; the incremental path's savings depend on the masks, hence on the weights).
+//!
+//! Every timed row is the median of N runs (`--repeats`, default 3; 1 with `--quick`) after one
+//! untimed warm-up run; every explain run gets a fresh model state. Threads are rayon's
+//! (`RAYON_NUM_THREADS`, which `cargo xtask bench` sets). Reference figures that are not
+//! measured in this run are labelled "quoted", with their source and date.
 
 use std::time::Instant;
 
 use serde_json::json;
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    BatchModel, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
-    time_model_only,
+    BatchModel, Budget, Explanation, ImageShape, OutputSelection, PartitionExplainer,
+    PermutationExplainer, TieBreak, time_model_only,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, bench};
 
 #[global_allocator]
 static ALLOC: bench::FastAllocator = bench::FastAllocator;
+
+/// Not measured in this run (the training issue adds Keras rows measured in the same run).
+const QUOTED_EPOCH: &str = "quoted, not measured here: TF-Keras ~28 s, stock Candle conv2d \
+     ~345 s (another 2-core machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); TF-Keras \
+     10.0 s on an AVX-512 EPYC (same notes, 2026-12-01)";
+/// Not measured in this run.
+const QUOTED_FORWARD: &str = "quoted, not measured here: TF-Keras ~5,000 img/s (another 2-core \
+     machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); goal >= 5,000";
 
 fn emit(group: &str, name: &str, value: f64, unit: &str, reference: &str, note: &str) {
     println!(
@@ -38,21 +52,29 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--model needs a path"))
         })
         .transpose()?;
-    let reps = if quick { 1 } else { 3 };
+    let repeats = match args.iter().position(|a| a == "--repeats") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| anyhow::anyhow!("--repeats needs a positive count"))?,
+        None if quick => 1,
+        None => 3,
+    };
+    let reps = repeats;
 
-    // 1. Loading all 70k images (best of `reps`).
-    let mut best = f64::INFINITY;
-    let mut data = None;
+    // 1. Loading all 70k images (median of `reps` after a warm-up load).
+    let mut data = FashionMnist::load(None)?;
+    let mut times = Vec::new();
     for _ in 0..reps {
         let t = Instant::now();
-        data = Some(FashionMnist::load(None)?);
-        best = best.min(t.elapsed().as_secs_f64());
+        data = FashionMnist::load(None)?;
+        times.push(t.elapsed().as_secs_f64());
     }
-    let data = data.ok_or_else(|| anyhow::anyhow!("no data"))?;
     emit(
         "data",
         "load 70k images (gzip IDX)",
-        best,
+        median(times),
         "s",
         "goal < 1 s",
         &data.source.to_string(),
@@ -68,7 +90,7 @@ fn main() -> anyhow::Result<()> {
         "training epoch, 60k images, batch 256",
         epoch_s,
         "s",
-        "TF-Keras 28 s; stock Candle ~345 s",
+        QUOTED_EPOCH,
         &format!(
             "{:.0} img/s, {:.1} GFLOP/s{}",
             tp.images_per_second,
@@ -87,17 +109,13 @@ fn main() -> anyhow::Result<()> {
             &format!("forward, batch {batch}"),
             f.images_per_second,
             "img/s",
-            if batch == 512 {
-                "TF-Keras ~5,000 img/s; goal >= 5,000"
-            } else {
-                ""
-            },
+            if batch == 512 { QUOTED_FORWARD } else { "" },
             &format!("{:.1} GFLOP/s", f.gflops),
         );
     }
 
     // 4. Maskers: 500 masked 28x28 images with half the pixels hidden.
-    let shape = ImageShape::new(28, 28, 1);
+    let shape = SHAPE;
     let image = data.test.images_f32(&[0])?;
     let masks = 500;
     let keeps: Vec<bool> = (0..masks * 784)
@@ -106,12 +124,14 @@ fn main() -> anyhow::Result<()> {
     let mut out = vec![0f32; masks * 784];
     for spec in ["blur(28,28)", "inpaint_telea", "inpaint_ns"] {
         let prepared = Masker::new(spec.parse()?, MaskMode::Default).prepare(&image, shape)?;
-        prepared.fill_batch(&keeps, &mut out)?;
-        let t = Instant::now();
+        prepared.fill_batch(&keeps, &mut out)?; // warm-up
+        let mut times = Vec::new();
         for _ in 0..reps {
+            let t = Instant::now();
             prepared.fill_batch(&keeps, &mut out)?;
+            times.push(t.elapsed().as_secs_f64());
         }
-        let per = t.elapsed().as_secs_f64() / (reps * masks) as f64;
+        let per = median(times) / masks as f64;
         emit(
             "mask",
             &format!("{spec}: one masked image (batch of 500, parallel)"),
@@ -126,127 +146,196 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 5. Explanations of the first 4 test images, top-5, vs the pure model time, with the
-    // full network (`shap-cli explain --eval full`) and the incremental CNN path (`--eval
-    // incremental`, the CLI's default on the CPU).
+    // 5. Explanations of the first 4 test images, with the full network (`shap-cli explain
+    // --eval full`) and the incremental CNN path (`--eval incremental`, the CLI's default on
+    // the CPU), each row as `explain_row` times it.
     let explained = match checkpoint {
         Some(p) => shap_toolkit::model::load(p.as_ref(), &candle_core::Device::Cpu)?.cnn,
         None => cnn,
     };
-    let model = ModelFn::new(&explained)?;
-    let incremental = IncrementalCnn::new(&explained)?;
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
     let trained = if checkpoint.is_some() {
         " (trained)"
     } else {
         ""
     };
-    for (spec, mode, inc) in [
-        ("blur(28,28)", MaskMode::Default, false),
-        ("blur(28,28)", MaskMode::Default, true),
-        ("inpaint_telea", MaskMode::Default, false),
-        ("inpaint_telea", MaskMode::Default, true),
-        ("inpaint_telea", MaskMode::ShapCompat, true),
+    emit_settings(repeats);
+    for (spec, compat, inc) in [
+        ("blur(28,28)", false, false),
+        ("blur(28,28)", false, true),
+        ("inpaint_telea", false, false),
+        ("inpaint_telea", false, true),
+        ("inpaint_telea", true, true),
     ] {
+        let mode = if compat {
+            MaskMode::ShapCompat
+        } else {
+            MaskMode::Default
+        };
         let masker = Masker::new(spec.parse()?, mode);
-        let label = format!(
-            "{spec}{}{}",
-            if mode == MaskMode::ShapCompat {
-                " --shap-compat"
-            } else {
-                ""
-            },
-            eval_label(inc)
-        );
+        // What `shap-cli explain --shap-compat` runs: shap's masker and NumPy's legacy
+        // tie-break, which explains the images one at a time.
         let explainer = PartitionExplainer {
-            outputs: OutputSelection::TopK(5),
+            outputs: OutputSelection::TopK(TOP_K),
+            budget: Budget::MaxEvals(MAX_EVALS),
+            tie_break: if compat {
+                TieBreak::NumpyLegacy { seed: 0 }
+            } else {
+                TieBreak::Fifo
+            },
             ..PartitionExplainer::default()
         };
-        let m: &dyn BatchModel = if inc { &incremental } else { &model };
-        explainer.explain(m, &images, shape, &masker)?; // warm-up
-        incremental.clear();
-        let before = incremental.stats();
-        let t = Instant::now();
-        let e = explainer.explain(m, &images, shape, &masker)?;
-        let total = t.elapsed().as_secs_f64();
-        let pure = time_model_only(&model, &images, shape, &e.evals, 10)?.as_secs_f64();
-        let note = if inc {
-            let after = incremental.stats();
-            let work = after.since(before);
-            format!(
-                "{:.0}% of the full model's conv2 work; overhead {:.0}% of this model's time; \
-                 full-model time for the same rows {pure:.3} s, ratio {:.2}",
-                100.0 * work.work_fraction(),
-                100.0 * e.stats.overhead_ratio(),
-                total / pure
-            )
-        } else {
-            format!(
-                "pure model {pure:.3} s for the same rows, ratio {:.2}; overhead {:.0}% of model time",
-                total / pure,
-                100.0 * e.stats.overhead_ratio()
-            )
-        };
+        let row = explain_row(&explained, inc, repeats, |m| {
+            Ok(explainer.explain(m, &images, SHAPE, &masker)?)
+        })?;
+        let label = format!(
+            "{spec}{}{}",
+            if compat { " --shap-compat" } else { "" },
+            eval_label(inc)
+        );
         emit(
             "explain",
-            &format!("partition, {label}, 4 images, 500 evals, top-5{trained}"),
-            total,
+            &format!("partition, {label}, 4 images, {MAX_EVALS} evals, top-{TOP_K}{trained}"),
+            row.median,
             "s",
             if spec == "blur(28,28)" {
-                "quoted: shap+Keras 2.4 s; goal 8x (same-run speed-ups below)"
+                "goal 8x (same-run speed-ups below)"
             } else {
-                "quoted: shap+Keras 9.8 s; goal 10x (same-run speed-ups below)"
+                "goal 10x (same-run speed-ups below)"
             },
-            &note,
+            &row.note(inc, &explained, &images, repeats)?,
         );
     }
     let perm = PermutationExplainer {
-        max_evals: Some(1600),
-        outputs: OutputSelection::TopK(5),
+        max_evals: Some(PERMUTATION_EVALS),
+        outputs: OutputSelection::TopK(TOP_K),
         ..PermutationExplainer::default()
     };
     let masker = Masker::new("blur(28,28)".parse()?, MaskMode::Default);
-    let t = Instant::now();
-    let e = perm.explain(&model, &images, shape, &masker)?;
-    let total = t.elapsed().as_secs_f64();
-    let pure = time_model_only(&model, &images, shape, &e.evals, 2 * 784 + 1)?.as_secs_f64();
-    emit(
-        "explain",
-        &format!(
-            "permutation, blur(28,28){}, 4 images, 1600 evals{trained}",
-            eval_label(false)
-        ),
-        total,
-        "s",
-        "",
-        &format!(
-            "pure model {pure:.3} s, ratio {:.2}; overhead {:.0}%",
-            total / pure,
-            100.0 * e.stats.overhead_ratio()
-        ),
-    );
-    let before = incremental.stats();
-    let t = Instant::now();
-    perm.explain(&incremental, &images, shape, &masker)?;
-    let inc_total = t.elapsed().as_secs_f64();
-    let after = incremental.stats();
-    let work = after.since(before);
-    emit(
-        "explain",
-        &format!(
-            "permutation, blur(28,28){}, 4 images, 1600 evals{trained}",
-            eval_label(true)
-        ),
-        inc_total,
-        "s",
-        "",
-        &format!(
-            "{:.0}% of the full model's conv2 work; {:.1}x faster than the row above",
-            100.0 * work.work_fraction(),
-            total / inc_total
-        ),
-    );
+    for inc in [false, true] {
+        let row = explain_row(&explained, inc, repeats, |m| {
+            Ok(perm.explain(m, &images, SHAPE, &masker)?)
+        })?;
+        emit(
+            "explain",
+            &format!(
+                "permutation, blur(28,28){}, 4 images, {PERMUTATION_EVALS} evals, top-{TOP_K}{trained}",
+                eval_label(inc)
+            ),
+            row.median,
+            "s",
+            "",
+            &row.note(inc, &explained, &images, repeats)?,
+        );
+    }
     Ok(())
+}
+
+/// Explanation settings shared by every explain row (and by `shap_reference.py`).
+const SHAPE: ImageShape = ImageShape::new(28, 28, 1);
+/// Partition evaluations per image.
+const MAX_EVALS: usize = 500;
+/// Outputs explained per image.
+const TOP_K: usize = 5;
+/// Permutation evaluations per image (one antithetic pass is 2 * 784 + 1).
+const PERMUTATION_EVALS: usize = 1600;
+
+/// One JSON line `{"settings": ...}` for the table's header: what every explain row runs.
+fn emit_settings(repeats: usize) {
+    println!(
+        "{}",
+        json!({"settings": {
+            "images": "test images 0-3",
+            "partition": format!(
+                "max_evals {MAX_EVALS}, batch_size {} (shap's default), top-{TOP_K}",
+                PartitionExplainer::default().batch_size
+            ),
+            "permutation": format!("max_evals {PERMUTATION_EVALS}, top-{TOP_K}"),
+            "statistic": format!(
+                "median of {repeats} timed runs after 1 untimed warm-up run, a fresh model state each run"
+            ),
+            "rust_threads": rayon::current_num_threads(),
+        }})
+    );
+}
+
+/// One timed explain row.
+struct Row {
+    /// Median wall time of the timed runs, seconds.
+    median: f64,
+    /// The last run's explanation.
+    explanation: Explanation,
+    /// The last run's share of the full network's conv2 work (incremental path only).
+    work: f64,
+}
+
+impl Row {
+    /// The row's note: the same rows through the full model alone (same statistic), the
+    /// explainer's overhead and, for the incremental path, its share of the work.
+    fn note(&self, inc: bool, cnn: &Cnn, images: &[f32], repeats: usize) -> anyhow::Result<String> {
+        let model = ModelFn::new(cnn)?;
+        let evals = &self.explanation.evals;
+        time_model_only(&model, images, SHAPE, evals, 10)?; // warm-up
+        let pure = median(
+            (0..repeats)
+                .map(|_| Ok(time_model_only(&model, images, SHAPE, evals, 10)?.as_secs_f64()))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        let overhead = 100.0 * self.explanation.stats.overhead_ratio();
+        let ratio = self.median / pure;
+        Ok(if inc {
+            format!(
+                "{:.0}% of the full model's conv2 work; overhead {overhead:.0}% of this model's time; \
+                 full model alone on the same rows {pure:.3} s (batches of 10), ratio {ratio:.2}",
+                100.0 * self.work
+            )
+        } else {
+            format!(
+                "model alone on the same rows {pure:.3} s (batches of 10), ratio {ratio:.2}; \
+                 overhead {overhead:.0}% of model time"
+            )
+        })
+    }
+}
+
+/// Time `explain` on `cnn`'s full network or incremental path: one untimed warm-up run, then
+/// `repeats` timed runs, each on a fresh model (a new `IncrementalCnn`, so no run reuses the
+/// states cached by another); the median time.
+fn explain_row(
+    cnn: &Cnn,
+    incremental: bool,
+    repeats: usize,
+    explain: impl Fn(&dyn BatchModel) -> anyhow::Result<Explanation>,
+) -> anyhow::Result<Row> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for run in 0..=repeats {
+        let full = ModelFn::new(cnn)?;
+        let inc = IncrementalCnn::new(cnn)?;
+        let model: &dyn BatchModel = if incremental { &inc } else { &full };
+        let t = Instant::now();
+        let e = explain(model)?;
+        if run > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        last = Some((e, inc.stats().work_fraction()));
+    }
+    let (explanation, work) = last.ok_or_else(|| anyhow::anyhow!("no run"))?;
+    Ok(Row {
+        median: median(times),
+        explanation,
+        work,
+    })
+}
+
+/// The median of `v` (the mean of the middle two for an even count; NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// How a row's model was evaluated, as `shap-cli explain` spells it.

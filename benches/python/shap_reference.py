@@ -1,24 +1,46 @@
 """Side-by-side reference for `cargo xtask bench`: Python shap 0.51 explaining the same CNN.
 
 Loads our safetensors checkpoint, runs the network in NumPy (im2col + matmul, float32), and
-times shap's PartitionExplainer on the first 4 Fashion-MNIST test images with 500 evaluations
-and the top-5 outputs (the tutorial's call), for blur(28,28) and inpaint_telea. Also times the
-pure model on the same number of rows. When TensorFlow is installed, does the same again with
-the checkpoint loaded into the tutorial's Keras model (the issue's reference: shap + Keras),
-after checking that Keras and NumPy agree on the 4 images. Prints one JSON object on stdout.
+times shap's PartitionExplainer on the first 4 Fashion-MNIST test images with 500 evaluations,
+shap's default batch_size of 10 and the top-5 outputs (the tutorial's call), for blur(28,28) and
+inpaint_telea: one untimed warm-up explanation (the same call), then the median of --repeats
+timed ones, np.random.seed(0) before each (the settings of `examples/bench_table.rs`). Also times
+the model alone on the same number of rows, in batches of 10, with the same statistic. When
+TensorFlow is installed, does the same again with the checkpoint loaded into the tutorial's
+Keras model (shap + Keras), after measuring how far Keras and NumPy outputs are apart on the 4
+images (`keras.max_abs_gap`). Threads: --threads for NumPy's BLAS (OMP/OpenBLAS/MKL, set before
+NumPy loads, and threadpoolctl when present), OpenCV and TensorFlow's intra-op pool (inter-op 1).
+Prints one JSON object on stdout.
 
-Usage: python shap_reference.py MODEL.safetensors DATA_DIR
+Usage: python shap_reference.py MODEL.safetensors DATA_DIR [--repeats N] [--threads T]
 Needs: pip install shap opencv-python-headless; optional: pip install tensorflow-cpu.
 """
+import argparse
 import gzip
 import json
 import os
+import statistics
 import struct
-import sys
 import time
 
-import numpy as np
-import shap
+# Thread pools read these when they start: set before NumPy (and its BLAS) is imported.
+ARGS = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ARGS.add_argument("model")
+ARGS.add_argument("data_dir")
+ARGS.add_argument("--repeats", type=int, default=3)
+ARGS.add_argument("--threads", type=int, default=2)
+A = ARGS.parse_args()
+for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"]:
+    os.environ[var] = str(A.threads)
+os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import shap  # noqa: E402
+
+MAX_EVALS = 500
+BATCH_SIZE = 10  # shap's default for the Image masker ('auto' -> 10), as in the tutorial
+TOP_K = 5
 
 
 def load_safetensors(path):
@@ -74,6 +96,8 @@ def make_keras_model(t, head):
         import tensorflow as tf
     except ImportError:
         return None, None
+    tf.config.threading.set_intra_op_parallelism_threads(A.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     layers = keras.layers
     model = keras.Sequential(
         [
@@ -92,23 +116,41 @@ def make_keras_model(t, head):
     return model, f"TF {tf.__version__}"
 
 
+def median_time(call, repeats):
+    """One untimed warm-up call, then the median of `repeats` timed calls (seconds)."""
+    np.random.seed(0)
+    call()
+    times = []
+    for _ in range(repeats):
+        np.random.seed(0)
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
 def time_explanations(f, x):
     """shap's Partition explainer on `x` with both maskers, as the tutorial calls it."""
     result = {}
+    outputs = shap.Explanation.argsort.flip[:TOP_K]
     for spec in ["blur(28,28)", "inpaint_telea"]:
         masker = shap.maskers.Image(spec, x[0].shape)
         explainer = shap.Explainer(f, masker)
-        # Warm-up (numba compilation, first-call imports) on one image, not timed.
-        explainer(x[:1], max_evals=100, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
-        t0 = time.perf_counter()
-        sv = explainer(x, max_evals=500, batch_size=50, outputs=shap.Explanation.argsort.flip[:5])
-        dt = time.perf_counter() - t0
-        result[spec] = {"seconds": dt, "values_shape": list(sv.values.shape)}
-    rows = np.repeat(x, 500, axis=0)
-    t0 = time.perf_counter()
-    for i in range(0, len(rows), 50):
-        f(rows[i : i + 50])
-    result["model_only_seconds_batch50"] = time.perf_counter() - t0
+
+        def explain():
+            return explainer(
+                x, max_evals=MAX_EVALS, batch_size=BATCH_SIZE, outputs=outputs, silent=True
+            )
+
+        seconds, times = median_time(explain, A.repeats)
+        result[spec] = {"seconds": seconds, "times_s": times}
+    rows = np.repeat(x, MAX_EVALS, axis=0)
+
+    def model_alone():
+        for i in range(0, len(rows), BATCH_SIZE):
+            f(rows[i : i + BATCH_SIZE])
+
+    result["model_only_seconds"], _ = median_time(model_alone, A.repeats)
     return result
 
 
@@ -119,18 +161,40 @@ def load_images(data_dir, n):
     return x.astype(np.float32) / 255.0
 
 
+def thread_settings():
+    """What the thread pools were set to (threadpoolctl's view of the BLAS when available)."""
+    out = {"requested": A.threads, "opencv": cv2.getNumThreads()}
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        threadpool_limits(A.threads)
+        out["blas"] = sorted({p["num_threads"] for p in threadpool_info()})
+    except ImportError:
+        out["blas"] = os.environ["OMP_NUM_THREADS"]
+    return out
+
+
 def main():
-    model_path, data_dir = sys.argv[1], sys.argv[2]
-    tensors, meta = load_safetensors(model_path)
+    cv2.setNumThreads(A.threads)
+    tensors, meta = load_safetensors(A.model)
     head = "logits" if "logit" in str(meta.get("head", "")).lower() else "softmax"
     f = make_model(tensors, head)
-    x = load_images(data_dir, 4)
-    f(x)  # warm-up
-    result = {"shap_version": shap.__version__, "images": 4, "max_evals": 500, "top_k": 5}
+    x = load_images(A.data_dir, 4)
+    result = {
+        "shap_version": shap.__version__,
+        "settings": {
+            "images": 4,
+            "max_evals": MAX_EVALS,
+            "batch_size": BATCH_SIZE,
+            "top_k": TOP_K,
+            "repeats": A.repeats,
+            "statistic": f"median of {A.repeats} after 1 untimed warm-up",
+            "threads": thread_settings(),
+        },
+    }
     result.update(time_explanations(f, x))
     keras_model, versions = make_keras_model(tensors, head)
     if keras_model is not None:
-        # The agreement check is also the Keras model's warm-up call.
         gap = float(np.abs(np.asarray(keras_model(x)) - f(x)).max())
         if gap > 1e-4:
             raise SystemExit(f"the Keras port disagrees with the NumPy model by {gap}")

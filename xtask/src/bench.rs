@@ -7,12 +7,24 @@
 //! so the Rust and Python explanation times come from one run on one machine. The ONNX rows
 //! (`bench_onnx`) put `shap-cli explain --model M.onnx` beside shap + onnxruntime.
 //! Criterion benches (`cargo bench`) give the statistically careful per-function figures.
+//!
+//! Equal work on both sides of every comparison: the same network, images and explainer
+//! settings (Partition: 500 evaluations, shap's default batch of 10, top 5), [`THREADS`] threads
+//! set explicitly on every side (rayon; NumPy's BLAS, TensorFlow's intra-op pool and OpenCV;
+//! onnxruntime's intra-op pool), and the same statistic: one untimed warm-up run, then the
+//! median of [`REPEATS`] timed runs, each with a fresh model state. The table's header prints
+//! these settings, the CPU model and its vector extensions.
 
 use crate::sh;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
+
+/// Threads on every side of every comparison.
+pub const THREADS: &str = "2";
+/// Timed runs on every side (after one untimed warm-up run); rows show their median.
+pub const REPEATS: usize = 3;
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -43,14 +55,17 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     eprintln!("==> building and running the measurements (release)...");
+    let repeats = if args.quick { 1 } else { REPEATS };
     let mut c = sh::cargo();
-    c.args([
+    c.env("RAYON_NUM_THREADS", THREADS).args([
         "run",
         "--quiet",
         "--release",
         "--example",
         "bench_table",
         "--",
+        "--repeats",
+        &repeats.to_string(),
     ]);
     if args.quick {
         c.arg("--quick");
@@ -59,32 +74,179 @@ pub fn run(args: Args) -> Result<()> {
         c.arg("--model").arg(m);
     }
     let text = sh::output(&mut c)?;
-    let mut rows: Vec<Value> = text
+    let lines: Vec<Value> = text
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("parsing bench_table output")?;
+    let (settings, mut rows): (Vec<Value>, Vec<Value>) =
+        lines.into_iter().partition(|v| v.get("settings").is_some());
+    let mut header = machine_header();
+    header.extend(
+        settings
+            .iter()
+            .map(|s| settings_line("Rust (examples/bench_table.rs)", &s["settings"])),
+    );
 
     let onnx_python = match (&python, &python_ok) {
         (Some(p), Some(Ok(()))) if python_imports(p, "onnxruntime") => Some(p.as_str()),
         _ => None,
     };
     rows.extend(crate::bench_onnx::rows(onnx_python)?);
+    let cv2_python = match (&python, &python_ok) {
+        (Some(p), Some(Ok(()))) => Some(p.as_str()),
+        _ => None,
+    };
+    rows.extend(inpaint_rows(cv2_python)?);
     match (python, python_ok, model) {
-        (Some(python), Some(Ok(())), Some(model)) => match python_reference(&python, &model) {
-            Ok(mut r) => {
-                rows.append(&mut r);
-                let mut s = speedups(&rows);
-                rows.append(&mut s);
+        (Some(python), Some(Ok(())), Some(model)) => {
+            match python_reference(&python, &model, repeats) {
+                Ok((settings, mut r)) => {
+                    header.push(settings_line(
+                        "Python (benches/python/shap_reference.py)",
+                        &settings,
+                    ));
+                    rows.append(&mut r);
+                    let mut s = speedups(&rows);
+                    rows.append(&mut s);
+                }
+                Err(e) => eprintln!("(Python shap reference skipped: {e:#})"),
             }
-            Err(e) => eprintln!("(Python shap reference skipped: {e:#})"),
-        },
+        }
         (_, Some(Err(e)), _) => eprintln!("(Python shap reference skipped: {e:#})"),
         _ => {}
     }
+    for line in &header {
+        println!("{line}");
+    }
+    println!();
     print_table(&rows);
     Ok(())
+}
+
+/// The machine: CPU model and the vector extensions that matter to the kernels, from
+/// `/proc/cpuinfo`, and the thread count every side runs with.
+fn machine_header() -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    vec![
+        format!("date: {}", today()),
+        format!("CPU: {}", cpu_summary(&info)),
+        format!(
+            "threads: {THREADS} on every side (RAYON_NUM_THREADS; OMP/OpenBLAS/MKL, TensorFlow \
+             intra-op (inter-op 1) and OpenCV in Python; onnxruntime intra-op)"
+        ),
+    ]
+}
+
+/// Today's date (UTC) as `date -u +%F` prints it, or "?".
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `model name` and the SIMD flags of the first processor in a `/proc/cpuinfo` text.
+fn cpu_summary(cpuinfo: &str) -> String {
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    let flags = field("flags").unwrap_or_default();
+    let simd: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| f.starts_with("avx") || f.starts_with("sse4") || *f == "fma" || *f == "neon")
+        .collect();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!(
+        "{model}, {cores} logical cores; vector extensions: {}",
+        if simd.is_empty() {
+            "none listed".to_string()
+        } else {
+            simd.join(" ")
+        }
+    )
+}
+
+/// One header line from a `settings` object: `label: key value; key value...`.
+fn settings_line(label: &str, settings: &Value) -> String {
+    let parts: Vec<String> = settings
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k} {s}"),
+                    other => format!("{k} {other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("{label}: {}", parts.join("; "))
+}
+
+/// One inpaint on one thread, ours (`shap-mask`'s `inpaint_profile` example) beside
+/// `cv2.inpaint` (`benches/python/cv2_inpaint_time.py`) when `python` is given: the same case
+/// and statistic (median of 5 runs of 4,000 calls after a warm-up run), in turn.
+fn inpaint_rows(python: Option<&str>) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for method in ["telea", "ns"] {
+        eprintln!("==> one inpaint ({method}), ours and cv2's");
+        let ours = sh::output(sh::cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "shap-mask",
+            "--example",
+            "inpaint_profile",
+            "--",
+            method,
+            "4000",
+        ]))?;
+        let ours = first_number(&ours).context("parsing inpaint_profile's output")?;
+        let reference = match python.map(|p| cv2_inpaint_us(p, method)) {
+            Some(Ok(cv2)) => format!(
+                "cv2.inpaint, same case and statistic: {cv2:.1} µs ({:.1}x)",
+                cv2 / ours
+            ),
+            Some(Err(e)) => format!("cv2.inpaint failed: {e:#}"),
+            None => "no Python side".into(),
+        };
+        rows.push(serde_json::json!({
+            "group": "mask", "name": format!("inpaint_{method}: one 28x28 inpaint, half hidden, one thread"),
+            "value": ours, "unit": "µs", "reference": reference,
+            "note": "median of 5 runs of 4,000 after a warm-up run (shap-mask example inpaint_profile)",
+        }));
+    }
+    Ok(rows)
+}
+
+/// `cv2.inpaint`'s microseconds per call for `method` (`telea` or `ns`).
+fn cv2_inpaint_us(python: &str, method: &str) -> Result<f64> {
+    let script = sh::repo_root().join("benches/python/cv2_inpaint_time.py");
+    let out = sh::output(Command::new(python).arg(script))?;
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{method}: ")))
+        .and_then(first_number)
+        .context("parsing cv2_inpaint_time.py's output")
+}
+
+/// The first number after the first `: ` of `text` (`"Telea: 123.4 us ..."` gives 123.4).
+fn first_number(text: &str) -> Option<f64> {
+    let rest = text.split_once(": ").map_or(text, |(_, r)| r);
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether `python` can import `module`.
@@ -138,12 +300,23 @@ fn checkpoint() -> Result<PathBuf> {
     })
 }
 
-fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>> {
+/// `shap_reference.py` on `model`: its settings (for the header) and its table rows.
+fn python_reference(
+    python: &str,
+    model: &std::path::Path,
+    repeats: usize,
+) -> Result<(Value, Vec<Value>)> {
     let data_dir = std::env::var("FASHION_MNIST_DIR")
         .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist".into());
     eprintln!("==> Python shap reference on {}", model.display());
     let script = sh::repo_root().join("benches/python/shap_reference.py");
-    let out = sh::output(Command::new(python).arg(script).arg(model).arg(&data_dir))?;
+    let out = sh::output(
+        Command::new(python)
+            .arg(script)
+            .arg(model)
+            .arg(&data_dir)
+            .args(["--repeats", &repeats.to_string(), "--threads", THREADS]),
+    )?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .context("parsing the Python reference output")?;
     if v.get("keras").is_none() {
@@ -151,7 +324,7 @@ fn python_reference(python: &str, model: &std::path::Path) -> Result<Vec<Value>>
             "(no TensorFlow in {python}: the shap + Keras rows need `pip install tensorflow-cpu`)"
         );
     }
-    Ok(reference_rows(&v))
+    Ok((v["settings"].clone(), reference_rows(&v)))
 }
 
 /// Table rows from `shap_reference.py`'s JSON: per Python side (the NumPy port always, the
@@ -179,20 +352,28 @@ fn reference_rows(v: &Value) -> Vec<Value> {
             {
                 rows.push(serde_json::json!({
                     "group": "python", "name": format!("{label}, partition, {spec}, 4 images, 500 evals, top-5"),
-                    "value": s, "unit": "s", "reference": "same call, same network",
+                    "value": s, "unit": "s", "reference": "same call, same network, same settings",
                     "note": "compare with the Rust explain rows above",
                 }));
             }
         }
-        if let Some(s) = side
-            .get("model_only_seconds_batch50")
-            .and_then(Value::as_f64)
-        {
+        if let Some(s) = side.get("model_only_seconds").and_then(Value::as_f64) {
             rows.push(serde_json::json!({
-                "group": "python", "name": format!("{label}: model alone, 2,000 rows in batches of 50"),
+                "group": "python", "name": format!("{label}: model alone, 2,000 rows in batches of 10"),
                 "value": s, "unit": "s", "reference": "", "note": "that side's pure model time",
             }));
         }
+    }
+    if let Some(gap) = v
+        .get("keras")
+        .and_then(|k| k.get("max_abs_gap"))
+        .and_then(Value::as_f64)
+    {
+        rows.push(serde_json::json!({
+            "group": "python", "name": "Keras model vs NumPy port: largest |output difference| on the 4 images",
+            "value": gap, "unit": "", "reference": "checked <= 1e-4 by the script",
+            "note": "the two Python sides compute the same network",
+        }));
     }
     rows
 }
@@ -244,7 +425,9 @@ fn print_table(rows: &[Value]) {
         .iter()
         .map(|r| {
             let value = r.get("value").and_then(Value::as_f64).unwrap_or(f64::NAN);
-            let shown = if value.abs() >= 100.0 {
+            let shown = if value != 0.0 && value.abs() < 1e-3 {
+                format!("{value:.1e}")
+            } else if value.abs() >= 100.0 {
                 format!("{value:.0}")
             } else if value.abs() >= 1.0 {
                 format!("{value:.2}")
@@ -310,12 +493,19 @@ mod tests {
         let v = json!({
             "shap_version": "0.51.0",
             "blur(28,28)": {"seconds": 2.0}, "inpaint_telea": {"seconds": 3.0},
-            "model_only_seconds_batch50": 1.5,
+            "model_only_seconds": 1.5,
             "keras": {"versions": "TF 2.21.0", "blur(28,28)": {"seconds": 1.2},
-                      "inpaint_telea": {"seconds": 2.4}, "model_only_seconds_batch50": 0.7},
+                      "inpaint_telea": {"seconds": 2.4}, "model_only_seconds": 0.7,
+                      "max_abs_gap": 1.2e-7},
         });
         let rows = reference_rows(&v);
-        assert_eq!(rows.len(), 6);
+        assert_eq!(rows.len(), 7);
+        let gap = named(
+            &rows,
+            "Keras model vs NumPy port: largest |output difference| on the 4 images",
+        )
+        .expect("agreement row");
+        assert_eq!(gap["value"], 1.2e-7);
         let keras_blur = named(
             &rows,
             "shap 0.51.0 + Keras (TF 2.21.0), partition, blur(28,28), 4 images, 500 evals, top-5",
@@ -324,7 +514,7 @@ mod tests {
         assert_eq!(keras_blur["value"], 1.2);
         let numpy_model = named(
             &rows,
-            "shap 0.51.0 + NumPy port: model alone, 2,000 rows in batches of 50",
+            "shap 0.51.0 + NumPy port: model alone, 2,000 rows in batches of 10",
         )
         .expect("NumPy model row");
         assert_eq!(numpy_model["value"], 1.5);
@@ -338,6 +528,27 @@ mod tests {
             rows.iter()
                 .all(|r| !r["name"].as_str().unwrap().contains("Keras"))
         );
+    }
+
+    #[test]
+    fn cpu_summary_names_the_model_and_the_vector_extensions() {
+        let info = "processor\t: 0\nmodel name\t: Some CPU @ 2GHz\nflags\t\t: fpu sse4_2 avx2 fma avx512f ht\n\n\
+                    processor\t: 1\nmodel name\t: Some CPU @ 2GHz\n";
+        assert_eq!(
+            cpu_summary(info),
+            "Some CPU @ 2GHz, 2 logical cores; vector extensions: sse4_2 avx2 fma avx512f"
+        );
+        assert!(cpu_summary("").starts_with("unknown CPU, 0 logical cores"));
+    }
+
+    #[test]
+    fn first_number_reads_the_figure_after_the_label() {
+        assert_eq!(
+            first_number("Telea: 123.45 us per inpaint (median of 5 runs of 4000), checksum 0"),
+            Some(123.45)
+        );
+        assert_eq!(first_number("ns: 88.0 us per inpaint"), Some(88.0));
+        assert_eq!(first_number("no figure here"), None);
     }
 
     #[test]

@@ -13,12 +13,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use crate::bench::{REPEATS, THREADS};
 use crate::sh;
-
-/// Threads on both sides.
-const THREADS: &str = "2";
-/// Timed runs on both sides (after one warm-up).
-const REPEATS: usize = 3;
 
 /// One ONNX model of the bench.
 struct Case {
@@ -79,7 +75,10 @@ pub fn rows(python: Option<&str>) -> Result<Vec<Value>> {
         eprintln!("==> ONNX: {} ({})", case.name, case.file);
         let rust = median(&rust_times(&cli, case)?);
         let reference = match python.map(|p| python_time(p, case)) {
-            Some(Ok(t)) => format!("shap 0.51 + onnxruntime, same run: {t:.3} s ({:.1}x)", t / rust),
+            Some(Ok(t)) => format!(
+                "shap 0.51 + onnxruntime, same run: {t:.3} s ({:.1}x)",
+                t / rust
+            ),
             Some(Err(e)) => format!("shap + onnxruntime failed: {e:#}"),
             None => "no Python side".into(),
         };
@@ -113,7 +112,14 @@ fn rust_times(cli: &Path, case: &Case) -> Result<Vec<f64>> {
         for img in case.images {
             c.arg("--image").arg(fixtures().join("images").join(img));
         }
-        c.args(["--masker", case.masker, "--max-evals", "500", "--top-k", case.top_k]);
+        c.args([
+            "--masker",
+            case.masker,
+            "--max-evals",
+            "500",
+            "--top-k",
+            case.top_k,
+        ]);
         c.args(["--onnx-engine", case.engine]);
         if let Some((mean, std)) = case.norm {
             c.args(["--mean", mean, "--std", std]);
@@ -142,8 +148,15 @@ fn python_time(python: &str, case: &Case) -> Result<f64> {
     for img in case.images {
         c.arg(fixtures().join("images").join(img));
     }
-    c.args(["--masker", case.masker, "--max-evals", "500", "--top-k", case.top_k])
-        .args(["--repeats", &REPEATS.to_string(), "--threads", THREADS]);
+    c.args([
+        "--masker",
+        case.masker,
+        "--max-evals",
+        "500",
+        "--top-k",
+        case.top_k,
+    ])
+    .args(["--repeats", &REPEATS.to_string(), "--threads", THREADS]);
     if let Some((mean, std)) = case.norm {
         c.args(["--mean", mean, "--std", std]);
     }

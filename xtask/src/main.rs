@@ -35,7 +35,8 @@ enum Command {
     Reproduce(reproduce::Args),
     /// Print one table of measured speeds beside the reference figures.
     ///
-    /// Example: `cargo xtask bench` (about 2-3 minutes; `--quick` for a rough pass).
+    /// Example: `cargo xtask bench` (about 3 minutes, 7 with the Python side; `--quick` for a
+    /// rough pass).
     Bench(bench::Args),
     /// Run the test suite exactly as CI does: workspace tests, then `reproduce --quick` checks.
     ///

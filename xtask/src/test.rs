@@ -1,13 +1,25 @@
 //! `cargo xtask test`: what CI runs (README's test command).
 //!
-//! 1. `cargo test --workspace --release` (every crate's unit, golden and integration tests);
-//! 2. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
+//! 1. `cargo test --workspace --release --no-fail-fast` (every crate's unit, golden and
+//!    integration tests);
+//! 2. `cargo bench --no-run` (the criterion benches in `benches/` compile, so they cannot rot);
+//! 3. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
 //!    release profile, so they reuse the xtask binary's dependencies;
-//! 3. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
-//!    every figure and explanation exist and are non-empty.
+//! 4. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
+//!    every figure and explanation exist, are non-empty and are linked.
+//!
+//! The closing line counts tests: what libtest reported as passed and failed across every test
+//! binary, plus one per output the quick reproduction was checked for. It refuses to start with
+//! `SHAP_TOOLKIT_REGENERATE` set, which would rewrite the image-plot snapshots instead of
+//! checking them.
 
 use crate::sh;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// The variable that makes `shap-plot`'s snapshot tests rewrite their PNGs instead of comparing.
+const REGENERATE_VAR: &str = "SHAP_TOOLKIT_REGENERATE";
 
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -17,66 +29,231 @@ pub struct Args {
     no_reproduce: bool,
 }
 
+/// Tests that ran, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+}
+
 /// Run the CI test suite.
 pub fn run(args: Args) -> Result<()> {
-    let mut passed = 0;
-    eprintln!("==> cargo test --workspace --release");
-    sh::run(sh::cargo().args(["test", "--workspace", "--release"]))?;
-    passed += 1;
+    if std::env::var_os(REGENERATE_VAR).is_some() {
+        bail!(
+            "{REGENERATE_VAR} is set: the image-plot tests would rewrite their snapshots instead of checking them; unset it"
+        );
+    }
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    eprintln!("==> cargo test --workspace --release --no-fail-fast");
+    record(
+        &mut tally,
+        &mut errors,
+        libtest(sh::cargo().args(["test", "--workspace", "--release", "--no-fail-fast"])),
+    );
+    eprintln!("==> cargo bench --no-run (the criterion benches compile)");
+    if let Err(e) = sh::run(sh::cargo().args(["bench", "--no-run"])) {
+        errors.push(format!("{e:#}"));
+    }
     eprintln!("==> cargo test (xtask's own tests)");
-    let xtask_dir = sh::repo_root().join("xtask");
-    sh::run(
-        sh::cargo()
-            .current_dir(&xtask_dir)
-            .args(["test", "--release", "--target-dir"])
-            .arg(sh::target_dir().join("xtask")),
-    )?;
-    passed += 1;
+    let mut xtask = sh::cargo();
+    xtask
+        .current_dir(sh::repo_root().join("xtask"))
+        .args(["test", "--release", "--no-fail-fast", "--target-dir"])
+        .arg(sh::target_dir().join("xtask"));
+    record(&mut tally, &mut errors, libtest(&mut xtask));
     if !args.no_reproduce {
-        let out = sh::target_dir().join("reproduce").join("ci-quick");
-        if out.exists() {
-            std::fs::remove_dir_all(&out)?;
-        }
-        eprintln!("==> cargo xtask reproduce --quick --out {}", out.display());
-        crate::reproduce::run_quick_for_ci(&out)?;
-        let mut missing = Vec::new();
-        let expected = [
-            "report.html",
-            "report.md",
-            "model.safetensors",
-            "history.json",
-            "evaluation.json",
-            "training_curves.png",
-            "confusion_matrix.png",
-            "partition_correct_telea.png",
-            "partition_correct_ns.png",
-            "partition_correct_blur.png",
-            "partition_wrong_blur.png",
-            "permutation_correct_blur.png",
-            "permutation_wrong_blur.png",
-            "partition_correct_telea.npz",
-            "permutation_wrong_blur.npz",
-        ];
-        for f in expected {
-            let p = out.join(f);
-            let ok = std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false);
-            if !ok {
-                missing.push(f);
-            }
-        }
-        let html = std::fs::read_to_string(out.join("report.html")).unwrap_or_default();
-        for f in expected.iter().filter(|f| f.ends_with(".png")) {
-            if !html.contains(&format!("src=\"{f}\"")) {
-                missing.push(f);
-            }
-        }
-        if !missing.is_empty() {
-            bail!("quick reproduction is missing or has empty / unlinked outputs: {missing:?}");
-        }
-        eprintln!("    quick reproduction wrote every report, figure and explanation");
-        passed += 1;
+        record(&mut tally, &mut errors, quick_reproduction());
     }
     // A plain closing line CI can read.
-    println!("xtask test: {passed} passed, 0 failed");
+    println!(
+        "xtask test: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
     Ok(())
+}
+
+/// Add a step's tally, or its error (a step that could not report counts is an error).
+fn record(tally: &mut Tally, errors: &mut Vec<String>, step: Result<(Tally, Option<String>)>) {
+    match step {
+        Ok((t, err)) => {
+            tally.add(t);
+            errors.extend(err);
+        }
+        Err(e) => errors.push(format!("{e:#}")),
+    }
+}
+
+/// Run a `cargo test` command, echoing its output, and add up libtest's `test result:` lines.
+/// Returns the tally and, when the command failed, why.
+fn libtest(cmd: &mut Command) -> Result<(Tally, Option<String>)> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {shown}"))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut tally = Tally::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(t) = parse_result_line(&line) {
+            tally.add(t);
+        }
+    }
+    let status = child.wait()?;
+    let err = (!status.success()).then(|| format!("{shown} failed ({status})"));
+    if err.is_some() && tally.failed == 0 {
+        // A build error or a crashed test binary: count it, so the line never reads 0 failed.
+        tally.failed += 1;
+    }
+    Ok((tally, err))
+}
+
+/// The counts of one libtest summary line, `test result: ok. 12 passed; 1 failed; ...`.
+fn parse_result_line(line: &str) -> Option<Tally> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |what: &str| -> Option<usize> {
+        rest.split(';')
+            .find_map(|part| part.trim().strip_suffix(what))
+            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+    };
+    Some(Tally {
+        passed: count(" passed")?,
+        failed: count(" failed")?,
+    })
+}
+
+/// What `reproduce --quick` must write (and, for figures, link from the report).
+const EXPECTED: [&str; 15] = [
+    "report.html",
+    "report.md",
+    "model.safetensors",
+    "history.json",
+    "evaluation.json",
+    "training_curves.png",
+    "confusion_matrix.png",
+    "partition_correct_telea.png",
+    "partition_correct_ns.png",
+    "partition_correct_blur.png",
+    "partition_wrong_blur.png",
+    "permutation_correct_blur.png",
+    "permutation_wrong_blur.png",
+    "partition_correct_telea.npz",
+    "permutation_wrong_blur.npz",
+];
+
+/// `reproduce --quick` into a fresh directory; one check per expected output (and per figure
+/// link in the report).
+fn quick_reproduction() -> Result<(Tally, Option<String>)> {
+    let out = sh::target_dir().join("reproduce").join("ci-quick");
+    if out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    eprintln!("==> cargo xtask reproduce --quick --out {}", out.display());
+    if let Err(e) = crate::reproduce::run_quick_for_ci(&out) {
+        return Ok((
+            Tally {
+                passed: 0,
+                failed: 1,
+            },
+            Some(format!("{e:#}")),
+        ));
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap_or_default();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for f in EXPECTED {
+        checked += 1;
+        let ok = std::fs::metadata(out.join(f))
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if !ok {
+            missing.push(f.to_string());
+        }
+        if f.ends_with(".png") {
+            checked += 1;
+            if !html.contains(&format!("src=\"{f}\"")) {
+                missing.push(format!("{f} (not linked from report.html)"));
+            }
+        }
+    }
+    let tally = Tally {
+        passed: checked - missing.len(),
+        failed: missing.len(),
+    };
+    if missing.is_empty() {
+        eprintln!("    quick reproduction wrote and linked every report, figure and explanation");
+        return Ok((tally, None));
+    }
+    Ok((
+        tally,
+        Some(format!(
+            "quick reproduction is missing or has empty / unlinked outputs: {missing:?}"
+        )),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summary_lines_are_counted() {
+        let ok = "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.50s";
+        assert_eq!(
+            parse_result_line(ok),
+            Some(Tally {
+                passed: 12,
+                failed: 0
+            })
+        );
+        let bad = "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(
+            parse_result_line(bad),
+            Some(Tally {
+                passed: 3,
+                failed: 2
+            })
+        );
+        assert_eq!(parse_result_line("test foo ... ok"), None);
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+
+    #[test]
+    fn a_failed_command_without_a_summary_counts_as_a_failure() {
+        let (t, err) = libtest(&mut Command::new("false")).expect("`false` runs");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 0,
+                failed: 1
+            }
+        );
+        assert!(err.is_some());
+        let (t, err) = libtest(
+            Command::new("sh")
+                .arg("-c")
+                .arg("echo 'test result: ok. 4 passed; 0 failed; 0 ignored'"),
+        )
+        .expect("sh runs");
+        assert_eq!(
+            t,
+            Tally {
+                passed: 4,
+                failed: 0
+            }
+        );
+        assert!(err.is_none());
+    }
 }

@@ -368,3 +368,35 @@ fn explain_and_plot_errors_are_clean() {
         "--vmax",
     );
 }
+
+/// `--shap-compat` inpainting explains f(trunc(x)), not f(x): the printout says so, and only then.
+#[test]
+fn shap_compat_inpainting_says_it_explains_the_truncated_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    let img = png(dir.path(), "x.png", 28);
+    let run = |masker: &str, compat: bool| {
+        let mut args = vec![
+            "explain",
+            "--model",
+            s(&model),
+            "--image",
+            s(&img),
+            "--masker",
+            masker,
+            "--max-evals",
+            "60",
+        ];
+        if compat {
+            args.push("--shap-compat");
+        }
+        let out = shap_cli(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let note = "explains f(trunc(x))";
+    assert!(run("inpaint_telea", true).contains(note));
+    assert!(run("inpaint_ns", true).contains(note));
+    assert!(!run("inpaint_telea", false).contains(note));
+    assert!(!run("blur(28,28)", true).contains(note));
+}

@@ -7,7 +7,7 @@ use shap_mask::npy::{self, NpyArray, NpyData};
 use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
 
 mod common;
-use common::{shap_cli, text};
+use common::{real_data, shap_cli, text};
 
 const H: usize = 9;
 const W: usize = 11;
@@ -231,11 +231,10 @@ fn bad_inputs_fail_with_clear_messages() {
 
 #[test]
 fn index_reads_the_fashion_mnist_test_image() {
-    let dir = Path::new("/usr/share/datasets/fashion-mnist");
-    if !dir.join("t10k-images-idx3-ubyte.gz").exists() {
-        eprintln!("skipped: Fashion-MNIST not installed");
+    // The CLI below searches for the data exactly as `real_data` does (no `--data-dir`).
+    let Some(data) = real_data() else {
         return;
-    }
+    };
     let d = tempfile::tempdir().unwrap();
     let keep: Vec<bool> = (0..784).map(|p| p % 28 >= 14).collect();
     let keep_path = d.path().join("keep.npy");
@@ -247,8 +246,6 @@ fn index_reads_the_fashion_mnist_test_image() {
         "inpaint_telea",
         "--index",
         "3",
-        "--data-dir",
-        dir.to_str().unwrap(),
         "--keep",
         keep_path.to_str().unwrap(),
         "--out",
@@ -257,7 +254,6 @@ fn index_reads_the_fashion_mnist_test_image() {
     assert!(res.status.success(), "{}", text(&res.stderr));
     let (dims, got) = read_f32(&out);
     assert_eq!(dims, vec![28, 28]);
-    let data = shap_data::FashionMnist::load(Some(dir)).unwrap();
     let image = data.test.images_f32(&[3]).unwrap();
     let want = Masker::new(MaskerSpec::InpaintTelea, MaskMode::Default)
         .prepare(&image, ImageShape::new(28, 28, 1))

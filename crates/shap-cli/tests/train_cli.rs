@@ -2,17 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{shap_cli, text};
+use common::{real_data, shap_cli, text};
 
 fn have_data() -> bool {
-    match shap_data::FashionMnist::load(None) {
-        Ok(_) => true,
-        Err(e) if std::env::var("SHAP_SKIP_REAL_DATA").as_deref() == Ok("1") => {
-            eprintln!("skipping: {e}");
-            false
-        }
-        Err(e) => panic!("Fashion-MNIST not found ({e}); set SHAP_SKIP_REAL_DATA=1 to skip"),
-    }
+    real_data().is_some()
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! OpenCV's fast-marching inpainting (`cv2.inpaint`, `INPAINT_TELEA` and `INPAINT_NS`, radius 3),
-//! reimplemented to be pixel-identical to OpenCV >= 4.10 (including 5.0) on u8 images.
+//! reimplemented to be pixel-identical to OpenCV 5.0 (the version tested) on u8 images.
 //!
 //! The algorithm is OpenCV's (Telea 2004, as implemented in OpenCV's `photo` module; the "NS"
 //! flavour is OpenCV's own weighting of the same single pass, not a Navier-Stokes solver). This is
@@ -881,7 +881,7 @@ pub(crate) fn check_inpaint_shape(shape: ImageShape) -> Result<usize, MaskError>
 }
 
 /// `cv2.inpaint(src, fill, 3, method)` on a single-channel u8 image of `height x width`
-/// (row-major), pixel-identical to OpenCV >= 4.10.
+/// (row-major), pixel-identical to OpenCV 5.0 (the version tested).
 ///
 /// `fill[p]` is `true` for the pixels to reconstruct (OpenCV's non-zero mask). Pixels not to be
 /// filled are returned unchanged; with nothing to fill the result is `src`.

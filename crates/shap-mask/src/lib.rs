@@ -6,7 +6,7 @@
 //! - [`Masker`] / [`PreparedImage`]: apply a spec to one `(H, W, C)` f32 image under boolean
 //!   masks (`true` = keep the feature), one at a time or a batch in parallel.
 //! - [`box_blur`]: `cv2.blur` exactly (anchor `k/2`, `BORDER_REFLECT_101`, f64 sums).
-//! - [`inpaint_u8`]: `cv2.inpaint` (Telea and NS, radius 3), pixel-identical to OpenCV >= 4.10.
+//! - [`inpaint_u8`]: `cv2.inpaint` (Telea and NS, radius 3), pixel-identical to OpenCV 5.0 (the version tested).
 //!   The inpainting algorithm is OpenCV's (credit: the OpenCV project, `modules/photo`, after
 //!   A. Telea, "An Image Inpainting Technique Based on the Fast Marching Method", 2004); this is
 //!   an independent implementation, described in `docs/maskers.md`.

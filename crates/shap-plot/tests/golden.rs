@@ -8,7 +8,7 @@
 //! After an intended change of the drawing, rewrite the goldens and look at them:
 //!
 //! ```text
-//! REGENERATE=1 cargo test --release -p shap-plot --test golden
+//! SHAP_TOOLKIT_REGENERATE=1 cargo test --release -p shap-plot --test golden
 //! ```
 #![allow(clippy::unwrap_used)]
 
@@ -29,7 +29,7 @@ fn check(name: &str, fig: &RgbFigure) {
         .join("tests/golden")
         .join(format!("{name}.png"));
     let actual = image::RgbImage::from_raw(fig.width, fig.height, fig.pixels.clone()).unwrap();
-    if std::env::var_os("REGENERATE").is_some_and(|v| v == "1") {
+    if std::env::var_os("SHAP_TOOLKIT_REGENERATE").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
         actual.save(&golden).unwrap();
         eprintln!("regenerated {}", golden.display());
@@ -38,7 +38,7 @@ fn check(name: &str, fig: &RgbFigure) {
     let expected = image::open(&golden)
         .unwrap_or_else(|e| {
             panic!(
-                "cannot read {}: {e}; run REGENERATE=1 cargo test --release -p shap-plot --test golden",
+                "cannot read {}: {e}; run SHAP_TOOLKIT_REGENERATE=1 cargo test --release -p shap-plot --test golden",
                 golden.display()
             )
         })

@@ -243,6 +243,9 @@ pub fn run(args: Args) -> Result<()> {
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
         print_summary(&net, &explanation.summary(), seconds, spec)?;
+        if args.shap_compat && spec.is_inpaint() {
+            common::print(|o| writeln!(o, "{TRUNCATED_NOTE}"))?;
+        }
     }
     Ok(())
 }
@@ -386,6 +389,12 @@ fn save(args: &Args, explanation: &Explanation) -> Result<()> {
     }
     Ok(())
 }
+
+/// Printed after `--shap-compat` inpainting explanations: what they explain (docs/maskers.md).
+const TRUNCATED_NOTE: &str = "  note: with --shap-compat, inpainting explains f(trunc(x)) as shap does \
+     (the image truncated to 8 bits, almost black for [0,1] pixels), not f(x): the classes are \
+     the top ones of f(trunc(x)), and base + sum(values) equals f(trunc(x)); `predicted` and p \
+     above are the model's output on x itself";
 
 fn print_summary(
     net: &Network,

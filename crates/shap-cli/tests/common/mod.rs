@@ -23,6 +23,20 @@ pub fn shap_cli(args: &[&str]) -> Output {
     cli_command(args).output().unwrap()
 }
 
+/// The real Fashion-MNIST, found by the same search as the CLI (`FashionMnist::load(None)`:
+/// `$FASHION_MNIST_DIR`, the Debian package, the hub cache). Missing data fails the test unless
+/// `SHAP_SKIP_REAL_DATA=1`, which skips it (`None`) with a note on stderr.
+pub fn real_data() -> Option<shap_data::FashionMnist> {
+    match shap_data::FashionMnist::load(None) {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("SHAP_SKIP_REAL_DATA").as_deref() == Ok("1") => {
+            eprintln!("skipping (SHAP_SKIP_REAL_DATA=1): {e}");
+            None
+        }
+        Err(e) => panic!("Fashion-MNIST not found ({e}); set SHAP_SKIP_REAL_DATA=1 to skip"),
+    }
+}
+
 /// Process output bytes as text (lossy UTF-8).
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
