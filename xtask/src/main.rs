@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_onnx;
+mod render;
 mod report;
 mod reproduce;
+mod samples;
 mod sh;
 mod test;
 
