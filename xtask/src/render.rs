@@ -250,11 +250,11 @@ pub fn render_html(blocks: &[Block], title: &str) -> String {
             Block::Table(t) => html_table(&mut s, t),
             Block::Grid(cells) => html_grid(&mut s, cells),
             Block::Toc => {
-                s.push_str("<nav id=\"contents\"><b>Contents</b><ol>\n");
+                s.push_str("<nav id=\"contents\"><b>Contents</b><ul>\n");
                 for (t, id) in toc_entries(blocks, &ids) {
                     let _ = writeln!(s, "<li><a href=\"#{}\">{}</a></li>", esc(id), inline(t));
                 }
-                s.push_str("</ol></nav>\n");
+                s.push_str("</ul></nav>\n");
             }
         }
     }

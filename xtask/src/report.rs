@@ -158,7 +158,7 @@ impl Report {
     fn how_to_read(&self, b: &mut Vec<Block>) {
         b.push(Block::H(2, "How to read an explanation figure".into()));
         b.push(Block::P(
-            "Each explanation figure has one row per explained test image. The first column is the image, titled `true: Coat | pred: Coat (0.930)`: the true class, the class the model predicts and its score for that class. Each further column explains one of the model's outputs (the class named above it), the five highest-scoring classes first, as the tutorial's `shap.Explanation.argsort.flip[:5]` does.".into(),
+            "Each explanation figure has one row per explained test image. The first column is the image, titled `true: Coat | pred: Coat (0.93)`: the true class, the class the model predicts and its score for that class. Each further column explains one of the model's outputs (the class named above it), the five highest-scoring classes first, as the tutorial's `shap.Explanation.argsort.flip[:5]` does.".into(),
         ));
         b.push(Block::P(format!(
             "**Red** pixels raised that class's score, **blue** pixels lowered it, and where the faded grey image shows through the pixel made little difference. The colour bar gives the scale in SHAP values, one scale for the whole figure (the strongest 0.1% of values saturate). Values are measured from the **base value**: the model's output when the masker hides every pixel. For each image and class, the values of all pixels sum to **f(x) − base**, the output on the whole image minus the base value; the tables' *efficiency error* is |sum(values) + base − f(x)|, which is rounding only (the tests hold it under 1e-5). {}",
@@ -207,18 +207,24 @@ impl Report {
             self.training_setup(),
         ]);
         b.push(Block::Table(t));
-        b.push(Block::P(
-            "Accuracies differ by a few tenths of a percentage point between runs of either framework: the weights start from a different random state. The explanations below therefore explain a model close to, but not the same as, the tutorial's, and the first wrongly classified test images can differ.".into(),
-        ));
+        b.push(Block::P(format!(
+            "{}Accuracies differ by a few tenths of a percentage point between runs of either framework: the weights start from a different random state. The explanations below therefore explain a model close to, but not the same as, the tutorial's, and the first wrongly classified test images can differ.",
+            if self.quick {
+                "This quick run trains on a tenth of the data for one epoch, so its accuracy is well below the tutorial's. "
+            } else {
+                ""
+            }
+        )));
     }
 
     fn training_setup(&self) -> String {
         let Some(cfg) = self.history.as_ref().and_then(|h| h.get("config")) else {
             return String::new();
         };
+        let epochs = cfg.get("epochs").and_then(Value::as_u64).unwrap_or(0);
         format!(
-            "{} epochs, Adam lr {:e}, {} head, batch {}{}",
-            fmt_value(cfg.get("epochs")),
+            "{epochs} epoch{}, Adam lr {:e}, {} head, batch {}{}",
+            if epochs == 1 { "" } else { "s" },
             num(cfg, "lr"),
             fmt_value(cfg.get("head")),
             fmt_value(cfg.get("batch_size")),
@@ -309,7 +315,7 @@ impl Report {
         }
         self.figure(b, dir, "training_curves.png", "Training curves");
         b.push(Block::P(
-            "Differs from the tutorial: Candle instead of TensorFlow or JAX, so the initial weights and the batch order come from a different random generator; the architecture, optimiser, batch size and epochs are the tutorial's.".into(),
+            "**Differs from the tutorial:** Candle instead of TensorFlow or JAX, so the initial weights and the batch order come from a different random generator; the architecture, optimiser, batch size and epochs are the tutorial's.".into(),
         ));
     }
 
@@ -374,7 +380,7 @@ impl Report {
             {
                 b.push(Block::H(3, format!("Masker `{}`", e.masker)));
                 b.push(Block::P(format!("{}.", e.note())));
-                b.push(Block::Table(explained_table(e)));
+                b.push(Block::Table(explained_table(e, self.preset == "flax")));
                 self.figure(
                     b,
                     dir,
@@ -385,7 +391,7 @@ impl Report {
                     ),
                 );
                 b.push(Block::P(format!(
-                    "Differs from the tutorial: {}",
+                    "**Differs from the tutorial:** {}",
                     differences(e)
                 )));
             }
@@ -466,13 +472,14 @@ fn history_table(h: &Value) -> Table {
     t
 }
 
-fn explained_table(e: &Explained) -> Table {
+/// One row per explained image; `logits`: the score column holds logits, not probabilities.
+fn explained_table(e: &Explained, logits: bool) -> Table {
     let mut t = Table::new(
         &[
             "test image",
             "true",
             "predicted",
-            "probability",
+            if logits { "logit" } else { "probability" },
             "explained classes",
             "evaluations",
             "efficiency error",
@@ -517,7 +524,7 @@ fn differences(e: &Explained) -> String {
     if e.algorithm == "partition" {
         d.push("shap breaks ties between equally important partitions with NumPy's global random generator, so the tutorial's figure changes from run to run; we break them first in, first out, so this figure is the same every run (`--shap-compat --seed N` emulates NumPy's generator).");
     } else {
-        d.push(if e.max_evals < 2 * 784 * 2 + 1 {
+        d.push(if e.max_evals < 2 * (2 * 784 + 1) {
             "1,600 evaluations for 784 pixels is a single antithetic permutation pass (one pass needs 2 × 784 + 1 = 1,569), so each value is one sample: the map is speckled and noisy in the tutorial too. Our orders come from a seeded ChaCha8 stream, shap's from numba's, so the speckle differs; a larger `--max-evals` averages more passes and smooths it. shap also explains all ten classes here, in class order; we explain the same top five as the Partition figures."
         } else {
             "the permutation orders come from a seeded ChaCha8 stream, shap's from numba's, so individual values differ by sampling noise."
@@ -662,9 +669,10 @@ fn fmt_loss(x: f64) -> String {
     fixed(x, 4)
 }
 
-/// Probabilities (the predicted class's score): three decimals, as in the figure titles.
+/// The predicted class's score (a probability, or a logit for the Flax preset): two
+/// decimals, as in the figure titles `shap-cli` draws.
 fn fmt_prob(x: f64) -> String {
-    fixed(x, 3)
+    fixed(x, 2)
 }
 
 /// Durations in seconds: two decimals.
@@ -713,7 +721,7 @@ pub(crate) mod tests {
     #[test]
     fn one_format_per_quantity() {
         assert_eq!(fmt_acc(0.9), "0.9000");
-        assert_eq!(fmt_prob(0.93), "0.930");
+        assert_eq!(fmt_prob(0.934), "0.93");
         assert_eq!(fmt_secs(1.0), "1.00");
         assert_eq!(fmt_sci(0.0), "0");
         assert_eq!(fmt_sci(1.234e-8), "1.2e-8");
@@ -775,7 +783,7 @@ pub(crate) mod tests {
             "<img src=\"samples/train_0.png\"",
             "#0 Trouser",
             "shap-cli explain --masker 'blur(28,28)'",
-            "Differs from the tutorial: shap breaks ties",
+            "<b>Differs from the tutorial:</b> shap breaks ties",
             "<td class=\"n\">6,000</td>",
             "No model summary",
         ] {

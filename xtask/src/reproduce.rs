@@ -98,20 +98,7 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     let mut report = Report::new(&plan.preset, plan.quick, plan.seed);
 
-    report.data = Some(steps.step("finding the data", || {
-        let v = find_data(&cli, plan.data_dir.as_deref())?;
-        let source = v.get("source").and_then(|s| s.as_str()).unwrap_or("");
-        let dir = plan
-            .data_dir
-            .clone()
-            .or_else(|| samples::data_dir_of(source));
-        match dir.map(|d| samples::write_samples(&d, &plan.out, SAMPLES)) {
-            Some(Ok(s)) => report.samples = s,
-            Some(Err(e)) => report.samples_note = Some(format!("{e:#}")),
-            None => report.samples_note = Some(format!("the images come from {source}")),
-        }
-        Ok((v.clone(), source.to_string()))
-    })?);
+    report.data = Some(steps.step("finding the data", || data_step(&cli, &plan, &mut report))?);
 
     let model = plan.out.join("model.safetensors");
     report.history = Some(steps.step("training the model", || {
@@ -246,6 +233,24 @@ pub fn run(args: Args) -> Result<()> {
     println!("\nStep times:\n{}", steps.table());
     println!("Report: {}", plan.out.join("report.html").display());
     Ok(())
+}
+
+/// Step 2: find the data, and write its first training images as PNGs for the report (when
+/// it is a directory of IDX files; the report says why otherwise).
+fn data_step(cli: &Path, plan: &Plan, report: &mut Report) -> Result<(serde_json::Value, String)> {
+    let v = find_data(cli, plan.data_dir.as_deref())?;
+    let source = v.get("source").and_then(|s| s.as_str()).unwrap_or("");
+    let dir = plan
+        .data_dir
+        .clone()
+        .or_else(|| samples::data_dir_of(source));
+    match dir.map(|d| samples::write_samples(&d, &plan.out, SAMPLES)) {
+        Some(Ok(s)) => report.samples = s,
+        Some(Err(e)) => report.samples_note = Some(format!("{e:#}")),
+        None => report.samples_note = Some(format!("the images come from {source}")),
+    }
+    let note = source.to_string();
+    Ok((v, note))
 }
 
 /// A `shap-cli <sub>` command with the flags every subcommand shares.
