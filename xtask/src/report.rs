@@ -519,7 +519,7 @@ fn explained_table(e: &Explained, logits: bool) -> Table {
 fn differences(e: &Explained) -> String {
     let mut d = Vec::new();
     if e.masker.starts_with("inpaint") {
-        d.push("the tutorial's shap truncates the [0, 1] float image to 8-bit before `cv2.inpaint`, which turns it almost black and replaces every pixel, so its inpainted background is dark and its values mostly measure \"black versus garment\". We inpaint at 0..255 scale and keep every unmasked pixel, so hidden regions are filled with plausible garment pixels and the map is sharper (`--shap-compat` reproduces shap's masker exactly).");
+        d.push("the tutorial's shap truncates the [0, 1] float image to 8-bit before `cv2.inpaint`, which keeps only pixels exactly equal to 1.0 and turns every other pixel black, and it replaces every pixel, kept ones included: its inpainting figure explains the model on a nearly black 0/1 image, and even with nothing hidden the model does not see the real image. We inpaint at 0..255 scale and keep every unmasked pixel exactly, so hidden regions are filled from the real image and f(x) is the model's output on the image itself (`--shap-compat` reproduces shap's masker exactly; docs/maskers.md).");
     }
     if e.algorithm == "partition" {
         d.push("shap breaks ties between equally important partitions with NumPy's global random generator, so the tutorial's figure changes from run to run; we break them first in, first out, so this figure is the same every run (`--shap-compat --seed N` emulates NumPy's generator).");
