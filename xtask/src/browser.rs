@@ -158,37 +158,56 @@ fn run_chromium(chromium: &Path, page: &Path, profile: &Path) -> Result<(String,
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Its own process group, so a timeout ends Chromium's helper processes too.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c
         .spawn()
         .with_context(|| format!("starting {}", chromium.display()))?;
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
     let t0 = Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
+    while child.try_wait()?.is_none() {
         if t0.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             bail!("Chromium did not finish within {} s", TIMEOUT.as_secs());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    Ok((stdout, stderr))
+    // A helper process still holding the pipes must not hold us: wait a little, then end the
+    // group.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let (stdout, stderr) = (out.recv_timeout(left()), err.recv_timeout(left()));
+    if stdout.is_err() || stderr.is_err() {
+        kill_group(&mut child);
+    }
+    Ok((stdout.unwrap_or_default(), stderr.unwrap_or_default()))
 }
 
-/// Read a child's pipe to the end on a thread (so a full pipe never blocks the child).
-fn reader<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+/// Kill the Chromium we started and, on Unix, its process group (it leads it).
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Read a child's pipe to the end on a thread (so a full pipe never blocks the child); the
+/// text arrives on the returned channel.
+fn reader<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut p) = pipe {
             let _ = p.read_to_end(&mut bytes);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
 }
 
 /// The JSON the check script left in `<pre id="xtask-check">`.
