@@ -124,6 +124,15 @@ impl Report {
         )
     }
 
+    /// Are the explained outputs logits (`shap-cli explain --json`'s `output`; else the preset)?
+    fn logits(&self) -> bool {
+        self.explanations
+            .first()
+            .and_then(|e| e.summary.get("output"))
+            .and_then(Value::as_str)
+            .map_or(self.preset == "flax", |o| o == "logits")
+    }
+
     fn tutorial(&self) -> &'static str {
         if self.preset == "flax" {
             "Flax"
@@ -162,10 +171,10 @@ impl Report {
         ));
         b.push(Block::P(format!(
             "**Red** pixels raised that class's score, **blue** pixels lowered it, and where the faded grey image shows through the pixel made little difference. The colour bar gives the scale in SHAP values, one scale for the whole figure (the strongest 0.1% of values saturate). Values are measured from the **base value**: the model's output when the masker hides every pixel. For each image and class, the values of all pixels sum to **f(x) − base**, the output on the whole image minus the base value; the tables' *efficiency error* is |sum(values) + base − f(x)|, which is rounding only (the tests hold it under 1e-5). {}",
-            if self.preset == "flax" {
-                "This preset's model outputs logits, so values are in logit units."
+            if self.logits() {
+                "Here the explained outputs are logits, so values are in logit units."
             } else {
-                "This preset's model outputs softmax probabilities, so a value of 0.01 moved that class's probability by one percentage point."
+                "Here the explained outputs are softmax probabilities, so a value of 0.01 moved that class's probability by one percentage point."
             }
         )));
         b.push(Block::P(
@@ -380,7 +389,7 @@ impl Report {
             {
                 b.push(Block::H(3, format!("Masker `{}`", e.masker)));
                 b.push(Block::P(format!("{}.", e.note())));
-                b.push(Block::Table(explained_table(e, self.preset == "flax")));
+                b.push(Block::Table(explained_table(e, self.logits())));
                 self.figure(
                     b,
                     dir,
