@@ -4,7 +4,8 @@
 //!   "SHAP values for image classification" tutorial end to end, with `report.html`/`report.md`.
 //! - `cargo xtask bench`: one table of speed figures beside the reference figures.
 //! - `cargo xtask test`: the test suite CI runs (all workspace tests, then a quick reproduction
-//!   whose report and figures are checked).
+//!   whose report and figures are checked, in headless Chromium when it is installed).
+//! - `cargo xtask check-report REPORT.html`: that browser check on any report.
 //!
 //! xtask builds into its own target dir (`target/xtask`, see `.cargo/config.toml`) and drives
 //! the real work through the `shap-cli` binary, so Candle is compiled once, by the main build.
@@ -13,8 +14,11 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_onnx;
+mod browser;
+mod render;
 mod report;
 mod reproduce;
+mod samples;
 mod sh;
 mod test;
 
@@ -42,6 +46,14 @@ enum Command {
     ///
     /// Example: `cargo xtask test`.
     Test(test::Args),
+    /// Open a report in headless Chromium and check that every image loads, nothing reaches
+    /// the console as an error and every table-of-contents link resolves.
+    ///
+    /// Example: `cargo xtask check-report target/reproduce/keras/report.html`.
+    CheckReport {
+        /// The report to open.
+        report: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Test(a) => test::run(a),
+        Command::CheckReport { report } => browser::test_step(&report).map(|_| ()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,13 +1,22 @@
-//! `report.md` and `report.html`: the run laid out like the tutorial.
+//! `report.md` and `report.html`: the run laid out like the tutorial, with what a reader needs
+//! to understand it: how to read the figures, the tutorial's numbers beside ours, what differs
+//! and why, the model summary, sample images and the exact command behind every figure.
 //!
-//! The report is a list of [`Block`]s rendered twice, as Markdown and as a self-contained HTML
+//! The report is a list of [`Block`]s rendered twice, as Markdown and as one self-contained HTML
 //! page (figures referenced by relative path, no scripts, no network).
 
-use anyhow::Result;
+use crate::render::{Block, Table, render_html, render_md};
+use crate::samples::Sample;
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::fmt::Write as _;
+use shap_explain::ExplanationSummary;
+use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::Path;
 use std::time::Duration;
+
+/// Test accuracy the Keras notebook prints after its 10 epochs.
+pub const KERAS_TUTORIAL_ACCURACY: f64 = 0.9044;
 
 /// One explanation run (`shap-cli explain --json` summary) and how it was asked for.
 pub struct Explained {
@@ -19,39 +28,28 @@ pub struct Explained {
     pub masker: String,
     /// `correct` or `wrong`.
     pub group: String,
+    /// Evaluation budget per image (`--max-evals`).
+    pub max_evals: usize,
     /// The JSON summary written by `shap-cli explain --json`.
-    pub summary: Value,
+    pub summary: ExplanationSummary,
 }
 
 impl Explained {
     /// One-line note: images, evaluations, worst efficiency error, time.
     pub fn note(&self) -> String {
-        let images = self.images();
-        let evals: u64 = images
-            .iter()
-            .filter_map(|i| i.get("evals").and_then(Value::as_u64))
-            .sum();
+        let images = &self.summary.images;
+        let evals: u64 = images.iter().map(|i| i.evals as u64).sum();
         let eff = images
             .iter()
-            .filter_map(|i| i.get("efficiency_error").and_then(Value::as_f64))
+            .map(|i| i.efficiency_error)
             .fold(0.0f64, f64::max);
-        let secs = self
-            .summary
-            .get("total_seconds")
-            .and_then(Value::as_f64)
-            .unwrap_or(f64::NAN);
         format!(
-            "{} images, {evals} evals, max efficiency error {eff:.1e}, {secs:.2} s",
-            images.len()
+            "{} images, {} evaluations, largest efficiency error {}, {} s",
+            images.len(),
+            fmt_count(evals),
+            fmt_sci(eff),
+            fmt_secs(self.summary.total_seconds)
         )
-    }
-
-    fn images(&self) -> Vec<&Value> {
-        self.summary
-            .get("images")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
     }
 }
 
@@ -62,22 +60,20 @@ pub struct Report {
     seed: u64,
     /// `shap-cli data --json`.
     pub data: Option<Value>,
+    /// The first training images, written as PNGs beside the report.
+    pub samples: Vec<Sample>,
+    /// Why there are no sample images, when there are none.
+    pub samples_note: Option<String>,
     /// The training history JSON.
     pub history: Option<Value>,
     /// `shap-cli evaluate --json`.
     pub evaluation: Option<Value>,
     /// Every explanation run, in order.
     pub explanations: Vec<Explained>,
+    /// The `shap-cli` command line that made each figure, by figure file name.
+    pub commands: BTreeMap<String, String>,
     /// Step name, time, note.
     pub steps: Vec<(String, Duration, String)>,
-}
-
-enum Block {
-    H(u8, String),
-    P(String),
-    Pre(String),
-    Img(String, String),
-    Table(Vec<String>, Vec<Vec<String>>),
 }
 
 impl Report {
@@ -88,9 +84,12 @@ impl Report {
             quick,
             seed,
             data: None,
+            samples: Vec::new(),
+            samples_note: None,
             history: None,
             evaluation: None,
             explanations: Vec::new(),
+            commands: BTreeMap::new(),
             steps: Vec::new(),
         }
     }
@@ -109,13 +108,25 @@ impl Report {
     fn title(&self) -> String {
         format!(
             "SHAP values for image classification: {} tutorial{}",
-            if self.preset == "flax" {
-                "Flax"
-            } else {
-                "Keras"
-            },
+            self.tutorial(),
             if self.quick { " (quick run)" } else { "" }
         )
+    }
+
+    /// Are the explained outputs logits (the explanation's `outputs` setting; else the preset)?
+    fn logits(&self) -> bool {
+        self.explanations
+            .first()
+            .and_then(|e| e.summary.settings.get("outputs"))
+            .map_or(self.preset == "flax", |o| o == "logits")
+    }
+
+    fn tutorial(&self) -> &'static str {
+        if self.preset == "flax" {
+            "Flax"
+        } else {
+            "Keras"
+        }
     }
 
     fn blocks(&self, dir: &Path) -> Vec<Block> {
@@ -124,93 +135,201 @@ impl Report {
             "Reproduced in Rust with Candle (model) and shap-toolkit (explainers). Preset `{}`, seed {}.{}",
             self.preset,
             self.seed,
-            if self.quick { " Quick mode: training on a 6,000-image subset for one epoch and two images per explanation; numbers are not the tutorial's." } else { "" }
+            if self.quick {
+                " Quick mode: training on a 6,000-image subset for one epoch and two images per explanation; numbers are not the tutorial's."
+            } else {
+                ""
+            }
         )));
+        b.push(Block::Toc);
+        self.how_to_read(&mut b);
+        self.beside_tutorial(&mut b, dir);
+        self.data_section(&mut b);
+        self.model_section(&mut b, dir);
+        self.evaluation_section(&mut b, dir);
+        self.explanation_sections(&mut b, dir);
+        self.steps_section(&mut b);
+        b
+    }
 
-        b.push(Block::H(2, "1. Load the data".into()));
-        if let Some(d) = &self.data {
-            let source = d.get("source").and_then(Value::as_str).unwrap_or("?");
-            let count = |split: &str| {
-                d.get(split)
-                    .and_then(|s| s.get("count"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-            };
-            b.push(Block::P(format!(
-                "Fashion-MNIST found at: {source}. {} training and {} test images of 28×28 pixels.",
-                count("train"),
-                count("test")
-            )));
-            let hist = |split: &str, i: usize| {
-                fmt_value(
-                    d.get(split)
-                        .and_then(|s| s.get("histogram"))
-                        .and_then(|h| h.get(i)),
-                )
-            };
-            let rows = d
-                .get("classes")
-                .and_then(Value::as_array)
-                .map(|classes| {
-                    classes
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            vec![
-                                i.to_string(),
-                                c.as_str().unwrap_or("").to_string(),
-                                hist("train", i),
-                                hist("test", i),
-                            ]
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            b.push(Block::Table(
-                vec![
-                    "label".into(),
-                    "class".into(),
-                    "train".into(),
-                    "test".into(),
-                ],
-                rows,
-            ));
-        }
-
-        b.push(Block::H(2, "2. Build and train the model".into()));
+    fn how_to_read(&self, b: &mut Vec<Block>) {
+        b.push(Block::H(2, "How to read an explanation figure".into()));
         b.push(Block::P(
-            "Conv2d(1→32, 3×3, same) + ReLU → Conv2d(32→16, 3×3, same) + ReLU → flatten → Linear(12544→10); 130,394 parameters.".into(),
+            "Each explanation figure has one row per explained test image. The first column is the image, titled `true: Coat | pred: Coat (0.93)`: the true class, the class the model predicts and its score for that class. Each further column explains one of the model's outputs (the class named above it), the five highest-scoring classes first, as the tutorial's `shap.Explanation.argsort.flip[:5]` does.".into(),
         ));
-        if let Some(h) = &self.history {
-            let epochs = h
-                .get("epochs")
-                .and_then(Value::as_array)
-                .or_else(|| h.as_array())
-                .cloned()
-                .unwrap_or_default();
-            let cols = [
-                "epoch",
-                "train_loss",
-                "train_accuracy",
-                "test_loss",
-                "test_accuracy",
-                "seconds",
-            ];
-            let rows = epochs
-                .iter()
-                .map(|e| cols.iter().map(|c| fmt_value(e.get(*c))).collect())
-                .collect();
-            b.push(Block::Table(
-                cols.iter().map(|s| s.to_string()).collect(),
-                rows,
-            ));
-        }
-        push_img(&mut b, dir, "training_curves.png", "Training curves");
+        b.push(Block::P(format!(
+            "**Red** pixels raised that class's score, **blue** pixels lowered it, and where the faded grey image shows through the pixel made little difference. The colour bar gives the scale in SHAP values, one scale for the whole figure (the strongest 0.1% of values saturate). Values are measured from the **base value**: the model's output when the masker hides every pixel. For each image and class, the values of all pixels sum to **f(x) − base**, the output on the whole image minus the base value; the tables' *efficiency error* is |sum(values) + base − f(x)|, which is rounding only (the tests hold it under 1e-5). {}",
+            if self.logits() {
+                "Here the explained outputs are logits, so values are in logit units."
+            } else {
+                "Here the explained outputs are softmax probabilities, so a value of 0.01 moved that class's probability by one percentage point."
+            }
+        )));
+        b.push(Block::P(
+            "Under each figure: the exact `shap-cli` command that made it (run in this report's folder; `shap-cli` is `target/release/shap-cli`, or `cargo run --release -p shap-cli --`), and what differs from the tutorial's figure and why.".into(),
+        ));
+    }
 
+    fn beside_tutorial(&self, b: &mut Vec<Block>, dir: &Path) {
+        b.push(Block::H(2, "The tutorial's numbers beside ours".into()));
+        let acc = self
+            .evaluation
+            .as_ref()
+            .map_or(f64::NAN, |e| num(e, "accuracy"));
+        let (tut_acc, tut_setup) = if self.preset == "flax" {
+            (
+                "not quoted (the Flax notebook's figure is not recorded in this repository)"
+                    .to_string(),
+                "5 epochs, Adam lr 1e-4, logits head",
+            )
+        } else {
+            (
+                fmt_acc(KERAS_TUTORIAL_ACCURACY),
+                "10 epochs, Adam lr 1e-3, softmax head",
+            )
+        };
+        let params = model_summary(&dir.join("model.safetensors"))
+            .map(|m| fmt_count(m.total()))
+            .unwrap_or_else(|e| format!("unknown ({e:#})"));
+        let mut t = Table::new(&["quantity", "tutorial", "this run"], &[]);
+        t.row(vec!["test accuracy".into(), tut_acc, fmt_acc(acc)]);
+        t.row(vec![
+            "trainable parameters".into(),
+            fmt_count(130_394),
+            params,
+        ]);
+        t.row(vec![
+            "training".into(),
+            tut_setup.into(),
+            self.training_setup(),
+        ]);
+        b.push(Block::Table(t));
+        b.push(Block::P(format!(
+            "{}Accuracies differ by a few tenths of a percentage point between runs of either framework: the weights start from a different random state. The explanations below therefore explain a model close to, but not the same as, the tutorial's, and the first wrongly classified test images can differ.",
+            if self.quick {
+                "This quick run trains on a tenth of the data for one epoch, so its accuracy is well below the tutorial's. "
+            } else {
+                ""
+            }
+        )));
+    }
+
+    fn training_setup(&self) -> String {
+        let Some(cfg) = self.history.as_ref().and_then(|h| h.get("config")) else {
+            return String::new();
+        };
+        let epochs = cfg.get("epochs").and_then(Value::as_u64).unwrap_or(0);
+        format!(
+            "{epochs} epoch{}, Adam lr {:e}, {} head, batch {}{}",
+            if epochs == 1 { "" } else { "s" },
+            num(cfg, "lr"),
+            fmt_value(cfg.get("head")),
+            fmt_value(cfg.get("batch_size")),
+            self.history
+                .as_ref()
+                .and_then(|h| h.get("train_examples"))
+                .and_then(Value::as_u64)
+                .map(|n| format!(", {} training images", fmt_count(n)))
+                .unwrap_or_default()
+        )
+    }
+
+    fn data_section(&self, b: &mut Vec<Block>) {
+        b.push(Block::H(2, "1. Load the data".into()));
+        let Some(d) = &self.data else { return };
+        let source = d.get("source").and_then(Value::as_str).unwrap_or("?");
+        let count = |split: &str| {
+            d.get(split)
+                .and_then(|s| s.get("count"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        b.push(Block::P(format!(
+            "Fashion-MNIST found at: {source}. {} training and {} test images of 28×28 grey pixels, scaled to [0, 1] as the tutorial does.",
+            fmt_count(count("train")),
+            fmt_count(count("test"))
+        )));
+        let hist = |split: &str, i: usize| {
+            d.get(split)
+                .and_then(|s| s.get("histogram"))
+                .and_then(|h| h.get(i))
+                .and_then(Value::as_u64)
+                .map(fmt_count)
+                .unwrap_or_default()
+        };
+        let mut t = Table::new(
+            &["label", "class", "training images", "test images"],
+            &[0, 2, 3],
+        );
+        for (i, c) in class_names(d).iter().enumerate() {
+            t.row(vec![
+                i.to_string(),
+                c.clone(),
+                hist("train", i),
+                hist("test", i),
+            ]);
+        }
+        b.push(Block::Table(t));
+        if !self.samples.is_empty() {
+            b.push(Block::P(format!(
+                "The first {} training images and their labels:",
+                self.samples.len()
+            )));
+        }
+        if let Some(note) = &self.samples_note {
+            b.push(Block::P(format!("(No sample images: {note}.)")));
+        }
+        let names = class_names(d);
+        let cells = self
+            .samples
+            .iter()
+            .map(|s| {
+                let name = names.get(usize::from(s.label)).cloned();
+                let caption = format!(
+                    "#{} {}",
+                    s.index,
+                    name.unwrap_or_else(|| s.label.to_string())
+                );
+                (s.file.clone(), caption)
+            })
+            .collect();
+        b.push(Block::Grid(cells));
+    }
+
+    fn model_section(&self, b: &mut Vec<Block>, dir: &Path) {
+        b.push(Block::H(2, "2. Build and train the model".into()));
+        match model_summary(&dir.join("model.safetensors")) {
+            Ok(m) => {
+                b.push(Block::P(
+                    "The tutorial's CNN, read back from the trained checkpoint `model.safetensors` (as Keras's `model.summary()` shows it; `None` is the batch dimension):".into(),
+                ));
+                b.push(Block::Table(m.table()));
+            }
+            Err(e) => b.push(Block::P(format!("(No model summary: {e:#}.)"))),
+        }
+        if let Some(h) = &self.history {
+            b.push(Block::Table(history_table(h)));
+        }
+        self.figure(b, dir, "training_curves.png", "Training curves");
+        b.push(Block::P(
+            "**Differs from the tutorial:** Candle instead of TensorFlow or JAX, so the initial weights and the batch order come from a different random generator; the architecture, optimiser, batch size and epochs are the tutorial's.".into(),
+        ));
+    }
+
+    fn evaluation_section(&self, b: &mut Vec<Block>, dir: &Path) {
         b.push(Block::H(2, "3. Evaluate".into()));
         if let Some(e) = &self.evaluation {
             if let Some(acc) = e.get("accuracy").and_then(Value::as_f64) {
-                b.push(Block::P(format!("Test accuracy: **{acc:.4}**")));
+                b.push(Block::P(format!(
+                    "Test accuracy: **{}** (the {} tutorial: {}).",
+                    fmt_acc(acc),
+                    self.tutorial(),
+                    if self.preset == "flax" {
+                        "not quoted".to_string()
+                    } else {
+                        fmt_acc(KERAS_TUTORIAL_ACCURACY)
+                    }
+                )));
             }
             if let Some(text) = e.get("report_text").and_then(Value::as_str) {
                 b.push(Block::P("Classification report:".into()));
@@ -223,8 +342,10 @@ impl Report {
                 b.push(Block::Pre(text.to_string()));
             }
         }
-        push_img(&mut b, dir, "confusion_matrix.png", "Confusion matrix");
+        self.figure(b, dir, "confusion_matrix.png", "Confusion matrix");
+    }
 
+    fn explanation_sections(&self, b: &mut Vec<Block>, dir: &Path) {
         let sections = [
             (
                 "partition",
@@ -255,198 +376,440 @@ impl Report {
                 .filter(|e| e.algorithm == alg && e.group == group)
             {
                 b.push(Block::H(3, format!("Masker `{}`", e.masker)));
-                b.push(Block::P(e.note()));
-                let cols = [
-                    "image",
-                    "true",
-                    "predicted",
-                    "probability",
-                    "explained classes",
-                    "evals",
-                    "efficiency error",
-                    "seconds",
-                ];
-                let rows = e
-                    .images()
-                    .iter()
-                    .map(|i| {
-                        vec![
-                            fmt_value(i.get("index")),
-                            fmt_value(i.get("true_name")),
-                            fmt_value(i.get("predicted_name")),
-                            fmt_value(i.get("probability")),
-                            i.get("class_names")
-                                .and_then(Value::as_array)
-                                .map(|a| {
-                                    a.iter()
-                                        .filter_map(Value::as_str)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                })
-                                .unwrap_or_default(),
-                            fmt_value(i.get("evals")),
-                            fmt_value(i.get("efficiency_error")),
-                            fmt_value(i.get("seconds")),
-                        ]
-                    })
-                    .collect();
-                b.push(Block::Table(
-                    cols.iter().map(|s| s.to_string()).collect(),
-                    rows,
-                ));
-                push_img(
-                    &mut b,
+                b.push(Block::P(format!("{}.", e.note())));
+                b.push(Block::Table(explained_table(e, self.logits())));
+                self.figure(
+                    b,
                     dir,
                     &format!("{}.png", e.name),
-                    &format!("{} {} ({})", e.algorithm, e.group, e.masker),
+                    &format!(
+                        "{} explainer, {} predictions, masker {}",
+                        e.algorithm, e.group, e.masker
+                    ),
                 );
+                b.push(Block::P(format!(
+                    "**Differs from the tutorial:** {}",
+                    differences(e)
+                )));
             }
         }
+    }
 
+    fn steps_section(&self, b: &mut Vec<Block>) {
         b.push(Block::H(2, "Step times".into()));
-        let rows = self
-            .steps
-            .iter()
-            .map(|(n, d, note)| vec![n.clone(), format!("{:.1}", d.as_secs_f64()), note.clone()])
-            .collect();
-        b.push(Block::Table(
-            vec!["step".into(), "seconds".into(), "note".into()],
-            rows,
-        ));
-        b
-    }
-}
-
-fn push_img(b: &mut Vec<Block>, dir: &Path, file: &str, alt: &str) {
-    if dir.join(file).is_file() {
-        b.push(Block::Img(file.into(), alt.into()));
-    } else {
-        b.push(Block::P(format!("({file} was not produced)")));
-    }
-}
-
-fn fmt_value(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => u.to_string(),
-            (_, Some(i), _) => i.to_string(),
-            (_, _, Some(f)) if f != 0.0 && f.abs() < 1e-3 => format!("{f:.1e}"),
-            (_, _, Some(f)) => format!("{f:.4}"),
-            _ => n.to_string(),
-        },
-        Some(other) => other.to_string(),
-    }
-}
-
-fn render_md(blocks: &[Block]) -> String {
-    let mut s = String::new();
-    for b in blocks {
-        match b {
-            Block::H(l, t) => {
-                let _ = writeln!(s, "{} {t}\n", "#".repeat(usize::from(*l)));
-            }
-            Block::P(t) => {
-                let _ = writeln!(s, "{t}\n");
-            }
-            Block::Pre(t) => {
-                let _ = writeln!(s, "```text\n{t}\n```\n");
-            }
-            Block::Img(f, alt) => {
-                let _ = writeln!(s, "![{alt}]({f})\n");
-            }
-            Block::Table(h, rows) => {
-                let _ = writeln!(s, "| {} |", h.join(" | "));
-                let _ = writeln!(s, "|{}", "---|".repeat(h.len()));
-                for r in rows {
-                    let _ = writeln!(s, "| {} |", r.join(" | "));
-                }
-                s.push('\n');
-            }
+        let mut t = Table::new(&["step", "seconds", "note"], &[1]);
+        for (n, d, note) in &self.steps {
+            t.row(vec![n.clone(), fmt_secs(d.as_secs_f64()), note.clone()]);
         }
+        b.push(Block::Table(t));
+        b.push(Block::P(format!(
+            "Made by `cargo xtask reproduce{}{}`.",
+            if self.preset == "flax" {
+                " --preset flax"
+            } else {
+                ""
+            },
+            if self.quick { " --quick" } else { "" }
+        )));
     }
-    s
-}
 
-fn esc(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Inline `code` and **bold** for paragraphs (the only Markdown the report uses).
-fn inline(t: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in esc(t).split('`').enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out, "<code>{part}</code>");
+    /// A figure, with the command that made it.
+    fn figure(&self, b: &mut Vec<Block>, dir: &Path, file: &str, caption: &str) {
+        if dir.join(file).is_file() {
+            b.push(Block::Img(file.into(), caption.into()));
         } else {
-            for (j, p) in part.split("**").enumerate() {
-                if j % 2 == 1 {
-                    let _ = write!(out, "<b>{p}</b>");
-                } else {
-                    out.push_str(p);
-                }
-            }
+            b.push(Block::P(format!("({file} was not produced)")));
         }
+        if let Some(cmd) = self.commands.get(file) {
+            b.push(Block::Cmd(cmd.clone()));
+        }
+    }
+}
+
+/// Class names from `shap-cli data --json`.
+fn class_names(d: &Value) -> Vec<String> {
+    d.get("classes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|c| c.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn history_table(h: &Value) -> Table {
+    let epochs = h
+        .get("epochs")
+        .and_then(Value::as_array)
+        .or_else(|| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut t = Table::new(
+        &[
+            "epoch",
+            "training loss",
+            "training accuracy",
+            "test loss",
+            "test accuracy",
+            "seconds",
+        ],
+        &[0, 1, 2, 3, 4, 5],
+    );
+    for e in &epochs {
+        t.row(vec![
+            fmt_value(e.get("epoch")),
+            fmt_loss(num(e, "train_loss")),
+            fmt_acc(num(e, "train_accuracy")),
+            fmt_loss(num(e, "test_loss")),
+            fmt_acc(num(e, "test_accuracy")),
+            fmt_secs(num(e, "train_seconds")),
+        ]);
+    }
+    t
+}
+
+/// One row per explained image; `logits`: the score column holds logits, not probabilities.
+fn explained_table(e: &Explained, logits: bool) -> Table {
+    let mut t = Table::new(
+        &[
+            "test image",
+            "true",
+            "predicted",
+            if logits { "logit" } else { "probability" },
+            "explained classes",
+            "evaluations",
+            "efficiency error",
+            "seconds",
+        ],
+        &[0, 3, 5, 6, 7],
+    );
+    for i in &e.summary.images {
+        t.row(vec![
+            i.index.map(|x| x.to_string()).unwrap_or_default(),
+            i.true_name.clone().unwrap_or_default(),
+            i.predicted_name.clone().unwrap_or_default(),
+            fmt_prob(i.probability.unwrap_or(f64::NAN)),
+            i.class_names.join(", "),
+            fmt_count(i.evals as u64),
+            fmt_sci(i.efficiency_error),
+            fmt_secs(i.seconds),
+        ]);
+    }
+    t
+}
+
+/// What differs from the tutorial's figure for this explanation, and why.
+fn differences(e: &Explained) -> String {
+    let mut d = Vec::new();
+    if e.masker.starts_with("inpaint") {
+        d.push("the tutorial's shap truncates the [0, 1] float image to 8-bit before `cv2.inpaint`, which keeps only pixels exactly equal to 1.0 and turns every other pixel black, and it replaces every pixel, kept ones included: its inpainting figure explains the model on a nearly black 0/1 image, and even with nothing hidden the model does not see the real image. We inpaint at 0..255 scale and keep every unmasked pixel exactly, so hidden regions are filled from the real image and f(x) is the model's output on the image itself (`--shap-compat` reproduces shap's masker exactly; docs/maskers.md).");
+    }
+    if e.algorithm == "partition" {
+        d.push("shap breaks ties between equally important partitions with NumPy's global random generator, so the tutorial's figure changes from run to run; we break them first in, first out, so this figure is the same every run (`--shap-compat --seed N` emulates NumPy's generator).");
+    } else {
+        d.push(if e.max_evals < 2 * (2 * 784 + 1) {
+            "1,600 evaluations for 784 pixels is a single antithetic permutation pass (one pass needs 2 × 784 + 1 = 1,569), so each value is one sample: the map is speckled and noisy in the tutorial too. Our orders come from a seeded ChaCha8 stream, shap's from numba's, so the speckle differs; a larger `--max-evals` averages more passes and smooths it. shap also explains all ten classes here, in class order; we explain the same top five as the Partition figures."
+        } else {
+            "the permutation orders come from a seeded ChaCha8 stream, shap's from numba's, so individual values differ by sampling noise."
+        });
+    }
+    d.push("Every cell is titled with its own row's classes (shap titles only the first row) and the grey underlay is aligned with the values (shap's is half a pixel off).");
+    d.join(" ")
+}
+
+/// The layers of the tutorial CNN, read from a checkpoint's safetensors header.
+pub struct ModelSummary {
+    rows: Vec<(String, String, String, u64)>,
+}
+
+impl ModelSummary {
+    /// Total parameter count.
+    pub fn total(&self) -> u64 {
+        self.rows.iter().map(|r| r.3).sum()
+    }
+
+    fn table(&self) -> Table {
+        let mut t = Table::new(&["layer (type)", "output shape", "parameters"], &[2]);
+        for (name, kind, shape, params) in &self.rows {
+            t.row(vec![
+                format!("{name} ({kind})"),
+                shape.clone(),
+                fmt_count(*params),
+            ]);
+        }
+        t.row(vec![
+            "**total**".into(),
+            String::new(),
+            format!("**{}**", fmt_count(self.total())),
+        ]);
+        t
+    }
+}
+
+/// Read the safetensors header of the tutorial CNN's checkpoint and lay it out like Keras's
+/// `model.summary()` (28×28 inputs, `same` padding).
+pub fn model_summary(path: &Path) -> Result<ModelSummary> {
+    let header = safetensors_header(path)?;
+    let shape = |name: &str| -> Result<Vec<u64>> {
+        header
+            .get(name)
+            .and_then(|t| t.get("shape"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .with_context(|| format!("{} has no tensor {name}", path.display()))
+    };
+    let count = |name: &str| -> Result<u64> { Ok(shape(name)?.iter().product()) };
+    let c1 = shape("conv1.weight")?;
+    let c2 = shape("conv2.weight")?;
+    let fc = shape("fc.weight")?;
+    let (Some(&c1_out), Some(&c2_out), [classes, flat]) = (c1.first(), c2.first(), fc.as_slice())
+    else {
+        bail!("unexpected tensor shapes in {}", path.display());
+    };
+    let head = header
+        .get("__metadata__")
+        .and_then(|m| m.get("head"))
+        .and_then(Value::as_str)
+        .unwrap_or("softmax");
+    let conv = |n: u64| format!("Conv2D {n}, 3×3, same, ReLU");
+    let rows = vec![
+        (
+            "conv1".into(),
+            conv(c1_out),
+            format!("(None, 28, 28, {c1_out})"),
+            count("conv1.weight")? + count("conv1.bias")?,
+        ),
+        (
+            "conv2".into(),
+            conv(c2_out),
+            format!("(None, 28, 28, {c2_out})"),
+            count("conv2.weight")? + count("conv2.bias")?,
+        ),
+        (
+            "flatten".into(),
+            "Flatten".into(),
+            format!("(None, {flat})"),
+            0,
+        ),
+        (
+            "fc".into(),
+            format!("Dense {classes}, {head}"),
+            format!("(None, {classes})"),
+            count("fc.weight")? + count("fc.bias")?,
+        ),
+    ];
+    Ok(ModelSummary { rows })
+}
+
+/// The JSON header of a safetensors file (at most 1 MiB).
+fn safetensors_header(path: &Path) -> Result<Value> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .with_context(|| format!("{} is too short for safetensors", path.display()))?;
+    let len = u64::from_le_bytes(len);
+    if len > 1 << 20 {
+        bail!("{} declares a {len}-byte header", path.display());
+    }
+    let mut text = Vec::new();
+    f.take(len).read_to_end(&mut text)?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("parsing the header of {}", path.display()))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// Counts: thousands separated by commas (`60,000`).
+pub fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
     }
     out
 }
 
-fn render_html(blocks: &[Block], title: &str) -> String {
-    let mut s = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
-         body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
-         th{{background:#f4f4f4}}pre{{background:#f7f7f7;padding:1em;overflow-x:auto}}img{{max-width:100%;border:1px solid #eee}}\
-         </style></head><body>\n",
-        esc(title)
-    );
-    for b in blocks {
-        match b {
-            Block::H(l, t) => {
-                let _ = writeln!(s, "<h{l}>{}</h{l}>", inline(t));
-            }
-            Block::P(t) => {
-                let _ = writeln!(s, "<p>{}</p>", inline(t));
-            }
-            Block::Pre(t) => {
-                let _ = writeln!(s, "<pre>{}</pre>", esc(t));
-            }
-            Block::Img(f, alt) => {
-                let _ = writeln!(
-                    s,
-                    "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-                    esc(f),
-                    esc(alt),
-                    esc(alt)
-                );
-            }
-            Block::Table(h, rows) => {
-                s.push_str("<table><tr>");
-                for c in h {
-                    let _ = write!(s, "<th>{}</th>", esc(c));
-                }
-                s.push_str("</tr>\n");
-                for r in rows {
-                    s.push_str("<tr>");
-                    for c in r {
-                        let _ = write!(s, "<td>{}</td>", esc(c));
-                    }
-                    s.push_str("</tr>\n");
-                }
-                s.push_str("</table>\n");
-            }
-        }
+fn fixed(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        String::new()
     }
-    s.push_str("</body></html>\n");
-    s
+}
+
+/// Accuracies: four decimals, as the tutorial prints them.
+fn fmt_acc(x: f64) -> String {
+    fixed(x, 4)
+}
+
+/// Losses: four decimals.
+fn fmt_loss(x: f64) -> String {
+    fixed(x, 4)
+}
+
+/// The predicted class's score (a probability, or a logit for the Flax preset): two
+/// decimals, as in the figure titles `shap-cli` draws.
+fn fmt_prob(x: f64) -> String {
+    fixed(x, 2)
+}
+
+/// Durations in seconds: two decimals.
+fn fmt_secs(x: f64) -> String {
+    fixed(x, 2)
+}
+
+/// Tiny errors: one significant decimal in scientific notation; exact zero as `0`.
+fn fmt_sci(x: f64) -> String {
+    if x == 0.0 {
+        "0".into()
+    } else if x.is_finite() {
+        format!("{x:.1e}")
+    } else {
+        String::new()
+    }
+}
+
+/// Identifiers and free text as they are.
+fn fmt_value(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// Write `text` to `path` with the workspace's one output writer (`shap_io`: temporary file
 /// + rename; devices, FIFOs and symlinks are never replaced).
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     Ok(shap_io::write_bytes(path, text.as_bytes())?)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(130_394), "130,394");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn one_format_per_quantity() {
+        assert_eq!(fmt_acc(0.9), "0.9000");
+        assert_eq!(fmt_prob(0.934), "0.93");
+        assert_eq!(fmt_secs(1.0), "1.00");
+        assert_eq!(fmt_sci(0.0), "0");
+        assert_eq!(fmt_sci(1.234e-8), "1.2e-8");
+        assert_eq!(fmt_acc(f64::NAN), "");
+    }
+
+    /// A report of a made-up run with one sample image and one explanation figure.
+    pub(crate) fn fake_report(dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir.join("samples"))?;
+        let png = crate::samples::encode_grey_png(2, 2, &[0, 255, 128, 64])?;
+        std::fs::write(dir.join("samples/train_0.png"), &png)?;
+        std::fs::write(dir.join("partition_correct_blur.png"), &png)?;
+        let mut r = Report::new("keras", true, 42);
+        r.data = Some(serde_json::json!({
+            "source": "directory /d", "classes": ["T-shirt/top", "Trouser"],
+            "train": {"count": 60000, "histogram": [6000, 6000]},
+            "test": {"count": 10000, "histogram": [1000, 1000]},
+        }));
+        r.samples = vec![Sample {
+            index: 0,
+            label: 1,
+            file: "samples/train_0.png".into(),
+        }];
+        r.evaluation =
+            Some(serde_json::json!({"accuracy": 0.9, "report_text": "r", "confusion_text": "c"}));
+        r.explanations.push(Explained {
+            name: "partition_correct_blur".into(),
+            algorithm: "partition".into(),
+            masker: "blur(28,28)".into(),
+            group: "correct".into(),
+            max_evals: 500,
+            summary: serde_json::from_value(serde_json::json!({
+                "algorithm": "partition", "shape": [28, 28, 1], "num_outputs": 2,
+                "settings": {"outputs": "probabilities"}, "total_seconds": 0.5,
+                "model_seconds": 0.4, "model_rows": 500, "model_calls": 50,
+                "images": [{
+                "index": 0, "source": "test[0]", "true_label": 1, "true_name": "Trouser",
+                "predicted": 1, "predicted_name": "Trouser", "probability": 0.99,
+                "classes": [1, 3], "class_names": ["Trouser", "Dress"],
+                "base_values": [0.1, 0.1], "fx": [0.99, 0.0], "evals": 500,
+                "efficiency_error": 0.0, "seconds": 0.1, "title": "true: Trouser"}]}))?,
+        });
+        r.commands.insert(
+            "partition_correct_blur.png".into(),
+            "shap-cli explain --masker 'blur(28,28)' --plot partition_correct_blur.png".into(),
+        );
+        r.steps.push((
+            "finding the data".into(),
+            Duration::from_millis(200),
+            "x".into(),
+        ));
+        r.write(dir)
+    }
+
+    #[test]
+    fn report_teaches() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
+        fake_report(&dir)?;
+        let html = std::fs::read_to_string(dir.join("report.html"))?;
+        for needle in [
+            "<nav id=\"contents\">",
+            "How to read an explanation figure",
+            "f(x) − base",
+            "0.9044",
+            "<img src=\"samples/train_0.png\"",
+            "#0 Trouser",
+            "shap-cli explain --masker 'blur(28,28)'",
+            "<b>Differs from the tutorial:</b> shap breaks ties",
+            "<td class=\"n\">6,000</td>",
+            "No model summary",
+        ] {
+            assert!(html.contains(needle), "report.html lacks {needle:?}");
+        }
+        assert!(
+            std::fs::read_to_string(dir.join("report.md"))?.contains("```sh\nshap-cli explain")
+        );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn model_summary_matches_keras() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let header = serde_json::json!({
+            "__metadata__": {"head": "softmax"},
+            "conv1.weight": {"dtype": "F32", "shape": [32, 1, 3, 3], "data_offsets": [0, 0]},
+            "conv1.bias": {"dtype": "F32", "shape": [32], "data_offsets": [0, 0]},
+            "conv2.weight": {"dtype": "F32", "shape": [16, 32, 3, 3], "data_offsets": [0, 0]},
+            "conv2.bias": {"dtype": "F32", "shape": [16], "data_offsets": [0, 0]},
+            "fc.weight": {"dtype": "F32", "shape": [10, 12544], "data_offsets": [0, 0]},
+            "fc.bias": {"dtype": "F32", "shape": [10], "data_offsets": [0, 0]},
+        })
+        .to_string();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        let path = dir.join("m.safetensors");
+        std::fs::write(&path, bytes)?;
+        let m = model_summary(&path)?;
+        let params: Vec<u64> = m.rows.iter().map(|r| r.3).collect();
+        assert_eq!(params, vec![320, 4624, 0, 125_450]);
+        assert_eq!(m.total(), 130_394);
+        assert_eq!(m.rows[2].2, "(None, 12544)");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }

@@ -1,16 +1,21 @@
 //! `cargo xtask reproduce`: the tutorial end to end through `shap-cli`.
 //!
-//! Steps (each timed, with progress from `shap-cli` itself):
-//! 1. find the data (installing the Debian package when missing and allowed);
-//! 2. train, or reuse the cached checkpoint made with the same preset, seed and subset;
-//! 3. evaluate: accuracy, confusion matrix, classification report;
-//! 4. Partition explanations of the first correct test images (top-5) with inpaint_telea,
+//! Steps (each announced by a numbered step line when it starts and when it ends, with its
+//! time; what `shap-cli` prints comes in between):
+//! 1. build `shap-cli` (release);
+//! 2. find the data (installing the Debian package when missing and allowed) and write the
+//!    first training images as PNGs for the report;
+//! 3. train, or reuse the cached checkpoint made with the same preset, seed and subset;
+//! 4. evaluate: accuracy, confusion matrix, classification report;
+//! 5. Partition explanations of the first correct test images (top-5) with inpaint_telea,
 //!    inpaint_ns and blur(28,28);
-//! 5. the same with blur(28,28) for the first wrong images;
-//! 6. Permutation explanations (1600 evaluations, blur(28,28)) of those correct and wrong images;
-//! 7. the report (`report.md`, `report.html`), which links every figure.
+//! 6. the same with blur(28,28) for the first wrong images;
+//! 7. Permutation explanations (1600 evaluations, blur(28,28)) of those correct and wrong images;
+//! 8. the report (`report.md`, `report.html`), which links every figure and shows the
+//!    `shap-cli` command that made it.
 
 use crate::report::{Explained, Report};
+use crate::samples;
 use crate::sh::{self, Steps};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -87,28 +92,29 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!(
         "Building shap-cli (release; first build compiles Candle, ~5-10 minutes on 2 cores)..."
     );
-    let cli = sh::build_cli(&[])?;
-    let mut steps = Steps::new(7);
+    let mut steps = Steps::new(8);
+    let cli = steps.step("building shap-cli", || {
+        Ok((sh::build_cli(&[])?, String::new()))
+    })?;
     let mut report = Report::new(&plan.preset, plan.quick, plan.seed);
 
-    report.data = Some(steps.step("find the data", || {
-        let v = find_data(&cli, plan.data_dir.as_deref())?;
-        let note = v
-            .get("source")
-            .and_then(|s| s.as_str())
-            .unwrap_or("")
-            .to_string();
-        Ok((v, note))
-    })?);
+    report.data = Some(steps.step("finding the data", || data_step(&cli, &plan, &mut report))?);
 
     let model = plan.out.join("model.safetensors");
-    report.history = Some(steps.step("train", || train(&cli, &plan, &model, args.retrain))?);
+    report.history = Some(steps.step("training the model", || {
+        let (h, note, cmd) = train(&cli, &plan, &model, args.retrain)?;
+        report.commands.insert("training_curves.png".into(), cmd);
+        Ok((h, note))
+    })?);
 
-    report.evaluation = Some(steps.step("evaluate", || {
+    report.evaluation = Some(steps.step("evaluating the model", || {
         let json = plan.out.join("evaluation.json");
         let mut c = base(&cli, "evaluate", &plan);
         c.arg("--model").arg(&model).arg("--json").arg(&json);
         c.arg("--plot").arg(plan.out.join("confusion_matrix.png"));
+        report
+            .commands
+            .insert("confusion_matrix.png".into(), shown(&c, &plan.out));
         sh::run(&mut c)?;
         let v = read_json(&json)?;
         let acc = v
@@ -123,7 +129,7 @@ pub fn run(args: Args) -> Result<()> {
                    masker: &str,
                    group: &str,
                    evals: usize|
-     -> Result<(Explained, String)> {
+     -> Result<(Explained, String, String)> {
         let stem = plan.out.join(name);
         let mut c = base(&cli, "explain", &plan);
         c.arg("--model").arg(&model);
@@ -151,63 +157,76 @@ pub fn run(args: Args) -> Result<()> {
         c.arg("--npz").arg(stem.with_extension("npz"));
         c.arg("--json").arg(stem.with_extension("json"));
         c.arg("--plot").arg(stem.with_extension("png"));
+        let command = shown(&c, &plan.out);
         sh::run(&mut c)?;
-        let summary = read_json(&stem.with_extension("json"))?;
+        let path = stem.with_extension("json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let summary: shap_explain::ExplanationSummary = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} (shap-cli's JSON summary)", path.display()))?;
         let e = Explained {
             name: name.to_string(),
             algorithm: algorithm.into(),
             masker: masker.into(),
             group: group.into(),
+            max_evals: evals,
             summary,
         };
         let note = e.note();
-        Ok((e, note))
+        Ok((e, note, command))
     };
+    let mut commands = Vec::new();
 
     let correct_maskers = ["inpaint_telea", "inpaint_ns", "blur(28,28)"];
-    let part_correct = steps.step("partition explanations, correct predictions", || {
+    let part_correct = steps.step("explaining correct predictions (Partition)", || {
         let mut all = Vec::new();
         let mut notes = Vec::new();
         for m in correct_maskers {
             let file = format!("partition_correct_{}", masker_file(m));
-            let (e, note) = explain(&file, "partition", m, "correct", 500)?;
+            let (e, note, cmd) = explain(&file, "partition", m, "correct", 500)?;
             notes.push(format!("{m}: {note}"));
+            commands.push((format!("{file}.png"), cmd));
             all.push(e);
         }
         Ok((all, notes.join("; ")))
     })?;
-    report.explanations.extend(part_correct);
-    let part_wrong = steps.step("partition explanations, wrong predictions", || {
-        explain(
+    let part_wrong = steps.step("explaining wrong predictions (Partition)", || {
+        let (e, note, cmd) = explain(
             "partition_wrong_blur",
             "partition",
             "blur(28,28)",
             "wrong",
             500,
-        )
+        )?;
+        commands.push(("partition_wrong_blur.png".into(), cmd));
+        Ok((e, note))
     })?;
-    report.explanations.push(part_wrong);
-    let perm = steps.step("permutation explanations (1600 evals)", || {
-        let (a, na) = explain(
+    let perm = steps.step("explaining with Permutation (1600 evaluations)", || {
+        let (a, na, ca) = explain(
             "permutation_correct_blur",
             "permutation",
             "blur(28,28)",
             "correct",
             1600,
         )?;
-        let (b, nb) = explain(
+        let (b, nb, cb) = explain(
             "permutation_wrong_blur",
             "permutation",
             "blur(28,28)",
             "wrong",
             1600,
         )?;
+        commands.push(("permutation_correct_blur.png".into(), ca));
+        commands.push(("permutation_wrong_blur.png".into(), cb));
         Ok((vec![a, b], format!("correct: {na}; wrong: {nb}")))
     })?;
+    report.explanations.extend(part_correct);
+    report.explanations.push(part_wrong);
     report.explanations.extend(perm);
+    report.commands.extend(commands);
 
     let rows_so_far = steps.rows.clone();
-    steps.step("write the report", || {
+    steps.step("writing the report", || {
         report.steps = rows_so_far;
         report.write(&plan.out)?;
         Ok(((), "report.md, report.html".to_string()))
@@ -218,6 +237,24 @@ pub fn run(args: Args) -> Result<()> {
     println!("\nStep times:\n{}", steps.table());
     println!("Report: {}", plan.out.join("report.html").display());
     Ok(())
+}
+
+/// Step 2: find the data, and write its first training images as PNGs for the report (when
+/// it is a directory of IDX files; the report says why otherwise).
+fn data_step(cli: &Path, plan: &Plan, report: &mut Report) -> Result<(serde_json::Value, String)> {
+    let v = find_data(cli, plan.data_dir.as_deref())?;
+    let source = v.get("source").and_then(|s| s.as_str()).unwrap_or("");
+    let dir = plan
+        .data_dir
+        .clone()
+        .or_else(|| samples::data_dir_of(source));
+    match dir.map(|d| samples::write_samples(&d, &plan.out, SAMPLES)) {
+        Some(Ok(s)) => report.samples = s,
+        Some(Err(e)) => report.samples_note = Some(format!("{e:#}")),
+        None => report.samples_note = Some(format!("the images come from {source}")),
+    }
+    let note = source.to_string();
+    Ok((v, note))
 }
 
 /// A `shap-cli <sub>` command with the flags every subcommand shares.
@@ -231,6 +268,30 @@ fn base(cli: &Path, sub: &str, plan: &Plan) -> Command {
         c.arg("--seed").arg(plan.seed.to_string());
     }
     c
+}
+
+/// How many training images the report shows.
+const SAMPLES: usize = 20;
+
+/// `cmd` as the line a user types in the output folder: `shap-cli` for the binary's path,
+/// output paths relative to `out`, shell quoting where needed.
+fn shown(cmd: &Command, out: &Path) -> String {
+    let mut parts = vec!["shap-cli".to_string()];
+    for a in cmd.get_args() {
+        let p = Path::new(a);
+        let rel = p.strip_prefix(out).unwrap_or(p);
+        parts.push(shell_quote(&rel.to_string_lossy()));
+    }
+    parts.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,=:+@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn masker_file(m: &str) -> &'static str {
@@ -338,28 +399,18 @@ fn hub_reachable() -> bool {
 }
 
 /// Train (or reuse the cached checkpoint) and return the training history.
+/// Returns the history, a note and the command (shown even when the cache is reused).
 fn train(
     cli: &Path,
     plan: &Plan,
     model: &Path,
     retrain: bool,
-) -> Result<(serde_json::Value, String)> {
+) -> Result<(serde_json::Value, String, String)> {
     let history = plan.out.join("history.json");
     let key_path = plan.out.join("model.key.json");
     let key = serde_json::json!({
         "preset": plan.preset, "seed": plan.seed, "limit": plan.train_limit, "epochs": plan.epochs,
     });
-    let cached = !retrain
-        && model.is_file()
-        && history.is_file()
-        && read_json(&key_path).is_ok_and(|old| old == key);
-    if cached {
-        eprintln!(
-            "    reusing the cached checkpoint {} (same preset, seed and subset; --retrain to train again)",
-            model.display()
-        );
-        return Ok((read_json(&history)?, "cached checkpoint".into()));
-    }
     let mut c = base(cli, "train", plan);
     c.args(["--preset", &plan.preset]);
     if let Some(l) = plan.train_limit {
@@ -370,11 +421,23 @@ fn train(
     }
     c.arg("--out").arg(model).arg("--history").arg(&history);
     c.arg("--plot").arg(plan.out.join("training_curves.png"));
+    let command = shown(&c, &plan.out);
+    let cached = !retrain
+        && model.is_file()
+        && history.is_file()
+        && read_json(&key_path).is_ok_and(|old| old == key);
+    if cached {
+        eprintln!(
+            "    reusing the cached checkpoint {} (same preset, seed and subset; --retrain to train again)",
+            model.display()
+        );
+        return Ok((read_json(&history)?, "cached checkpoint".into(), command));
+    }
     sh::run(&mut c)?;
     std::fs::write(&key_path, serde_json::to_string_pretty(&key)?)
         .with_context(|| format!("writing {}", key_path.display()))?;
     let h = read_json(&history)?;
-    Ok((h, "trained".into()))
+    Ok((h, "trained".into(), command))
 }
 
 /// `reproduce --quick --out DIR` with defaults, for `cargo xtask test`.

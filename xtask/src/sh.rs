@@ -86,22 +86,21 @@ impl Steps {
         }
     }
 
-    /// Run one step, printing a numbered header first and recording its time.
+    /// Run one step between two step lines: `[3/8] evaluating the model ...` when it starts
+    /// (what `shap-cli` prints comes below it) and `[3/8] evaluating the model: 0.8 s (note)`
+    /// when it ends.
     pub fn step<T>(&mut self, name: &str, f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
-        let n = self.rows.len() + 1;
-        eprintln!("\n==> [{n}/{}] {name}", self.total);
+        let tag = format!("[{}/{}] {name}", self.rows.len() + 1, self.total);
+        eprintln!("{tag} ...");
         let t0 = Instant::now();
-        let (value, note) = f().with_context(|| format!("step {n} ({name}) failed"))?;
+        let (value, note) = f().with_context(|| format!("{tag} failed"))?;
         let dt = t0.elapsed();
-        eprintln!(
-            "    done in {:.1} s{}",
-            dt.as_secs_f64(),
-            if note.is_empty() {
-                String::new()
-            } else {
-                format!(" ({note})")
-            }
-        );
+        let note_part = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({note})")
+        };
+        eprintln!("{tag}: {:.1} s{note_part}", dt.as_secs_f64());
         self.rows.push((name.to_string(), dt, note));
         Ok(value)
     }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2dConfig, VarBuilder, VarMap};
+use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
     BatchModel, ConstantMasker, Explanation, FnModel, ImageShape, InputLayout, ModelError,
     Normalize, OutputSelection, PartitionExplainer, PermutationExplainer,
@@ -15,9 +15,33 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// A small CNN taking NCHW images: conv 3->6, ReLU, 2x2 max-pool, conv 6->8, ReLU, global
 /// average pool, linear 8->4.
+/// Weights from a fixed formula (a `VarMap` would draw them at random, and an unlucky draw
+/// can make the explanations nearly flat).
+fn weights() -> std::collections::HashMap<String, Tensor> {
+    let shapes: [(&str, &[usize]); 6] = [
+        ("c1.weight", &[6, 3, 3, 3]),
+        ("c1.bias", &[6]),
+        ("c2.weight", &[8, 6, 3, 3]),
+        ("c2.bias", &[8]),
+        ("fc.weight", &[4, 8]),
+        ("fc.bias", &[4]),
+    ];
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(t, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|i| (((i * 37 + t * 11) % 29) as f32 / 29.0 - 0.45) * 0.8)
+                .collect();
+            let tensor = Tensor::from_vec(v, *shape, &Device::Cpu).unwrap();
+            (name.to_string(), tensor)
+        })
+        .collect()
+}
+
 fn network() -> impl Fn(&Tensor) -> candle_core::Result<Tensor> + Sync + Clone {
-    let vars = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(weights(), DType::F32, &Device::Cpu);
     let pad = Conv2dConfig {
         padding: 1,
         ..Default::default()
