@@ -114,6 +114,17 @@ impl Normalize {
         self.mean.len()
     }
 
+    /// Check that it is for images of `channels` channels.
+    pub fn check_channels(&self, channels: usize) -> Result<()> {
+        if self.channels() == channels {
+            return Ok(());
+        }
+        Err(ExplainError::InvalidConfig(format!(
+            "the normalisation is for {} channel(s); the images have {channels}",
+            self.channels()
+        )))
+    }
+
     /// Whether it changes nothing.
     pub fn is_identity(&self) -> bool {
         self.scale == 1.0

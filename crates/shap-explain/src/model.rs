@@ -18,6 +18,28 @@ impl ModelError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(e))
     }
+
+    /// Check an `eval_batch` call against a model that takes images of `takes` and gives `k`
+    /// outputs: `n` images of `shape` in `images` values, room for `out` outputs.
+    pub fn check_batch(
+        takes: ImageShape,
+        k: usize,
+        shape: ImageShape,
+        n: usize,
+        images: usize,
+        out: usize,
+    ) -> Result<(), Self> {
+        if shape == takes
+            && Some(images) == n.checked_mul(takes.features())
+            && Some(out) == n.checked_mul(k)
+        {
+            return Ok(());
+        }
+        Err(Self::Shape(format!(
+            "the model takes {takes} images and gives {k} outputs; got {n} images of {shape} in \
+             {images} values with room for {out} outputs"
+        )))
+    }
 }
 
 /// A model the explainers can call on a batch of images.

@@ -70,13 +70,8 @@ impl<M: Module + Sync> ClassifierBuilder<M> {
     /// Preprocess the masked images with `norm` (torchvision's `Normalize`, with a rescale);
     /// default: none. Its channel count must be the images'.
     pub fn normalize(mut self, norm: Normalize) -> Result<Self, Error> {
-        if norm.channels() != self.shape.channels {
-            return Err(Error::Config(format!(
-                "the normalisation is for {} channel(s); the images have {}",
-                norm.channels(),
-                self.shape.channels
-            )));
-        }
+        norm.check_channels(self.shape.channels)
+            .map_err(|e| Error::Config(e.to_string()))?;
         self.norm = norm;
         Ok(self)
     }
@@ -191,15 +186,7 @@ impl<M: Module + Sync> BatchModel for CandleClassifier<M> {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         let (m, k) = (self.shape.features(), self.num_outputs);
-        if shape != self.shape || images.len() != n * m || out.len() != n * k {
-            return Err(ModelError::Shape(format!(
-                "the classifier takes {} images and gives {k} outputs; got {n} images of {shape} \
-                 in {} values with room for {} outputs",
-                self.shape,
-                images.len(),
-                out.len()
-            )));
-        }
+        ModelError::check_batch(self.shape, k, shape, n, images.len(), out.len())?;
         let rows = self.max_rows;
         for (x, o) in images.chunks(rows * m).zip(out.chunks_mut(rows * k)) {
             let y = self.forward(x, x.len() / m).map_err(ModelError::backend)?;

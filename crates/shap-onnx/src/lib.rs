@@ -219,15 +219,8 @@ impl OnnxClassifier {
 
     /// Normalise the masked images with `norm` before the model sees them.
     pub fn with_normalize(mut self, norm: Normalize) -> Result<Self, OnnxError> {
-        if norm.channels() != self.shape.channels {
-            return Err(OnnxError::Config(
-                shap_explain::ExplainError::InvalidConfig(format!(
-                    "the normalisation is for {} channel(s); the model takes {}",
-                    norm.channels(),
-                    self.shape.channels
-                )),
-            ));
-        }
+        norm.check_channels(self.shape.channels)
+            .map_err(OnnxError::Config)?;
         self.norm = norm;
         Ok(self)
     }
@@ -404,15 +397,7 @@ impl BatchModel for OnnxClassifier {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         let (m, k) = (self.shape.features(), self.num_outputs);
-        if shape != self.shape || images.len() != n * m || out.len() != n * k {
-            return Err(ModelError::Shape(format!(
-                "the model takes {} images and gives {k} outputs; got {n} images of {shape} in \
-                 {} values with room for {} outputs",
-                self.shape,
-                images.len(),
-                out.len()
-            )));
-        }
+        ModelError::check_batch(self.shape, k, shape, n, images.len(), out.len())?;
         let rows = self.max_rows;
         for (x, o) in images.chunks(rows * m).zip(out.chunks_mut(rows * k)) {
             self.eval_chunk(x, x.len() / m, o)?;
