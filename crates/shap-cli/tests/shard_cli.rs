@@ -137,7 +137,13 @@ fn auto_shards_read_the_schedulers_variable() {
         let auto = t.path("auto.npz");
         let out = t.explain(&auto, &["--shard", "auto/2"], Some((var, "1")));
         ok(&out);
-        assert!(text(&out.stderr).contains(&format!("shard 1/2 from {var}")));
+        let note = format!("shard 1/2 from {var}");
+        assert_eq!(
+            text(&out.stderr).matches(&note).count(),
+            1,
+            "{}",
+            text(&out.stderr)
+        );
         let (a, b) = (
             Explanation::load_npz(&by_hand).unwrap(),
             Explanation::load_npz(&auto).unwrap(),

@@ -179,15 +179,7 @@ fn parse_layout(s: &str) -> Result<InputLayout, String> {
 /// Run `shap-cli explain`.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
-    // Settings checked before any work.
-    if let Some(r) = &args.range {
-        common::parse_range(r).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(s) = &args.shard {
-        common::parse_shard(s)
-            .map_err(anyhow::Error::msg)?
-            .resolve()?;
-    }
+    let slicing = slicing(&args)?;
     let spec: MaskerSpec = args.masker.parse()?;
     let mode = if args.shap_compat {
         MaskMode::ShapCompat
@@ -198,8 +190,8 @@ pub fn run(args: Args) -> Result<()> {
     let net = Network::load(&args.model, &options(&args))?;
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
-    let items = select_images(&args, &net)?;
-    let (items, positions) = shard(items, &args)?;
+    let items = select_images(&args, &net, slicing.range)?;
+    let (items, positions) = shard(items, slicing.shard)?;
     let images: Vec<f32> = items.iter().flat_map(|i| i.pixels.clone()).collect();
     let scores = net.scores(&images)?;
     if args.algorithm == AlgorithmArg::Permutation {
@@ -221,12 +213,11 @@ pub fn run(args: Args) -> Result<()> {
         names: names.clone(),
         first_stream: positions.as_ref().map_or(0, |p| p.range.start as u64),
     };
-    let explanation = explain(&args, &net, &images, &masker, request, &tick)?;
+    let mut explanation = explain(&args, &net, &images, &masker, request, &tick)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let mut explanation = explanation;
     explanation.images = items
         .iter()
         .enumerate()
@@ -248,6 +239,33 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--range` and `--shard`, parsed and checked once, before any work.
+struct Slicing {
+    range: Option<std::ops::Range<usize>>,
+    /// The shard's index and the number of shards.
+    shard: Option<(usize, usize)>,
+}
+
+fn slicing(args: &Args) -> Result<Slicing> {
+    let range = match &args.range {
+        Some(r) => Some(common::parse_range(r).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let shard = match &args.shard {
+        Some(_) if args.shap_compat => bail!(
+            "--shard cannot be combined with --shap-compat: shap's random stream runs through \
+             the images in order, so the parts would not add up to one run"
+        ),
+        Some(s) => Some(
+            common::parse_shard(s)
+                .map_err(anyhow::Error::msg)?
+                .resolve()?,
+        ),
+        None => None,
+    };
+    Ok(Slicing { range, shard })
 }
 
 fn options(args: &Args) -> Options<'_> {
@@ -492,7 +510,11 @@ fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageI
 }
 
 /// The images to explain: files (`--image`) or Fashion-MNIST test images.
-fn select_images(args: &Args, net: &Network) -> Result<Vec<Item>> {
+fn select_images(
+    args: &Args,
+    net: &Network,
+    range: Option<std::ops::Range<usize>>,
+) -> Result<Vec<Item>> {
     let shape = net.shape();
     if !args.image.is_empty() {
         return args.image.iter().map(|p| image_item(p, shape)).collect();
@@ -505,7 +527,7 @@ fn select_images(args: &Args, net: &Network) -> Result<Vec<Item>> {
     }
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let test = &data.test;
-    let indices = test_indices(args, net, test)?;
+    let indices = test_indices(args, net, test, range)?;
     if indices.is_empty() {
         bail!(
             "no images to explain (the test set has fewer correct/wrong predictions than asked?)"
@@ -525,7 +547,12 @@ fn select_images(args: &Args, net: &Network) -> Result<Vec<Item>> {
 }
 
 /// `--indices`, or the first N correct / wrong predictions.
-fn test_indices(args: &Args, net: &Network, test: &shap_data::Split) -> Result<Vec<usize>> {
+fn test_indices(
+    args: &Args,
+    net: &Network,
+    test: &shap_data::Split,
+    range: Option<std::ops::Range<usize>>,
+) -> Result<Vec<usize>> {
     if !args.indices.is_empty() {
         if let Some(bad) = args.indices.iter().find(|&&i| i >= test.len()) {
             bail!(
@@ -535,10 +562,7 @@ fn test_indices(args: &Args, net: &Network, test: &shap_data::Split) -> Result<V
         }
         return Ok(args.indices.clone());
     }
-    let range = match &args.range {
-        Some(r) => common::parse_range(r).map_err(anyhow::Error::msg)?,
-        None => 0..test.len(),
-    };
+    let range = range.unwrap_or(0..test.len());
     if range.end > test.len() {
         bail!(
             "--range {}..{} goes past the test set ({} images)",
@@ -573,18 +597,13 @@ struct Positions {
 
 /// The slice of `items` that `--shard` asks for, with its positions in the whole selection;
 /// everything (and `None`) without `--shard`.
-fn shard(items: Vec<Item>, args: &Args) -> Result<(Vec<Item>, Option<Positions>)> {
-    let Some(sh) = &args.shard else {
+fn shard(
+    items: Vec<Item>,
+    shard: Option<(usize, usize)>,
+) -> Result<(Vec<Item>, Option<Positions>)> {
+    let Some((i, n)) = shard else {
         return Ok((items, None));
     };
-    let sh = common::parse_shard(sh).map_err(anyhow::Error::msg)?;
-    if args.shap_compat {
-        bail!(
-            "--shard cannot be combined with --shap-compat: shap's random stream runs through \
-             the images in order, so the parts would not add up to one run"
-        );
-    }
-    let (i, n) = sh.resolve()?;
     let total = items.len();
     let range = (i * total / n)..((i + 1) * total / n);
     let part = items

@@ -189,12 +189,11 @@ fn tutorial(cnn: &Cnn, head: Head, incremental_eval: bool) -> Result<Network> {
 
 /// With `--onnx-engine auto` and no preprocessing asked for, the tutorial CNN's own graph runs
 /// on shap-model's kernels (equal to tract's results to float rounding, and much faster).
-fn native_onnx(path: &Path, o: &Options<'_>) -> Result<Option<Network>> {
+fn native_onnx(path: &Path, bytes: &[u8], o: &Options<'_>) -> Result<Option<Network>> {
     if o.engine != Engine::Auto || !o.mean.is_empty() || !o.std.is_empty() || o.layout.is_some() {
         return Ok(None);
     }
-    let bytes = shap_io::read_bounded(path, shap_onnx::MAX_MODEL_BYTES, "an ONNX model")?;
-    let Some(w) = shap_onnx::recognize_tutorial(&bytes) else {
+    let Some(w) = shap_onnx::recognize_tutorial(bytes) else {
         return Ok(None);
     };
     if w.softmax && o.softmax {
@@ -227,7 +226,10 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             o.device
         );
     }
-    if let Some(net) = native_onnx(path, o)? {
+    // Read once: the recogniser and tract both parse these bytes.
+    let bytes = shap_io::read_bounded(path, shap_onnx::MAX_MODEL_BYTES, "an ONNX model")
+        .map_err(shap_onnx::OnnxError::Read)?;
+    if let Some(net) = native_onnx(path, &bytes, o)? {
         return Ok(net);
     }
     if o.eval == Eval::Incremental {
@@ -235,7 +237,7 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             "--eval incremental is the tutorial CNN's own path; this ONNX model runs through tract"
         );
     }
-    let mut model = OnnxClassifier::load(path, o.layout)?;
+    let mut model = OnnxClassifier::from_bytes(&bytes, path, o.layout)?;
     let shape = model.image_shape();
     if !o.mean.is_empty() || !o.std.is_empty() {
         let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { o.mean };
