@@ -206,13 +206,14 @@ impl<'a> PassJob<'a> {
 impl Job for PassJob<'_> {
     fn next_rows(&mut self) -> Result<usize> {
         let m = self.m();
-        let Some(fx) = self.sums.as_ref().map(|s| s.fx_all.clone()) else {
+        let Some(sums) = &self.sums else {
             // First, f(x) alone.
             self.pending = 1;
             return Ok(1);
         };
         if self.pass == 0 && self.row == m {
             // Row M of the first pass is the f(x) already evaluated.
+            let fx = sums.fx_all.clone();
             self.take_row(&fx)?;
         }
         if self.pass >= self.s.passes {
