@@ -4,23 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{shap_cli, text};
+use common::{on_a_terminal, onnx_fixture as fixture, shap_cli, text};
 use shap_explain::Explanation;
 use shap_explain::npz::{NpyArray, read_npz};
 
 const MEAN: &str = "0.485,0.456,0.406";
 const STD: &str = "0.229,0.224,0.225";
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shap-onnx/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -336,18 +328,6 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
     ]);
     fails_with(&out, "explain image files with --image");
     assert!(!npz.exists(), "a failed run wrote its output");
-}
-
-/// `shap-cli explain` under a pseudo-terminal (`script`), returning what it printed.
-fn on_a_terminal(args: &[&str]) -> String {
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let cmd = format!("'{}' {}", env!("CARGO_BIN_EXE_shap-cli"), quoted.join(" "));
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .output()
-        .expect("`script` (util-linux) runs the CLI on a pseudo-terminal");
-    assert!(out.status.success(), "{}", text(&out.stdout));
-    text(&out.stdout)
 }
 
 #[test]

@@ -4,17 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{shap_cli, text, write_dataset};
-
-fn onnx_fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shap-onnx/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
+use common::{on_a_terminal, onnx_fixture, shap_cli, text, write_dataset};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -126,17 +118,8 @@ fn evaluate_shows_progress_on_a_terminal_only() {
     write_dataset(&data, 10, 30);
     let model = onnx_fixture("tutorial.safetensors");
     let args = ["evaluate", "-m", &model, "--data-dir", s(&data)];
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let cmd = format!("'{}' {}", env!("CARGO_BIN_EXE_shap-cli"), quoted.join(" "));
-    let tty = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .output()
-        .unwrap();
-    assert!(
-        text(&tty.stdout).contains("30/30 test images"),
-        "{}",
-        text(&tty.stdout)
-    );
+    let shown = on_a_terminal(&args);
+    assert!(shown.contains("30/30 test images"), "{shown}");
     let piped = shap_cli(&args);
     assert!(piped.status.success(), "{}", text(&piped.stderr));
     assert!(!text(&piped.stderr).contains("test images"));

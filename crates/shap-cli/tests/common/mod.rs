@@ -65,3 +65,25 @@ pub fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(n_test)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(n_test)).unwrap();
 }
+
+/// A file of the ONNX crate's fixtures (`crates/shap-onnx/fixtures`), as a path string.
+pub fn onnx_fixture(name: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shap-onnx/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Run `shap-cli` with `args` under a pseudo-terminal (`script`, from util-linux), and return
+/// what the terminal showed (standard output and error together). It must succeed.
+pub fn on_a_terminal(args: &[&str]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let cmd = format!("'{}' {}", env!("CARGO_BIN_EXE_shap-cli"), quoted.join(" "));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("`script` (util-linux) runs the CLI on a pseudo-terminal");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    text(&out.stdout)
+}
