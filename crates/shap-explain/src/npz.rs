@@ -1,6 +1,7 @@
-//! Minimal `.npy` / `.npz` writer and reader, enough for explanations. Files written here
-//! (stored, uncompressed) load with `numpy.load`; the reader accepts what `numpy.savez` and
-//! `numpy.savez_compressed` write for the dtypes used here (`<f8`, `<f4`, `<i8`, `<U n`).
+//! Typed `.npy` arrays for explanations, over shap-io's one `.npy` header parser and one
+//! `.npz` reader and writer. Files written here (stored, uncompressed) load with
+//! `numpy.load`; the reader accepts what `numpy.savez` and `numpy.savez_compressed` write for
+//! the dtypes used here (`<f8`, `<f4`, `<i8`, `<U n`).
 
 use std::path::Path;
 
@@ -26,21 +27,6 @@ pub struct NpyArray {
     pub shape: Vec<usize>,
     /// Elements in C order.
     pub data: NpyData,
-}
-
-fn shape_str(shape: &[usize]) -> String {
-    match shape.len() {
-        0 => "()".into(),
-        1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 /// Serialise one array as `.npy` (format 1.0) bytes.
@@ -77,17 +63,8 @@ pub fn npy_bytes(a: &NpyArray) -> Vec<u8> {
             (format!("<U{n}"), body)
         }
     };
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}",
-        shape_str(&a.shape)
-    );
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + body.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
+    let mut out = shap_io::npy::header_bytes(&descr, &a.shape);
+    out.reserve(body.len());
     out.extend_from_slice(&body);
     out
 }
@@ -178,236 +155,46 @@ fn arr4(c: &[u8]) -> [u8; 4] {
     a
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut table = [0u32; 256];
-    for (i, t) in table.iter_mut().enumerate() {
-        let mut c = i as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-        *t = c;
-    }
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc = table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    crc ^ 0xFFFF_FFFF
-}
-
-/// Write a stored (uncompressed) zip of `name.npy` entries, loadable by `numpy.load`, with
-/// the workspace's one output writer ([`shap_io::write_atomic`]: atomic for regular files).
+/// Write a stored zip of `name.npy` entries, loadable by `numpy.load`, with the workspace's
+/// one output writer ([`shap_io::write_atomic`]: atomic for regular files) and its one `.npz`
+/// writer ([`shap_io::npz::NpzWriter`]).
 pub fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
-    let mut out: Vec<u8> = Vec::new();
-    let mut central: Vec<u8> = Vec::new();
-    let too_big = || bad(path, "npz entry larger than 4 GiB (zip64 is not supported)");
-    for (name, arr) in entries {
-        let data = npy_bytes(arr);
-        let fname = format!("{name}.npy");
-        let size = u32::try_from(data.len()).map_err(|_| too_big())?;
-        let offset = u32::try_from(out.len()).map_err(|_| too_big())?;
-        let crc = crc32(&data);
-        let common = |buf: &mut Vec<u8>| {
-            buf.extend_from_slice(&20u16.to_le_bytes()); // version needed
-            buf.extend_from_slice(&0u16.to_le_bytes()); // flags
-            buf.extend_from_slice(&0u16.to_le_bytes()); // stored
-            buf.extend_from_slice(&0u16.to_le_bytes()); // time
-            buf.extend_from_slice(&0x21u16.to_le_bytes()); // date 1980-01-01
-            buf.extend_from_slice(&crc.to_le_bytes());
-            buf.extend_from_slice(&size.to_le_bytes());
-            buf.extend_from_slice(&size.to_le_bytes());
-            buf.extend_from_slice(&(fname.len() as u16).to_le_bytes());
-            buf.extend_from_slice(&0u16.to_le_bytes()); // extra length
-        };
-        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        common(&mut out);
-        out.extend_from_slice(fname.as_bytes());
-        out.extend_from_slice(&data);
-        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&20u16.to_le_bytes()); // version made by
-        common(&mut central);
-        central.extend_from_slice(&0u16.to_le_bytes()); // comment length
-        central.extend_from_slice(&0u16.to_le_bytes()); // disk number
-        central.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-        central.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(fname.as_bytes());
-    }
-    let cd_offset = u32::try_from(out.len()).map_err(|_| too_big())?;
-    let cd_size = u32::try_from(central.len()).map_err(|_| too_big())?;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&cd_size.to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(shap_io::write_bytes(path, &out)?)
+    Ok(shap_io::write_atomic(path, |w| {
+        let mut zip = shap_io::npz::NpzWriter::new(w);
+        for (name, arr) in entries {
+            zip.entry(name, |o| o.write_all(&npy_bytes(arr)))?;
+        }
+        zip.finish().map(|_| ())
+    })?)
 }
 
-fn rd16(b: &[u8], at: usize) -> Option<usize> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
-}
-
-fn rd32(b: &[u8], at: usize) -> Option<usize> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
-}
-
-/// Largest `.npz` / `.npy` file read: an explanation of 100 images, all ten classes, is
-/// about 7 MB; this bounds a device or an endless file.
+/// Largest `.npz` / `.npy` file read whole: an explanation of 100 images, all ten classes,
+/// is about 7 MB; this bounds a device or an endless file. Larger explanations are joined
+/// and copied array by array ([`crate::join_npz`]), never read whole.
 pub const MAX_NPZ_BYTES: u64 = 512 * shap_io::MIB;
 
-/// One entry of the zip central directory: its name and where its data lies.
-struct Entry {
-    name: String,
-    /// Deflated (`np.savez_compressed`), with this many bytes once inflated; `None`: stored.
-    inflated: Option<usize>,
-    /// Byte range of the local header and data, for the overlap check.
-    span: std::ops::Range<usize>,
-    /// Byte range of the data.
-    data: std::ops::Range<usize>,
-}
-
-/// Read every `*.npy` entry of a stored zip (`np.savez`, or [`write_npz`]) of at most
-/// [`MAX_NPZ_BYTES`]; entry names are returned without the `.npy` suffix. Entries must not
-/// overlap or repeat a name, and each is checked against its declared shape before its
-/// elements are decoded, so decoding never costs more than the file's size.
+/// Read every `*.npy` entry of an `.npz` (`np.savez`, `np.savez_compressed`, or
+/// [`write_npz`]) through [`shap_io::npz::NpzReader`]: entries must not overlap or repeat a
+/// name, all of them together may inflate to at most [`MAX_NPZ_BYTES`], and each is checked
+/// against its declared size and CRC-32 and then its declared shape before its elements are
+/// decoded. Entry names are returned without the `.npy` suffix.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
-    let bytes = shap_io::read_bounded(path, MAX_NPZ_BYTES, "an explanation")?;
-    let entries = zip_entries(&bytes, path)?;
-    check_disjoint(&entries, path)?;
-    let mut budget = MAX_NPZ_BYTES as usize;
-    entries
+    let zip = shap_io::npz::NpzReader::open(path)?;
+    let mut budget = MAX_NPZ_BYTES;
+    zip.names()
         .into_iter()
-        .map(|e| {
-            let key = e.name.strip_suffix(".npy").unwrap_or(&e.name).to_string();
-            let raw = &bytes[e.data];
-            let array = match e.inflated {
-                None => parse_npy(raw, path, &key)?,
-                Some(size) => parse_npy(&inflate(raw, size, &mut budget, path, &key)?, path, &key)?,
-            };
-            Ok((key, array))
+        .map(|key| {
+            let bytes = zip.read_entry(key, budget)?;
+            budget -= bytes.len() as u64;
+            Ok((key.to_string(), parse_npy(&bytes, path, key)?))
         })
         .collect()
 }
 
-/// Inflate one deflated entry of `size` declared bytes, within what is left of `budget`
-/// (all entries together inflate to at most [`MAX_NPZ_BYTES`]): no more is ever produced
-/// than the entry declares, and a size that disagrees is an error.
-fn inflate(raw: &[u8], size: usize, budget: &mut usize, path: &Path, key: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    if size > *budget {
-        return Err(bad(
-            path,
-            format!(
-                "{key}: inflates past the limit of {} MiB",
-                MAX_NPZ_BYTES >> 20
-            ),
-        ));
-    }
-    *budget -= size;
-    let mut out = Vec::with_capacity(size.min(raw.len().saturating_mul(1032)));
-    flate2::read::DeflateDecoder::new(raw)
-        .take(size as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| bad(path, format!("{key}: corrupt deflate data ({e})")))?;
-    if out.len() != size {
-        return Err(bad(
-            path,
-            format!(
-                "{key}: inflates to {} bytes, the archive says {size}",
-                out.len()
-            ),
-        ));
-    }
-    Ok(out)
-}
-
-/// Refuse entries that share bytes or a name: each byte of the file is decoded at most once.
-fn check_disjoint(entries: &[Entry], path: &Path) -> Result<()> {
-    let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(bad(path, format!("zip entry {} appears twice", w[0])));
-    }
-    let mut spans: Vec<(&std::ops::Range<usize>, &str)> =
-        entries.iter().map(|e| (&e.span, e.name.as_str())).collect();
-    spans.sort_unstable_by_key(|(r, _)| r.start);
-    if let Some(w) = spans.windows(2).find(|w| w[1].0.start < w[0].0.end) {
-        return Err(bad(
-            path,
-            format!("zip entries {} and {} overlap", w[0].1, w[1].1),
-        ));
-    }
-    Ok(())
-}
-
-/// Walk the central directory of a stored zip.
-fn zip_entries(bytes: &[u8], path: &Path) -> Result<Vec<Entry>> {
-    let trunc = || bad(path, "truncated or malformed zip archive");
-    let lo = bytes.len().saturating_sub(22 + 65_535);
-    let eocd = (lo..bytes.len().saturating_sub(21))
-        .rev()
-        .find(|&i| rd32(bytes, i) == Some(0x0605_4b50))
-        .ok_or_else(|| {
-            bad(
-                path,
-                "not a zip archive (no end-of-central-directory record)",
-            )
-        })?;
-    let count = rd16(bytes, eocd + 10).ok_or_else(trunc)?;
-    let mut at = rd32(bytes, eocd + 16).ok_or_else(trunc)?;
-    let mut out = Vec::with_capacity(count.min(64));
-    for _ in 0..count {
-        if rd32(bytes, at) != Some(0x0201_4b50) {
-            return Err(trunc());
-        }
-        let method = rd16(bytes, at + 10).ok_or_else(trunc)?;
-        let csize = rd32(bytes, at + 20).ok_or_else(trunc)?;
-        let usize_ = rd32(bytes, at + 24).ok_or_else(trunc)?;
-        let nlen = rd16(bytes, at + 28).ok_or_else(trunc)?;
-        let elen = rd16(bytes, at + 30).ok_or_else(trunc)?;
-        let clen = rd16(bytes, at + 32).ok_or_else(trunc)?;
-        let local = rd32(bytes, at + 42).ok_or_else(trunc)?;
-        let name = bytes
-            .get(at + 46..at + 46 + nlen)
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .ok_or_else(trunc)?;
-        at += 46 + nlen + elen + clen;
-        let inflated = match method {
-            0 if csize == usize_ => None,
-            8 => Some(usize_),
-            _ => {
-                return Err(bad(
-                    path,
-                    format!("{name}: zip method {method} (only stored and deflate are read)"),
-                ));
-            }
-        };
-        if rd32(bytes, local) != Some(0x0403_4b50) {
-            return Err(trunc());
-        }
-        let lnlen = rd16(bytes, local + 26).ok_or_else(trunc)?;
-        let lelen = rd16(bytes, local + 28).ok_or_else(trunc)?;
-        let start = local + 30 + lnlen + lelen;
-        if bytes.len() < start + csize {
-            return Err(trunc());
-        }
-        out.push(Entry {
-            name,
-            inflated,
-            span: local..start + csize,
-            data: start..start + csize,
-        });
-    }
-    Ok(out)
+/// One array of an `.npz`, read alone (at most [`MAX_NPZ_BYTES`]).
+pub fn read_array(path: &Path, name: &str) -> Result<NpyArray> {
+    let zip = shap_io::npz::NpzReader::open(path)?;
+    parse_npy(&zip.read_entry(name, MAX_NPZ_BYTES)?, path, name)
 }
 
 impl NpyArray {

@@ -10,10 +10,12 @@
 //! - [`read_bounded`]: the one input reader. A regular file's size is checked against the
 //!   limit before anything is read; anything else (a device, a FIFO) is read up to the limit.
 //! - [`npy`]: the strict `.npy` preamble and header parser (the header is the Python literal
-//!   dict NumPy writes, parsed as such).
+//!   dict NumPy writes, parsed as such), and its writer.
+//! - [`npz`]: `.npz` archives read and written one entry at a time (streaming).
 
 mod error;
 pub mod npy;
+pub mod npz;
 mod output;
 mod read;
 mod validate;
