@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use shap_io::npy::{NpyHeader, header_bytes, read_header};
 use shap_io::npz::{NpzReader, NpzWriter};
 
-use crate::npz::{NpyData, read_array};
+use crate::npz::{MAX_NPZ_BYTES, NpyData, read_array};
 use crate::{ExplainError, Result};
 
 /// Arrays that describe the whole run, not one image each: the first part's `algorithm`, the
@@ -41,7 +41,7 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
         return Err(ExplainError::EmptyBatch);
     };
     let names: Vec<String> = {
-        let zip = NpzReader::open(first)?;
+        let zip = NpzReader::open(first, MAX_NPZ_BYTES)?;
         zip.names().into_iter().map(str::to_string).collect()
     };
     let plans = plan(parts, &names)?;
@@ -50,7 +50,7 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
         .find(|p| p.name == "values")
         .map_or(0, |p| p.shape[0]);
     let stats = summed_stats(parts)?;
-    let algorithm = NpzReader::open(first)?.read_entry("algorithm", 1 << 20)?;
+    let algorithm = NpzReader::open(first, MAX_NPZ_BYTES)?.read_entry("algorithm", 1 << 20)?;
     shap_io::write_atomic(out, |w| {
         let mut zip = NpzWriter::new(w);
         for name in &names {
@@ -80,7 +80,7 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
 fn plan(parts: &[PathBuf], names: &[String]) -> Result<Vec<Plan>> {
     let mut plans: Vec<Plan> = Vec::new();
     for path in parts {
-        let zip = NpzReader::open(path)?;
+        let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
         let mut theirs: Vec<&str> = zip.names();
         let mut ours: Vec<&str> = names.iter().map(String::as_str).collect();
         theirs.sort_unstable();
@@ -148,7 +148,7 @@ fn copy_parts(o: &mut dyn Write, parts: &[PathBuf], p: &Plan) -> io::Result<()> 
         .and_then(|w| w.parse::<usize>().ok());
     for path in parts {
         let fail = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let zip = NpzReader::open(path).map_err(io::Error::other)?;
+        let zip = NpzReader::open(path, MAX_NPZ_BYTES).map_err(io::Error::other)?;
         let mut r = zip.open_entry(&p.name).map_err(io::Error::other)?;
         let h = read_header(&mut r).map_err(io::Error::other)?;
         match width {
@@ -230,7 +230,7 @@ fn write_strs<'a>(
 
 /// The settings and number of images of an explanation file, read without its values.
 pub fn npz_settings(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
-    let zip = NpzReader::open(path)?;
+    let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
     let images = header_of(&zip, "values")?
         .shape
         .first()

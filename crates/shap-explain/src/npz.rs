@@ -179,7 +179,7 @@ pub const MAX_NPZ_BYTES: u64 = 512 * shap_io::MIB;
 /// against its declared size and CRC-32 and then its declared shape before its elements are
 /// decoded. Entry names are returned without the `.npy` suffix.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
-    let zip = shap_io::npz::NpzReader::open(path)?;
+    let zip = shap_io::npz::NpzReader::open(path, MAX_NPZ_BYTES)?;
     let mut budget = MAX_NPZ_BYTES;
     zip.names()
         .into_iter()
@@ -193,7 +193,7 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
 
 /// One array of an `.npz`, read alone (at most [`MAX_NPZ_BYTES`]).
 pub fn read_array(path: &Path, name: &str) -> Result<NpyArray> {
-    let zip = shap_io::npz::NpzReader::open(path)?;
+    let zip = shap_io::npz::NpzReader::open(path, MAX_NPZ_BYTES)?;
     parse_npy(&zip.read_entry(name, MAX_NPZ_BYTES)?, path, name)
 }
 

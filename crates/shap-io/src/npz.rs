@@ -176,9 +176,47 @@ struct Entry {
 
 /// An `.npz` archive opened for reading entry by entry (see the module notes).
 pub struct NpzReader {
-    file: File,
+    file: Backing,
     path: PathBuf,
     entries: Vec<Entry>,
+}
+
+/// Where an archive's bytes are: a regular file, read where needed, or the bytes of anything
+/// else (a FIFO, a device), read whole up to a limit.
+enum Backing {
+    File(File),
+    Bytes(Vec<u8>),
+}
+
+impl Backing {
+    fn len(&self) -> io::Result<u64> {
+        match self {
+            Self::File(f) => Ok(f.metadata()?.len()),
+            Self::Bytes(b) => Ok(b.len() as u64),
+        }
+    }
+
+    /// `len` bytes from `at`, as a stream.
+    fn at(&self, at: u64, len: u64) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            Self::File(f) => {
+                let mut f = f;
+                f.seek(SeekFrom::Start(at))?;
+                Ok(Box::new(f.take(len)))
+            }
+            Self::Bytes(b) => {
+                let start = usize::try_from(at).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(at.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
+                Ok(Box::new(&b[start..end]))
+            }
+        }
+    }
+
+    fn read_exact_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.at(at, buf.len() as u64)?.read_exact(buf)
+    }
 }
 
 fn le16(b: &[u8], at: usize) -> Option<u64> {
@@ -192,14 +230,19 @@ fn le32(b: &[u8], at: usize) -> Option<u64> {
 }
 
 impl NpzReader {
-    /// Open `path` and read its central directory.
-    pub fn open(path: &Path) -> Result<Self, IoError> {
-        let mut file = File::open(path).map_err(os("opening", path))?;
+    /// Open `path` and read its central directory. Anything but a regular file (a FIFO, a
+    /// device) is read whole first, up to `limit` bytes.
+    pub fn open(path: &Path, limit: u64) -> Result<Self, IoError> {
+        let file = File::open(path).map_err(os("opening", path))?;
         let meta = file.metadata().map_err(os("inspecting", path))?;
-        if !meta.is_file() {
-            return Err(bad(path, "not a regular file"));
-        }
-        let entries = read_central(&mut file, meta.len()).map_err(|r| bad(path, r))?;
+        let file = if meta.is_file() {
+            Backing::File(file)
+        } else {
+            drop(file);
+            Backing::Bytes(crate::read_bounded(path, limit, "an .npz archive")?)
+        };
+        let len = file.len().map_err(os("inspecting", path))?;
+        let entries = read_central(&file, len).map_err(|r| bad(path, r))?;
         let mut reader = Self {
             file,
             path: path.to_path_buf(),
@@ -237,10 +280,10 @@ impl NpzReader {
             .iter()
             .find(|e| e.name == name)
             .ok_or_else(|| bad(&self.path, format!("no array '{name}'")))?;
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(e.data))
+        let raw = self
+            .file
+            .at(e.data, e.stored)
             .map_err(os("reading", &self.path))?;
-        let raw = file.take(e.stored);
         let inner: Box<dyn Read + '_> = if e.deflated {
             Box::new(flate2::read::DeflateDecoder::new(raw).take(e.size + 1))
         } else {
@@ -282,16 +325,11 @@ impl NpzReader {
     /// Read each local header for where its data starts, and check that entries share no
     /// byte and no name.
     fn locate_data(&mut self) -> Result<(), IoError> {
-        let len = self
-            .file
-            .metadata()
-            .map_err(os("inspecting", &self.path))?
-            .len();
+        let len = self.file.len().map_err(os("inspecting", &self.path))?;
         for e in &mut self.entries {
             let mut head = [0u8; 30];
             self.file
-                .seek(SeekFrom::Start(e.local))
-                .and_then(|_| self.file.read_exact(&mut head))
+                .read_exact_at(e.local, &mut head)
                 .map_err(|_| bad(&self.path, "truncated or malformed zip archive"))?;
             if le32(&head, 0) != Some(u64::from(LOCAL)) {
                 return Err(bad(&self.path, "truncated or malformed zip archive"));
@@ -375,19 +413,16 @@ fn bad(path: &Path, reason: impl Into<String>) -> IoError {
 
 /// Whether the last 22 bytes of the file are an end-of-central-directory record with no
 /// comment (what every writer here and numpy write): then only they need reading.
-fn ends_with_end(file: &mut File, len: u64) -> bool {
+fn ends_with_end(file: &Backing, len: u64) -> bool {
     let mut tail = [0u8; 22];
     len >= 22
-        && file
-            .seek(SeekFrom::Start(len - 22))
-            .and_then(|_| file.read_exact(&mut tail))
-            .is_ok()
+        && file.read_exact_at(len - 22, &mut tail).is_ok()
         && le32(&tail, 0) == Some(u64::from(END))
         && le16(&tail, 20) == Some(0)
 }
 
 /// The entries of the central directory of a file of `len` bytes.
-fn read_central(file: &mut File, len: u64) -> Result<Vec<Entry>, String> {
+fn read_central(file: &Backing, len: u64) -> Result<Vec<Entry>, String> {
     let trunc = || "truncated or malformed zip archive".to_string();
     let tail_len = if ends_with_end(file, len) {
         22
@@ -395,8 +430,7 @@ fn read_central(file: &mut File, len: u64) -> Result<Vec<Entry>, String> {
         len.min(22 + 65_535)
     };
     let mut tail = vec![0u8; tail_len as usize];
-    file.seek(SeekFrom::Start(len - tail_len))
-        .and_then(|_| file.read_exact(&mut tail))
+    file.read_exact_at(len - tail_len, &mut tail)
         .map_err(|_| trunc())?;
     let eocd = (0..tail.len().saturating_sub(21))
         .rev()
@@ -409,8 +443,7 @@ fn read_central(file: &mut File, len: u64) -> Result<Vec<Entry>, String> {
         return Err(trunc());
     }
     let mut cd = vec![0u8; cd_size as usize];
-    file.seek(SeekFrom::Start(cd_offset))
-        .and_then(|_| file.read_exact(&mut cd))
+    file.read_exact_at(cd_offset, &mut cd)
         .map_err(|_| trunc())?;
     let mut at = 0usize;
     let mut out = Vec::with_capacity(count.min(64) as usize);

@@ -114,11 +114,13 @@ fn journaled_run(
     let mut summaries = Vec::with_capacity(ranges.len());
     let mut paths = Vec::with_capacity(ranges.len());
     let mut work = Work::default();
+    let mut reused = 0;
     for r in ranges {
         let path = journal.chunk_path(r);
         let e = match reuse(job, &path, r) {
             Some(e) => {
                 progress.skip(r.len());
+                reused += 1;
                 e
             }
             None => {
@@ -130,6 +132,13 @@ fn journaled_run(
         work.add(&e);
         summaries.push(e.summary());
         paths.push(path);
+    }
+    if reused > 0 {
+        eprintln!(
+            "note: resumed: {reused} of {} chunks were already done in {}",
+            ranges.len(),
+            Journal::dir_for(npz).display()
+        );
     }
     let settings = final_settings(job, work);
     shap_explain::join_npz(&paths, &settings, npz)?;
@@ -283,7 +292,7 @@ fn npz_digest(npz: &Path) -> Result<String> {
         shap_explain::npz::NpyData::Str(v) => v,
         _ => anyhow::bail!("'source' is not a string array"),
     };
-    let zip = shap_io::npz::NpzReader::open(npz)?;
+    let zip = shap_io::npz::NpzReader::open(npz, shap_explain::npz::MAX_NPZ_BYTES)?;
     let mut data = zip.open_entry("data")?;
     let header = shap_io::npy::read_header(&mut data)?;
     anyhow::ensure!(header.descr == "<f4", "'data' is not float32");

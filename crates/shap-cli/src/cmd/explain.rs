@@ -290,15 +290,10 @@ pub fn run(args: Args) -> Result<()> {
 fn finish(args: &Args, net: &Network, spec: MaskerSpec, outcome: chunks::Outcome) -> Result<()> {
     let (summary, explanation, seconds) = match outcome {
         chunks::Outcome::AlreadyComplete(npz) => {
-            if !args.quiet {
-                common::print(|o| {
-                    writeln!(
-                        o,
-                        "{} is already complete (same settings, model and images): nothing to compute",
-                        npz.display()
-                    )
-                })?;
-            }
+            eprintln!(
+                "note: {} is already complete (same settings, model and images): nothing to compute",
+                npz.display()
+            );
             if args.json.is_some() || args.plot.is_some() {
                 let e = Explanation::load_npz(&npz)?;
                 if let Some(p) = &args.json {
