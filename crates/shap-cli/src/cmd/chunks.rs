@@ -72,10 +72,7 @@ pub fn run(job: &Job) -> Result<Outcome> {
             };
             (summary, None)
         }
-        None => {
-            let e = in_memory_run(job, &ranges, &progress)?;
-            (e.summary(), Some(Box::new(e)))
-        }
+        None => in_memory_run(job, &ranges, &progress)?,
     };
     progress.finish();
     Ok(Outcome::Done {
@@ -140,24 +137,39 @@ fn journaled_run(
             Journal::dir_for(npz).display()
         );
     }
-    let settings = final_settings(job, work);
-    shap_explain::join_npz(&paths, &settings, npz)?;
+    let (file, summary) = final_settings(job, work);
+    shap_explain::join_npz(&paths, &file, npz)?;
     journal.remove(&paths)?;
-    Ok(Some(combine(summaries, settings)))
+    Ok(Some(combine(summaries, summary)))
 }
 
-/// Run without a journal: every chunk in memory, joined at the end.
-fn in_memory_run(job: &Job, ranges: &[Range<usize>], progress: &Bar) -> Result<Explanation> {
+/// Run without a journal: the chunks' summaries, and the chunks joined in memory when a
+/// file needs the values (`--npz -` or a device, `--plot`).
+fn in_memory_run(
+    job: &Job,
+    ranges: &[Range<usize>],
+    progress: &Bar,
+) -> Result<(ExplanationSummary, Option<Box<Explanation>>)> {
+    let keep = job.args.npz.is_some() || job.args.plot.is_some();
     let mut parts = Vec::with_capacity(ranges.len());
+    let mut summaries = Vec::with_capacity(ranges.len());
     let mut work = Work::default();
     for r in ranges {
         let e = compute(job, r, progress)?;
         work.add(&e);
-        parts.push(e);
+        summaries.push(e.summary());
+        if keep {
+            parts.push(e);
+        }
+    }
+    let (file, summary) = final_settings(job, work);
+    let summary = combine(summaries, summary);
+    if !keep {
+        return Ok((summary, None));
     }
     let mut all = Explanation::concat(parts)?;
-    all.settings = final_settings(job, work);
-    Ok(all)
+    all.settings = file;
+    Ok((summary, Some(Box::new(all))))
 }
 
 /// Explain the images `r` of the selection, as a chunk file records them.
@@ -244,14 +256,18 @@ impl Work {
     }
 }
 
-/// The final file's settings: the run's, the incremental work over all chunks, placement.
-fn final_settings(job: &Job, work: Work) -> Vec<(String, String)> {
-    let mut s = job.settings.clone();
+/// The final file's settings (the run's and its placement), and the summary's, which add the
+/// incremental path's share of the work over all chunks: a statistic of the processes that
+/// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
+/// bytes do not depend on how the run was interrupted.
+fn final_settings(job: &Job, work: Work) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let file = [job.settings.clone(), job.placement.clone()].concat();
+    let mut summary = job.settings.clone();
     if let Some(w) = work.0 {
-        s.push((WORK_FRACTION.into(), format!("{:.4}", w.work_fraction())));
+        summary.push((WORK_FRACTION.into(), format!("{:.4}", w.work_fraction())));
     }
-    s.extend(job.placement.iter().cloned());
-    s
+    summary.extend(job.placement.iter().cloned());
+    (file, summary)
 }
 
 /// The chunks' summaries as one summary of the run.
@@ -270,7 +286,8 @@ fn combine(parts: Vec<ExplanationSummary>, settings: Vec<(String, String)>) -> E
 }
 
 /// Whether `npz` already holds the whole explanation of a run with `identity` (settings and
-/// placement, the incremental statistic apart) over the images of `digest`.
+/// placement; files of earlier versions also recorded the incremental statistic) over the
+/// images of `digest`.
 fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Result<bool> {
     if !npz.is_file() {
         return Ok(false);

@@ -309,28 +309,13 @@ fn finish(args: &Args, net: &Network, spec: MaskerSpec, outcome: chunks::Outcome
             seconds,
         } => (summary, explanation, seconds),
     };
-    match &explanation {
-        Some(e) => save(args, e)?,
-        None => save_from_journal(args, &summary)?,
-    }
+    save(args, explanation.as_deref(), &summary)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
         print_summary(net, &summary, seconds, spec)?;
         if args.shap_compat && spec.is_inpaint() {
             common::print(|o| writeln!(o, "{TRUNCATED_NOTE}"))?;
         }
-    }
-    Ok(())
-}
-
-/// After a journaled run (the `.npz` is written): the JSON from the summary, and the figure
-/// from the written file.
-fn save_from_journal(args: &Args, summary: &ExplanationSummary) -> Result<()> {
-    if let Some(p) = &args.json {
-        summary.save_json(p)?;
-    }
-    if let (Some(_), Some(npz)) = (&args.plot, &args.npz) {
-        plot(args, &Explanation::load_npz(npz)?)?;
     }
     Ok(())
 }
@@ -534,15 +519,24 @@ fn classes_setting(outputs: &OutputSelection) -> String {
     }
 }
 
-/// Write the requested files (npz, JSON summary, figure).
-fn save(args: &Args, explanation: &Explanation) -> Result<()> {
-    if let Some(p) = &args.npz {
-        explanation.save_npz(p)?;
+/// Write what the run has not written: the `.npz` when it was joined in memory, the JSON
+/// summary, and the figure (from memory, or from the written `.npz`).
+fn save(
+    args: &Args,
+    explanation: Option<&Explanation>,
+    summary: &ExplanationSummary,
+) -> Result<()> {
+    if let (Some(p), Some(e)) = (&args.npz, explanation) {
+        e.save_npz(p)?;
     }
     if let Some(p) = &args.json {
-        explanation.save_json(p)?;
+        summary.save_json(p)?;
     }
-    plot(args, explanation)
+    match (explanation, &args.npz) {
+        (Some(e), _) => plot(args, e),
+        (None, Some(npz)) if args.plot.is_some() => plot(args, &Explanation::load_npz(npz)?),
+        _ => Ok(()),
+    }
 }
 
 /// Draw the figure, when asked for.
