@@ -196,6 +196,17 @@ fn a_finished_file_is_not_computed_again_and_a_corrupt_chunk_is() {
         text(&out.stderr)
     );
     same_but_timings(&reference, &e);
+
+    // Killed after writing the final file but before removing the journal: the rerun finds
+    // the file complete and removes the journal.
+    let d = t.path("d.npz");
+    kill_after_first_chunk(&t, &d);
+    std::fs::write(&d, &before).unwrap();
+    let out = t.explain(&d, &["--quiet"]);
+    ok(&out);
+    assert!(text(&out.stderr).contains("is already complete"));
+    assert!(!parts(&d).exists());
+    assert_eq!(std::fs::read(&d).unwrap(), before);
 }
 
 #[test]
@@ -232,4 +243,60 @@ fn bad_chunks_and_journals_are_clear_errors() {
     std::fs::remove_dir_all(parts(&npz)).unwrap();
     std::fs::write(parts(&npz), b"a file").unwrap();
     fails(&[], "is not a folder");
+}
+
+#[test]
+fn a_failing_shard_is_named_and_parts_of_other_models_do_not_merge() {
+    let t = setup(30);
+    // A shard whose journal cannot be made fails naming the shard and its images.
+    let part = t.path("part1.npz");
+    std::fs::write(parts(&part), b"in the way").unwrap();
+    let out = t.explain(&part, &["--shard", "1/2", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("shard 1/2 (images 12..24 of the selection)"),
+        "{err}"
+    );
+    assert!(!part.exists());
+    std::fs::remove_file(parts(&part)).unwrap();
+    // The same file name, another model: merge names the hash that differs.
+    let other_dir = t.path("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other_model = other_dir.join("m.safetensors");
+    let cnn =
+        shap_model::Cnn::new(6, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &other_model).unwrap();
+    let part0 = t.path("part0.npz");
+    ok(&t.explain(&part0, &["--shard", "0/2", "--quiet"]));
+    let mut c = cli_command(&[
+        "explain",
+        "-m",
+        s(&other_model),
+        "--data-dir",
+        s(&t.data),
+        "--range",
+        "0..24",
+        "--chunk",
+        "2",
+        "--max-evals",
+        "400",
+        "--npz",
+        s(&part),
+        "--shard",
+        "1/2",
+        "--quiet",
+    ]);
+    ok(&c.output().unwrap());
+    let merged = t.path("all.npz");
+    let out = cli_command(&["merge", "-o", s(&merged), s(&part0), s(&part)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("with model_sha256 = "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!merged.exists());
 }

@@ -92,7 +92,11 @@ impl NpyArray {
 
 /// Characters of the longest string (at least 1, as NumPy's `<U1` for empty strings).
 fn str_width(v: &[String]) -> usize {
-    v.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1)
+    v.iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(1)
 }
 
 fn err<T>(reason: impl Into<String>) -> Result<T, HeaderError> {
@@ -102,7 +106,10 @@ fn err<T>(reason: impl Into<String>) -> Result<T, HeaderError> {
 /// Encode an array as `.npy` (format 1.0) bytes; a shape that does not hold the elements is
 /// an error.
 pub fn encode(array: &NpyArray) -> Result<Vec<u8>, HeaderError> {
-    let count = array.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let count = array
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
     if count != Some(array.len()) {
         return err(format!(
             "shape {:?} does not hold {} elements",
@@ -114,9 +121,15 @@ pub fn encode(array: &NpyArray) -> Result<Vec<u8>, HeaderError> {
     match &array.data {
         NpyData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
         NpyData::U8(v) => out.extend_from_slice(v),
-        NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        NpyData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        NpyData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         NpyData::Str(v) => {
             let n = str_width(v);
             for s in v {
@@ -154,7 +167,9 @@ pub fn decode(bytes: &[u8]) -> Result<NpyArray, HeaderError> {
     if header.fortran_order {
         return err("Fortran-order arrays are not supported");
     }
-    let count = header.count().ok_or_else(|| HeaderError("shape overflows".into()))?;
+    let count = header
+        .count()
+        .ok_or_else(|| HeaderError("shape overflows".into()))?;
     let item = item_size(&header.descr)?;
     if count.checked_mul(item) != Some(body.len()) {
         return err(format!(
@@ -173,9 +188,21 @@ pub fn decode(bytes: &[u8]) -> Result<NpyArray, HeaderError> {
                 .collect::<Result<_, _>>()?,
         ),
         "|u1" | "<u1" => NpyData::U8(body.to_vec()),
-        "<f4" => NpyData::F32(body.chunks_exact(4).map(|c| f32::from_le_bytes(arr(c))).collect()),
-        "<f8" => NpyData::F64(body.chunks_exact(8).map(|c| f64::from_le_bytes(arr(c))).collect()),
-        "<i8" => NpyData::I64(body.chunks_exact(8).map(|c| i64::from_le_bytes(arr(c))).collect()),
+        "<f4" => NpyData::F32(
+            body.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(arr(c)))
+                .collect(),
+        ),
+        "<f8" => NpyData::F64(
+            body.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(arr(c)))
+                .collect(),
+        ),
+        "<i8" => NpyData::I64(
+            body.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(arr(c)))
+                .collect(),
+        ),
         _ => NpyData::Str(body.chunks_exact(item).map(utf32).collect()),
     };
     Ok(NpyArray {

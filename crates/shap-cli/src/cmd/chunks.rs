@@ -103,10 +103,19 @@ fn journaled_run(
 ) -> Result<Option<ExplanationSummary>> {
     let identity = [job.settings.clone(), job.placement.clone()].concat();
     let digest = job.selection.digest()?;
+    let manifest = Manifest::new(
+        identity.clone(),
+        digest.clone(),
+        job.selection.len(),
+        job.chunk,
+    );
     if is_complete(npz, &identity, &digest)? {
+        // A run killed after writing the file but before removing its journal.
+        if Journal::dir_for(npz).exists() {
+            Journal::open(npz, &manifest)?.remove_finished()?;
+        }
         return Ok(None);
     }
-    let manifest = Manifest::new(identity, digest, job.selection.len(), job.chunk);
     let journal = Journal::open(npz, &manifest)?;
     let mut summaries = Vec::with_capacity(ranges.len());
     let mut paths = Vec::with_capacity(ranges.len());

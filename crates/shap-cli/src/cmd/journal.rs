@@ -150,6 +150,21 @@ impl Journal {
             .join(format!("chunk-{:08}-{:08}.npz", range.start, range.end))
     }
 
+    /// Remove the journal of a run whose final file was written before the run could remove
+    /// it: every chunk file in it, then as [`Journal::remove`].
+    pub fn remove_finished(self) -> Result<()> {
+        let chunks: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("chunk-"))
+            })
+            .collect();
+        self.remove(&chunks)
+    }
+
     /// Remove the journal once the final file is written: the chunk files and the manifest,
     /// then the folder (left, with a note, when it holds anything else).
     pub fn remove(self, chunks: &[PathBuf]) -> Result<()> {
