@@ -317,7 +317,7 @@ pub fn train(
                         loss: g.loss,
                     });
                 }
-                opt.step(&cnn.grad_store(g.grads)?)?;
+                opt.step(&g.grads)?;
                 (g.loss, g.logits)
             } else {
                 let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
@@ -349,7 +349,7 @@ pub fn train(
         let t1 = Instant::now();
         let (test_loss, test_accuracy) = match (test, &test_images) {
             (Some(t), Some(xs)) => {
-                let logits = cnn.predict(xs, true, 512)?;
+                let logits = cnn.predict(xs, Head::Logits, 512)?;
                 let (l, a) = loss_and_accuracy(&logits, t.labels());
                 (Some(l), Some(a))
             }
