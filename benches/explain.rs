@@ -157,8 +157,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| time_model_only(black_box(&cnn), &x, SHAPE, &[500; 4], 10).unwrap())
     });
     // The incremental CNN path, starting cold (no kept states) every iteration.
-    let inc = IncrementalCnn::new(&Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
-        .unwrap();
+    let inc =
+        IncrementalCnn::new(&Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
+            .unwrap();
     g.bench_function("partition_4x500_top5/cnn_incremental/blur", |b| {
         b.iter(|| {
             inc.clear();

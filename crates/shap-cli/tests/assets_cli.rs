@@ -34,10 +34,17 @@ fn grey_samples_are_the_test_images_their_names_say() {
             panic!("{file} is not 8-bit grey")
         };
         assert_eq!(grey.dimensions(), (28, 28), "{file}");
-        assert_eq!(Some(grey.as_raw().as_slice()), data.test.image(index), "{file}");
+        assert_eq!(
+            Some(grey.as_raw().as_slice()),
+            data.test.image(index),
+            "{file}"
+        );
         let class = shap_data::CLASS_NAMES[usize::from(data.test.labels()[index])];
         let slug = class.to_lowercase().replace([' ', '/'], "-");
-        assert!(file.ends_with(&format!("test_{index}_{slug}.png")), "{file}: {class}");
+        assert!(
+            file.ends_with(&format!("test_{index}_{slug}.png")),
+            "{file}: {class}"
+        );
     }
 }
 
@@ -62,7 +69,10 @@ fn explaining_a_sample_equals_explaining_its_test_index() {
     };
     let (index, file) = GREY[1];
     let from_file = run(&["--image", s(&asset(file))], &dir.path().join("a.npz"));
-    let from_set = run(&["--indices", &index.to_string()], &dir.path().join("b.npz"));
+    let from_set = run(
+        &["--indices", &index.to_string()],
+        &dir.path().join("b.npz"),
+    );
     assert_eq!(from_file.data, from_set.data);
     assert_eq!(from_file.output_indices, from_set.output_indices);
     assert_eq!(from_file.values, from_set.values);
@@ -75,7 +85,10 @@ fn the_rgb_sample_runs_through_an_rgb_model() {
     let json = dir.path().join("e.json");
     let photo = asset("rgb/hillside.jpg");
     let img = image::open(&photo).unwrap();
-    assert_eq!((img.width(), img.height(), img.color().channel_count()), (128, 96, 3));
+    assert_eq!(
+        (img.width(), img.height(), img.color().channel_count()),
+        (128, 96, 3)
+    );
     let out = shap_cli(&[
         "explain",
         "--model",

@@ -43,9 +43,7 @@ pub enum InpaintScale {
 
 #[derive(Debug, Clone)]
 enum Prepared {
-    Blur {
-        blurred: Vec<f32>,
-    },
+    Blur { blurred: Vec<f32> },
     Constant(f32),
     Inpaint(InpaintPrep),
 }

@@ -29,7 +29,8 @@ use shap_explain::{BatchModel, ImageShape, MaskedBatch, ModelError};
 use crate::Error;
 use crate::adapter::check_batch;
 use crate::model::{
-    CLASSES, CONV1_OUT, CONV2_OUT, Cnn, CpuWeights, HEIGHT, Head, PIXELS, Params, WIDTH, softmax_row,
+    CLASSES, CONV1_OUT, CONV2_OUT, Cnn, CpuWeights, HEIGHT, Head, PIXELS, Params, WIDTH,
+    softmax_row,
 };
 
 const C1: usize = CONV1_OUT;

@@ -324,7 +324,12 @@ impl Cnn {
     pub fn new(vb: VarBuilder, head: Head) -> Result<Self, Error> {
         let conv = |name: &str, cin: usize, cout: usize| -> Result<(Var, Var), Error> {
             let vb = vb.pp(name);
-            let w = param(&vb, &[cout, cin, 3, 3], "weight", glorot_init(9 * cin, 9 * cout))?;
+            let w = param(
+                &vb,
+                &[cout, cin, 3, 3],
+                "weight",
+                glorot_init(9 * cin, 9 * cout),
+            )?;
             Ok((w, param(&vb, &[cout], "bias", Init::Const(0.0))?))
         };
         let (conv1_weight, conv1_bias) = conv("conv1", 1, CONV1_OUT)?;
@@ -462,7 +467,12 @@ impl Cnn {
     ///
     /// On the CPU this uses the per-image fast path; elsewhere it runs the Candle graph in
     /// chunks of `chunk` images.
-    pub(crate) fn predict(&self, images: &[f32], head: Head, chunk: usize) -> Result<Vec<f32>, Error> {
+    pub(crate) fn predict(
+        &self,
+        images: &[f32],
+        head: Head,
+        chunk: usize,
+    ) -> Result<Vec<f32>, Error> {
         if !images.len().is_multiple_of(PIXELS) {
             return Err(Error::Input(format!(
                 "image buffer of {} values is not a multiple of 784",

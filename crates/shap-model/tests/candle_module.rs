@@ -25,9 +25,18 @@ fn bits(t: &Tensor) -> Vec<u32> {
 fn a_varmap_holds_the_networks_variables_and_an_optimiser_trains_them() {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let cnn = Cnn::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), Head::Logits)
-        .expect("cnn");
-    let mut names: Vec<String> = varmap.data().lock().expect("lock").keys().cloned().collect();
+    let cnn = Cnn::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &dev),
+        Head::Logits,
+    )
+    .expect("cnn");
+    let mut names: Vec<String> = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .keys()
+        .cloned()
+        .collect();
     names.sort();
     let mut want: Vec<&str> = shap_model::TENSORS.iter().map(|(n, _)| *n).collect();
     want.sort();
@@ -43,11 +52,15 @@ fn a_varmap_holds_the_networks_variables_and_an_optimiser_trains_them() {
     let y = Tensor::from_vec(vec![0u32, 1, 2, 3], 4, &dev).expect("labels");
     let before = cnn.forward(&x).expect("forward");
     let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW::default()).expect("opt");
-    let loss = candle_nn::loss::cross_entropy(&cnn.forward(&x).expect("forward"), &y)
-        .expect("loss");
+    let loss =
+        candle_nn::loss::cross_entropy(&cnn.forward(&x).expect("forward"), &y).expect("loss");
     opt.backward_step(&loss).expect("step");
     let after = cnn.forward(&x).expect("forward");
-    assert_ne!(bits(&before), bits(&after), "the map's variables are the network's");
+    assert_ne!(
+        bits(&before),
+        bits(&after),
+        "the map's variables are the network's"
+    );
 }
 
 #[test]
@@ -72,7 +85,13 @@ fn a_wrong_shape_or_dtype_names_the_tensor() {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
     varmap
-        .get((10, 100), "fc.weight", candle_nn::Init::Const(0.0), DType::F32, &dev)
+        .get(
+            (10, 100),
+            "fc.weight",
+            candle_nn::Init::Const(0.0),
+            DType::F32,
+            &dev,
+        )
         .expect("var");
     let e = Cnn::new(vb, Head::Softmax).expect_err("shape");
     let cause = std::error::Error::source(&e).map(ToString::to_string);

@@ -159,11 +159,7 @@ fn results_do_not_depend_on_history_batching_or_threads() {
     let mut rng = Rng(11);
     let (keeps, imgs) = masked(&mut rng, 30, 0.1, true);
     // One batch of 30 on 2 threads, with a fresh model.
-    let a = eval_masked(
-        &IncrementalCnn::new(&w).expect("model"),
-        &keeps,
-        &imgs,
-    );
+    let a = eval_masked(&IncrementalCnn::new(&w).expect("model"), &keeps, &imgs);
     // Batches of 1, 2, 3, ... on 1 thread, after unrelated batches of the same image.
     let m = IncrementalCnn::new(&w).expect("model");
     let (k0, i0) = masked(&mut rng, 12, 0.7, true);

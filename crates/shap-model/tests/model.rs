@@ -64,12 +64,7 @@ fn init_is_seeded_glorot_with_zero_biases() {
     assert!(w2.iter().any(|v| v.abs() > 0.9 * limit));
     let mean: f32 = w2.iter().sum::<f32>() / w2.len() as f32;
     assert!(mean.abs() < 0.01);
-    assert!(
-        a[1].iter()
-            .chain(&a[3])
-            .chain(&a[5])
-            .all(|&v| v == 0.0)
-    );
+    assert!(a[1].iter().chain(&a[3]).chain(&a[5]).all(|&v| v == 0.0));
 }
 
 #[test]

@@ -95,13 +95,10 @@ pub(crate) fn bold(size: f64) -> TextStyle<'static> {
 
 /// Width and height plotters will lay `text` out with in `style`.
 pub(crate) fn text_size(style: &TextStyle<'_>, text: &str) -> Result<(u32, u32), PlotError> {
-    style
-        .font
-        .box_size(text)
-        .map_err(|source| PlotError::Font {
-            text: text.to_string(),
-            source,
-        })
+    style.font.box_size(text).map_err(|source| PlotError::Font {
+        text: text.to_string(),
+        source,
+    })
 }
 
 /// Anchored text position helper.
