@@ -38,12 +38,12 @@
 
 mod adapter;
 pub mod checkpoint;
-mod classifier;
+pub mod classifier;
 mod conv;
 #[cfg(test)]
 mod conv_tests;
 pub mod eval;
-mod incremental;
+pub mod incremental;
 mod model;
 mod train;
 

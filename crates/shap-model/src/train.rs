@@ -220,7 +220,7 @@ pub struct History {
 }
 
 /// Mean cross-entropy and accuracy of logits `(n, 10)` against `labels`, in f64.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
+pub(crate) fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
     let n = labels.len();
     if n == 0 {
         return (0.0, 0.0);
@@ -239,7 +239,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
 }
 
 /// Index of the largest value (first one on ties).
-pub fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {
