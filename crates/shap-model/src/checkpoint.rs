@@ -128,15 +128,12 @@ fn parse_meta(path: &Path, m: Option<&HashMap<String, String>>) -> Result<Checkp
 
 /// Parse checkpoint `bytes` (`path` is used in error messages only).
 pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoint, Error> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Checkpoint {
+    let invalid = |source| Error::Safetensors {
         path: path.to_path_buf(),
-        msg: format!("not a valid safetensors file: {e}"),
-    })?;
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: format!("bad header: {e}"),
-        })?;
+        source,
+    };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let meta = parse_meta(path, header.metadata().as_ref())?;
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();

@@ -67,9 +67,18 @@ pub enum Error {
     /// An error from Candle.
     #[error("a Candle operation failed")]
     Candle(#[from] candle_core::Error),
-    /// The requested device is unknown, not compiled in, or failed to open.
+    /// The requested device is unknown or not compiled in.
     #[error("device: {0}")]
     Device(String),
+    /// A compiled-in GPU device failed to open.
+    #[error("device: cannot open {device}")]
+    OpenDevice {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// Candle's error.
+        #[source]
+        source: candle_core::Error,
+    },
     /// An invalid parameter or configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -122,7 +131,16 @@ pub enum Error {
         /// Dtype in the file.
         dtype: String,
     },
-    /// A checkpoint file is not valid safetensors or has bad metadata.
+    /// A checkpoint file is not valid safetensors.
+    #[error("checkpoint {path}: not a valid safetensors file")]
+    Safetensors {
+        /// Checkpoint file.
+        path: std::path::PathBuf,
+        /// The parser's error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// A checkpoint has bad metadata or non-finite values.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint {
         /// Checkpoint file.

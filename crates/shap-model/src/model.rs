@@ -122,7 +122,10 @@ pub fn device(name: &str) -> Result<Device, Error> {
 
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device, Error> {
-    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
+    Device::new_cuda(ordinal).map_err(|source| Error::OpenDevice {
+        device: format!("cuda:{ordinal}"),
+        source,
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -135,8 +138,10 @@ fn cuda_device(_ordinal: usize) -> Result<Device, Error> {
 
 #[cfg(feature = "metal")]
 fn metal_device(ordinal: usize) -> Result<Device, Error> {
-    Device::new_metal(ordinal)
-        .map_err(|e| Error::Device(format!("cannot open metal:{ordinal}: {e}")))
+    Device::new_metal(ordinal).map_err(|source| Error::OpenDevice {
+        device: format!("metal:{ordinal}"),
+        source,
+    })
 }
 
 #[cfg(not(feature = "metal"))]

@@ -293,10 +293,10 @@ fn checkpoint_round_trip_and_strict_loading() {
 
     let p = dir.join("garbage.safetensors");
     std::fs::write(&p, b"not a checkpoint").expect("write");
-    assert!(matches!(
-        shap_model::load(&p, &Device::Cpu),
-        Err(Error::Checkpoint { .. })
-    ));
+    let e = shap_model::load(&p, &Device::Cpu).expect_err("garbage");
+    assert!(matches!(e, Error::Safetensors { .. }), "{e}");
+    // The parser's error is kept as the cause.
+    assert!(std::error::Error::source(&e).is_some());
     assert!(matches!(
         shap_model::load(&dir.join("absent.safetensors"), &Device::Cpu),
         Err(Error::Io { .. })
