@@ -22,11 +22,10 @@ use shap_toolkit::explain::{
     PermutationExplainer, TimingReport, time_model_only,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::bench::FastAllocator;
 use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
-static GLOBAL: FastAllocator = FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SHAPE: ImageShape = ImageShape::new(28, 28, 1);
 const M: usize = 784;
@@ -107,7 +106,7 @@ fn explainer() -> PartitionExplainer {
 /// The project's CNN (untrained weights: same cost as a trained one) behind its adapter.
 fn cnn() -> ModelFn {
     let dev = shap_toolkit::model::device("cpu").unwrap();
-    let cnn = Cnn::new(0, Head::Softmax, &dev).unwrap();
+    let cnn = Cnn::seeded(0, Head::Softmax, &dev).unwrap();
     ModelFn::new(&cnn).unwrap()
 }
 
@@ -158,8 +157,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| time_model_only(black_box(&cnn), &x, SHAPE, &[500; 4], 10).unwrap())
     });
     // The incremental CNN path, starting cold (no kept states) every iteration.
-    let inc = IncrementalCnn::new(&Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
-        .unwrap();
+    let inc =
+        IncrementalCnn::new(&Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
+            .unwrap();
     g.bench_function("partition_4x500_top5/cnn_incremental/blur", |b| {
         b.iter(|| {
             inc.clear();

@@ -21,10 +21,13 @@ use shap_toolkit::explain::{
     PermutationExplainer, TieBreak, time_model_only,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn};
+
+#[path = "../benches/support/measure.rs"]
+mod measure;
 
 #[global_allocator]
-static ALLOC: bench::FastAllocator = bench::FastAllocator;
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Not measured in this run (the training issue adds Keras rows measured in the same run).
 const QUOTED_EPOCH: &str = "quoted, not measured here: TF-Keras ~28 s, stock Candle conv2d \
@@ -83,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     // 2. Training: one epoch (quick: 10,000 images, extrapolated to 60,000).
     let train = Dataset::new(data.train.images(), data.train.labels())?;
     let n = if quick { 10_000 } else { train.len() };
-    let tp = bench::measure_epoch(&train.take(n))?;
+    let tp = measure::measure_epoch(&train.take(n))?;
     let epoch_s = tp.seconds * train.len() as f64 / n as f64;
     emit(
         "model",
@@ -100,10 +103,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 3. Forward throughput.
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     for (batch, calls) in [(1usize, 2000usize), (64, 60), (512, 12)] {
         let calls = if quick { calls / 3 } else { calls };
-        let f = bench::measure_forward(&cnn, batch, calls)?;
+        let f = measure::measure_forward(&cnn, batch, calls)?;
         emit(
             "model",
             &format!("forward, batch {batch}"),

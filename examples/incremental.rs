@@ -11,16 +11,16 @@ use shap_toolkit::explain::{
     BatchModel, Explanation, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
-static ALLOC: bench::FastAllocator = bench::FastAllocator;
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let data = FashionMnist::load(None)?;
     let shape = ImageShape::new(28, 28, 1);
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     let plain = ModelFn::new(&cnn)?;
     let inc = IncrementalCnn::new(&cnn)?;
     let partition = PartitionExplainer {

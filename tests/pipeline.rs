@@ -45,7 +45,7 @@ fn train_explain_plot_on_real_data() {
     let mut cfg = TrainConfig::preset(Preset::Keras);
     cfg.epochs = 1;
     cfg.seed = 7;
-    let cnn = Cnn::new(cfg.seed, Head::Softmax, &device).unwrap();
+    let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &device).unwrap();
     let history = train(&cnn, &cfg, &train_set, Some(&test_set), |_| {}).unwrap();
     let acc = history.epochs[0].test_accuracy.unwrap();
     assert!(

@@ -42,7 +42,7 @@ fn trained() -> Option<&'static (Cnn, Vec<f32>)> {
             .take(2000);
         let mut cfg = TrainConfig::preset(Preset::Keras);
         cfg.epochs = 1;
-        let cnn = Cnn::new(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
+        let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
         train(&cnn, &cfg, &train_set, None, |_| {}).expect("training");
         let images = data.test.images_f32(&[0, 1, 2]).expect("images");
         Some((cnn, images))

@@ -220,7 +220,7 @@ pub struct History {
 }
 
 /// Mean cross-entropy and accuracy of logits `(n, 10)` against `labels`, in f64.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
+pub(crate) fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
     let n = labels.len();
     if n == 0 {
         return (0.0, 0.0);
@@ -239,7 +239,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
 }
 
 /// Index of the largest value (first one on ties).
-pub fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {
@@ -317,7 +317,7 @@ pub fn train(
                         loss: g.loss,
                     });
                 }
-                opt.step(&cnn.grad_store(g.grads)?)?;
+                opt.step(&g.grads)?;
                 (g.loss, g.logits)
             } else {
                 let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
@@ -349,7 +349,7 @@ pub fn train(
         let t1 = Instant::now();
         let (test_loss, test_accuracy) = match (test, &test_images) {
             (Some(t), Some(xs)) => {
-                let logits = cnn.predict(xs, true, 512)?;
+                let logits = cnn.predict(xs, Head::Logits, 512)?;
                 let (l, a) = loss_and_accuracy(&logits, t.labels());
                 (Some(l), Some(a))
             }

@@ -148,19 +148,27 @@ pub enum PlotError {
     /// The output path's extension is neither `.png` nor `.svg`.
     #[error("unsupported output format for {0}: use a .png or .svg file name")]
     UnsupportedFormat(PathBuf),
-    /// The shipped font could not be registered with plotters.
-    #[error("font registration failed: {0}")]
-    Font(String),
-    /// plotters reported a drawing error.
+    /// The shipped font could not lay out a piece of text.
+    #[error("cannot measure {text:?} in the shipped font")]
+    Font {
+        /// The text being measured.
+        text: String,
+        /// The font library's error.
+        #[source]
+        source: plotters::style::FontError,
+    },
+    /// plotters reported a drawing error (its message: plotters' error type borrows the
+    /// backend, so it cannot be kept as a source).
     #[error("drawing failed: {0}")]
     Draw(String),
     /// PNG encoding failed.
-    #[error("PNG encoding failed for {path}: {message}")]
+    #[error("PNG encoding failed for {path}")]
     Encode {
         /// The output file.
         path: PathBuf,
-        /// The encoder's message.
-        message: String,
+        /// The encoder's error.
+        #[source]
+        source: image::ImageError,
     },
     /// Writing the output file failed (nothing is left behind at `path`).
     #[error("cannot write {path}")]

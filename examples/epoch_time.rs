@@ -1,12 +1,16 @@
 //! Time one full training epoch (60,000 images, batch 256, Keras preset) on the real
 //! Fashion-MNIST data, plus forward throughput, and compare with TensorFlow-Keras's ~28 s.
 //!
-//! `cargo run --release -p shap-model --example epoch_time [-- --json]`
+//! `cargo run --release --example epoch_time [-- --json]`
 
-use shap_model::{Cnn, Dataset, Head, bench};
+use shap_toolkit::data::FashionMnist;
+use shap_toolkit::model::{Cnn, Dataset, Head};
+
+#[path = "../benches/support/measure.rs"]
+mod measure;
 
 #[global_allocator]
-static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// TensorFlow-Keras on the reference 2-core machine: seconds per epoch.
 const KERAS_EPOCH_SECONDS: f64 = 28.0;
@@ -23,18 +27,18 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> anyhow::Result<()> {
     let json = std::env::args().any(|a| a == "--json");
-    let data = shap_data::FashionMnist::load(None)?;
+    let data = FashionMnist::load(None)?;
     let train = Dataset::new(data.train.images(), data.train.labels())?;
     let cpu0 = cpu_seconds();
-    let epoch = bench::measure_epoch(&train)?;
+    let epoch = measure::measure_epoch(&train)?;
     let cpu = cpu_seconds() - cpu0;
     let threads = rayon::current_num_threads();
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
-    let fwd512 = bench::measure_forward(&cnn, 512, 10)?;
-    let fwd64 = bench::measure_forward(&cnn, 64, 40)?;
-    let fwd1 = bench::measure_forward(&cnn, 1, 500)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let fwd512 = measure::measure_forward(&cnn, 512, 10)?;
+    let fwd64 = measure::measure_forward(&cnn, 64, 40)?;
+    let fwd1 = measure::measure_forward(&cnn, 1, 500)?;
     if json {
         let v = serde_json::json!({
             "epoch": epoch,
