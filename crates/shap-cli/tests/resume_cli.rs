@@ -23,7 +23,7 @@ fn setup(n_test: u32) -> Setup {
     std::fs::create_dir(&data).unwrap();
     write_dataset(&data, 10, n_test);
     let cnn =
-        shap_model::Cnn::new(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
     let model = dir.path().join("m.safetensors");
     shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
     Setup { dir, model, data }
@@ -265,7 +265,7 @@ fn a_failing_shard_is_named_and_parts_of_other_models_do_not_merge() {
     std::fs::create_dir(&other_dir).unwrap();
     let other_model = other_dir.join("m.safetensors");
     let cnn =
-        shap_model::Cnn::new(6, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        shap_model::Cnn::seeded(6, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
     shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &other_model).unwrap();
     let part0 = t.path("part0.npz");
     ok(&t.explain(&part0, &["--shard", "0/2", "--quiet"]));
