@@ -35,10 +35,12 @@
 //! ```
 
 mod antithetic;
+mod class_summary;
 mod driver;
 mod error;
 mod eval;
 mod explanation;
+mod faithfulness;
 mod input;
 mod masking;
 mod model;
@@ -53,10 +55,15 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+pub use class_summary::{ClassMaps, ClassSummary, class_summary};
 pub use error::{ExplainError, Result};
 pub use eval::Progress;
 pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
+};
+pub use faithfulness::{
+    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, auc, features_at,
+    order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
