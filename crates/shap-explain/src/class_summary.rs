@@ -67,7 +67,11 @@ pub fn class_summary(e: &Explanation) -> Result<ClassSummary> {
     let mut accs: std::collections::BTreeMap<usize, Acc> = Default::default();
     for i in 0..e.num_images {
         let (class, name, _) = predicted(e, i)?;
-        let name = if name.is_empty() { class.to_string() } else { name };
+        let name = if name.is_empty() {
+            class.to_string()
+        } else {
+            name
+        };
         let acc = accs.entry(class).or_insert_with(|| Acc {
             name,
             predicted: 0,
