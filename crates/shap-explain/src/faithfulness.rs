@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BatchModel, ExplainError, Explanation, ImageMasker, MaskedBatch, MaskedImages, Result,
+    BatchModel, ExplainError, Explanation, ImageMasker, MaskedBatch, MaskedImages, Progress, Result,
 };
 
 /// How to score an explanation: steps per curve, random orders, their seed.
@@ -149,10 +149,31 @@ impl Faithfulness {
         M: BatchModel + ?Sized,
         K: ImageMasker,
     {
+        self.score_with_progress(model, e, masker, &crate::eval::silent)
+    }
+
+    /// [`Faithfulness::score`], telling `progress` about each image as it is done (with the
+    /// model rows it took: `2 (S + 1) (k + R)`).
+    pub fn score_with_progress<M, K>(
+        &self,
+        model: &M,
+        e: &Explanation,
+        masker: &K,
+        progress: &dyn Progress,
+    ) -> Result<FaithfulnessReport>
+    where
+        M: BatchModel + ?Sized,
+        K: ImageMasker,
+    {
         self.check(model, e)?;
+        let rows = 2 * (self.steps + 1) * (e.num_outputs + self.random);
         let images = (0..e.num_images)
             .into_par_iter()
-            .map(|i| self.score_image(model, e, masker, i))
+            .map(|i| {
+                let score = self.score_image(model, e, masker, i)?;
+                progress.image_done(i, rows);
+                Ok(score)
+            })
             .collect::<Result<Vec<ImageScore>>>()?;
         Ok(self.report(e, images))
     }
@@ -211,6 +232,7 @@ impl Faithfulness {
             steps: self.steps,
             image: i,
         };
+        run.check_fx()?;
         let random = self.random_curves(&run)?;
         let k = e.num_outputs;
         let info = e.images.get(i).cloned().unwrap_or_default();
@@ -219,7 +241,6 @@ impl Faithfulness {
                 let class = e.output_indices[i * k + o];
                 let scores = pixel_scores(&e.value_map(i, o), e.shape.channels);
                 let (deletion, insertion) = run.curves(&order_by(&scores), &[class])?;
-                run.check_fx(deletion[0][0], o)?;
                 let curves = Curves {
                     deletion: deletion.into_iter().map(|r| r[0]).collect(),
                     insertion: insertion.into_iter().map(|r| r[0]).collect(),
@@ -398,19 +419,24 @@ impl<M: BatchModel + ?Sized, P: MaskedImages> Run<'_, M, P> {
         Ok(out)
     }
 
-    /// The model's output with nothing hidden must be the `f(x)` the explanation recorded.
-    fn check_fx(&self, got: f64, o: usize) -> Result<()> {
+    /// The model's output with nothing hidden must be the `f(x)` the explanation recorded,
+    /// for every explained class (checked before the curves, in one model row).
+    fn check_fx(&self) -> Result<()> {
         let (i, k) = (self.image, self.e.num_outputs);
-        let want = self.e.fx[i * k + o];
-        if (got - want).abs() <= 1e-4 * want.abs().max(1.0) {
-            return Ok(());
+        let out = self.eval(&vec![true; self.e.shape.features()], 1)?;
+        for o in 0..k {
+            let class = self.e.output_indices[i * k + o];
+            let (got, want) = (f64::from(out[class]), self.e.fx[i * k + o]);
+            if (got - want).abs() > 1e-4 * want.abs().max(1.0) {
+                let source = self.e.images.get(i).map_or("", |x| x.source.as_str());
+                return Err(ExplainError::Missing(format!(
+                    "image {i} ({source}), class {class}: the model gives {got:.6} with nothing \
+                     hidden, the explanation recorded f(x) = {want:.6}: score it with the model, \
+                     head and normalisation it was made with"
+                )));
+            }
         }
-        Err(ExplainError::Missing(format!(
-            "image {i}, class {}: the model gives {got:.6} with nothing hidden, the explanation \
-             recorded f(x) = {want:.6}: score it with the model, head and normalisation it was \
-             made with",
-            self.e.output_indices[i * k + o]
-        )))
+        Ok(())
     }
 }
 

@@ -171,7 +171,7 @@ struct Item {
     pixels: Vec<f32>,
 }
 
-fn parse_layout(s: &str) -> Result<InputLayout, String> {
+pub(crate) fn parse_layout(s: &str) -> Result<InputLayout, String> {
     s.parse()
         .map_err(|e: shap_explain::ExplainError| e.to_string())
 }
