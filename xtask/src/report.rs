@@ -432,7 +432,7 @@ impl Report {
                 "images predicted",
                 "averaged",
                 "without values",
-                "sum of mean |SHAP|",
+                "sum of mean absolute SHAP",
             ],
             &[1, 2, 3, 4],
         );
