@@ -423,7 +423,7 @@ impl Report {
             ),
         ));
         b.push(Block::P(format!(
-            "The first {} test images explained with the Partition explainer, `blur(28,28)`, 500 evaluations and the top 5 classes, then grouped by the class the model predicts. Per class, the figure shows the mean image, the mean SHAP map of that class (red: pixels that raise it on average, blue: lower it) and the mean absolute map (where the model looks at all, whichever the direction), one colour scale per row. An image whose top 5 leaves out its own predicted class (possible only with a near-flat score) is counted, not averaged.",
+            "The first {} test images explained with the Partition explainer, `blur(28,28)`, 500 evaluations and the top 5 classes, then grouped by the class the model predicts. Per class, the figure shows the mean image, the mean SHAP map of that class (red: pixels that raise it on average, blue: lower it) and the mean absolute map (where the model looks at all, whichever the direction), one colour scale per row. An image whose top 5 left out its own predicted class would be counted under *without values*, not averaged (docs/outputs-and-explanations.md).",
             fmt_count(s.images as u64)
         )));
         let mut t = Table::new(
