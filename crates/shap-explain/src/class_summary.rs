@@ -55,8 +55,8 @@ struct Acc {
 /// Group the images of `e` by predicted class and average, per class, the values of that
 /// class (signed and absolute) and the images.
 ///
-/// Errors ([`ExplainError::Missing`]): no images, or an image without a recorded predicted
-/// class (an `.npz` written by shap itself, or one without image records).
+/// Errors ([`ExplainError::Missing`]): no images, arrays that do not fit the shape, or an
+/// image without a recorded predicted class (an `.npz` written by shap itself, or one without image records).
 pub fn class_summary(e: &Explanation) -> Result<ClassSummary> {
     if e.num_images == 0 {
         return Err(ExplainError::Missing(

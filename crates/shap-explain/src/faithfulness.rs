@@ -194,6 +194,7 @@ impl Faithfulness {
         if e.num_images == 0 || e.num_outputs == 0 {
             return Err(ExplainError::EmptyBatch);
         }
+        e.check_consistent().map_err(ExplainError::Missing)?;
         let k = model.num_outputs();
         if let Some(c) = e.output_indices.iter().find(|&&c| c >= k) {
             return Err(ExplainError::InvalidOutputs(format!(
