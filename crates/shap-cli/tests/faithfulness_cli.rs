@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{shap_cli, text, write_dataset};
+use common::{on_a_terminal, shap_cli, text, write_dataset};
 use shap_explain::Explanation;
 
 fn s(p: &Path) -> &str {
@@ -355,4 +355,31 @@ fn bad_input_is_refused_and_nothing_is_written() {
         Explanation::load_npz(&t.npz).is_ok(),
         "the input is untouched"
     );
+}
+
+#[test]
+fn a_progress_bar_on_a_terminal_and_json_on_stdout() {
+    let t = setup();
+    let args = [
+        "faithfulness",
+        "-m",
+        s(&t.model),
+        "--npz",
+        s(&t.npz),
+        "--steps",
+        "4",
+        "--random",
+        "1",
+    ];
+    let shown = on_a_terminal(&args);
+    assert!(shown.contains("12/12 images"), "{shown}");
+    let mut quiet = args.to_vec();
+    quiet.push("--quiet");
+    assert!(!on_a_terminal(&quiet).contains("images"));
+    let mut to_stdout = args.to_vec();
+    to_stdout.extend(["--json", "-"]);
+    let out = shap_cli(&to_stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"], 4);
 }
