@@ -9,6 +9,9 @@
 //! - [`Explanation`]: values `(n, H, W, C, k)` in f64, base values, selected outputs and their
 //!   names, `f(x)`, evaluation counts, timing and efficiency errors; saved/loaded as `.npz`
 //!   (numpy-loadable) and summarised as JSON.
+//! - [`Faithfulness`]: deletion and insertion curves of a saved explanation through its masker,
+//!   against seeded random orders (`docs/faithfulness.md`); [`class_summary`]: the mean SHAP
+//!   and mean |SHAP| maps per predicted class.
 //!
 //! Models implement [`BatchModel`] (closures via [`FnModel`]); maskers implement
 //! [`ImageMasker`] / [`MaskedImages`] (built in: [`ConstantMasker`], [`BackgroundMasker`];
