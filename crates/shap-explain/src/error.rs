@@ -74,6 +74,9 @@ pub enum ExplainError {
         /// The masker's message.
         reason: String,
     },
+    /// The explanation lacks what a computation needs (predicted classes, finite values...).
+    #[error("{0}")]
+    Missing(String),
     /// Reading or writing a file failed.
     #[error("I/O error on {path}")]
     Io {

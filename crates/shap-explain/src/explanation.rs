@@ -319,7 +319,7 @@ impl Explanation {
         write_npz(path.as_ref(), &entries)
     }
 
-    fn check_consistent(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check_consistent(&self) -> std::result::Result<(), String> {
         let (n, k, m) = (self.num_images, self.num_outputs, self.num_features());
         let checks = [
             ("values", self.values.len(), n * m * k),

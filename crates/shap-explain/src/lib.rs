@@ -9,6 +9,9 @@
 //! - [`Explanation`]: values `(n, H, W, C, k)` in f64, base values, selected outputs and their
 //!   names, `f(x)`, evaluation counts, timing and efficiency errors; saved/loaded as `.npz`
 //!   (numpy-loadable) and summarised as JSON.
+//! - [`Faithfulness`]: deletion and insertion curves of a saved explanation through its masker,
+//!   against seeded random orders (`docs/faithfulness.md`); [`class_summary`]: the mean SHAP
+//!   and mean |SHAP| maps per predicted class.
 //!
 //! Models implement [`BatchModel`] (closures via [`FnModel`]); maskers implement
 //! [`ImageMasker`] / [`MaskedImages`] (built in: [`ConstantMasker`], [`BackgroundMasker`];
@@ -35,10 +38,12 @@
 //! ```
 
 mod antithetic;
+mod class_summary;
 mod driver;
 mod error;
 mod eval;
 mod explanation;
+mod faithfulness;
 mod input;
 mod join;
 mod masking;
@@ -54,10 +59,15 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+pub use class_summary::{ClassMaps, ClassSummary, class_summary};
 pub use error::{ExplainError, Result};
 pub use eval::Progress;
 pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
+};
+pub use faithfulness::{
+    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, auc, features_at,
+    order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};

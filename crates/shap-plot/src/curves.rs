@@ -69,7 +69,7 @@ fn validate(history: &[EpochPoint]) -> Result<(), PlotError> {
 }
 
 /// A padded value range covering `vals` (never empty).
-fn padded_range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn padded_range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in vals {
         lo = lo.min(v);

@@ -239,7 +239,7 @@ pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
     all.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_layout(s: &str) -> Result<InputLayout, String> {
+pub(crate) fn parse_layout(s: &str) -> Result<InputLayout, String> {
     s.parse()
         .map_err(|e: shap_explain::ExplainError| e.to_string())
 }
