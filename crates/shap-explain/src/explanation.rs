@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::npz::{NpyArray, NpyData, read_npz, write_npz};
-use crate::{ExplainError, Result};
+use crate::{ConfigError, ExplainError, Result};
 use shap_mask::ImageShape;
 
 /// Which explainer produced an explanation.
@@ -634,8 +634,8 @@ impl Explanation {
             return Err(ExplainError::EmptyBatch);
         };
         for (j, p) in it.enumerate() {
-            let differs = |what: &str| {
-                ExplainError::InvalidConfig(format!("part {} differs from part 0 in {what}", j + 1))
+            let differs = |what: &'static str| -> ExplainError {
+                ConfigError::PartsDiffer { part: j + 1, what }.into()
             };
             if p.algorithm != all.algorithm {
                 return Err(differs("algorithm"));
