@@ -162,9 +162,11 @@ pub struct ExplainerConfig {
     /// Permutation: compute the standard error of each value across passes (with at least
     /// two passes).
     pub std_errors: bool,
-    /// Permutation with [`Compat::Default`]: image `i` of a call draws its orders from stream
-    /// `first_stream + i` (default 0), so a batch split into shards, each explained with the
-    /// position of its first image here, gets the orders of the whole batch.
+    /// The position of the call's first image in a larger batch (default 0). Permutation with
+    /// [`Compat::Default`] draws the orders of image `i` of a call from stream
+    /// `first_stream + i`, so a batch split into shards, each explained with the position of its
+    /// first image here, gets the orders of the whole batch. Partition draws nothing per image
+    /// and does not use it.
     pub first_stream: u64,
 }
 
@@ -227,21 +229,18 @@ impl ExplainerConfig {
     /// Refuse non-default values of the settings that belong to `other`.
     fn only_for(&self, other: Algorithm) -> Result<()> {
         let defaults = Self::new(other);
-        let changed = match other {
-            Algorithm::Partition => [
+        let changed: &[(&'static str, bool)] = match other {
+            Algorithm::Partition => &[
                 ("batch_size", self.batch_size != defaults.batch_size),
                 (
                     "fixed_context",
                     self.fixed_context != defaults.fixed_context,
                 ),
             ],
-            Algorithm::Permutation => [
-                ("std_errors", self.std_errors != defaults.std_errors),
-                ("first_stream", self.first_stream != defaults.first_stream),
-            ],
+            Algorithm::Permutation => &[("std_errors", self.std_errors != defaults.std_errors)],
         };
-        match changed.into_iter().find(|(_, c)| *c) {
-            Some((setting, _)) => Err(ConfigError::NotFor {
+        match changed.iter().find(|(_, c)| *c) {
+            Some(&(setting, _)) => Err(ConfigError::NotFor {
                 setting,
                 applies_to: other,
             }
