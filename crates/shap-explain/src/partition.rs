@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::driver::{assemble, check_inputs, name_fn};
-use crate::eval::{Progress, Setup, gather_rows, run_gathered, run_per_image};
+use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_image};
 use crate::explanation::{Algorithm, Explanation};
 use crate::owen::{OwenJob, OwenSettings, Ties};
 use crate::rng::NumpyLegacyNormal;
@@ -141,23 +141,7 @@ impl PartitionExplainer {
         let numpy = self
             .numpy_seed
             .map(|seed| Mutex::new(NumpyLegacyNormal::new(seed)));
-        let jobs = match &numpy {
-            None => {
-                let make = |_| Ok(OwenJob::new(&settings, Ties::Fifo));
-                match gather_rows(model) {
-                    // Each image's next step (up to batch_size masks) shares calls.
-                    Some(rows) => {
-                        let group = (rows / c.batch_size).max(1);
-                        run_gathered(&setup, n, group, rows, make)?
-                    }
-                    None => run_per_image(&setup, n, true, make)?,
-                }
-            }
-            // One generator stream over the images in order: one image at a time.
-            Some(rng) => run_per_image(&setup, n, false, |_| {
-                Ok(OwenJob::new(&settings, Ties::Numpy(rng)))
-            })?,
-        };
+        let jobs = self.schedule(&setup, n, &settings, numpy.as_ref())?;
         let rows = jobs
             .into_iter()
             .map(|(job, counters)| job.finish(counters))
@@ -171,5 +155,31 @@ impl PartitionExplainer {
             names,
             t0.elapsed(),
         ))
+    }
+
+    /// Run the Owen recursion of images `0..n`: gathered across images when the model asks
+    /// for it, else image by image in parallel; one image after another when they share
+    /// shap's tie-break stream (`numpy`).
+    fn schedule<'a, M: BatchModel + ?Sized, P: MaskedImages>(
+        &self,
+        setup: &Setup<'_, M, P>,
+        n: usize,
+        settings: &'a OwenSettings<'a>,
+        numpy: Option<&'a Mutex<NumpyLegacyNormal>>,
+    ) -> Result<Vec<(OwenJob<'a>, Counters)>> {
+        if let Some(rng) = numpy {
+            return run_per_image(setup, n, false, |_| {
+                Ok(OwenJob::new(settings, Ties::Numpy(rng)))
+            });
+        }
+        let make = |_| Ok(OwenJob::new(settings, Ties::Fifo));
+        match gather_rows(setup.model) {
+            // Each image's next step (up to batch_size masks) shares calls.
+            Some(rows) => {
+                let group = (rows / self.config.batch_size).max(1);
+                run_gathered(setup, n, group, rows, make)
+            }
+            None => run_per_image(setup, n, true, make),
+        }
     }
 }
