@@ -108,7 +108,7 @@ fn base_plus_values_is_the_models_prediction_on_the_original_image() {
                 let algo = explainer.algorithm();
                 let e = explainer
                     .explain(model, images, SHAPE, &masker(spec))
-                    .expect(algo.name());
+                    .unwrap_or_else(|e| panic!("{algo}: {e}"));
                 assert_sums_to_prediction(&e, &predictions, &format!("{algo}, {spec}, {path}"));
             }
         }
@@ -174,7 +174,7 @@ fn explanations_are_bit_identical_on_one_and_two_threads() {
                         on_threads(threads, || {
                             explainer
                                 .explain(model, images, SHAPE, &masker)
-                                .expect(explainer.algorithm().name())
+                                .unwrap_or_else(|e| panic!("{}: {e}", explainer.algorithm()))
                         })
                     })
                 })
