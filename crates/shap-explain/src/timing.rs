@@ -63,7 +63,7 @@ pub struct TimingReport {
     /// Wall time of the same number of model rows, same batching, without the explainer.
     pub model_only_time: Duration,
     /// The explainer's own work as a fraction of the model time inside the explanation
-    /// ([`RunStats::overhead_ratio`]).
+    /// ([`crate::RunStats::overhead_ratio`]).
     pub overhead_ratio: f64,
 }
 
