@@ -316,6 +316,13 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
     for (out, needle) in &cases {
         fails_with(out, needle);
     }
+    // A configuration error is printed once, not again as its own cause.
+    assert_eq!(
+        text(&cases[cases.len() - 2].0.stderr)
+            .matches("32 bits")
+            .count(),
+        1
+    );
     let out = shap_cli(&[
         "explain",
         "--model",

@@ -58,8 +58,9 @@ pub enum ExplainError {
     /// An invalid configuration value (other than a too small budget), refused by
     /// [`crate::ExplainerConfig::check`] or, for recorded orders, by
     /// [`crate::PermutationExplainer::explain_with_orders`].
+    /// The typed value is the error itself, not a cause: printed once, never as a source.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(#[from] ConfigError),
+    InvalidConfig(ConfigError),
     /// The model failed.
     #[error("model failed on image {image}")]
     Model {
@@ -175,6 +176,12 @@ pub enum ConfigError {
 
 /// Shorthand result type.
 pub type Result<T, E = ExplainError> = std::result::Result<T, E>;
+
+impl From<ConfigError> for ExplainError {
+    fn from(e: ConfigError) -> Self {
+        Self::InvalidConfig(e)
+    }
+}
 
 impl From<shap_io::IoError> for ExplainError {
     fn from(e: shap_io::IoError) -> Self {
