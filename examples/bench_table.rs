@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use serde_json::json;
 use shap_toolkit::data::FashionMnist;
+use shap_toolkit::explain::timing::time_model_only;
 use shap_toolkit::explain::{
-    BatchModel, Budget, Explanation, ImageShape, OutputSelection, PartitionExplainer,
-    PermutationExplainer, TieBreak, time_model_only,
+    BatchModel, Budget, Compat, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn};
@@ -170,24 +170,20 @@ fn main() -> anyhow::Result<()> {
         ("inpaint_telea", false, true),
         ("inpaint_telea", true, true),
     ] {
-        let mode = if compat {
-            MaskMode::ShapCompat
-        } else {
-            MaskMode::Default
-        };
-        let masker = Masker::new(spec.parse()?, mode);
         // What `shap-cli explain --shap-compat` runs: shap's masker and NumPy's legacy
         // tie-break, which explains the images one at a time.
-        let explainer = PartitionExplainer {
+        let explainer = ExplainerConfig {
             outputs: OutputSelection::TopK(TOP_K),
             budget: Budget::MaxEvals(MAX_EVALS),
-            tie_break: if compat {
-                TieBreak::NumpyLegacy { seed: 0 }
+            compat: if compat {
+                Compat::Shap
             } else {
-                TieBreak::Fifo
+                Compat::Default
             },
-            ..PartitionExplainer::default()
-        };
+            ..ExplainerConfig::partition()
+        }
+        .check()?;
+        let masker = explainer.masker(spec.parse()?);
         let row = explain_row(&explained, inc, repeats, |m| {
             Ok(explainer.explain(m, &images, SHAPE, &masker)?)
         })?;
@@ -209,12 +205,13 @@ fn main() -> anyhow::Result<()> {
             &row.note(inc, &explained, &images, repeats)?,
         );
     }
-    let perm = PermutationExplainer {
-        max_evals: Some(PERMUTATION_EVALS),
+    let perm = ExplainerConfig {
+        budget: Budget::MaxEvals(PERMUTATION_EVALS),
         outputs: OutputSelection::TopK(TOP_K),
-        ..PermutationExplainer::default()
-    };
-    let masker = Masker::new("blur(28,28)".parse()?, MaskMode::Default);
+        ..ExplainerConfig::permutation()
+    }
+    .check()?;
+    let masker = perm.masker("blur(28,28)".parse()?);
     for inc in [false, true] {
         let row = explain_row(&explained, inc, repeats, |m| {
             Ok(perm.explain(m, &images, SHAPE, &masker)?)
@@ -251,7 +248,7 @@ fn emit_settings(repeats: usize) {
             "images": "test images 0-3",
             "partition": format!(
                 "max_evals {MAX_EVALS}, batch_size {} (shap's default), top-{TOP_K}",
-                PartitionExplainer::default().batch_size
+                ExplainerConfig::partition().batch_size
             ),
             "permutation": format!("max_evals {PERMUTATION_EVALS}, top-{TOP_K}"),
             "statistic": format!(

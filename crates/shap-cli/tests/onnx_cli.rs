@@ -303,10 +303,26 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
             explain(&fixture("tutorial.safetensors"), &["--softmax"]),
             "are for ONNX models",
         ),
+        // Explainer settings, refused by ExplainerConfig::check before any image is explained.
+        (
+            explain(&rgb, &["--shap-compat", "--seed", "4294967296"]),
+            "seed 4294967296 does not fit in 32 bits",
+        ),
+        (
+            explain(&rgb, &["--algorithm", "permutation", "--max-evals", "2"]),
+            "max_evals = 2 is too small for permutation: at least 3 needed",
+        ),
     ];
     for (out, needle) in &cases {
         fails_with(out, needle);
     }
+    // A configuration error is printed once, not again as its own cause.
+    assert_eq!(
+        text(&cases[cases.len() - 2].0.stderr)
+            .matches("32 bits")
+            .count(),
+        1
+    );
     let out = shap_cli(&[
         "explain",
         "--model",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::npz::{NpyArray, NpyData, read_npz, write_npz};
-use crate::{ExplainError, Result};
+use crate::{ConfigError, ExplainError, Result};
 use shap_mask::ImageShape;
 
 /// Which explainer produced an explanation.
@@ -364,161 +364,40 @@ impl Explanation {
     /// with at least `values`, `base_values`, `output_indices`, `data` and `fx`).
     pub fn load_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut arrays = read_npz(path)?;
-        let bad = |reason: String| ExplainError::BadFile {
-            path: path.to_path_buf(),
-            reason,
+        let mut r = NpzReader {
+            path,
+            arrays: read_npz(path)?,
         };
-        let mut take = |name: &str| -> Option<NpyArray> {
-            let pos = arrays.iter().position(|(n, _)| n == name)?;
-            Some(arrays.swap_remove(pos).1)
-        };
-        let need = |a: Option<NpyArray>, name: &str| {
-            a.ok_or_else(|| bad(format!("missing array '{name}'")))
-        };
-        let values = need(take("values"), "values")?;
-        if values.shape.len() != 5 {
-            return Err(bad(format!(
-                "'values' must have 5 dimensions, has shape {:?}",
-                values.shape
-            )));
-        }
-        let (n, h, w, c, k) = (
-            values.shape[0],
-            values.shape[1],
-            values.shape[2],
-            values.shape[3],
-            values.shape[4],
-        );
-        if [h, w, c, k].contains(&0) {
-            // Without this, a zero-size 'values' could claim 2^62 images at no cost in bytes.
-            return Err(bad(format!(
-                "'values' has shape {:?}: every dimension but the first must be at least 1",
-                values.shape
-            )));
-        }
-        let shape = ImageShape::new(h, w, c);
-        let f64s = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<f64>> {
-            if a.shape != want {
-                return Err(bad(format!(
-                    "'{name}' has shape {:?}, expected {want:?}",
-                    a.shape
-                )));
-            }
-            match a.data {
-                NpyData::F64(v) => Ok(v),
-                NpyData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
-                _ => Err(bad(format!("'{name}' must be a float array"))),
-            }
-        };
-        let ints = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<usize>> {
-            if a.shape != want {
-                return Err(bad(format!(
-                    "'{name}' has shape {:?}, expected {want:?}",
-                    a.shape
-                )));
-            }
-            match a.data {
-                NpyData::I64(v) => v
-                    .into_iter()
-                    .map(|x| {
-                        usize::try_from(x).map_err(|_| bad(format!("negative entry in '{name}'")))
-                    })
-                    .collect(),
-                _ => Err(bad(format!("'{name}' must be an int64 array"))),
-            }
-        };
-        let values_v = f64s(values, "values", &[n, h, w, c, k])?;
+        let values = r.need("values")?;
+        let [n, h, w, c, k] = r.values_shape(&values)?;
+        let values = r.floats(values, "values", &[n, h, w, c, k])?;
         // A minimal shap export has values, base_values and data: what else is missing is
         // computed (f(x) from the efficiency identity, outputs numbered 0..k).
-        let base_values = match need(take("base_values"), "base_values")? {
-            a if a.shape == [n] => f64s(a, "base_values", &[n])?
-                .into_iter()
-                .flat_map(|b| std::iter::repeat_n(b, k))
-                .collect(),
-            a => f64s(a, "base_values", &[n, k])?,
+        let base_values = r.base_values(n, k)?;
+        let fx = match r.take("fx") {
+            Some(a) => r.floats(a, "fx", &[n, k])?,
+            None => fx_from_values(&values, &base_values, n, k),
         };
-        let fx = match take("fx") {
-            Some(a) => f64s(a, "fx", &[n, k])?,
-            None => fx_from_values(&values_v, &base_values, n, k),
-        };
-        let output_indices = match take("output_indices") {
-            Some(a) => ints(a, "output_indices", &[n, k])?,
+        let output_indices = match r.take("output_indices") {
+            Some(a) => r.ints(a, "output_indices", &[n, k])?,
             None => (0..n).flat_map(|_| 0..k).collect(),
         };
-        let data_arr = need(take("data"), "data")?;
-        if data_arr.shape != [n, h, w, c] {
-            return Err(bad(format!(
-                "'data' has shape {:?}, expected {:?}",
-                data_arr.shape,
-                [n, h, w, c]
-            )));
-        }
-        let data = match data_arr.data {
-            NpyData::F32(v) => v,
-            NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
-            _ => return Err(bad("'data' must be a float array".into())),
-        };
-        let output_names = match take("output_names") {
-            Some(NpyArray {
-                shape,
-                data: NpyData::Str(v),
-            }) if shape == [n, k] => v.chunks(k.max(1)).map(|r| r.to_vec()).collect(),
-            // shap's own export: one list of k names for every row.
-            Some(NpyArray {
-                shape,
-                data: NpyData::Str(v),
-            }) if shape == [k] => vec![v; n],
-            Some(_) => {
-                return Err(bad(
-                    "'output_names' must be an (n, k) or (k,) string array".into()
-                ));
-            }
-            None => (0..n)
-                .map(|i| {
-                    output_indices[i * k..(i + 1) * k]
-                        .iter()
-                        .map(|x| x.to_string())
-                        .collect()
-                })
-                .collect(),
-        };
-        let evals = match take("evals") {
-            Some(a) => ints(a, "evals", &[n])?,
+        let data = r.data(&[n, h, w, c])?;
+        let output_names = r.output_names(n, k, &output_indices)?;
+        let evals = match r.take("evals") {
+            Some(a) => r.ints(a, "evals", &[n])?,
             None => vec![0; n],
         };
-        let std_errors = match take("std_errors") {
-            Some(a) => Some(f64s(a, "std_errors", &[n, h, w, c, k])?),
+        let std_errors = match r.take("std_errors") {
+            Some(a) => Some(r.floats(a, "std_errors", &[n, h, w, c, k])?),
             None => None,
         };
-        let algorithm = match take("algorithm") {
-            Some(NpyArray {
-                data: NpyData::Str(v),
-                ..
-            }) if v.first().is_some_and(|s| s == "permutation") => Algorithm::Permutation,
-            _ => Algorithm::Partition,
-        };
-        let stats = match take("stats") {
-            Some(NpyArray {
-                data: NpyData::F64(v),
-                ..
-            }) if v.len() == 5 && v.iter().all(|x| x.is_finite() && *x >= 0.0 && *x < 1e12) => {
-                RunStats {
-                    wall_time: Duration::from_secs_f64(v[0]),
-                    image_time: Duration::from_secs_f64(v[1]),
-                    model_time: Duration::from_secs_f64(v[2]),
-                    model_rows: v[3] as usize,
-                    model_calls: v[4] as usize,
-                }
-            }
-            _ => RunStats::default(),
-        };
         let mut e = Explanation {
-            algorithm,
-            shape,
+            algorithm: r.algorithm(),
+            shape: ImageShape::new(h, w, c),
             num_images: n,
             num_outputs: k,
-            values: values_v,
+            values,
             base_values,
             output_indices,
             output_names,
@@ -528,20 +407,20 @@ impl Explanation {
             evals,
             efficiency_errors: Vec::new(),
             image_times: Vec::new(),
-            stats,
+            stats: r.stats(),
             images: Vec::new(),
             settings: Vec::new(),
         };
-        e.image_times = match take("image_times") {
-            Some(a) => f64s(a, "image_times", &[n])?,
+        e.image_times = match r.take("image_times") {
+            Some(a) => r.floats(a, "image_times", &[n])?,
             None => vec![0.0; n],
         };
-        e.efficiency_errors = match take("efficiency_errors") {
-            Some(a) => f64s(a, "efficiency_errors", &[n])?,
+        e.efficiency_errors = match r.take("efficiency_errors") {
+            Some(a) => r.floats(a, "efficiency_errors", &[n])?,
             None => e.compute_efficiency_errors(),
         };
-        e.images = read_infos(&mut take, n).map_err(bad)?;
-        e.settings = read_settings(&mut take).map_err(bad)?;
+        e.images = read_infos(&mut |name| r.take(name), n).map_err(|m| r.bad(m))?;
+        e.settings = read_settings(&mut |name| r.take(name)).map_err(|m| r.bad(m))?;
         Ok(e)
     }
 
@@ -628,8 +507,8 @@ impl Explanation {
             return Err(ExplainError::EmptyBatch);
         };
         for (j, p) in it.enumerate() {
-            let differs = |what: &str| {
-                ExplainError::InvalidConfig(format!("part {} differs from part 0 in {what}", j + 1))
+            let differs = |what: &'static str| -> ExplainError {
+                ConfigError::PartsDiffer { part: j + 1, what }.into()
             };
             if p.algorithm != all.algorithm {
                 return Err(differs("algorithm"));
@@ -672,6 +551,167 @@ impl Explanation {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The arrays of an `.npz` file being read into an [`Explanation`]: each taken once, by
+/// name, and checked against the shape the explanation's `values` imply.
+struct NpzReader<'p> {
+    path: &'p Path,
+    arrays: Vec<(String, NpyArray)>,
+}
+
+impl NpzReader<'_> {
+    /// A [`ExplainError::BadFile`] naming the file.
+    fn bad(&self, reason: String) -> ExplainError {
+        ExplainError::BadFile {
+            path: self.path.to_path_buf(),
+            reason,
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<NpyArray> {
+        let pos = self.arrays.iter().position(|(n, _)| n == name)?;
+        Some(self.arrays.swap_remove(pos).1)
+    }
+
+    fn need(&mut self, name: &str) -> Result<NpyArray> {
+        self.take(name)
+            .ok_or_else(|| self.bad(format!("missing array '{name}'")))
+    }
+
+    /// `(n, H, W, C, k)` of `values`, every dimension but `n` at least 1.
+    fn values_shape(&self, values: &NpyArray) -> Result<[usize; 5]> {
+        let Ok(dims) = <[usize; 5]>::try_from(values.shape.as_slice()) else {
+            return Err(self.bad(format!(
+                "'values' must have 5 dimensions, has shape {:?}",
+                values.shape
+            )));
+        };
+        if dims[1..].contains(&0) {
+            // Without this, a zero-size 'values' could claim 2^62 images at no cost in bytes.
+            return Err(self.bad(format!(
+                "'values' has shape {:?}: every dimension but the first must be at least 1",
+                values.shape
+            )));
+        }
+        Ok(dims)
+    }
+
+    fn check_shape(&self, a: &NpyArray, name: &str, want: &[usize]) -> Result<()> {
+        if a.shape == want {
+            return Ok(());
+        }
+        Err(self.bad(format!(
+            "'{name}' has shape {:?}, expected {want:?}",
+            a.shape
+        )))
+    }
+
+    /// A float array of shape `want`, as f64.
+    fn floats(&self, a: NpyArray, name: &str, want: &[usize]) -> Result<Vec<f64>> {
+        self.check_shape(&a, name, want)?;
+        match a.data {
+            NpyData::F64(v) => Ok(v),
+            NpyData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
+            _ => Err(self.bad(format!("'{name}' must be a float array"))),
+        }
+    }
+
+    /// A non-negative int64 array of shape `want`.
+    fn ints(&self, a: NpyArray, name: &str, want: &[usize]) -> Result<Vec<usize>> {
+        self.check_shape(&a, name, want)?;
+        match a.data {
+            NpyData::I64(v) => v
+                .into_iter()
+                .map(|x| {
+                    usize::try_from(x).map_err(|_| self.bad(format!("negative entry in '{name}'")))
+                })
+                .collect(),
+            _ => Err(self.bad(format!("'{name}' must be an int64 array"))),
+        }
+    }
+
+    /// `(n, k)` base values; shap's export may give one per image, `(n,)`.
+    fn base_values(&mut self, n: usize, k: usize) -> Result<Vec<f64>> {
+        match self.need("base_values")? {
+            a if a.shape == [n] => Ok(self
+                .floats(a, "base_values", &[n])?
+                .into_iter()
+                .flat_map(|b| std::iter::repeat_n(b, k))
+                .collect()),
+            a => self.floats(a, "base_values", &[n, k]),
+        }
+    }
+
+    /// The explained images, `(n, H, W, C)`, as f32.
+    fn data(&mut self, want: &[usize]) -> Result<Vec<f32>> {
+        let a = self.need("data")?;
+        if a.shape != want {
+            return Err(self.bad(format!("'data' has shape {:?}, expected {want:?}", a.shape)));
+        }
+        match a.data {
+            NpyData::F32(v) => Ok(v),
+            NpyData::F64(v) => Ok(v.into_iter().map(|x| x as f32).collect()),
+            _ => Err(self.bad("'data' must be a float array".into())),
+        }
+    }
+
+    /// `(n, k)` names; shap's export gives one list of `k` for every row; none: the indices.
+    fn output_names(
+        &mut self,
+        n: usize,
+        k: usize,
+        output_indices: &[usize],
+    ) -> Result<Vec<Vec<String>>> {
+        match self.take("output_names") {
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [n, k] => Ok(v.chunks(k.max(1)).map(|r| r.to_vec()).collect()),
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [k] => Ok(vec![v; n]),
+            Some(_) => {
+                Err(self.bad("'output_names' must be an (n, k) or (k,) string array".into()))
+            }
+            None => Ok(output_indices
+                .chunks(k.max(1))
+                .take(n)
+                .map(|row| row.iter().map(|x| x.to_string()).collect())
+                .collect()),
+        }
+    }
+
+    /// `permutation` when the file says so, else `partition`.
+    fn algorithm(&mut self) -> Algorithm {
+        match self.take("algorithm") {
+            Some(NpyArray {
+                data: NpyData::Str(v),
+                ..
+            }) if v.first().is_some_and(|s| s == "permutation") => Algorithm::Permutation,
+            _ => Algorithm::Partition,
+        }
+    }
+
+    /// The timing `stats` when present and plausible, else zeros.
+    fn stats(&mut self) -> RunStats {
+        match self.take("stats") {
+            Some(NpyArray {
+                data: NpyData::F64(v),
+                ..
+            }) if v.len() == 5 && v.iter().all(|x| x.is_finite() && *x >= 0.0 && *x < 1e12) => {
+                RunStats {
+                    wall_time: Duration::from_secs_f64(v[0]),
+                    image_time: Duration::from_secs_f64(v[1]),
+                    model_time: Duration::from_secs_f64(v[2]),
+                    model_rows: v[3] as usize,
+                    model_calls: v[4] as usize,
+                }
+            }
+            _ => RunStats::default(),
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BatchModel, ExplainError, Explanation, ImageMasker, MaskedBatch, MaskedImages, Progress, Result,
+    BatchModel, ConfigError, ExplainError, Explanation, ImageMasker, MaskedBatch, MaskedImages,
+    Progress, Result,
 };
 
 /// How to score an explanation: steps per curve, random orders, their seed.
@@ -181,15 +182,14 @@ impl Faithfulness {
     fn check<M: BatchModel + ?Sized>(&self, model: &M, e: &Explanation) -> Result<()> {
         let p = e.shape.pixels();
         if self.steps == 0 || self.steps > p {
-            return Err(ExplainError::InvalidConfig(format!(
-                "steps must be between 1 and the {p} pixels of an image, got {}",
-                self.steps
-            )));
+            return Err(ConfigError::Steps {
+                steps: self.steps,
+                pixels: p,
+            }
+            .into());
         }
         if self.random == 0 {
-            return Err(ExplainError::InvalidConfig(
-                "at least one random order is needed for the baseline".into(),
-            ));
+            return Err(ConfigError::NoRandomOrders.into());
         }
         if e.num_images == 0 || e.num_outputs == 0 {
             return Err(ExplainError::EmptyBatch);
@@ -457,7 +457,10 @@ fn add(acc: &mut [Vec<f64>], rows: &[Vec<f64>]) {
 /// A masker error, with the image it happened on.
 fn at_image(err: ExplainError, image: usize) -> ExplainError {
     match err {
-        ExplainError::Mask { reason, .. } => ExplainError::Mask { image, reason },
+        ExplainError::Mask { source, .. } => ExplainError::Mask {
+            image: Some(image),
+            source,
+        },
         other => other,
     }
 }

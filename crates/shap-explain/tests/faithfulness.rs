@@ -5,9 +5,9 @@
 mod common;
 
 use shap_explain::{
-    Algorithm, Budget, ConstantMasker, Explanation, Faithfulness, FnModel, ImageInfo, ImageMasker,
-    ImageShape, ModelError, OutputSelection, PartitionExplainer, auc, class_summary, features_at,
-    order_by,
+    Algorithm, Budget, ConstantMasker, ExplainerConfig, Explanation, Faithfulness, FnModel,
+    ImageInfo, ImageMasker, ImageShape, ModelError, OutputSelection, auc, class_summary,
+    features_at, order_by,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
@@ -44,11 +44,13 @@ fn linear_model_gets_the_best_possible_deletion_curve() {
         .collect();
     let model = linear(w);
     let masker = blur(3);
-    let e = PartitionExplainer {
+    let e = ExplainerConfig {
         budget: Budget::Exact,
         outputs: OutputSelection::All,
-        ..PartitionExplainer::default()
+        ..ExplainerConfig::partition()
     }
+    .check()
+    .unwrap()
     .explain(&model, &img, shape, &masker)
     .unwrap();
     let f = Faithfulness {
@@ -229,7 +231,9 @@ fn independent_of_the_thread_count() {
         .map(|j| ((j * 37 + 11) % 101) as f32 / 100.0)
         .collect();
     let masker = blur(3);
-    let e = PartitionExplainer::default()
+    let e = ExplainerConfig::partition()
+        .check()
+        .unwrap()
         .explain(&model, &images, shape, &masker)
         .unwrap();
     let f = Faithfulness {

@@ -3,8 +3,8 @@
 
 use candle_core::Device;
 use shap_explain::{
-    BatchModel, ConstantMasker, ImageShape, MaskedBatch, ModelError, OutputSelection,
-    PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, ModelError,
+    OutputSelection,
 };
 use shap_mask::{MaskMode, Masker};
 use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
@@ -279,16 +279,20 @@ fn explanations_match_the_full_path_exactly() {
     }
     let mut images = image();
     images.extend(image().iter().rev());
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        budget: shap_explain::Budget::MaxEvals(300),
-        ..PartitionExplainer::default()
-    };
-    let permutation = PermutationExplainer {
-        max_evals: Some(2 * 1569),
+        budget: Budget::MaxEvals(300),
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .expect("explainer settings");
+    let permutation = ExplainerConfig {
+        budget: Budget::MaxEvals(2 * 1569),
         outputs: OutputSelection::TopK(2),
-        ..PermutationExplainer::default()
-    };
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .expect("explainer settings");
     let inpaint = Masker::new("inpaint_telea".parse().expect("spec"), MaskMode::Default);
     let constant = ConstantMasker { value: 0.0 };
     let a = partition
@@ -322,10 +326,12 @@ fn the_same_image_explained_on_several_threads_at_once() {
     let m = IncrementalCnn::new(&weights(Head::Softmax)).expect("model");
     let one = image();
     let images: Vec<f32> = (0..8).flat_map(|_| one.iter().copied()).collect();
-    let explainer = PartitionExplainer {
+    let explainer = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
-        ..PartitionExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .expect("explainer settings");
     let masker = ConstantMasker { value: 0.0 };
     for _ in 0..5 {
         let e = rayon::ThreadPoolBuilder::new()

@@ -152,7 +152,7 @@ impl Scene for FaithScene {
 /// values; an unsupported extension; a failed write (nothing is left at `out`).
 pub fn faithfulness_plot(curves: &Curves, out: &Path) -> Result<(), PlotError> {
     crate::render::OutputFormat::from_path(out)?;
-    ensure_fonts()?;
+    ensure_fonts();
     let all = [
         ("deletion", &curves.deletion),
         ("insertion", &curves.insertion),

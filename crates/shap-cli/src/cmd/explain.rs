@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use shap_data::FashionMnist;
 use shap_explain::{
-    Explanation, ExplanationSummary, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection,
-    PartitionExplainer, PermutationExplainer, Progress, TieBreak,
+    Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, ImageInfo,
+    ImageShape, InputLayout, OutputSelection, Progress,
 };
 use shap_io::OutputSpec;
-use shap_mask::{MaskMode, Masker, MaskerSpec};
+use shap_mask::{Masker, MaskerSpec};
 
 use super::network::{Engine, Eval, Network, Options, class_names};
 use super::{chunks, common};
@@ -159,9 +159,15 @@ pub enum AlgorithmArg {
 
 impl AlgorithmArg {
     fn name(self) -> &'static str {
-        match self {
-            Self::Partition => "partition",
-            Self::Permutation => "permutation",
+        Algorithm::from(self).name()
+    }
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(a: AlgorithmArg) -> Self {
+        match a {
+            AlgorithmArg::Partition => Self::Partition,
+            AlgorithmArg::Permutation => Self::Permutation,
         }
     }
 }
@@ -250,12 +256,7 @@ pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
     let slicing = slicing(&args)?;
     let spec: MaskerSpec = args.masker.parse()?;
-    let mode = if args.shap_compat {
-        MaskMode::ShapCompat
-    } else {
-        MaskMode::Default
-    };
-    let masker = Masker::new(spec, mode);
+    let masker = Masker::new(spec, compat(&args).mask_mode());
     let net = Network::load(&args.model, &options(&args))?;
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
@@ -424,7 +425,8 @@ pub(super) struct Request {
     pub(super) first_stream: u64,
 }
 
-/// Run the chosen explainer.
+/// Build the explainer the flags describe (one configuration for either algorithm, checked
+/// before any image is explained) and run it.
 pub(super) fn explain(
     args: &Args,
     net: &Network,
@@ -433,45 +435,29 @@ pub(super) fn explain(
     request: Request,
     progress: &dyn Progress,
 ) -> Result<Explanation> {
-    let Request {
-        outputs,
-        names,
-        first_stream,
-    } = request;
-    let shape = net.shape();
-    let compat_seed = || -> Result<u32> {
-        u32::try_from(args.seed).context("--seed must fit in 32 bits with --shap-compat")
+    let algorithm = Algorithm::from(args.algorithm);
+    let config = ExplainerConfig {
+        budget: args
+            .max_evals
+            .map_or(Budget::default_for(algorithm), Budget::MaxEvals),
+        compat: compat(args),
+        seed: args.seed,
+        outputs: request.outputs,
+        output_names: Some(request.names),
+        first_stream: request.first_stream,
+        ..ExplainerConfig::new(algorithm)
     };
-    if args.algorithm == AlgorithmArg::Permutation {
-        let e = PermutationExplainer {
-            max_evals: args.max_evals,
-            outputs,
-            output_names: Some(names),
-            shap_compat: args.shap_compat,
-            first_stream,
-            rng: if args.shap_compat {
-                OrderRng::NumpyLegacy(compat_seed()?)
-            } else {
-                OrderRng::Seeded(args.seed)
-            },
-            ..PermutationExplainer::default()
-        };
-        return Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?);
-    }
-    let mut e = PartitionExplainer {
-        outputs,
-        output_names: Some(names),
-        ..PartitionExplainer::default()
-    };
-    if let Some(me) = args.max_evals {
-        e.budget = shap_explain::Budget::MaxEvals(me);
-    }
+    let explainer = config.check()?;
+    Ok(explainer.explain_with_progress(net.model(), images, net.shape(), masker, progress)?)
+}
+
+/// `--shap-compat`: shap 0.51's maskers, tie-break, orders and Permutation outputs.
+fn compat(args: &Args) -> Compat {
     if args.shap_compat {
-        e.tie_break = TieBreak::NumpyLegacy {
-            seed: compat_seed()?,
-        };
+        Compat::Shap
+    } else {
+        Compat::Default
     }
-    Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?)
 }
 
 /// The run's settings, recorded in the `.npz` and the JSON: algorithm, masker, budget, seed,
