@@ -316,6 +316,10 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
     for (out, needle) in &cases {
         fails_with(out, needle);
     }
+    // Nothing written: no file, and no journal (the budget refusal comes from the first chunk,
+    // after the journal was opened; a run that saved no chunk removes it).
+    assert!(!npz.exists());
+    assert!(!dir.path().join("e.npz.parts").exists());
     // A configuration error is printed once, not again as its own cause.
     assert_eq!(
         text(&cases[cases.len() - 2].0.stderr)

@@ -260,6 +260,12 @@ pub fn run(args: Args) -> Result<()> {
     let net = Network::load(&args.model, &options(&args))?;
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
+    let request = Request {
+        outputs: outputs.clone(),
+        names: names.clone(),
+        first_stream: 0,
+    };
+    config(&args, request).check()?;
     let selection = select_images(&args, &net, slicing.range)?;
     let (selection, positions) = shard(selection, slicing.shard)?;
     if args.algorithm == AlgorithmArg::Permutation {
@@ -425,18 +431,10 @@ pub(super) struct Request {
     pub(super) first_stream: u64,
 }
 
-/// Build the explainer the flags describe (one configuration for either algorithm, checked
-/// before any image is explained) and run it.
-pub(super) fn explain(
-    args: &Args,
-    net: &Network,
-    images: &[f32],
-    masker: &Masker,
-    request: Request,
-    progress: &dyn Progress,
-) -> Result<Explanation> {
+/// The explainer configuration the flags describe (one for either algorithm).
+fn config(args: &Args, request: Request) -> ExplainerConfig {
     let algorithm = Algorithm::from(args.algorithm);
-    let config = ExplainerConfig {
+    ExplainerConfig {
         budget: args
             .max_evals
             .map_or(Budget::default_for(algorithm), Budget::MaxEvals),
@@ -446,8 +444,20 @@ pub(super) fn explain(
         output_names: Some(request.names),
         first_stream: request.first_stream,
         ..ExplainerConfig::new(algorithm)
-    };
-    let explainer = config.check()?;
+    }
+}
+
+/// Build the explainer for one chunk (its settings were checked once before any work, see
+/// [`run`]) and run it.
+pub(super) fn explain(
+    args: &Args,
+    net: &Network,
+    images: &[f32],
+    masker: &Masker,
+    request: Request,
+    progress: &dyn Progress,
+) -> Result<Explanation> {
+    let explainer = config(args, request).check()?;
     Ok(explainer.explain_with_progress(net.model(), images, net.shape(), masker, progress)?)
 }
 
