@@ -48,7 +48,7 @@ impl Explained {
             images.len(),
             fmt_count(evals),
             fmt_sci(eff),
-            fmt_secs(self.summary.total_seconds)
+            self.summary.total_seconds.map_or("-".into(), fmt_secs)
         )
     }
 }
@@ -605,7 +605,7 @@ fn explained_table(e: &Explained, logits: bool) -> Table {
             i.class_names.join(", "),
             fmt_count(i.evals as u64),
             fmt_sci(i.efficiency_error),
-            fmt_secs(i.seconds),
+            i.seconds.map_or("-".into(), fmt_secs),
         ]);
     }
     t

@@ -160,7 +160,9 @@ pub fn run(args: Args) -> Result<()> {
             c.arg("--indices").arg(picked.join(","));
         }
         c.args(["--max-evals", &evals.to_string(), "--top-k", "5"]);
-        c.arg("--npz").arg(stem.with_extension("npz"));
+        let npz = stem.with_extension("npz");
+        fresh(&npz)?;
+        c.arg("--npz").arg(&npz);
         c.arg("--json").arg(stem.with_extension("json"));
         c.arg("--plot").arg(stem.with_extension("png"));
         let command = shown(&c, &plan.out);
@@ -274,6 +276,7 @@ fn summary(
         "5",
     ]);
     c.arg("--range").arg(format!("0..{}", plan.summary_images));
+    fresh(&npz)?;
     c.arg("--npz").arg(&npz).arg("--quiet");
     let explain_cmd = shown(&c, &plan.out);
     let t0 = std::time::Instant::now();
@@ -554,4 +557,15 @@ pub fn run_quick_for_ci(out: &Path) -> Result<()> {
         data_dir: None,
         seed: 42,
     })
+}
+
+/// Remove an explanation an earlier reproduction left at `npz`, so that this run computes
+/// (and times) it: `shap-cli explain` would otherwise report the file complete and reuse it.
+fn fresh(npz: &Path) -> Result<()> {
+    match std::fs::remove_file(npz) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing the earlier {}", npz.display()))
+        }
+        _ => Ok(()),
+    }
 }

@@ -103,9 +103,10 @@ pub struct Explanation {
     /// Per image, `max_o |sum_f values[f, o] + base[o] - fx[o]|`.
     pub efficiency_errors: Vec<f64>,
     /// Seconds spent explaining each image (masking, model and bookkeeping; images run in
-    /// parallel, so these overlap in wall time).
+    /// parallel, so these overlap in wall time). Measured by the explainers; not saved in the
+    /// `.npz`, so empty when the explanation was read from a file.
     pub image_times: Vec<f64>,
-    /// Timing and counts.
+    /// Timing and counts (zero when [`Explanation::image_times`] is empty).
     pub stats: RunStats,
     /// What is known about each explained image (empty when nothing is); saved in the `.npz`.
     pub images: Vec<ImageInfo>,
@@ -193,6 +194,8 @@ impl Explanation {
     pub fn summary(&self) -> ExplanationSummary {
         let k = self.num_outputs;
         let part = |v: &[f64], i: usize| v.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec();
+        // Timings exist only for an explanation computed in this process.
+        let timed = self.image_times.len() == self.num_images && self.num_images > 0;
         let images = (0..self.num_images)
             .map(|i| {
                 let info = self.images.get(i).cloned().unwrap_or_default();
@@ -214,7 +217,7 @@ impl Explanation {
                     fx: part(&self.fx, i),
                     evals: self.evals.get(i).copied().unwrap_or(0),
                     efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
-                    seconds: self.image_times.get(i).copied().unwrap_or(0.0),
+                    seconds: self.image_times.get(i).copied(),
                     title: info.title,
                 }
             })
@@ -224,10 +227,10 @@ impl Explanation {
             shape: [self.shape.height, self.shape.width, self.shape.channels],
             num_outputs: k,
             settings: self.settings.iter().cloned().collect(),
-            total_seconds: self.stats.wall_time.as_secs_f64(),
-            model_seconds: self.stats.model_time.as_secs_f64(),
-            model_rows: self.stats.model_rows,
-            model_calls: self.stats.model_calls,
+            total_seconds: timed.then(|| self.stats.wall_time.as_secs_f64()),
+            model_seconds: timed.then(|| self.stats.model_time.as_secs_f64()),
+            model_rows: timed.then_some(self.stats.model_rows),
+            model_calls: timed.then_some(self.stats.model_calls),
             images,
         }
     }
@@ -241,9 +244,10 @@ impl Explanation {
     /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
     /// `(n,H,W,C,k)` f64, `base_values` `(n,k)` f64, `output_indices` `(n,k)` int64, `data`
     /// `(n,H,W,C)` f32, `fx` `(n,k)` f64, plus `output_names` `(n,k)` unicode, `evals` `(n,)`
-    /// int64, `efficiency_errors` `(n,)` f64, `image_times` `(n,)` f64 (seconds), `algorithm`
-    /// `(1,)` unicode, timing `stats` `(5,)` f64 (wall s, per-image s, model s, rows, calls)
-    /// and, when present, `std_errors` like `values`. Written with the workspace's one output
+    /// int64, `efficiency_errors` `(n,)` f64, `algorithm` `(1,)` unicode and, when present,
+    /// `std_errors` like `values`. Timings ([`Explanation::image_times`],
+    /// [`Explanation::stats`]) are not saved: the file holds what was computed, so the same
+    /// run gives the same bytes, interrupted and resumed or not. Written with the workspace's one output
     /// writer ([`shap_io::write_atomic`]): atomic for regular files, `-` for standard output.
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let (n, k) = (self.num_images, self.num_outputs);
@@ -286,25 +290,8 @@ impl Explanation {
                 arr(vec![n], NpyData::F64(self.efficiency_errors.clone())),
             ),
             (
-                "image_times",
-                arr(vec![n], NpyData::F64(self.image_times.clone())),
-            ),
-            (
                 "algorithm",
                 arr(vec![1], NpyData::Str(vec![self.algorithm.name().into()])),
-            ),
-            (
-                "stats",
-                arr(
-                    vec![5],
-                    NpyData::F64(vec![
-                        self.stats.wall_time.as_secs_f64(),
-                        self.stats.image_time.as_secs_f64(),
-                        self.stats.model_time.as_secs_f64(),
-                        self.stats.model_rows as f64,
-                        self.stats.model_calls as f64,
-                    ]),
-                ),
             ),
         ];
         if let Some(se) = &self.std_errors {
@@ -335,7 +322,6 @@ impl Explanation {
             ("output_names rows", self.output_names.len(), n),
             ("evals", self.evals.len(), n),
             ("efficiency_errors", self.efficiency_errors.len(), n),
-            ("image_times", self.image_times.len(), n),
         ];
         for (what, got, want) in checks {
             if got != want {
@@ -411,9 +397,10 @@ impl Explanation {
             images: Vec::new(),
             settings: Vec::new(),
         };
+        // Files of earlier versions saved timings; read them when present.
         e.image_times = match r.take("image_times") {
             Some(a) => r.floats(a, "image_times", &[n])?,
-            None => vec![0.0; n],
+            None => Vec::new(),
         };
         e.efficiency_errors = match r.take("efficiency_errors") {
             Some(a) => r.floats(a, "efficiency_errors", &[n])?,
@@ -838,8 +825,9 @@ pub struct ImageSummary {
     pub evals: usize,
     /// Efficiency error `max_o |sum values + base - f(x)|`.
     pub efficiency_error: f64,
-    /// Seconds spent on this image.
-    pub seconds: f64,
+    /// Seconds spent on this image; `None` when the explanation was read from a file (timings
+    /// are not saved there).
+    pub seconds: Option<f64>,
     /// Its title in a figure (empty when none).
     pub title: String,
 }
@@ -856,19 +844,33 @@ pub struct ExplanationSummary {
     pub num_outputs: usize,
     /// The run's settings ([`Explanation::settings`]).
     pub settings: std::collections::BTreeMap<String, String>,
-    /// Total wall time of the explanation, seconds.
-    pub total_seconds: f64,
-    /// Time inside the model (summed over images), seconds.
-    pub model_seconds: f64,
-    /// Model rows evaluated.
-    pub model_rows: usize,
-    /// Model calls.
-    pub model_calls: usize,
+    /// Total wall time of the explanation, seconds (`None` when not measured in this run:
+    /// read from a file, or resumed from saved chunks).
+    pub total_seconds: Option<f64>,
+    /// Time inside the model (summed over images), seconds; `None` as `total_seconds`.
+    pub model_seconds: Option<f64>,
+    /// Model rows evaluated; `None` as `total_seconds`.
+    pub model_rows: Option<usize>,
+    /// Model calls; `None` as `total_seconds`.
+    pub model_calls: Option<usize>,
     /// Per-image details.
     pub images: Vec<ImageSummary>,
 }
 
 impl ExplanationSummary {
+    /// Append the images of `next` (a later part of the same run) and add its timings and
+    /// counts; a total is unknown (`None`) when either part's is.
+    pub fn append(&mut self, next: ExplanationSummary) {
+        fn add<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+            a.zip(b).map(|(a, b)| a + b)
+        }
+        self.images.extend(next.images);
+        self.total_seconds = add(self.total_seconds, next.total_seconds);
+        self.model_seconds = add(self.model_seconds, next.model_seconds);
+        self.model_rows = add(self.model_rows, next.model_rows);
+        self.model_calls = add(self.model_calls, next.model_calls);
+    }
+
     /// Write as pretty JSON (atomically, through [`shap_io::write_bytes`]).
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();

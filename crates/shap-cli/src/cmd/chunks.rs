@@ -3,7 +3,7 @@
 //! the final file is joined from the chunk files array by array
 //! ([`shap_explain::join_npz`]), and the journal is removed: a run interrupted at any point
 //! resumes where it stopped, an uninterrupted run takes the same path (so both give the same
-//! bytes, timings apart), and memory is bounded by a chunk, not the selection. Without a
+//! bytes), and memory is bounded by a chunk, not the selection. Without a
 //! journal (`--npz -`, a device, or only `--json`/`--plot`), chunks are joined in memory.
 
 use std::ops::Range;
@@ -316,11 +316,7 @@ fn combine(parts: Vec<ExplanationSummary>, settings: Vec<(String, String)>) -> E
     let mut it = parts.into_iter();
     let mut all = it.next().expect("a run has at least one chunk");
     for p in it {
-        all.images.extend(p.images);
-        all.total_seconds += p.total_seconds;
-        all.model_seconds += p.model_seconds;
-        all.model_rows += p.model_rows;
-        all.model_calls += p.model_calls;
+        all.append(p);
     }
     all.settings = settings.into_iter().collect();
     all

@@ -571,7 +571,7 @@ fn print_summary(
         for r in &summary.images {
             writeln!(
                 o,
-                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
+                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
                 r.source,
                 r.true_name.as_deref().unwrap_or("-"),
                 r.predicted_name.as_deref().unwrap_or("-"),
@@ -579,7 +579,8 @@ fn print_summary(
                 r.class_names.join(", "),
                 r.evals,
                 r.efficiency_error,
-                r.seconds,
+                r.seconds
+                    .map_or("(saved earlier)".into(), |t| format!("{t:.3} s")),
             )?;
         }
         let work = summary
@@ -593,12 +594,14 @@ fn print_summary(
                 )
             })
             .unwrap_or_default();
+        let model = summary.model_seconds.map_or_else(
+            || "some images were explained by an earlier run".into(),
+            |m| format!("{m:.3} s in the model"),
+        );
         writeln!(
             o,
-            "  total {:.3} s for {} images ({:.3} s in the model{work})",
-            seconds,
+            "  total {seconds:.3} s for {} images ({model}{work})",
             summary.images.len(),
-            summary.model_seconds,
         )
     })
 }
