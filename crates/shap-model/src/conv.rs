@@ -189,7 +189,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Scratch sizes needed by [`forward_image`].
 pub fn forward_scratch_len(g: ConvGeom) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if fast_forward(g) {
+        return crate::avx512::forward_scratch_len(g).max(g.cols_len(g.cin));
+    }
     g.cols_len(g.cin)
+}
+
+/// Whether the forward pass of `g` runs on the AVX-512 kernels on this CPU.
+fn fast_forward(g: ConvGeom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::avx512::available() && crate::avx512::forward_fits(g);
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Whether the backward pass of `g` runs on the AVX-512 kernels on this CPU.
+fn fast_backward(g: ConvGeom, need_dx: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::avx512::available() && crate::avx512::backward_fits(g, need_dx);
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// Forward one image: `out = relu(conv3x3(x, w) + b)` (ReLU skipped when `relu` is false).
@@ -197,6 +217,23 @@ pub fn forward_scratch_len(g: ConvGeom) -> usize {
 /// `x` is `(cin, h, w)`, `weight` `[cout, cin, 3, 3]`, `bias` `[cout]`, `out` `(cout, h, w)`,
 /// `cols` at least [`forward_scratch_len`] values.
 pub fn forward_image(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+    cols: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast_forward(g) {
+        return crate::avx512::forward_image(g, x, weight, bias, relu, out, cols);
+    }
+    forward_image_portable(g, x, weight, bias, relu, out, cols);
+}
+
+/// [`forward_image`] through im2col blocks and `gemm` (AVX2/FMA or portable, chosen by `gemm`).
+pub(crate) fn forward_image_portable(
     g: ConvGeom,
     x: &[f32],
     weight: &[f32],
@@ -351,8 +388,34 @@ pub fn backward_batch(
     relu: bool,
     need_dx: bool,
 ) -> ConvGrads {
+    let fast = fast_backward(g, need_dx);
+    backward_batch_with(g, (x, weight, y, gy), relu, need_dx, fast)
+}
+
+/// [`backward_batch`] on the im2col / `gemm` kernels whatever the CPU.
+#[cfg(test)]
+pub(crate) fn backward_batch_portable(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    gy: &[f32],
+    relu: bool,
+    need_dx: bool,
+) -> ConvGrads {
+    backward_batch_with(g, (x, weight, y, gy), relu, need_dx, false)
+}
+
+/// The task split and the fixed-order reduction of [`backward_batch`]; `fast` picks the
+/// AVX-512 task kernel.
+fn backward_batch_with(
+    g: ConvGeom,
+    (x, weight, y, gy): (&[f32], &[f32], &[f32], &[f32]),
+    relu: bool,
+    need_dx: bool,
+    fast: bool,
+) -> ConvGrads {
     let n = x.len() / g.in_len().max(1);
-    let hw = g.hw();
     let wt = if need_dx {
         flip_transpose(g, weight)
     } else {
@@ -376,79 +439,20 @@ pub fn backward_batch(
         .enumerate()
         .map(|(t, dx_chunk)| {
             let i0 = t * IMAGES_PER_TASK;
-            let i1 = (i0 + IMAGES_PER_TASK).min(n);
+            let span = (i0, (i0 + IMAGES_PER_TASK).min(n));
             // Per-tap weight gradient, laid out (tap, cout, cin); permuted at the end.
             let mut dwt = vec![0f32; g.weight_len()];
             let mut db = vec![0f32; g.cout];
-            let mut gp = vec![0f32; g.out_len()];
-            let pw = g.w + 2;
-            // Input transposed to padded (H+3) x (W+2) x cin, channels last.
-            let tap = g.cin >= TAP_GEMM_MIN_CIN;
-            let mut xt = vec![0f32; if tap { (g.h + 3) * pw * g.cin } else { 0 }];
-            // Masked output gradient on the padded-width grid (cout, H, W+2), zero in the two
-            // extra columns so they contribute nothing.
-            let mut gw = vec![0f32; if tap { g.cout * g.h * pw } else { 0 }];
-            let mut cols = vec![0f32; g.cols_len(g.cout).max(g.cols_len(g.cin))];
-            let k_x = g.cout * 9;
-            for i in i0..i1 {
-                let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
-                let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
-                if relu {
-                    for ((p, &yv), &gv) in gp.iter_mut().zip(yi).zip(gi) {
-                        *p = if yv > 0.0 { gv } else { 0.0 };
-                    }
-                } else {
-                    gp.copy_from_slice(gi);
-                }
-                for (co, d) in db.iter_mut().enumerate() {
-                    *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
-                }
-                if g.cin >= TAP_GEMM_MIN_CIN {
-                    for co in 0..g.cout {
-                        for r in 0..g.h {
-                            let src = &gp[co * hw + r * g.w..co * hw + (r + 1) * g.w];
-                            gw[(co * g.h + r) * pw..(co * g.h + r) * pw + g.w].copy_from_slice(src);
-                        }
-                    }
-                }
-                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                if g.cin >= TAP_GEMM_MIN_CIN {
-                    tap_weight_grad(g, xi, &gw, &mut xt, &mut dwt);
-                } else {
-                    im2col_weight_grad(g, xi, &gp, &mut cols, &mut dwt);
-                }
-                if need_dx {
-                    let local = i - i0;
-                    let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
-                    let rows = g.rows_per_block(g.cout);
-                    let mut r0 = 0;
-                    while r0 < g.h {
-                        let r1 = (r0 + rows).min(g.h);
-                        let ncols = (r1 - r0) * g.w;
-                        im2col(&gp, g.cout, g.h, g.w, r0, r1, &mut cols);
-                        matmul(
-                            (g.cin, ncols, k_x),
-                            &mut dxi[r0 * g.w..],
-                            (hw, 1),
-                            false,
-                            &wt,
-                            (k_x, 1),
-                            &cols,
-                            (ncols, 1),
-                        );
-                        r0 = r1;
-                    }
-                }
+            let wt = need_dx.then_some(wt.as_slice());
+            let data = (x, y, gy);
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                crate::avx512::backward_task(g, data, relu, wt, span, dx_chunk, &mut dwt, &mut db);
+                return (untap(g, &dwt), db);
             }
-            let mut dw = vec![0f32; g.weight_len()];
-            for t in 0..9 {
-                for co in 0..g.cout {
-                    for ci in 0..g.cin {
-                        dw[(co * g.cin + ci) * 9 + t] = dwt[(t * g.cout + co) * g.cin + ci];
-                    }
-                }
-            }
-            (dw, db)
+            let _ = fast;
+            portable_task(g, data, relu, wt, span, dx_chunk, &mut dwt, &mut db);
+            (untap(g, &dwt), db)
         })
         .collect();
     let mut dw = vec![0f32; g.weight_len()];
@@ -465,6 +469,94 @@ pub fn backward_batch(
         dx: need_dx.then_some(dx),
         dw,
         db,
+    }
+}
+
+/// A `(tap, cout, cin)` weight gradient in the weight's `[cout, cin, 3, 3]` layout.
+fn untap(g: ConvGeom, dwt: &[f32]) -> Vec<f32> {
+    let mut dw = vec![0f32; g.weight_len()];
+    for t in 0..9 {
+        for co in 0..g.cout {
+            for ci in 0..g.cin {
+                dw[(co * g.cin + ci) * 9 + t] = dwt[(t * g.cout + co) * g.cin + ci];
+            }
+        }
+    }
+    dw
+}
+
+/// The backward pass of images `i0..i1` on im2col / `gemm`: weight gradient `(tap, cout,
+/// cin)` and bias gradient accumulated into `dwt` and `db`, input gradients into `dx_chunk`
+/// when `wt` (the flipped, transposed weights) is given.
+#[allow(clippy::too_many_arguments)]
+fn portable_task(
+    g: ConvGeom,
+    (x, y, gy): (&[f32], &[f32], &[f32]),
+    relu: bool,
+    wt: Option<&[f32]>,
+    (i0, i1): (usize, usize),
+    dx_chunk: &mut [f32],
+    dwt: &mut [f32],
+    db: &mut [f32],
+) {
+    let hw = g.hw();
+    let mut gp = vec![0f32; g.out_len()];
+    let pw = g.w + 2;
+    // Input transposed to padded (H+3) x (W+2) x cin, channels last.
+    let tap = g.cin >= TAP_GEMM_MIN_CIN;
+    let mut xt = vec![0f32; if tap { (g.h + 3) * pw * g.cin } else { 0 }];
+    // Masked output gradient on the padded-width grid (cout, H, W+2), zero in the two
+    // extra columns so they contribute nothing.
+    let mut gw = vec![0f32; if tap { g.cout * g.h * pw } else { 0 }];
+    let mut cols = vec![0f32; g.cols_len(g.cout).max(g.cols_len(g.cin))];
+    let k_x = g.cout * 9;
+    for i in i0..i1 {
+        let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
+        let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
+        if relu {
+            for ((p, &yv), &gv) in gp.iter_mut().zip(yi).zip(gi) {
+                *p = if yv > 0.0 { gv } else { 0.0 };
+            }
+        } else {
+            gp.copy_from_slice(gi);
+        }
+        for (co, d) in db.iter_mut().enumerate() {
+            *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
+        }
+        let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+        if tap {
+            for co in 0..g.cout {
+                for r in 0..g.h {
+                    let src = &gp[co * hw + r * g.w..co * hw + (r + 1) * g.w];
+                    gw[(co * g.h + r) * pw..(co * g.h + r) * pw + g.w].copy_from_slice(src);
+                }
+            }
+            tap_weight_grad(g, xi, &gw, &mut xt, dwt);
+        } else {
+            im2col_weight_grad(g, xi, &gp, &mut cols, dwt);
+        }
+        if let Some(wt) = wt {
+            let local = i - i0;
+            let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
+            let rows = g.rows_per_block(g.cout);
+            let mut r0 = 0;
+            while r0 < g.h {
+                let r1 = (r0 + rows).min(g.h);
+                let ncols = (r1 - r0) * g.w;
+                im2col(&gp, g.cout, g.h, g.w, r0, r1, &mut cols);
+                matmul(
+                    (g.cin, ncols, k_x),
+                    &mut dxi[r0 * g.w..],
+                    (hw, 1),
+                    false,
+                    wt,
+                    (k_x, 1),
+                    &cols,
+                    (ncols, 1),
+                );
+                r0 = r1;
+            }
+        }
     }
 }
 

@@ -35,6 +35,8 @@
 //! ```
 
 pub mod adapter;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;

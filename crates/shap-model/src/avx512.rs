@@ -1,0 +1,553 @@
+//! AVX-512 kernels for the 3x3 convolutions (x86_64 only, chosen at run time by
+//! [`crate::conv`] when the CPU has `avx512f`; the AVX2 `gemm` and portable paths stay for
+//! every other CPU).
+//!
+//! Direct convolutions on a padded grid instead of im2col + GEMM. Every channel plane is
+//! stored zero-padded as rows of `pw = w + 2` values (image pixel `(y, x)` at
+//! `(y + 1) * pw + x + 1`), so output position `p = y * pw + x` of the "wide" output grid
+//! (two junk columns per row, dropped when copying out) reads its nine taps at `p + off(t)`,
+//! `off(t) = ky * pw + kx`: every tap is a plain offset, no unfolded buffer, no bounds tests.
+//! Output positions are processed in tiles of 48 (three 16-lane vectors) and output channels
+//! in groups of 8, so a tile keeps 24 accumulators in registers and every tap costs three
+//! vector loads and eight FMAs with the weight broadcast from memory.
+//!
+//! - Forward ([`forward_image`]): bias-initialised accumulators, `ci`-major then tap order,
+//!   ReLU at the store.
+//! - Input gradient ([`backward_task`]): the same kernel on the ReLU-masked output gradient
+//!   with the flipped, transposed weights.
+//! - Weight gradient, `cin` a multiple of 32 (conv2): `dW[t][co][ci] += sum_p g[co][p] *
+//!   x[p + off(t)][ci]` with the input channels-last, so `ci` fills two vectors; 4 output
+//!   channels x 3 taps of a kernel row x 2 vectors = 24 accumulators over all positions.
+//! - Weight gradient, `cin == 1` (conv1): vectors along the positions, 2 output channels x 9
+//!   taps = 18 accumulators, reduced horizontally per image.
+//!
+//! Each image is computed alone with a fixed operation order, and the backward pass keeps the
+//! fixed chunks of [`crate::conv::IMAGES_PER_TASK`] images summed in chunk order, so results
+//! are bit-identical whatever the thread count. They differ from the `gemm` path's in the last
+//! bits (another summation order): the tests bound the difference.
+//!
+//! Implementation notes (speed, batch 256 on a 2-core Sapphire Rapids shared with other jobs,
+//! `cargo run --release -p shap-model --example epoch_profile`, medians over rounds):
+//! see the figures in `conv.rs`'s module notes.
+
+use std::arch::x86_64::{
+    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps,
+};
+
+use crate::conv::ConvGeom;
+
+/// Lanes of one vector.
+const L: usize = 16;
+/// Output positions per tile (three vectors).
+const TILE: usize = 3 * L;
+/// Output channels per tile of the direct convolution.
+const MR: usize = 8;
+/// Output channels per block of the channels-last weight gradient.
+const DW_CO: usize = 4;
+/// Input channels per block of the channels-last weight gradient (two vectors).
+const DW_CI: usize = 2 * L;
+
+/// Environment variable that turns the AVX-512 kernels off (any value), for comparing
+/// paths on one machine or reproducing the results of a CPU without AVX-512.
+pub(crate) const DISABLE_VAR: &str = "SHAP_MODEL_NO_AVX512";
+
+/// Whether this CPU runs the AVX-512 kernels (and [`DISABLE_VAR`] is unset); read once.
+pub(crate) fn available() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os(DISABLE_VAR).is_none()
+    })
+}
+
+/// The padded-grid layout of one image's planes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    h: usize,
+    w: usize,
+    /// Padded row length.
+    pw: usize,
+    /// Output positions computed per plane (`h * pw` rounded up to a tile).
+    np: usize,
+    /// Stride between padded input planes (room for every tap of every computed position).
+    cs: usize,
+}
+
+impl Grid {
+    pub(crate) fn new(g: ConvGeom) -> Self {
+        let pw = g.w + 2;
+        let np = (g.h * pw).div_ceil(TILE) * TILE;
+        Self {
+            h: g.h,
+            w: g.w,
+            pw,
+            np,
+            cs: np + 2 * pw + 2,
+        }
+    }
+
+    fn offsets(&self) -> [usize; 9] {
+        std::array::from_fn(|t| (t / 3) * self.pw + t % 3)
+    }
+
+    /// Write `c` planes of `x` (`(c, h, w)`) zero-padded into `dst` (every value rewritten).
+    fn pad(&self, x: &[f32], c: usize, dst: &mut [f32]) {
+        let (pw, w, hw) = (self.pw, self.w, self.h * self.w);
+        for (src, d) in x
+            .chunks_exact(hw)
+            .zip(dst.chunks_exact_mut(self.cs))
+            .take(c)
+        {
+            d[..pw + 1].fill(0.0);
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                let at = (y + 1) * pw + 1;
+                d[at..at + w].copy_from_slice(row);
+                d[at + w..at + pw].fill(0.0);
+            }
+            d[(self.h + 1) * pw + 1..].fill(0.0);
+        }
+    }
+
+    /// Copy `c` wide output planes (`np` values each) into `(c, h, w)`.
+    fn unpad(&self, src: &[f32], c: usize, out: &mut [f32]) {
+        let hw = self.h * self.w;
+        for (s, o) in src
+            .chunks_exact(self.np)
+            .zip(out.chunks_exact_mut(hw))
+            .take(c)
+        {
+            for (y, row) in o.chunks_exact_mut(self.w).enumerate() {
+                row.copy_from_slice(&s[y * self.pw..y * self.pw + self.w]);
+            }
+        }
+    }
+}
+
+/// Whether [`forward_image`] handles this geometry.
+pub(crate) fn forward_fits(g: ConvGeom) -> bool {
+    g.cout % MR == 0 && g.cin > 0
+}
+
+/// Whether [`backward_task`] handles this geometry (and the input gradient when asked).
+pub(crate) fn backward_fits(g: ConvGeom, need_dx: bool) -> bool {
+    let dw = (g.cin % DW_CI == 0 && g.cout % DW_CO == 0) || (g.cin == 1 && g.cout % 2 == 0);
+    dw && g.cin > 0 && (!need_dx || g.cin % MR == 0)
+}
+
+/// Scratch values [`forward_image`] needs.
+pub(crate) fn forward_scratch_len(g: ConvGeom) -> usize {
+    let grid = Grid::new(g);
+    g.cin * grid.cs + g.cout * grid.np
+}
+
+/// `out[co][p] = act(bias[co] + sum_ci sum_t w[co][ci][t] * xpad[ci][p + off(t)])` for every
+/// `p < np`, where `act` is ReLU or nothing. `xpad` holds `cin` planes of stride `grid.cs`.
+fn direct_conv(
+    grid: Grid,
+    (cin, cout): (usize, usize),
+    xpad: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    assert!(cout % MR == 0 && cin > 0, "direct_conv: {cout} outputs");
+    assert!(xpad.len() >= cin * grid.cs, "direct_conv: input too short");
+    assert!(
+        weight.len() >= cout * cin * 9,
+        "direct_conv: weight too short"
+    );
+    assert!(out.len() >= cout * grid.np, "direct_conv: output too short");
+    assert!(
+        bias.is_none_or(|b| b.len() >= cout),
+        "direct_conv: bias too short"
+    );
+    assert!(available(), "direct_conv: no AVX-512");
+    // SAFETY: avx512f was checked above. Reads: input `ci * cs + p + off(t)` with
+    // `p < np` and `off(t) <= 2 * pw + 2`, so below `cin * cs`; weights below `cout * cin * 9`;
+    // bias below `cout`. Writes: `co * np + p < cout * np`. All lengths were asserted.
+    unsafe { direct_conv_avx512(grid, (cin, cout), xpad, weight, bias, relu, out) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn direct_conv_avx512(
+    grid: Grid,
+    (cin, cout): (usize, usize),
+    xpad: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let offs = grid.offsets();
+    let (xp, wp, op) = (xpad.as_ptr(), weight.as_ptr(), out.as_mut_ptr());
+    let zero = _mm512_setzero_ps();
+    for co0 in (0..cout).step_by(MR) {
+        let init: [__m512; MR] = std::array::from_fn(|r| match bias {
+            Some(b) => _mm512_set1_ps(b[co0 + r]),
+            None => zero,
+        });
+        for p0 in (0..grid.np).step_by(TILE) {
+            let mut acc = [[zero; 3]; MR];
+            for (a, i) in acc.iter_mut().zip(init) {
+                *a = [i; 3];
+            }
+            for ci in 0..cin {
+                // SAFETY (whole block): offsets within the bounds stated by `direct_conv`.
+                let xc = unsafe { xp.add(ci * grid.cs + p0) };
+                let wc = unsafe { wp.add(co0 * cin * 9 + ci * 9) };
+                for (t, &off) in offs.iter().enumerate() {
+                    let v: [__m512; 3] =
+                        std::array::from_fn(|j| unsafe { _mm512_loadu_ps(xc.add(off + j * L)) });
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(unsafe { *wc.add(r * cin * 9 + t) });
+                        for (aj, vj) in a.iter_mut().zip(v) {
+                            *aj = _mm512_fmadd_ps(wv, vj, *aj);
+                        }
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                for (j, &aj) in a.iter().enumerate() {
+                    let v = if relu { _mm512_max_ps(aj, zero) } else { aj };
+                    // SAFETY: `(co0 + r) * np + p0 + j * L + 15 < cout * np`.
+                    unsafe { _mm512_storeu_ps(op.add((co0 + r) * grid.np + p0 + j * L), v) };
+                }
+            }
+        }
+    }
+}
+
+/// Forward one image: `out = relu(conv3x3(x, w) + b)` (ReLU skipped when `relu` is false),
+/// with `scratch` of at least [`forward_scratch_len`] values. Needs [`forward_fits`].
+pub(crate) fn forward_image(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let grid = Grid::new(g);
+    let (xpad, wide) = scratch.split_at_mut(g.cin * grid.cs);
+    grid.pad(x, g.cin, xpad);
+    direct_conv(grid, (g.cin, g.cout), xpad, weight, Some(bias), relu, wide);
+    grid.unpad(wide, g.cout, out);
+}
+
+/// Channels-last weight gradient of one image, accumulated into `dwt` laid out
+/// `(tap, cout, cin)`: `dwt[t][co][ci] += sum_{p < h*pw} gw[co][p] * xt[(p + off(t)) * cin + ci]`
+/// where `gw` holds `cout` planes of stride `gs` (zero on the junk columns) and `xt` is the
+/// padded input channels-last.
+fn weight_grad_cl(grid: Grid, g: ConvGeom, xt: &[f32], gw: &[f32], gs: usize, dwt: &mut [f32]) {
+    let n = grid.h * grid.pw;
+    assert!(
+        g.cin % DW_CI == 0 && g.cout % DW_CO == 0,
+        "weight_grad_cl: geometry"
+    );
+    assert!(
+        xt.len() >= (n + 2 * grid.pw + 2) * g.cin,
+        "weight_grad_cl: input too short"
+    );
+    assert!(
+        gw.len() >= (g.cout - 1) * gs + n,
+        "weight_grad_cl: gradient too short"
+    );
+    assert!(
+        dwt.len() >= g.weight_len(),
+        "weight_grad_cl: output too short"
+    );
+    assert!(available(), "weight_grad_cl: no AVX-512");
+    // SAFETY: avx512f checked; reads of `xt` below `(n - 1 + 2 * pw + 2) * cin + cin`, of `gw`
+    // below `(cout - 1) * gs + n`, reads and writes of `dwt` below `9 * cout * cin`: asserted.
+    unsafe { weight_grad_cl_avx512(grid, g, xt, gw, gs, dwt) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_cl_avx512(
+    grid: Grid,
+    g: ConvGeom,
+    xt: &[f32],
+    gw: &[f32],
+    gs: usize,
+    dwt: &mut [f32],
+) {
+    let (cin, cout, pw) = (g.cin, g.cout, grid.pw);
+    let n = grid.h * pw;
+    let (xp, gp, dp) = (xt.as_ptr(), gw.as_ptr(), dwt.as_mut_ptr());
+    // SAFETY (whole function): offsets within the bounds stated by `weight_grad_cl`.
+    let at = |t: usize, co: usize, ci: usize| (t * cout + co) * cin + ci;
+    for ky in 0..3 {
+        for co0 in (0..cout).step_by(DW_CO) {
+            for ci0 in (0..cin).step_by(DW_CI) {
+                let mut acc: [[[__m512; 2]; 3]; DW_CO] = std::array::from_fn(|r| {
+                    std::array::from_fn(|kx| {
+                        std::array::from_fn(|j| unsafe {
+                            _mm512_loadu_ps(dp.add(at(ky * 3 + kx, co0 + r, ci0 + j * L)))
+                        })
+                    })
+                });
+                for p in 0..n {
+                    let xr = unsafe { xp.add((p + ky * pw) * cin + ci0) };
+                    let v: [[__m512; 2]; 3] = std::array::from_fn(|kx| {
+                        std::array::from_fn(|j| unsafe {
+                            _mm512_loadu_ps(xr.add(kx * cin + j * L))
+                        })
+                    });
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let gv = _mm512_set1_ps(unsafe { *gp.add((co0 + r) * gs + p) });
+                        for (ak, vk) in a.iter_mut().zip(v) {
+                            for (aj, vj) in ak.iter_mut().zip(vk) {
+                                *aj = _mm512_fmadd_ps(gv, vj, *aj);
+                            }
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    for (kx, ak) in a.iter().enumerate() {
+                        for (j, &aj) in ak.iter().enumerate() {
+                            let i = at(ky * 3 + kx, co0 + r, ci0 + j * L);
+                            unsafe { _mm512_storeu_ps(dp.add(i), aj) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Weight gradient of one single-channel image, accumulated into `dwt[t * cout + co]`:
+/// `sum_{p < np} gw[co][p] * xpad[p + off(t)]`, `gw` with plane stride `gs`, zero wherever
+/// the position is not an image pixel.
+fn weight_grad_1ch(grid: Grid, cout: usize, xpad: &[f32], gw: &[f32], gs: usize, dwt: &mut [f32]) {
+    assert!(cout % 2 == 0 && cout > 0, "weight_grad_1ch: {cout} outputs");
+    assert!(xpad.len() >= grid.cs, "weight_grad_1ch: input too short");
+    assert!(
+        gw.len() >= (cout - 1) * gs + grid.np,
+        "weight_grad_1ch: gradient too short"
+    );
+    assert!(dwt.len() >= 9 * cout, "weight_grad_1ch: output too short");
+    assert!(available(), "weight_grad_1ch: no AVX-512");
+    // SAFETY: avx512f checked; reads of `xpad` below `np + 2 * pw + 2 = cs`, of `gw` below
+    // `(cout - 1) * gs + np`: asserted; `dwt` is indexed safely.
+    unsafe { weight_grad_1ch_avx512(grid, cout, xpad, gw, gs, dwt) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_1ch_avx512(
+    grid: Grid,
+    cout: usize,
+    xpad: &[f32],
+    gw: &[f32],
+    gs: usize,
+    dwt: &mut [f32],
+) {
+    let offs = grid.offsets();
+    let (xp, gp) = (xpad.as_ptr(), gw.as_ptr());
+    for co0 in (0..cout).step_by(2) {
+        let mut acc = [[_mm512_setzero_ps(); 9]; 2];
+        for p in (0..grid.np).step_by(L) {
+            // SAFETY: within the bounds stated by `weight_grad_1ch`.
+            let gv: [__m512; 2] =
+                std::array::from_fn(|r| unsafe { _mm512_loadu_ps(gp.add((co0 + r) * gs + p)) });
+            for (t, &off) in offs.iter().enumerate() {
+                let v = unsafe { _mm512_loadu_ps(xp.add(p + off)) };
+                for (a, &gr) in acc.iter_mut().zip(&gv) {
+                    a[t] = _mm512_fmadd_ps(gr, v, a[t]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (t, &v) in a.iter().enumerate() {
+                dwt[t * cout + co0 + r] += _mm512_reduce_add_ps(v);
+            }
+        }
+    }
+}
+
+/// Scratch of one backward task.
+struct TaskScratch {
+    /// ReLU-masked output gradient, `cout` padded planes.
+    gpad: Vec<f32>,
+    /// Padded input: planes (one channel) or channels-last (the rest).
+    xin: Vec<f32>,
+    /// Wide input gradient, `cin` planes of `np`.
+    dxw: Vec<f32>,
+}
+
+/// Backward pass of images `i0..i1` (see [`crate::conv::backward_batch`]): the weight gradient
+/// (laid out `(tap, cout, cin)`) and bias gradient of the chunk, and the input gradients into
+/// `dx_chunk` when `wt` (the flipped, transposed weights) is given. Needs [`backward_fits`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_task(
+    g: ConvGeom,
+    (x, y, gy): (&[f32], &[f32], &[f32]),
+    relu: bool,
+    wt: Option<&[f32]>,
+    (i0, i1): (usize, usize),
+    dx_chunk: &mut [f32],
+    dwt: &mut [f32],
+    db: &mut [f32],
+) {
+    let grid = Grid::new(g);
+    let (hw, pw) = (g.hw(), grid.pw);
+    let xin_len = if g.cin == 1 {
+        grid.cs
+    } else {
+        (grid.np + 2 * pw + 2) * g.cin
+    };
+    let mut s = TaskScratch {
+        gpad: vec![0f32; g.cout * grid.cs],
+        xin: vec![0f32; xin_len],
+        dxw: vec![0f32; if wt.is_some() { g.cin * grid.np } else { 0 }],
+    };
+    for i in i0..i1 {
+        let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
+        let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
+        let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+        // The padded gradient's junk cells stay zero: only image cells are written.
+        for co in 0..g.cout {
+            let mut sum = 0f32;
+            for r in 0..g.h {
+                let at = co * grid.cs + (r + 1) * pw + 1;
+                let dst = &mut s.gpad[at..at + g.w];
+                let src = co * hw + r * g.w..co * hw + (r + 1) * g.w;
+                for ((d, &yv), &gv) in dst.iter_mut().zip(&yi[src.clone()]).zip(&gi[src]) {
+                    *d = if !relu || yv > 0.0 { gv } else { 0.0 };
+                    sum += *d;
+                }
+            }
+            db[co] += sum;
+        }
+        // Output position p of the wide grid reads gradient cell p + pw + 1.
+        let gw = &s.gpad[pw + 1..];
+        if g.cin == 1 {
+            grid.pad(xi, 1, &mut s.xin);
+            weight_grad_1ch(grid, g.cout, &s.xin, gw, grid.cs, dwt);
+        } else {
+            for ci in 0..g.cin {
+                for r in 0..g.h {
+                    let src = &xi[ci * hw + r * g.w..ci * hw + (r + 1) * g.w];
+                    let base = ((r + 1) * pw + 1) * g.cin + ci;
+                    for (c, &v) in src.iter().enumerate() {
+                        s.xin[base + c * g.cin] = v;
+                    }
+                }
+            }
+            weight_grad_cl(grid, g, &s.xin, gw, grid.cs, dwt);
+        }
+        if let Some(wt) = wt {
+            direct_conv(grid, (g.cout, g.cin), &s.gpad, wt, None, false, &mut s.dxw);
+            let local = i - i0;
+            let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
+            grid.unpad(&s.dxw, g.cin, dxi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each AVX-512 kernel against the portable (`gemm` / im2col) one. The summation orders
+    //! differ, so values are compared with a tolerance relative to the sum of the absolute
+    //! terms (what rounding can move), and bit-identity across thread counts is checked on
+    //! the whole batch functions that dispatch to these kernels.
+    use super::*;
+    use crate::conv;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `|a - b| <= tol * scale` elementwise.
+    fn assert_close(a: &[f32], b: &[f32], scale: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= 2e-6 * scale,
+            "{what}: worst difference {worst} (scale {scale})"
+        );
+        assert!(a.iter().any(|v| *v != 0.0), "{what}: all zero");
+    }
+
+    const GEOMS: [ConvGeom; 3] = [
+        ConvGeom {
+            cin: 1,
+            cout: 32,
+            h: 28,
+            w: 28,
+        },
+        ConvGeom {
+            cin: 32,
+            cout: 16,
+            h: 28,
+            w: 28,
+        },
+        ConvGeom {
+            cin: 32,
+            cout: 8,
+            h: 5,
+            w: 7,
+        },
+    ];
+
+    #[test]
+    fn forward_matches_the_portable_kernel() {
+        if !available() {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        for g in GEOMS {
+            let x = data(g.in_len(), 1);
+            let w = data(g.weight_len(), 2);
+            let b = data(g.cout, 3);
+            for relu in [true, false] {
+                let mut ours = vec![0f32; g.out_len()];
+                let mut scratch = vec![0f32; forward_scratch_len(g)];
+                forward_image(g, &x, &w, &b, relu, &mut ours, &mut scratch);
+                let mut theirs = vec![0f32; g.out_len()];
+                let mut cols = vec![0f32; conv::forward_scratch_len(g)];
+                conv::forward_image_portable(g, &x, &w, &b, relu, &mut theirs, &mut cols);
+                // Every term is a product of values in [-1, 1]: at most cin * 9 + 1 of them.
+                assert_close(&ours, &theirs, (g.cin * 9 + 1) as f32, &format!("{g:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_the_portable_kernels() {
+        if !available() {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        for g in GEOMS {
+            let n = 11;
+            let x = data(n * g.in_len(), 4);
+            let w = data(g.weight_len(), 5);
+            let y = data(n * g.out_len(), 6);
+            let gy = data(n * g.out_len(), 7);
+            let need_dx = g.cin > 1;
+            assert!(backward_fits(g, need_dx), "{g:?}");
+            let ours = conv::backward_batch(g, &x, &w, &y, &gy, true, need_dx);
+            let theirs = conv::backward_batch_portable(g, &x, &w, &y, &gy, true, need_dx);
+            let what = format!("{g:?}");
+            // dW sums n * h * w products; dX cout * 9; db n * h * w values.
+            let pixels = (n * g.hw()) as f32;
+            assert_close(&ours.dw, &theirs.dw, pixels, &format!("dw {what}"));
+            assert_close(&ours.db, &theirs.db, pixels, &format!("db {what}"));
+            if need_dx {
+                let (a, b) = (ours.dx.unwrap_or_default(), theirs.dx.unwrap_or_default());
+                assert_close(&a, &b, (g.cout * 9) as f32, &format!("dx {what}"));
+            }
+        }
+    }
+}
