@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+mod adam;
 pub mod adapter;
 #[cfg(target_arch = "x86_64")]
 mod avx512;

@@ -1,0 +1,124 @@
+//! The TF-Keras rows of `cargo xtask bench`: one training epoch and forward throughput at
+//! batch 512, ours beside TF-Keras's, measured alternately in one run.
+//!
+//! Each round runs `shap-model`'s `epoch_time` example (one epoch of [`cfg`] images, batch 256,
+//! then 10 forward calls of 512 images) and then `benches/python/keras_train_time.py` (the
+//! tutorial's Keras network: two epochs on the same images, the second timed, then
+//! `model.predict` on 5,120 test images at batch 512, median of 3 after a warm-up call), both
+//! on [`THREADS`] threads. Alternating the two keeps a shared machine's drift on both sides;
+//! the rows give the medians over [`REPEATS`] rounds and their ratios.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::bench::{REPEATS, THREADS};
+use crate::sh;
+
+/// One round's figures: (epoch seconds, batch-512 images per second).
+type Round = (f64, f64);
+
+/// The rows, or none when `python` is not given or cannot import TensorFlow.
+pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
+    let Some(python) = python.filter(|p| crate::bench::python_imports(p, "tensorflow")) else {
+        return Ok(Vec::new());
+    };
+    let (images, rounds) = if quick { (10_000, 1) } else { (60_000, REPEATS) };
+    sh::run(sh::cargo().args(["build", "--quiet", "--release", "-p", "shap-model"]).args([
+        "--example",
+        "epoch_time",
+    ]))?;
+    let (mut ours, mut keras) = (Vec::new(), Vec::new());
+    let mut versions = String::new();
+    for round in 1..=rounds {
+        eprintln!("==> training epoch and forward, round {round}/{rounds}: Rust, then TF-Keras");
+        ours.push(rust_round(images)?);
+        let (k, v) = keras_round(python, images)?;
+        keras.push(k);
+        versions = v;
+    }
+    let med = |v: &[Round], f: fn(&Round) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
+    let (our_epoch, keras_epoch) = (med(&ours, |r| r.0), med(&keras, |r| r.0));
+    let (our_fwd, keras_fwd) = (med(&ours, |r| r.1), med(&keras, |r| r.1));
+    let how = format!(
+        "alternating with {versions}, median of {rounds} round(s); {images} images, batch 256, \
+         {THREADS} threads"
+    );
+    Ok(vec![
+        json!({
+            "group": "keras", "name": "training epoch: TF-Keras (second of two epochs) / Rust",
+            "value": keras_epoch / our_epoch, "unit": "x",
+            "reference": "goal >= 1.25x (aim 1.5x)",
+            "note": format!("Rust {our_epoch:.1} s, TF-Keras {keras_epoch:.1} s; {how}"),
+        }),
+        json!({
+            "group": "keras", "name": "forward, batch 512: Rust / Keras model.predict",
+            "value": our_fwd / keras_fwd, "unit": "x",
+            "reference": "goal > 1x",
+            "note": format!(
+                "Rust {our_fwd:.0} img/s, Keras {keras_fwd:.0} img/s; 5,120 images in calls of \
+                 512 on each side; {how}"
+            ),
+        }),
+    ])
+}
+
+/// Our epoch and batch-512 forward (the `epoch_time` example's JSON).
+fn rust_round(images: usize) -> Result<Round> {
+    let exe = sh::target_dir().join("release/examples/epoch_time");
+    let out = sh::output(
+        Command::new(exe)
+            .env("RAYON_NUM_THREADS", THREADS)
+            .args(["--json", "--limit", &images.to_string()]),
+    )?;
+    let v: Value = serde_json::from_str(out.trim()).context("parsing epoch_time's JSON")?;
+    let epoch = v["epoch"]["seconds"].as_f64().context("epoch.seconds missing")?;
+    let fwd = v["forward_512"]["images_per_second"]
+        .as_f64()
+        .context("forward_512 missing")?;
+    Ok((epoch, fwd))
+}
+
+/// TF-Keras's second epoch and `model.predict` throughput, and its versions.
+fn keras_round(python: &str, images: usize) -> Result<(Round, String)> {
+    let script = sh::repo_root().join("benches/python/keras_train_time.py");
+    let data = shap_data_dir();
+    let out = sh::output(Command::new(python).arg(script).arg(data).args([
+        "--threads",
+        THREADS,
+        "--repeats",
+        &REPEATS.to_string(),
+        "--limit",
+        &images.to_string(),
+    ]))?;
+    let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
+        .context("parsing keras_train_time.py's output")?;
+    let epoch = v["second_epoch_seconds"]
+        .as_f64()
+        .context("second_epoch_seconds missing")?;
+    let fwd = v["predict_images_per_second"]
+        .as_f64()
+        .context("predict_images_per_second missing")?;
+    let versions = v["versions"].as_str().unwrap_or("TF-Keras").to_string();
+    Ok(((epoch, fwd), versions))
+}
+
+/// The Fashion-MNIST folder for the Python side (`FASHION_MNIST_DIR`, else the Debian
+/// package's, as for the shap reference).
+fn shap_data_dir() -> std::path::PathBuf {
+    std::env::var_os("FASHION_MNIST_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| "/usr/share/datasets/fashion-mnist".into())
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
