@@ -16,19 +16,31 @@ use serde_json::{Value, json};
 use crate::bench::{REPEATS, THREADS};
 use crate::sh;
 
-/// One round's figures: (epoch seconds, batch-512 images per second).
-type Round = (f64, f64);
+/// One round's figures.
+struct Round {
+    /// Wall-clock seconds of the epoch.
+    epoch: f64,
+    /// CPU seconds the process used during the epoch (all threads).
+    epoch_cpu: f64,
+    /// Batch-512 forward images per second.
+    forward: f64,
+}
 
 /// The rows, or none when `python` is not given or cannot import TensorFlow.
 pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
     let Some(python) = python.filter(|p| crate::bench::python_imports(p, "tensorflow")) else {
         return Ok(Vec::new());
     };
-    let (images, rounds) = if quick { (10_000, 1) } else { (60_000, REPEATS) };
-    sh::run(sh::cargo().args(["build", "--quiet", "--release", "-p", "shap-model"]).args([
-        "--example",
-        "epoch_time",
-    ]))?;
+    let (images, rounds) = if quick {
+        (10_000, 1)
+    } else {
+        (60_000, REPEATS)
+    };
+    sh::run(
+        sh::cargo()
+            .args(["build", "--quiet", "--release", "-p", "shap-model"])
+            .args(["--example", "epoch_time"]),
+    )?;
     let (mut ours, mut keras) = (Vec::new(), Vec::new());
     let mut versions = String::new();
     for round in 1..=rounds {
@@ -39,8 +51,9 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
         versions = v;
     }
     let med = |v: &[Round], f: fn(&Round) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
-    let (our_epoch, keras_epoch) = (med(&ours, |r| r.0), med(&keras, |r| r.0));
-    let (our_fwd, keras_fwd) = (med(&ours, |r| r.1), med(&keras, |r| r.1));
+    let (our_epoch, keras_epoch) = (med(&ours, |r| r.epoch), med(&keras, |r| r.epoch));
+    let (our_cpu, keras_cpu) = (med(&ours, |r| r.epoch_cpu), med(&keras, |r| r.epoch_cpu));
+    let (our_fwd, keras_fwd) = (med(&ours, |r| r.forward), med(&keras, |r| r.forward));
     let how = format!(
         "alternating with {versions}, median of {rounds} round(s); {images} images, batch 256, \
          {THREADS} threads"
@@ -51,6 +64,12 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
             "value": keras_epoch / our_epoch, "unit": "x",
             "reference": "goal >= 1.25x (aim 1.5x)",
             "note": format!("Rust {our_epoch:.1} s, TF-Keras {keras_epoch:.1} s; {how}"),
+        }),
+        json!({
+            "group": "keras", "name": "training epoch, CPU seconds: TF-Keras / Rust",
+            "value": keras_cpu / our_cpu, "unit": "x",
+            "reference": "less sensitive to other jobs on the machine than wall-clock time",
+            "note": format!("Rust {our_cpu:.1} s, TF-Keras {keras_cpu:.1} s of CPU over the epoch"),
         }),
         json!({
             "group": "keras", "name": "forward, batch 512: Rust / Keras model.predict",
@@ -67,17 +86,18 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
 /// Our epoch and batch-512 forward (the `epoch_time` example's JSON).
 fn rust_round(images: usize) -> Result<Round> {
     let exe = sh::target_dir().join("release/examples/epoch_time");
-    let out = sh::output(
-        Command::new(exe)
-            .env("RAYON_NUM_THREADS", THREADS)
-            .args(["--json", "--limit", &images.to_string()]),
-    )?;
+    let out = sh::output(Command::new(exe).env("RAYON_NUM_THREADS", THREADS).args([
+        "--json",
+        "--limit",
+        &images.to_string(),
+    ]))?;
     let v: Value = serde_json::from_str(out.trim()).context("parsing epoch_time's JSON")?;
-    let epoch = v["epoch"]["seconds"].as_f64().context("epoch.seconds missing")?;
-    let fwd = v["forward_512"]["images_per_second"]
-        .as_f64()
-        .context("forward_512 missing")?;
-    Ok((epoch, fwd))
+    let num = |x: &Value, what: &str| x.as_f64().with_context(|| format!("{what} missing"));
+    Ok(Round {
+        epoch: num(&v["epoch"]["seconds"], "epoch.seconds")?,
+        epoch_cpu: num(&v["epoch_cpu_seconds"], "epoch_cpu_seconds")?,
+        forward: num(&v["forward_512"]["images_per_second"], "forward_512")?,
+    })
 }
 
 /// TF-Keras's second epoch and `model.predict` throughput, and its versions.
@@ -94,14 +114,14 @@ fn keras_round(python: &str, images: usize) -> Result<(Round, String)> {
     ]))?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .context("parsing keras_train_time.py's output")?;
-    let epoch = v["second_epoch_seconds"]
-        .as_f64()
-        .context("second_epoch_seconds missing")?;
-    let fwd = v["predict_images_per_second"]
-        .as_f64()
-        .context("predict_images_per_second missing")?;
+    let num = |x: &Value, what: &str| x.as_f64().with_context(|| format!("{what} missing"));
+    let round = Round {
+        epoch: num(&v["second_epoch_seconds"], "second_epoch_seconds")?,
+        epoch_cpu: num(&v["second_epoch_cpu_seconds"], "second_epoch_cpu_seconds")?,
+        forward: num(&v["predict_images_per_second"], "predict_images_per_second")?,
+    };
     let versions = v["versions"].as_str().unwrap_or("TF-Keras").to_string();
-    Ok(((epoch, fwd), versions))
+    Ok((round, versions))
 }
 
 /// The Fashion-MNIST folder for the Python side (`FASHION_MNIST_DIR`, else the Debian
