@@ -1,9 +1,11 @@
 //! Where a training step's time goes, phase by phase, at batch 256 on synthetic data:
 //! conv1/conv2 forward, the conv2 backward (weight gradient alone, then with the input
 //! gradient), the conv1 backward, the whole hand-written step (the dense layer and the
-//! softmax are what is left once the convolutions are subtracted) and the Adam update.
-//! Phases are interleaved round by round and each figure is the median over rounds, so a
-//! shared machine's drift hits every phase alike.
+//! softmax are what is left once the convolutions are subtracted) and candle-nn's AdamW update
+//! (which training replaced with the crate's own Adam; it takes well under a millisecond).
+//! Phases are interleaved round by round; wall time is the median over rounds, CPU time (all
+//! threads, from `/proc/self/stat`'s 10 ms ticks) the mean, which a shared machine disturbs
+//! less.
 //!
 //! `cargo run --release -p shap-model --example epoch_profile [-- ROUNDS]`
 
@@ -18,6 +20,17 @@ use shap_model::{Cnn, Head, bench};
 static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
 
 const BATCH: usize = 256;
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 10 ms ticks).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -122,16 +135,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ];
     let mut times = vec![Vec::new(); phases.len()];
-    for _ in 0..=rounds {
+    let mut cpu = vec![0f64; phases.len()];
+    for round in 0..=rounds {
         for (i, (_, f)) in phases.iter_mut().enumerate() {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_seconds());
             f()?;
             times[i].push(t.elapsed().as_secs_f64() * 1e3);
+            if round > 0 {
+                cpu[i] += (cpu_seconds() - c) * 1e3 / rounds as f64;
+            }
         }
     }
     let med: Vec<f64> = times.iter_mut().map(|t| median(&mut t[1..])).collect();
-    for ((name, _), m) in phases.iter().zip(&med) {
-        println!("{name:<22} {m:>8.2} ms per batch of {BATCH}");
+    println!("phase                  wall ms (median)  CPU ms (mean, all threads), batch {BATCH}");
+    for (((name, _), m), c) in phases.iter().zip(&med).zip(&cpu) {
+        println!("{name:<22} {m:>8.2} {c:>14.1}");
     }
     let convs = med[0] + med[1] + med[3] + med[4];
     println!(

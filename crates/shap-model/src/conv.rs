@@ -281,13 +281,26 @@ pub(crate) fn forward_image_portable(
 pub fn forward_batch(g: ConvGeom, x: &[f32], weight: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
     let n = x.len() / g.in_len().max(1);
     let mut out = vec![0f32; n * g.out_len()];
+    forward_batch_into(g, x, weight, bias, relu, &mut out);
+    out
+}
+
+/// [`forward_batch`] into `out` (`n * g.out_len()` values, every one overwritten), so that a
+/// training loop can reuse its buffers instead of faulting in fresh pages every step.
+pub(crate) fn forward_batch_into(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
     out.par_chunks_mut(g.out_len())
         .zip(x.par_chunks(g.in_len()))
         .for_each_init(
             || vec![0f32; forward_scratch_len(g)],
             |cols, (o, xi)| forward_image(g, xi, weight, bias, relu, o, cols),
         );
-    out
 }
 
 /// Gradients of a fused conv3x3 + bias + ReLU layer.
@@ -388,8 +401,27 @@ pub fn backward_batch(
     relu: bool,
     need_dx: bool,
 ) -> ConvGrads {
+    let mut dx = vec![0f32; if need_dx { x.len() } else { 0 }];
     let fast = fast_backward(g, need_dx);
-    backward_batch_with(g, (x, weight, y, gy), relu, need_dx, fast)
+    let dx_out = need_dx.then_some(dx.as_mut_slice());
+    let (dw, db) = backward_batch_with(g, (x, weight, y, gy), relu, dx_out, fast);
+    ConvGrads {
+        dx: need_dx.then_some(dx),
+        dw,
+        db,
+    }
+}
+
+/// [`backward_batch`] writing the input gradient, when `dx` is given, into it (`x.len()`
+/// values, every one overwritten); returns the weight and bias gradients.
+pub(crate) fn backward_batch_into(
+    g: ConvGeom,
+    (x, weight, y, gy): (&[f32], &[f32], &[f32], &[f32]),
+    relu: bool,
+    dx: Option<&mut [f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let fast = fast_backward(g, dx.is_some());
+    backward_batch_with(g, (x, weight, y, gy), relu, dx, fast)
 }
 
 /// [`backward_batch`] on the im2col / `gemm` kernels whatever the CPU.
@@ -403,7 +435,14 @@ pub(crate) fn backward_batch_portable(
     relu: bool,
     need_dx: bool,
 ) -> ConvGrads {
-    backward_batch_with(g, (x, weight, y, gy), relu, need_dx, false)
+    let mut dx = vec![0f32; if need_dx { x.len() } else { 0 }];
+    let dx_out = need_dx.then_some(dx.as_mut_slice());
+    let (dw, db) = backward_batch_with(g, (x, weight, y, gy), relu, dx_out, false);
+    ConvGrads {
+        dx: need_dx.then_some(dx),
+        dw,
+        db,
+    }
 }
 
 /// The task split and the fixed-order reduction of [`backward_batch`]; `fast` picks the
@@ -412,27 +451,22 @@ fn backward_batch_with(
     g: ConvGeom,
     (x, weight, y, gy): (&[f32], &[f32], &[f32], &[f32]),
     relu: bool,
-    need_dx: bool,
+    dx: Option<&mut [f32]>,
     fast: bool,
-) -> ConvGrads {
+) -> (Vec<f32>, Vec<f32>) {
     let n = x.len() / g.in_len().max(1);
+    let need_dx = dx.is_some();
     let wt = if need_dx {
         flip_transpose(g, weight)
     } else {
         Vec::new()
     };
     let tasks = n.div_ceil(IMAGES_PER_TASK);
-    let mut dx = if need_dx {
-        vec![0f32; n * g.in_len()]
-    } else {
-        Vec::new()
-    };
     let task_len = IMAGES_PER_TASK * g.in_len();
     // One dx chunk per task (empty slices when no input gradient is needed).
-    let mut dx_chunks: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(task_len).collect()
-    } else {
-        (0..tasks).map(|_| <&mut [f32]>::default()).collect()
+    let mut dx_chunks: Vec<&mut [f32]> = match dx {
+        Some(dx) => dx[..n * g.in_len()].chunks_mut(task_len).collect(),
+        None => (0..tasks).map(|_| <&mut [f32]>::default()).collect(),
     };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
         .par_iter_mut()
@@ -465,11 +499,7 @@ fn backward_batch_with(
             *a += b;
         }
     }
-    ConvGrads {
-        dx: need_dx.then_some(dx),
-        dw,
-        db,
-    }
+    (dw, db)
 }
 
 /// A `(tap, cout, cin)` weight gradient in the weight's `[cout, cin, 3, 3]` layout.

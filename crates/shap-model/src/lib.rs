@@ -42,6 +42,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
 pub mod conv;
+mod dense;
 pub mod eval;
 pub mod incremental;
 pub mod model;

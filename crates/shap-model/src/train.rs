@@ -294,6 +294,7 @@ pub fn train(
         epochs: Vec::new(),
     };
     let n_batches = train.len().div_ceil(cfg.batch_size);
+    let mut buffers = crate::model::StepBuffers::default();
     for epoch in 1..=cfg.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
@@ -315,7 +316,7 @@ pub fn train(
             let (x, y) = train.gather(idx);
             let m = idx.len();
             let (lv, lg) = if dev.is_cpu() {
-                let g = cnn.cpu_loss_and_grads(&x, &y)?;
+                let g = cnn.cpu_loss_and_grads_with(&x, &y, &mut buffers)?;
                 if !g.loss.is_finite() {
                     bar.finish_and_clear();
                     return Err(Error::NonFinite {
