@@ -31,8 +31,8 @@
 //! see the figures in `conv.rs`'s module notes.
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 use crate::conv::ConvGeom;
@@ -366,6 +366,33 @@ unsafe fn weight_grad_1ch_avx512(
     }
 }
 
+/// `db[c] += sum_{p < np} gw[c * cs + p]` for `c < channels`, in 16 lanes with four
+/// accumulators (a fixed order; a scalar running sum is one long dependency chain).
+fn plane_sums(grid: Grid, channels: usize, gw: &[f32], db: &mut [f32]) {
+    assert!(grid.np % (4 * L) == 0 || grid.np % L == 0, "plane_sums: np");
+    assert!(channels == 0 || gw.len() >= (channels - 1) * grid.cs + grid.np);
+    assert!(
+        db.len() >= channels && available(),
+        "plane_sums: db / AVX-512"
+    );
+    // SAFETY: avx512f checked; reads below `(channels - 1) * cs + np`, asserted.
+    unsafe { plane_sums_avx512(grid, channels, gw, db) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_sums_avx512(grid: Grid, channels: usize, gw: &[f32], db: &mut [f32]) {
+    for (c, d) in db.iter_mut().enumerate().take(channels) {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (k, p) in (0..grid.np).step_by(L).enumerate() {
+            // SAFETY: `c * cs + p + 15 < (channels - 1) * cs + np`.
+            let v = unsafe { _mm512_loadu_ps(gw.as_ptr().add(c * grid.cs + p)) };
+            acc[k % 4] = _mm512_add_ps(acc[k % 4], v);
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        *d += _mm512_reduce_add_ps(s);
+    }
+}
+
 /// Scratch of one backward task.
 struct TaskScratch {
     /// ReLU-masked output gradient, `cout` padded planes.
@@ -408,20 +435,18 @@ pub(crate) fn backward_task(
         let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
         // The padded gradient's junk cells stay zero: only image cells are written.
         for co in 0..g.cout {
-            let mut sum = 0f32;
             for r in 0..g.h {
                 let at = co * grid.cs + (r + 1) * pw + 1;
                 let dst = &mut s.gpad[at..at + g.w];
                 let src = co * hw + r * g.w..co * hw + (r + 1) * g.w;
                 for ((d, &yv), &gv) in dst.iter_mut().zip(&yi[src.clone()]).zip(&gi[src]) {
                     *d = if !relu || yv > 0.0 { gv } else { 0.0 };
-                    sum += *d;
                 }
             }
-            db[co] += sum;
         }
         // Output position p of the wide grid reads gradient cell p + pw + 1.
         let gw = &s.gpad[pw + 1..];
+        plane_sums(grid, g.cout, gw, db);
         if g.cin == 1 {
             grid.pad(xi, 1, &mut s.xin);
             weight_grad_1ch(grid, g.cout, &s.xin, gw, grid.cs, dwt);
