@@ -393,14 +393,93 @@ unsafe fn plane_sums_avx512(grid: Grid, channels: usize, gw: &[f32], db: &mut [f
     }
 }
 
-/// Scratch of one backward task.
-struct TaskScratch {
+/// The backward pass of one layer, one image at a time, with its scratch kept between images.
+pub(crate) struct LayerBackward {
+    g: ConvGeom,
+    grid: Grid,
     /// ReLU-masked output gradient, `cout` padded planes.
     gpad: Vec<f32>,
     /// Padded input: planes (one channel) or channels-last (the rest).
     xin: Vec<f32>,
     /// Wide input gradient, `cin` planes of `np`.
     dxw: Vec<f32>,
+}
+
+impl LayerBackward {
+    /// Scratch for layer `g` (and its input gradient when `need_dx`). Needs [`backward_fits`].
+    pub(crate) fn new(g: ConvGeom, need_dx: bool) -> Self {
+        let grid = Grid::new(g);
+        let xin_len = if g.cin == 1 {
+            grid.cs
+        } else {
+            (grid.np + 2 * grid.pw + 2) * g.cin
+        };
+        Self {
+            g,
+            grid,
+            gpad: vec![0f32; g.cout * grid.cs],
+            xin: vec![0f32; xin_len],
+            dxw: vec![0f32; if need_dx { g.cin * grid.np } else { 0 }],
+        }
+    }
+
+    /// One image: input `xi`, output `yi`, output gradient `gi`; accumulates the weight
+    /// gradient (`(tap, cout, cin)`) into `dwt` and the bias gradient into `db`, and writes the
+    /// input gradient into `dxi` when `wt` (the flipped, transposed weights) is given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn image(
+        &mut self,
+        (xi, yi, gi): (&[f32], &[f32], &[f32]),
+        relu: bool,
+        wt: Option<&[f32]>,
+        dxi: &mut [f32],
+        dwt: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let (g, grid) = (self.g, self.grid);
+        let (hw, pw) = (g.hw(), grid.pw);
+        // The padded gradient's junk cells stay zero: only image cells are written.
+        for co in 0..g.cout {
+            for r in 0..g.h {
+                let at = co * grid.cs + (r + 1) * pw + 1;
+                let dst = &mut self.gpad[at..at + g.w];
+                let src = co * hw + r * g.w..co * hw + (r + 1) * g.w;
+                for ((d, &yv), &gv) in dst.iter_mut().zip(&yi[src.clone()]).zip(&gi[src]) {
+                    *d = if !relu || yv > 0.0 { gv } else { 0.0 };
+                }
+            }
+        }
+        // Output position p of the wide grid reads gradient cell p + pw + 1.
+        let gw = &self.gpad[pw + 1..];
+        plane_sums(grid, g.cout, gw, db);
+        if g.cin == 1 {
+            grid.pad(xi, 1, &mut self.xin);
+            weight_grad_1ch(grid, g.cout, &self.xin, gw, grid.cs, dwt);
+        } else {
+            for ci in 0..g.cin {
+                for r in 0..g.h {
+                    let src = &xi[ci * hw + r * g.w..ci * hw + (r + 1) * g.w];
+                    let base = ((r + 1) * pw + 1) * g.cin + ci;
+                    for (c, &v) in src.iter().enumerate() {
+                        self.xin[base + c * g.cin] = v;
+                    }
+                }
+            }
+            weight_grad_cl(grid, g, &self.xin, gw, grid.cs, dwt);
+        }
+        if let Some(wt) = wt {
+            direct_conv(
+                grid,
+                (g.cout, g.cin),
+                &self.gpad,
+                wt,
+                None,
+                false,
+                &mut self.dxw,
+            );
+            grid.unpad(&self.dxw, g.cin, dxi);
+        }
+    }
 }
 
 /// Backward pass of images `i0..i1` (see [`crate::conv::backward_batch`]): the weight gradient
@@ -417,57 +496,17 @@ pub(crate) fn backward_task(
     dwt: &mut [f32],
     db: &mut [f32],
 ) {
-    let grid = Grid::new(g);
-    let (hw, pw) = (g.hw(), grid.pw);
-    let xin_len = if g.cin == 1 {
-        grid.cs
-    } else {
-        (grid.np + 2 * pw + 2) * g.cin
-    };
-    let mut s = TaskScratch {
-        gpad: vec![0f32; g.cout * grid.cs],
-        xin: vec![0f32; xin_len],
-        dxw: vec![0f32; if wt.is_some() { g.cin * grid.np } else { 0 }],
-    };
+    let mut layer = LayerBackward::new(g, wt.is_some());
     for i in i0..i1 {
         let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
         let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
         let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-        // The padded gradient's junk cells stay zero: only image cells are written.
-        for co in 0..g.cout {
-            for r in 0..g.h {
-                let at = co * grid.cs + (r + 1) * pw + 1;
-                let dst = &mut s.gpad[at..at + g.w];
-                let src = co * hw + r * g.w..co * hw + (r + 1) * g.w;
-                for ((d, &yv), &gv) in dst.iter_mut().zip(&yi[src.clone()]).zip(&gi[src]) {
-                    *d = if !relu || yv > 0.0 { gv } else { 0.0 };
-                }
-            }
-        }
-        // Output position p of the wide grid reads gradient cell p + pw + 1.
-        let gw = &s.gpad[pw + 1..];
-        plane_sums(grid, g.cout, gw, db);
-        if g.cin == 1 {
-            grid.pad(xi, 1, &mut s.xin);
-            weight_grad_1ch(grid, g.cout, &s.xin, gw, grid.cs, dwt);
-        } else {
-            for ci in 0..g.cin {
-                for r in 0..g.h {
-                    let src = &xi[ci * hw + r * g.w..ci * hw + (r + 1) * g.w];
-                    let base = ((r + 1) * pw + 1) * g.cin + ci;
-                    for (c, &v) in src.iter().enumerate() {
-                        s.xin[base + c * g.cin] = v;
-                    }
-                }
-            }
-            weight_grad_cl(grid, g, &s.xin, gw, grid.cs, dwt);
-        }
-        if let Some(wt) = wt {
-            direct_conv(grid, (g.cout, g.cin), &s.gpad, wt, None, false, &mut s.dxw);
-            let local = i - i0;
-            let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
-            grid.unpad(&s.dxw, g.cin, dxi);
-        }
+        let local = i - i0;
+        let dxi = match wt {
+            Some(_) => &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()],
+            None => &mut [],
+        };
+        layer.image((xi, yi, gi), relu, wt, dxi, dwt, db);
     }
 }
 
@@ -546,6 +585,24 @@ mod tests {
                 assert_close(&ours, &theirs, (g.cin * 9 + 1) as f32, &format!("{g:?}"));
             }
         }
+    }
+
+    /// The fused two-layer backward pass gives the layer-by-layer results bit for bit.
+    #[test]
+    fn fused_pair_backward_matches_layer_by_layer() {
+        let (g1, g2) = (GEOMS[0], GEOMS[1]);
+        let n = 19;
+        let x = data(n * g1.in_len(), 8);
+        let w2 = data(g2.weight_len(), 9);
+        let a1 = data(n * g1.out_len(), 10);
+        let a2 = data(n * g2.out_len(), 11);
+        let ga2 = data(n * g2.out_len(), 12);
+        let mut da1 = vec![0f32; a1.len()];
+        let fused = conv::backward_pair((g1, g2), (&x, &a1, &a2, &ga2), &w2, &mut da1);
+        let second = conv::backward_batch_into(g2, (&a1, &w2, &a2, &ga2), true, Some(&mut da1));
+        let first = conv::backward_batch_into(g1, (&x, &[], &a1, &da1), true, None);
+        assert_eq!(fused, [first, second]);
+        assert!(fused[0].0.iter().any(|&v| v != 0.0));
     }
 
     #[test]

@@ -445,6 +445,86 @@ pub(crate) fn backward_batch_portable(
     }
 }
 
+/// Weight and bias gradients of two stacked ReLU layers, `a1 = relu(conv(x))` (geometry `g1`,
+/// no input gradient) and `a2 = relu(conv(a1))` (`g2`, weights `w2`), from the gradient `ga2`
+/// of `a2`: `[(dw1, db1), (dw2, db2)]`. `da1` is scratch for the input gradient of the second
+/// layer (`a1.len()` values).
+///
+/// Bit-identical to [`backward_batch_into`] on the second layer, then the first: the same
+/// per-image arithmetic and the same task chunks reduced in the same order. With AVX-512 the
+/// two run image by image in one task, so each image's `da1` is used while in cache instead of
+/// making a round trip through memory for the whole batch.
+pub(crate) fn backward_pair(
+    (g1, g2): (ConvGeom, ConvGeom),
+    (x, a1, a2, ga2): (&[f32], &[f32], &[f32], &[f32]),
+    w2: &[f32],
+    da1: &mut [f32],
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    if !(fast_backward(g2, true) && fast_backward(g1, false)) {
+        let second = backward_batch_into(g2, (a1, w2, a2, ga2), true, Some(&mut *da1));
+        let first = backward_batch_into(g1, (x, &[], a1, da1), true, None);
+        return [first, second];
+    }
+    #[cfg(target_arch = "x86_64")]
+    return backward_pair_fast((g1, g2), (x, a1, a2, ga2), w2);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the AVX-512 kernels exist only on x86_64")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn backward_pair_fast(
+    (g1, g2): (ConvGeom, ConvGeom),
+    (x, a1, a2, ga2): (&[f32], &[f32], &[f32], &[f32]),
+    w2: &[f32],
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    use crate::avx512::LayerBackward;
+    let n = x.len() / g1.in_len().max(1);
+    let wt = flip_transpose(g2, w2);
+    let partials: Vec<[(Vec<f32>, Vec<f32>); 2]> = (0..n.div_ceil(IMAGES_PER_TASK))
+        .into_par_iter()
+        .map(|t| {
+            let (mut l1, mut l2) = (LayerBackward::new(g1, false), LayerBackward::new(g2, true));
+            let mut dwt = [vec![0f32; g1.weight_len()], vec![0f32; g2.weight_len()]];
+            let mut db = [vec![0f32; g1.cout], vec![0f32; g2.cout]];
+            let mut da1 = vec![0f32; g2.in_len()];
+            let (d1, d2) = dwt.split_at_mut(1);
+            let (b1, b2) = db.split_at_mut(1);
+            for i in t * IMAGES_PER_TASK..((t + 1) * IMAGES_PER_TASK).min(n) {
+                let a1i = &a1[i * g2.in_len()..(i + 1) * g2.in_len()];
+                let a2i = &a2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                let gi = &ga2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                l2.image(
+                    (a1i, a2i, gi),
+                    true,
+                    Some(&wt),
+                    &mut da1,
+                    &mut d2[0],
+                    &mut b2[0],
+                );
+                let xi = &x[i * g1.in_len()..(i + 1) * g1.in_len()];
+                l1.image((xi, a1i, &da1), true, None, &mut [], &mut d1[0], &mut b1[0]);
+            }
+            let [b1, b2] = db;
+            [(untap(g1, &dwt[0]), b1), (untap(g2, &dwt[1]), b2)]
+        })
+        .collect();
+    let mut out = [
+        (vec![0f32; g1.weight_len()], vec![0f32; g1.cout]),
+        (vec![0f32; g2.weight_len()], vec![0f32; g2.cout]),
+    ];
+    for part in &partials {
+        for ((dw, db), (pw, pb)) in out.iter_mut().zip(part) {
+            for (a, b) in dw.iter_mut().zip(pw) {
+                *a += b;
+            }
+            for (a, b) in db.iter_mut().zip(pb) {
+                *a += b;
+            }
+        }
+    }
+    out
+}
+
 /// The task split and the fixed-order reduction of [`backward_batch`]; `fast` picks the
 /// AVX-512 task kernel.
 fn backward_batch_with(

@@ -576,8 +576,7 @@ impl Cnn {
                 crate::dense::input_grad(dl, w3, FLAT, d);
             });
         let da1 = sized(da1, n * G1.out_len());
-        let (dw2, db2) = conv::backward_batch_into(G2, (a1, w2, a2, da2), true, Some(da1));
-        let (dw1, db1) = conv::backward_batch_into(G1, (x, w1, a1, da1), true, None);
+        let [(dw1, db1), (dw2, db2)] = conv::backward_pair((G1, G2), (x, a1, a2, da2), w2, da1);
         Ok(CpuGrads {
             loss,
             logits,
