@@ -26,9 +26,53 @@
 //! are bit-identical whatever the thread count. They differ from the `gemm` path's in the last
 //! bits (another summation order): the tests bound the difference.
 //!
-//! Implementation notes (speed, batch 256 on a 2-core Sapphire Rapids shared with other jobs,
-//! `cargo run --release -p shap-model --example epoch_profile`, medians over rounds):
-//! see the figures in `conv.rs`'s module notes.
+//! Implementation notes (speed). Measured with `cargo run --release -p shap-model --example
+//! epoch_profile` (batch 256, 2 rayon threads) on a 2-core Sapphire Rapids-class Xeon (AVX-512
+//! F/BW/DQ/VL/VNNI/BF16/FP16) shared with five other build-and-test jobs: wall-clock times
+//! moved by up to 5x between minutes, so the figures below are CPU milliseconds per batch
+//! (all threads), compared only within one run of alternating processes
+//! (`SHAP_MODEL_NO_AVX512=1` for the other path).
+//!
+//! - Where a step went before this work (`gemm` AVX2 path, CPU ms): conv1 forward 9, conv2
+//!   forward 31-34, conv2 weight gradient 32-33, conv2 input gradient 26-28, conv1 weight
+//!   gradient 15-17, the dense layer, softmax and buffers ~20 (page faults included), candle's
+//!   AdamW 10-12. About 140 in all.
+//! - Direct AVX-512 convolutions (this module): conv2 forward 16-20, weight gradient 22-27,
+//!   input gradient 16-19 (1.5-1.7x, 1.3x, 1.5x), conv1 forward 6-9, conv1 weight gradient
+//!   8-9. The inner loops compile to 24 register accumulators, one broadcast and three FMAs per
+//!   weight; conv2 forward runs at about 85% of two 512-bit FMAs per cycle at 2 GHz. The junk
+//!   columns of the wide grid and the round-up to whole tiles cost 10% of the FMAs (864
+//!   positions computed for 784).
+//! - The dense layer's three products (`crate::dense`) in AVX-512 instead of `gemm` with
+//!   10-wide shapes: a few ms.
+//! - The bias gradient summed in vectors: a scalar running sum over each plane is a chain of
+//!   dependent adds (4 cycles each), which made conv1's backward cost 8.2 ms; 4.5-5.5 after.
+//! - Page faults: mimalloc returns freed memory to the OS after 10 ms, so the ~77 MB of
+//!   activations and gradients were faulted in again every step; `MIMALLOC_PURGE_DELAY=-1`
+//!   took the step from 94-112 to 83-85 ms. The training loop now keeps its buffers
+//!   (`model::StepBuffers`) instead of depending on an allocator setting.
+//! - candle-nn's AdamW builds about twenty tensors per parameter per step: 10-12 ms. The
+//!   plain-`Vec` Adam (`crate::adam`, the same arithmetic, bit-identical) takes well under 1.
+//! - conv2's backward feeding conv1's image by image (`conv::backward_pair`), so each image's
+//!   input gradient is used while in cache: epoch CPU time 3.0 -> 2.8-2.9 s per 10,000 images.
+//! - With all of the above, one training epoch on 60,000 images costs about 17 CPU seconds,
+//!   against 15-21 for TF-Keras's second epoch measured in the same runs (its CPU time also
+//!   moves with the load): about parity, not the 1.25x goal. What is left is mostly the
+//!   FMAs themselves (conv2's three products are 5.5 GFLOP per batch); a further step would
+//!   need fewer multiplications (Winograd F(2,3) for the 3x3 convolutions), not faster ones.
+//!
+//! Tried and not kept:
+//! - `gemm`'s own AVX-512 kernels (its `x86-v4` feature, runtime-dispatched through `pulp`): in
+//!   one alternating run conv2 forward took 23-27 ms against 16-17 here, its input gradient
+//!   23-24 against 16-19, the weight gradient 24 against 23, the whole step 94-96 against
+//!   73-81 ms. Slower for these shapes, and it rebuilds candle-core.
+//! - `IncrementalCnn`'s per-position kernels on 16 lanes, with the AVX2 kernels' arithmetic (so
+//!   bit-identical to them: one 16-lane accumulator where AVX2 has two 8-lane halves). Slower:
+//!   298-383 against 232-344 µs per full image on one thread (`incremental_speed` example, four
+//!   alternating pairs, each pair slower): halving the vectors also halves the independent
+//!   accumulator chains (four for a pair of positions), and the FMA latency then bounds the
+//!   loop. Keeping 8 chains would mean 4 positions at a time or another summation order (no
+//!   longer bit-identical to the AVX2 kernels); not done.
 
 use std::arch::x86_64::{
     __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps,

@@ -13,6 +13,12 @@
 //!
 //! [`Conv3x3Relu`] wraps the kernels as a Candle [`candle_core::CustomOp3`] with a
 //! backward pass, so the rest of the network uses Candle's autograd as usual.
+//!
+//! On CPUs with AVX-512F the per-image work runs on the direct-convolution kernels of the
+//! private `avx512` module instead (chosen once at run time; `SHAP_MODEL_NO_AVX512` forces the
+//! path described above). The chunking and the reduction order are the same on both paths, so
+//! each path is bit-for-bit reproducible whatever the thread count; the two paths differ from
+//! each other in the last bits (another summation order).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};

@@ -18,9 +18,7 @@
 //! (which multiplies through `gemm`) by float rounding only (about 1e-7 relative).
 //!
 //! On x86-64 with AVX2 and FMA (detected at run time) the kernels are explicit 8-lane fused
-//! multiply-adds, with AVX-512F the same arithmetic on 16 lanes (bit-identical to the AVX2
-//! kernels, tested; `SHAP_MODEL_NO_AVX512` turns them off); elsewhere plain Rust. One instance
-//! always uses the same kernels.
+//! multiply-adds; elsewhere plain Rust. One instance always uses the same kernels.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -415,160 +413,6 @@ mod avx {
     }
 }
 
-/// AVX-512 kernels: the AVX2 kernels' arithmetic with 16 lanes, so every value is computed by
-/// the same operations in the same order (one 16-lane vector where AVX2 uses two 8-lane
-/// halves): results are bit-identical to [`avx`]'s, with half the instructions.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{A1, C1, C2, HEIGHT, LANES, PosKernel, WIDTH, Weights, taps};
-    use std::arch::x86_64::*;
-
-    pub(super) struct Avx512;
-
-    impl PosKernel for Avx512 {
-        #[inline(always)]
-        unsafe fn conv1(w: &Weights, img: &[f32], y: usize, x: usize) -> [f32; C1] {
-            // SAFETY: the caller guarantees AVX-512F.
-            unsafe { conv1(w, img, y, x) }
-        }
-
-        #[inline(always)]
-        unsafe fn conv2(w: &Weights, a1: &A1, y: usize, x: usize) -> [f32; LANES] {
-            // SAFETY: the caller guarantees AVX-512F.
-            unsafe { conv2_pair_or_one(w, a1, y, x, false)[0] }
-        }
-
-        #[inline(always)]
-        unsafe fn conv2_pair(w: &Weights, a1: &A1, y: usize, x: usize) -> [[f32; LANES]; 2] {
-            // SAFETY: the caller guarantees AVX-512F.
-            unsafe { conv2_pair_or_one(w, a1, y, x, true) }
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn load16(v: &[f32], at: usize) -> __m512 {
-        let s = &v[at..at + 16];
-        // SAFETY: `s` holds exactly 16 floats; the load is unaligned.
-        unsafe { _mm512_loadu_ps(s.as_ptr()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn store16(v: &mut [f32], at: usize, x: __m512) {
-        let s = &mut v[at..at + 16];
-        // SAFETY: `s` holds exactly 16 floats; the store is unaligned.
-        unsafe { _mm512_storeu_ps(s.as_mut_ptr(), x) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn conv1(w: &Weights, img: &[f32], y: usize, x: usize) -> [f32; C1] {
-        let mut acc: [__m512; 2] = std::array::from_fn(|i| load16(&w.b1, 16 * i));
-        for (ky, iy) in taps(y, HEIGHT) {
-            for (kx, ix) in taps(x, WIDTH) {
-                let v = _mm512_set1_ps(img[iy * WIDTH + ix]);
-                let wt = &w.w1[ky * 3 + kx];
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(v, load16(wt, 16 * i), *a);
-                }
-            }
-        }
-        let mut out = [0.0f32; C1];
-        let zero = _mm512_setzero_ps();
-        for (i, a) in acc.iter().enumerate() {
-            store16(&mut out, 16 * i, _mm512_max_ps(*a, zero));
-        }
-        out
-    }
-
-    /// The accumulators of one position: input channels modulo 2 (AVX2's pairs of halves).
-    type Acc = [__m512; 2];
-
-    /// One tap for `P` positions, sharing the weight loads.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn tap<const P: usize>(acc: [&mut Acc; P], a: [&[f32; C1]; P], t: &[[f32; C2]; C1]) {
-        let mut acc = acc;
-        for c2 in 0..C1 / 2 {
-            for j in 0..2 {
-                let ci = c2 * 2 + j;
-                let wv = load16(&t[ci], 0);
-                for (acc, a) in acc.iter_mut().zip(a) {
-                    acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(a[ci]), wv, acc[j]);
-                }
-            }
-        }
-    }
-
-    /// Bias, ReLU and the dense weights of position `pos`, from its accumulators.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn finish(w: &Weights, acc: &Acc, pos: usize) -> [f32; LANES] {
-        let zero = _mm512_setzero_ps();
-        let mut h = [0.0f32; C2];
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), load16(&w.b2, 0));
-        store16(&mut h, 0, _mm512_max_ps(s, zero));
-        let w3 = &w.w3[pos * C2..(pos + 1) * C2];
-        let mut p = [zero; 2];
-        for (co, (&v, wt)) in h.iter().zip(w3).enumerate() {
-            p[co % 2] = _mm512_fmadd_ps(_mm512_set1_ps(v), load16(wt, 0), p[co % 2]);
-        }
-        let mut out = [0.0f32; LANES];
-        store16(&mut out, 0, _mm512_add_ps(p[0], p[1]));
-        out
-    }
-
-    /// The second convolution at `(y, x)`, and at `(y, x + 1)` too when `pair`.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn conv2_pair_or_one(
-        w: &Weights,
-        a1: &A1,
-        y: usize,
-        x: usize,
-        pair: bool,
-    ) -> [[f32; LANES]; 2] {
-        let [mut a0, mut a1acc] = [[_mm512_setzero_ps(); 2]; 2];
-        for (ky, iy) in taps(y, HEIGHT) {
-            let row = &a1[iy][..];
-            for kx in 0..3 {
-                let t = &w.w2[ky * 3 + kx];
-                let c0 = (x + kx).checked_sub(1).filter(|&v| v < WIDTH);
-                let c1 = Some(x + kx).filter(|&v| v < WIDTH && pair);
-                match (c0, c1) {
-                    (Some(c0), Some(c1)) => tap([&mut a0, &mut a1acc], [&row[c0], &row[c1]], t),
-                    (Some(c0), None) => tap([&mut a0], [&row[c0]], t),
-                    (None, Some(c1)) => tap([&mut a1acc], [&row[c1]], t),
-                    (None, None) => {}
-                }
-            }
-        }
-        let pos = y * WIDTH + x;
-        let second = if pair {
-            finish(w, &a1acc, pos + 1)
-        } else {
-            [0.0; LANES]
-        };
-        [finish(w, &a0, pos), second]
-    }
-
-    /// [`super::update`] compiled with AVX-512F.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn update(
-        w: &Weights,
-        changes: Option<&super::Rows>,
-        img: &[f32],
-        s: &mut super::State,
-    ) -> usize {
-        // SAFETY: this function's target features are the kernels' requirement.
-        unsafe { super::update::<Avx512>(w, changes, img, s) }
-    }
-}
-
 /// The pixels where `a` and `b` differ (bitwise).
 fn changed(a: &[f32], b: &[f32]) -> Rows {
     let mut d0: Rows = [0; HEIGHT];
@@ -658,10 +502,8 @@ fn logits(w: &Weights, s: &State) -> [f32; CLASSES] {
     std::array::from_fn(|c| sum[c] + w.b3[c])
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kernel {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
     Portable,
@@ -748,9 +590,7 @@ impl IncrementalCnn {
     /// Build from host weights, producing outputs for `weights.head`.
     pub fn from_weights(weights: &CpuWeights) -> Result<Self, Error> {
         #[cfg(target_arch = "x86_64")]
-        let kernel = if crate::avx512::available() {
-            Kernel::Avx512
-        } else if std::arch::is_x86_feature_detected!("avx2")
+        let kernel = if std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
         {
             Kernel::Avx2Fma
@@ -813,9 +653,6 @@ impl IncrementalCnn {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2Fma` is chosen only when the CPU reports AVX2 and FMA.
             Kernel::Avx2Fma => unsafe { avx::update(&self.weights, changes, img, s) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx512` is chosen only when the CPU reports AVX-512F.
-            Kernel::Avx512 => unsafe { avx512::update(&self.weights, changes, img, s) },
             // SAFETY: the portable kernels have no requirements.
             Kernel::Portable => unsafe { update::<Portable>(&self.weights, changes, img, s) },
         }
@@ -978,52 +815,6 @@ impl BatchModel for IncrementalCnn {
             new.drain(..new.len() - STATES_PER_IMAGE);
         }
         self.keep_states(batch.original, new);
-        Ok(())
-    }
-}
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use super::*;
-
-    /// The AVX-512 kernels give the AVX2 kernels' outputs bit for bit, on full evaluations and
-    /// on incremental ones.
-    #[test]
-    fn avx512_kernels_match_avx2_bit_for_bit() -> Result<(), Box<dyn std::error::Error>> {
-        if !(crate::avx512::available() && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX-512 on this CPU: nothing to compare");
-            return Ok(());
-        }
-        let cnn = Cnn::new(5, Head::Softmax, &candle_core::Device::Cpu)?;
-        let run = |kernel: Kernel| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
-            let mut m = IncrementalCnn::new(&cnn)?;
-            m.kernel = kernel;
-            let n = 6;
-            let original = crate::bench::synthetic_images(1);
-            let keeps: Vec<bool> = (0..n * PIXELS).map(|i| (i / 37 + i % 5) % 3 != 0).collect();
-            let images: Vec<f32> = keeps
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| if k { original[i % PIXELS] } else { 0.25 })
-                .collect();
-            let shape = ImageShape::new(28, 28, 1);
-            let mut full = vec![0f32; n * CLASSES];
-            m.eval_batch(&images, n, shape, &mut full)?;
-            let mut inc = vec![0f32; n * CLASSES];
-            let batch = MaskedBatch {
-                images: &images,
-                n,
-                shape,
-                original: &original,
-                keeps: &keeps,
-            };
-            m.eval_masked(batch, &mut inc)?;
-            assert_eq!(full, inc, "{kernel:?}: incremental differs from full");
-            Ok(full)
-        };
-        let (a, b) = (run(Kernel::Avx512)?, run(Kernel::Avx2Fma)?);
-        assert!(a.iter().any(|&v| v != a[0]), "outputs all equal");
-        assert_eq!(a, b);
         Ok(())
     }
 }
