@@ -1,12 +1,13 @@
 //! The TF-Keras rows of `cargo xtask bench`: one training epoch and forward throughput at
 //! batch 512, ours beside TF-Keras's, measured alternately in one run.
 //!
-//! Each round runs `shap-model`'s `epoch_time` example (one epoch of [`cfg`] images, batch 256,
-//! then 10 forward calls of 512 images) and then `benches/python/keras_train_time.py` (the
-//! tutorial's Keras network: two epochs on the same images, the second timed, then
-//! `model.predict` on 5,120 test images at batch 512, median of 3 after a warm-up call), both
-//! on [`THREADS`] threads. Alternating the two keeps a shared machine's drift on both sides;
-//! the rows give the medians over [`REPEATS`] rounds and their ratios.
+//! Each round runs `shap-model`'s `epoch_time` example (one epoch of all 60,000 training
+//! images, 10,000 with `--quick`; batch 256; then 10 forward calls of 512 images) and then
+//! `benches/python/keras_train_time.py` (the tutorial's Keras network: two epochs on the same
+//! images, the second timed, then `model.predict` on 5,120 test images at batch 512, median of
+//! 3 after a warm-up call), both on [`THREADS`] threads. Alternating the two keeps a shared
+//! machine's drift on both sides; the rows give the medians over [`REPEATS`] rounds (one with
+//! `--quick`) and their ratios.
 
 use std::process::Command;
 
@@ -14,6 +15,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::bench::{REPEATS, THREADS};
+use crate::bench_onnx::median;
 use crate::sh;
 
 /// One round's figures.
@@ -130,15 +132,4 @@ fn shap_data_dir() -> std::path::PathBuf {
     std::env::var_os("FASHION_MNIST_DIR")
         .map(Into::into)
         .unwrap_or_else(|| "/usr/share/datasets/fashion-mnist".into())
-}
-
-/// The median of `v` (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
