@@ -169,13 +169,14 @@ impl Grid {
 
 /// Whether [`forward_image`] handles this geometry.
 pub(crate) fn forward_fits(g: ConvGeom) -> bool {
-    g.cout % MR == 0 && g.cin > 0
+    g.cout.is_multiple_of(MR) && g.cin > 0
 }
 
 /// Whether [`backward_task`] handles this geometry (and the input gradient when asked).
 pub(crate) fn backward_fits(g: ConvGeom, need_dx: bool) -> bool {
-    let dw = (g.cin % DW_CI == 0 && g.cout % DW_CO == 0) || (g.cin == 1 && g.cout % 2 == 0);
-    dw && g.cin > 0 && (!need_dx || g.cin % MR == 0)
+    let dw = (g.cin.is_multiple_of(DW_CI) && g.cout.is_multiple_of(DW_CO))
+        || (g.cin == 1 && g.cout.is_multiple_of(2));
+    dw && g.cin > 0 && (!need_dx || g.cin.is_multiple_of(MR))
 }
 
 /// Scratch values [`forward_image`] needs.
@@ -195,7 +196,10 @@ fn direct_conv(
     relu: bool,
     out: &mut [f32],
 ) {
-    assert!(cout % MR == 0 && cin > 0, "direct_conv: {cout} outputs");
+    assert!(
+        cout.is_multiple_of(MR) && cin > 0,
+        "direct_conv: {cout} outputs"
+    );
     assert!(xpad.len() >= cin * grid.cs, "direct_conv: input too short");
     assert!(
         weight.len() >= cout * cin * 9,
@@ -287,7 +291,7 @@ pub(crate) fn forward_image(
 fn weight_grad_cl(grid: Grid, g: ConvGeom, xt: &[f32], gw: &[f32], gs: usize, dwt: &mut [f32]) {
     let n = grid.h * grid.pw;
     assert!(
-        g.cin % DW_CI == 0 && g.cout % DW_CO == 0,
+        g.cin.is_multiple_of(DW_CI) && g.cout.is_multiple_of(DW_CO),
         "weight_grad_cl: geometry"
     );
     assert!(
@@ -365,7 +369,10 @@ unsafe fn weight_grad_cl_avx512(
 /// `sum_{p < np} gw[co][p] * xpad[p + off(t)]`, `gw` with plane stride `gs`, zero wherever
 /// the position is not an image pixel.
 fn weight_grad_1ch(grid: Grid, cout: usize, xpad: &[f32], gw: &[f32], gs: usize, dwt: &mut [f32]) {
-    assert!(cout % 2 == 0 && cout > 0, "weight_grad_1ch: {cout} outputs");
+    assert!(
+        cout.is_multiple_of(2) && cout > 0,
+        "weight_grad_1ch: {cout} outputs"
+    );
     assert!(xpad.len() >= grid.cs, "weight_grad_1ch: input too short");
     assert!(
         gw.len() >= (cout - 1) * gs + grid.np,
@@ -413,7 +420,7 @@ unsafe fn weight_grad_1ch_avx512(
 /// `db[c] += sum_{p < np} gw[c * cs + p]` for `c < channels`, in 16 lanes with four
 /// accumulators (a fixed order; a scalar running sum is one long dependency chain).
 fn plane_sums(grid: Grid, channels: usize, gw: &[f32], db: &mut [f32]) {
-    assert!(grid.np % (4 * L) == 0 || grid.np % L == 0, "plane_sums: np");
+    assert!(grid.np.is_multiple_of(L), "plane_sums: np");
     assert!(channels == 0 || gw.len() >= (channels - 1) * grid.cs + grid.np);
     assert!(
         db.len() >= channels && available(),

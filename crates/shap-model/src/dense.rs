@@ -28,7 +28,7 @@ pub(crate) fn logits(a: &[f32], w: &[f32], flat: usize, out: &mut [f32]) {
 pub(crate) fn weight_grad(dl: &[f32], a: &[f32], flat: usize, c0: usize, part: &mut [f32]) {
     let (n, nc) = (dl.len() / K, part.len() / K);
     #[cfg(target_arch = "x86_64")]
-    if fast(flat) && nc % 16 == 0 && c0 % 16 == 0 {
+    if fast(flat) && nc.is_multiple_of(16) && c0.is_multiple_of(16) {
         return simd::weight_grad(dl, a, flat, c0, part);
     }
     matmul(
@@ -55,7 +55,7 @@ pub(crate) fn input_grad(dl: &[f32], w: &[f32], flat: usize, d: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 fn fast(flat: usize) -> bool {
-    flat % 16 == 0 && flat > 0 && crate::avx512::available()
+    flat.is_multiple_of(16) && flat > 0 && crate::avx512::available()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -72,7 +72,7 @@ mod simd {
 
     pub(super) fn logits(a: &[f32], w: &[f32], flat: usize, out: &mut [f32]) {
         let m = out.len() / K;
-        assert!(a.len() >= m * flat && w.len() >= K * flat && flat % L == 0);
+        assert!(a.len() >= m * flat && w.len() >= K * flat && flat.is_multiple_of(L));
         assert!(crate::avx512::available());
         // SAFETY: avx512f checked; reads below `m * flat` of `a` and `K * flat` of `w`.
         unsafe { logits_avx512(a, w, flat, out) }
@@ -98,7 +98,7 @@ mod simd {
 
     pub(super) fn weight_grad(dl: &[f32], a: &[f32], flat: usize, c0: usize, part: &mut [f32]) {
         let (n, nc) = (dl.len() / K, part.len() / K);
-        assert!(nc % L == 0 && c0 + nc <= flat && a.len() >= n * flat);
+        assert!(nc.is_multiple_of(L) && c0 + nc <= flat && a.len() >= n * flat);
         assert!(crate::avx512::available());
         // SAFETY: avx512f checked; reads of `a` at `i * flat + c0 + c + 15 < n * flat`.
         unsafe { weight_grad_avx512(dl, a, flat, c0, part) }
@@ -126,7 +126,7 @@ mod simd {
 
     pub(super) fn input_grad(dl: &[f32], w: &[f32], flat: usize, d: &mut [f32]) {
         let m = d.len() / flat;
-        assert!(dl.len() >= m * K && w.len() >= K * flat && flat % L == 0);
+        assert!(dl.len() >= m * K && w.len() >= K * flat && flat.is_multiple_of(L));
         assert!(crate::avx512::available());
         // SAFETY: avx512f checked; reads of `w` below `K * flat`.
         unsafe { input_grad_avx512(dl, w, flat, d) }

@@ -550,7 +550,7 @@ impl Cnn {
                 let c0 = t * FC_COL_CHUNK;
                 let nc = FC_COL_CHUNK.min(FLAT - c0);
                 let mut part = vec![0f32; CLASSES * nc];
-                crate::dense::weight_grad(&dlogits, &a2, FLAT, c0, &mut part);
+                crate::dense::weight_grad(&dlogits, a2, FLAT, c0, &mut part);
                 (c0, part)
             })
             .collect();
