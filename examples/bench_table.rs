@@ -29,13 +29,10 @@ mod measure;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Not measured in this run (the training issue adds Keras rows measured in the same run).
-const QUOTED_EPOCH: &str = "quoted, not measured here: TF-Keras ~28 s, stock Candle conv2d \
-     ~345 s (another 2-core machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); TF-Keras \
-     10.0 s on an AVX-512 EPYC (same notes, 2026-12-01)";
-/// Not measured in this run.
-const QUOTED_FORWARD: &str = "quoted, not measured here: TF-Keras ~5,000 img/s (another 2-core \
-     machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); goal >= 5,000";
+/// The same-run comparison is `cargo xtask bench`'s `keras` rows (TensorFlow importable).
+const QUOTED_EPOCH: &str = "TF-Keras: see the keras rows (alternating, same run)";
+/// The same-run comparison is `cargo xtask bench`'s `keras` rows.
+const QUOTED_FORWARD: &str = "Keras model.predict: see the keras rows (same run)";
 
 fn emit(group: &str, name: &str, value: f64, unit: &str, reference: &str, note: &str) {
     println!(

@@ -13,6 +13,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_keras;
 mod bench_onnx;
 mod browser;
 mod render;

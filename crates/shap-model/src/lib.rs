@@ -36,12 +36,16 @@
 //! # Ok(()) }
 //! ```
 
+mod adam;
 mod adapter;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod checkpoint;
 pub mod classifier;
 mod conv;
 #[cfg(test)]
 mod conv_tests;
+mod dense;
 pub mod eval;
 pub mod incremental;
 mod model;

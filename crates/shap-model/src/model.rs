@@ -576,16 +576,7 @@ impl CpuWeights {
                     conv::forward_image(G1, x, w1, b1, true, a1, cols);
                     conv::forward_image(G2, a1, w2, b2, true, a2, cols);
                     // o (1 x 10) = a2 (1 x 12544) * w3^T (12544 x 10) + b3
-                    conv::matmul(
-                        (1, CLASSES, FLAT),
-                        o,
-                        (CLASSES, 1),
-                        false,
-                        a2,
-                        (FLAT, 1),
-                        w3,
-                        (1, FLAT),
-                    );
+                    crate::dense::logits(a2, w3, FLAT, o);
                     for (v, b) in o.iter_mut().zip(b3) {
                         *v += b;
                     }
@@ -602,6 +593,29 @@ impl CpuWeights {
 const FC_CHUNK: usize = 16;
 /// Columns per task for the dense weight gradient.
 const FC_COL_CHUNK: usize = FLAT / 8;
+
+/// The large per-step activation buffers of [`Cnn::cpu_loss_and_grads_with`], reused from
+/// step to step: every value is overwritten before it is read.
+#[derive(Debug, Default)]
+pub(crate) struct StepBuffers {
+    a1: Vec<f32>,
+    a2: Vec<f32>,
+    da2: Vec<f32>,
+    da1: Vec<f32>,
+}
+
+/// `v` resized to `len` values (kept contents are stale: callers overwrite them all).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..]
+}
+
+/// [`CpuGrads`] with the gradients as host vectors.
+pub(crate) struct HostGrads {
+    pub(crate) loss: f32,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) grads: Params<Vec<f32>>,
+}
 
 /// Loss, logits and parameter gradients of one batch (see [`Cnn::cpu_loss_and_grads`]).
 #[derive(Debug)]
@@ -622,6 +636,23 @@ impl Cnn {
     /// `cross_entropy(logits(x), labels).backward()` (tested) and is deterministic whatever
     /// the thread count. `x` holds `n * 784` values, `labels` `n` classes below 10.
     pub fn cpu_loss_and_grads(&self, x: &[f32], labels: &[u32]) -> Result<CpuGrads, Error> {
+        let g = self.cpu_loss_and_grads_with(x, labels, &mut StepBuffers::default())?;
+        Ok(CpuGrads {
+            loss: g.loss,
+            logits: g.logits,
+            grads: self.grad_store(g.grads)?,
+        })
+    }
+
+    /// [`Cnn::cpu_loss_and_grads`] with the gradients as host vectors (for the training
+    /// loop's Adam, `crate::adam`) and the large activation buffers kept in `bufs` between
+    /// calls, so a step does not fault in ~77 MB of fresh pages.
+    pub(crate) fn cpu_loss_and_grads_with(
+        &self,
+        x: &[f32],
+        labels: &[u32],
+        bufs: &mut StepBuffers,
+    ) -> Result<HostGrads, Error> {
         let n = labels.len();
         if x.len() != n * PIXELS || n == 0 {
             return Err(Error::Input(format!(
@@ -641,8 +672,12 @@ impl Cnn {
             fc_weight: w3,
             fc_bias: b3,
         } = &w.params;
-        let a1 = conv::forward_batch(G1, x, w1, b1, true);
-        let a2 = conv::forward_batch(G2, &a1, w2, b2, true);
+        let StepBuffers { a1, a2, da2, da1 } = bufs;
+        let a1 = sized(a1, n * G1.out_len());
+        conv::forward_batch_into(G1, x, w1, b1, true, a1);
+        let a2 = sized(a2, n * G2.out_len());
+        conv::forward_batch_into(G2, a1, w2, b2, true, a2);
+        let (a1, a2) = (&*a1, &*a2);
         // Logits and d(loss)/d(logits) per fixed chunk of images.
         let mut logits = vec![0f32; n * CLASSES];
         let mut dlogits = vec![0f32; n * CLASSES];
@@ -656,16 +691,7 @@ impl Cnn {
             .for_each(|(c, ((lg, dl), ls))| {
                 let i0 = c * FC_CHUNK;
                 let m = ls.len();
-                conv::matmul(
-                    (m, CLASSES, FLAT),
-                    lg,
-                    (CLASSES, 1),
-                    false,
-                    &a2[i0 * FLAT..(i0 + m) * FLAT],
-                    (FLAT, 1),
-                    w3,
-                    (1, FLAT),
-                );
+                crate::dense::logits(&a2[i0 * FLAT..(i0 + m) * FLAT], w3, FLAT, lg);
                 for (j, ((row, drow), l)) in lg
                     .chunks_exact_mut(CLASSES)
                     .zip(dl.chunks_exact_mut(CLASSES))
@@ -695,16 +721,7 @@ impl Cnn {
                 let c0 = t * FC_COL_CHUNK;
                 let nc = FC_COL_CHUNK.min(FLAT - c0);
                 let mut part = vec![0f32; CLASSES * nc];
-                conv::matmul(
-                    (CLASSES, nc, n),
-                    &mut part,
-                    (nc, 1),
-                    false,
-                    &dlogits,
-                    (1, CLASSES),
-                    &a2[c0..],
-                    (FLAT, 1),
-                );
+                crate::dense::weight_grad(&dlogits, a2, FLAT, c0, &mut part);
                 (c0, part)
             })
             .collect();
@@ -721,40 +738,27 @@ impl Cnn {
             }
         }
         // d(loss)/d(a2) (n x 12544) = dlogits (n x 10) * w3 (10 x 12544), per image chunk.
-        let mut da2 = vec![0f32; n * FLAT];
+        let da2 = sized(da2, n * FLAT);
         da2.par_chunks_mut(FC_CHUNK * FLAT)
             .enumerate()
             .for_each(|(c, d)| {
                 let m = d.len() / FLAT;
-                conv::matmul(
-                    (m, FLAT, CLASSES),
-                    d,
-                    (FLAT, 1),
-                    false,
-                    &dlogits[c * FC_CHUNK * CLASSES..],
-                    (CLASSES, 1),
-                    w3,
-                    (FLAT, 1),
-                );
+                let dl = &dlogits[c * FC_CHUNK * CLASSES..(c * FC_CHUNK + m) * CLASSES];
+                crate::dense::input_grad(dl, w3, FLAT, d);
             });
-        let g2 = conv::backward_batch(G2, &a1, w2, &a2, &da2, true, true);
-        drop(da2);
-        let da1 = g2
-            .dx
-            .expect("backward_batch returns the input gradient when asked for it");
-        let g1 = conv::backward_batch(G1, x, w1, &a1, &da1, true, false);
-        let grads = Params {
-            conv1_weight: g1.dw,
-            conv1_bias: g1.db,
-            conv2_weight: g2.dw,
-            conv2_bias: g2.db,
-            fc_weight: dw3,
-            fc_bias: db3,
-        };
-        Ok(CpuGrads {
+        let da1 = sized(da1, n * G1.out_len());
+        let [(dw1, db1), (dw2, db2)] = conv::backward_pair((G1, G2), (x, a1, a2, da2), w2, da1);
+        Ok(HostGrads {
             loss,
             logits,
-            grads: self.grad_store(grads)?,
+            grads: Params {
+                conv1_weight: dw1,
+                conv1_bias: db1,
+                conv2_weight: dw2,
+                conv2_bias: db2,
+                fc_weight: dw3,
+                fc_bias: db3,
+            },
         })
     }
 
