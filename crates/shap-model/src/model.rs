@@ -118,8 +118,24 @@ pub fn device(name: &str) -> Result<Device, Error> {
     }
 }
 
+/// Open `cuda:N`, saying what is missing when it cannot: the driver, any GPU, or that device.
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device, Error> {
+    use candle_core::cuda::cudarc::driver::CudaContext;
+    let missing = match CudaContext::device_count() {
+        Err(e) => Some(format!(
+            "the CUDA driver could not be initialised ({e}); is an NVIDIA GPU and its driver installed?"
+        )),
+        Ok(n) if n <= 0 => Some("the CUDA driver finds no GPU on this machine".to_string()),
+        Ok(n) if ordinal >= n as usize => Some(format!(
+            "no such device: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{}",
+            n - 1
+        )),
+        Ok(_) => None,
+    };
+    if let Some(why) = missing {
+        return Err(Error::Device(format!("cannot open cuda:{ordinal}: {why}")));
+    }
     Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
 }
 
