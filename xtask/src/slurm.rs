@@ -632,3 +632,49 @@ fn first_difference(
     ];
     checks.into_iter().find(|(_, same)| !same).map(|(f, _)| f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_that_exits_while_starting_is_named_with_the_step_and_its_log() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-slurm-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("fake.log");
+        let mut cluster = Cluster {
+            dir: dir.clone(),
+            daemons: Vec::new(),
+        };
+        let mut fake = Command::new("sh");
+        fake.args(["-c", "exit 3"]);
+        cluster.spawn("fake", fake, log.clone())?;
+        let err = cluster
+            .wait_for("starting fake", "fake", |_| Ok(false))
+            .err()
+            .context("a daemon that exits cannot be waited for")?
+            .to_string();
+        assert!(err.starts_with("starting fake: fake exited"), "{err}");
+        assert!(err.contains(&log.display().to_string()), "{err}");
+        drop(cluster);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_config_is_private() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-slurm-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        write_config(&dir, &dir.join("munge.socket"))?;
+        let conf = std::fs::read_to_string(dir.join("slurm.conf"))?;
+        for line in conf.lines().filter(|l| l.contains("=/")) {
+            assert!(
+                line.contains(&*dir.to_string_lossy()),
+                "outside the folder: {line}"
+            );
+        }
+        assert!(conf.contains("AuthInfo=socket="), "{conf}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
