@@ -31,7 +31,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(20);
 
 /// Programs the test runs (Debian packages `munge`, `slurmctld`, `slurmd`, `slurm-client`;
 /// `setpriv` is util-linux's).
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 11] = [
     "munged",
     "munge",
     "unmunge",
@@ -39,6 +39,7 @@ const PROGRAMS: [&str; 10] = [
     "slurmd",
     "sbatch",
     "sinfo",
+    "squeue",
     "scontrol",
     "scancel",
     "setpriv",
@@ -300,11 +301,12 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// Stop the daemons in reverse order: SIGTERM by pid, SIGKILL after 10 s.
+    /// Cancel what still runs, stop the daemons in reverse order (SIGTERM by pid, SIGKILL after
+    /// 10 s), then kill by pid whatever the cluster left behind (job steps and their processes,
+    /// recognised by this cluster's `SLURM_CONF` in their environment).
     fn drop(&mut self) {
         if self.daemons.iter().any(|d| d.name == "slurmctld") {
-            // Jobs still running (after a timeout or Ctrl-C) end with the cluster.
-            let _ = self.capture("scancel", &["--user=root"]);
+            self.cancel_jobs();
         }
         while let Some(mut d) = self.daemons.pop() {
             let pid = d.child.id().to_string();
@@ -317,7 +319,57 @@ impl Drop for Cluster {
             let _ = d.child.wait();
             eprintln!("    slurm-test: stopped {} (pid {pid})", d.name);
         }
+        for pid in leftovers(&self.conf()) {
+            let _ = Command::new("kill").args(["-s", "KILL", &pid]).status();
+            eprintln!("    slurm-test: killed pid {pid}, left behind by the cluster");
+        }
     }
+}
+
+impl Cluster {
+    /// `scancel` every job, then wait (at most 15 s) until none is listed.
+    fn cancel_jobs(&self) {
+        if self
+            .capture("squeue", &["-h"])
+            .is_ok_and(|q| q.trim().is_empty())
+        {
+            return;
+        }
+        let _ = self.capture("scancel", &["--user=root"]);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if self
+                .capture("squeue", &["-h"])
+                .is_ok_and(|q| q.trim().is_empty())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Processes whose environment holds `SLURM_CONF=conf`: only this cluster's daemons, job
+/// steps and jobs have it.
+fn leftovers(conf: &Path) -> Vec<String> {
+    let needle = format!("SLURM_CONF={}", conf.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn sbin(program: &str) -> PathBuf {
@@ -329,27 +381,20 @@ fn sbin(program: &str) -> PathBuf {
     }
 }
 
-/// `munge -n | unmunge` through `socket` says `Success`.
+/// `munge -n | unmunge` through `socket` says `Success` (within [`COMMAND_LIMIT`]).
 fn munge_works(socket: &Path) -> Result<bool> {
     let s = format!("--socket={}", socket.display());
-    let cred = Command::new("munge")
-        .args(["-n", &s])
-        .stderr(Stdio::null())
-        .output()?;
-    if !cred.status.success() {
-        return Ok(false);
-    }
-    let mut un = Command::new("unmunge")
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("munge -n \"$1\" | unmunge \"$1\"")
+        .arg("sh")
         .arg(&s)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    if let Some(mut stdin) = un.stdin.take() {
-        std::io::Write::write_all(&mut stdin, &cred.stdout)?;
-    }
-    let out = un.wait_with_output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("Success"))
+        .stderr(Stdio::null());
+    let mut success = false;
+    let ended = sh::run_lines(&mut c, COMMAND_LIMIT, |l| {
+        success |= l.starts_with("STATUS:") && l.contains("Success");
+    })?;
+    Ok(success && matches!(ended, sh::Ended::Exited(s) if s.success()))
 }
 
 /// Two free TCP ports on this machine (bound to port 0, then released).
@@ -526,16 +571,17 @@ fn first_run_fails_naming_the_shard(job: &Job<'_>) -> Result<()> {
 }
 
 /// What identifies a finished part: its bytes and modification time.
-fn snapshot(path: &Path) -> Result<(Vec<u8>, SystemTime)> {
+type Snapshot = (Vec<u8>, SystemTime);
+
+/// A part's [`Snapshot`].
+fn snapshot(path: &Path) -> Result<Snapshot> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok((bytes, std::fs::metadata(path)?.modified()?))
 }
 
 /// Resubmit the whole array: the finished shards say they are complete and are left as they
 /// were; only the missing one is computed.
-fn rerun_redoes_only_the_missing_shard(
-    job: &Job<'_>,
-) -> Result<Vec<(usize, (Vec<u8>, SystemTime))>> {
+fn rerun_redoes_only_the_missing_shard(job: &Job<'_>) -> Result<Vec<(usize, Snapshot)>> {
     std::fs::remove_dir(job.part(BROKEN))?;
     let mut kept = Vec::new();
     for i in (0..SHARDS).filter(|&i| i != BROKEN) {
@@ -589,12 +635,16 @@ fn merged_equals_one_local_run(job: &Job<'_>) -> Result<()> {
             "--masker",
             "blur(28,28)",
             "--quiet",
-            "--npz",
         ])
+        .arg("--npz")
         .arg(&single)
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("JOB_COMPLETION_INDEX");
-    sh::run(&mut c).context("the single local run")?;
+    match sh::run_lines(&mut c, JOB_LIMIT, |l| println!("{l}"))? {
+        sh::Ended::Exited(status) if status.success() => {}
+        sh::Ended::Exited(status) => bail!("the single local run failed ({status}): {c:?}"),
+        sh::Ended::TimedOut => bail!("the single local run took over {} s", JOB_LIMIT.as_secs()),
+    }
     let a = shap_explain::Explanation::load_npz(job.work.join("merged.npz"))?;
     let b = shap_explain::Explanation::load_npz(&single)?;
     if let Some(field) = first_difference(&a, &b) {
