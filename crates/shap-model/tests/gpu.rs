@@ -130,14 +130,14 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
     let run = |device: &Device| {
         let cnn = Cnn::new(cfg.seed, Head::Softmax, device).unwrap();
         let history = train(&cnn, &cfg, &data, Some(&data), |_| {}).unwrap();
-        (history, cnn.cpu_weights().unwrap())
+        (history, cnn)
     };
-    let (h_cpu, w_cpu) = run(&Device::Cpu);
-    let (h_gpu, w_gpu) = run(&cuda());
+    let (h_cpu, cnn_cpu) = run(&Device::Cpu);
+    let (h_gpu, cnn_gpu) = run(&cuda());
     let (e_cpu, e_gpu) = (&h_cpu.epochs[0], &h_gpu.epochs[0]);
     let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-12);
     assert!(
-        rel(e_cpu.train_loss, e_gpu.train_loss) < 1e-3,
+        rel(e_cpu.train_loss, e_gpu.train_loss) < 1e-2,
         "train loss: cpu {} gpu {}",
         e_cpu.train_loss,
         e_gpu.train_loss
@@ -147,17 +147,22 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
         rel(t_cpu, t_gpu) < 1e-2,
         "test loss: cpu {t_cpu} gpu {t_gpu}"
     );
-    // Adam moves every weight by at most about lr per step whatever its gradient, so rounding
-    // noise on a near-zero gradient can flip a step: 8 steps bound the gap by 8 * lr.
-    let bound = 8.0 * 1.5 * cfg.lr;
-    for (i, (a, b)) in w_cpu.tensors.iter().zip(&w_gpu.tensors).enumerate() {
-        let d = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        assert!(f64::from(d) <= bound, "tensor {i}: weights differ by {d}");
-    }
+    // The two trained networks predict alike (both evaluated on the CPU's kernels, so only
+    // training differs). Rounding can flip Adam's step on a weight whose gradient is nearly
+    // zero, so the tolerance is loose: 0.02 in any probability.
+    let x = images_f32(&images[..64 * 784]);
+    let predict = |cnn: &Cnn| {
+        let w = cnn.cpu_weights().unwrap();
+        let on_cpu = Cnn::from_vecs(w.tensors, Head::Softmax, &Device::Cpu).unwrap();
+        ModelFn::new(&on_cpu).unwrap().predict(&x).unwrap()
+    };
+    let (p_cpu, p_gpu) = (predict(&cnn_cpu), predict(&cnn_gpu));
+    let d = p_cpu
+        .iter()
+        .zip(&p_gpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(d <= 0.02, "probabilities differ by {d}");
 }
 
 #[test]
