@@ -100,6 +100,7 @@ impl From<shap_io::IoError> for ExplainError {
     fn from(e: shap_io::IoError) -> Self {
         match e {
             shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
+            shap_io::IoError::Format { path, reason } => Self::BadFile { path, reason },
             other => Self::Output(other),
         }
     }

@@ -235,13 +235,7 @@ impl Explanation {
     /// Write [`Explanation::summary`] as pretty JSON (atomically, through
     /// [`shap_io::write_bytes`]).
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let text =
-            serde_json::to_string_pretty(&self.summary()).map_err(|e| ExplainError::BadFile {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(shap_io::write_bytes(path, text.as_bytes())?)
+        self.summary().save_json(path)
     }
 
     /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
@@ -832,4 +826,16 @@ pub struct ExplanationSummary {
     pub model_calls: usize,
     /// Per-image details.
     pub images: Vec<ImageSummary>,
+}
+
+impl ExplanationSummary {
+    /// Write as pretty JSON (atomically, through [`shap_io::write_bytes`]).
+    pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self).map_err(|e| ExplainError::BadFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(shap_io::write_bytes(path, text.as_bytes())?)
+    }
 }

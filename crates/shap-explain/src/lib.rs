@@ -40,6 +40,7 @@ mod error;
 mod eval;
 mod explanation;
 mod input;
+mod join;
 mod masking;
 mod model;
 pub mod npz;
@@ -59,6 +60,7 @@ pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
 };
 pub use input::{InputLayout, Normalize};
+pub use join::{join_npz, npz_settings};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
 pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};
 pub use outputs::{OutputSelection, top_k};

@@ -77,6 +77,8 @@ proptest! {
                 NpyData::F32(v) => v.len() * 4,
                 NpyData::I64(v) => v.len() * 8,
                 NpyData::Str(v) => v.iter().map(|s| s.len()).sum(),
+                NpyData::Bool(v) => v.len(),
+                NpyData::U8(v) => v.len(),
             }).sum();
             prop_assert!(decoded <= bytes.len(), "decoded {} bytes from a {}-byte file", decoded, bytes.len());
         }

@@ -77,6 +77,14 @@ pub enum IoError {
         /// Why not.
         reason: &'static str,
     },
+    /// A file is not what its format requires (a malformed or corrupt `.npz`).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Two paths given for different roles are the same file.
     #[error("{first} and {second} are the same file ({path}); give different paths")]
     SameFile {

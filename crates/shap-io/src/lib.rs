@@ -10,10 +10,14 @@
 //! - [`read_bounded`]: the one input reader. A regular file's size is checked against the
 //!   limit before anything is read; anything else (a device, a FIFO) is read up to the limit.
 //! - [`npy`]: the strict `.npy` preamble and header parser (the header is the Python literal
-//!   dict NumPy writes, parsed as such).
+//!   dict NumPy writes, parsed as such), its writer, and the one array codec (`NpyArray`,
+//!   `encode`, `decode`).
+//! - [`npz`]: `.npz` archives read and written one entry at a time (streaming).
 
+mod array;
 mod error;
 pub mod npy;
+pub mod npz;
 mod output;
 mod read;
 mod validate;

@@ -4,6 +4,8 @@
 //! `fortran_order` `True`/`False`, `shape` a tuple of non-negative integers. Nested values,
 //! duplicate or unknown keys, escapes and trailing text are rejected.
 
+pub use crate::array::{NpyArray, NpyData, decode, encode};
+
 /// The magic bytes opening every `.npy` file.
 pub const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -293,4 +295,54 @@ mod tests {
             assert!(parse_header(bad).is_err(), "accepted {bad}");
         }
     }
+}
+
+/// The `.npy` (format 1.0) preamble and header of a C-order array of dtype `descr` and
+/// `shape`, padded with spaces so that the data starts on a 64-byte boundary, as NumPy does.
+pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims = match shape {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        _ => {
+            let parts: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+            format!("({})", parts.join(", "))
+        }
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// Read a `.npy` preamble and header from `r`, leaving it at the first data byte.
+pub fn read_header(r: &mut dyn std::io::Read) -> Result<NpyHeader, HeaderError> {
+    let io = |e: std::io::Error| HeaderError(format!("truncated header ({e})"));
+    let mut pre = [0u8; 12];
+    r.read_exact(&mut pre[..10]).map_err(io)?;
+    if &pre[..6] != MAGIC {
+        return err("not a .npy file (bad magic)");
+    }
+    let len = match pre[6] {
+        1 => usize::from(u16::from_le_bytes([pre[8], pre[9]])),
+        2 | 3 => {
+            r.read_exact(&mut pre[10..12]).map_err(io)?;
+            u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as usize
+        }
+        v => return err(format!("unsupported .npy version {v}")),
+    };
+    if len > MAX_HEADER {
+        return err(format!("header of {len} bytes is too long"));
+    }
+    let mut raw = vec![0u8; len];
+    r.read_exact(&mut raw).map_err(io)?;
+    let Ok(text) = std::str::from_utf8(&raw) else {
+        return err("header is not UTF-8");
+    };
+    parse_header(text)
 }

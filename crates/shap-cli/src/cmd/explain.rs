@@ -2,7 +2,6 @@
 //! files, for the tutorial CNN or any ONNX image classifier.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use shap_data::FashionMnist;
@@ -13,8 +12,8 @@ use shap_explain::{
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
-use super::common;
 use super::network::{Engine, Eval, Network, Options, class_names};
+use super::{chunks, common};
 
 /// Flags of `shap-cli explain`.
 #[derive(clap::Args)]
@@ -55,6 +54,11 @@ pub struct Args {
     /// SLURM_ARRAY_TASK_ID (Slurm). `shap-cli merge` joins the parts.
     #[arg(long, value_name = "I/N|auto/N")]
     pub shard: Option<String>,
+    /// Images per chunk (default: 100, fewer for large images or many classes, so a chunk's
+    /// values stay under 64 MiB). With --npz FILE, each finished chunk is saved in
+    /// FILE.parts/, and rerunning the same command after a crash resumes from there.
+    #[arg(long, value_name = "N")]
+    pub chunk: Option<usize>,
     /// Explain image files (repeatable): PNG or JPEG of any size, converted to the model's
     /// channels (grey or RGB) and resized to its input size with a bilinear filter; pixel
     /// values in [0, 1].
@@ -162,13 +166,77 @@ impl AlgorithmArg {
     }
 }
 
-/// One image to explain, with what we know about it.
-struct Item {
+/// One image to explain, with what we know about it (its pixels are read per chunk,
+/// [`Selection::pixels`]).
+pub(super) struct Item {
     /// Test-set index, or None for an image file.
     index: Option<usize>,
-    source: String,
+    pub(super) source: String,
     label: Option<u8>,
-    pixels: Vec<f32>,
+}
+
+/// The images to explain, in order: test images (pixels read from the test set per chunk)
+/// or image files (a few, decoded at once).
+pub(super) struct Selection {
+    pub(super) items: Vec<Item>,
+    /// The decoded `--image` files, one per item; empty for test images.
+    files: Vec<Vec<f32>>,
+    test: Option<shap_data::Split>,
+}
+
+impl Selection {
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The pixels of images `r`, one after the other.
+    pub(super) fn pixels(&self, r: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        let Some(test) = &self.test else {
+            return Ok(self.files.get(r).unwrap_or(&[]).concat());
+        };
+        let ids: Vec<usize> = self.items[r].iter().filter_map(|i| i.index).collect();
+        Ok(test.images_f32(&ids)?)
+    }
+
+    /// SHA-256 of the images' sources and pixels, read 1,000 images at a time: what a
+    /// journal and a finished file are checked against ([`super::chunks`]).
+    pub(super) fn digest(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut pixels = Sha256::new();
+        for start in (0..self.len()).step_by(1000) {
+            let block = self.pixels(start..(start + 1000).min(self.len()))?;
+            block.iter().for_each(|p| pixels.update(p.to_le_bytes()));
+        }
+        let sources: Vec<String> = self.items.iter().map(|i| i.source.clone()).collect();
+        Ok(digest_hex(&sources, pixels))
+    }
+
+    /// Images `r` only.
+    fn slice(self, r: std::ops::Range<usize>) -> Self {
+        let files = if self.files.is_empty() {
+            Vec::new()
+        } else {
+            self.files[r.clone()].to_vec()
+        };
+        let items = self.items.into_iter().skip(r.start).take(r.len()).collect();
+        Self {
+            items,
+            files,
+            test: self.test,
+        }
+    }
+}
+
+/// The selection digest from the sources and the pixels' hasher (one hex string).
+pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
+    use sha2::{Digest, Sha256};
+    let mut all = Sha256::new();
+    for s in sources {
+        all.update(s.as_bytes());
+        all.update(b"\n");
+    }
+    all.update(pixels.finalize());
+    all.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_layout(s: &str) -> Result<InputLayout, String> {
@@ -176,7 +244,8 @@ fn parse_layout(s: &str) -> Result<InputLayout, String> {
         .map_err(|e: shap_explain::ExplainError| e.to_string())
 }
 
-/// Run `shap-cli explain`.
+/// Run `shap-cli explain`: select the images, build the model, explain them chunk by chunk,
+/// write and print.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
     let slicing = slicing(&args)?;
@@ -190,55 +259,101 @@ pub fn run(args: Args) -> Result<()> {
     let net = Network::load(&args.model, &options(&args))?;
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
-    let items = select_images(&args, &net, slicing.range)?;
-    let (items, positions) = shard(items, slicing.shard)?;
-    let images: Vec<f32> = items.iter().flat_map(|i| i.pixels.clone()).collect();
-    let scores = net.scores(&images)?;
+    let selection = select_images(&args, &net, slicing.range)?;
+    let (selection, positions) = shard(selection, slicing.shard)?;
     if args.algorithm == AlgorithmArg::Permutation {
         common::check_permutation_budget(args.max_evals, net.shape().features())?;
     }
-    let start = Instant::now();
-    let bar = common::progress_bar(items.len() as u64, "images", args.quiet);
-    let evals = std::sync::atomic::AtomicUsize::new(0);
-    let tick = |_: usize, n: usize| {
-        let done = evals.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-        if let Some(b) = &bar {
-            b.inc(1);
-            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            b.set_message(format!("{rate:.0} evaluations/s"));
+    let job = chunks::Job {
+        args: &args,
+        net: &net,
+        masker: &masker,
+        names: &names,
+        outputs: &outputs,
+        selection: &selection,
+        settings: settings(&args, &net, spec, &outputs)?,
+        placement: placement(positions.as_ref()),
+        first: positions.as_ref().map_or(0, |p| p.range.start),
+        chunk: chunk_size(&args, &net, &outputs, selection.len())?,
+    };
+    let outcome = chunks::run(&job).with_context(|| match (&positions, slicing.shard) {
+        (Some(p), Some((i, n))) => format!(
+            "shard {i}/{n} (images {}..{} of the selection)",
+            p.range.start, p.range.end
+        ),
+        _ => "explaining".to_string(),
+    })?;
+    finish(&args, &net, spec, outcome)
+}
+
+/// Write what the run did not write yet (JSON, figure) and print its summary.
+fn finish(args: &Args, net: &Network, spec: MaskerSpec, outcome: chunks::Outcome) -> Result<()> {
+    let (summary, explanation, seconds) = match outcome {
+        chunks::Outcome::AlreadyComplete(npz) => {
+            eprintln!(
+                "note: {} is already complete (same settings, model and images): nothing to compute",
+                npz.display()
+            );
+            if args.json.is_some() || args.plot.is_some() {
+                let e = Explanation::load_npz(&npz)?;
+                if let Some(p) = &args.json {
+                    e.save_json(p)?;
+                }
+                plot(args, &e)?;
+            }
+            return Ok(());
         }
+        chunks::Outcome::Done {
+            summary,
+            explanation,
+            seconds,
+        } => (summary, explanation, seconds),
     };
-    let request = Request {
-        outputs,
-        names: names.clone(),
-        first_stream: positions.as_ref().map_or(0, |p| p.range.start as u64),
-    };
-    let mut explanation = explain(&args, &net, &images, &masker, request, &tick)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    explanation.images = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| image_info(item, i, &scores, &names))
-        .collect();
-    explanation.settings = settings(&args, &net, spec)?;
-    if let Some(p) = &positions {
-        let range = format!("{}..{}", p.range.start, p.range.end);
-        explanation.settings.push(("positions".into(), range));
-        let total = p.total.to_string();
-        explanation.settings.push(("selection".into(), total));
-    }
-    save(&args, &explanation)?;
+    save(args, explanation.as_deref(), &summary)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
-        print_summary(&net, &explanation.summary(), seconds, spec)?;
+        print_summary(net, &summary, seconds, spec)?;
         if args.shap_compat && spec.is_inpaint() {
             common::print(|o| writeln!(o, "{TRUNCATED_NOTE}"))?;
         }
     }
     Ok(())
+}
+
+/// Images per chunk: `--chunk`, else 100, or fewer when a chunk's values would pass 64 MiB;
+/// with `--shap-compat`, the whole selection (shap's random stream runs through it in order).
+fn chunk_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -> Result<usize> {
+    match args.chunk {
+        Some(_) if args.shap_compat => bail!(
+            "--chunk cannot be combined with --shap-compat: shap's random stream runs through \
+             the images in order, so its run is one chunk"
+        ),
+        Some(0) => bail!("--chunk needs N >= 1"),
+        Some(c) => Ok(c),
+        None if args.shap_compat => Ok(n.max(1)),
+        None => {
+            let k = match outputs {
+                OutputSelection::TopK(t) => *t,
+                OutputSelection::Indices(v) => v.len(),
+                OutputSelection::All => net.model().num_outputs(),
+            };
+            let per_image = net.shape().features() * k.max(1) * 8;
+            Ok((64 * (1 << 20) / per_image.max(1)).clamp(1, 100))
+        }
+    }
+}
+
+/// The settings that say where a shard sits in the whole selection.
+fn placement(positions: Option<&Positions>) -> Vec<(String, String)> {
+    positions.map_or_else(Vec::new, |p| {
+        vec![
+            (
+                "positions".into(),
+                format!("{}..{}", p.range.start, p.range.end),
+            ),
+            ("selection".into(), p.total.to_string()),
+        ]
+    })
 }
 
 /// `--range` and `--shard`, parsed and checked once, before any work.
@@ -301,16 +416,16 @@ fn output_selection(args: &Args, k: usize) -> Result<OutputSelection> {
     Ok(selection)
 }
 
-/// Run the chosen explainer.
 /// What to explain besides the images: outputs, their names, and the first image's position
-/// in the whole selection (for a shard's permutation orders).
-struct Request {
-    outputs: OutputSelection,
-    names: Vec<String>,
-    first_stream: u64,
+/// in the whole selection (for a shard's or chunk's permutation orders).
+pub(super) struct Request {
+    pub(super) outputs: OutputSelection,
+    pub(super) names: Vec<String>,
+    pub(super) first_stream: u64,
 }
 
-fn explain(
+/// Run the chosen explainer.
+pub(super) fn explain(
     args: &Args,
     net: &Network,
     images: &[f32],
@@ -361,7 +476,12 @@ fn explain(
 
 /// The run's settings, recorded in the `.npz` and the JSON: algorithm, masker, budget, seed,
 /// evaluation path, outputs, and the model's file name and SHA-256.
-fn settings(args: &Args, net: &Network, spec: MaskerSpec) -> Result<Vec<(String, String)>> {
+fn settings(
+    args: &Args,
+    net: &Network,
+    spec: MaskerSpec,
+    outputs: &OutputSelection,
+) -> Result<Vec<(String, String)>> {
     let model_name = args
         .model
         .file_name()
@@ -372,7 +492,7 @@ fn settings(args: &Args, net: &Network, spec: MaskerSpec) -> Result<Vec<(String,
         (None, AlgorithmArg::Permutation) => "default (10 passes)".into(),
         (None, AlgorithmArg::Partition) => "default (500)".into(),
     };
-    let mut out = vec![
+    let out = vec![
         ("algorithm", args.algorithm.name().to_string()),
         ("masker", spec.to_string()),
         ("max_evals", max_evals),
@@ -380,23 +500,47 @@ fn settings(args: &Args, net: &Network, spec: MaskerSpec) -> Result<Vec<(String,
         ("shap_compat", args.shap_compat.to_string()),
         ("evaluation", net.evaluation().to_string()),
         ("outputs", net.outputs_kind().to_string()),
+        ("classes", classes_setting(outputs)),
         ("model", model_name),
         ("model_sha256", common::sha256_file(&args.model)?),
     ];
-    if let Some(w) = net.work_fraction() {
-        out.push(("incremental_work_fraction", format!("{w:.4}")));
-    }
     Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-/// Write the requested files (npz, JSON summary, figure).
-fn save(args: &Args, explanation: &Explanation) -> Result<()> {
-    if let Some(p) = &args.npz {
-        explanation.save_npz(p)?;
+/// Which classes each image explains, as the settings record it.
+fn classes_setting(outputs: &OutputSelection) -> String {
+    match outputs {
+        OutputSelection::TopK(k) => format!("top {k}"),
+        OutputSelection::All => "all".into(),
+        OutputSelection::Indices(v) => {
+            let v: Vec<String> = v.iter().map(|c| c.to_string()).collect();
+            v.join(",")
+        }
+    }
+}
+
+/// Write what the run has not written: the `.npz` when it was joined in memory, the JSON
+/// summary, and the figure (from memory, or from the written `.npz`).
+fn save(
+    args: &Args,
+    explanation: Option<&Explanation>,
+    summary: &ExplanationSummary,
+) -> Result<()> {
+    if let (Some(p), Some(e)) = (&args.npz, explanation) {
+        e.save_npz(p)?;
     }
     if let Some(p) = &args.json {
-        explanation.save_json(p)?;
+        summary.save_json(p)?;
     }
+    match (explanation, &args.npz) {
+        (Some(e), _) => plot(args, e),
+        (None, Some(npz)) if args.plot.is_some() => plot(args, &Explanation::load_npz(npz)?),
+        _ => Ok(()),
+    }
+}
+
+/// Draw the figure, when asked for.
+fn plot(args: &Args, explanation: &Explanation) -> Result<()> {
     if let Some(p) = &args.plot {
         let titles = explanation
             .images
@@ -442,8 +586,10 @@ fn print_summary(
                 r.seconds,
             )?;
         }
-        let work = net
-            .work_fraction()
+        let work = summary
+            .settings
+            .get(chunks::WORK_FRACTION)
+            .and_then(|w| w.parse::<f64>().ok())
             .map(|w| {
                 format!(
                     ", incremental: {:.0}% of a full evaluation's work",
@@ -491,7 +637,7 @@ fn predicted(scores: &[f32], i: usize, k: usize) -> (usize, f32) {
 
 /// What is known about image `i`: where it came from, its label and the prediction, and its
 /// figure title.
-fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageInfo {
+pub(super) fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageInfo {
     let (pred, prob) = predicted(scores, i, names.len());
     let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
     let label = item.label.map(|l| (usize::from(l), name(usize::from(l))));
@@ -514,10 +660,21 @@ fn select_images(
     args: &Args,
     net: &Network,
     range: Option<std::ops::Range<usize>>,
-) -> Result<Vec<Item>> {
+) -> Result<Selection> {
     let shape = net.shape();
     if !args.image.is_empty() {
-        return args.image.iter().map(|p| image_item(p, shape)).collect();
+        let (items, files) = args
+            .image
+            .iter()
+            .map(|p| image_item(p, shape))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        return Ok(Selection {
+            items,
+            files,
+            test: None,
+        });
     }
     if shape != ImageShape::new(28, 28, 1) {
         bail!(
@@ -526,24 +683,26 @@ fn select_images(
         );
     }
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
-    let test = &data.test;
-    let indices = test_indices(args, net, test, range)?;
+    let test = data.test;
+    let indices = test_indices(args, net, &test, range)?;
     if indices.is_empty() {
         bail!(
             "no images to explain (the test set has fewer correct/wrong predictions than asked?)"
         );
     }
-    indices
+    let items = indices
         .into_iter()
-        .map(|i| {
-            Ok(Item {
-                index: Some(i),
-                source: format!("test[{i}]"),
-                label: test.labels().get(i).copied(),
-                pixels: test.images_f32(&[i])?,
-            })
+        .map(|i| Item {
+            index: Some(i),
+            source: format!("test[{i}]"),
+            label: test.labels().get(i).copied(),
         })
-        .collect()
+        .collect();
+    Ok(Selection {
+        items,
+        files: Vec::new(),
+        test: Some(test),
+    })
 }
 
 /// `--indices`, or the first N correct / wrong predictions.
@@ -577,14 +736,27 @@ fn test_indices(
     if n == 0 {
         bail!("--correct / --wrong need N >= 1");
     }
-    let ids: Vec<usize> = range.clone().collect();
-    let scores = net.scores(&test.images_f32(&ids)?)?;
-    let k = net.model().num_outputs();
-    let preds: Vec<usize> = (0..ids.len()).map(|i| predicted(&scores, i, k).0).collect();
+    let preds = predictions(net, test, range.clone())?;
     let labels = &test.labels()[range.clone()];
     let (right, wrong) = shap_model::pick_examples(&preds, labels, n);
     let picked = if args.correct.is_some() { right } else { wrong };
     Ok(picked.into_iter().map(|i| i + range.start).collect())
+}
+
+/// The predicted class of each test image in `range`, 1,000 images at a time.
+fn predictions(
+    net: &Network,
+    test: &shap_data::Split,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<usize>> {
+    let k = net.model().num_outputs();
+    let mut preds = Vec::with_capacity(range.len());
+    for start in range.clone().step_by(1000) {
+        let ids: Vec<usize> = (start..(start + 1000).min(range.end)).collect();
+        let scores = net.scores(&test.images_f32(&ids)?)?;
+        preds.extend((0..ids.len()).map(|i| predicted(&scores, i, k).0));
+    }
+    Ok(preds)
 }
 
 /// Where a shard's images sit in the whole selection.
@@ -595,30 +767,28 @@ struct Positions {
     total: usize,
 }
 
-/// The slice of `items` that `--shard` asks for, with its positions in the whole selection;
-/// everything (and `None`) without `--shard`.
+/// The slice of the selection that `--shard` asks for, with its positions in the whole
+/// selection; everything (and `None`) without `--shard`.
 fn shard(
-    items: Vec<Item>,
+    selection: Selection,
     shard: Option<(usize, usize)>,
-) -> Result<(Vec<Item>, Option<Positions>)> {
+) -> Result<(Selection, Option<Positions>)> {
     let Some((i, n)) = shard else {
-        return Ok((items, None));
+        return Ok((selection, None));
     };
-    let total = items.len();
+    let total = selection.len();
     let range = (i * total / n)..((i + 1) * total / n);
-    let part = items
-        .into_iter()
-        .skip(range.start)
-        .take(range.len())
-        .collect::<Vec<_>>();
-    if part.is_empty() {
+    if range.is_empty() {
         bail!("shard {i}/{n} of {total} images is empty: use fewer shards");
     }
-    Ok((part, Some(Positions { range, total })))
+    Ok((
+        selection.slice(range.clone()),
+        Some(Positions { range, total }),
+    ))
 }
 
-/// An image file as the model's input.
-fn image_item(path: &Path, shape: ImageShape) -> Result<Item> {
+/// An image file as the model's input, and its pixels.
+fn image_item(path: &Path, shape: ImageShape) -> Result<(Item, Vec<f32>)> {
     let img = shap_data::load_image(path, shape.height, shape.width, shape.channels)?;
     if img.resized || img.converted {
         eprintln!(
@@ -639,13 +809,13 @@ fn image_item(path: &Path, shape: ImageShape) -> Result<Item> {
             },
         );
     }
-    Ok(Item {
+    let item = Item {
         index: None,
         source: path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
         label: None,
-        pixels: img.pixels,
-    })
+    };
+    Ok((item, img.pixels))
 }

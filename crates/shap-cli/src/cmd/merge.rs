@@ -43,20 +43,24 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let mut parts = Vec::with_capacity(args.parts.len());
     for p in &args.parts {
-        let e = Explanation::load_npz(p).with_context(|| format!("reading {}", p.display()))?;
-        let (range, total) = positions(&e).with_context(|| format!("{}", p.display()))?;
-        parts.push((range, total, p, e));
+        let (settings, n) =
+            shap_explain::npz_settings(p).with_context(|| format!("reading {}", p.display()))?;
+        let (range, total) = positions(&settings, n).with_context(|| format!("{}", p.display()))?;
+        parts.push(Part {
+            range,
+            total,
+            path: p,
+            settings,
+        });
     }
-    parts.sort_by_key(|(r, ..)| r.start);
+    parts.sort_by_key(|p| p.range.start);
     check_parts(&parts)?;
-    let n = parts.len();
-    let mut merged = Explanation::concat(parts.into_iter().map(|(.., e)| e).collect())?;
-    merged
-        .settings
-        .retain(|(k, _)| !PER_PART.contains(&k.as_str()));
-    merged.save_npz(&args.out)?;
+    let mut settings = parts[0].settings.clone();
+    settings.retain(|(k, _)| !PER_PART.contains(&k.as_str()));
+    let paths: Vec<PathBuf> = parts.iter().map(|p| p.path.clone()).collect();
+    let images = shap_explain::join_npz(&paths, &settings, &args.out)?;
     if let Some(j) = &args.json {
-        merged.save_json(j)?;
+        summary(&paths, settings)?.save_json(j)?;
     }
     if args.quiet || args.out == std::path::Path::new("-") {
         return Ok(());
@@ -64,42 +68,95 @@ pub fn run(args: Args) -> Result<()> {
     super::common::print(|o| {
         writeln!(
             o,
-            "merged {n} parts: {} images into {}",
-            merged.num_images,
+            "merged {} parts: {images} images into {}",
+            parts.len(),
             args.out.display()
         )
     })
 }
 
+/// One part: where it sits, the selection's size, its file and settings.
+struct Part<'a> {
+    range: std::ops::Range<usize>,
+    total: usize,
+    path: &'a PathBuf,
+    settings: Vec<(String, String)>,
+}
+
+impl Part<'_> {
+    fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The JSON summary of the merged run, from the parts read one at a time.
+fn summary(
+    parts: &[PathBuf],
+    settings: Vec<(String, String)>,
+) -> Result<shap_explain::ExplanationSummary> {
+    let mut all: Option<shap_explain::ExplanationSummary> = None;
+    for p in parts {
+        let s = Explanation::load_npz(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .summary();
+        match &mut all {
+            None => all = Some(s),
+            Some(a) => {
+                a.images.extend(s.images);
+                a.total_seconds += s.total_seconds;
+                a.model_seconds += s.model_seconds;
+                a.model_rows += s.model_rows;
+                a.model_calls += s.model_calls;
+            }
+        }
+    }
+    let mut all = all.context("no parts to merge")?;
+    all.settings = settings.into_iter().collect();
+    Ok(all)
+}
+
 /// The positions a part covers in the whole selection, and the selection's size.
-fn positions(e: &Explanation) -> Result<(std::ops::Range<usize>, usize)> {
-    let (Some(p), Some(total)) = (e.setting("positions"), e.setting("selection")) else {
+fn positions(settings: &[(String, String)], n: usize) -> Result<(std::ops::Range<usize>, usize)> {
+    let get = |k: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let (Some(p), Some(total)) = (get("positions"), get("selection")) else {
         bail!("not a part of a sharded run (no positions recorded): explain it with --shard I/N");
     };
     let range = super::common::parse_range(p).map_err(anyhow::Error::msg)?;
     let total: usize = total.parse().context("the recorded selection size")?;
-    if range.len() != e.num_images || range.end > total {
-        bail!(
-            "its recorded positions {p} do not fit its {} images",
-            e.num_images
-        );
+    if range.len() != n || range.end > total {
+        bail!("its recorded positions {p} do not fit its {n} images");
     }
     Ok((range, total))
 }
 
 /// The parts (sorted by position) cover the selection once, with the same settings and model.
-fn check_parts(parts: &[(std::ops::Range<usize>, usize, &PathBuf, Explanation)]) -> Result<()> {
-    let Some((_, total, first_path, first)) = parts.first() else {
+fn check_parts(parts: &[Part]) -> Result<()> {
+    let Some(first) = parts.first() else {
         bail!("no parts to merge");
     };
-    let common = |e: &Explanation| -> Vec<(String, String)> {
+    let (total, first_path) = (&first.total, first.path);
+    let common = |e: &Part| -> Vec<(String, String)> {
         let mut s = e.settings.clone();
         s.retain(|(k, _)| !PER_PART.contains(&k.as_str()));
         s
     };
     let want = common(first);
     let mut next = 0;
-    for (range, t, path, e) in parts {
+    for e @ Part {
+        range,
+        total: t,
+        path,
+        ..
+    } in parts
+    {
         if t != total {
             bail!(
                 "{} is a part of {t} images, {} of {total}",

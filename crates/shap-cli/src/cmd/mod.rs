@@ -1,9 +1,11 @@
 //! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
 
+mod chunks;
 pub mod common;
 pub mod data;
 pub mod evaluate;
 pub mod explain;
+mod journal;
 pub mod mask;
 pub mod merge;
 pub mod network;

@@ -120,10 +120,10 @@ impl Network {
         }
     }
 
-    /// The incremental path's share of a full evaluation's work, when it ran.
-    pub fn work_fraction(&self) -> Option<f64> {
+    /// The incremental path's work so far (images and second-layer positions), when it runs.
+    pub fn work_stats(&self) -> Option<shap_model::IncrementalStats> {
         match self {
-            Self::Tutorial(t) => t.incremental.as_ref().map(|m| m.stats().work_fraction()),
+            Self::Tutorial(t) => t.incremental.as_ref().map(|m| m.stats()),
             Self::Onnx(_) => None,
         }
     }

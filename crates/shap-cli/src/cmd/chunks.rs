@@ -1,0 +1,369 @@
+//! `shap-cli explain` over its selection in chunks of images. With `--npz FILE` (a regular
+//! file), every chunk is written to the run's journal as it finishes ([`super::journal`]),
+//! the final file is joined from the chunk files array by array
+//! ([`shap_explain::join_npz`]), and the journal is removed: a run interrupted at any point
+//! resumes where it stopped, an uninterrupted run takes the same path (so both give the same
+//! bytes, timings apart), and memory is bounded by a chunk, not the selection. Without a
+//! journal (`--npz -`, a device, or only `--json`/`--plot`), chunks are joined in memory.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use shap_explain::{Explanation, ExplanationSummary, OutputSelection, Progress};
+use shap_mask::Masker;
+
+use super::explain::{Args, Request, Selection, explain, image_info};
+use super::journal::{Journal, Manifest};
+use super::network::Network;
+
+/// Everything one run needs to explain a chunk.
+pub struct Job<'a> {
+    pub args: &'a Args,
+    pub net: &'a Network,
+    pub masker: &'a Masker,
+    pub names: &'a [String],
+    pub outputs: &'a OutputSelection,
+    pub selection: &'a Selection,
+    /// The run's settings (algorithm ... model hash, explained classes).
+    pub settings: Vec<(String, String)>,
+    /// Where a shard sits in the whole selection (`positions`, `selection`); empty otherwise.
+    pub placement: Vec<(String, String)>,
+    /// The position of the selection's first image in the whole selection (a shard's start).
+    pub first: usize,
+    /// Images per chunk.
+    pub chunk: usize,
+}
+
+/// What a run did.
+pub enum Outcome {
+    /// `--npz` already held this run's whole explanation: nothing was computed.
+    AlreadyComplete(PathBuf),
+    /// The run's summary, with the whole explanation when it was joined in memory.
+    Done {
+        summary: Box<ExplanationSummary>,
+        explanation: Option<Box<Explanation>>,
+        seconds: f64,
+    },
+}
+
+/// Recorded in each chunk file (with the run's settings): its images, and the incremental
+/// path's work on them (`positions/images`).
+const CHUNK: &str = "chunk";
+const WORK: &str = "incremental_work";
+/// Recorded in the final file: the incremental path's share of a full evaluation's work, over
+/// all chunks (a statistic, not part of what identifies a run).
+pub const WORK_FRACTION: &str = "incremental_work_fraction";
+
+/// Explain the selection chunk by chunk.
+pub fn run(job: &Job) -> Result<Outcome> {
+    let start = Instant::now();
+    let n = job.selection.len();
+    let ranges: Vec<Range<usize>> = (0..n.div_ceil(job.chunk))
+        .map(|c| c * job.chunk..((c + 1) * job.chunk).min(n))
+        .collect();
+    let progress = Bar::new(n, job.args.quiet);
+    let (summary, explanation) = match journaled(job.args) {
+        Some(npz) => {
+            let Some(summary) = journaled_run(job, npz, &ranges, &progress)? else {
+                return Ok(Outcome::AlreadyComplete(npz.to_path_buf()));
+            };
+            (summary, None)
+        }
+        None => in_memory_run(job, &ranges, &progress)?,
+    };
+    progress.finish();
+    Ok(Outcome::Done {
+        summary: Box::new(summary),
+        explanation,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The `--npz` path when it can hold a journal beside it: a regular file or a new path.
+fn journaled(args: &Args) -> Option<&Path> {
+    let p = args.npz.as_deref()?;
+    if p == Path::new(shap_io::STDOUT) {
+        return None;
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if !m.is_file() => None,
+        _ => Some(p),
+    }
+}
+
+/// Run with a journal; `None` when `npz` already holds this run's whole explanation.
+fn journaled_run(
+    job: &Job,
+    npz: &Path,
+    ranges: &[Range<usize>],
+    progress: &Bar,
+) -> Result<Option<ExplanationSummary>> {
+    let identity = [job.settings.clone(), job.placement.clone()].concat();
+    let digest = job.selection.digest()?;
+    let manifest = Manifest::new(
+        identity.clone(),
+        digest.clone(),
+        job.selection.len(),
+        job.chunk,
+    );
+    if is_complete(npz, &identity, &digest)? {
+        // A run killed after writing the file but before removing its journal.
+        if Journal::dir_for(npz).exists() {
+            Journal::open(npz, &manifest)?.remove_finished()?;
+        }
+        return Ok(None);
+    }
+    let journal = Journal::open(npz, &manifest)?;
+    let mut summaries = Vec::with_capacity(ranges.len());
+    let mut paths = Vec::with_capacity(ranges.len());
+    let mut work = Work::default();
+    let mut reused = 0;
+    for r in ranges {
+        let path = journal.chunk_path(r);
+        let e = match reuse(job, &path, r) {
+            Some(e) => {
+                progress.skip(r.len());
+                reused += 1;
+                e
+            }
+            None => {
+                let e = compute(job, r, progress)?;
+                e.save_npz(&path)?;
+                e
+            }
+        };
+        work.add(&e);
+        summaries.push(e.summary());
+        paths.push(path);
+    }
+    if reused > 0 {
+        eprintln!(
+            "note: resumed: {reused} of {} chunks were already done in {}",
+            ranges.len(),
+            Journal::dir_for(npz).display()
+        );
+    }
+    let (file, summary) = final_settings(job, work);
+    shap_explain::join_npz(&paths, &file, npz)?;
+    journal.remove(&paths)?;
+    Ok(Some(combine(summaries, summary)))
+}
+
+/// Run without a journal: the chunks' summaries, and the chunks joined in memory when a
+/// file needs the values (`--npz -` or a device, `--plot`).
+fn in_memory_run(
+    job: &Job,
+    ranges: &[Range<usize>],
+    progress: &Bar,
+) -> Result<(ExplanationSummary, Option<Box<Explanation>>)> {
+    let keep = job.args.npz.is_some() || job.args.plot.is_some();
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut summaries = Vec::with_capacity(ranges.len());
+    let mut work = Work::default();
+    for r in ranges {
+        let e = compute(job, r, progress)?;
+        work.add(&e);
+        summaries.push(e.summary());
+        if keep {
+            parts.push(e);
+        }
+    }
+    let (file, summary) = final_settings(job, work);
+    let summary = combine(summaries, summary);
+    if !keep {
+        return Ok((summary, None));
+    }
+    let mut all = Explanation::concat(parts)?;
+    all.settings = file;
+    Ok((summary, Some(Box::new(all))))
+}
+
+/// Explain the images `r` of the selection, as a chunk file records them.
+fn compute(job: &Job, r: &Range<usize>, progress: &dyn Progress) -> Result<Explanation> {
+    let pixels = job.selection.pixels(r.clone())?;
+    let scores = job.net.scores(&pixels)?;
+    let before = job.net.work_stats();
+    let request = Request {
+        outputs: job.outputs.clone(),
+        names: job.names.to_vec(),
+        first_stream: (job.first + r.start) as u64,
+    };
+    let mut e = explain(job.args, job.net, &pixels, job.masker, request, progress)?;
+    e.images = job.selection.items[r.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, item)| image_info(item, i, &scores, job.names))
+        .collect();
+    e.settings = [job.settings.clone(), job.placement.clone()].concat();
+    e.settings
+        .push((CHUNK.into(), format!("{}..{}", r.start, r.end)));
+    if let (Some(a), Some(b)) = (job.net.work_stats(), before) {
+        let w = a.since(b);
+        e.settings
+            .push((WORK.into(), format!("{}/{}", w.positions, w.images)));
+    }
+    Ok(e)
+}
+
+/// The chunk file at `path`, when it is there and is exactly what this run would compute
+/// for images `r`; a file that cannot be read or differs is computed again, with a note.
+fn reuse(job: &Job, path: &Path, r: &Range<usize>) -> Option<Explanation> {
+    if !path.exists() {
+        return None;
+    }
+    let checked = Explanation::load_npz(path)
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|e| check_chunk(job, &e, r).map(|()| e));
+    match checked {
+        Ok(e) => Some(e),
+        Err(why) => {
+            eprintln!(
+                "note: {}: {why}; computing that chunk again",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// A chunk file holds this run's settings, images `r` and their pixels.
+fn check_chunk(job: &Job, e: &Explanation, r: &Range<usize>) -> Result<(), String> {
+    let mut settings = e.settings.clone();
+    settings.retain(|(k, _)| k != CHUNK && k != WORK);
+    if settings != [job.settings.clone(), job.placement.clone()].concat() {
+        return Err("it was made with other settings".into());
+    }
+    if e.setting(CHUNK) != Some(&format!("{}..{}", r.start, r.end)) || e.num_images != r.len() {
+        return Err(format!("it does not hold images {}..{}", r.start, r.end));
+    }
+    let pixels = job.selection.pixels(r.clone()).map_err(|e| e.to_string())?;
+    let sources = job.selection.items[r.clone()].iter().map(|i| &i.source);
+    if e.data != pixels || !e.images.iter().map(|i| &i.source).eq(sources) {
+        return Err("it explains other images".into());
+    }
+    Ok(())
+}
+
+/// The incremental path's work over chunks (positions, images).
+#[derive(Default)]
+struct Work(Option<shap_model::IncrementalStats>);
+
+impl Work {
+    fn add(&mut self, e: &Explanation) {
+        let Some((p, i)) = e.setting(WORK).and_then(|w| w.split_once('/')) else {
+            return;
+        };
+        let (Ok(positions), Ok(images)) = (p.parse::<u64>(), i.parse::<u64>()) else {
+            return;
+        };
+        let s = self.0.get_or_insert_default();
+        s.positions += positions;
+        s.images += images;
+    }
+}
+
+/// The final file's settings (the run's and its placement), and the summary's, which add the
+/// incremental path's share of the work over all chunks: a statistic of the processes that
+/// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
+/// bytes do not depend on how the run was interrupted.
+fn final_settings(job: &Job, work: Work) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let file = [job.settings.clone(), job.placement.clone()].concat();
+    let mut summary = job.settings.clone();
+    if let Some(w) = work.0 {
+        summary.push((WORK_FRACTION.into(), format!("{:.4}", w.work_fraction())));
+    }
+    summary.extend(job.placement.iter().cloned());
+    (file, summary)
+}
+
+/// The chunks' summaries as one summary of the run.
+fn combine(parts: Vec<ExplanationSummary>, settings: Vec<(String, String)>) -> ExplanationSummary {
+    let mut it = parts.into_iter();
+    let mut all = it.next().expect("a run has at least one chunk");
+    for p in it {
+        all.images.extend(p.images);
+        all.total_seconds += p.total_seconds;
+        all.model_seconds += p.model_seconds;
+        all.model_rows += p.model_rows;
+        all.model_calls += p.model_calls;
+    }
+    all.settings = settings.into_iter().collect();
+    all
+}
+
+/// Whether `npz` already holds the whole explanation of a run with `identity` (settings and
+/// placement; files of earlier versions also recorded the incremental statistic) over the
+/// images of `digest`.
+fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Result<bool> {
+    if !npz.is_file() {
+        return Ok(false);
+    }
+    let Ok((mut settings, _)) = shap_explain::npz_settings(npz) else {
+        return Ok(false);
+    };
+    settings.retain(|(k, _)| k != WORK_FRACTION);
+    if settings != identity {
+        return Ok(false);
+    }
+    Ok(npz_digest(npz).is_ok_and(|d| d == digest))
+}
+
+/// [`Selection::digest`] of an explanation file: its `source` and `data` arrays.
+fn npz_digest(npz: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let sources = match shap_explain::npz::read_array(npz, "source")?.data {
+        shap_explain::npz::NpyData::Str(v) => v,
+        _ => anyhow::bail!("'source' is not a string array"),
+    };
+    let zip = shap_io::npz::NpzReader::open(npz, shap_explain::npz::MAX_NPZ_BYTES)?;
+    let mut data = zip.open_entry("data")?;
+    let header = shap_io::npy::read_header(&mut data)?;
+    anyhow::ensure!(header.descr == "<f4", "'data' is not float32");
+    let mut pixels = Sha256::new();
+    std::io::copy(&mut data, &mut pixels).context("reading 'data'")?;
+    Ok(super::explain::digest_hex(&sources, pixels))
+}
+
+/// The progress bar over the selection's images (none off a terminal or with `--quiet`).
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    start: Instant,
+    evals: AtomicUsize,
+}
+
+impl Bar {
+    fn new(images: usize, quiet: bool) -> Self {
+        Self {
+            bar: super::common::progress_bar(images as u64, "images", quiet),
+            start: Instant::now(),
+            evals: AtomicUsize::new(0),
+        }
+    }
+
+    /// Images found finished in the journal.
+    fn skip(&self, images: usize) {
+        if let Some(b) = &self.bar {
+            b.inc(images as u64);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn image_done(&self, _image: usize, evals: usize) {
+        let done = self.evals.fetch_add(evals, Ordering::Relaxed) + evals;
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("{rate:.0} evaluations/s"));
+        }
+    }
+}

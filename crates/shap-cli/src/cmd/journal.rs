@@ -1,0 +1,185 @@
+//! The progress of `shap-cli explain --npz OUT.npz`: finished chunks of images, each an
+//! explanation file written atomically into `OUT.npz.parts/`, beside `run.json`, which holds
+//! what the run is (its settings, model hash, selection and chunk size). A rerun of the same
+//! command reuses the chunks that are there and computes the others; a rerun with anything
+//! different is refused, naming the setting (`docs/outputs-and-explanations.md#chunks-and-resuming`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The manifest's file name in the journal.
+const MANIFEST: &str = "run.json";
+/// The manifest's format tag.
+const FORMAT: &str = "shap-cli explain journal 1";
+
+/// What a run is: two runs with equal manifests compute the same chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The run's settings, as the `.npz` records them.
+    pub settings: Vec<(String, String)>,
+    /// SHA-256 of the selected images' sources and pixels ([`super::explain`]'s selection).
+    pub selection_sha256: String,
+    /// Images in the selection.
+    pub images: usize,
+    /// Images per chunk.
+    pub chunk: usize,
+}
+
+impl Manifest {
+    /// The manifest of a run.
+    pub fn new(
+        settings: Vec<(String, String)>,
+        digest: String,
+        images: usize,
+        chunk: usize,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            settings,
+            selection_sha256: digest,
+            images,
+            chunk,
+        }
+    }
+
+    /// How `self` (found in the journal) differs from `run`, in words: `None` when equal.
+    fn difference(&self, run: &Manifest) -> Option<String> {
+        if self.format != run.format {
+            return Some(format!(
+                "it was written by another version ({})",
+                self.format
+            ));
+        }
+        let value = |s: &[(String, String)], k: &str| {
+            s.iter()
+                .find(|(n, _)| n == k)
+                .map_or("(none)".to_string(), |(_, v)| v.clone())
+        };
+        let keys = self
+            .settings
+            .iter()
+            .chain(&run.settings)
+            .map(|(k, _)| k.as_str());
+        for k in keys {
+            let (theirs, ours) = (value(&self.settings, k), value(&run.settings, k));
+            if theirs != ours {
+                return Some(format!(
+                    "it was made with {k} = {theirs}, this run has {k} = {ours}"
+                ));
+            }
+        }
+        if self.selection_sha256 != run.selection_sha256 || self.images != run.images {
+            return Some(format!(
+                "it explains other images ({} selected there, {} here, or other pixels)",
+                self.images, run.images
+            ));
+        }
+        if self.chunk != run.chunk {
+            return Some(format!(
+                "it was made with --chunk {}, this run has --chunk {}",
+                self.chunk, run.chunk
+            ));
+        }
+        None
+    }
+}
+
+/// A run's journal directory.
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// The journal of an explanation written to `npz`: `npz` with `.parts` appended.
+    pub fn dir_for(npz: &Path) -> PathBuf {
+        let mut name = npz.as_os_str().to_owned();
+        name.push(".parts");
+        PathBuf::from(name)
+    }
+
+    /// Open the journal of `npz` for `run`, creating it when there is none. A journal of
+    /// another run is an error that names the difference and how to start over; nothing is
+    /// written then.
+    pub fn open(npz: &Path, run: &Manifest) -> Result<Self> {
+        let dir = Self::dir_for(npz);
+        let manifest = dir.join(MANIFEST);
+        let start_over = || {
+            format!(
+                "rerun the same command to resume it, or delete {} to start over",
+                dir.display()
+            )
+        };
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if !m.is_dir() => {
+                bail!("{} exists and is not a folder: remove it", dir.display())
+            }
+            Ok(_) if manifest.exists() => {
+                let text = shap_io::read_bounded(&manifest, shap_io::MIB, "a journal manifest")?;
+                let found: Manifest = serde_json::from_slice(&text).with_context(|| {
+                    format!(
+                        "{} is not a journal manifest; {}",
+                        manifest.display(),
+                        start_over()
+                    )
+                })?;
+                if let Some(why) = found.difference(run) {
+                    bail!(
+                        "{} holds an unfinished explanation of another run: {why}; {}",
+                        dir.display(),
+                        start_over()
+                    );
+                }
+            }
+            _ => {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating the journal {}", dir.display()))?;
+                let text = serde_json::to_vec_pretty(run)?;
+                shap_io::write_bytes(&manifest, &text)?;
+            }
+        }
+        Ok(Self { dir })
+    }
+
+    /// The file of the chunk holding images `range` of the selection.
+    pub fn chunk_path(&self, range: &std::ops::Range<usize>) -> PathBuf {
+        self.dir
+            .join(format!("chunk-{:08}-{:08}.npz", range.start, range.end))
+    }
+
+    /// Remove the journal of a run whose final file was written before the run could remove
+    /// it: every chunk file in it, then as [`Journal::remove`].
+    pub fn remove_finished(self) -> Result<()> {
+        let chunks: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("chunk-"))
+            })
+            .collect();
+        self.remove(&chunks)
+    }
+
+    /// Remove the journal once the final file is written: the chunk files and the manifest,
+    /// then the folder (left, with a note, when it holds anything else).
+    pub fn remove(self, chunks: &[PathBuf]) -> Result<()> {
+        for c in chunks {
+            std::fs::remove_file(c).with_context(|| format!("removing {}", c.display()))?;
+        }
+        let manifest = self.dir.join(MANIFEST);
+        std::fs::remove_file(&manifest)
+            .with_context(|| format!("removing {}", manifest.display()))?;
+        if std::fs::remove_dir(&self.dir).is_err() {
+            eprintln!(
+                "note: {} holds files this run did not write; left in place",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+}

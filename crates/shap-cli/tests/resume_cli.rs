@@ -1,0 +1,302 @@
+//! Whole-dataset runs on one machine: `explain --npz OUT.npz` keeps finished chunks in
+//! `OUT.npz.parts/`; a run killed with SIGKILL resumes where it stopped and ends with the file
+//! an uninterrupted run writes; another run's journal, and a finished file, are recognised.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::{cli_command, text, write_dataset};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    data: PathBuf,
+}
+
+fn setup(n_test: u32) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, 10, n_test);
+    let cnn =
+        shap_model::Cnn::new(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    let model = dir.path().join("m.safetensors");
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
+    Setup { dir, model, data }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+impl Setup {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `explain` of test images 0..24 in chunks of 2, into `npz`, with `extra` flags.
+    fn command(&self, npz: &Path, extra: &[&str]) -> std::process::Command {
+        let mut args = vec![
+            "explain",
+            "-m",
+            s(&self.model),
+            "--data-dir",
+            s(&self.data),
+            "--range",
+            "0..24",
+            "--chunk",
+            "2",
+            "--max-evals",
+            "400",
+            "--npz",
+            s(npz),
+        ];
+        args.extend_from_slice(extra);
+        cli_command(&args)
+    }
+
+    fn explain(&self, npz: &Path, extra: &[&str]) -> Output {
+        self.command(npz, extra).output().unwrap()
+    }
+}
+
+fn parts(npz: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.parts", npz.display()))
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Every array of two `.npz` files, byte for byte, but the timings (`image_times`, `stats`).
+fn same_but_timings(a: &Path, b: &Path) {
+    let (za, zb) = (
+        shap_io::npz::NpzReader::open(a, 1 << 30).unwrap(),
+        shap_io::npz::NpzReader::open(b, 1 << 30).unwrap(),
+    );
+    assert_eq!(za.names(), zb.names());
+    for name in za.names() {
+        let (x, y) = (
+            za.read_entry(name, 1 << 30).unwrap(),
+            zb.read_entry(name, 1 << 30).unwrap(),
+        );
+        if name == "image_times" || name == "stats" {
+            assert_eq!(x.len(), y.len(), "{name}");
+        } else {
+            assert!(x == y, "{name} differs");
+        }
+    }
+}
+
+/// Start a run and SIGKILL it once its journal holds a finished chunk (polling every 5 ms).
+fn kill_after_first_chunk(t: &Setup, npz: &Path) {
+    let mut child = t.command(npz, &[]).spawn().unwrap();
+    let journal = parts(npz);
+    let has_chunk = || {
+        std::fs::read_dir(&journal).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("chunk-"))
+        })
+    };
+    loop {
+        if has_chunk() {
+            child.kill().unwrap();
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished");
+    assert!(!npz.exists(), "no final file after a kill");
+    assert!(journal.join("run.json").exists());
+}
+
+#[test]
+fn a_killed_run_resumes_and_ends_with_the_uninterrupted_runs_file() {
+    let t = setup(30);
+    let reference = t.path("ref.npz");
+    ok(&t.explain(&reference, &["--quiet"]));
+    assert!(
+        !parts(&reference).exists(),
+        "the journal is removed at the end"
+    );
+
+    let npz = t.path("e.npz");
+    kill_after_first_chunk(&t, &npz);
+    // Another run's settings: refused, naming the setting and how to start over.
+    let other = t.explain(&npz, &["--seed", "7"]);
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other.stderr));
+    let err = text(&other.stderr);
+    assert!(err.contains("seed = 0, this run has seed = 7"), "{err}");
+    assert!(err.contains("to start over"), "{err}");
+    assert!(!npz.exists());
+    // The same command resumes, reusing the finished chunks.
+    let resumed = t.explain(&npz, &["--quiet"]);
+    ok(&resumed);
+    assert!(
+        text(&resumed.stderr).contains("note: resumed:"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    same_but_timings(&reference, &npz);
+    assert!(!parts(&npz).exists());
+}
+
+#[test]
+fn a_finished_file_is_not_computed_again_and_a_corrupt_chunk_is() {
+    let t = setup(30);
+    let npz = t.path("e.npz");
+    ok(&t.explain(&npz, &["--quiet"]));
+    let before = std::fs::read(&npz).unwrap();
+    let again = t.explain(&npz, &["--quiet"]);
+    ok(&again);
+    assert_eq!(
+        text(&again.stderr).matches("is already complete").count(),
+        1,
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&npz).unwrap(), before, "left as it was");
+    // Other settings are a new run: computed and written.
+    ok(&t.explain(&npz, &["--quiet", "--top-k", "3"]));
+    assert_ne!(std::fs::read(&npz).unwrap(), before);
+
+    // A chunk file damaged in the journal is computed again; the result is unchanged.
+    let reference = t.path("ref.npz");
+    std::fs::write(&reference, &before).unwrap();
+    let e = t.path("c.npz");
+    kill_after_first_chunk(&t, &e);
+    let chunk = std::fs::read_dir(parts(&e))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chunk-")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let middle = bytes.len() / 3;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&chunk, &bytes).unwrap();
+    let out = t.explain(&e, &["--quiet"]);
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("computing that chunk again"),
+        "{}",
+        text(&out.stderr)
+    );
+    same_but_timings(&reference, &e);
+
+    // Killed after writing the final file but before removing the journal: the rerun finds
+    // the file complete and removes the journal.
+    let d = t.path("d.npz");
+    kill_after_first_chunk(&t, &d);
+    std::fs::write(&d, &before).unwrap();
+    let out = t.explain(&d, &["--quiet"]);
+    ok(&out);
+    assert!(text(&out.stderr).contains("is already complete"));
+    assert!(!parts(&d).exists());
+    assert_eq!(std::fs::read(&d).unwrap(), before);
+}
+
+#[test]
+fn bad_chunks_and_journals_are_clear_errors() {
+    let t = setup(30);
+    let npz = t.path("e.npz");
+    let fails = |extra: &[&str], needle: &str| {
+        let mut args = vec![
+            "explain",
+            "-m",
+            s(&t.model),
+            "--data-dir",
+            s(&t.data),
+            "--range",
+            "0..24",
+            "--npz",
+            s(&npz),
+        ];
+        args.extend_from_slice(extra);
+        let out = cli_command(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+        assert!(!npz.exists());
+    };
+    fails(&["--chunk", "0"], "--chunk needs N >= 1");
+    fails(
+        &["--shap-compat", "--chunk", "2"],
+        "--chunk cannot be combined with --shap-compat",
+    );
+    // A journal that is not one.
+    std::fs::create_dir(parts(&npz)).unwrap();
+    std::fs::write(parts(&npz).join("run.json"), b"{}").unwrap();
+    fails(&[], "is not a journal manifest");
+    std::fs::remove_dir_all(parts(&npz)).unwrap();
+    std::fs::write(parts(&npz), b"a file").unwrap();
+    fails(&[], "is not a folder");
+}
+
+#[test]
+fn a_failing_shard_is_named_and_parts_of_other_models_do_not_merge() {
+    let t = setup(30);
+    // A shard whose journal cannot be made fails naming the shard and its images.
+    let part = t.path("part1.npz");
+    std::fs::write(parts(&part), b"in the way").unwrap();
+    let out = t.explain(&part, &["--shard", "1/2", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("shard 1/2 (images 12..24 of the selection)"),
+        "{err}"
+    );
+    assert!(!part.exists());
+    std::fs::remove_file(parts(&part)).unwrap();
+    // The same file name, another model: merge names the hash that differs.
+    let other_dir = t.path("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other_model = other_dir.join("m.safetensors");
+    let cnn =
+        shap_model::Cnn::new(6, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &other_model).unwrap();
+    let part0 = t.path("part0.npz");
+    ok(&t.explain(&part0, &["--shard", "0/2", "--quiet"]));
+    let mut c = cli_command(&[
+        "explain",
+        "-m",
+        s(&other_model),
+        "--data-dir",
+        s(&t.data),
+        "--range",
+        "0..24",
+        "--chunk",
+        "2",
+        "--max-evals",
+        "400",
+        "--npz",
+        s(&part),
+        "--shard",
+        "1/2",
+        "--quiet",
+    ]);
+    ok(&c.output().unwrap());
+    let merged = t.path("all.npz");
+    let out = cli_command(&["merge", "-o", s(&merged), s(&part0), s(&part)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("with model_sha256 = "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!merged.exists());
+}

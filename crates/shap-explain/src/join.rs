@@ -1,0 +1,256 @@
+//! Explanation files joined array by array, so that the memory a join needs does not grow
+//! with the number of images: the parts' headers are read first and checked against each
+//! other, then each array of the result is written by copying the parts' data after one
+//! header (`docs/outputs-and-explanations.md#chunks-and-resuming`).
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use shap_io::npy::{NpyHeader, header_bytes, read_header};
+use shap_io::npz::{NpzReader, NpzWriter};
+
+use crate::npz::{MAX_NPZ_BYTES, NpyData, read_array};
+use crate::{ExplainError, Result};
+
+/// Arrays that describe the whole run, not one image each: the first part's `algorithm`, the
+/// sum of the parts' `stats`, and the settings given to [`join_npz`].
+const RUN_ARRAYS: [&str; 4] = ["algorithm", "stats", "setting_names", "setting_values"];
+
+/// How one per-image array of the result is made from the parts.
+struct Plan {
+    name: String,
+    descr: String,
+    /// The result's shape (images first).
+    shape: Vec<usize>,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> ExplainError {
+    ExplainError::BadFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Join explanation files written by [`crate::Explanation::save_npz`] (or by this function)
+/// into `out`, one after the other, with `settings` as the result's settings: the bytes equal
+/// what `save_npz` writes for the concatenated explanation, but no part is ever held whole in
+/// memory. Every part must hold the same arrays with the same types and image shape. Returns
+/// the number of images.
+pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) -> Result<usize> {
+    let Some(first) = parts.first() else {
+        return Err(ExplainError::EmptyBatch);
+    };
+    let names: Vec<String> = {
+        let zip = NpzReader::open(first, MAX_NPZ_BYTES)?;
+        zip.names().into_iter().map(str::to_string).collect()
+    };
+    let plans = plan(parts, &names)?;
+    let images = plans
+        .iter()
+        .find(|p| p.name == "values")
+        .map_or(0, |p| p.shape[0]);
+    let stats = summed_stats(parts)?;
+    let algorithm = NpzReader::open(first, MAX_NPZ_BYTES)?.read_entry("algorithm", 1 << 20)?;
+    shap_io::write_atomic(out, |w| {
+        let mut zip = NpzWriter::new(w);
+        for name in &names {
+            match name.as_str() {
+                "algorithm" => zip.entry(name, |o| o.write_all(&algorithm))?,
+                "stats" => zip.entry(name, |o| write_f64s(o, &stats))?,
+                "setting_names" => {
+                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.0)))?
+                }
+                "setting_values" => {
+                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.1)))?
+                }
+                _ => {
+                    let p = plans.iter().find(|p| &p.name == name).ok_or_else(|| {
+                        io::Error::other(format!("internal: no plan for array '{name}'"))
+                    })?;
+                    zip.entry(name, |o| copy_parts(o, parts, p))?;
+                }
+            }
+        }
+        zip.finish().map(|_| ())
+    })?;
+    Ok(images)
+}
+
+/// Check that every part holds `names` with agreeing headers, and plan each per-image array.
+fn plan(parts: &[PathBuf], names: &[String]) -> Result<Vec<Plan>> {
+    let mut plans: Vec<Plan> = Vec::new();
+    for path in parts {
+        let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
+        let mut theirs: Vec<&str> = zip.names();
+        let mut ours: Vec<&str> = names.iter().map(String::as_str).collect();
+        theirs.sort_unstable();
+        ours.sort_unstable();
+        if theirs != ours {
+            return Err(bad(
+                path,
+                format!("holds the arrays {theirs:?}; the first part holds {ours:?}"),
+            ));
+        }
+        for name in names.iter().filter(|n| !RUN_ARRAYS.contains(&n.as_str())) {
+            let h = header_of(&zip, name)?;
+            add(&mut plans, name, h).map_err(|r| bad(path, format!("'{name}': {r}")))?;
+        }
+    }
+    Ok(plans)
+}
+
+/// Fold one part's header of array `name` into its plan.
+fn add(plans: &mut Vec<Plan>, name: &str, h: NpyHeader) -> std::result::Result<(), String> {
+    if h.fortran_order || h.shape.is_empty() {
+        return Err("must be a C-order array of at least one dimension".into());
+    }
+    let Some(p) = plans.iter_mut().find(|p| p.name == name) else {
+        plans.push(Plan {
+            name: name.to_string(),
+            descr: h.descr,
+            shape: h.shape,
+        });
+        return Ok(());
+    };
+    let width = |d: &str| d.strip_prefix("<U").and_then(|w| w.parse::<usize>().ok());
+    match (width(&p.descr), width(&h.descr)) {
+        (Some(a), Some(b)) => p.descr = format!("<U{}", a.max(b)),
+        _ if p.descr == h.descr => {}
+        _ => {
+            return Err(format!(
+                "type {} here, {} in the first part",
+                h.descr, p.descr
+            ));
+        }
+    }
+    if p.shape[1..] != h.shape[1..] {
+        return Err(format!(
+            "shape {:?} here, {:?} in the first part",
+            h.shape, p.shape
+        ));
+    }
+    p.shape[0] += h.shape[0];
+    Ok(())
+}
+
+fn header_of(zip: &NpzReader, name: &str) -> Result<NpyHeader> {
+    let mut r = zip.open_entry(name)?;
+    read_header(&mut r).map_err(|e| bad(zip.path(), format!("'{name}': {e}")))
+}
+
+/// Every part's data of one array after the result's header; string arrays are padded to
+/// the result's width.
+fn copy_parts(o: &mut dyn Write, parts: &[PathBuf], p: &Plan) -> io::Result<()> {
+    o.write_all(&header_bytes(&p.descr, &p.shape))?;
+    let width = p
+        .descr
+        .strip_prefix("<U")
+        .and_then(|w| w.parse::<usize>().ok());
+    for path in parts {
+        let fail = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let zip = NpzReader::open(path, MAX_NPZ_BYTES).map_err(io::Error::other)?;
+        let mut r = zip.open_entry(&p.name).map_err(io::Error::other)?;
+        let h = read_header(&mut r).map_err(io::Error::other)?;
+        match width {
+            None => {
+                io::copy(&mut r, o).map_err(fail)?;
+            }
+            Some(w) => {
+                let theirs = h
+                    .descr
+                    .strip_prefix("<U")
+                    .and_then(|w| w.parse::<usize>().ok());
+                repad(&mut r, o, theirs.unwrap_or(w), w).map_err(fail)?;
+            }
+        }
+        // Read to the end, so that the size and CRC checks run.
+        io::copy(&mut r, &mut io::sink()).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Copy UTF-32 strings of `from` characters as strings of `to >= from` characters.
+fn repad(r: &mut dyn Read, o: &mut dyn Write, from: usize, to: usize) -> io::Result<()> {
+    let mut item = vec![0u8; from * 4];
+    let pad = vec![0u8; (to - from) * 4];
+    loop {
+        match r.read_exact(&mut item) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        o.write_all(&item)?;
+        o.write_all(&pad)?;
+    }
+}
+
+/// The parts' `stats` added up (timings and counts of the whole run).
+fn summed_stats(parts: &[PathBuf]) -> Result<Vec<f64>> {
+    let mut sum = vec![0.0; 5];
+    for path in parts {
+        let a = read_array(path, "stats")?;
+        let NpyData::F64(v) = a.data else {
+            return Err(bad(path, "'stats' must be a float64 array"));
+        };
+        if v.len() != 5 {
+            return Err(bad(path, "'stats' must hold 5 numbers"));
+        }
+        sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+    }
+    Ok(sum)
+}
+
+fn write_f64s(o: &mut dyn Write, v: &[f64]) -> io::Result<()> {
+    o.write_all(&header_bytes("<f8", &[v.len()]))?;
+    v.iter().try_for_each(|x| o.write_all(&x.to_le_bytes()))
+}
+
+fn write_strs<'a>(
+    o: &mut dyn Write,
+    v: impl Iterator<Item = &'a String> + Clone,
+) -> io::Result<()> {
+    let n = v.clone().count();
+    let width = v
+        .clone()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    o.write_all(&header_bytes(&format!("<U{width}"), &[n]))?;
+    for s in v {
+        let mut count = 0;
+        for ch in s.chars() {
+            o.write_all(&(ch as u32).to_le_bytes())?;
+            count += 1;
+        }
+        o.write_all(&vec![0u8; (width - count) * 4])?;
+    }
+    Ok(())
+}
+
+/// The settings and number of images of an explanation file, read without its values.
+pub fn npz_settings(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
+    let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
+    let images = header_of(&zip, "values")?
+        .shape
+        .first()
+        .copied()
+        .ok_or_else(|| bad(path, "'values' has no dimensions"))?;
+    if !zip.has("setting_names") {
+        return Ok((Vec::new(), images));
+    }
+    let strs = |name: &str| -> Result<Vec<String>> {
+        match read_array(path, name)?.data {
+            NpyData::Str(v) => Ok(v),
+            _ => Err(bad(path, format!("'{name}' must be a string array"))),
+        }
+    };
+    let (names, values) = (strs("setting_names")?, strs("setting_values")?);
+    if names.len() != values.len() {
+        return Err(bad(
+            path,
+            "'setting_names' and 'setting_values' differ in length",
+        ));
+    }
+    Ok((names.into_iter().zip(values).collect(), images))
+}
