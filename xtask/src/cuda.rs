@@ -3,7 +3,8 @@
 //! - `cargo xtask check-cuda`: installs NVIDIA's CUDA compiler and headers from PyPI (pinned
 //!   wheels, into a Python venv under `target/cuda-toolchain`, once), then runs `cargo check`
 //!   with the `cuda` feature of every workspace crate that has one, in its own target dir
-//!   (`target/cuda-check`), so the main build is never invalidated. The build scripts compile
+//!   (`target/cuda-check`), so the main build is never invalidated. With
+//!   `SHAP_TOOLKIT_CUDA_CACHE=DIR` both live in DIR instead, which outlives a clone. The build scripts compile
 //!   Candle's CUDA kernels with `nvcc`, so this is a real compile of the GPU code; only the final
 //!   link is left out: it needs `libcuda`, which comes with the GPU driver.
 //! - `cargo xtask gpu-check`: on a machine with an NVIDIA GPU and its driver, adds the runtime
@@ -50,9 +51,35 @@ pub struct GpuArgs {
     timeout: u64,
 }
 
-/// The venv, under the main target dir.
+/// Where the toolchain and the check's target dir live: `$SHAP_TOOLKIT_CUDA_CACHE` when set
+/// (a folder that outlives clones, so CI on the same machine compiles Candle's kernels once),
+/// else the main target dir.
+fn cache_root() -> PathBuf {
+    match std::env::var_os(CACHE_VAR) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => sh::target_dir(),
+    }
+}
+
+/// The variable naming a persistent cache folder for `check-cuda`.
+const CACHE_VAR: &str = "SHAP_TOOLKIT_CUDA_CACHE";
+
+/// The venv, in a folder named for the toolchain's pins: a new pin makes a new folder, so the
+/// `NVCC` path changes and Candle's kernels are compiled again by the new compiler.
 fn toolchain_dir() -> PathBuf {
-    sh::target_dir().join("cuda-toolchain")
+    let pins = TOOLCHAIN.join(" ");
+    // FNV-1a: a stable short name for the pin list.
+    let hash = pins.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    cache_root()
+        .join("cuda-toolchain")
+        .join(format!("{:08x}", hash as u32))
+}
+
+/// The target dir of `cargo check --features cuda`.
+fn check_target_dir() -> PathBuf {
+    cache_root().join("cuda-check")
 }
 
 /// Install `packages` into the venv unless its stamp says they are there; returns the CUDA
@@ -121,6 +148,8 @@ fn cuda_env(cmd: &mut Command, root: &Path, compute_cap: &str) {
     for var in ["CUDA_ROOT", "CUDA_PATH", "CUDA_HOME"] {
         cmd.env(var, root);
     }
+    // Candle's kernel builder (cudaforge) reruns when NVCC changes, not when PATH does.
+    cmd.env("NVCC", root.join("bin").join("nvcc"));
     cmd.env("CUDA_COMPUTE_CAP", compute_cap)
         .env("CUDARC_CUDA_VERSION", CUDARC_CUDA_VERSION);
 }
@@ -180,11 +209,11 @@ pub fn check() -> Result<()> {
         "==> cargo check --features cuda of {} (CUDA toolchain {}, target {})",
         packages.join(", "),
         root.display(),
-        sh::target_dir().join("cuda-check").display()
+        check_target_dir().display()
     );
     let mut c = sh::cargo();
     c.args(["check", "--release", "--all-targets", "--target-dir"])
-        .arg(sh::target_dir().join("cuda-check"));
+        .arg(check_target_dir());
     package_args(&mut c, &packages);
     cuda_env(&mut c, &root, DEFAULT_COMPUTE_CAP);
     sh::run(&mut c).context("the CUDA build does not compile")?;
