@@ -155,7 +155,7 @@ fn cuda_env(cmd: &mut Command, root: &Path, compute_cap: &str) {
 }
 
 /// Workspace packages whose Cargo.toml declares a `cuda` feature.
-pub fn cuda_packages() -> Result<Vec<String>> {
+fn cuda_packages() -> Result<Vec<String>> {
     let mut found = Vec::new();
     let crates = sh::repo_root().join("crates");
     for entry in std::fs::read_dir(&crates)? {
