@@ -351,11 +351,14 @@ fn a_progress_bar_on_a_terminal_only_and_never_with_quiet() {
     let shown = on_a_terminal(&args);
     assert!(shown.contains("2/2 images"), "{shown}");
     assert!(shown.contains("evaluations/s"), "{shown}");
+    // Each run computes again (a finished --npz would be reported complete, not recomputed).
+    std::fs::remove_file(&npz).unwrap();
     let mut quiet = args.to_vec();
     quiet.push("--quiet");
     let shown = on_a_terminal(&quiet);
     assert!(!shown.contains("images"), "{shown}");
     // Off a terminal (the pipes of this test): no bar.
+    std::fs::remove_file(&npz).unwrap();
     let out = shap_cli(&args);
     ok(&out);
     assert!(
