@@ -17,16 +17,16 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use shap_toolkit::explain::timing::{TimingReport, time_model_only};
 use shap_toolkit::explain::{
-    BatchModel, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer,
-    PermutationExplainer, TimingReport, time_model_only,
+    BatchModel, Budget, Explainer, ExplainerConfig, FnModel, ImageShape, ModelError,
+    OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::bench::FastAllocator;
 use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
-static GLOBAL: FastAllocator = FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SHAPE: ImageShape = ImageShape::new(28, 28, 1);
 const M: usize = 784;
@@ -97,17 +97,31 @@ fn mlp(hidden: usize) -> impl BatchModel {
     )
 }
 
-fn explainer() -> PartitionExplainer {
-    PartitionExplainer {
+/// Partition, shap's 500 evaluations, top 5.
+fn explainer() -> Explainer {
+    ExplainerConfig {
         outputs: OutputSelection::TopK(5),
-        ..Default::default()
+        ..ExplainerConfig::partition()
     }
+    .check()
+    .unwrap()
+}
+
+/// Permutation, one pass, top 5.
+fn one_pass() -> Explainer {
+    ExplainerConfig {
+        budget: Budget::Passes(1),
+        outputs: OutputSelection::TopK(5),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap()
 }
 
 /// The project's CNN (untrained weights: same cost as a trained one) behind its adapter.
 fn cnn() -> ModelFn {
     let dev = shap_toolkit::model::device("cpu").unwrap();
-    let cnn = Cnn::new(0, Head::Softmax, &dev).unwrap();
+    let cnn = Cnn::seeded(0, Head::Softmax, &dev).unwrap();
     ModelFn::new(&cnn).unwrap()
 }
 
@@ -121,12 +135,7 @@ fn report_model<B: BatchModel>(mname: &str, model: &B, x: &[f32]) {
         eprintln!("  partition   {mname:7} {spec:14} {r}");
     }
     let masker = Masker::new("blur(28,28)".parse().unwrap(), MaskMode::Default);
-    let p = PermutationExplainer {
-        passes: 1,
-        outputs: OutputSelection::TopK(5),
-        ..Default::default()
-    };
-    let e = p.explain(model, x, SHAPE, &masker).unwrap();
+    let e = one_pass().explain(model, x, SHAPE, &masker).unwrap();
     let r = TimingReport::measure(&e, model, 2 * M + 1).unwrap();
     eprintln!("  permutation {mname:7} {:14} {r}", "blur(28,28)");
 }
@@ -158,8 +167,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| time_model_only(black_box(&cnn), &x, SHAPE, &[500; 4], 10).unwrap())
     });
     // The incremental CNN path, starting cold (no kept states) every iteration.
-    let inc = IncrementalCnn::new(&Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
-        .unwrap();
+    let inc =
+        IncrementalCnn::new(&Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu).unwrap())
+            .unwrap();
     g.bench_function("partition_4x500_top5/cnn_incremental/blur", |b| {
         b.iter(|| {
             inc.clear();
@@ -168,11 +178,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    let one_pass = PermutationExplainer {
-        passes: 1,
-        outputs: OutputSelection::TopK(5),
-        ..Default::default()
-    };
+    let one_pass = one_pass();
     for (mname, model) in [("cnn", &cnn as &dyn BatchModel), ("cnn_incremental", &inc)] {
         g.bench_function(format!("permutation_4x1pass_top5/{mname}/blur"), |b| {
             b.iter(|| {

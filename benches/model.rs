@@ -6,7 +6,7 @@
 //!
 //! Criterion reports images per second (`Throughput::Elements`); multiply by the FLOP counts
 //! (`shap_model::FORWARD_FLOPS`, `TRAIN_FLOPS`, printed at start) for GFLOP/s, or run
-//! `cargo run --release -p shap-model --example epoch_time` for a full real-data epoch.
+//! `cargo run --release --example epoch_time` for a full real-data epoch.
 //! Run with `cargo bench --bench model`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -14,18 +14,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shap_toolkit::model::bench::{FastAllocator, TrainStep, synthetic_images};
-use shap_toolkit::model::{Cnn, FORWARD_FLOPS, Head, TRAIN_FLOPS};
+use shap_toolkit::model::{Cnn, FORWARD_FLOPS, Head, ModelFn, TRAIN_FLOPS};
+
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{TrainStep, synthetic_images};
 
 #[global_allocator]
-static GLOBAL: FastAllocator = FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn forward(c: &mut Criterion) {
     let dev = shap_toolkit::model::device("cpu").unwrap();
-    let w = Cnn::new(0, Head::Softmax, &dev)
-        .unwrap()
-        .cpu_weights()
-        .unwrap();
+    let cnn = Cnn::seeded(0, Head::Softmax, &dev).unwrap();
+    let model = ModelFn::new(&cnn).unwrap();
     eprintln!("forward: {FORWARD_FLOPS} FLOP/image; training step: {TRAIN_FLOPS} FLOP/image");
     let mut g = c.benchmark_group("forward");
     g.sample_size(10).measurement_time(Duration::from_secs(4));
@@ -34,7 +35,7 @@ fn forward(c: &mut Criterion) {
         let mut out = vec![0f32; batch * 10];
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("{batch}"), |b| {
-            b.iter(|| w.forward(black_box(&x), &mut out).unwrap())
+            b.iter(|| measure::forward(&model, black_box(&x), &mut out).unwrap())
         });
     }
     g.finish();

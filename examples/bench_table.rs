@@ -16,23 +16,23 @@ use std::time::Instant;
 
 use serde_json::json;
 use shap_toolkit::data::FashionMnist;
+use shap_toolkit::explain::timing::time_model_only;
 use shap_toolkit::explain::{
-    BatchModel, Budget, Explanation, ImageShape, OutputSelection, PartitionExplainer,
-    PermutationExplainer, TieBreak, time_model_only,
+    BatchModel, Budget, Compat, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn};
+
+#[path = "../benches/support/measure.rs"]
+mod measure;
 
 #[global_allocator]
-static ALLOC: bench::FastAllocator = bench::FastAllocator;
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Not measured in this run (the training issue adds Keras rows measured in the same run).
-const QUOTED_EPOCH: &str = "quoted, not measured here: TF-Keras ~28 s, stock Candle conv2d \
-     ~345 s (another 2-core machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); TF-Keras \
-     10.0 s on an AVX-512 EPYC (same notes, 2026-12-01)";
-/// Not measured in this run.
-const QUOTED_FORWARD: &str = "quoted, not measured here: TF-Keras ~5,000 img/s (another 2-core \
-     machine, ../shared/ENGINEERING_NOTES.md, by 2026-11-23); goal >= 5,000";
+/// The same-run comparison is `cargo xtask bench`'s `keras` rows (TensorFlow importable).
+const QUOTED_EPOCH: &str = "TF-Keras: see the keras rows (alternating, same run)";
+/// The same-run comparison is `cargo xtask bench`'s `keras` rows.
+const QUOTED_FORWARD: &str = "Keras model.predict: see the keras rows (same run)";
 
 fn emit(group: &str, name: &str, value: f64, unit: &str, reference: &str, note: &str) {
     println!(
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
     // 2. Training: one epoch (quick: 10,000 images, extrapolated to 60,000).
     let train = Dataset::new(data.train.images(), data.train.labels())?;
     let n = if quick { 10_000 } else { train.len() };
-    let tp = bench::measure_epoch(&train.take(n))?;
+    let tp = measure::measure_epoch(&train.take(n))?;
     let epoch_s = tp.seconds * train.len() as f64 / n as f64;
     emit(
         "model",
@@ -100,10 +100,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 3. Forward throughput.
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     for (batch, calls) in [(1usize, 2000usize), (64, 60), (512, 12)] {
         let calls = if quick { calls / 3 } else { calls };
-        let f = bench::measure_forward(&cnn, batch, calls)?;
+        let f = measure::measure_forward(&cnn, batch, calls)?;
         emit(
             "model",
             &format!("forward, batch {batch}"),
@@ -167,24 +167,20 @@ fn main() -> anyhow::Result<()> {
         ("inpaint_telea", false, true),
         ("inpaint_telea", true, true),
     ] {
-        let mode = if compat {
-            MaskMode::ShapCompat
-        } else {
-            MaskMode::Default
-        };
-        let masker = Masker::new(spec.parse()?, mode);
         // What `shap-cli explain --shap-compat` runs: shap's masker and NumPy's legacy
         // tie-break, which explains the images one at a time.
-        let explainer = PartitionExplainer {
+        let explainer = ExplainerConfig {
             outputs: OutputSelection::TopK(TOP_K),
             budget: Budget::MaxEvals(MAX_EVALS),
-            tie_break: if compat {
-                TieBreak::NumpyLegacy { seed: 0 }
+            compat: if compat {
+                Compat::Shap
             } else {
-                TieBreak::Fifo
+                Compat::Default
             },
-            ..PartitionExplainer::default()
-        };
+            ..ExplainerConfig::partition()
+        }
+        .check()?;
+        let masker = explainer.masker(spec.parse()?);
         let row = explain_row(&explained, inc, repeats, |m| {
             Ok(explainer.explain(m, &images, SHAPE, &masker)?)
         })?;
@@ -206,12 +202,13 @@ fn main() -> anyhow::Result<()> {
             &row.note(inc, &explained, &images, repeats)?,
         );
     }
-    let perm = PermutationExplainer {
-        max_evals: Some(PERMUTATION_EVALS),
+    let perm = ExplainerConfig {
+        budget: Budget::MaxEvals(PERMUTATION_EVALS),
         outputs: OutputSelection::TopK(TOP_K),
-        ..PermutationExplainer::default()
-    };
-    let masker = Masker::new("blur(28,28)".parse()?, MaskMode::Default);
+        ..ExplainerConfig::permutation()
+    }
+    .check()?;
+    let masker = perm.masker("blur(28,28)".parse()?);
     for inc in [false, true] {
         let row = explain_row(&explained, inc, repeats, |m| {
             Ok(perm.explain(m, &images, SHAPE, &masker)?)
@@ -248,7 +245,7 @@ fn emit_settings(repeats: usize) {
             "images": "test images 0-3",
             "partition": format!(
                 "max_evals {MAX_EVALS}, batch_size {} (shap's default), top-{TOP_K}",
-                PartitionExplainer::default().batch_size
+                ExplainerConfig::partition().batch_size
             ),
             "permutation": format!("max_evals {PERMUTATION_EVALS}, top-{TOP_K}"),
             "statistic": format!(

@@ -11,8 +11,7 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder, VarMap};
-use shap_explain::{ImageShape, InputLayout, Normalize, OutputSelection, PartitionExplainer};
-use shap_mask::{MaskMode, Masker};
+use shap_explain::{ExplainerConfig, ImageShape, InputLayout, Normalize, OutputSelection};
 use shap_model::CandleClassifier;
 
 /// conv 3->8 + ReLU, 2x2 max-pool, conv 8->16 + ReLU, global average pool, linear 16->4.
@@ -70,12 +69,13 @@ fn main() -> Result<()> {
         .iter()
         .flat_map(|&r| picture(shape, r))
         .collect();
-    let explainer = PartitionExplainer {
+    let explainer = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
         output_names: Some(["sky", "apple", "grass", "sea"].map(String::from).to_vec()),
-        ..PartitionExplainer::default()
-    };
-    let masker = Masker::new("blur(8,8)".parse()?, MaskMode::Default);
+        ..ExplainerConfig::partition()
+    }
+    .check()?;
+    let masker = explainer.masker("blur(8,8)".parse()?);
     let e = explainer.explain(&model, &images, shape, &masker)?;
     for (i, names) in e.output_names.iter().enumerate() {
         println!(

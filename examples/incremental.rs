@@ -8,43 +8,41 @@ use std::time::Instant;
 
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    BatchModel, Explanation, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
-use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn, bench};
+use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
-static ALLOC: bench::FastAllocator = bench::FastAllocator;
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let data = FashionMnist::load(None)?;
     let shape = ImageShape::new(28, 28, 1);
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     let plain = ModelFn::new(&cnn)?;
     let inc = IncrementalCnn::new(&cnn)?;
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(5),
-        ..PartitionExplainer::default()
-    };
-    let permutation = PermutationExplainer {
-        max_evals: Some(1600),
+        ..ExplainerConfig::partition()
+    }
+    .check()?;
+    let permutation = ExplainerConfig {
+        budget: Budget::MaxEvals(1600),
         outputs: OutputSelection::TopK(5),
-        ..PermutationExplainer::default()
-    };
-    for (algo, spec) in [
-        ("partition", "blur(28,28)"),
-        ("partition", "inpaint_telea"),
-        ("partition", "inpaint_ns"),
-        ("permutation", "blur(28,28)"),
+        ..ExplainerConfig::permutation()
+    }
+    .check()?;
+    for (explainer, spec) in [
+        (&partition, "blur(28,28)"),
+        (&partition, "inpaint_telea"),
+        (&partition, "inpaint_ns"),
+        (&permutation, "blur(28,28)"),
     ] {
-        let masker = Masker::new(spec.parse()?, MaskMode::Default);
+        let algo = explainer.algorithm().name();
+        let masker = explainer.masker(spec.parse()?);
         let explain = |m: &dyn BatchModel| -> anyhow::Result<Explanation> {
-            Ok(if algo == "partition" {
-                partition.explain(m, &images, shape, &masker)?
-            } else {
-                permutation.explain(m, &images, shape, &masker)?
-            })
+            Ok(explainer.explain(m, &images, shape, &masker)?)
         };
         let run = |m: &dyn BatchModel| -> anyhow::Result<_> {
             let mut best = f64::INFINITY;

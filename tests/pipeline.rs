@@ -6,7 +6,7 @@
 
 use shap_toolkit::data::{CLASS_NAMES, FashionMnist};
 use shap_toolkit::explain::{
-    BatchModel, Explanation, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, train};
@@ -45,7 +45,7 @@ fn train_explain_plot_on_real_data() {
     let mut cfg = TrainConfig::preset(Preset::Keras);
     cfg.epochs = 1;
     cfg.seed = 7;
-    let cnn = Cnn::new(cfg.seed, Head::Softmax, &device).unwrap();
+    let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &device).unwrap();
     let history = train(&cnn, &cfg, &train_set, Some(&test_set), |_| {}).unwrap();
     let acc = history.epochs[0].test_accuracy.unwrap();
     assert!(
@@ -63,11 +63,13 @@ fn train_explain_plot_on_real_data() {
     // Partition, blur(28,28), 500 evaluations, top-3: efficiency holds and the first explained
     // class is the predicted one (blur keeps the unmasked image exactly, so f(x) is the model's).
     let masker = Masker::new("blur(28,28)".parse().unwrap(), MaskMode::Default);
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
         output_names: Some(names.clone()),
-        ..PartitionExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = partition.explain(&model, &images, shape, &masker).unwrap();
     assert_eq!((e.num_images, e.num_outputs), (2, 3));
     assert!(
@@ -85,12 +87,14 @@ fn train_explain_plot_on_real_data() {
 
     // Permutation, inpaint_telea, one antithetic pass: efficiency is exact by construction.
     let telea = Masker::new("inpaint_telea".parse().unwrap(), MaskMode::Default);
-    let permutation = PermutationExplainer {
-        max_evals: Some(1600),
+    let permutation = ExplainerConfig {
+        budget: Budget::MaxEvals(1600),
         outputs: OutputSelection::TopK(2),
         output_names: Some(names),
-        ..PermutationExplainer::default()
-    };
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let p = permutation.explain(&model, &images, shape, &telea).unwrap();
     assert!(p.max_efficiency_error() <= 1e-5);
     assert_eq!(p.evals, vec![2 * 784 + 1, 2 * 784 + 1]);

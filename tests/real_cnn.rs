@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    BatchModel, Explanation, ImageShape, OutputSelection, PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, Explainer, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{
@@ -42,7 +42,7 @@ fn trained() -> Option<&'static (Cnn, Vec<f32>)> {
             .take(2000);
         let mut cfg = TrainConfig::preset(Preset::Keras);
         cfg.epochs = 1;
-        let cnn = Cnn::new(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
+        let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
         train(&cnn, &cfg, &train_set, None, |_| {}).expect("training");
         let images = data.test.images_f32(&[0, 1, 2]).expect("images");
         Some((cnn, images))
@@ -50,19 +50,23 @@ fn trained() -> Option<&'static (Cnn, Vec<f32>)> {
     .as_ref()
 }
 
-fn partition() -> PartitionExplainer {
-    PartitionExplainer {
+fn partition() -> Explainer {
+    ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        ..PartitionExplainer::default()
+        ..ExplainerConfig::partition()
     }
+    .check()
+    .expect("partition settings")
 }
 
-fn permutation() -> PermutationExplainer {
-    PermutationExplainer {
-        max_evals: Some(2 * (2 * 784 + 1)),
+fn permutation() -> Explainer {
+    ExplainerConfig {
+        budget: Budget::MaxEvals(2 * (2 * 784 + 1)),
         outputs: OutputSelection::TopK(3),
-        ..PermutationExplainer::default()
+        ..ExplainerConfig::permutation()
     }
+    .check()
+    .expect("permutation settings")
 }
 
 fn masker(spec: &str) -> Masker {
@@ -100,14 +104,13 @@ fn base_plus_values_is_the_models_prediction_on_the_original_image() {
     let paths: [(&str, &dyn BatchModel); 2] = [("full", &full), ("incremental", &incremental)];
     for spec in MASKERS {
         for (path, model) in paths {
-            let e = partition()
-                .explain(model, images, SHAPE, &masker(spec))
-                .expect("partition");
-            assert_sums_to_prediction(&e, &predictions, &format!("partition, {spec}, {path}"));
-            let e = permutation()
-                .explain(model, images, SHAPE, &masker(spec))
-                .expect("permutation");
-            assert_sums_to_prediction(&e, &predictions, &format!("permutation, {spec}, {path}"));
+            for explainer in [partition(), permutation()] {
+                let algo = explainer.algorithm();
+                let e = explainer
+                    .explain(model, images, SHAPE, &masker(spec))
+                    .unwrap_or_else(|e| panic!("{algo}: {e}"));
+                assert_sums_to_prediction(&e, &predictions, &format!("{algo}, {spec}, {path}"));
+            }
         }
     }
 }
@@ -167,17 +170,13 @@ fn explanations_are_bit_identical_on_one_and_two_threads() {
             models
                 .iter()
                 .flat_map(|&model| {
-                    let p = on_threads(threads, || {
-                        partition()
-                            .explain(model, images, SHAPE, &masker)
-                            .expect("partition")
-                    });
-                    let q = on_threads(threads, || {
-                        permutation()
-                            .explain(model, images, SHAPE, &masker)
-                            .expect("permutation")
-                    });
-                    [p, q]
+                    [partition(), permutation()].map(|explainer| {
+                        on_threads(threads, || {
+                            explainer
+                                .explain(model, images, SHAPE, &masker)
+                                .unwrap_or_else(|e| panic!("{}: {e}", explainer.algorithm()))
+                        })
+                    })
                 })
                 .collect::<Vec<_>>()
         };

@@ -5,7 +5,9 @@
 //! `benches/python/shap_reference.py`: shap 0.51 explaining the same network on the same images
 //! (through a NumPy port, and through the tutorial's Keras model when TensorFlow is installed),
 //! so the Rust and Python explanation times come from one run on one machine. The ONNX rows
-//! (`bench_onnx`) put `shap-cli explain --model M.onnx` beside shap + onnxruntime.
+//! (`bench_onnx`) put `shap-cli explain --model M.onnx` beside shap + onnxruntime, and the
+//! TF-Keras rows (`bench_keras`) a training epoch and batch-512 forward beside TF-Keras's,
+//! alternating round by round.
 //! Criterion benches (`cargo bench`) give the statistically careful per-function figures.
 //!
 //! Equal work on both sides of every comparison: the same network, images and explainer
@@ -99,6 +101,7 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
     rows.extend(inpaint_rows(cv2_python)?);
+    rows.extend(crate::bench_keras::rows(python.as_deref(), args.quick)?);
     match (python, python_ok, model) {
         (Some(python), Some(Ok(())), Some(model)) => {
             match python_reference(&python, &model, repeats) {
@@ -250,7 +253,7 @@ fn first_number(text: &str) -> Option<f64> {
 }
 
 /// Whether `python` can import `module`.
-fn python_imports(python: &str, module: &str) -> bool {
+pub(crate) fn python_imports(python: &str, module: &str) -> bool {
     let ok = Command::new(python)
         .args(["-c", &format!("import {module}")])
         .status()

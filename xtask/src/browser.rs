@@ -5,7 +5,9 @@
 //! Checked: every image loaded (`complete` and `naturalWidth > 0`), nothing reached the console
 //! as an error (wrapped `console.error`, `window.onerror`, failed resource loads, and Chromium's
 //! own console log on stderr, where any message counts), and every in-page link (the table of contents first of all)
-//! points at an element that exists. Without Chromium the check says so and is skipped, never
+//! points at an element that exists. The sections of [`REQUIRED`] (the per-class summary and
+//! the faithfulness table) must be there, each with a table of at least one row, its figures,
+//! and a number in every number cell. Without Chromium the check says so and is skipped, never
 //! passed.
 
 use anyhow::{Context, Result, bail};
@@ -13,6 +15,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Sections the report must show (a level-2 heading containing the text), each with a table
+/// of at least one row whose number cells all hold numbers, and at least one figure.
+pub const REQUIRED: [&str; 2] = ["Per-class summary", "Faithfulness"];
 
 /// How long Chromium may take to open and check the report.
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -60,11 +66,29 @@ const CHECK_SCRIPT: &str = r#"<script>
     var links = list("a[href^='#']");
     var unresolved = links.filter(function (a) { return !target(a); })
       .map(function (a) { return a.getAttribute("href"); });
+    var sections = {}, current = null;
+    list("body > *").forEach(function (el) {
+      if (el.tagName === "H2") {
+        current = sections[el.textContent] = { tables: 0, rows: 0, images: 0, bad: [] };
+      } else if (current) {
+        current.images += el.querySelectorAll("img").length;
+        if (el.tagName === "TABLE") {
+          current.tables += 1;
+          current.rows += el.querySelectorAll("tr").length - 1;
+          Array.prototype.forEach.call(el.querySelectorAll("td.n"), function (td) {
+            var t = td.textContent.replace(/,/g, "");
+            if (!/^-?\d+(\.\d+)?(e-?\d+)?$/.test(t) || !isFinite(parseFloat(t))) {
+              current.bad.push(td.textContent);
+            }
+          });
+        }
+      }
+    });
     var pre = document.createElement("pre");
     pre.id = "xtask-check";
     pre.textContent = JSON.stringify({
       images: images.length, broken: broken, errors: errors,
-      toc: toc.length, links: links.length, unresolved: unresolved
+      toc: toc.length, links: links.length, unresolved: unresolved, sections: sections
     });
     document.body.appendChild(pre);
   });
@@ -262,15 +286,46 @@ fn judge(found: &Value, logged: &[String]) -> Result<Outcome> {
     if count("toc") == 0 {
         problems.push("the page has no table of contents".into());
     }
+    problems.extend(section_problems(found));
     if !problems.is_empty() {
         bail!("the report failed in Chromium: {}", problems.join("; "));
     }
     Ok(Outcome::Passed(format!(
-        "{} images loaded, no console errors, {} table-of-contents links and {} in-page links in all resolve",
+        "{} images loaded, no console errors, {} table-of-contents links and {} in-page links in all resolve, sections {} shown with tables, numbers and figures",
         count("images"),
         count("toc"),
-        count("links")
+        count("links"),
+        REQUIRED.join(" and ")
     )))
+}
+
+/// What is wrong with the [`REQUIRED`] sections, as the page showed them.
+fn section_problems(found: &Value) -> Vec<String> {
+    let sections = found.get("sections").and_then(Value::as_object);
+    let mut problems = Vec::new();
+    for want in REQUIRED {
+        let Some(sec) = sections
+            .and_then(|s| s.iter().find(|(h, _)| h.contains(want)))
+            .map(|(_, v)| v)
+        else {
+            problems.push(format!("no section \"{want}\""));
+            continue;
+        };
+        let count = |k: &str| sec.get(k).and_then(Value::as_u64).unwrap_or(0);
+        if count("tables") == 0 || count("rows") == 0 {
+            problems.push(format!("section \"{want}\" has no table rows"));
+        }
+        if count("images") == 0 {
+            problems.push(format!("section \"{want}\" has no figure"));
+        }
+        let bad = strings(sec, "bad");
+        if !bad.is_empty() {
+            problems.push(format!(
+                "section \"{want}\" shows non-numbers in number cells: {bad:?}"
+            ));
+        }
+    }
+    problems
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -337,14 +392,34 @@ mod tests {
         Ok(())
     }
 
+    /// The sections part of a passing check result.
+    fn sections() -> Value {
+        let good = serde_json::json!({"tables": 1, "rows": 3, "images": 1, "bad": []});
+        serde_json::json!({"8. Per-class summary of the first 1,000 test images": good, "9. Faithfulness: deletion and insertion": good})
+    }
+
+    #[test]
+    fn required_sections() {
+        let mut v = serde_json::json!({"sections": sections()});
+        assert!(section_problems(&v).is_empty());
+        v["sections"]["9. Faithfulness: deletion and insertion"]["bad"] = serde_json::json!([""]);
+        v["sections"]["8. Per-class summary of the first 1,000 test images"]["images"] = 0.into();
+        let p = section_problems(&v);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[1].contains("non-numbers"), "{p:?}");
+        let none = section_problems(&serde_json::json!({"sections": {}}));
+        assert_eq!(none.len(), 2);
+        assert!(none[0].contains("no section \"Per-class summary\""));
+    }
+
     #[test]
     fn verdicts() -> Result<()> {
-        let ok = serde_json::json!({"images": 3, "broken": [], "errors": [], "toc": 2, "links": 2, "unresolved": []});
+        let ok = serde_json::json!({"images": 3, "broken": [], "errors": [], "toc": 2, "links": 2, "unresolved": [], "sections": sections()});
         assert!(matches!(judge(&ok, &[])?, Outcome::Passed(_)));
         assert!(judge(&ok, &["[1:ERROR:CONSOLE(3)] \"boom\"".into()]).is_err());
-        let broken = serde_json::json!({"images": 3, "broken": ["a.png"], "errors": [], "toc": 2, "links": 2, "unresolved": []});
+        let broken = serde_json::json!({"images": 3, "broken": ["a.png"], "errors": [], "toc": 2, "links": 2, "unresolved": [], "sections": sections()});
         assert!(judge(&broken, &[]).is_err());
-        let dangling = serde_json::json!({"images": 3, "broken": [], "errors": [], "toc": 2, "links": 2, "unresolved": ["#x"]});
+        let dangling = serde_json::json!({"images": 3, "broken": [], "errors": [], "toc": 2, "links": 2, "unresolved": ["#x"], "sections": sections()});
         assert!(judge(&dangling, &[]).is_err());
         Ok(())
     }

@@ -48,9 +48,19 @@ impl Explained {
             images.len(),
             fmt_count(evals),
             fmt_sci(eff),
-            fmt_secs(self.summary.total_seconds)
+            self.summary.total_seconds.map_or("-".into(), fmt_secs)
         )
     }
+}
+
+/// The faithfulness of one explanation (`shap-cli faithfulness --json`).
+pub struct Scored {
+    /// What was explained: algorithm, masker, group.
+    pub label: String,
+    /// Its curves figure (file name in the report's folder).
+    pub figure: String,
+    /// The scores.
+    pub scores: shap_explain::FaithfulnessReport,
 }
 
 /// Everything the report shows.
@@ -70,6 +80,10 @@ pub struct Report {
     pub evaluation: Option<Value>,
     /// Every explanation run, in order.
     pub explanations: Vec<Explained>,
+    /// `shap-cli summary --json` of the first test images.
+    pub class_summary: Option<shap_explain::ClassSummary>,
+    /// The faithfulness of each explanation, in order.
+    pub faithfulness: Vec<Scored>,
     /// The `shap-cli` command line that made each figure, by figure file name.
     pub commands: BTreeMap<String, String>,
     /// Step name, time, note.
@@ -89,6 +103,8 @@ impl Report {
             history: None,
             evaluation: None,
             explanations: Vec::new(),
+            class_summary: None,
+            faithfulness: Vec::new(),
             commands: BTreeMap::new(),
             steps: Vec::new(),
         }
@@ -148,6 +164,8 @@ impl Report {
         self.model_section(&mut b, dir);
         self.evaluation_section(&mut b, dir);
         self.explanation_sections(&mut b, dir);
+        self.summary_section(&mut b, dir);
+        self.faithfulness_section(&mut b, dir);
         self.steps_section(&mut b);
         b
     }
@@ -395,6 +413,100 @@ impl Report {
         }
     }
 
+    fn summary_section(&self, b: &mut Vec<Block>, dir: &Path) {
+        let Some(s) = &self.class_summary else { return };
+        b.push(Block::H(
+            2,
+            format!(
+                "8. Per-class summary of the first {} test images",
+                fmt_count(s.images as u64)
+            ),
+        ));
+        b.push(Block::P(format!(
+            "The first {} test images explained with the Partition explainer, `blur(28,28)`, 500 evaluations and the top 5 classes, then grouped by the class the model predicts. Per class, the figure shows the mean image, the mean SHAP map of that class (red: pixels that raise it on average, blue: lower it) and the mean absolute map (where the model looks at all, whichever the direction), one colour scale per row. An image whose top 5 left out its own predicted class would be counted under *without values*, not averaged (docs/outputs-and-explanations.md).",
+            fmt_count(s.images as u64)
+        )));
+        let mut t = Table::new(
+            &[
+                "class",
+                "images predicted",
+                "averaged",
+                "without values",
+                "sum of mean absolute SHAP",
+            ],
+            &[1, 2, 3, 4],
+        );
+        for c in &s.classes {
+            let total: f64 = c.mean_abs.iter().flatten().sum();
+            t.row(vec![
+                c.name.clone(),
+                fmt_count(c.predicted as u64),
+                fmt_count(c.with_values as u64),
+                fmt_count(c.without_values as u64),
+                if c.mean_abs.is_some() {
+                    fmt_shap(total)
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        b.push(Block::Table(t));
+        self.figure(
+            b,
+            dir,
+            "class_summary.png",
+            "Mean SHAP and mean |SHAP| per predicted class",
+        );
+    }
+
+    fn faithfulness_section(&self, b: &mut Vec<Block>, dir: &Path) {
+        if self.faithfulness.is_empty() {
+            return;
+        }
+        b.push(Block::H(
+            2,
+            "9. Faithfulness: deletion and insertion".into(),
+        ));
+        b.push(Block::P(
+            "Each explanation above, scored with `shap-cli faithfulness` (docs/faithfulness.md): per image and explained class, the pixels are hidden (deletion) or revealed from a fully hidden image (insertion) in the order of their SHAP values, in 28 steps, through the masker the explanation was made with, and the class's score is recorded; the AUC is the mean score along the curve. The same with 10 seeded random orders is the baseline.".into(),
+        ));
+        b.push(Block::P(
+            "**How to read it:** a faithful explanation has a deletion AUC well **below** its random baseline (hiding its top pixels first makes the score fall fastest) and an insertion AUC well **above** it; the further from random, the better the explanation ranks the pixels the model relies on, and AUCs are in the units of the explained outputs.".into(),
+        ));
+        let mut t = Table::new(
+            &[
+                "explanation",
+                "image × class",
+                "deletion AUC",
+                "random",
+                "insertion AUC",
+                "random",
+            ],
+            &[1, 2, 3, 4, 5],
+        );
+        for f in &self.faithfulness {
+            let m = f.scores.mean;
+            let pairs: usize = f.scores.images.iter().map(|i| i.classes.len()).sum();
+            t.row(vec![
+                f.label.clone(),
+                fmt_count(pairs as u64),
+                fmt_auc(m.deletion_auc),
+                fmt_auc(m.random_deletion_auc),
+                fmt_auc(m.insertion_auc),
+                fmt_auc(m.random_insertion_auc),
+            ]);
+        }
+        b.push(Block::Table(t));
+        for f in &self.faithfulness {
+            self.figure(
+                b,
+                dir,
+                &f.figure,
+                &format!("Mean curves: {}", f.label.replace('`', "")),
+            );
+        }
+    }
+
     fn steps_section(&self, b: &mut Vec<Block>) {
         b.push(Block::H(2, "Step times".into()));
         let mut t = Table::new(&["step", "seconds", "note"], &[1]);
@@ -493,7 +605,7 @@ fn explained_table(e: &Explained, logits: bool) -> Table {
             i.class_names.join(", "),
             fmt_count(i.evals as u64),
             fmt_sci(i.efficiency_error),
-            fmt_secs(i.seconds),
+            i.seconds.map_or("-".into(), fmt_secs),
         ]);
     }
     t
@@ -659,6 +771,20 @@ fn fmt_prob(x: f64) -> String {
     fixed(x, 2)
 }
 
+/// Areas under faithfulness curves: four decimals.
+fn fmt_auc(x: f64) -> String {
+    fixed(x, 4)
+}
+
+/// Sums of SHAP magnitudes: three decimals.
+fn fmt_shap(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        String::new()
+    }
+}
+
 /// Durations in seconds: two decimals.
 fn fmt_secs(x: f64) -> String {
     fixed(x, 2)
@@ -748,6 +874,27 @@ pub(crate) mod tests {
                 "base_values": [0.1, 0.1], "fx": [0.99, 0.0], "evals": 500,
                 "efficiency_error": 0.0, "seconds": 0.1, "title": "true: Trouser"}]}))?,
         });
+        std::fs::write(dir.join("class_summary.png"), &png)?;
+        std::fs::write(dir.join("partition_correct_blur_faithfulness.png"), &png)?;
+        r.class_summary = Some(serde_json::from_value(serde_json::json!({
+            "shape": [2, 2, 1], "images": 3, "without_values": 1, "classes": [
+                {"class": 1, "name": "Trouser", "predicted": 3, "with_values": 2,
+                 "without_values": 1, "mean_image": [0.0, 0.0, 0.0, 0.0], "mean": [0.1, -0.2, 0.0, 0.0],
+                 "mean_abs": [0.1, 0.2, 0.0, 0.0]}]}))?);
+        let curve = serde_json::json!([1.0, 0.5, 0.0]);
+        r.faithfulness.push(Scored {
+            label: "partition `blur(28,28)`, correct".into(),
+            figure: "partition_correct_blur_faithfulness.png".into(),
+            scores: serde_json::from_value(serde_json::json!({
+                "masker": "blur(28,28)", "steps": 2, "random": 10, "seed": 0, "feature": "pixel",
+                "features": 784, "images": [{"index": 0, "source": "test[0]", "classes": [
+                    {"class": 1, "name": "Trouser", "deletion_auc": 0.125, "insertion_auc": 0.75,
+                     "random_deletion_auc": 0.5, "random_insertion_auc": 0.5}]}],
+                "mean": {"deletion_auc": 0.125, "insertion_auc": 0.75,
+                         "random_deletion_auc": 0.5, "random_insertion_auc": 0.5},
+                "mean_curves": {"deletion": curve, "insertion": curve,
+                                "random_deletion": curve, "random_insertion": curve}}))?,
+        });
         r.commands.insert(
             "partition_correct_blur.png".into(),
             "shap-cli explain --masker 'blur(28,28)' --plot partition_correct_blur.png".into(),
@@ -776,6 +923,13 @@ pub(crate) mod tests {
             "<b>Differs from the tutorial:</b> shap breaks ties",
             "<td class=\"n\">6,000</td>",
             "No model summary",
+            "8. Per-class summary of the first 3 test images",
+            "<td>Trouser</td><td class=\"n\">3</td><td class=\"n\">2</td><td class=\"n\">1</td><td class=\"n\">0.300</td>",
+            "<img src=\"class_summary.png\"",
+            "9. Faithfulness: deletion and insertion",
+            "<b>How to read it:</b>",
+            "<td class=\"n\">0.1250</td><td class=\"n\">0.5000</td><td class=\"n\">0.7500</td>",
+            "<img src=\"partition_correct_blur_faithfulness.png\"",
         ] {
             assert!(html.contains(needle), "report.html lacks {needle:?}");
         }

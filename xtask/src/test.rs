@@ -183,7 +183,7 @@ fn parse_result_line(line: &str) -> Option<Tally> {
 }
 
 /// What `reproduce --quick` must write (and, for figures, link from the report).
-const EXPECTED: [&str; 15] = [
+const EXPECTED: [&str; 19] = [
     "report.html",
     "report.md",
     "model.safetensors",
@@ -199,6 +199,10 @@ const EXPECTED: [&str; 15] = [
     "permutation_wrong_blur.png",
     "partition_correct_telea.npz",
     "permutation_wrong_blur.npz",
+    "class_summary.png",
+    "class_summary.json",
+    "partition_correct_telea_faithfulness.png",
+    "permutation_wrong_blur_faithfulness.json",
 ];
 
 /// `reproduce --quick` into a fresh directory; one check per expected output (and per figure

@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// CNN it trains or any ONNX model.
 ///
 /// The commands follow the tutorial's pipeline: data -> train -> evaluate -> mask -> explain
-/// -> plot.
+/// -> plot, then summary and faithfulness for many explanations.
 #[derive(Parser)]
 #[command(
     name = "shap-cli",
@@ -47,6 +47,10 @@ enum Command {
     Plot(cmd::plot::Args),
     /// Join the parts of a sharded explanation (`explain --shard I/N`) into one.
     Merge(cmd::merge::Args),
+    /// Per predicted class, the mean SHAP map and mean |SHAP| map of a saved explanation.
+    Summary(cmd::summary::Args),
+    /// Score a saved explanation with deletion and insertion curves against random orders.
+    Faithfulness(Box<cmd::faithfulness::Args>),
     /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
     Completions(Completions),
 }
@@ -84,6 +88,8 @@ fn main() -> std::process::ExitCode {
         Command::Explain(a) => cmd::explain::run(*a),
         Command::Plot(a) => cmd::plot::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Summary(a) => cmd::summary::run(a),
+        Command::Faithfulness(a) => cmd::faithfulness::run(*a),
         Command::Completions(c) => completions(&c),
     };
     match result {

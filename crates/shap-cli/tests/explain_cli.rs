@@ -14,7 +14,7 @@ fn s(p: &Path) -> &str {
 /// A checkpoint from an untrained, seeded network (no dataset needed).
 fn untrained_model(dir: &Path) -> std::path::PathBuf {
     let cnn =
-        shap_model::Cnn::new(3, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        shap_model::Cnn::seeded(3, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
     let path = dir.join("m.safetensors");
     shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &path).unwrap();
     path

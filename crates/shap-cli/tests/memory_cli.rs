@@ -27,7 +27,7 @@ fn peak_memory_does_not_grow_with_the_number_of_images() {
     std::fs::create_dir(&data).unwrap();
     write_dataset(&data, 10, 2000);
     let cnn =
-        shap_model::Cnn::new(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
     let model = dir.path().join("m.safetensors");
     shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
     let peak = |images: usize| {

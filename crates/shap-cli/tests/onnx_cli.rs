@@ -303,10 +303,30 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
             explain(&fixture("tutorial.safetensors"), &["--softmax"]),
             "are for ONNX models",
         ),
+        // Explainer settings, refused by ExplainerConfig::check before any image is explained.
+        (
+            explain(&rgb, &["--shap-compat", "--seed", "4294967296"]),
+            "seed 4294967296 does not fit in 32 bits",
+        ),
+        (
+            explain(&rgb, &["--algorithm", "permutation", "--max-evals", "2"]),
+            "max_evals = 2 is too small for permutation: at least 3 needed",
+        ),
     ];
     for (out, needle) in &cases {
         fails_with(out, needle);
     }
+    // Nothing written: no file, and no journal (the budget refusal comes from the first chunk,
+    // after the journal was opened; a run that saved no chunk removes it).
+    assert!(!npz.exists());
+    assert!(!dir.path().join("e.npz.parts").exists());
+    // A configuration error is printed once, not again as its own cause.
+    assert_eq!(
+        text(&cases[cases.len() - 2].0.stderr)
+            .matches("32 bits")
+            .count(),
+        1
+    );
     let out = shap_cli(&[
         "explain",
         "--model",

@@ -63,8 +63,8 @@ impl Fixture {
 
     /// A checkpoint from an untrained, seeded network.
     fn model(&self) -> PathBuf {
-        let cnn =
-            shap_model::Cnn::new(3, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        let cnn = shap_model::Cnn::seeded(3, shap_model::Head::Softmax, &candle_core::Device::Cpu)
+            .unwrap();
         let path = self.path("m.safetensors");
         shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &path).unwrap();
         path
@@ -444,15 +444,12 @@ fn evaluate_refuses_non_finite_outputs_and_an_empty_test_set() {
     let data = f.path("data");
     std::fs::create_dir(&data).unwrap();
     write_dataset(&data, 10, 10);
-    let cnn = shap_model::Cnn::new(3, shap_model::Head::Logits, &candle_core::Device::Cpu).unwrap();
-    let mut w = cnn.cpu_weights().unwrap();
-    w.tensors[4].iter_mut().for_each(|v| *v = 3e38);
-    let huge = shap_model::Cnn::from_vecs(
-        w.tensors,
-        shap_model::Head::Logits,
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
+    let huge =
+        shap_model::Cnn::seeded(3, shap_model::Head::Logits, &candle_core::Device::Cpu).unwrap();
+    let fc_weight = &huge.vars()[4];
+    fc_weight
+        .set(&fc_weight.ones_like().unwrap().affine(3e38, 0.0).unwrap())
+        .unwrap();
     let model = f.path("huge.safetensors");
     shap_model::save(&huge, &shap_model::CheckpointMeta::default(), &model).unwrap();
     let out = shap_cli(&["evaluate", "--model", s(&model), "--data-dir", s(&data)]);

@@ -22,7 +22,7 @@ fn setup() -> Setup {
     std::fs::create_dir(&data).unwrap();
     write_dataset(&data, 10, 40);
     let cnn =
-        shap_model::Cnn::new(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
     let model = dir.path().join("m.safetensors");
     shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
     Setup { dir, model, data }

@@ -231,11 +231,13 @@ fn not_found_message(tried: &[String]) -> String {
          train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte \
          (gzip-compressed `.gz` or plain)",
     );
-    if !cfg!(feature = "hub") {
+    if !cfg!(feature = "hub-cache") {
         s.push_str(
             ", or rebuild with `--features hub` to read the hf-hub cache and download \
-             (`--features hub-cache` reads the cache only)",
+             (`--features hub-cache`, on by default, reads the cache only)",
         );
+    } else if !cfg!(feature = "hub") {
+        s.push_str(", or rebuild with `--features hub` to download into the hf-hub cache");
     }
     s
 }

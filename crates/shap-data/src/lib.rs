@@ -241,50 +241,34 @@ fn probe_dir(dir: &Path) -> Result<Probe, DataError> {
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         names.insert(entry.map_err(unreadable)?.file_name());
     }
-    let mut found = Vec::with_capacity(4);
-    let mut missing = None;
-    for stems in FILE_STEMS {
+    // Each file: the first candidate name present, or every candidate name tried.
+    let lookups: [Result<PathBuf, Vec<String>>; 4] = FILE_STEMS.map(|stems| {
         let candidates: Vec<String> = stems
             .iter()
             .flat_map(|s| [format!("{s}.gz"), (*s).to_string()])
             .collect();
-        match candidates
+        candidates
             .iter()
             .find(|c| names.contains(std::ffi::OsStr::new(c.as_str())))
-        {
-            Some(name) => found.push(dir.join(name)),
-            None => {
-                if missing.is_none() {
-                    missing = Some(candidates);
-                }
-            }
-        }
-    }
-    match (found.len(), missing) {
-        (0, _) => Ok(Probe::Absent(
+            .map(|name| dir.join(name))
+            .ok_or(candidates)
+    });
+    if lookups.iter().all(Result::is_err) {
+        return Ok(Probe::Absent(
             "holds none of the Fashion-MNIST IDX files".into(),
-        )),
-        (_, Some(tried)) => Err(DataError::MissingFile {
-            dir: dir.to_path_buf(),
-            tried,
-        }),
-        (_, None) => {
-            let mut it = found.into_iter();
-            match (it.next(), it.next(), it.next(), it.next()) {
-                (Some(train_images), Some(train_labels), Some(test_images), Some(test_labels)) => {
-                    Ok(Probe::Found(IdxFiles {
-                        train_images,
-                        train_labels,
-                        test_images,
-                        test_labels,
-                    }))
-                }
-                _ => Err(DataError::InvalidSplit(
-                    "internal: file lookup lost a file".into(),
-                )),
-            }
-        }
+        ));
     }
+    let missing = |tried| DataError::MissingFile {
+        dir: dir.to_path_buf(),
+        tried,
+    };
+    let [train_images, train_labels, test_images, test_labels] = lookups;
+    Ok(Probe::Found(IdxFiles {
+        train_images: train_images.map_err(missing)?,
+        train_labels: train_labels.map_err(missing)?,
+        test_images: test_images.map_err(missing)?,
+        test_labels: test_labels.map_err(missing)?,
+    }))
 }
 
 fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataError> {
@@ -313,9 +297,10 @@ fn load_files(files: &IdxFiles, source: DataSource) -> Result<FashionMnist, Data
     let (train, test) = std::thread::scope(|s| {
         let test = s.spawn(|| load_split(&files.test_images, &files.test_labels));
         let train = load_split(&files.train_images, &files.train_labels);
+        // A panic in the loader is a bug, not bad input: pass it on as it is.
         let test = test
             .join()
-            .unwrap_or_else(|_| Err(DataError::InvalidSplit("test split loader panicked".into())));
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (train, test)
     });
     Ok(FashionMnist {

@@ -1,7 +1,7 @@
 //! The hf-hub path (features `hub-cache` / `hub`): the parquet conversion read from a hub cache
 //! built from the committed fixture (`fixtures/make_hub_fixture.py`), never from the network.
-//! Run with `cargo test --release -p shap-data --features hub-cache` (or `--features hub`, which
-//! adds the download test).
+//! `hub-cache` is a default feature, so `cargo test --release -p shap-data` runs these;
+//! `--features hub` adds the download test.
 #![cfg(feature = "hub-cache")]
 #![allow(clippy::unwrap_used)]
 

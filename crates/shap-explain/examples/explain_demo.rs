@@ -4,11 +4,10 @@
 //!
 //! Run: `cargo run --release -p shap-explain --example explain_demo [OUT_DIR]`
 
+use shap_explain::timing::time_model_only;
 use shap_explain::{
-    BatchModel, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer,
-    PermutationExplainer, time_model_only,
+    BatchModel, Budget, ExplainerConfig, FnModel, ImageShape, ModelError, OutputSelection,
 };
-use shap_mask::{MaskMode, Masker};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shape = ImageShape::new(28, 28, 1);
@@ -55,12 +54,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             images[m + r * 28 + c] = if (6.0..10.0).contains(&d) { 1.0 } else { 0.0 };
         }
     }
-    let masker = Masker::new("blur(28,28)".parse()?, MaskMode::Default);
-
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        ..Default::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()?;
+    let masker = partition.masker("blur(28,28)".parse()?);
     let e = partition.explain(&model, &images, shape, &masker)?;
     for i in 0..e.num_images {
         println!(
@@ -71,7 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.efficiency_errors[i]
         );
     }
-    let pure = time_model_only(&model, &images, shape, &e.evals, partition.batch_size)?;
+    let pure = time_model_only(
+        &model,
+        &images,
+        shape,
+        &e.evals,
+        partition.config().batch_size,
+    )?;
     println!(
         "partition: {:.2} ms total, {:.2} ms in the model, overhead {:.1}% of model time; model alone {:.2} ms",
         e.stats.wall_time.as_secs_f64() * 1e3,
@@ -80,12 +85,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pure.as_secs_f64() * 1e3
     );
 
-    let permutation = PermutationExplainer {
-        passes: 2,
+    let permutation = ExplainerConfig {
+        budget: Budget::Passes(2),
         outputs: OutputSelection::TopK(3),
         std_errors: true,
-        ..Default::default()
-    };
+        ..ExplainerConfig::permutation()
+    }
+    .check()?;
     let p = permutation.explain(&model, &images, shape, &masker)?;
     println!(
         "permutation: {} evals per image, {:.2} ms, max efficiency error {:.2e}",

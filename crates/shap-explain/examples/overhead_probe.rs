@@ -7,8 +7,7 @@
 use std::time::Instant;
 
 use shap_explain::{
-    BackgroundMasker, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer,
-    PermutationExplainer,
+    BackgroundMasker, Budget, ExplainerConfig, FnModel, ImageShape, ModelError, OutputSelection,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,36 +28,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     pool.install(|| -> Result<(), shap_explain::ExplainError> {
-        let part = PartitionExplainer {
-            outputs: OutputSelection::TopK(5),
-            ..Default::default()
-        };
-        let perm = PermutationExplainer {
-            passes: 1,
-            outputs: OutputSelection::TopK(5),
-            ..Default::default()
-        };
+        let explainers = [
+            ExplainerConfig {
+                outputs: OutputSelection::TopK(5),
+                ..ExplainerConfig::partition()
+            }
+            .check()?,
+            ExplainerConfig {
+                budget: Budget::Passes(1),
+                outputs: OutputSelection::TopK(5),
+                ..ExplainerConfig::permutation()
+            }
+            .check()?,
+        ];
         for _ in 0..3 {
-            let t0 = Instant::now();
-            let e = part.explain(&model, &images, shape, &masker)?;
-            let t = t0.elapsed().as_secs_f64();
-            let rows: usize = e.evals.iter().sum();
-            println!(
-                "partition: {rows} rows in {:.2} ms = {:.2} us/row overhead (model {:.2} ms)",
-                t * 1e3,
-                t * 1e6 / rows as f64,
-                e.stats.model_time.as_secs_f64() * 1e3
-            );
-            let t0 = Instant::now();
-            let e = perm.explain(&model, &images, shape, &masker)?;
-            let t = t0.elapsed().as_secs_f64();
-            let rows: usize = e.evals.iter().sum();
-            println!(
-                "permutation: {rows} rows in {:.2} ms = {:.2} us/row overhead (model {:.2} ms)",
-                t * 1e3,
-                t * 1e6 / rows as f64,
-                e.stats.model_time.as_secs_f64() * 1e3
-            );
+            for explainer in &explainers {
+                let t0 = Instant::now();
+                let e = explainer.explain(&model, &images, shape, &masker)?;
+                let t = t0.elapsed().as_secs_f64();
+                let rows: usize = e.evals.iter().sum();
+                println!(
+                    "{}: {rows} rows in {:.2} ms = {:.2} us/row overhead (model {:.2} ms)",
+                    explainer.algorithm(),
+                    t * 1e3,
+                    t * 1e6 / rows as f64,
+                    e.stats.model_time.as_secs_f64() * 1e3
+                );
+            }
         }
         Ok(())
     })?;

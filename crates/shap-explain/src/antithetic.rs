@@ -9,14 +9,14 @@
 //! then stands in for row `M` of the first pass), and each pass's order is drawn when the
 //! pass starts.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use rand_chacha::ChaCha8Rng;
 
 use crate::driver::RowResult;
 use crate::eval::{Counters, Job, MAX_BATCH_FLOATS};
 use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
-use crate::{ExplainError, OutputSelection, Result};
+use crate::{OutputSelection, Result};
 use shap_mask::PartitionTree;
 
 /// Where a job's orders come from.
@@ -94,17 +94,20 @@ impl<'a> PassJob<'a> {
     }
 
     /// The order of pass `self.pass`.
-    fn draw_order(&mut self) -> Result<Vec<usize>> {
+    fn draw_order(&mut self) -> Vec<usize> {
         let tree = self.s.tree;
         match &mut self.orders {
-            Orders::Given(all) => all.get(self.pass).cloned().ok_or_else(|| {
-                ExplainError::InvalidConfig(format!("no order for pass {}", self.pass))
-            }),
-            Orders::Seeded(rng) => Ok(seeded_tree_order(tree, rng)),
-            Orders::Numpy(rng) => rng
-                .lock()
-                .map(|mut g| numpy_tree_order(tree, &mut g))
-                .map_err(|_| ExplainError::InvalidConfig("order generator poisoned".into())),
+            Orders::Given(all) => all
+                .get(self.pass)
+                .expect("explain_with_orders sets an image's passes to its number of orders")
+                .clone(),
+            Orders::Seeded(rng) => seeded_tree_order(tree, rng),
+            // The generator is plain data, whole even if a panic poisoned the lock (that panic
+            // ends the explanation anyway).
+            Orders::Numpy(rng) => numpy_tree_order(
+                tree,
+                &mut rng.lock().unwrap_or_else(PoisonError::into_inner),
+            ),
         }
     }
 
@@ -124,7 +127,7 @@ impl<'a> PassJob<'a> {
             m2: se(want_se),
             base: Vec::new(),
         });
-        self.order = self.draw_order()?;
+        self.order = self.draw_order();
         Ok(())
     }
 
@@ -170,19 +173,18 @@ impl<'a> PassJob<'a> {
             self.pass += 1;
             self.row = 0;
             if self.pass < self.s.passes {
-                self.order = self.draw_order()?;
+                self.order = self.draw_order();
             }
         }
         Ok(())
     }
 
     /// The image's result: mean contribution per feature over both directions of all passes.
-    pub(crate) fn finish(self, c: Counters) -> Result<RowResult> {
-        let Some(s) = self.sums else {
-            return Err(ExplainError::InvalidConfig(
-                "the permutation passes finished before they started".into(),
-            ));
-        };
+    pub(crate) fn finish(self, c: Counters) -> RowResult {
+        let s = self.sums.expect(
+            "the schedules finish a job only after next_rows returned 0, which it does only \
+             once f(x) has started it",
+        );
         let passes = self.s.passes as f64;
         let denom = 2.0 * passes;
         let values = s.acc.iter().map(|a| a / denom).collect();
@@ -192,14 +194,14 @@ impl<'a> PassJob<'a> {
                 .collect()
         });
         let fx = s.outputs.iter().map(|&o| f64::from(s.fx_all[o])).collect();
-        Ok(RowResult {
+        RowResult {
             values,
             std_errors,
             base: s.base,
             fx,
             outputs: s.outputs,
             counters: c,
-        })
+        }
     }
 }
 

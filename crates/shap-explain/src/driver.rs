@@ -80,7 +80,13 @@ pub(crate) fn prepare_all<K: ImageMasker>(
         .enumerate()
         .map(|(i, img)| {
             masker.prepare(img, shape).map_err(|e| match e {
-                ExplainError::Mask { reason, .. } => ExplainError::Mask { image: i, reason },
+                ExplainError::Mask {
+                    image: None,
+                    source,
+                } => ExplainError::Mask {
+                    image: Some(i),
+                    source,
+                },
                 other => other,
             })
         })

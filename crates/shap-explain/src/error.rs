@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::ModelError;
-use shap_mask::ImageShape;
+use crate::{Algorithm, Budget, ModelError};
+use shap_mask::{ImageShape, MaskError};
 
 /// Everything that can go wrong while explaining, saving or loading explanations.
 #[derive(Debug, thiserror::Error)]
@@ -44,19 +44,23 @@ pub enum ExplainError {
     /// An explicit output index is out of range, or the selection is empty.
     #[error("invalid output selection: {0}")]
     InvalidOutputs(String),
-    /// The evaluation budget cannot fit the algorithm.
+    /// The evaluation budget cannot fit the algorithm (for Permutation: one pass over images
+    /// of the explained size).
     #[error("max_evals = {max_evals} is too small for {algorithm}: at least {minimum} needed")]
     MaxEvalsTooSmall {
-        /// Algorithm name.
-        algorithm: &'static str,
+        /// The algorithm.
+        algorithm: Algorithm,
         /// The given budget.
         max_evals: usize,
         /// The smallest usable budget.
         minimum: usize,
     },
-    /// An invalid configuration value (other than the budget).
+    /// An invalid configuration value (other than a too small budget), refused by
+    /// [`crate::ExplainerConfig::check`] or, for recorded orders, by
+    /// [`crate::PermutationExplainer::explain_with_orders`].
+    /// The typed value is the error itself, not a cause: printed once, never as a source.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(ConfigError),
     /// The model failed.
     #[error("model failed on image {image}")]
     Model {
@@ -67,13 +71,18 @@ pub enum ExplainError {
         source: ModelError,
     },
     /// The masker failed.
-    #[error("masker failed on image {image}: {reason}")]
+    #[error("masker failed{}", on_image(*image))]
     Mask {
-        /// Index of the explained image (`usize::MAX` when unknown).
-        image: usize,
-        /// The masker's message.
-        reason: String,
+        /// Index of the explained image in the batch, when known (a masker preparing one image
+        /// on its own does not know it; the explainers fill it in).
+        image: Option<usize>,
+        /// The masker's error.
+        #[source]
+        source: MaskError,
     },
+    /// The explanation lacks what a computation needs (predicted classes, finite values...).
+    #[error("{0}")]
+    Missing(String),
     /// Reading or writing a file failed.
     #[error("I/O error on {path}")]
     Io {
@@ -93,8 +102,100 @@ pub enum ExplainError {
     },
 }
 
+fn on_image(image: Option<usize>) -> String {
+    image.map(|i| format!(" on image {i}")).unwrap_or_default()
+}
+
+/// A setting that cannot be used, found when the explainer is built
+/// ([`crate::ExplainerConfig::check`]), before any image is seen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A budget of the other algorithm ([`Budget::Exact`] for Permutation,
+    /// [`Budget::Passes`] for Partition).
+    #[error("budget {budget} does not apply to the {algorithm} explainer")]
+    BudgetNotFor {
+        /// The budget given.
+        budget: Budget,
+        /// The algorithm chosen.
+        algorithm: Algorithm,
+    },
+    /// `Budget::Passes(0)`.
+    #[error("the Permutation explainer needs at least one pass")]
+    ZeroPasses,
+    /// Partition's `batch_size` below 2.
+    #[error("partition batch_size must be at least 2 (one node = 2 masks), got {0}")]
+    BatchSize(usize),
+    /// A setting of one algorithm given a non-default value for the other.
+    #[error("{setting} applies to the {applies_to} explainer only")]
+    NotFor {
+        /// The setting's field name in [`crate::ExplainerConfig`].
+        setting: &'static str,
+        /// The algorithm it belongs to.
+        applies_to: Algorithm,
+    },
+    /// [`crate::Compat::ShapV040`] with the Permutation explainer (shap 0.40's rule is a
+    /// Partition budget rule).
+    #[error("Compat::ShapV040 (shap 0.40's budget rule) applies to the partition explainer only")]
+    V040PartitionOnly,
+    /// A shap-compatible seed above `u32::MAX` (`np.random.seed` takes 32 bits).
+    #[error("seed {0} does not fit in 32 bits, which shap-compatible mode needs (np.random.seed)")]
+    SeedTooLarge(u64),
+    /// More permutation orders than [`crate::PermutationExplainer::orders`] returns at once.
+    #[error(
+        "{images} images x {passes} passes x {features} features is more than {limit} order \
+         indices to hold at once"
+    )]
+    TooManyOrders {
+        /// Images asked for.
+        images: usize,
+        /// Passes per image.
+        passes: usize,
+        /// Features per image.
+        features: usize,
+        /// The limit ([`crate::MAX_ORDER_INDICES`]).
+        limit: usize,
+    },
+    /// A preprocessing setting ([`crate::Normalize`], [`crate::InputLayout`]) that cannot be
+    /// used.
+    #[error("{0}")]
+    Preprocessing(String),
+    /// Explanations that cannot be joined ([`crate::Explanation::concat`]).
+    #[error("part {part} differs from part 0 in {what}")]
+    PartsDiffer {
+        /// The first part that differs.
+        part: usize,
+        /// What differs.
+        what: &'static str,
+    },
+    /// Recorded orders that are not one non-empty list of permutations of `0..M` per image.
+    #[error("image {image}: {reason}")]
+    BadOrders {
+        /// The image whose orders are wrong.
+        image: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Faithfulness steps outside `1..=pixels`.
+    #[error("steps must be between 1 and the {pixels} pixels of an image, got {steps}")]
+    Steps {
+        /// The steps asked for.
+        steps: usize,
+        /// Pixels per image.
+        pixels: usize,
+    },
+    /// A faithfulness baseline of zero random orders.
+    #[error("at least one random order is needed for the baseline")]
+    NoRandomOrders,
+}
+
 /// Shorthand result type.
 pub type Result<T, E = ExplainError> = std::result::Result<T, E>;
+
+impl From<ConfigError> for ExplainError {
+    fn from(e: ConfigError) -> Self {
+        Self::InvalidConfig(e)
+    }
+}
 
 impl From<shap_io::IoError> for ExplainError {
     fn from(e: shap_io::IoError) -> Self {

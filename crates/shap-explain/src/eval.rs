@@ -86,7 +86,13 @@ impl<M: BatchModel + ?Sized, P: MaskedImages> Setup<'_, M, P> {
         self.prepared[i]
             .fill_batch(keeps, out)
             .map_err(|e| match e {
-                ExplainError::Mask { reason, .. } => ExplainError::Mask { image: i, reason },
+                ExplainError::Mask {
+                    image: None,
+                    source,
+                } => ExplainError::Mask {
+                    image: Some(i),
+                    source,
+                },
                 other => other,
             })
     }

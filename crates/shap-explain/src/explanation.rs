@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::npz::{NpyArray, NpyData, read_npz, write_npz};
-use crate::{ExplainError, Result};
+use crate::{ConfigError, ExplainError, Result};
 use shap_mask::ImageShape;
 
 /// Which explainer produced an explanation.
@@ -103,9 +103,10 @@ pub struct Explanation {
     /// Per image, `max_o |sum_f values[f, o] + base[o] - fx[o]|`.
     pub efficiency_errors: Vec<f64>,
     /// Seconds spent explaining each image (masking, model and bookkeeping; images run in
-    /// parallel, so these overlap in wall time).
+    /// parallel, so these overlap in wall time). Measured by the explainers; not saved in the
+    /// `.npz`, so empty when the explanation was read from a file.
     pub image_times: Vec<f64>,
-    /// Timing and counts.
+    /// Timing and counts (zero when [`Explanation::image_times`] is empty).
     pub stats: RunStats,
     /// What is known about each explained image (empty when nothing is); saved in the `.npz`.
     pub images: Vec<ImageInfo>,
@@ -193,6 +194,8 @@ impl Explanation {
     pub fn summary(&self) -> ExplanationSummary {
         let k = self.num_outputs;
         let part = |v: &[f64], i: usize| v.get(i * k..(i + 1) * k).unwrap_or(&[]).to_vec();
+        // Timings exist only for an explanation computed in this process.
+        let timed = self.image_times.len() == self.num_images && self.num_images > 0;
         let images = (0..self.num_images)
             .map(|i| {
                 let info = self.images.get(i).cloned().unwrap_or_default();
@@ -214,7 +217,7 @@ impl Explanation {
                     fx: part(&self.fx, i),
                     evals: self.evals.get(i).copied().unwrap_or(0),
                     efficiency_error: self.efficiency_errors.get(i).copied().unwrap_or(0.0),
-                    seconds: self.image_times.get(i).copied().unwrap_or(0.0),
+                    seconds: self.image_times.get(i).copied(),
                     title: info.title,
                 }
             })
@@ -224,10 +227,10 @@ impl Explanation {
             shape: [self.shape.height, self.shape.width, self.shape.channels],
             num_outputs: k,
             settings: self.settings.iter().cloned().collect(),
-            total_seconds: self.stats.wall_time.as_secs_f64(),
-            model_seconds: self.stats.model_time.as_secs_f64(),
-            model_rows: self.stats.model_rows,
-            model_calls: self.stats.model_calls,
+            total_seconds: timed.then_some(self.stats.wall_time.as_secs_f64()),
+            model_seconds: timed.then_some(self.stats.model_time.as_secs_f64()),
+            model_rows: timed.then_some(self.stats.model_rows),
+            model_calls: timed.then_some(self.stats.model_calls),
             images,
         }
     }
@@ -241,9 +244,10 @@ impl Explanation {
     /// Save as an uncompressed `.npz` loadable by `numpy.load`, with arrays `values`
     /// `(n,H,W,C,k)` f64, `base_values` `(n,k)` f64, `output_indices` `(n,k)` int64, `data`
     /// `(n,H,W,C)` f32, `fx` `(n,k)` f64, plus `output_names` `(n,k)` unicode, `evals` `(n,)`
-    /// int64, `efficiency_errors` `(n,)` f64, `image_times` `(n,)` f64 (seconds), `algorithm`
-    /// `(1,)` unicode, timing `stats` `(5,)` f64 (wall s, per-image s, model s, rows, calls)
-    /// and, when present, `std_errors` like `values`. Written with the workspace's one output
+    /// int64, `efficiency_errors` `(n,)` f64, `algorithm` `(1,)` unicode and, when present,
+    /// `std_errors` like `values`. Timings ([`Explanation::image_times`],
+    /// [`Explanation::stats`]) are not saved: the file holds what was computed, so the same
+    /// run gives the same bytes, interrupted and resumed or not. Written with the workspace's one output
     /// writer ([`shap_io::write_atomic`]): atomic for regular files, `-` for standard output.
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let (n, k) = (self.num_images, self.num_outputs);
@@ -286,25 +290,8 @@ impl Explanation {
                 arr(vec![n], NpyData::F64(self.efficiency_errors.clone())),
             ),
             (
-                "image_times",
-                arr(vec![n], NpyData::F64(self.image_times.clone())),
-            ),
-            (
                 "algorithm",
                 arr(vec![1], NpyData::Str(vec![self.algorithm.name().into()])),
-            ),
-            (
-                "stats",
-                arr(
-                    vec![5],
-                    NpyData::F64(vec![
-                        self.stats.wall_time.as_secs_f64(),
-                        self.stats.image_time.as_secs_f64(),
-                        self.stats.model_time.as_secs_f64(),
-                        self.stats.model_rows as f64,
-                        self.stats.model_calls as f64,
-                    ]),
-                ),
             ),
         ];
         if let Some(se) = &self.std_errors {
@@ -319,7 +306,7 @@ impl Explanation {
         write_npz(path.as_ref(), &entries)
     }
 
-    fn check_consistent(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check_consistent(&self) -> std::result::Result<(), String> {
         let (n, k, m) = (self.num_images, self.num_outputs, self.num_features());
         let checks = [
             ("values", self.values.len(), n * m * k),
@@ -335,7 +322,6 @@ impl Explanation {
             ("output_names rows", self.output_names.len(), n),
             ("evals", self.evals.len(), n),
             ("efficiency_errors", self.efficiency_errors.len(), n),
-            ("image_times", self.image_times.len(), n),
         ];
         for (what, got, want) in checks {
             if got != want {
@@ -364,161 +350,40 @@ impl Explanation {
     /// with at least `values`, `base_values`, `output_indices`, `data` and `fx`).
     pub fn load_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut arrays = read_npz(path)?;
-        let bad = |reason: String| ExplainError::BadFile {
-            path: path.to_path_buf(),
-            reason,
+        let mut r = NpzReader {
+            path,
+            arrays: read_npz(path)?,
         };
-        let mut take = |name: &str| -> Option<NpyArray> {
-            let pos = arrays.iter().position(|(n, _)| n == name)?;
-            Some(arrays.swap_remove(pos).1)
-        };
-        let need = |a: Option<NpyArray>, name: &str| {
-            a.ok_or_else(|| bad(format!("missing array '{name}'")))
-        };
-        let values = need(take("values"), "values")?;
-        if values.shape.len() != 5 {
-            return Err(bad(format!(
-                "'values' must have 5 dimensions, has shape {:?}",
-                values.shape
-            )));
-        }
-        let (n, h, w, c, k) = (
-            values.shape[0],
-            values.shape[1],
-            values.shape[2],
-            values.shape[3],
-            values.shape[4],
-        );
-        if [h, w, c, k].contains(&0) {
-            // Without this, a zero-size 'values' could claim 2^62 images at no cost in bytes.
-            return Err(bad(format!(
-                "'values' has shape {:?}: every dimension but the first must be at least 1",
-                values.shape
-            )));
-        }
-        let shape = ImageShape::new(h, w, c);
-        let f64s = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<f64>> {
-            if a.shape != want {
-                return Err(bad(format!(
-                    "'{name}' has shape {:?}, expected {want:?}",
-                    a.shape
-                )));
-            }
-            match a.data {
-                NpyData::F64(v) => Ok(v),
-                NpyData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
-                _ => Err(bad(format!("'{name}' must be a float array"))),
-            }
-        };
-        let ints = |a: NpyArray, name: &str, want: &[usize]| -> Result<Vec<usize>> {
-            if a.shape != want {
-                return Err(bad(format!(
-                    "'{name}' has shape {:?}, expected {want:?}",
-                    a.shape
-                )));
-            }
-            match a.data {
-                NpyData::I64(v) => v
-                    .into_iter()
-                    .map(|x| {
-                        usize::try_from(x).map_err(|_| bad(format!("negative entry in '{name}'")))
-                    })
-                    .collect(),
-                _ => Err(bad(format!("'{name}' must be an int64 array"))),
-            }
-        };
-        let values_v = f64s(values, "values", &[n, h, w, c, k])?;
+        let values = r.need("values")?;
+        let [n, h, w, c, k] = r.values_shape(&values)?;
+        let values = r.floats(values, "values", &[n, h, w, c, k])?;
         // A minimal shap export has values, base_values and data: what else is missing is
         // computed (f(x) from the efficiency identity, outputs numbered 0..k).
-        let base_values = match need(take("base_values"), "base_values")? {
-            a if a.shape == [n] => f64s(a, "base_values", &[n])?
-                .into_iter()
-                .flat_map(|b| std::iter::repeat_n(b, k))
-                .collect(),
-            a => f64s(a, "base_values", &[n, k])?,
+        let base_values = r.base_values(n, k)?;
+        let fx = match r.take("fx") {
+            Some(a) => r.floats(a, "fx", &[n, k])?,
+            None => fx_from_values(&values, &base_values, n, k),
         };
-        let fx = match take("fx") {
-            Some(a) => f64s(a, "fx", &[n, k])?,
-            None => fx_from_values(&values_v, &base_values, n, k),
-        };
-        let output_indices = match take("output_indices") {
-            Some(a) => ints(a, "output_indices", &[n, k])?,
+        let output_indices = match r.take("output_indices") {
+            Some(a) => r.ints(a, "output_indices", &[n, k])?,
             None => (0..n).flat_map(|_| 0..k).collect(),
         };
-        let data_arr = need(take("data"), "data")?;
-        if data_arr.shape != [n, h, w, c] {
-            return Err(bad(format!(
-                "'data' has shape {:?}, expected {:?}",
-                data_arr.shape,
-                [n, h, w, c]
-            )));
-        }
-        let data = match data_arr.data {
-            NpyData::F32(v) => v,
-            NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
-            _ => return Err(bad("'data' must be a float array".into())),
-        };
-        let output_names = match take("output_names") {
-            Some(NpyArray {
-                shape,
-                data: NpyData::Str(v),
-            }) if shape == [n, k] => v.chunks(k.max(1)).map(|r| r.to_vec()).collect(),
-            // shap's own export: one list of k names for every row.
-            Some(NpyArray {
-                shape,
-                data: NpyData::Str(v),
-            }) if shape == [k] => vec![v; n],
-            Some(_) => {
-                return Err(bad(
-                    "'output_names' must be an (n, k) or (k,) string array".into()
-                ));
-            }
-            None => (0..n)
-                .map(|i| {
-                    output_indices[i * k..(i + 1) * k]
-                        .iter()
-                        .map(|x| x.to_string())
-                        .collect()
-                })
-                .collect(),
-        };
-        let evals = match take("evals") {
-            Some(a) => ints(a, "evals", &[n])?,
+        let data = r.data(&[n, h, w, c])?;
+        let output_names = r.output_names(n, k, &output_indices)?;
+        let evals = match r.take("evals") {
+            Some(a) => r.ints(a, "evals", &[n])?,
             None => vec![0; n],
         };
-        let std_errors = match take("std_errors") {
-            Some(a) => Some(f64s(a, "std_errors", &[n, h, w, c, k])?),
+        let std_errors = match r.take("std_errors") {
+            Some(a) => Some(r.floats(a, "std_errors", &[n, h, w, c, k])?),
             None => None,
         };
-        let algorithm = match take("algorithm") {
-            Some(NpyArray {
-                data: NpyData::Str(v),
-                ..
-            }) if v.first().is_some_and(|s| s == "permutation") => Algorithm::Permutation,
-            _ => Algorithm::Partition,
-        };
-        let stats = match take("stats") {
-            Some(NpyArray {
-                data: NpyData::F64(v),
-                ..
-            }) if v.len() == 5 && v.iter().all(|x| x.is_finite() && *x >= 0.0 && *x < 1e12) => {
-                RunStats {
-                    wall_time: Duration::from_secs_f64(v[0]),
-                    image_time: Duration::from_secs_f64(v[1]),
-                    model_time: Duration::from_secs_f64(v[2]),
-                    model_rows: v[3] as usize,
-                    model_calls: v[4] as usize,
-                }
-            }
-            _ => RunStats::default(),
-        };
         let mut e = Explanation {
-            algorithm,
-            shape,
+            algorithm: r.algorithm(),
+            shape: ImageShape::new(h, w, c),
             num_images: n,
             num_outputs: k,
-            values: values_v,
+            values,
             base_values,
             output_indices,
             output_names,
@@ -528,20 +393,21 @@ impl Explanation {
             evals,
             efficiency_errors: Vec::new(),
             image_times: Vec::new(),
-            stats,
+            stats: r.stats(),
             images: Vec::new(),
             settings: Vec::new(),
         };
-        e.image_times = match take("image_times") {
-            Some(a) => f64s(a, "image_times", &[n])?,
-            None => vec![0.0; n],
+        // Files of earlier versions saved timings; read them when present.
+        e.image_times = match r.take("image_times") {
+            Some(a) => r.floats(a, "image_times", &[n])?,
+            None => Vec::new(),
         };
-        e.efficiency_errors = match take("efficiency_errors") {
-            Some(a) => f64s(a, "efficiency_errors", &[n])?,
+        e.efficiency_errors = match r.take("efficiency_errors") {
+            Some(a) => r.floats(a, "efficiency_errors", &[n])?,
             None => e.compute_efficiency_errors(),
         };
-        e.images = read_infos(&mut take, n).map_err(bad)?;
-        e.settings = read_settings(&mut take).map_err(bad)?;
+        e.images = read_infos(&mut |name| r.take(name), n).map_err(|m| r.bad(m))?;
+        e.settings = read_settings(&mut |name| r.take(name)).map_err(|m| r.bad(m))?;
         Ok(e)
     }
 
@@ -628,8 +494,8 @@ impl Explanation {
             return Err(ExplainError::EmptyBatch);
         };
         for (j, p) in it.enumerate() {
-            let differs = |what: &str| {
-                ExplainError::InvalidConfig(format!("part {} differs from part 0 in {what}", j + 1))
+            let differs = |what: &'static str| -> ExplainError {
+                ConfigError::PartsDiffer { part: j + 1, what }.into()
             };
             if p.algorithm != all.algorithm {
                 return Err(differs("algorithm"));
@@ -672,6 +538,167 @@ impl Explanation {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The arrays of an `.npz` file being read into an [`Explanation`]: each taken once, by
+/// name, and checked against the shape the explanation's `values` imply.
+struct NpzReader<'p> {
+    path: &'p Path,
+    arrays: Vec<(String, NpyArray)>,
+}
+
+impl NpzReader<'_> {
+    /// A [`ExplainError::BadFile`] naming the file.
+    fn bad(&self, reason: String) -> ExplainError {
+        ExplainError::BadFile {
+            path: self.path.to_path_buf(),
+            reason,
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<NpyArray> {
+        let pos = self.arrays.iter().position(|(n, _)| n == name)?;
+        Some(self.arrays.swap_remove(pos).1)
+    }
+
+    fn need(&mut self, name: &str) -> Result<NpyArray> {
+        self.take(name)
+            .ok_or_else(|| self.bad(format!("missing array '{name}'")))
+    }
+
+    /// `(n, H, W, C, k)` of `values`, every dimension but `n` at least 1.
+    fn values_shape(&self, values: &NpyArray) -> Result<[usize; 5]> {
+        let Ok(dims) = <[usize; 5]>::try_from(values.shape.as_slice()) else {
+            return Err(self.bad(format!(
+                "'values' must have 5 dimensions, has shape {:?}",
+                values.shape
+            )));
+        };
+        if dims[1..].contains(&0) {
+            // Without this, a zero-size 'values' could claim 2^62 images at no cost in bytes.
+            return Err(self.bad(format!(
+                "'values' has shape {:?}: every dimension but the first must be at least 1",
+                values.shape
+            )));
+        }
+        Ok(dims)
+    }
+
+    fn check_shape(&self, a: &NpyArray, name: &str, want: &[usize]) -> Result<()> {
+        if a.shape == want {
+            return Ok(());
+        }
+        Err(self.bad(format!(
+            "'{name}' has shape {:?}, expected {want:?}",
+            a.shape
+        )))
+    }
+
+    /// A float array of shape `want`, as f64.
+    fn floats(&self, a: NpyArray, name: &str, want: &[usize]) -> Result<Vec<f64>> {
+        self.check_shape(&a, name, want)?;
+        match a.data {
+            NpyData::F64(v) => Ok(v),
+            NpyData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
+            _ => Err(self.bad(format!("'{name}' must be a float array"))),
+        }
+    }
+
+    /// A non-negative int64 array of shape `want`.
+    fn ints(&self, a: NpyArray, name: &str, want: &[usize]) -> Result<Vec<usize>> {
+        self.check_shape(&a, name, want)?;
+        match a.data {
+            NpyData::I64(v) => v
+                .into_iter()
+                .map(|x| {
+                    usize::try_from(x).map_err(|_| self.bad(format!("negative entry in '{name}'")))
+                })
+                .collect(),
+            _ => Err(self.bad(format!("'{name}' must be an int64 array"))),
+        }
+    }
+
+    /// `(n, k)` base values; shap's export may give one per image, `(n,)`.
+    fn base_values(&mut self, n: usize, k: usize) -> Result<Vec<f64>> {
+        match self.need("base_values")? {
+            a if a.shape == [n] => Ok(self
+                .floats(a, "base_values", &[n])?
+                .into_iter()
+                .flat_map(|b| std::iter::repeat_n(b, k))
+                .collect()),
+            a => self.floats(a, "base_values", &[n, k]),
+        }
+    }
+
+    /// The explained images, `(n, H, W, C)`, as f32.
+    fn data(&mut self, want: &[usize]) -> Result<Vec<f32>> {
+        let a = self.need("data")?;
+        if a.shape != want {
+            return Err(self.bad(format!("'data' has shape {:?}, expected {want:?}", a.shape)));
+        }
+        match a.data {
+            NpyData::F32(v) => Ok(v),
+            NpyData::F64(v) => Ok(v.into_iter().map(|x| x as f32).collect()),
+            _ => Err(self.bad("'data' must be a float array".into())),
+        }
+    }
+
+    /// `(n, k)` names; shap's export gives one list of `k` for every row; none: the indices.
+    fn output_names(
+        &mut self,
+        n: usize,
+        k: usize,
+        output_indices: &[usize],
+    ) -> Result<Vec<Vec<String>>> {
+        match self.take("output_names") {
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [n, k] => Ok(v.chunks(k.max(1)).map(|r| r.to_vec()).collect()),
+            Some(NpyArray {
+                shape,
+                data: NpyData::Str(v),
+            }) if shape == [k] => Ok(vec![v; n]),
+            Some(_) => {
+                Err(self.bad("'output_names' must be an (n, k) or (k,) string array".into()))
+            }
+            None => Ok(output_indices
+                .chunks(k.max(1))
+                .take(n)
+                .map(|row| row.iter().map(|x| x.to_string()).collect())
+                .collect()),
+        }
+    }
+
+    /// `permutation` when the file says so, else `partition`.
+    fn algorithm(&mut self) -> Algorithm {
+        match self.take("algorithm") {
+            Some(NpyArray {
+                data: NpyData::Str(v),
+                ..
+            }) if v.first().is_some_and(|s| s == "permutation") => Algorithm::Permutation,
+            _ => Algorithm::Partition,
+        }
+    }
+
+    /// The timing `stats` when present and plausible, else zeros.
+    fn stats(&mut self) -> RunStats {
+        match self.take("stats") {
+            Some(NpyArray {
+                data: NpyData::F64(v),
+                ..
+            }) if v.len() == 5 && v.iter().all(|x| x.is_finite() && *x >= 0.0 && *x < 1e12) => {
+                RunStats {
+                    wall_time: Duration::from_secs_f64(v[0]),
+                    image_time: Duration::from_secs_f64(v[1]),
+                    model_time: Duration::from_secs_f64(v[2]),
+                    model_rows: v[3] as usize,
+                    model_calls: v[4] as usize,
+                }
+            }
+            _ => RunStats::default(),
+        }
     }
 }
 
@@ -798,8 +825,9 @@ pub struct ImageSummary {
     pub evals: usize,
     /// Efficiency error `max_o |sum values + base - f(x)|`.
     pub efficiency_error: f64,
-    /// Seconds spent on this image.
-    pub seconds: f64,
+    /// Seconds spent on this image; `None` when the explanation was read from a file (timings
+    /// are not saved there).
+    pub seconds: Option<f64>,
     /// Its title in a figure (empty when none).
     pub title: String,
 }
@@ -816,19 +844,33 @@ pub struct ExplanationSummary {
     pub num_outputs: usize,
     /// The run's settings ([`Explanation::settings`]).
     pub settings: std::collections::BTreeMap<String, String>,
-    /// Total wall time of the explanation, seconds.
-    pub total_seconds: f64,
-    /// Time inside the model (summed over images), seconds.
-    pub model_seconds: f64,
-    /// Model rows evaluated.
-    pub model_rows: usize,
-    /// Model calls.
-    pub model_calls: usize,
+    /// Total wall time of the explanation, seconds (`None` when not measured in this run:
+    /// read from a file, or resumed from saved chunks).
+    pub total_seconds: Option<f64>,
+    /// Time inside the model (summed over images), seconds; `None` as `total_seconds`.
+    pub model_seconds: Option<f64>,
+    /// Model rows evaluated; `None` as `total_seconds`.
+    pub model_rows: Option<usize>,
+    /// Model calls; `None` as `total_seconds`.
+    pub model_calls: Option<usize>,
     /// Per-image details.
     pub images: Vec<ImageSummary>,
 }
 
 impl ExplanationSummary {
+    /// Append the images of `next` (a later part of the same run) and add its timings and
+    /// counts; a total is unknown (`None`) when either part's is.
+    pub fn append(&mut self, next: ExplanationSummary) {
+        fn add<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+            a.zip(b).map(|(a, b)| a + b)
+        }
+        self.images.extend(next.images);
+        self.total_seconds = add(self.total_seconds, next.total_seconds);
+        self.model_seconds = add(self.model_seconds, next.model_seconds);
+        self.model_rows = add(self.model_rows, next.model_rows);
+        self.model_calls = add(self.model_calls, next.model_calls);
+    }
+
     /// Write as pretty JSON (atomically, through [`shap_io::write_bytes`]).
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{ExplainError, Result};
+use crate::{ConfigError, ExplainError, Result};
 use shap_mask::ImageShape;
 
 /// How a network takes its images.
@@ -52,9 +52,10 @@ impl FromStr for InputLayout {
         match s.to_ascii_lowercase().as_str() {
             "nchw" => Ok(Self::Nchw),
             "nhwc" => Ok(Self::Nhwc),
-            _ => Err(ExplainError::InvalidConfig(format!(
+            _ => Err(ConfigError::Preprocessing(format!(
                 "input layout '{s}': expected nchw or nhwc"
-            ))),
+            ))
+            .into()),
         }
     }
 }
@@ -86,24 +87,26 @@ impl Normalize {
             match v.len() {
                 1 => Ok(vec![v[0]; channels]),
                 n if n == channels => Ok(v.to_vec()),
-                n => Err(ExplainError::InvalidConfig(format!(
+                n => Err(ConfigError::Preprocessing(format!(
                     "{what} has {n} values; the images have {channels} channel(s): give 1 or \
                      {channels}"
-                ))),
+                ))
+                .into()),
             }
         };
         let mean = per_channel("mean", mean)?;
         let std = per_channel("std", std)?;
         if let Some(bad) = mean.iter().find(|m| !m.is_finite()) {
-            return Err(ExplainError::InvalidConfig(format!(
-                "mean {bad} is not a finite number"
-            )));
+            return Err(
+                ConfigError::Preprocessing(format!("mean {bad} is not a finite number")).into(),
+            );
         }
         for (what, v) in std.iter().map(|s| ("std", *s)).chain([("scale", scale)]) {
             if !v.is_finite() || v == 0.0 {
-                return Err(ExplainError::InvalidConfig(format!(
+                return Err(ConfigError::Preprocessing(format!(
                     "{what} {v} must be a finite, non-zero number"
-                )));
+                ))
+                .into());
             }
         }
         Ok(Self { scale, mean, std })
@@ -119,10 +122,11 @@ impl Normalize {
         if self.channels() == channels {
             return Ok(());
         }
-        Err(ExplainError::InvalidConfig(format!(
+        Err(ConfigError::Preprocessing(format!(
             "the normalisation is for {} channel(s); the images have {channels}",
             self.channels()
-        )))
+        ))
+        .into())
     }
 
     /// Whether it changes nothing.

@@ -12,9 +12,21 @@ use shap_io::npz::{NpzReader, NpzWriter};
 use crate::npz::{MAX_NPZ_BYTES, NpyData, read_array};
 use crate::{ExplainError, Result};
 
-/// Arrays that describe the whole run, not one image each: the first part's `algorithm`, the
-/// sum of the parts' `stats`, and the settings given to [`join_npz`].
-const RUN_ARRAYS: [&str; 4] = ["algorithm", "stats", "setting_names", "setting_values"];
+/// Arrays that describe the whole run, not one image each: the first part's `algorithm` and
+/// the settings given to [`join_npz`].
+const RUN_ARRAYS: [&str; 3] = ["algorithm", "setting_names", "setting_values"];
+
+/// Timings that files of earlier versions saved: measurements, not results, so never joined
+/// (the result's bytes must not depend on how a run was split or interrupted).
+const TIMINGS: [&str; 2] = ["image_times", "stats"];
+
+/// The arrays of a part that are joined.
+fn joined_names(zip: &NpzReader) -> Vec<&str> {
+    zip.names()
+        .into_iter()
+        .filter(|n| !TIMINGS.contains(n))
+        .collect()
+}
 
 /// How one per-image array of the result is made from the parts.
 struct Plan {
@@ -42,21 +54,19 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
     };
     let names: Vec<String> = {
         let zip = NpzReader::open(first, MAX_NPZ_BYTES)?;
-        zip.names().into_iter().map(str::to_string).collect()
+        joined_names(&zip).into_iter().map(str::to_string).collect()
     };
     let plans = plan(parts, &names)?;
     let images = plans
         .iter()
         .find(|p| p.name == "values")
         .map_or(0, |p| p.shape[0]);
-    let stats = summed_stats(parts)?;
     let algorithm = NpzReader::open(first, MAX_NPZ_BYTES)?.read_entry("algorithm", 1 << 20)?;
     shap_io::write_atomic(out, |w| {
         let mut zip = NpzWriter::new(w);
         for name in &names {
             match name.as_str() {
                 "algorithm" => zip.entry(name, |o| o.write_all(&algorithm))?,
-                "stats" => zip.entry(name, |o| write_f64s(o, &stats))?,
                 "setting_names" => {
                     zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.0)))?
                 }
@@ -81,7 +91,7 @@ fn plan(parts: &[PathBuf], names: &[String]) -> Result<Vec<Plan>> {
     let mut plans: Vec<Plan> = Vec::new();
     for path in parts {
         let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
-        let mut theirs: Vec<&str> = zip.names();
+        let mut theirs: Vec<&str> = joined_names(&zip);
         let mut ours: Vec<&str> = names.iter().map(String::as_str).collect();
         theirs.sort_unstable();
         ours.sort_unstable();
@@ -182,27 +192,6 @@ fn repad(r: &mut dyn Read, o: &mut dyn Write, from: usize, to: usize) -> io::Res
         o.write_all(&item)?;
         o.write_all(&pad)?;
     }
-}
-
-/// The parts' `stats` added up (timings and counts of the whole run).
-fn summed_stats(parts: &[PathBuf]) -> Result<Vec<f64>> {
-    let mut sum = vec![0.0; 5];
-    for path in parts {
-        let a = read_array(path, "stats")?;
-        let NpyData::F64(v) = a.data else {
-            return Err(bad(path, "'stats' must be a float64 array"));
-        };
-        if v.len() != 5 {
-            return Err(bad(path, "'stats' must hold 5 numbers"));
-        }
-        sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
-    }
-    Ok(sum)
-}
-
-fn write_f64s(o: &mut dyn Write, v: &[f64]) -> io::Result<()> {
-    o.write_all(&header_bytes("<f8", &[v.len()]))?;
-    v.iter().try_for_each(|x| o.write_all(&x.to_le_bytes()))
 }
 
 fn write_strs<'a>(

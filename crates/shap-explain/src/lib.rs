@@ -1,23 +1,35 @@
 //! shap-explain: model-agnostic SHAP explainers for images, over plain f32 buffers (no Candle).
 //!
-//! - [`PartitionExplainer`]: Owen values over shap's image partition tree with shap >= 0.41
-//!   semantics (budget `max_evals - 2`, steps of up to 10 masks, priorities, leftover credit,
-//!   `lower_credit`, `fixed_context`), deterministic tie-breaking by default, a NumPy-legacy
-//!   `randn` emulation for bit-level shap compatibility, and an exact mode.
-//! - [`PermutationExplainer`]: antithetic passes over tree-respecting random orders from a
-//!   seeded generator, optional standard errors, shap-compatible output option.
+//! One configuration, one entry point, as in shap (`docs/configuration.md`):
+//!
+//! - [`ExplainerConfig`]: the algorithm ([`Algorithm::Partition`] or
+//!   [`Algorithm::Permutation`]), the [`Budget`] (shap's `max_evals`; Permutation passes;
+//!   exact Owen values), [`Compat`] (our defaults, or shap 0.51 bit for bit), the seed, the
+//!   outputs and their names. [`ExplainerConfig::check`] checks every setting once and returns
+//!   an [`Explainer`]; an invalid explainer cannot exist.
+//! - [`Explainer`]: like `shap.Explainer`, runs the algorithm it was built for
+//!   ([`PartitionExplainer`]: Owen values over shap's image partition tree with shap >= 0.41
+//!   semantics, `docs/partition-explainer.md`; [`PermutationExplainer`]: antithetic passes over
+//!   tree-respecting orders, `docs/permutation-explainer.md`).
 //! - [`Explanation`]: values `(n, H, W, C, k)` in f64, base values, selected outputs and their
 //!   names, `f(x)`, evaluation counts, timing and efficiency errors; saved/loaded as `.npz`
 //!   (numpy-loadable) and summarised as JSON.
+//! - [`Faithfulness`]: deletion and insertion curves of a saved explanation through its masker,
+//!   against seeded random orders (`docs/faithfulness.md`); [`class_summary`]: the mean SHAP
+//!   and mean |SHAP| maps per predicted class.
 //!
 //! Models implement [`BatchModel`] (closures via [`FnModel`]); maskers implement
 //! [`ImageMasker`] / [`MaskedImages`] (built in: [`ConstantMasker`], [`BackgroundMasker`];
-//! `shap_mask::Masker` for blur and inpainting). All explainer arithmetic is f64 on the f32
-//! model outputs. Images are explained in parallel with rayon; results never depend on the
-//! thread count.
+//! `shap_mask::Masker` for blur and inpainting, [`Explainer::masker`] in the explainer's compat
+//! mode). All explainer arithmetic is f64 on the f32 model outputs. Images are explained in
+//! parallel with rayon; results never depend on the thread count. [`timing`] measures the
+//! explainer's own work against the model's, for benchmarks.
 //!
 //! ```
-//! use shap_explain::{ConstantMasker, FnModel, ImageShape, ModelError, OutputSelection, PartitionExplainer};
+//! use shap_explain::{
+//!     Algorithm, Budget, Compat, ConstantMasker, ExplainerConfig, FnModel, ImageShape, ModelError,
+//!     OutputSelection,
+//! };
 //! let shape = ImageShape::new(2, 2, 1);
 //! // Outputs [x0*x1 + x2, x3*x0] (docs/partition-explainer.md#worked-example).
 //! let model = FnModel::new(2, |x: &[f32], n: usize, _s: ImageShape, out: &mut [f32]| {
@@ -27,18 +39,41 @@
 //!     }
 //!     Ok::<(), ModelError>(())
 //! });
-//! let e = PartitionExplainer::default()
-//!     .explain(&model, &[1.0, 2.0, 3.0, 4.0], shape, &ConstantMasker { value: 0.0 })
-//!     .unwrap();
+//! // One configuration for either algorithm: what `shap.Explainer(model, masker,
+//! // algorithm="partition")(x, max_evals=500, outputs=...)` says.
+//! let config = ExplainerConfig {
+//!     algorithm: Algorithm::Partition,
+//!     budget: Budget::MaxEvals(500),
+//!     compat: Compat::Default,
+//!     outputs: OutputSelection::All,
+//!     ..ExplainerConfig::default()
+//! };
+//! let explainer = config.clone().check()?;
+//! let e = explainer.explain(&model, &[1.0, 2.0, 3.0, 4.0], shape, &ConstantMasker { value: 0.0 })?;
 //! // shap's values per feature x output: [[1,2],[1,0],[3,0],[0,2]].
 //! assert_eq!(e.values, vec![1.0, 2.0, 1.0, 0.0, 3.0, 0.0, 0.0, 2.0]);
+//!
+//! // The same call with the other algorithm: only the configuration changes.
+//! let permutation = ExplainerConfig { algorithm: Algorithm::Permutation, budget: Budget::Passes(1), ..config };
+//! let p = permutation.check()?.explain(&model, &[1.0, 2.0, 3.0, 4.0], shape, &ConstantMasker { value: 0.0 })?;
+//! // Interactions here are pairwise: one antithetic pass already gives the exact values.
+//! assert!(p.values.iter().zip(&e.values).all(|(a, b)| (a - b).abs() < 1e-12));
+//!
+//! // Settings are checked when the explainer is built, not while explaining.
+//! let bad = ExplainerConfig { budget: Budget::Exact, ..ExplainerConfig::permutation() };
+//! assert!(bad.check().is_err());
+//! # Ok::<(), shap_explain::ExplainError>(())
 //! ```
 
 mod antithetic;
+mod class_summary;
+mod config;
 mod driver;
 mod error;
 mod eval;
+mod explainer;
 mod explanation;
+mod faithfulness;
 mod input;
 mod join;
 mod masking;
@@ -49,130 +84,26 @@ mod owen;
 mod partition;
 mod permutation;
 mod rng;
+pub mod timing;
 
-use std::time::{Duration, Instant};
-
-use rayon::prelude::*;
-
-pub use error::{ExplainError, Result};
+pub use class_summary::{ClassMaps, ClassSummary, class_summary};
+pub use config::{Budget, Compat, ExplainerConfig, FixedContext};
+pub use error::{ConfigError, ExplainError, Result};
 pub use eval::Progress;
+pub use explainer::Explainer;
 pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
+};
+pub use faithfulness::{
+    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, auc, features_at,
+    order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
 pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};
 pub use outputs::{OutputSelection, top_k};
-pub use partition::{Budget, FixedContext, PartitionExplainer, TieBreak};
-pub use permutation::{OrderRng, PermutationExplainer};
+pub use partition::PartitionExplainer;
+pub use permutation::{MAX_ORDER_INDICES, PermutationExplainer};
 pub use rng::NumpyLegacyNormal;
 pub use shap_mask::{ImageShape, PartitionTree};
-
-/// Pure model time for comparison with an explanation: for every image in parallel (like the
-/// explainers), evaluates `rows[i]` copies of image `i` in model calls of `batch_rows` rows,
-/// and returns the wall time. With `rows` = an explanation's `evals` and `batch_rows` = its
-/// step size (10 for Partition, `2M+1` for Permutation), explanation time / this time is the
-/// cost factor of everything the explainer does besides the model.
-pub fn time_model_only<M: BatchModel + ?Sized>(
-    model: &M,
-    images: &[f32],
-    shape: ImageShape,
-    rows: &[usize],
-    batch_rows: usize,
-) -> Result<Duration> {
-    let n = driver::check_inputs(model, images, shape, None, None)?;
-    masking::check_len("rows per image", n, rows.len())?;
-    let m = shape.features();
-    let k = model.num_outputs();
-    let batch_rows = batch_rows.max(1);
-    let t0 = Instant::now();
-    let res: Vec<Result<()>> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let img = &images[i * m..(i + 1) * m];
-            let full: Vec<f32> = img.iter().copied().cycle().take(batch_rows * m).collect();
-            let mut out = vec![0.0f32; batch_rows * k];
-            let mut done = 0;
-            while done < rows[i] {
-                let r = batch_rows.min(rows[i] - done);
-                model
-                    .eval_batch(&full[..r * m], r, shape, &mut out[..r * k])
-                    .map_err(|source| ExplainError::Model { image: i, source })?;
-                done += r;
-            }
-            Ok(())
-        })
-        .collect();
-    res.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(t0.elapsed())
-}
-
-/// Explanation time against pure model time, for benchmark tables (`cargo xtask bench`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimingReport {
-    /// Images explained.
-    pub images: usize,
-    /// Model evaluations, all images together.
-    pub evals: usize,
-    /// Wall time of the explanation.
-    pub explain_time: Duration,
-    /// Time inside the model during the explanation (summed over images).
-    pub model_time_inside: Duration,
-    /// Wall time of the same number of model rows, same batching, without the explainer.
-    pub model_only_time: Duration,
-    /// The explainer's own work as a fraction of the model time inside the explanation
-    /// ([`RunStats::overhead_ratio`]).
-    pub overhead_ratio: f64,
-}
-
-impl TimingReport {
-    /// Measure `model` alone for the rows of `explanation` (in steps of `batch_rows`).
-    pub fn measure<M: BatchModel + ?Sized>(
-        explanation: &Explanation,
-        model: &M,
-        batch_rows: usize,
-    ) -> Result<Self> {
-        let model_only_time = time_model_only(
-            model,
-            &explanation.data,
-            explanation.shape,
-            &explanation.evals,
-            batch_rows,
-        )?;
-        Ok(Self {
-            images: explanation.num_images,
-            evals: explanation.evals.iter().sum(),
-            explain_time: explanation.stats.wall_time,
-            model_time_inside: explanation.stats.model_time,
-            model_only_time,
-            overhead_ratio: explanation.stats.overhead_ratio(),
-        })
-    }
-
-    /// Explanation time / pure model time.
-    pub fn ratio(&self) -> f64 {
-        let m = self.model_only_time.as_secs_f64();
-        if m > 0.0 {
-            self.explain_time.as_secs_f64() / m
-        } else {
-            0.0
-        }
-    }
-}
-
-impl std::fmt::Display for TimingReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} images, {} evals: explanation {:.3} s, model alone {:.3} s (ratio {:.2}), \
-             explainer overhead {:.1}% of model time",
-            self.images,
-            self.evals,
-            self.explain_time.as_secs_f64(),
-            self.model_only_time.as_secs_f64(),
-            self.ratio(),
-            100.0 * self.overhead_ratio
-        )
-    }
-}

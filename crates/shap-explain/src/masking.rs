@@ -7,7 +7,7 @@
 //! background is the blurred image).
 
 use crate::{ExplainError, Result};
-use shap_mask::ImageShape;
+use shap_mask::{ImageShape, MaskError};
 
 /// One explained image, ready to be masked many times.
 ///
@@ -44,10 +44,13 @@ impl BackgroundImage {
                 got: background.len(),
             });
         }
-        if let Some(v) = image.iter().chain(&background).find(|v| !v.is_finite()) {
+        let pixels = image.iter().chain(&background);
+        if let Some((i, &value)) = pixels.enumerate().find(|(_, v)| !v.is_finite()) {
+            // The index within the image, or within the background after it.
+            let index = if i < image.len() { i } else { i - image.len() };
             return Err(ExplainError::Mask {
-                image: usize::MAX,
-                reason: format!("non-finite pixel value {v}"),
+                image: None,
+                source: MaskError::NonFinite { index, value },
             });
         }
         Ok(Self { image, background })
@@ -132,9 +135,11 @@ pub(crate) fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
 
 impl MaskedImages for shap_mask::PreparedImage {
     fn fill_batch(&self, keeps: &[bool], out: &mut [f32]) -> Result<()> {
-        shap_mask::PreparedImage::fill_batch(self, keeps, out).map_err(|e| ExplainError::Mask {
-            image: usize::MAX,
-            reason: e.to_string(),
+        shap_mask::PreparedImage::fill_batch(self, keeps, out).map_err(|source| {
+            ExplainError::Mask {
+                image: None,
+                source,
+            }
         })
     }
 }
@@ -144,9 +149,9 @@ impl MaskedImages for shap_mask::PreparedImage {
 impl ImageMasker for shap_mask::Masker {
     type Prepared = shap_mask::PreparedImage;
     fn prepare(&self, image: &[f32], shape: ImageShape) -> Result<shap_mask::PreparedImage> {
-        shap_mask::Masker::prepare(self, image, shape).map_err(|e| ExplainError::Mask {
-            image: usize::MAX,
-            reason: e.to_string(),
+        shap_mask::Masker::prepare(self, image, shape).map_err(|source| ExplainError::Mask {
+            image: None,
+            source,
         })
     }
 }

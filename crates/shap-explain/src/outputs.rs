@@ -58,6 +58,18 @@ impl OutputSelection {
         }
     }
 
+    /// Refuse a selection that can never select anything (`TopK(0)`, no indices), whatever the
+    /// model.
+    pub(crate) fn check_not_empty(&self) -> Result<()> {
+        match self {
+            Self::TopK(0) => Err(ExplainError::InvalidOutputs("top-k with k = 0".into())),
+            Self::Indices(ix) if ix.is_empty() => Err(ExplainError::InvalidOutputs(
+                "empty list of output indices".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Check the selection against a model with `k_all` outputs before any evaluation.
     pub fn validate(&self, k_all: usize) -> Result<()> {
         self.resolve(&vec![0.0; k_all]).map(|_| ())

@@ -4,13 +4,13 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
+use crate::FixedContext;
 use crate::driver::RowResult;
 use crate::eval::{Counters, Job};
-use crate::partition::FixedContext;
 use crate::rng::NumpyLegacyNormal;
-use crate::{ExplainError, OutputSelection, Result};
+use crate::{OutputSelection, Result};
 use shap_mask::PartitionTree;
 
 /// The settings of one Partition explanation, shared by the jobs of all images.
@@ -35,13 +35,12 @@ pub(crate) enum Ties<'a> {
 }
 
 impl Ties<'_> {
-    fn draw(&self) -> Result<f64> {
+    fn draw(&self) -> f64 {
         match self {
-            Self::Fifo => Ok(0.0),
-            Self::Numpy(rng) => rng
-                .lock()
-                .map(|mut g| g.randn())
-                .map_err(|_| ExplainError::InvalidConfig("tie-break generator poisoned".into())),
+            Self::Fifo => 0.0,
+            // The generator is plain data, whole even if a panic poisoned the lock (that panic
+            // ends the explanation anyway).
+            Self::Numpy(rng) => rng.lock().unwrap_or_else(PoisonError::into_inner).randn(),
         }
     }
 }
@@ -222,16 +221,9 @@ impl<'a> OwenJob<'a> {
     }
 
     /// Queue a child context.
-    fn push(
-        &mut self,
-        mask: Vec<u64>,
-        lo: Vec<f64>,
-        hi: Vec<f64>,
-        node: usize,
-        w: f64,
-    ) -> Result<()> {
+    fn push(&mut self, mask: Vec<u64>, lo: Vec<f64>, hi: Vec<f64>, node: usize, w: f64) {
         let prio = -max_abs_diff(&lo, &hi) * w;
-        let tie = self.ties.draw()?;
+        let tie = self.ties.draw();
         self.heap.push(Item {
             prio,
             tie,
@@ -243,12 +235,11 @@ impl<'a> OwenJob<'a> {
             w,
         });
         self.tick += 1;
-        Ok(())
     }
 
     /// Credit one expanded node and queue its children, from `f_l = f(mask ∪ left)` and
     /// `f_r = f(mask ∪ right)`.
-    fn expand(&mut self, it: Item, l: usize, r: usize, f_l: Vec<f64>, f_r: Vec<f64>) -> Result<()> {
+    fn expand(&mut self, it: Item, l: usize, r: usize, f_l: Vec<f64>, f_r: Vec<f64>) {
         let fc = self.s.fixed_context;
         let w = it.w;
         let nw = if fc == FixedContext::Both { w / 2.0 } else { w };
@@ -268,8 +259,8 @@ impl<'a> OwenJob<'a> {
                     *d += i;
                 }
             }
-            self.push(it.mask.clone(), it.lo.clone(), f_l.clone(), l, nw)?;
-            self.push(it.mask, it.lo, f_r.clone(), r, nw)?;
+            self.push(it.mask.clone(), it.lo.clone(), f_l.clone(), l, nw);
+            self.push(it.mask, it.lo, f_r.clone(), r, nw);
         }
         if matches!(fc, FixedContext::Both | FixedContext::Present) {
             if let Some(st) = self.started.as_mut() {
@@ -277,19 +268,17 @@ impl<'a> OwenJob<'a> {
                     *d -= i;
                 }
             }
-            self.push(mask_r, f_r, it.hi.clone(), l, nw)?;
-            self.push(mask_l, f_l, it.hi, r, nw)?;
+            self.push(mask_r, f_r, it.hi.clone(), l, nw);
+            self.push(mask_l, f_l, it.hi, r, nw);
         }
-        Ok(())
     }
 
     /// Spread internal credit over the leaves (`lower_credit`) and build the image's result.
-    pub(crate) fn finish(self, c: Counters) -> Result<RowResult> {
-        let Some(st) = self.started else {
-            return Err(ExplainError::InvalidConfig(
-                "the Owen recursion finished before it started".into(),
-            ));
-        };
+    pub(crate) fn finish(self, c: Counters) -> RowResult {
+        let st = self.started.expect(
+            "the schedules finish a job only after next_rows returned 0, which it does only \
+             once f00 and f11 have started it",
+        );
         let tree = self.s.tree;
         let k = st.outputs.len();
         let mut vals = st.dv;
@@ -306,14 +295,14 @@ impl<'a> OwenJob<'a> {
             }
         }
         vals.truncate(tree.num_features() * k);
-        Ok(RowResult {
+        RowResult {
             values: vals,
             std_errors: None,
             base: st.f00,
             fx: st.f11,
             outputs: st.outputs,
             counters: c,
-        })
+        }
     }
 }
 
@@ -356,7 +345,7 @@ impl Job for OwenJob<'_> {
                 .collect()
         };
         for (t, (it, l, r)) in batch.into_iter().enumerate() {
-            self.expand(it, l, r, pick(2 * t), pick(2 * t + 1))?;
+            self.expand(it, l, r, pick(2 * t), pick(2 * t + 1));
         }
         Ok(())
     }

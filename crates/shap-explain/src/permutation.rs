@@ -8,39 +8,37 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::antithetic::{Orders, PassJob, PassSettings};
-use crate::driver::{assemble, check_inputs, name_fn, prepare_all};
+use crate::driver::{assemble, check_inputs, name_fn};
 use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_image, silent};
 use crate::explanation::{Algorithm, Explanation};
 use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
-use crate::{BatchModel, ExplainError, ImageMasker, MaskedImages, OutputSelection, Result};
+use crate::{
+    BatchModel, Budget, Compat, ConfigError, ExplainError, ExplainerConfig, MaskedImages,
+    OutputSelection, Result,
+};
 use shap_mask::{ImageShape, PartitionTree};
 
 /// The most order indices [`PermutationExplainer::orders`] returns at once (1 GiB).
 pub const MAX_ORDER_INDICES: usize = 1 << 27;
 
-/// Where the tree-respecting orders come from.
+/// Where the tree-respecting orders come from (set by [`crate::Compat`] and the seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderRng {
-    /// ChaCha8 seeded with `seed`, stream = image index: independent of threads and batch
-    /// composition.
+enum OrderRng {
+    /// ChaCha8 seeded with `seed`, stream = `first_stream` + image index: independent of
+    /// threads and batch composition.
     Seeded(u64),
     /// shap-compatible: numba's generator seeded in-jit with `seed` (same stream as NumPy's
     /// legacy `randn`), one continuing stream over images and passes in order.
     NumpyLegacy(u32),
 }
 
-impl Default for OrderRng {
-    fn default() -> Self {
-        Self::Seeded(0)
-    }
-}
-
-/// Antithetic Permutation explainer. Each pass evaluates one tree-respecting order forward
+/// The checked antithetic Permutation explainer, built by [`crate::ExplainerConfig::check`]
+/// and run through [`crate::Explainer`]. Each pass evaluates one tree-respecting order forward
 /// (switching features on) and backward (switching them off in the same order): `2M + 1`
 /// masks, sent to the model in one call per pass where they fit in 4M floats.
 ///
 /// ```
-/// use shap_explain::{ConstantMasker, FnModel, ImageShape, ModelError, PermutationExplainer};
+/// use shap_explain::{ConstantMasker, ExplainerConfig, FnModel, ImageShape, ModelError};
 /// let model = FnModel::new(1, |x: &[f32], n: usize, s: ImageShape, out: &mut [f32]| {
 ///     for i in 0..n {
 ///         let img = &x[i * s.features()..(i + 1) * s.features()];
@@ -49,7 +47,9 @@ impl Default for OrderRng {
 ///     Ok::<(), ModelError>(())
 /// });
 /// let shape = ImageShape::new(2, 2, 1);
-/// let e = PermutationExplainer::default()
+/// let e = ExplainerConfig::permutation()
+///     .check()
+///     .unwrap()
 ///     .explain(&model, &[1.0, 2.0, 3.0, 4.0], shape, &ConstantMasker { value: 0.0 })
 ///     .unwrap();
 /// // Pairwise interactions are split evenly after one antithetic pass: [1, 1, 3, 0].
@@ -57,70 +57,51 @@ impl Default for OrderRng {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PermutationExplainer {
-    /// shap's `max_evals`: `P = max_evals / (2M + 1)` passes (an error when 0). `None`
-    /// (default) uses `passes`.
-    pub max_evals: Option<usize>,
-    /// Number of passes when `max_evals` is `None` (default 10).
-    pub passes: usize,
-    /// Order generator (default `Seeded(0)`).
-    pub rng: OrderRng,
-    /// Which outputs to explain (resolved on `f(x)`; default: the top 5).
-    pub outputs: OutputSelection,
-    /// Names of all `K` model outputs; default names are the class indices.
-    pub output_names: Option<Vec<String>>,
-    /// shap-compatible output: all `K` outputs in class order, named `Output i`, ignoring
-    /// `outputs` and `output_names` (as shap 0.51 does).
-    pub shap_compat: bool,
-    /// Compute the standard error of each value across passes (needs at least 2 passes).
-    pub std_errors: bool,
-    /// With [`OrderRng::Seeded`], image `i` of a call draws its orders from stream
-    /// `first_stream + i` (default 0): a batch split into shards, each explained with the
-    /// position of its first image here, gets the orders of the whole batch.
-    pub first_stream: u64,
-}
-
-impl Default for PermutationExplainer {
-    fn default() -> Self {
-        Self {
-            max_evals: None,
-            passes: 10,
-            rng: OrderRng::default(),
-            outputs: OutputSelection::default(),
-            output_names: None,
-            shap_compat: false,
-            std_errors: false,
-            first_stream: 0,
-        }
-    }
+    config: ExplainerConfig,
+    rng: OrderRng,
 }
 
 impl PermutationExplainer {
-    /// shap 0.51-compatible settings: `P = max_evals // (2M+1)` passes, orders from numba's
-    /// generator seeded in-jit with `seed`, all `K` outputs named `Output i`.
-    pub fn shap_compatible(max_evals: usize, seed: u32) -> Self {
-        Self {
-            max_evals: Some(max_evals),
-            rng: OrderRng::NumpyLegacy(seed),
-            shap_compat: true,
-            ..Self::default()
+    /// Check the Permutation settings of `config` (its algorithm is Permutation).
+    pub(crate) fn new(config: ExplainerConfig) -> Result<Self> {
+        match config.budget {
+            budget @ Budget::Exact => {
+                return Err(ConfigError::BudgetNotFor {
+                    budget,
+                    algorithm: config.algorithm,
+                }
+                .into());
+            }
+            Budget::Passes(0) => return Err(ConfigError::ZeroPasses.into()),
+            // One pass over a single-feature image: the size-dependent check is at explain.
+            Budget::MaxEvals(me) if me < 3 => return Err(config.too_small(me, 3)),
+            Budget::MaxEvals(_) | Budget::Passes(_) => {}
         }
+        if config.compat == Compat::ShapV040 {
+            return Err(ConfigError::V040PartitionOnly.into());
+        }
+        let rng = match config.numpy_seed()? {
+            Some(seed) => OrderRng::NumpyLegacy(seed),
+            None => OrderRng::Seeded(config.seed),
+        };
+        Ok(Self { config, rng })
     }
 
-    /// Passes per image for `m` features.
+    /// The configuration it was built from.
+    pub fn config(&self) -> &ExplainerConfig {
+        &self.config
+    }
+
+    /// Passes per image for `m` features: [`crate::Budget::Passes`], or `max_evals / (2m + 1)`
+    /// (an error when 0).
     pub fn num_passes(&self, m: usize) -> Result<usize> {
         let per = 2 * m + 1;
-        let p = match self.max_evals {
-            Some(me) => me / per,
-            None => self.passes,
-        };
-        if p == 0 {
-            return Err(ExplainError::MaxEvalsTooSmall {
-                algorithm: "permutation",
-                max_evals: self.max_evals.unwrap_or(0),
-                minimum: per,
-            });
+        match self.config.budget {
+            Budget::MaxEvals(me) if me / per == 0 => Err(self.config.too_small(me, per)),
+            Budget::MaxEvals(me) => Ok(me / per),
+            Budget::Passes(p) => Ok(p),
+            Budget::Exact => unreachable!("PermutationExplainer::new refuses Budget::Exact"),
         }
-        Ok(p)
     }
 
     /// Generate the orders this explainer uses: `orders[i][p]` is pass `p` of image `i`.
@@ -133,17 +114,19 @@ impl PermutationExplainer {
             .checked_mul(p)
             .and_then(|x| x.checked_mul(shape.features()));
         if total.is_none_or(|t| t > MAX_ORDER_INDICES) {
-            return Err(ExplainError::InvalidConfig(format!(
-                "{n} images x {p} passes x {} features is more than {MAX_ORDER_INDICES} order \
-                 indices to hold at once",
-                shape.features()
-            )));
+            return Err(ConfigError::TooManyOrders {
+                images: n,
+                passes: p,
+                features: shape.features(),
+                limit: MAX_ORDER_INDICES,
+            }
+            .into());
         }
         Ok(match self.rng {
             OrderRng::Seeded(seed) => (0..n)
                 .map(|i| {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(self.first_stream.wrapping_add(i as u64));
+                    rng.set_stream(self.config.first_stream.wrapping_add(i as u64));
                     (0..p).map(|_| seeded_tree_order(&tree, &mut rng)).collect()
                 })
                 .collect(),
@@ -156,43 +139,9 @@ impl PermutationExplainer {
         })
     }
 
-    /// Explain `images` (`n` images of `shape`, back to back) with `masker`.
-    pub fn explain<M: BatchModel + ?Sized, K: ImageMasker>(
-        &self,
-        model: &M,
-        images: &[f32],
-        shape: ImageShape,
-        masker: &K,
-    ) -> Result<Explanation> {
-        self.explain_with_progress(model, images, shape, masker, &silent)
-    }
-
-    /// [`Self::explain`], telling `progress` about each image as soon as it is done.
-    pub fn explain_with_progress<M: BatchModel + ?Sized, K: ImageMasker>(
-        &self,
-        model: &M,
-        images: &[f32],
-        shape: ImageShape,
-        masker: &K,
-        progress: &dyn Progress,
-    ) -> Result<Explanation> {
-        check_inputs(model, images, shape, None, self.output_names.as_ref())?;
-        let prepared = prepare_all(masker, images, shape)?;
-        self.run(model, images, shape, &prepared, progress)
-    }
-
-    /// Explain images already prepared for masking.
-    pub fn explain_prepared<M: BatchModel + ?Sized, P: MaskedImages>(
-        &self,
-        model: &M,
-        images: &[f32],
-        shape: ImageShape,
-        prepared: &[P],
-    ) -> Result<Explanation> {
-        self.run(model, images, shape, prepared, &silent)
-    }
-
-    fn run<M: BatchModel + ?Sized, P: MaskedImages>(
+    /// Explain images prepared for masking (input checks first, then the passes of every
+    /// image).
+    pub(crate) fn run<M: BatchModel + ?Sized, P: MaskedImages>(
         &self,
         model: &M,
         images: &[f32],
@@ -228,7 +177,7 @@ impl PermutationExplainer {
             OrderRng::Seeded(seed) => {
                 let make = |i: usize| {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(self.first_stream.wrapping_add(i as u64));
+                    rng.set_stream(self.config.first_stream.wrapping_add(i as u64));
                     Ok(PassJob::new(&settings, Orders::Seeded(Box::new(rng))))
                 };
                 match gather_rows(model) {
@@ -241,11 +190,11 @@ impl PermutationExplainer {
                 }
             }
         };
-        self.assemble(shape, images, jobs, t0)
+        Ok(self.assemble(shape, images, jobs, t0))
     }
 
     /// Explain with given orders (`orders[i]` = the passes of image `i`, each a permutation of
-    /// `0..M`), e.g. orders recorded from shap. `max_evals`/`passes`/`rng` are not used.
+    /// `0..M`), e.g. orders recorded from shap. The budget and the seed are not used.
     pub fn explain_with_orders<M: BatchModel + ?Sized, P: MaskedImages>(
         &self,
         model: &M,
@@ -275,24 +224,24 @@ impl PermutationExplainer {
         let jobs = run_per_image(&setup, n, true, |i| {
             Ok(PassJob::new(&settings[i], Orders::Given(&orders[i])))
         })?;
-        self.assemble(shape, images, jobs, t0)
+        Ok(self.assemble(shape, images, jobs, t0))
     }
 
     /// Output names as configured (none in shap-compatible mode).
     fn names(&self) -> Option<&Vec<String>> {
-        if self.shap_compat {
+        if self.config.compat.is_shap() {
             None
         } else {
-            self.output_names.as_ref()
+            self.config.output_names.as_ref()
         }
     }
 
     /// The outputs to explain: all of them in shap-compatible mode.
     fn selection(&self) -> OutputSelection {
-        if self.shap_compat {
+        if self.config.compat.is_shap() {
             OutputSelection::All
         } else {
-            self.outputs.clone()
+            self.config.outputs.clone()
         }
     }
 
@@ -307,7 +256,7 @@ impl PermutationExplainer {
             tree,
             passes,
             outputs,
-            std_errors: self.std_errors,
+            std_errors: self.config.std_errors,
             k_all,
         }
     }
@@ -318,13 +267,13 @@ impl PermutationExplainer {
         images: &[f32],
         jobs: Vec<(PassJob<'_>, Counters)>,
         t0: Instant,
-    ) -> Result<Explanation> {
+    ) -> Explanation {
         let rows = jobs
             .into_iter()
-            .map(|(job, c)| job.finish(c))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(job, counters)| job.finish(counters))
+            .collect();
         let wall = t0.elapsed();
-        Ok(if self.shap_compat {
+        if self.config.compat.is_shap() {
             assemble(
                 Algorithm::Permutation,
                 shape,
@@ -342,7 +291,7 @@ impl PermutationExplainer {
                 name_fn(self.names()),
                 wall,
             )
-        })
+        }
     }
 }
 
@@ -357,9 +306,11 @@ fn check_orders(orders: &[Vec<Vec<usize>>], n: usize, m: usize) -> Result<()> {
     }
     for (i, passes) in orders.iter().enumerate() {
         if passes.is_empty() {
-            return Err(ExplainError::InvalidConfig(format!(
-                "image {i}: no permutation passes"
-            )));
+            return Err(ConfigError::BadOrders {
+                image: i,
+                reason: "no permutation passes".into(),
+            }
+            .into());
         }
         for order in passes {
             let mut seen = vec![false; m];
@@ -368,9 +319,11 @@ fn check_orders(orders: &[Vec<Vec<usize>>], n: usize, m: usize) -> Result<()> {
                     .iter()
                     .all(|&f| f < m && !std::mem::replace(&mut seen[f], true));
             if !ok {
-                return Err(ExplainError::InvalidConfig(format!(
-                    "image {i}: an order is not a permutation of 0..{m}"
-                )));
+                return Err(ConfigError::BadOrders {
+                    image: i,
+                    reason: format!("an order is not a permutation of 0..{m}"),
+                }
+                .into());
             }
         }
     }

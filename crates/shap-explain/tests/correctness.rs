@@ -4,9 +4,8 @@
 use std::sync::Mutex;
 
 use shap_explain::{
-    BackgroundImage, BatchModel, Budget, ConstantMasker, Explanation, FixedContext, FnModel,
-    ImageShape, ModelError, OrderRng, OutputSelection, PartitionExplainer, PartitionTree,
-    PermutationExplainer,
+    BackgroundImage, BatchModel, Budget, Compat, ConstantMasker, ExplainerConfig, Explanation,
+    FixedContext, FnModel, ImageShape, ModelError, OutputSelection, PartitionTree,
 };
 
 /// A deterministic pseudo-random value in [-1, 1).
@@ -98,20 +97,28 @@ fn linear_model_is_exact_under_constant_and_blur_backgrounds() {
                 })
                 .map(|(f, o, d)| w[f * k + o] * d)
                 .collect();
-            let mut ex = PartitionExplainer {
+            let config = ExplainerConfig {
                 budget: Budget::Exact,
                 outputs: OutputSelection::All,
-                ..Default::default()
+                ..ExplainerConfig::partition()
             };
-            let exact_evals = ex.exact_evals(&tree);
+            let ex = config.clone().check().unwrap();
+            let exact_evals = ex.as_partition().unwrap().exact_evals(&tree);
             let e1 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
-            ex.budget = Budget::MaxEvals(exact_evals);
+            let ex = ExplainerConfig {
+                budget: Budget::MaxEvals(exact_evals),
+                ..config
+            }
+            .check()
+            .unwrap();
             let e2 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
-            let p = PermutationExplainer {
-                passes: 1,
+            let p = ExplainerConfig {
+                budget: Budget::Passes(1),
                 outputs: OutputSelection::All,
-                ..Default::default()
-            };
+                ..ExplainerConfig::permutation()
+            }
+            .check()
+            .unwrap();
             let e3 = p.explain_prepared(&model, &img, shape, &prep).unwrap();
             for e in [&e1, &e2, &e3] {
                 check_efficiency(e);
@@ -183,11 +190,13 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
         .collect();
     let prep = [BackgroundImage::new(img.clone(), bg).unwrap()];
     for seed in [0, 1, 2] {
-        let p = PermutationExplainer {
-            passes: 1,
-            rng: OrderRng::Seeded(seed),
-            ..Default::default()
-        };
+        let p = ExplainerConfig {
+            budget: Budget::Passes(1),
+            seed: seed,
+            ..ExplainerConfig::permutation()
+        }
+        .check()
+        .unwrap();
         let e = p.explain_prepared(&model, &img, shape, &prep).unwrap();
         check_efficiency(&e);
         assert!(
@@ -197,10 +206,12 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
         );
     }
     // Owen values of a pairwise game equal its Shapley values.
-    let ex = PartitionExplainer {
+    let ex = ExplainerConfig {
         budget: Budget::Exact,
-        ..Default::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
     assert!(max_diff(&e.values, &expected) < 2e-6);
 }
@@ -290,11 +301,13 @@ fn exact_mode_equals_brute_force_owen_values() {
         let img = test_image(shape, 4);
         let prep = BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap();
         let expected = brute_force_owen(&model, &prep, shape);
-        let ex = PartitionExplainer {
+        let ex = ExplainerConfig {
             budget: Budget::Exact,
             outputs: OutputSelection::All,
-            ..Default::default()
-        };
+            ..ExplainerConfig::partition()
+        }
+        .check()
+        .unwrap();
         let e = ex
             .explain_prepared(&model, &img, shape, std::slice::from_ref(&prep))
             .unwrap();
@@ -318,7 +331,9 @@ fn spec_tiny_example() {
         }
         Ok::<(), ModelError>(())
     });
-    let e = PartitionExplainer::default()
+    let e = ExplainerConfig::partition()
+        .check()
+        .unwrap()
         .explain(
             &model,
             &[1.0, 2.0, 3.0, 4.0],
@@ -337,18 +352,21 @@ fn permutation_converges_to_exact_owen_values() {
     let model = nonlinear();
     let img = test_image(shape, 6);
     let prep = [BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap()];
-    let exact = PartitionExplainer {
+    let exact = ExplainerConfig {
         budget: Budget::Exact,
-        ..Default::default()
+        ..ExplainerConfig::partition()
     }
+    .check()
+    .unwrap()
     .explain_prepared(&model, &img, shape, &prep)
     .unwrap();
-    let p = PermutationExplainer {
-        passes: 3000,
-        rng: OrderRng::Seeded(9),
+    let config = ExplainerConfig {
+        budget: Budget::Passes(3000),
+        seed: 9,
         std_errors: true,
-        ..Default::default()
+        ..ExplainerConfig::permutation()
     };
+    let p = config.clone().check().unwrap();
     let e = p.explain_prepared(&model, &img, shape, &prep).unwrap();
     check_efficiency(&e);
     let se = e.std_errors.as_ref().unwrap();
@@ -363,7 +381,12 @@ fn permutation_converges_to_exact_owen_values() {
     }
     assert!(worst < 0.05 * scale, "worst {worst} vs scale {scale}");
     // Standard errors shrink like 1/sqrt(P).
-    let p2 = PermutationExplainer { passes: 30, ..p };
+    let p2 = ExplainerConfig {
+        budget: Budget::Passes(30),
+        ..config
+    }
+    .check()
+    .unwrap();
     let e2 = p2.explain_prepared(&model, &img, shape, &prep).unwrap();
     let mean_se = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(mean_se(e2.std_errors.as_ref().unwrap()) > 5.0 * mean_se(se));
@@ -402,11 +425,13 @@ fn budget_accounting_matches_shap() {
     let img = test_image(shape, 7);
     for (me, want) in [(500, 500), (100, 100), (37, 38), (11, 12)] {
         model.calls.lock().unwrap().clear();
-        let ex = PartitionExplainer {
+        let ex = ExplainerConfig {
             budget: Budget::MaxEvals(me),
             outputs: OutputSelection::TopK(5),
-            ..Default::default()
-        };
+            ..ExplainerConfig::partition()
+        }
+        .check()
+        .unwrap();
         let e = ex
             .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
             .unwrap();
@@ -421,10 +446,13 @@ fn budget_accounting_matches_shap() {
         }
     }
     // Exact mode costs (2 + 2 * sum over internal nodes of 2^depth).
-    let exact = PartitionExplainer {
+    let exact = ExplainerConfig {
         budget: Budget::Exact,
-        ..Default::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let exact = exact.as_partition().unwrap();
     assert_eq!(
         exact.exact_evals(&PartitionTree::new(shape).unwrap()),
         461_484
@@ -433,10 +461,12 @@ fn budget_accounting_matches_shap() {
         exact.exact_evals(&PartitionTree::new(ImageShape::new(8, 8, 1)).unwrap()),
         2_732
     );
-    let ex = PartitionExplainer {
-        v040_budget: true,
-        ..Default::default()
-    };
+    let ex = ExplainerConfig {
+        compat: Compat::ShapV040,
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = ex
         .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
         .unwrap();
@@ -445,10 +475,12 @@ fn budget_accounting_matches_shap() {
     // picks the outputs), and stands in for row M of the first pass: that pass's other rows
     // come in two calls, every later pass in one.
     model.calls.lock().unwrap().clear();
-    let p = PermutationExplainer {
-        max_evals: Some(3200),
-        ..Default::default()
-    };
+    let p = ExplainerConfig {
+        budget: Budget::MaxEvals(3200),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let e = p
         .explain(&model, &img, shape, &ConstantMasker { value: 0.1 })
         .unwrap();
@@ -470,15 +502,19 @@ fn same_seed_same_result_with_one_or_two_threads() {
     let model = nonlinear();
     let images: Vec<f32> = (0..3).flat_map(|s| test_image(shape, 10 + s)).collect();
     let masker = ConstantMasker { value: 0.0 };
-    let part = PartitionExplainer {
+    let part = ExplainerConfig {
         budget: Budget::MaxEvals(200),
-        ..Default::default()
-    };
-    let perm = PermutationExplainer {
-        passes: 3,
-        rng: OrderRng::Seeded(42),
-        ..Default::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let perm = ExplainerConfig {
+        budget: Budget::Passes(3),
+        seed: 42,
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let a1 = run_in_pool(1, || part.explain(&model, &images, shape, &masker).unwrap());
     let a2 = run_in_pool(2, || part.explain(&model, &images, shape, &masker).unwrap());
     assert_eq!(a1.values, a2.values);
@@ -487,10 +523,12 @@ fn same_seed_same_result_with_one_or_two_threads() {
     let b2 = run_in_pool(2, || perm.explain(&model, &images, shape, &masker).unwrap());
     assert_eq!(b1.values, b2.values);
     // A different seed gives different orders, hence different (nonlinear) values.
-    let perm2 = PermutationExplainer {
-        rng: OrderRng::Seeded(43),
-        ..perm.clone()
-    };
+    let perm2 = ExplainerConfig {
+        seed: 43,
+        ..perm.config().clone()
+    }
+    .check()
+    .unwrap();
     let b3 = perm2.explain(&model, &images, shape, &masker).unwrap();
     assert_ne!(b1.values, b3.values);
     // Images are independent: explaining image 1 alone gives the same values.
@@ -514,11 +552,13 @@ fn fixed_context_variants_are_efficient() {
         FixedContext::Present,
     ] {
         for budget in [Budget::MaxEvals(40), Budget::MaxEvals(120), Budget::Exact] {
-            let ex = PartitionExplainer {
+            let ex = ExplainerConfig {
                 budget,
                 fixed_context: fc,
-                ..Default::default()
-            };
+                ..ExplainerConfig::partition()
+            }
+            .check()
+            .unwrap();
             let e = ex
                 .explain(&model, &img, shape, &ConstantMasker { value: 0.2 })
                 .unwrap();
@@ -533,21 +573,25 @@ fn output_selection_and_names() {
     let (_, model) = linear(16, 4); // f_o = ... + o, so with a small image the top output is 3
     let img = vec![0.01f32; 16];
     let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
-    let ex = PartitionExplainer {
+    let ex = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
         output_names: Some(names.clone()),
-        ..Default::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = ex
         .explain(&model, &img, shape, &ConstantMasker { value: 0.0 })
         .unwrap();
     assert_eq!(e.output_indices, vec![3, 2]);
     assert_eq!(e.output_names, vec![vec!["d".to_string(), "c".to_string()]]);
-    let p = PermutationExplainer {
+    let p = ExplainerConfig {
         outputs: OutputSelection::Indices(vec![1, 1, 0]),
-        passes: 1,
-        ..Default::default()
-    };
+        budget: Budget::Passes(1),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let e = p
         .explain(&model, &img, shape, &ConstantMasker { value: 0.0 })
         .unwrap();
@@ -579,15 +623,19 @@ fn single_feature_and_multichannel_images() {
     ] {
         let img = test_image(shape, 8);
         let masker = ConstantMasker { value: 0.3 };
-        let e = PartitionExplainer::default()
+        let e = ExplainerConfig::partition()
+            .check()
+            .unwrap()
             .explain(&model, &img, shape, &masker)
             .unwrap();
         check_efficiency(&e);
         assert_eq!(e.values.len(), shape.features() * 2);
-        let p = PermutationExplainer {
-            passes: 2,
-            ..Default::default()
+        let p = ExplainerConfig {
+            budget: Budget::Passes(2),
+            ..ExplainerConfig::permutation()
         }
+        .check()
+        .unwrap()
         .explain(&model, &img, shape, &masker)
         .unwrap();
         check_efficiency(&p);

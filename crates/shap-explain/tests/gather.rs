@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use common::QuadModel;
 use shap_explain::{
-    BatchModel, ConstantMasker, Explanation, ImageShape, ModelError, OrderRng, OutputSelection,
-    PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, ImageShape, ModelError,
+    OutputSelection,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
@@ -82,18 +82,22 @@ fn partition_and_permutation_give_the_same_bits_gathered_or_not() {
         "blur(3,2)".parse::<MaskerSpec>().unwrap(),
         MaskMode::Default,
     );
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
         budget: shap_explain::Budget::MaxEvals(120),
-        ..PartitionExplainer::default()
-    };
-    let permutation = PermutationExplainer {
-        passes: 3,
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let permutation = ExplainerConfig {
+        budget: Budget::Passes(3),
         std_errors: true,
-        rng: OrderRng::Seeded(9),
+        seed: 9,
         outputs: OutputSelection::Indices(vec![4, 1]),
-        ..PermutationExplainer::default()
-    };
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let m = SHAPE.features();
     let reference = Gathering::new(m, None);
     let want_p = partition.explain(&reference, &x, SHAPE, &masker).unwrap();
@@ -144,7 +148,9 @@ fn gathering_keeps_the_error_of_the_failing_image() {
             Ok(())
         })
         .with_batch_rows(40);
-    let err = PartitionExplainer::default()
+    let err = ExplainerConfig::partition()
+        .check()
+        .unwrap()
         .explain(&model, &x, SHAPE, &ConstantMasker { value: 0.5 })
         .unwrap_err();
     assert!(
@@ -158,10 +164,12 @@ fn progress_hears_of_every_image_once_with_its_evaluations() {
     let n = 9;
     let x = images(n);
     let masker = ConstantMasker { value: 0.2 };
-    let explainer = PartitionExplainer {
+    let explainer = ExplainerConfig {
         budget: shap_explain::Budget::MaxEvals(90),
-        ..PartitionExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     for rows in [None, Some(25)] {
         let model = Gathering::new(SHAPE.features(), rows);
         let seen = Mutex::new(Vec::new());
@@ -174,10 +182,12 @@ fn progress_hears_of_every_image_once_with_its_evaluations() {
         let want: Vec<(usize, usize)> = e.evals.iter().copied().enumerate().collect();
         assert_eq!(seen, want, "{rows:?} rows per call");
     }
-    let permutation = PermutationExplainer {
-        passes: 1,
-        ..PermutationExplainer::default()
-    };
+    let permutation = ExplainerConfig {
+        budget: Budget::Passes(1),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let count = std::sync::atomic::AtomicUsize::new(0);
     let tick = |_: usize, _: usize| {
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -6,10 +6,10 @@ mod common;
 use common::{QuadModel, fixture, get, load};
 use serde_json::Value;
 use shap_explain::{
-    BackgroundImage, Budget, FixedContext, ImageShape, OrderRng, OutputSelection,
-    PartitionExplainer, PermutationExplainer, TieBreak,
+    Algorithm, BackgroundImage, Budget, Compat, ExplainerConfig, FixedContext, ImageShape,
+    OutputSelection,
 };
-use shap_mask::{MaskMode, Masker, MaskerSpec};
+use shap_mask::MaskerSpec;
 
 fn cases() -> Vec<Value> {
     let text = std::fs::read_to_string(fixture("explain_cases.json")).unwrap();
@@ -55,7 +55,7 @@ fn partition_matches_shap() {
         let arrays = load(&format!("explain_{name}.npz"));
         let (images, prep) = prepared(&arrays, m);
         let model = QuadModel::new(m);
-        let mut ex = PartitionExplainer {
+        let config = ExplainerConfig {
             budget: Budget::MaxEvals(c["max_evals"].as_u64().unwrap() as usize),
             batch_size: c["batch_size"].as_u64().unwrap() as usize,
             fixed_context: match c["fixed_context"].as_u64() {
@@ -63,17 +63,18 @@ fn partition_matches_shap() {
                 Some(0) => FixedContext::Absent,
                 Some(_) => FixedContext::Present,
             },
-            tie_break: TieBreak::NumpyLegacy {
-                seed: c["seed"].as_u64().unwrap() as u32,
-            },
+            compat: Compat::Shap,
+            seed: c["seed"].as_u64().unwrap(),
             outputs: match c["top_k"].as_u64() {
                 None => OutputSelection::All,
                 Some(k) => OutputSelection::TopK(k as usize),
             },
-            ..PartitionExplainer::default()
+            ..ExplainerConfig::partition()
         };
+        let ex = config.clone().check().unwrap();
         let spec: MaskerSpec = c["masker"].as_str().unwrap().parse().unwrap();
-        let masker = Masker::new(spec, MaskMode::ShapCompat);
+        // shap's masker: the one compat switch sets the masker's mode too.
+        let masker = ex.masker(spec);
         let via_masker = ex.explain(&model, &images, shape, &masker).unwrap();
         let e = if spec.is_inpaint() {
             via_masker
@@ -122,7 +123,12 @@ fn partition_matches_shap() {
         }
         // The exhaustive case equals exact mode (up to summation order).
         if name.contains("exact") {
-            ex.budget = Budget::Exact;
+            let ex = ExplainerConfig {
+                budget: Budget::Exact,
+                ..config
+            }
+            .check()
+            .unwrap();
             let ex_e = ex.explain(&model, &images, shape, &masker).unwrap();
             let d = ex_e
                 .values
@@ -133,7 +139,9 @@ fn partition_matches_shap() {
             assert!(d <= 1e-12, "{name}: exact mode differs by {d}");
             assert_eq!(
                 ex_e.evals[0],
-                ex.exact_evals(&shap_explain::PartitionTree::new(shape).unwrap())
+                ex.as_partition()
+                    .unwrap()
+                    .exact_evals(&shap_explain::PartitionTree::new(shape).unwrap())
             );
         }
         n_cases += 1;
@@ -167,18 +175,21 @@ fn permutation_matches_shap_bit_for_bit() {
                     .collect()
             })
             .collect();
-        let ex = PermutationExplainer {
-            max_evals: Some(c["max_evals"].as_u64().unwrap() as usize),
-            rng: OrderRng::NumpyLegacy(c["seed"].as_u64().unwrap() as u32),
-            shap_compat: true,
-            ..PermutationExplainer::default()
-        };
+        let ex = ExplainerConfig {
+            budget: Budget::MaxEvals(c["max_evals"].as_u64().unwrap() as usize),
+            compat: Compat::Shap,
+            seed: c["seed"].as_u64().unwrap(),
+            ..ExplainerConfig::permutation()
+        }
+        .check()
+        .unwrap();
+        let perm = ex.as_permutation().unwrap();
         // Our emulation of numba's generator + shap's tree shuffle gives shap's orders.
-        assert_eq!(ex.orders(n, shape).unwrap(), orders, "{name}: orders");
+        assert_eq!(perm.orders(n, shape).unwrap(), orders, "{name}: orders");
         let want = get(&arrays, "values").to_f64().unwrap();
         let want_base = get(&arrays, "base_values").to_f64().unwrap();
         for e in [
-            ex.explain_with_orders(&model, &images, shape, &prep, &orders)
+            perm.explain_with_orders(&model, &images, shape, &prep, &orders)
                 .unwrap(),
             ex.explain_prepared(&model, &images, shape, &prep).unwrap(),
         ] {
@@ -206,12 +217,15 @@ fn permutation_matches_shap_bit_for_bit() {
 
 #[test]
 fn shap_compatible_constructors_match_fixture_settings() {
-    let p = PartitionExplainer::shap_compatible(500, 42);
+    let p = ExplainerConfig::shap(Algorithm::Partition, 500, 42);
     assert_eq!(p.budget, Budget::MaxEvals(500));
-    assert_eq!(p.tie_break, TieBreak::NumpyLegacy { seed: 42 });
+    assert_eq!((p.compat, p.seed), (Compat::Shap, 42));
     assert_eq!(p.batch_size, 10);
-    let q = PermutationExplainer::shap_compatible(1600, 13);
-    assert!(q.shap_compat);
+    let q = ExplainerConfig::shap(Algorithm::Permutation, 1600, 13)
+        .check()
+        .unwrap();
+    assert_eq!(q.config().compat, Compat::Shap);
+    let q = q.as_permutation().unwrap();
     assert_eq!(q.num_passes(784).unwrap(), 1);
     // The recorded shap order of the 28x28 fixture is reproduced by the constructor's settings.
     let arrays = load("explain_q28_blur_1pass.npz");
@@ -232,10 +246,12 @@ fn default_fifo_tie_break_matches_shap_when_priorities_do_not_tie() {
     let arrays = load("explain_p28_blur_500.npz");
     let shape = ImageShape::new(28, 28, 1);
     let (images, prep) = prepared(&arrays, 784);
-    let ex = PartitionExplainer {
+    let ex = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
-        ..PartitionExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = ex
         .explain_prepared(&QuadModel::new(784), &images, shape, &prep)
         .unwrap();

@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ImageShape, MaskedBatch, ModelError, OutputSelection,
-    PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, ModelError,
+    OutputSelection,
 };
 
 const K: usize = 4;
@@ -132,16 +132,20 @@ fn explainers_call_eval_masked_with_consistent_masks_and_match_eval_batch() {
     let masker = ConstantMasker { value: BG };
     let inc = Linear::new(m);
     let plain = Plain(Linear::new(m));
-    let partition = PartitionExplainer {
+    let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
         budget: Budget::MaxEvals(200),
-        ..Default::default()
-    };
-    let permutation = PermutationExplainer {
-        passes: 2,
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let permutation = ExplainerConfig {
+        budget: Budget::Passes(2),
         outputs: OutputSelection::All,
-        ..Default::default()
-    };
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     let runs = [
         (
             partition.explain(&inc, &x, shape, &masker).unwrap(),

@@ -6,9 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shap_explain::{
-    ConstantMasker, FnModel, ImageShape, ModelError, PartitionExplainer, PermutationExplainer,
-};
+use shap_explain::{Budget, ConstantMasker, ExplainerConfig, FnModel, ImageShape, ModelError};
 
 /// Counts live bytes and their peak.
 struct Counting;
@@ -72,7 +70,9 @@ fn thousand_classes_top5_stay_under_500_mb() {
     let model = model();
     let masker = ConstantMasker { value: 0.0 };
     let (e, peak) = peak_during(|| {
-        PartitionExplainer::default()
+        ExplainerConfig::partition()
+            .check()
+            .unwrap()
             .explain(&model, &images, shape, &masker)
             .unwrap()
     });
@@ -95,10 +95,12 @@ fn thousand_classes_top5_stay_under_500_mb() {
         .map(|i| (i % 13) as f32 / 13.0)
         .collect();
     let (e, peak) = peak_during(|| {
-        PermutationExplainer {
-            passes: 1,
-            ..PermutationExplainer::default()
+        ExplainerConfig {
+            budget: Budget::Passes(1),
+            ..ExplainerConfig::permutation()
         }
+        .check()
+        .unwrap()
         .explain(&model, &images, small, &masker)
         .unwrap()
     });

@@ -1,7 +1,7 @@
 //! The streaming `.npz` writer and reader: round trip, layout, and damaged archives.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use shap_io::npz::{NpzReader, NpzWriter};
 

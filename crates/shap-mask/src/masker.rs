@@ -43,16 +43,20 @@ pub enum InpaintScale {
 
 #[derive(Debug, Clone)]
 enum Prepared {
-    Blur {
-        blurred: Vec<f32>,
-    },
+    Blur { blurred: Vec<f32> },
     Constant(f32),
-    Inpaint {
-        method: InpaintMethod,
-        src: Vec<u8>,
-        scale: InpaintScale,
-        mean: Vec<f32>,
-    },
+    Inpaint(InpaintPrep),
+}
+
+/// What an inpainting masker prepares once per image.
+#[derive(Debug, Clone)]
+struct InpaintPrep {
+    method: InpaintMethod,
+    /// The image as OpenCV's u8 input, interleaved.
+    src: Vec<u8>,
+    scale: InpaintScale,
+    /// Per-channel mean, the fill when every pixel is masked.
+    mean: Vec<f32>,
 }
 
 /// One image prepared for masking: owns a copy of the image and any per-image state (the
@@ -160,12 +164,12 @@ impl Masker {
                         (s / p as f64) as f32
                     })
                     .collect();
-                Prepared::Inpaint {
+                Prepared::Inpaint(InpaintPrep {
                     method,
                     src,
                     scale,
                     mean,
-                }
+                })
             }
         };
         Ok(PreparedImage {
@@ -197,7 +201,7 @@ impl PreparedImage {
     /// For inpainting maskers, how the float image is mapped to u8 and back.
     pub fn inpaint_scale(&self) -> Option<InpaintScale> {
         match &self.kind {
-            Prepared::Inpaint { scale, .. } => Some(*scale),
+            Prepared::Inpaint(prep) => Some(prep.scale),
             _ => None,
         }
     }
@@ -263,7 +267,7 @@ impl PreparedImage {
         // costs ~100 us per image, so one image per task balances best; blur and constant are
         // memory-bound copies, so large chunks keep the task overhead negligible.
         let per_task = match self.kind {
-            Prepared::Inpaint { .. } => 1,
+            Prepared::Inpaint(_) => 1,
             _ => (1 << 20) / (4 * m).max(1),
         }
         .clamp(1, 4096);
@@ -301,28 +305,24 @@ impl PreparedImage {
                     *o = if k { xv } else { *v };
                 }
             }
-            Prepared::Inpaint {
-                method,
-                src,
-                scale,
-                mean,
-            } => {
-                self.fill_inpaint(keep, out, scratch, *method, src, *scale, mean);
-            }
+            Prepared::Inpaint(prep) => self.fill_inpaint(prep, keep, out, scratch),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn fill_inpaint(
         &self,
+        prep: &InpaintPrep,
         keep: &[bool],
         out: &mut [f32],
         scratch: &mut Scratch,
-        method: InpaintMethod,
-        src: &[u8],
-        scale: InpaintScale,
-        mean: &[f32],
     ) {
+        let InpaintPrep {
+            method,
+            src,
+            scale,
+            mean,
+        } = prep;
+        let (method, scale) = (*method, *scale);
         let x = &self.image;
         let ch = self.shape.channels;
         let compat = self.mode == MaskMode::ShapCompat;

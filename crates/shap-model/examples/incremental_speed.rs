@@ -8,10 +8,10 @@ use shap_explain::{BatchModel, ImageShape};
 use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
 
 #[global_allocator]
-static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     let shape = ImageShape::new(28, 28, 1);
     let n = 512;
     let images: Vec<f32> = (0..n * 784)

@@ -87,7 +87,7 @@ impl ModelFn {
             match &self.backend {
                 Backend::Cpu(w) => w.forward(x, o)?,
                 Backend::Device(c) => {
-                    let y = c.predict(x, self.head == Head::Logits, self.chunk)?;
+                    let y = c.predict(x, self.head, self.chunk)?;
                     o.copy_from_slice(&y);
                 }
             }

@@ -19,7 +19,7 @@ use std::path::Path;
 use candle_core::Device;
 
 use crate::Error;
-use crate::model::{Cnn, Head, TENSORS};
+use crate::model::{Cnn, Head, Params, TENSORS};
 
 /// Format tag written in the metadata.
 pub const FORMAT: &str = "shap-model/1";
@@ -61,39 +61,34 @@ pub struct Checkpoint {
 pub fn to_bytes(cnn: &Cnn, meta: &CheckpointMeta) -> Result<Vec<u8>, Error> {
     let w = cnn.cpu_weights()?;
     let bytes: Vec<Vec<u8>> = w
-        .tensors
+        .params
+        .as_array()
         .iter()
         .map(|t| t.iter().flat_map(|v| v.to_le_bytes()).collect())
         .collect();
-    let mut views = Vec::with_capacity(TENSORS.len());
-    for ((name, shape), data) in TENSORS.iter().zip(&bytes) {
+    let views = TENSORS.iter().zip(&bytes).map(|((name, shape), data)| {
         let view =
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), data)
-                .map_err(|e| Error::Config(format!("internal: tensor {name}: {e}")))?;
-        views.push((*name, view));
-    }
+                .expect("a Cnn's tensors have the shapes of TENSORS, 4 bytes per F32 value");
+        (*name, view)
+    });
     let mut info = HashMap::new();
     info.insert("format".to_string(), FORMAT.to_string());
     info.insert("head".to_string(), meta.head.as_str().to_string());
     info.insert("preset".to_string(), meta.preset.clone());
     info.insert("seed".to_string(), meta.seed.to_string());
     info.insert("epochs".to_string(), meta.epochs.to_string());
-    safetensors::serialize(views, Some(info))
-        .map_err(|e| Error::Config(format!("internal: serialising checkpoint: {e}")))
+    Ok(safetensors::serialize(views, Some(info)).expect(
+        "six valid F32 tensor views with distinct names and string metadata always serialise",
+    ))
 }
 
 /// Write `cnn` to `path` atomically: the bytes go to a temporary file in the same directory,
 /// which is flushed and then renamed over `path`.
 pub fn save(cnn: &Cnn, meta: &CheckpointMeta, path: &Path) -> Result<(), Error> {
     let bytes = to_bytes(cnn, meta)?;
-    write_atomic(path, &bytes)
-}
-
-/// Write `bytes` to `path` with the workspace's one output writer, [`shap_io::write_bytes`]
-/// (temporary file + rename for regular files; devices, FIFOs and symlinks are never
-/// replaced).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    Ok(shap_io::write_bytes(path, bytes)?)
+    // The workspace's one output writer (devices, FIFOs and symlinks are never replaced).
+    Ok(shap_io::write_bytes(path, &bytes)?)
 }
 
 /// Largest checkpoint file read: the tutorial CNN's is about 0.5 MB, so anything near this is
@@ -133,15 +128,12 @@ fn parse_meta(path: &Path, m: Option<&HashMap<String, String>>) -> Result<Checkp
 
 /// Parse checkpoint `bytes` (`path` is used in error messages only).
 pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoint, Error> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Checkpoint {
+    let invalid = |source| Error::Safetensors {
         path: path.to_path_buf(),
-        msg: format!("not a valid safetensors file: {e}"),
-    })?;
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: format!("bad header: {e}"),
-        })?;
+        source,
+    };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let meta = parse_meta(path, header.metadata().as_ref())?;
     let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
@@ -186,6 +178,6 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<Checkpoi
             });
         }
     }
-    let cnn = Cnn::from_vecs(tensors, meta.head, device)?;
+    let cnn = Cnn::from_host(Params::from_array(tensors), meta.head, device)?;
     Ok(Checkpoint { cnn, meta })
 }

@@ -13,7 +13,7 @@
 //! ```
 //! use candle_core::{DType, Device, Module, Tensor};
 //! use candle_nn::{VarBuilder, VarMap};
-//! use shap_explain::{ImageShape, PartitionExplainer};
+//! use shap_explain::{ExplainerConfig, ImageShape};
 //! use shap_explain::{InputLayout, Normalize};
 //! use shap_model::CandleClassifier;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +30,8 @@
 //!     .softmax(true)
 //!     .build()?;
 //! let image = vec![0.3f32; shape.features()];
-//! let e = PartitionExplainer::default().explain(&model, &image, shape, &shap_explain::ConstantMasker { value: 0.0 })?;
+//! let explainer = ExplainerConfig::partition().check()?;
+//! let e = explainer.explain(&model, &image, shape, &shap_explain::ConstantMasker { value: 0.0 })?;
 //! assert_eq!(e.num_outputs, 3);
 //! # Ok(()) }
 //! ```

@@ -13,6 +13,12 @@
 //!
 //! [`Conv3x3Relu`] wraps the kernels as a Candle [`candle_core::CustomOp3`] with a
 //! backward pass, so the rest of the network uses Candle's autograd as usual.
+//!
+//! On CPUs with AVX-512F the per-image work runs on the direct-convolution kernels of the
+//! private `avx512` module instead (chosen once at run time; `SHAP_MODEL_NO_AVX512` forces the
+//! path described above). The chunking and the reduction order are the same on both paths, so
+//! each path is bit-for-bit reproducible whatever the thread count; the two paths differ from
+//! each other in the last bits (another summation order).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
@@ -189,7 +195,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Scratch sizes needed by [`forward_image`].
 pub fn forward_scratch_len(g: ConvGeom) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if fast_forward(g) {
+        return crate::avx512::forward_scratch_len(g).max(g.cols_len(g.cin));
+    }
     g.cols_len(g.cin)
+}
+
+/// Whether the forward pass of `g` runs on the AVX-512 kernels on this CPU.
+fn fast_forward(g: ConvGeom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::avx512::available() && crate::avx512::forward_fits(g);
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Whether the backward pass of `g` runs on the AVX-512 kernels on this CPU.
+fn fast_backward(g: ConvGeom, need_dx: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::avx512::available() && crate::avx512::backward_fits(g, need_dx);
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// Forward one image: `out = relu(conv3x3(x, w) + b)` (ReLU skipped when `relu` is false).
@@ -197,6 +223,23 @@ pub fn forward_scratch_len(g: ConvGeom) -> usize {
 /// `x` is `(cin, h, w)`, `weight` `[cout, cin, 3, 3]`, `bias` `[cout]`, `out` `(cout, h, w)`,
 /// `cols` at least [`forward_scratch_len`] values.
 pub fn forward_image(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+    cols: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast_forward(g) {
+        return crate::avx512::forward_image(g, x, weight, bias, relu, out, cols);
+    }
+    forward_image_portable(g, x, weight, bias, relu, out, cols);
+}
+
+/// [`forward_image`] through im2col blocks and `gemm` (AVX2/FMA or portable, chosen by `gemm`).
+pub(crate) fn forward_image_portable(
     g: ConvGeom,
     x: &[f32],
     weight: &[f32],
@@ -244,13 +287,26 @@ pub fn forward_image(
 pub fn forward_batch(g: ConvGeom, x: &[f32], weight: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
     let n = x.len() / g.in_len().max(1);
     let mut out = vec![0f32; n * g.out_len()];
+    forward_batch_into(g, x, weight, bias, relu, &mut out);
+    out
+}
+
+/// [`forward_batch`] into `out` (`n * g.out_len()` values, every one overwritten), so that a
+/// training loop can reuse its buffers instead of faulting in fresh pages every step.
+pub(crate) fn forward_batch_into(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut [f32],
+) {
     out.par_chunks_mut(g.out_len())
         .zip(x.par_chunks(g.in_len()))
         .for_each_init(
             || vec![0f32; forward_scratch_len(g)],
             |cols, (o, xi)| forward_image(g, xi, weight, bias, relu, o, cols),
         );
-    out
 }
 
 /// Gradients of a fused conv3x3 + bias + ReLU layer.
@@ -351,104 +407,172 @@ pub fn backward_batch(
     relu: bool,
     need_dx: bool,
 ) -> ConvGrads {
+    let mut dx = vec![0f32; if need_dx { x.len() } else { 0 }];
+    let fast = fast_backward(g, need_dx);
+    let dx_out = need_dx.then_some(dx.as_mut_slice());
+    let (dw, db) = backward_batch_with(g, (x, weight, y, gy), relu, dx_out, fast);
+    ConvGrads {
+        dx: need_dx.then_some(dx),
+        dw,
+        db,
+    }
+}
+
+/// [`backward_batch`] writing the input gradient, when `dx` is given, into it (`x.len()`
+/// values, every one overwritten); returns the weight and bias gradients.
+pub(crate) fn backward_batch_into(
+    g: ConvGeom,
+    (x, weight, y, gy): (&[f32], &[f32], &[f32], &[f32]),
+    relu: bool,
+    dx: Option<&mut [f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let fast = fast_backward(g, dx.is_some());
+    backward_batch_with(g, (x, weight, y, gy), relu, dx, fast)
+}
+
+/// [`backward_batch`] on the im2col / `gemm` kernels whatever the CPU.
+#[cfg(test)]
+pub(crate) fn backward_batch_portable(
+    g: ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    gy: &[f32],
+    relu: bool,
+    need_dx: bool,
+) -> ConvGrads {
+    let mut dx = vec![0f32; if need_dx { x.len() } else { 0 }];
+    let dx_out = need_dx.then_some(dx.as_mut_slice());
+    let (dw, db) = backward_batch_with(g, (x, weight, y, gy), relu, dx_out, false);
+    ConvGrads {
+        dx: need_dx.then_some(dx),
+        dw,
+        db,
+    }
+}
+
+/// Weight and bias gradients of two stacked ReLU layers, `a1 = relu(conv(x))` (geometry `g1`,
+/// no input gradient) and `a2 = relu(conv(a1))` (`g2`, weights `w2`), from the gradient `ga2`
+/// of `a2`: `[(dw1, db1), (dw2, db2)]`. `da1` is scratch for the input gradient of the second
+/// layer (`a1.len()` values).
+///
+/// Bit-identical to [`backward_batch_into`] on the second layer, then the first: the same
+/// per-image arithmetic and the same task chunks reduced in the same order. With AVX-512 the
+/// two run image by image in one task, so each image's `da1` is used while in cache instead of
+/// making a round trip through memory for the whole batch.
+pub(crate) fn backward_pair(
+    (g1, g2): (ConvGeom, ConvGeom),
+    (x, a1, a2, ga2): (&[f32], &[f32], &[f32], &[f32]),
+    w2: &[f32],
+    da1: &mut [f32],
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    if !(fast_backward(g2, true) && fast_backward(g1, false)) {
+        let second = backward_batch_into(g2, (a1, w2, a2, ga2), true, Some(&mut *da1));
+        let first = backward_batch_into(g1, (x, &[], a1, da1), true, None);
+        return [first, second];
+    }
+    #[cfg(target_arch = "x86_64")]
+    return backward_pair_fast((g1, g2), (x, a1, a2, ga2), w2);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the AVX-512 kernels exist only on x86_64")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn backward_pair_fast(
+    (g1, g2): (ConvGeom, ConvGeom),
+    (x, a1, a2, ga2): (&[f32], &[f32], &[f32], &[f32]),
+    w2: &[f32],
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    use crate::avx512::LayerBackward;
+    let n = x.len() / g1.in_len().max(1);
+    let wt = flip_transpose(g2, w2);
+    let partials: Vec<[(Vec<f32>, Vec<f32>); 2]> = (0..n.div_ceil(IMAGES_PER_TASK))
+        .into_par_iter()
+        .map(|t| {
+            let (mut l1, mut l2) = (LayerBackward::new(g1, false), LayerBackward::new(g2, true));
+            let mut dwt = [vec![0f32; g1.weight_len()], vec![0f32; g2.weight_len()]];
+            let mut db = [vec![0f32; g1.cout], vec![0f32; g2.cout]];
+            let mut da1 = vec![0f32; g2.in_len()];
+            let (d1, d2) = dwt.split_at_mut(1);
+            let (b1, b2) = db.split_at_mut(1);
+            for i in t * IMAGES_PER_TASK..((t + 1) * IMAGES_PER_TASK).min(n) {
+                let a1i = &a1[i * g2.in_len()..(i + 1) * g2.in_len()];
+                let a2i = &a2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                let gi = &ga2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                l2.image(
+                    (a1i, a2i, gi),
+                    true,
+                    Some(&wt),
+                    &mut da1,
+                    &mut d2[0],
+                    &mut b2[0],
+                );
+                let xi = &x[i * g1.in_len()..(i + 1) * g1.in_len()];
+                l1.image((xi, a1i, &da1), true, None, &mut [], &mut d1[0], &mut b1[0]);
+            }
+            let [b1, b2] = db;
+            [(untap(g1, &dwt[0]), b1), (untap(g2, &dwt[1]), b2)]
+        })
+        .collect();
+    let mut out = [
+        (vec![0f32; g1.weight_len()], vec![0f32; g1.cout]),
+        (vec![0f32; g2.weight_len()], vec![0f32; g2.cout]),
+    ];
+    for part in &partials {
+        for ((dw, db), (pw, pb)) in out.iter_mut().zip(part) {
+            for (a, b) in dw.iter_mut().zip(pw) {
+                *a += b;
+            }
+            for (a, b) in db.iter_mut().zip(pb) {
+                *a += b;
+            }
+        }
+    }
+    out
+}
+
+/// The task split and the fixed-order reduction of [`backward_batch`]; `fast` picks the
+/// AVX-512 task kernel.
+fn backward_batch_with(
+    g: ConvGeom,
+    (x, weight, y, gy): (&[f32], &[f32], &[f32], &[f32]),
+    relu: bool,
+    dx: Option<&mut [f32]>,
+    fast: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let n = x.len() / g.in_len().max(1);
-    let hw = g.hw();
+    let need_dx = dx.is_some();
     let wt = if need_dx {
         flip_transpose(g, weight)
     } else {
         Vec::new()
     };
     let tasks = n.div_ceil(IMAGES_PER_TASK);
-    let mut dx = if need_dx {
-        vec![0f32; n * g.in_len()]
-    } else {
-        Vec::new()
-    };
     let task_len = IMAGES_PER_TASK * g.in_len();
     // One dx chunk per task (empty slices when no input gradient is needed).
-    let mut dx_chunks: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(task_len).collect()
-    } else {
-        (0..tasks).map(|_| <&mut [f32]>::default()).collect()
+    let mut dx_chunks: Vec<&mut [f32]> = match dx {
+        Some(dx) => dx[..n * g.in_len()].chunks_mut(task_len).collect(),
+        None => (0..tasks).map(|_| <&mut [f32]>::default()).collect(),
     };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
         .par_iter_mut()
         .enumerate()
         .map(|(t, dx_chunk)| {
             let i0 = t * IMAGES_PER_TASK;
-            let i1 = (i0 + IMAGES_PER_TASK).min(n);
+            let span = (i0, (i0 + IMAGES_PER_TASK).min(n));
             // Per-tap weight gradient, laid out (tap, cout, cin); permuted at the end.
             let mut dwt = vec![0f32; g.weight_len()];
             let mut db = vec![0f32; g.cout];
-            let mut gp = vec![0f32; g.out_len()];
-            let pw = g.w + 2;
-            // Input transposed to padded (H+3) x (W+2) x cin, channels last.
-            let tap = g.cin >= TAP_GEMM_MIN_CIN;
-            let mut xt = vec![0f32; if tap { (g.h + 3) * pw * g.cin } else { 0 }];
-            // Masked output gradient on the padded-width grid (cout, H, W+2), zero in the two
-            // extra columns so they contribute nothing.
-            let mut gw = vec![0f32; if tap { g.cout * g.h * pw } else { 0 }];
-            let mut cols = vec![0f32; g.cols_len(g.cout).max(g.cols_len(g.cin))];
-            let k_x = g.cout * 9;
-            for i in i0..i1 {
-                let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
-                let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
-                if relu {
-                    for ((p, &yv), &gv) in gp.iter_mut().zip(yi).zip(gi) {
-                        *p = if yv > 0.0 { gv } else { 0.0 };
-                    }
-                } else {
-                    gp.copy_from_slice(gi);
-                }
-                for (co, d) in db.iter_mut().enumerate() {
-                    *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
-                }
-                if g.cin >= TAP_GEMM_MIN_CIN {
-                    for co in 0..g.cout {
-                        for r in 0..g.h {
-                            let src = &gp[co * hw + r * g.w..co * hw + (r + 1) * g.w];
-                            gw[(co * g.h + r) * pw..(co * g.h + r) * pw + g.w].copy_from_slice(src);
-                        }
-                    }
-                }
-                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                if g.cin >= TAP_GEMM_MIN_CIN {
-                    tap_weight_grad(g, xi, &gw, &mut xt, &mut dwt);
-                } else {
-                    im2col_weight_grad(g, xi, &gp, &mut cols, &mut dwt);
-                }
-                if need_dx {
-                    let local = i - i0;
-                    let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
-                    let rows = g.rows_per_block(g.cout);
-                    let mut r0 = 0;
-                    while r0 < g.h {
-                        let r1 = (r0 + rows).min(g.h);
-                        let ncols = (r1 - r0) * g.w;
-                        im2col(&gp, g.cout, g.h, g.w, r0, r1, &mut cols);
-                        matmul(
-                            (g.cin, ncols, k_x),
-                            &mut dxi[r0 * g.w..],
-                            (hw, 1),
-                            false,
-                            &wt,
-                            (k_x, 1),
-                            &cols,
-                            (ncols, 1),
-                        );
-                        r0 = r1;
-                    }
-                }
+            let wt = need_dx.then_some(wt.as_slice());
+            let data = (x, y, gy);
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                crate::avx512::backward_task(g, data, relu, wt, span, dx_chunk, &mut dwt, &mut db);
+                return (untap(g, &dwt), db);
             }
-            let mut dw = vec![0f32; g.weight_len()];
-            for t in 0..9 {
-                for co in 0..g.cout {
-                    for ci in 0..g.cin {
-                        dw[(co * g.cin + ci) * 9 + t] = dwt[(t * g.cout + co) * g.cin + ci];
-                    }
-                }
-            }
-            (dw, db)
+            let _ = fast;
+            portable_task(g, data, relu, wt, span, dx_chunk, &mut dwt, &mut db);
+            (untap(g, &dwt), db)
         })
         .collect();
     let mut dw = vec![0f32; g.weight_len()];
@@ -461,10 +585,94 @@ pub fn backward_batch(
             *a += b;
         }
     }
-    ConvGrads {
-        dx: need_dx.then_some(dx),
-        dw,
-        db,
+    (dw, db)
+}
+
+/// A `(tap, cout, cin)` weight gradient in the weight's `[cout, cin, 3, 3]` layout.
+fn untap(g: ConvGeom, dwt: &[f32]) -> Vec<f32> {
+    let mut dw = vec![0f32; g.weight_len()];
+    for t in 0..9 {
+        for co in 0..g.cout {
+            for ci in 0..g.cin {
+                dw[(co * g.cin + ci) * 9 + t] = dwt[(t * g.cout + co) * g.cin + ci];
+            }
+        }
+    }
+    dw
+}
+
+/// The backward pass of images `i0..i1` on im2col / `gemm`: weight gradient `(tap, cout,
+/// cin)` and bias gradient accumulated into `dwt` and `db`, input gradients into `dx_chunk`
+/// when `wt` (the flipped, transposed weights) is given.
+#[allow(clippy::too_many_arguments)]
+fn portable_task(
+    g: ConvGeom,
+    (x, y, gy): (&[f32], &[f32], &[f32]),
+    relu: bool,
+    wt: Option<&[f32]>,
+    (i0, i1): (usize, usize),
+    dx_chunk: &mut [f32],
+    dwt: &mut [f32],
+    db: &mut [f32],
+) {
+    let hw = g.hw();
+    let mut gp = vec![0f32; g.out_len()];
+    let pw = g.w + 2;
+    // Input transposed to padded (H+3) x (W+2) x cin, channels last.
+    let tap = g.cin >= TAP_GEMM_MIN_CIN;
+    let mut xt = vec![0f32; if tap { (g.h + 3) * pw * g.cin } else { 0 }];
+    // Masked output gradient on the padded-width grid (cout, H, W+2), zero in the two
+    // extra columns so they contribute nothing.
+    let mut gw = vec![0f32; if tap { g.cout * g.h * pw } else { 0 }];
+    let mut cols = vec![0f32; g.cols_len(g.cout).max(g.cols_len(g.cin))];
+    let k_x = g.cout * 9;
+    for i in i0..i1 {
+        let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
+        let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
+        if relu {
+            for ((p, &yv), &gv) in gp.iter_mut().zip(yi).zip(gi) {
+                *p = if yv > 0.0 { gv } else { 0.0 };
+            }
+        } else {
+            gp.copy_from_slice(gi);
+        }
+        for (co, d) in db.iter_mut().enumerate() {
+            *d += gp[co * hw..(co + 1) * hw].iter().sum::<f32>();
+        }
+        let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+        if tap {
+            for co in 0..g.cout {
+                for r in 0..g.h {
+                    let src = &gp[co * hw + r * g.w..co * hw + (r + 1) * g.w];
+                    gw[(co * g.h + r) * pw..(co * g.h + r) * pw + g.w].copy_from_slice(src);
+                }
+            }
+            tap_weight_grad(g, xi, &gw, &mut xt, dwt);
+        } else {
+            im2col_weight_grad(g, xi, &gp, &mut cols, dwt);
+        }
+        if let Some(wt) = wt {
+            let local = i - i0;
+            let dxi = &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()];
+            let rows = g.rows_per_block(g.cout);
+            let mut r0 = 0;
+            while r0 < g.h {
+                let r1 = (r0 + rows).min(g.h);
+                let ncols = (r1 - r0) * g.w;
+                im2col(&gp, g.cout, g.h, g.w, r0, r1, &mut cols);
+                matmul(
+                    (g.cin, ncols, k_x),
+                    &mut dxi[r0 * g.w..],
+                    (hw, 1),
+                    false,
+                    wt,
+                    (k_x, 1),
+                    &cols,
+                    (ncols, 1),
+                );
+                r0 = r1;
+            }
+        }
     }
 }
 

@@ -29,7 +29,8 @@ use shap_explain::{BatchModel, ImageShape, MaskedBatch, ModelError};
 use crate::Error;
 use crate::adapter::check_batch;
 use crate::model::{
-    CLASSES, CONV1_OUT, CONV2_OUT, Cnn, CpuWeights, HEIGHT, Head, PIXELS, WIDTH, softmax_row,
+    CLASSES, CONV1_OUT, CONV2_OUT, Cnn, CpuWeights, HEIGHT, Head, PIXELS, Params, WIDTH,
+    softmax_row,
 };
 
 const C1: usize = CONV1_OUT;
@@ -59,21 +60,16 @@ struct Weights {
 }
 
 impl Weights {
+    /// `w` comes from a [`Cnn`], whose tensors have the shapes of [`crate::TENSORS`].
     fn new(w: &CpuWeights) -> Result<Self, Error> {
-        let [w1, b1, w2, b2, w3, b3] = &w.tensors;
-        let lens = [
-            (w1.len(), C1 * 9),
-            (b1.len(), C1),
-            (w2.len(), C2 * C1 * 9),
-            (b2.len(), C2),
-            (w3.len(), CLASSES * C2 * PIXELS),
-            (b3.len(), CLASSES),
-        ];
-        if let Some((i, &(found, expected))) = lens.iter().enumerate().find(|(_, (f, e))| f != e) {
-            return Err(Error::Input(format!(
-                "weight tensor {i} has {found} values, expected {expected}"
-            )));
-        }
+        let Params {
+            conv1_weight: w1,
+            conv1_bias: b1,
+            conv2_weight: w2,
+            conv2_bias: b2,
+            fc_weight: w3,
+            fc_bias: b3,
+        } = &w.params;
         let mut out = Self {
             w1: [[0.0; C1]; 9],
             b1: [0.0; C1],
@@ -552,7 +548,7 @@ impl IncrementalStats {
 /// use shap_model::{Cnn, Head, IncrementalCnn};
 /// use shap_explain::{BatchModel, ImageShape, MaskedBatch};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let cnn = Cnn::new(1, Head::Softmax, &candle_core::Device::Cpu)?;
+/// let cnn = Cnn::seeded(1, Head::Softmax, &candle_core::Device::Cpu)?;
 /// let model = IncrementalCnn::new(&cnn)?;
 /// let shape = ImageShape::new(28, 28, 1);
 /// let original = vec![0.5f32; 784];
@@ -582,13 +578,18 @@ pub struct IncrementalCnn {
 impl IncrementalCnn {
     /// Snapshot the weights of `cnn` (on any device), with its head.
     pub fn new(cnn: &Cnn) -> Result<Self, Error> {
+        Self::with_head(cnn, cnn.head())
+    }
+
+    /// Snapshot the weights of `cnn` (on any device), producing outputs for `head`.
+    pub fn with_head(cnn: &Cnn, head: Head) -> Result<Self, Error> {
         let mut w = cnn.cpu_weights()?;
-        w.head = cnn.head();
+        w.head = head;
         Self::from_weights(&w)
     }
 
     /// Build from host weights, producing outputs for `weights.head`.
-    pub fn from_weights(weights: &CpuWeights) -> Result<Self, Error> {
+    fn from_weights(weights: &CpuWeights) -> Result<Self, Error> {
         #[cfg(target_arch = "x86_64")]
         let kernel = if std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")

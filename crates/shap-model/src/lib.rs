@@ -2,14 +2,16 @@
 //!
 //! - [`Cnn`]: `Conv2d(1->32, 3x3, pad 1) + ReLU`, `Conv2d(32->16, 3x3, pad 1) + ReLU`,
 //!   flatten (C, H, W), `Linear(12544 -> 10)`; 130,394 parameters; softmax or logits [`Head`].
-//!   Seeded Glorot-uniform initialisation. On the CPU the convolutions run as a fused
-//!   im2col + `gemm` Candle custom op ([`conv::Conv3x3Relu`]); on CUDA/Metal (Cargo features
-//!   `cuda` / `metal`) as Candle's stock `conv2d`.
+//!   A [`candle_nn::Module`] built from a [`candle_nn::VarBuilder`] (a `VarMap` to train, a
+//!   safetensors file to run), or seeded ([`Cnn::seeded`]: Glorot-uniform from ChaCha8, the
+//!   same weights on every machine). On the CPU the convolutions run as a fused im2col +
+//!   `gemm` Candle custom op; on CUDA/Metal (Cargo features `cuda` / `metal`) as Candle's
+//!   stock `conv2d`.
 //! - [`train()`]: Adam (Keras epsilon 1e-7, no weight decay), cross-entropy on logits,
 //!   `keras` / `flax` [`Preset`]s, per-epoch [`EpochStats`], NaN/inf stop, deterministic per seed.
 //!   On the CPU each step runs hand-written forward/backward passes over the same kernels
-//!   ([`Cnn::cpu_loss_and_grads`], tested against Candle's autograd) and feeds Candle's AdamW
-//!   through a `GradStore`; on GPUs it uses Candle's autograd.
+//!   ([`Cnn::cpu_loss_and_grads`], tested against Candle's autograd) and feeds Candle's AdamW;
+//!   on GPUs it uses Candle's autograd.
 //! - [`checkpoint`]: safetensors save (atomic) / load (strict: missing, extra and mis-shaped
 //!   tensors are errors naming the tensor and both shapes).
 //! - [`eval`]: accuracy, confusion matrix, scikit-learn style classification report.
@@ -24,7 +26,7 @@
 //! use shap_model::{Cnn, Head, ModelFn};
 //! use shap_explain::{BatchModel, ImageShape};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let cnn = Cnn::new(42, Head::Softmax, &candle_core::Device::Cpu)?;
+//! let cnn = Cnn::seeded(42, Head::Softmax, &candle_core::Device::Cpu)?;
 //! assert_eq!(cnn.num_parameters(), 130_394);
 //! let model = ModelFn::new(&cnn)?;
 //! let images = vec![0.5f32; 2 * 784];
@@ -34,23 +36,28 @@
 //! # Ok(()) }
 //! ```
 
-pub mod adapter;
-pub mod bench;
+mod adam;
+mod adapter;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod checkpoint;
 pub mod classifier;
-pub mod conv;
+mod conv;
+#[cfg(test)]
+mod conv_tests;
+mod dense;
 pub mod eval;
 pub mod incremental;
-pub mod model;
-pub mod train;
+mod model;
+mod train;
 
-pub use adapter::ModelFn;
+pub use adapter::{DEFAULT_CHUNK, ModelFn};
 pub use checkpoint::{Checkpoint, CheckpointMeta, load, save};
-pub use classifier::{CandleClassifier, ClassifierBuilder};
+pub use classifier::{CandleClassifier, ClassifierBuilder, DEFAULT_MAX_ROWS};
 pub use eval::{ClassReport, Evaluation, evaluate, pick_examples};
 pub use incremental::{IncrementalCnn, IncrementalStats};
 pub use model::{
-    CLASSES, Cnn, CpuWeights, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS, device,
+    CLASSES, Cnn, CpuGrads, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS, device,
 };
 pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, train};
 
@@ -64,9 +71,18 @@ pub enum Error {
     /// An error from Candle.
     #[error("a Candle operation failed")]
     Candle(#[from] candle_core::Error),
-    /// The requested device is unknown, not compiled in, or failed to open.
+    /// The requested device is unknown or not compiled in.
     #[error("device: {0}")]
     Device(String),
+    /// A compiled-in GPU device failed to open.
+    #[error("device: cannot open {device}")]
+    OpenDevice {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// Candle's error.
+        #[source]
+        source: candle_core::Error,
+    },
     /// An invalid parameter or configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -119,7 +135,16 @@ pub enum Error {
         /// Dtype in the file.
         dtype: String,
     },
-    /// A checkpoint file is not valid safetensors or has bad metadata.
+    /// A checkpoint file is not valid safetensors.
+    #[error("checkpoint {path}: not a valid safetensors file")]
+    Safetensors {
+        /// Checkpoint file.
+        path: std::path::PathBuf,
+        /// The parser's error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// A checkpoint has bad metadata or non-finite values.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint {
         /// Checkpoint file.
@@ -152,6 +177,17 @@ impl From<shap_io::IoError> for Error {
         match e {
             shap_io::IoError::Os { path, source, .. } => Self::Io { path, source },
             other => Self::Output(other),
+        }
+    }
+}
+
+impl Error {
+    /// As a Candle error (for [`candle_nn::Module::forward`]): Candle's own errors unchanged,
+    /// ours wrapped with their message and cause.
+    pub(crate) fn into_candle(self) -> candle_core::Error {
+        match self {
+            Self::Candle(e) => e,
+            other => candle_core::Error::wrap(other),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The tutorial CNN: parameters, initialisation, forward passes.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -122,21 +124,24 @@ pub fn device(name: &str) -> Result<Device, Error> {
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device, Error> {
     use candle_core::cuda::cudarc::driver::CudaContext;
-    let missing = match CudaContext::device_count() {
-        Err(e) => Some(format!(
-            "the CUDA driver could not be initialised ({e}); is an NVIDIA GPU and its driver installed?"
-        )),
-        Ok(n) if n <= 0 => Some("the CUDA driver finds no GPU on this machine".to_string()),
-        Ok(n) if ordinal >= n as usize => Some(format!(
-            "no such device: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{}",
-            n - 1
-        )),
-        Ok(_) => None,
-    };
-    if let Some(why) = missing {
-        return Err(Error::Device(format!("cannot open cuda:{ordinal}: {why}")));
+    // Name a device past the last GPU before Candle's error would; a driver that cannot be
+    // initialised is Candle's error below, kept as the cause.
+    if let Ok(n) = CudaContext::device_count() {
+        let n = usize::try_from(n).unwrap_or(0);
+        if ordinal >= n {
+            let have = match n {
+                0 => "no CUDA GPU".to_string(),
+                n => format!("{n} CUDA GPU(s), cuda:0 to cuda:{}", n - 1),
+            };
+            return Err(Error::Device(format!(
+                "cannot open cuda:{ordinal}: no such device: this machine has {have}"
+            )));
+        }
     }
-    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open cuda:{ordinal}: {e}")))
+    Device::new_cuda(ordinal).map_err(|source| Error::OpenDevice {
+        device: format!("cuda:{ordinal}"),
+        source,
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -149,8 +154,10 @@ fn cuda_device(_ordinal: usize) -> Result<Device, Error> {
 
 #[cfg(feature = "metal")]
 fn metal_device(ordinal: usize) -> Result<Device, Error> {
-    Device::new_metal(ordinal)
-        .map_err(|e| Error::Device(format!("cannot open metal:{ordinal}: {e}")))
+    Device::new_metal(ordinal).map_err(|source| Error::OpenDevice {
+        device: format!("metal:{ordinal}"),
+        source,
+    })
 }
 
 #[cfg(not(feature = "metal"))]
@@ -163,90 +170,227 @@ fn metal_device(_ordinal: usize) -> Result<Device, Error> {
 
 /// Glorot-uniform samples: `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
 fn glorot(rng: &mut ChaCha8Rng, n: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
-    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    let limit = glorot_limit(fan_in, fan_out);
     (0..n)
         .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * limit) as f32)
         .collect()
 }
 
+/// The Glorot-uniform bound `sqrt(6 / (fan_in + fan_out))`.
+fn glorot_limit(fan_in: usize, fan_out: usize) -> f64 {
+    (6.0 / (fan_in + fan_out) as f64).sqrt()
+}
+
+/// The same distribution as Candle's [`Init`], for parameters a [`VarMap`](candle_nn::VarMap) creates.
+fn glorot_init(fan_in: usize, fan_out: usize) -> Init {
+    let l = glorot_limit(fan_in, fan_out);
+    Init::Uniform { lo: -l, up: l }
+}
+
+/// The six parameters of the network by name, in [`TENSORS`] order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Params<T> {
+    pub(crate) conv1_weight: T,
+    pub(crate) conv1_bias: T,
+    pub(crate) conv2_weight: T,
+    pub(crate) conv2_bias: T,
+    pub(crate) fc_weight: T,
+    pub(crate) fc_bias: T,
+}
+
+impl<T> Params<T> {
+    /// From values in [`TENSORS`] order.
+    pub(crate) fn from_array([a, b, c, d, e, f]: [T; 6]) -> Self {
+        Self {
+            conv1_weight: a,
+            conv1_bias: b,
+            conv2_weight: c,
+            conv2_bias: d,
+            fc_weight: e,
+            fc_bias: f,
+        }
+    }
+
+    /// References in [`TENSORS`] order.
+    pub(crate) fn as_array(&self) -> [&T; 6] {
+        [
+            &self.conv1_weight,
+            &self.conv1_bias,
+            &self.conv2_weight,
+            &self.conv2_bias,
+            &self.fc_weight,
+            &self.fc_bias,
+        ]
+    }
+
+    /// Values in [`TENSORS`] order.
+    pub(crate) fn into_array(self) -> [T; 6] {
+        [
+            self.conv1_weight,
+            self.conv1_bias,
+            self.conv2_weight,
+            self.conv2_bias,
+            self.fc_weight,
+            self.fc_bias,
+        ]
+    }
+
+    /// Apply `f` to each value with its name, in [`TENSORS`] order.
+    pub(crate) fn try_map<U, E>(
+        &self,
+        mut f: impl FnMut(&'static str, &T) -> Result<U, E>,
+    ) -> Result<Params<U>, E> {
+        let [a, b, c, d, e, g] = self.as_array();
+        Ok(Params {
+            conv1_weight: f(TENSORS[0].0, a)?,
+            conv1_bias: f(TENSORS[1].0, b)?,
+            conv2_weight: f(TENSORS[2].0, c)?,
+            conv2_bias: f(TENSORS[3].0, d)?,
+            fc_weight: f(TENSORS[4].0, e)?,
+            fc_bias: f(TENSORS[5].0, g)?,
+        })
+    }
+}
+
+/// Seeded Glorot-uniform kernels and zero biases (see [`Cnn::seeded`]).
+fn seeded_params(seed: u64) -> Params<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let conv1_weight = glorot(&mut rng, CONV1_OUT * 9, 9, 9 * CONV1_OUT);
+    let conv2_weight = glorot(
+        &mut rng,
+        CONV2_OUT * CONV1_OUT * 9,
+        9 * CONV1_OUT,
+        9 * CONV2_OUT,
+    );
+    let fc_weight = glorot(&mut rng, CLASSES * FLAT, FLAT, CLASSES);
+    Params {
+        conv1_weight,
+        conv1_bias: vec![0.0; CONV1_OUT],
+        conv2_weight,
+        conv2_bias: vec![0.0; CONV2_OUT],
+        fc_weight,
+        fc_bias: vec![0.0; CLASSES],
+    }
+}
+
 /// The tutorial CNN: `Conv2d(1->32, 3x3, pad 1) + ReLU`, `Conv2d(32->16, 3x3, pad 1) + ReLU`,
 /// flatten (C, H, W), `Linear(12544 -> 10)`, then softmax or nothing depending on the [`Head`].
+///
+/// A [`candle_nn::Module`], built like candle-nn's layers from a [`VarBuilder`] whose tensors
+/// are named as in [`TENSORS`] (`conv1.weight`, ..., `fc.bias`): over a [`VarMap`](candle_nn::VarMap) for
+/// training (missing variables are created, Glorot-uniform kernels and zero biases, and the
+/// map's variables are the network's), or over a safetensors file for inference.
+/// [`Cnn::seeded`] gives the same weights for a seed on every machine, and
+/// [`load`](crate::load) reads our checkpoints strictly.
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// use candle_nn::{VarBuilder, VarMap};
+/// use shap_model::{Cnn, Head};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let varmap = VarMap::new();
+/// let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+/// let cnn = Cnn::new(vb, Head::Softmax)?;
+/// assert_eq!(varmap.all_vars().len(), 6); // what an optimiser such as AdamW trains
+///
+/// let images = Tensor::rand(0f32, 1.0, (2, 1, 28, 28), &Device::Cpu)?;
+/// let probabilities = cnn.forward(&images)?;
+/// assert_eq!(probabilities.dims(), &[2, 10]);
+/// let sums = probabilities.sum(1)?.to_vec1::<f32>()?;
+/// assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
+///
+/// // The same network reloaded from safetensors, Candle's way (`shap_model::load` reads our
+/// // checkpoints with stricter checks and their metadata).
+/// let bytes = shap_model::checkpoint::to_bytes(&cnn, &Default::default())?;
+/// let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
+/// let again = Cnn::new(vb, Head::Softmax)?;
+/// let diff = (again.forward(&images)? - probabilities)?.abs()?.max_all()?;
+/// assert_eq!(diff.to_scalar::<f32>()?, 0.0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Cnn {
     head: Head,
     device: Device,
-    conv1_w: Var,
-    conv1_b: Var,
-    conv2_w: Var,
-    conv2_b: Var,
-    fc_w: Var,
-    fc_b: Var,
+    params: Params<Var>,
 }
 
 /// A plain-`Vec` copy of the weights for the fast CPU inference path.
 #[derive(Debug, Clone)]
-pub struct CpuWeights {
+pub(crate) struct CpuWeights {
     /// Output head applied by [`CpuWeights::forward`].
-    pub head: Head,
-    /// Tensors in [`TENSORS`] order, flattened row-major.
-    pub tensors: [Vec<f32>; 6],
+    pub(crate) head: Head,
+    /// The tensors, flattened row-major.
+    pub(crate) params: Params<Vec<f32>>,
+}
+
+/// One parameter from `vb`, checked to be F32 and kept trainable: a builder over plain
+/// tensors (a safetensors file) gives constants, which become the network's own variables.
+fn param(vb: &VarBuilder, shape: &[usize], name: &str, init: Init) -> Result<Var, Error> {
+    let t = vb.get_with_hints(shape, name, init)?;
+    if t.dtype() != DType::F32 {
+        return Err(Error::Config(format!(
+            "tensor {}.{name} is {:?}; the network needs F32",
+            vb.prefix(),
+            t.dtype()
+        )));
+    }
+    Ok(Var::from_tensor(&t)?)
 }
 
 impl Cnn {
+    /// The network over the tensors of `vb` (names and shapes in [`TENSORS`]; a wrong shape is
+    /// Candle's error naming the tensor). A [`VarMap`](candle_nn::VarMap) builder creates missing tensors with
+    /// Candle's random generator: Glorot-uniform kernels (Keras fan-in/fan-out), zero biases.
+    pub fn new(vb: VarBuilder, head: Head) -> Result<Self, Error> {
+        let conv = |name: &str, cin: usize, cout: usize| -> Result<(Var, Var), Error> {
+            let vb = vb.pp(name);
+            let w = param(
+                &vb,
+                &[cout, cin, 3, 3],
+                "weight",
+                glorot_init(9 * cin, 9 * cout),
+            )?;
+            Ok((w, param(&vb, &[cout], "bias", Init::Const(0.0))?))
+        };
+        let (conv1_weight, conv1_bias) = conv("conv1", 1, CONV1_OUT)?;
+        let (conv2_weight, conv2_bias) = conv("conv2", CONV1_OUT, CONV2_OUT)?;
+        let fc = vb.pp("fc");
+        let fc_weight = param(&fc, &[CLASSES, FLAT], "weight", glorot_init(FLAT, CLASSES))?;
+        let fc_bias = param(&fc, &[CLASSES], "bias", Init::Const(0.0))?;
+        Ok(Self {
+            head,
+            device: vb.device().clone(),
+            params: Params {
+                conv1_weight,
+                conv1_bias,
+                conv2_weight,
+                conv2_bias,
+                fc_weight,
+                fc_bias,
+            },
+        })
+    }
+
     /// A freshly initialised network: Glorot-uniform kernels (Keras fan-in/fan-out for conv
     /// kernels: `kh * kw * in` / `kh * kw * out`) and zero biases, drawn from ChaCha8 seeded
     /// with `seed`, so the same seed gives the same weights on every machine.
-    pub fn new(seed: u64, head: Head, device: &Device) -> Result<Self, Error> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let w1 = glorot(&mut rng, CONV1_OUT * 9, 9, 9 * CONV1_OUT);
-        let w2 = glorot(
-            &mut rng,
-            CONV2_OUT * CONV1_OUT * 9,
-            9 * CONV1_OUT,
-            9 * CONV2_OUT,
-        );
-        let w3 = glorot(&mut rng, CLASSES * FLAT, FLAT, CLASSES);
-        let tensors = [
-            w1,
-            vec![0.0; CONV1_OUT],
-            w2,
-            vec![0.0; CONV2_OUT],
-            w3,
-            vec![0.0; CLASSES],
-        ];
-        Self::from_vecs(tensors, head, device)
+    pub fn seeded(seed: u64, head: Head, device: &Device) -> Result<Self, Error> {
+        Self::from_host(seeded_params(seed), head, device)
     }
 
-    /// Build from flat tensors in [`TENSORS`] order and shapes.
-    pub fn from_vecs(tensors: [Vec<f32>; 6], head: Head, device: &Device) -> Result<Self, Error> {
-        let mut vars = Vec::with_capacity(6);
-        for ((name, shape), data) in TENSORS.iter().zip(tensors) {
-            let expected: usize = shape.iter().product();
-            if data.len() != expected {
-                return Err(Error::Shape {
-                    name: (*name).to_string(),
-                    expected: shape.to_vec(),
-                    found: vec![data.len()],
-                });
-            }
-            let t = Tensor::from_vec(data, *shape, device)?;
-            vars.push(Var::from_tensor(&t)?);
+    /// Build from host tensors of the right sizes (checked by every caller: a checkpoint after
+    /// validation, or [`seeded_params`]).
+    pub(crate) fn from_host(
+        params: Params<Vec<f32>>,
+        head: Head,
+        device: &Device,
+    ) -> Result<Self, Error> {
+        let mut tensors = std::collections::HashMap::new();
+        for ((name, shape), data) in TENSORS.iter().zip(params.into_array()) {
+            tensors.insert((*name).to_string(), Tensor::from_vec(data, *shape, device)?);
         }
-        let mut it = vars.into_iter();
-        let mut next = || {
-            it.next()
-                .ok_or_else(|| Error::Config("internal: missing var".into()))
-        };
-        Ok(Self {
-            head,
-            device: device.clone(),
-            conv1_w: next()?,
-            conv1_b: next()?,
-            conv2_w: next()?,
-            conv2_b: next()?,
-            fc_w: next()?,
-            fc_b: next()?,
-        })
+        Self::new(VarBuilder::from_tensors(tensors, DType::F32, device), head)
     }
 
     /// The output head.
@@ -264,36 +408,30 @@ impl Cnn {
         &self.device
     }
 
-    /// The trainable variables in [`TENSORS`] order.
+    /// The trainable variables in [`TENSORS`] order (shared with the [`VarMap`](candle_nn::VarMap) the network
+    /// was built from, if any).
     pub fn vars(&self) -> Vec<Var> {
-        vec![
-            self.conv1_w.clone(),
-            self.conv1_b.clone(),
-            self.conv2_w.clone(),
-            self.conv2_b.clone(),
-            self.fc_w.clone(),
-            self.fc_b.clone(),
-        ]
+        self.params.as_array().into_iter().cloned().collect()
     }
 
     /// `(name, tensor)` pairs in [`TENSORS`] order.
     pub fn named_tensors(&self) -> Vec<(&'static str, Tensor)> {
         TENSORS
             .iter()
-            .zip(self.vars())
+            .zip(self.params.as_array())
             .map(|((n, _), v)| (*n, v.as_tensor().clone()))
             .collect()
     }
 
     /// Number of trainable parameters.
     pub fn num_parameters(&self) -> usize {
-        self.vars().iter().map(|v| v.elem_count()).sum()
+        self.params.as_array().iter().map(|v| v.elem_count()).sum()
     }
 
     /// Logits for a batch `x` of shape `(n, 1, 28, 28)`, `(n, 28, 28, 1)`, `(n, 28, 28)` or
     /// `(n, 784)` (all the same memory layout for one channel), with autograd.
     ///
-    /// On the CPU the convolutions run as the fused [`Conv3x3Relu`] custom op; on GPUs as
+    /// On the CPU the convolutions run as a fused im2col + `gemm` Candle custom op; on GPUs as
     /// Candle's stock `conv2d`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor, Error> {
         let n = x.dim(0)?;
@@ -303,72 +441,65 @@ impl Cnn {
                 x.dims()
             )));
         }
+        let p = &self.params;
         let x = x.to_dtype(DType::F32)?.reshape((n, 1, HEIGHT, WIDTH))?;
         let h = if self.device.is_cpu() {
             let a1 = x.apply_op3(
-                self.conv1_w.as_tensor(),
-                self.conv1_b.as_tensor(),
+                p.conv1_weight.as_tensor(),
+                p.conv1_bias.as_tensor(),
                 Conv3x3Relu {
                     input_grad: false,
                     relu: true,
                 },
             )?;
             a1.apply_op3(
-                self.conv2_w.as_tensor(),
-                self.conv2_b.as_tensor(),
+                p.conv2_weight.as_tensor(),
+                p.conv2_bias.as_tensor(),
                 Conv3x3Relu {
                     input_grad: true,
                     relu: true,
                 },
             )?
         } else {
-            let a1 = stock_conv_relu(&x, &self.conv1_w, &self.conv1_b)?;
-            stock_conv_relu(&a1, &self.conv2_w, &self.conv2_b)?
+            let a1 = stock_conv_relu(&x, &p.conv1_weight, &p.conv1_bias)?;
+            stock_conv_relu(&a1, &p.conv2_weight, &p.conv2_bias)?
         };
         let flat = h.reshape((n, FLAT))?;
         Ok(flat
-            .matmul(&self.fc_w.as_tensor().t()?)?
-            .broadcast_add(self.fc_b.as_tensor())?)
+            .matmul(&p.fc_weight.as_tensor().t()?)?
+            .broadcast_add(p.fc_bias.as_tensor())?)
     }
 
-    /// Outputs for the model's [`Head`] (softmax probabilities or logits).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, Error> {
-        let logits = self.logits(x)?;
-        match self.head {
-            Head::Logits => Ok(logits),
-            Head::Softmax => Ok(candle_nn::ops::softmax_last_dim(&logits)?),
-        }
-    }
-
-    /// Copy the weights to host memory for [`CpuWeights::forward`].
-    pub fn cpu_weights(&self) -> Result<CpuWeights, Error> {
-        let mut out: [Vec<f32>; 6] = Default::default();
-        for (slot, v) in out.iter_mut().zip(self.vars()) {
-            *slot = v
-                .as_tensor()
+    /// Copy the weights to host memory for the fast CPU paths.
+    pub(crate) fn cpu_weights(&self) -> Result<CpuWeights, Error> {
+        let params = self.params.try_map(|_, v| -> Result<Vec<f32>, Error> {
+            Ok(v.as_tensor()
                 .flatten_all()?
                 .to_dtype(DType::F32)?
-                .to_vec1::<f32>()?;
-        }
+                .to_vec1::<f32>()?)
+        })?;
         Ok(CpuWeights {
             head: self.head,
-            tensors: out,
+            params,
         })
     }
 
-    /// Outputs (per [`Head`], or logits when `logits` is true) for `n` images of 784 f32
-    /// values each, row-major `(n, 10)`.
+    /// Outputs for `head` for `n` images of 784 f32 values each, row-major `(n, 10)`.
     ///
-    /// On the CPU this uses the per-image fast path; elsewhere it runs [`Cnn::forward`] in
+    /// On the CPU this uses the per-image fast path; elsewhere it runs the Candle graph in
     /// chunks of `chunk` images.
-    pub fn predict(&self, images: &[f32], logits: bool, chunk: usize) -> Result<Vec<f32>, Error> {
+    pub(crate) fn predict(
+        &self,
+        images: &[f32],
+        head: Head,
+        chunk: usize,
+    ) -> Result<Vec<f32>, Error> {
         if !images.len().is_multiple_of(PIXELS) {
             return Err(Error::Input(format!(
                 "image buffer of {} values is not a multiple of 784",
                 images.len()
             )));
         }
-        let head = if logits { Head::Logits } else { self.head };
         if self.device.is_cpu() {
             let mut w = self.cpu_weights()?;
             w.head = head;
@@ -381,14 +512,26 @@ impl Cnn {
         for part in images.chunks(chunk.max(1) * PIXELS) {
             let m = part.len() / PIXELS;
             let x = Tensor::from_slice(part, (m, 1, HEIGHT, WIDTH), &self.device)?;
-            let l = self.logits(&x)?;
-            let y = match head {
-                Head::Logits => l,
-                Head::Softmax => candle_nn::ops::softmax_last_dim(&l)?,
-            };
+            let y = apply_head(self.logits(&x)?, head)?;
             out.extend(y.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
+    }
+}
+
+/// `logits` through `head`.
+fn apply_head(logits: Tensor, head: Head) -> candle_core::Result<Tensor> {
+    match head {
+        Head::Logits => Ok(logits),
+        Head::Softmax => candle_nn::ops::softmax_last_dim(&logits),
+    }
+}
+
+impl Module for Cnn {
+    /// Outputs for the network's [`Head`] (softmax probabilities or logits) for images shaped
+    /// as [`Cnn::logits`] takes them.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        apply_head(self.logits(x).map_err(Error::into_candle)?, self.head)
     }
 }
 
@@ -416,7 +559,7 @@ impl CpuWeights {
     /// Evaluate `images.len() / 784` images into `out` (`n * 10` values), in parallel over
     /// images. Each image is computed independently, so an image's outputs do not depend on
     /// the batch it arrives in or on the thread count.
-    pub fn forward(&self, images: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    pub(crate) fn forward(&self, images: &[f32], out: &mut [f32]) -> Result<(), Error> {
         let n = images.len() / PIXELS;
         if images.len() != n * PIXELS || out.len() != n * CLASSES {
             return Err(Error::Input(format!(
@@ -425,7 +568,14 @@ impl CpuWeights {
                 out.len()
             )));
         }
-        let [w1, b1, w2, b2, w3, b3] = &self.tensors;
+        let Params {
+            conv1_weight: w1,
+            conv1_bias: b1,
+            conv2_weight: w2,
+            conv2_bias: b2,
+            fc_weight: w3,
+            fc_bias: b3,
+        } = &self.params;
         let head = self.head;
         out.par_chunks_mut(CLASSES)
             .zip(images.par_chunks(PIXELS))
@@ -442,16 +592,7 @@ impl CpuWeights {
                     conv::forward_image(G1, x, w1, b1, true, a1, cols);
                     conv::forward_image(G2, a1, w2, b2, true, a2, cols);
                     // o (1 x 10) = a2 (1 x 12544) * w3^T (12544 x 10) + b3
-                    conv::matmul(
-                        (1, CLASSES, FLAT),
-                        o,
-                        (CLASSES, 1),
-                        false,
-                        a2,
-                        (FLAT, 1),
-                        w3,
-                        (1, FLAT),
-                    );
+                    crate::dense::logits(a2, w3, FLAT, o);
                     for (v, b) in o.iter_mut().zip(b3) {
                         *v += b;
                     }
@@ -469,15 +610,39 @@ const FC_CHUNK: usize = 16;
 /// Columns per task for the dense weight gradient.
 const FC_COL_CHUNK: usize = FLAT / 8;
 
+/// The large per-step activation buffers of [`Cnn::cpu_loss_and_grads_with`], reused from
+/// step to step: every value is overwritten before it is read.
+#[derive(Debug, Default)]
+pub(crate) struct StepBuffers {
+    a1: Vec<f32>,
+    a2: Vec<f32>,
+    da2: Vec<f32>,
+    da1: Vec<f32>,
+}
+
+/// `v` resized to `len` values (kept contents are stale: callers overwrite them all).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..]
+}
+
+/// [`CpuGrads`] with the gradients as host vectors.
+pub(crate) struct HostGrads {
+    pub(crate) loss: f32,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) grads: Params<Vec<f32>>,
+}
+
 /// Loss, logits and parameter gradients of one batch (see [`Cnn::cpu_loss_and_grads`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CpuGrads {
     /// Mean cross-entropy of the batch.
     pub loss: f32,
     /// Logits `(n, 10)`.
     pub logits: Vec<f32>,
-    /// Gradients of the mean loss, in [`TENSORS`] order.
-    pub grads: [Vec<f32>; 6],
+    /// Gradients of the mean loss, keyed by the network's variables ([`Cnn::vars`]), ready
+    /// for a Candle optimiser's `step`.
+    pub grads: GradStore,
 }
 
 impl Cnn {
@@ -487,6 +652,23 @@ impl Cnn {
     /// `cross_entropy(logits(x), labels).backward()` (tested) and is deterministic whatever
     /// the thread count. `x` holds `n * 784` values, `labels` `n` classes below 10.
     pub fn cpu_loss_and_grads(&self, x: &[f32], labels: &[u32]) -> Result<CpuGrads, Error> {
+        let g = self.cpu_loss_and_grads_with(x, labels, &mut StepBuffers::default())?;
+        Ok(CpuGrads {
+            loss: g.loss,
+            logits: g.logits,
+            grads: self.grad_store(g.grads)?,
+        })
+    }
+
+    /// [`Cnn::cpu_loss_and_grads`] with the gradients as host vectors (for the training
+    /// loop's Adam, `crate::adam`) and the large activation buffers kept in `bufs` between
+    /// calls, so a step does not fault in ~77 MB of fresh pages.
+    pub(crate) fn cpu_loss_and_grads_with(
+        &self,
+        x: &[f32],
+        labels: &[u32],
+        bufs: &mut StepBuffers,
+    ) -> Result<HostGrads, Error> {
         let n = labels.len();
         if x.len() != n * PIXELS || n == 0 {
             return Err(Error::Input(format!(
@@ -498,9 +680,20 @@ impl Cnn {
             return Err(Error::Input(format!("label {l} is not below {CLASSES}")));
         }
         let w = self.cpu_weights()?;
-        let [w1, b1, w2, b2, w3, b3] = &w.tensors;
-        let a1 = conv::forward_batch(G1, x, w1, b1, true);
-        let a2 = conv::forward_batch(G2, &a1, w2, b2, true);
+        let Params {
+            conv1_weight: w1,
+            conv1_bias: b1,
+            conv2_weight: w2,
+            conv2_bias: b2,
+            fc_weight: w3,
+            fc_bias: b3,
+        } = &w.params;
+        let StepBuffers { a1, a2, da2, da1 } = bufs;
+        let a1 = sized(a1, n * G1.out_len());
+        conv::forward_batch_into(G1, x, w1, b1, true, a1);
+        let a2 = sized(a2, n * G2.out_len());
+        conv::forward_batch_into(G2, a1, w2, b2, true, a2);
+        let (a1, a2) = (&*a1, &*a2);
         // Logits and d(loss)/d(logits) per fixed chunk of images.
         let mut logits = vec![0f32; n * CLASSES];
         let mut dlogits = vec![0f32; n * CLASSES];
@@ -514,16 +707,7 @@ impl Cnn {
             .for_each(|(c, ((lg, dl), ls))| {
                 let i0 = c * FC_CHUNK;
                 let m = ls.len();
-                conv::matmul(
-                    (m, CLASSES, FLAT),
-                    lg,
-                    (CLASSES, 1),
-                    false,
-                    &a2[i0 * FLAT..(i0 + m) * FLAT],
-                    (FLAT, 1),
-                    w3,
-                    (1, FLAT),
-                );
+                crate::dense::logits(&a2[i0 * FLAT..(i0 + m) * FLAT], w3, FLAT, lg);
                 for (j, ((row, drow), l)) in lg
                     .chunks_exact_mut(CLASSES)
                     .zip(dl.chunks_exact_mut(CLASSES))
@@ -553,16 +737,7 @@ impl Cnn {
                 let c0 = t * FC_COL_CHUNK;
                 let nc = FC_COL_CHUNK.min(FLAT - c0);
                 let mut part = vec![0f32; CLASSES * nc];
-                conv::matmul(
-                    (CLASSES, nc, n),
-                    &mut part,
-                    (nc, 1),
-                    false,
-                    &dlogits,
-                    (1, CLASSES),
-                    &a2[c0..],
-                    (FLAT, 1),
-                );
+                crate::dense::weight_grad(&dlogits, a2, FLAT, c0, &mut part);
                 (c0, part)
             })
             .collect();
@@ -579,44 +754,34 @@ impl Cnn {
             }
         }
         // d(loss)/d(a2) (n x 12544) = dlogits (n x 10) * w3 (10 x 12544), per image chunk.
-        let mut da2 = vec![0f32; n * FLAT];
+        let da2 = sized(da2, n * FLAT);
         da2.par_chunks_mut(FC_CHUNK * FLAT)
             .enumerate()
             .for_each(|(c, d)| {
                 let m = d.len() / FLAT;
-                conv::matmul(
-                    (m, FLAT, CLASSES),
-                    d,
-                    (FLAT, 1),
-                    false,
-                    &dlogits[c * FC_CHUNK * CLASSES..],
-                    (CLASSES, 1),
-                    w3,
-                    (FLAT, 1),
-                );
+                let dl = &dlogits[c * FC_CHUNK * CLASSES..(c * FC_CHUNK + m) * CLASSES];
+                crate::dense::input_grad(dl, w3, FLAT, d);
             });
-        let g2 = conv::backward_batch(G2, &a1, w2, &a2, &da2, true, true);
-        drop(da2);
-        let da1 = g2
-            .dx
-            .ok_or_else(|| Error::Config("internal: missing input gradient".into()))?;
-        let g1 = conv::backward_batch(G1, x, w1, &a1, &da1, true, false);
-        Ok(CpuGrads {
+        let da1 = sized(da1, n * G1.out_len());
+        let [(dw1, db1), (dw2, db2)] = conv::backward_pair((G1, G2), (x, a1, a2, da2), w2, da1);
+        Ok(HostGrads {
             loss,
             logits,
-            grads: [g1.dw, g1.db, g2.dw, g2.db, dw3, db3],
+            grads: Params {
+                conv1_weight: dw1,
+                conv1_bias: db1,
+                conv2_weight: dw2,
+                conv2_bias: db2,
+                fc_weight: dw3,
+                fc_bias: db3,
+            },
         })
     }
 
-    /// Gradients from [`Cnn::cpu_loss_and_grads`] as a Candle [`GradStore`] for an optimiser.
-    ///
-    /// [`GradStore`]: candle_core::backprop::GradStore
-    pub fn grad_store(
-        &self,
-        grads: [Vec<f32>; 6],
-    ) -> Result<candle_core::backprop::GradStore, Error> {
-        let mut store = candle_core::backprop::GradStore::default();
-        for (v, g) in self.vars().iter().zip(grads) {
+    /// Host gradients as a Candle [`GradStore`] keyed by the network's variables.
+    fn grad_store(&self, grads: Params<Vec<f32>>) -> Result<GradStore, Error> {
+        let mut store = GradStore::default();
+        for (v, g) in self.params.as_array().into_iter().zip(grads.into_array()) {
             let t = Tensor::from_vec(g, v.shape(), &self.device)?;
             store.insert(v.as_tensor(), t);
         }

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::Error;
+use crate::adam::Adam;
 use crate::model::{CLASSES, Cnn, Head, PIXELS};
 
 /// Training presets of the two tutorials.
@@ -220,7 +221,7 @@ pub struct History {
 }
 
 /// Mean cross-entropy and accuracy of logits `(n, 10)` against `labels`, in f64.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
+pub(crate) fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
     let n = labels.len();
     if n == 0 {
         return (0.0, 0.0);
@@ -239,7 +240,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u8]) -> (f64, f64) {
 }
 
 /// Index of the largest value (first one on ties).
-pub fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {
@@ -278,8 +279,14 @@ pub fn train(
         eps: cfg.eps,
         weight_decay: 0.0,
     };
-    let mut opt = AdamW::new(cnn.vars(), params)?;
     let dev: Device = cnn.device().clone();
+    // On the CPU a plain-Vec Adam with the same arithmetic (crate::adam); elsewhere candle's.
+    let mut opt = AdamW::new(if dev.is_cpu() { Vec::new() } else { cnn.vars() }, params)?;
+    let mut cpu_adam = if dev.is_cpu() {
+        Some(Adam::new(cnn, cfg.lr, cfg.eps)?)
+    } else {
+        None
+    };
     let test_images = test.map(|t| t.images_f32());
     let mut history = History {
         config: cfg.clone(),
@@ -287,6 +294,7 @@ pub fn train(
         epochs: Vec::new(),
     };
     let n_batches = train.len().div_ceil(cfg.batch_size);
+    let mut buffers = crate::model::StepBuffers::default();
     for epoch in 1..=cfg.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
@@ -308,7 +316,7 @@ pub fn train(
             let (x, y) = train.gather(idx);
             let m = idx.len();
             let (lv, lg) = if dev.is_cpu() {
-                let g = cnn.cpu_loss_and_grads(&x, &y)?;
+                let g = cnn.cpu_loss_and_grads_with(&x, &y, &mut buffers)?;
                 if !g.loss.is_finite() {
                     bar.finish_and_clear();
                     return Err(Error::NonFinite {
@@ -317,7 +325,9 @@ pub fn train(
                         loss: g.loss,
                     });
                 }
-                opt.step(&cnn.grad_store(g.grads)?)?;
+                if let Some(adam) = cpu_adam.as_mut() {
+                    adam.step(cnn, &g.grads)?;
+                }
                 (g.loss, g.logits)
             } else {
                 let x = Tensor::from_vec(x, (m, 1, 28, 28), &dev)?;
@@ -349,7 +359,7 @@ pub fn train(
         let t1 = Instant::now();
         let (test_loss, test_accuracy) = match (test, &test_images) {
             (Some(t), Some(xs)) => {
-                let logits = cnn.predict(xs, true, 512)?;
+                let logits = cnn.predict(xs, Head::Logits, 512)?;
                 let (l, a) = loss_and_accuracy(&logits, t.labels());
                 (Some(l), Some(a))
             }

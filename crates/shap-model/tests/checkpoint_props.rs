@@ -21,7 +21,7 @@ fn cases(default: u32) -> u32 {
 fn valid() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).unwrap();
+        let cnn = Cnn::seeded(1, Head::Softmax, &Device::Cpu).unwrap();
         to_bytes(&cnn, &CheckpointMeta::default()).unwrap()
     })
 }
@@ -34,8 +34,13 @@ fn header_len() -> usize {
 fn load(bytes: &[u8]) -> Result<(), String> {
     let ck =
         from_bytes(bytes, Path::new("m.safetensors"), &Device::Cpu).map_err(|e| e.to_string())?;
-    let w = ck.cnn.cpu_weights().map_err(|e| e.to_string())?;
-    assert!(w.tensors.iter().flatten().all(|v| v.is_finite()));
+    for (name, t) in ck.cnn.named_tensors() {
+        let v = t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| e.to_string())?;
+        assert!(v.iter().all(|v| v.is_finite()), "{name}");
+    }
     Ok(())
 }
 

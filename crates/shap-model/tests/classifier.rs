@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
-    BatchModel, ConstantMasker, Explanation, FnModel, ImageShape, InputLayout, ModelError,
-    Normalize, OutputSelection, PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageShape,
+    InputLayout, ModelError, Normalize, OutputSelection,
 };
 use shap_model::CandleClassifier;
 
@@ -98,15 +98,19 @@ fn adapter<N: Module + Sync>(net: N, rows: usize, layout: InputLayout) -> Candle
 
 fn explain(model: &dyn BatchModel, x: &[f32]) -> (Explanation, Explanation) {
     let masker = ConstantMasker { value: 0.0 };
-    let p = PartitionExplainer {
+    let p = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
-        budget: shap_explain::Budget::MaxEvals(200),
-        ..PartitionExplainer::default()
-    };
-    let q = PermutationExplainer {
-        passes: 2,
-        ..PermutationExplainer::default()
-    };
+        budget: Budget::MaxEvals(200),
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let q = ExplainerConfig {
+        budget: Budget::Passes(2),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     (
         p.explain(model, x, SHAPE, &masker).unwrap(),
         q.explain(model, x, SHAPE, &masker).unwrap(),

@@ -10,8 +10,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, Explanation, FnModel, ImageMasker, ImageShape, InputLayout,
-    ModelError, OutputSelection, PartitionExplainer, PermutationExplainer,
+    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageMasker,
+    ImageShape, InputLayout, ModelError, OutputSelection,
 };
 use shap_mask::{MaskMode, Masker};
 use shap_model::{CandleClassifier, Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, train};
@@ -39,6 +39,17 @@ fn dataset(n: usize) -> (Vec<u8>, Vec<u8>) {
         }
     }
     (images, labels)
+}
+
+/// The same network (weights and head) on `device`.
+fn moved(cnn: &Cnn, device: &Device) -> Cnn {
+    let tensors = cnn
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| (name.to_string(), t.to_device(device).unwrap()))
+        .collect();
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    Cnn::new(vb, cnn.head()).unwrap()
 }
 
 fn images_f32(bytes: &[u8]) -> Vec<f32> {
@@ -74,15 +85,19 @@ fn explain(
     shape: ImageShape,
     masker: &impl ImageMasker,
 ) -> [Explanation; 2] {
-    let p = PartitionExplainer {
+    let p = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
         budget: Budget::MaxEvals(300),
-        ..PartitionExplainer::default()
-    };
-    let q = PermutationExplainer {
-        passes: 2,
-        ..PermutationExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
+    let q = ExplainerConfig {
+        budget: Budget::Passes(2),
+        ..ExplainerConfig::permutation()
+    }
+    .check()
+    .unwrap();
     [
         p.explain(model, x, shape, masker).unwrap(),
         q.explain(model, x, shape, masker).unwrap(),
@@ -128,7 +143,7 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
         ..TrainConfig::preset(Preset::Keras)
     };
     let run = |device: &Device| {
-        let cnn = Cnn::new(cfg.seed, Head::Softmax, device).unwrap();
+        let cnn = Cnn::seeded(cfg.seed, Head::Softmax, device).unwrap();
         let history = train(&cnn, &cfg, &data, Some(&data), |_| {}).unwrap();
         (history, cnn)
     };
@@ -152,8 +167,7 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
     // zero, so the tolerance is loose: 0.02 in any probability.
     let x = images_f32(&images[..64 * 784]);
     let predict = |cnn: &Cnn| {
-        let w = cnn.cpu_weights().unwrap();
-        let on_cpu = Cnn::from_vecs(w.tensors, Head::Softmax, &Device::Cpu).unwrap();
+        let on_cpu = moved(cnn, &Device::Cpu);
         ModelFn::new(&on_cpu).unwrap().predict(&x).unwrap()
     };
     let (p_cpu, p_gpu) = (predict(&cnn_cpu), predict(&cnn_gpu));
@@ -175,10 +189,9 @@ fn the_tutorial_cnn_explains_on_cuda_as_on_the_cpu() {
         batch_size: 64,
         ..TrainConfig::preset(Preset::Keras)
     };
-    let trained = Cnn::new(cfg.seed, Head::Softmax, &Device::Cpu).unwrap();
+    let trained = Cnn::seeded(cfg.seed, Head::Softmax, &Device::Cpu).unwrap();
     train(&trained, &cfg, &data, None, |_| {}).unwrap();
-    let w = trained.cpu_weights().unwrap();
-    let on_gpu = Cnn::from_vecs(w.tensors.clone(), Head::Softmax, &cuda()).unwrap();
+    let on_gpu = moved(&trained, &cuda());
     let x = images_f32(&images[..4 * 784]);
     let cpu = explain(&ModelFn::new(&trained).unwrap(), &x, TUTORIAL, &blur());
     let gpu = ModelFn::new(&on_gpu).unwrap().with_chunk(100);

@@ -2,12 +2,33 @@
 
 use std::path::Path;
 
-use candle_core::Device;
+use candle_core::{Device, Module, Tensor};
 use shap_explain::{BatchModel, ImageShape};
 use shap_model::{
     CheckpointMeta, Cnn, Dataset, Error, Head, ModelFn, PARAMETERS, Preset, TENSORS, TrainConfig,
     checkpoint, evaluate, pick_examples, train,
 };
+
+/// The network's tensors as host vectors, in `TENSORS` order.
+fn host(cnn: &Cnn) -> Vec<Vec<f32>> {
+    cnn.named_tensors()
+        .into_iter()
+        .map(|(_, t)| flat(&t))
+        .collect()
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("host values")
+}
+
+/// Deterministic pseudo-images (values in `[0, 1]`).
+fn synthetic_images(n: usize) -> Vec<f32> {
+    (0..n * 784)
+        .map(|i| ((i * 2_654_435_761usize) % 256) as f32 / 255.0)
+        .collect()
+}
 
 fn tmp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("shap-model-test-{name}-{}", std::process::id()));
@@ -17,7 +38,7 @@ fn tmp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn architecture_has_the_tutorial_parameter_count() {
-    let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
+    let cnn = Cnn::seeded(1, Head::Softmax, &Device::Cpu).expect("cnn");
     assert_eq!(cnn.num_parameters(), 130_394);
     assert_eq!(PARAMETERS, 130_394);
     let names: Vec<_> = cnn
@@ -31,42 +52,27 @@ fn architecture_has_the_tutorial_parameter_count() {
 
 #[test]
 fn init_is_seeded_glorot_with_zero_biases() {
-    let a = Cnn::new(7, Head::Softmax, &Device::Cpu)
-        .expect("a")
-        .cpu_weights()
-        .expect("w");
-    let b = Cnn::new(7, Head::Softmax, &Device::Cpu)
-        .expect("b")
-        .cpu_weights()
-        .expect("w");
-    let c = Cnn::new(8, Head::Softmax, &Device::Cpu)
-        .expect("c")
-        .cpu_weights()
-        .expect("w");
-    assert_eq!(a.tensors, b.tensors);
-    assert_ne!(a.tensors[0], c.tensors[0]);
+    let a = host(&Cnn::seeded(7, Head::Softmax, &Device::Cpu).expect("a"));
+    let b = host(&Cnn::seeded(7, Head::Softmax, &Device::Cpu).expect("b"));
+    let c = host(&Cnn::seeded(8, Head::Softmax, &Device::Cpu).expect("c"));
+    assert_eq!(a, b);
+    assert_ne!(a[0], c[0]);
     // conv2: fan_in 288, fan_out 144 -> limit sqrt(6/432).
     let limit = (6.0f32 / 432.0).sqrt();
-    let w2 = &a.tensors[2];
+    let w2 = &a[2];
     assert!(w2.iter().all(|v| v.abs() <= limit));
     assert!(w2.iter().any(|v| v.abs() > 0.9 * limit));
     let mean: f32 = w2.iter().sum::<f32>() / w2.len() as f32;
     assert!(mean.abs() < 0.01);
-    assert!(
-        a.tensors[1]
-            .iter()
-            .chain(&a.tensors[3])
-            .chain(&a.tensors[5])
-            .all(|&v| v == 0.0)
-    );
+    assert!(a[1].iter().chain(&a[3]).chain(&a[5]).all(|&v| v == 0.0));
 }
 
 #[test]
 fn fast_inference_matches_candle_graph_and_batching() {
     let dev = Device::Cpu;
-    let cnn = Cnn::new(3, Head::Softmax, &dev).expect("cnn");
+    let cnn = Cnn::seeded(3, Head::Softmax, &dev).expect("cnn");
     let n = 5;
-    let x = shap_model::bench::synthetic_images(n);
+    let x = synthetic_images(n);
     let t = candle_core::Tensor::from_vec(x.clone(), (n, 28, 28, 1), &dev).expect("t");
     let graph = cnn
         .forward(&t)
@@ -74,7 +80,7 @@ fn fast_inference_matches_candle_graph_and_batching() {
         .flatten_all()
         .and_then(|y| y.to_vec1::<f32>())
         .expect("graph");
-    let fast = cnn.predict(&x, false, 512).expect("fast");
+    let fast = ModelFn::new(&cnn).expect("m").predict(&x).expect("fast");
     for (a, b) in graph.iter().zip(&fast) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
@@ -145,9 +151,9 @@ fn training_is_deterministic_and_learns_synthetic_data() {
             .build()
             .expect("pool")
             .install(|| {
-                let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
+                let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
                 let h = train(&cnn, &cfg, &data, Some(&data), |_| {}).expect("train");
-                (cnn.cpu_weights().expect("w").tensors, h)
+                (host(&cnn), h)
             })
     };
     let (w1, h1) = run(1);
@@ -171,13 +177,13 @@ fn nan_loss_stops_training_with_epoch_and_batch() {
         batch_size: 16,
         ..TrainConfig::preset(Preset::Flax)
     };
-    let mut w = Cnn::new(1, cfg.head, &Device::Cpu)
-        .expect("cnn")
-        .cpu_weights()
-        .expect("w")
-        .tensors;
-    w[5][3] = f32::NAN;
-    let cnn = Cnn::from_vecs(w, cfg.head, &Device::Cpu).expect("cnn");
+    let cnn = Cnn::seeded(1, cfg.head, &Device::Cpu).expect("cnn");
+    let fc_bias = &cnn.vars()[5];
+    let mut b = flat(fc_bias.as_tensor());
+    b[3] = f32::NAN;
+    fc_bias
+        .set(&Tensor::from_vec(b, 10, &Device::Cpu).expect("t"))
+        .expect("set");
     match train(&cnn, &cfg, &data, None, |_| {}) {
         Err(Error::NonFinite {
             epoch: 1, batch: 1, ..
@@ -192,7 +198,7 @@ fn bad_datasets_and_configs_are_errors() {
     assert!(Dataset::new(&[0u8; 784], &[10]).is_err());
     let (images, labels) = synthetic(4);
     let data = Dataset::new(&images, &labels).expect("data");
-    let cnn = Cnn::new(1, Head::Softmax, &Device::Cpu).expect("cnn");
+    let cnn = Cnn::seeded(1, Head::Softmax, &Device::Cpu).expect("cnn");
     let cfg = TrainConfig {
         batch_size: 0,
         ..TrainConfig::preset(Preset::Keras)
@@ -210,7 +216,7 @@ fn bad_datasets_and_configs_are_errors() {
 fn checkpoint_round_trip_and_strict_loading() {
     let dir = tmp_dir("ckpt");
     let path = dir.join("m.safetensors");
-    let cnn = Cnn::new(5, Head::Logits, &Device::Cpu).expect("cnn");
+    let cnn = Cnn::seeded(5, Head::Logits, &Device::Cpu).expect("cnn");
     let meta = CheckpointMeta {
         preset: "flax".into(),
         head: Head::Logits,
@@ -227,10 +233,7 @@ fn checkpoint_round_trip_and_strict_loading() {
     let back = shap_model::load(&path, &Device::Cpu).expect("load");
     assert_eq!(back.meta, meta);
     assert_eq!(back.cnn.head(), Head::Logits);
-    assert_eq!(
-        back.cnn.cpu_weights().expect("w").tensors,
-        cnn.cpu_weights().expect("w").tensors
-    );
+    assert_eq!(host(&back.cnn), host(&cnn));
 
     let write = |tensors: Vec<(&str, Vec<usize>)>, p: &Path| {
         let bufs: Vec<Vec<u8>> = tensors
@@ -290,10 +293,10 @@ fn checkpoint_round_trip_and_strict_loading() {
 
     let p = dir.join("garbage.safetensors");
     std::fs::write(&p, b"not a checkpoint").expect("write");
-    assert!(matches!(
-        shap_model::load(&p, &Device::Cpu),
-        Err(Error::Checkpoint { .. })
-    ));
+    let e = shap_model::load(&p, &Device::Cpu).expect_err("garbage");
+    assert!(matches!(e, Error::Safetensors { .. }), "{e}");
+    // The parser's error is kept as the cause.
+    assert!(std::error::Error::source(&e).is_some());
     assert!(matches!(
         shap_model::load(&dir.join("absent.safetensors"), &Device::Cpu),
         Err(Error::Io { .. })
@@ -354,7 +357,7 @@ fn trains_on_real_data_subset() {
         epochs: 1,
         ..TrainConfig::preset(Preset::Keras)
     };
-    let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
+    let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
     let h = train(&cnn, &cfg, &train_set, Some(&test), |_| {}).expect("train");
     let acc = h.epochs[0].test_accuracy.expect("acc");
     assert!(
@@ -372,9 +375,9 @@ fn trains_on_real_data_subset() {
 #[test]
 fn hand_written_gradients_match_candle_autograd() {
     let dev = Device::Cpu;
-    let cnn = Cnn::new(13, Head::Softmax, &dev).expect("cnn");
+    let cnn = Cnn::seeded(13, Head::Softmax, &dev).expect("cnn");
     let n = 19; // more than one dense-layer chunk, not a multiple of it
-    let x = shap_model::bench::synthetic_images(n);
+    let x = synthetic_images(n);
     let labels: Vec<u32> = (0..n as u32).map(|i| (i * 3) % 10).collect();
     let hand = cnn.cpu_loss_and_grads(&x, &labels).expect("hand");
     let xt = candle_core::Tensor::from_vec(x.clone(), (n, 1, 28, 28), &dev).expect("x");
@@ -395,9 +398,15 @@ fn hand_written_gradients_match_candle_autograd() {
     for (a, b) in hand.logits.iter().zip(&lg) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
-    for ((name, _), (v, h)) in TENSORS.iter().zip(cnn.vars().iter().zip(&hand.grads)) {
-        let g = grads.get(v.as_tensor()).expect("grad");
-        let g = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("g");
+    let hand_grads = |store: &candle_core::backprop::GradStore| -> Vec<Vec<f32>> {
+        cnn.vars()
+            .iter()
+            .map(|v| flat(store.get(v.as_tensor()).expect("hand grad")))
+            .collect()
+    };
+    let hand_flat = hand_grads(&hand.grads);
+    for ((name, _), (v, h)) in TENSORS.iter().zip(cnn.vars().iter().zip(&hand_flat)) {
+        let g = flat(grads.get(v.as_tensor()).expect("grad"));
         let scale = g.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         let err = g.iter().zip(h).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
         assert!(err < 1e-4, "{name}: relative error {err}");
@@ -408,6 +417,6 @@ fn hand_written_gradients_match_candle_autograd() {
         .build()
         .expect("pool")
         .install(|| cnn.cpu_loss_and_grads(&x, &labels).expect("hand"));
-    assert_eq!(other.grads, hand.grads);
+    assert_eq!(hand_grads(&other.grads), hand_flat);
     assert!(cnn.cpu_loss_and_grads(&x, &[10; 19]).is_err());
 }

@@ -16,13 +16,14 @@
 //! applies a softmax when asked.
 //!
 //! ```no_run
-//! use shap_explain::{ConstantMasker, PartitionExplainer};
+//! use shap_explain::{ConstantMasker, ExplainerConfig};
 //! use shap_onnx::OnnxClassifier;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let model = OnnxClassifier::load("model.onnx".as_ref(), None)?;
 //! let shape = model.image_shape();
 //! let image = vec![0.5f32; shape.features()];
-//! let e = PartitionExplainer::default().explain(&model, &image, shape, &ConstantMasker { value: 0.0 })?;
+//! let explainer = ExplainerConfig::partition().check()?;
+//! let e = explainer.explain(&model, &image, shape, &ConstantMasker { value: 0.0 })?;
 //! println!("{:?}", e.output_indices);
 //! # Ok(()) }
 //! ```

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use shap_explain::npz::{NpyArray, read_npz};
 use shap_explain::{
-    BatchModel, Budget, ImageShape, InputLayout, Normalize, OutputSelection, PartitionExplainer,
-    TieBreak,
+    BatchModel, Budget, Compat, ExplainerConfig, ImageShape, InputLayout, Normalize,
+    OutputSelection,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 use shap_onnx::{OnnxClassifier, OnnxError};
@@ -57,21 +57,17 @@ fn check_explanation(model: &OnnxClassifier, reference: &[(String, NpyArray)], t
         other => panic!("masker: {other:?}"),
     };
     let scalar = |k: &str| get(reference, k).to_f64().unwrap()[0] as usize;
-    let explainer = PartitionExplainer {
+    let explainer = ExplainerConfig {
         budget: Budget::MaxEvals(scalar("max_evals")),
-        tie_break: TieBreak::NumpyLegacy {
-            seed: scalar("seed") as u32,
-        },
+        compat: Compat::Shap,
+        seed: scalar("seed") as u64,
         outputs: OutputSelection::TopK(top_k),
-        ..PartitionExplainer::default()
-    };
+        ..ExplainerConfig::partition()
+    }
+    .check()
+    .unwrap();
     let e = explainer
-        .explain(
-            model,
-            &data,
-            shape,
-            &Masker::new(masker, MaskMode::ShapCompat),
-        )
+        .explain(model, &data, shape, &explainer.masker(masker))
         .unwrap();
     let want = get(reference, "values").to_f64().unwrap();
     let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
@@ -131,7 +127,9 @@ fn results_depend_on_neither_threads_nor_more_than_rounding_on_call_size() {
             .build()
             .unwrap()
             .install(|| {
-                PartitionExplainer::default()
+                ExplainerConfig::partition()
+                    .check()
+                    .unwrap()
                     .explain(&model, &data, shape, &masker)
                     .unwrap()
             })

@@ -63,7 +63,7 @@ fn layout<S: AsRef<str>>(
     matrix: &[Vec<u64>],
     class_names: &[S],
 ) -> Result<ConfusionScene, PlotError> {
-    ensure_fonts()?;
+    ensure_fonts();
     let n = matrix.len();
     if n == 0 {
         return Err(PlotError::Empty(

@@ -69,7 +69,7 @@ fn validate(history: &[EpochPoint]) -> Result<(), PlotError> {
 }
 
 /// A padded value range covering `vals` (never empty).
-fn padded_range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn padded_range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in vals {
         lo = lo.min(v);
@@ -198,7 +198,7 @@ impl Scene for CurvesScene {
 
 /// Render training curves in memory (bitmap backend), 1000 x 420 pixels.
 pub fn render_training_curves_rgb(history: &[EpochPoint]) -> Result<RgbFigure, PlotError> {
-    ensure_fonts()?;
+    ensure_fonts();
     validate(history)?;
     render_rgb(&CurvesScene {
         history: history.to_vec(),
@@ -213,7 +213,7 @@ pub fn render_training_curves_rgb(history: &[EpochPoint]) -> Result<RgbFigure, P
 /// an unsupported extension, or a failed write (nothing is left at `out`).
 pub fn training_curves_plot(history: &[EpochPoint], out: &Path) -> Result<(), PlotError> {
     crate::render::OutputFormat::from_path(out)?;
-    ensure_fonts()?;
+    ensure_fonts();
     validate(history)?;
     save(
         &CurvesScene {

@@ -15,7 +15,9 @@ use plotters_backend::{
     FontTransform,
 };
 
-use crate::render::FAMILY;
+/// The only font family name used by this crate (registered from the `dejavu` crate by
+/// `render`, drawn here). This module depends on no other module of the crate.
+pub(crate) const FAMILY: &str = "sans-serif";
 
 /// [`BitMapBackend`] with proper text rendering for the `"sans-serif"` family.
 pub(crate) struct GlyphBackend<'a> {

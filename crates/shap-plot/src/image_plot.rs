@@ -7,7 +7,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::PlotError;
-use crate::colormap::{colorbar_ticks, lut_index, numpy_percentile, red_transparent_blue_lut};
+use crate::colormap::{
+    Tick, colorbar_ticks, lut_index, numpy_percentile, red_transparent_blue_lut,
+};
 use crate::geometry::{
     ColorBarInfo, FigureInfo, Orientation, PanelInfo, PanelKind, PixelRect, TickInfo,
 };
@@ -381,11 +383,25 @@ struct ImageScene {
     label_pos: Option<(i32, i32)>,
 }
 
-fn layout(plot: &ImagePlot, scale: ColorScale) -> Result<ImageScene, PlotError> {
-    ensure_fonts()?;
-    let k = validate(plot)?;
-    let row_vmax = resolve_vmax(plot, scale)?;
-    let (h, w, c) = (plot.height, plot.width, plot.channels);
+/// The grid of cells: `n` rows of `k + 1` columns (the image, then one per output).
+struct Grid {
+    /// Rows.
+    n: usize,
+    /// Outputs per row.
+    k: usize,
+    /// Screen pixels per image pixel.
+    scale: u32,
+    cell_w: u32,
+    cell_h: u32,
+    /// Per column, its width (at least `cell_w`, wider for long titles).
+    col_w: Vec<u32>,
+    grid_w: u32,
+    grid_h: u32,
+}
+
+/// Size the cells and columns of `plot` with `k` outputs per row.
+fn grid(plot: &ImagePlot, k: usize) -> Result<Grid, PlotError> {
+    let (h, w) = (plot.height, plot.width);
     let n = plot.rows.len();
     let s = ((TARGET_CELL + h.max(w) / 2) / h.max(w)).max(1);
     let (cell_w, cell_h) = ((w * s) as u64, (h * s) as u64);
@@ -395,203 +411,274 @@ fn layout(plot: &ImagePlot, scale: ColorScale) -> Result<ImageScene, PlotError> 
         (cell_h + u64::from(TITLE_BAND + ROW_GAP)) * n as u64,
     )?;
     let (cell_w, cell_h) = (cell_w as u32, cell_h as u32);
-    let s = s as u32;
-
-    // Column widths: wide enough for the titles, within limits (long titles shrink instead).
-    let titles = |col: usize| -> Vec<Option<&str>> {
-        plot.rows
-            .iter()
-            .map(|r| {
-                if col == 0 {
-                    r.title.as_deref()
-                } else {
-                    r.output_names.get(col - 1).map(String::as_str)
-                }
-            })
-            .collect()
-    };
-    let mut col_w = Vec::with_capacity(k + 1);
-    for col in 0..=k {
-        let cap = if col == 0 {
-            cell_w * 11 / 5
-        } else {
-            cell_w * 8 / 5
-        };
-        let mut widest = cell_w;
-        for t in titles(col).into_iter().flatten() {
-            let (tw, _) = text_size(&font(TITLE_FONT), t)?;
-            widest = widest.max(tw + 8);
-        }
-        col_w.push(widest.min(cap.max(cell_w)));
-    }
+    let col_w = (0..=k)
+        .map(|col| column_width(plot, col, cell_w))
+        .collect::<Result<Vec<u32>, PlotError>>()?;
     let grid_w: u32 = col_w.iter().sum::<u32>() + COL_GAP * k as u32;
     let grid_h: u32 = n as u32 * (TITLE_BAND + cell_h) + (n as u32 - 1) * ROW_GAP;
+    Ok(Grid {
+        n,
+        k,
+        scale: s as u32,
+        cell_w,
+        cell_h,
+        col_w,
+        grid_w,
+        grid_h,
+    })
+}
 
-    // Colour-bar bands.
+/// The title of column `col` of `row` as given (column 0: the row's title; then the outputs'
+/// names).
+fn column_title(row: &ImagePlotRow, col: usize) -> Option<&str> {
+    if col == 0 {
+        row.title.as_deref()
+    } else {
+        row.output_names.get(col - 1).map(String::as_str)
+    }
+}
+
+/// Column width: wide enough for the titles, within limits (long titles shrink instead).
+fn column_width(plot: &ImagePlot, col: usize, cell_w: u32) -> Result<u32, PlotError> {
+    let cap = if col == 0 {
+        cell_w * 11 / 5
+    } else {
+        cell_w * 8 / 5
+    };
+    let mut widest = cell_w;
+    for t in plot.rows.iter().filter_map(|r| column_title(r, col)) {
+        let (tw, _) = text_size(&font(TITLE_FONT), t)?;
+        widest = widest.max(tw + 8);
+    }
+    Ok(widest.min(cap.max(cell_w)))
+}
+
+/// The colour-bar bands around the grid: one vertical bar per row at the right, or one
+/// horizontal bar below.
+struct Bands {
+    per_row: bool,
+    /// Height of a tick label.
+    tick_h: u32,
+    right: u32,
+    bottom: u32,
+    /// Per row, the vertical bar's ticks (per-row scale only).
+    vertical_ticks: Vec<Vec<Tick>>,
+}
+
+fn bands(scale: ColorScale, row_vmax: &[f64]) -> Result<Bands, PlotError> {
     let per_row = matches!(scale, ColorScale::PerRow);
     let tick_h = text_size(&font(TICK_FONT), "0.0")?.1;
     let label_h = text_size(&font(LABEL_FONT), COLORBAR_LABEL)?.1;
-    let mut right_band = 0u32;
-    let mut vertical_ticks = Vec::with_capacity(n);
+    let mut bands = Bands {
+        per_row,
+        tick_h,
+        right: 0,
+        bottom: 0,
+        vertical_ticks: Vec::with_capacity(row_vmax.len()),
+    };
     if per_row {
         let mut widest = 0;
-        for &v in &row_vmax {
+        for &v in row_vmax {
             let ticks = colorbar_ticks(-v, v, 5);
             for t in &ticks {
                 widest = widest.max(text_size(&font(TICK_FONT), &t.label)?.0);
             }
-            vertical_ticks.push(ticks);
+            bands.vertical_ticks.push(ticks);
         }
-        right_band = 18 + BAR_THICKNESS + TICK_LEN + 3 + widest + 8 + label_h + 4;
-    }
-    let bottom_band = if per_row {
-        0
+        bands.right = 18 + BAR_THICKNESS + TICK_LEN + 3 + widest + 8 + label_h + 4;
     } else {
-        14 + BAR_THICKNESS + TICK_LEN + 3 + tick_h + 8 + label_h
+        bands.bottom = 14 + BAR_THICKNESS + TICK_LEN + 3 + tick_h + 8 + label_h;
+    }
+    Ok(bands)
+}
+
+/// The colours of one cell: the image itself (column 0) or output `col - 1`'s values over the
+/// grey underlay `grey_n`.
+fn cell_colors(
+    row: &ImagePlotRow,
+    col: usize,
+    channels: usize,
+    grey_n: &[f64],
+    vmax: f64,
+) -> (PanelKind, Vec<[u8; 3]>) {
+    if col == 0 {
+        let cols: Vec<[u8; 3]> = if channels == 3 {
+            row.image
+                .chunks_exact(3)
+                .map(|p| {
+                    [
+                        to_byte(f64::from(p[0]).clamp(0.0, 1.0)),
+                        to_byte(f64::from(p[1]).clamp(0.0, 1.0)),
+                        to_byte(f64::from(p[2]).clamp(0.0, 1.0)),
+                    ]
+                })
+                .collect()
+        } else {
+            grey_n.iter().map(|&g| [to_byte(g); 3]).collect()
+        };
+        return (PanelKind::Image, cols);
+    }
+    let o = col - 1;
+    let sv = row
+        .values
+        .get(o)
+        .map(|v| channel_sum(v, channels))
+        .unwrap_or_default();
+    let cols = sv
+        .iter()
+        .zip(grey_n)
+        .map(|(&v, &g)| composite_pixel(v, vmax, g))
+        .collect();
+    (PanelKind::Output(o), cols)
+}
+
+/// Panels, colours and title sizes, row-major.
+#[derive(Default)]
+struct Cells {
+    panels: Vec<PanelInfo>,
+    colors: Vec<Vec<[u8; 3]>>,
+    title_sizes: Vec<f64>,
+}
+
+/// Lay out row `i` of the grid (its top at `cell_y - TITLE_BAND`) into `cells`.
+fn lay_out_row(
+    plot: &ImagePlot,
+    g: &Grid,
+    i: usize,
+    vmax: f64,
+    cells: &mut Cells,
+) -> Result<(), PlotError> {
+    let row = &plot.rows[i];
+    let cell_y = MARGIN + i as u32 * (TITLE_BAND + g.cell_h + ROW_GAP) + TITLE_BAND;
+    let grey_n = autoscale(&grey_of(&row.image, plot.channels));
+    let mut x = MARGIN;
+    for (col, &cw) in g.col_w.iter().enumerate() {
+        let rect = PixelRect {
+            x: x + (cw - g.cell_w) / 2,
+            y: cell_y,
+            width: g.cell_w,
+            height: g.cell_h,
+        };
+        let title = column_title(row, col)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        cells.title_sizes.push(match &title {
+            Some(t) => fit_title(t, cw + COL_GAP - 6)?,
+            None => TITLE_FONT,
+        });
+        let (kind, colors) = cell_colors(row, col, plot.channels, &grey_n, vmax);
+        cells.panels.push(PanelInfo {
+            row: i,
+            column: col,
+            kind,
+            rect,
+            scale: g.scale,
+            title,
+        });
+        cells.colors.push(colors);
+        x += cw + COL_GAP;
+    }
+    Ok(())
+}
+
+/// Row `i`'s vertical colour bar (per-row scale), beside its cells.
+fn vertical_colorbar(g: &Grid, i: usize, vmax: f64, ticks: Vec<Tick>) -> ColorBarInfo {
+    let cell_y = MARGIN + i as u32 * (TITLE_BAND + g.cell_h + ROW_GAP) + TITLE_BAND;
+    let rect = PixelRect {
+        x: MARGIN + g.grid_w + 18,
+        y: cell_y,
+        width: BAR_THICKNESS,
+        height: g.cell_h,
     };
-    let width = 2 * MARGIN + grid_w + right_band;
-    let height = 2 * MARGIN + grid_h + bottom_band;
+    let ticks = ticks
+        .into_iter()
+        .map(|t| TickInfo {
+            pixel: f64::from(rect.bottom()) - (t.value + vmax) / (2.0 * vmax) * f64::from(g.cell_h),
+            tick: t,
+        })
+        .collect();
+    ColorBarInfo {
+        rect,
+        orientation: Orientation::Vertical,
+        vmin: -vmax,
+        vmax,
+        row: Some(i),
+        ticks,
+    }
+}
+
+/// The figure's one horizontal colour bar below the grid, and where its label goes (centre x,
+/// top y).
+fn horizontal_colorbar(g: &Grid, vmax: f64, tick_h: u32) -> (ColorBarInfo, (i32, i32)) {
+    let rect = PixelRect {
+        x: MARGIN,
+        y: MARGIN + g.grid_h + 14,
+        width: g.grid_w,
+        height: BAR_THICKNESS,
+    };
+    let max_ticks = ((g.grid_w / 90) as usize).clamp(3, 9);
+    let ticks = colorbar_ticks(-vmax, vmax, max_ticks)
+        .into_iter()
+        .map(|t| TickInfo {
+            pixel: f64::from(rect.x) + (t.value + vmax) / (2.0 * vmax) * f64::from(g.grid_w),
+            tick: t,
+        })
+        .collect();
+    let label_pos = (
+        (rect.x + g.grid_w / 2) as i32,
+        (rect.bottom() + TICK_LEN + 3 + tick_h + 8) as i32,
+    );
+    let bar = ColorBarInfo {
+        rect,
+        orientation: Orientation::Horizontal,
+        vmin: -vmax,
+        vmax,
+        row: None,
+        ticks,
+    };
+    (bar, label_pos)
+}
+
+fn layout(plot: &ImagePlot, scale: ColorScale) -> Result<ImageScene, PlotError> {
+    ensure_fonts();
+    let k = validate(plot)?;
+    let row_vmax = resolve_vmax(plot, scale)?;
+    let g = grid(plot, k)?;
+    let mut bands = bands(scale, &row_vmax)?;
+    let width = 2 * MARGIN + g.grid_w + bands.right;
+    let height = 2 * MARGIN + g.grid_h + bands.bottom;
     check_size(u64::from(width), u64::from(height))?;
 
-    let mut panels = Vec::with_capacity(n * (k + 1));
-    let mut colors = Vec::with_capacity(n * (k + 1));
-    let mut title_sizes = Vec::with_capacity(n * (k + 1));
+    let row_scale = |i: usize| row_vmax.get(i).copied().unwrap_or(1.0);
+    let mut cells = Cells::default();
     let mut colorbars = Vec::new();
-    for (i, row) in plot.rows.iter().enumerate() {
-        let top = MARGIN + i as u32 * (TITLE_BAND + cell_h + ROW_GAP);
-        let cell_y = top + TITLE_BAND;
-        let grey = grey_of(&row.image, c);
-        let grey_n = autoscale(&grey);
-        let mut x = MARGIN;
-        for (col, &cw) in col_w.iter().enumerate() {
-            let rect = PixelRect {
-                x: x + (cw - cell_w) / 2,
-                y: cell_y,
-                width: cell_w,
-                height: cell_h,
-            };
-            let title = if col == 0 {
-                row.title.clone()
-            } else {
-                row.output_names.get(col - 1).cloned()
-            }
-            .filter(|t| !t.is_empty());
-            title_sizes.push(match &title {
-                Some(t) => fit_title(t, cw + COL_GAP - 6)?,
-                None => TITLE_FONT,
-            });
-            let (kind, cell_colors) = if col == 0 {
-                let cols: Vec<[u8; 3]> = if c == 3 {
-                    row.image
-                        .chunks_exact(3)
-                        .map(|p| {
-                            [
-                                to_byte(f64::from(p[0]).clamp(0.0, 1.0)),
-                                to_byte(f64::from(p[1]).clamp(0.0, 1.0)),
-                                to_byte(f64::from(p[2]).clamp(0.0, 1.0)),
-                            ]
-                        })
-                        .collect()
-                } else {
-                    grey_n.iter().map(|&g| [to_byte(g); 3]).collect()
-                };
-                (PanelKind::Image, cols)
-            } else {
-                let o = col - 1;
-                let sv = row
-                    .values
-                    .get(o)
-                    .map(|v| channel_sum(v, c))
-                    .unwrap_or_default();
-                let vmax = row_vmax.get(i).copied().unwrap_or(1.0);
-                let cols = sv
-                    .iter()
-                    .zip(&grey_n)
-                    .map(|(&v, &g)| composite_pixel(v, vmax, g))
-                    .collect();
-                (PanelKind::Output(o), cols)
-            };
-            panels.push(PanelInfo {
-                row: i,
-                column: col,
-                kind,
-                rect,
-                scale: s,
-                title,
-            });
-            colors.push(cell_colors);
-            x += cw + COL_GAP;
-        }
-        if per_row {
-            let vmax = row_vmax.get(i).copied().unwrap_or(1.0);
-            let rect = PixelRect {
-                x: MARGIN + grid_w + 18,
-                y: cell_y,
-                width: BAR_THICKNESS,
-                height: cell_h,
-            };
-            let ticks = vertical_ticks.get(i).cloned().unwrap_or_default();
-            let ticks = ticks
-                .into_iter()
-                .map(|t| TickInfo {
-                    pixel: f64::from(rect.bottom())
-                        - (t.value + vmax) / (2.0 * vmax) * f64::from(cell_h),
-                    tick: t,
-                })
-                .collect();
-            colorbars.push(ColorBarInfo {
-                rect,
-                orientation: Orientation::Vertical,
-                vmin: -vmax,
-                vmax,
-                row: Some(i),
-                ticks,
-            });
-        }
+    for i in 0..g.n {
+        lay_out_row(plot, &g, i, row_scale(i), &mut cells)?;
     }
     let mut label_pos = None;
-    if !per_row {
-        let vmax = row_vmax.first().copied().unwrap_or(1.0);
-        let rect = PixelRect {
-            x: MARGIN,
-            y: MARGIN + grid_h + 14,
-            width: grid_w,
-            height: BAR_THICKNESS,
-        };
-        let max_ticks = ((grid_w / 90) as usize).clamp(3, 9);
-        let ticks = colorbar_ticks(-vmax, vmax, max_ticks)
-            .into_iter()
-            .map(|t| TickInfo {
-                pixel: f64::from(rect.x) + (t.value + vmax) / (2.0 * vmax) * f64::from(grid_w),
-                tick: t,
-            })
-            .collect();
-        label_pos = Some((
-            (rect.x + grid_w / 2) as i32,
-            (rect.bottom() + TICK_LEN + 3 + tick_h + 8) as i32,
-        ));
-        colorbars.push(ColorBarInfo {
-            rect,
-            orientation: Orientation::Horizontal,
-            vmin: -vmax,
-            vmax,
-            row: None,
-            ticks,
-        });
+    if bands.per_row {
+        let ticks = std::mem::take(&mut bands.vertical_ticks);
+        for (i, ticks) in ticks.into_iter().enumerate() {
+            colorbars.push(vertical_colorbar(&g, i, row_scale(i), ticks));
+        }
+    } else {
+        let (bar, pos) = horizontal_colorbar(&g, row_scale(0), bands.tick_h);
+        colorbars.push(bar);
+        label_pos = Some(pos);
     }
     Ok(ImageScene {
         info: FigureInfo {
             width,
             height,
-            rows: n,
-            columns: k + 1,
-            panels,
+            rows: g.n,
+            columns: g.k + 1,
+            panels: cells.panels,
             row_vmax,
             colorbars,
         },
-        colors,
-        title_sizes,
-        image_w: w,
+        colors: cells.colors,
+        title_sizes: cells.title_sizes,
+        image_w: plot.width,
         label_pos,
     })
 }

@@ -1,6 +1,6 @@
 //! # shap-plot: shap-style figures without system fonts
 //!
-//! Three figures, drawn with [`plotters`] and saved as **PNG** (encoded with `image` 0.25) or
+//! Five figures, drawn with [`plotters`] and saved as **PNG** (encoded with `image` 0.25) or
 //! **SVG**, chosen by the output file's extension (`.png` / `.svg`, case-insensitive):
 //!
 //! * [`image_plot`]: the port of `shap.image_plot` (`shap.plots.image`). One row per explained
@@ -15,6 +15,9 @@
 //!   pixels (shap draws it half a pixel off and 29/28 too large).
 //! * [`confusion_matrix_plot`]: a heat map of counts with class names.
 //! * [`training_curves_plot`]: loss and accuracy per epoch, train and test.
+//! * [`class_summary_plot`]: per predicted class, the mean image, mean SHAP map and mean |SHAP|
+//!   map, one colour scale per row (an image plot).
+//! * [`faithfulness_plot`]: mean deletion and insertion curves, explanation against random.
 //!
 //! Text uses DejaVu Sans from the [`dejavu`] crate, compiled into the binary and registered with
 //! plotters' `ab_glyph` font table under the family name `"sans-serif"` (normal and bold): no
@@ -71,6 +74,7 @@ mod geometry;
 mod glyph;
 mod image_plot;
 mod render;
+mod summary;
 
 pub use colormap::{
     LUT_SIZE, Tick, blues, colorbar_ticks, lut_index, numpy_percentile, red_transparent_blue,
@@ -86,6 +90,7 @@ pub use image_plot::{
     render_image_plot_rgb, resolve_vmax,
 };
 pub use render::{OutputFormat, RgbFigure};
+pub use summary::{class_summary_plot, faithfulness_plot};
 
 use std::path::PathBuf;
 
@@ -148,19 +153,27 @@ pub enum PlotError {
     /// The output path's extension is neither `.png` nor `.svg`.
     #[error("unsupported output format for {0}: use a .png or .svg file name")]
     UnsupportedFormat(PathBuf),
-    /// The shipped font could not be registered with plotters.
-    #[error("font registration failed: {0}")]
-    Font(String),
-    /// plotters reported a drawing error.
+    /// The shipped font could not lay out a piece of text.
+    #[error("cannot measure {text:?} in the shipped font")]
+    Font {
+        /// The text being measured.
+        text: String,
+        /// The font library's error.
+        #[source]
+        source: plotters::style::FontError,
+    },
+    /// plotters reported a drawing error (its message: plotters' error type borrows the
+    /// backend, so it cannot be kept as a source).
     #[error("drawing failed: {0}")]
     Draw(String),
     /// PNG encoding failed.
-    #[error("PNG encoding failed for {path}: {message}")]
+    #[error("PNG encoding failed for {path}")]
     Encode {
         /// The output file.
         path: PathBuf,
-        /// The encoder's message.
-        message: String,
+        /// The encoder's error.
+        #[source]
+        source: image::ImageError,
     },
     /// Writing the output file failed (nothing is left behind at `path`).
     #[error("cannot write {path}")]

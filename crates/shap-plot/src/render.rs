@@ -9,9 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::PlotError;
-
-/// The only font family name used by this crate (registered from the `dejavu` crate).
-pub(crate) const FAMILY: &str = "sans-serif";
+use crate::glyph::{FAMILY, GlyphBackend};
 
 /// Largest figure we agree to allocate (pixels), about 8000 x 8000.
 pub(crate) const MAX_PIXELS: u64 = 64_000_000;
@@ -64,17 +62,17 @@ impl RgbFigure {
 }
 
 /// Registers DejaVu Sans (normal and bold) as `"sans-serif"`, once per process.
-pub(crate) fn ensure_fonts() -> Result<(), PlotError> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+pub(crate) fn ensure_fonts() {
+    static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
+        // The font files are compiled in from the `dejavu` crate: they are valid fonts.
         register_font(FAMILY, FontStyle::Normal, dejavu::sans::regular())
-            .map_err(|_| "DejaVu Sans regular is not a valid font".to_string())?;
+            .ok()
+            .expect("the compiled-in DejaVu Sans regular is a valid font");
         register_font(FAMILY, FontStyle::Bold, dejavu::sans::bold())
-            .map_err(|_| "DejaVu Sans bold is not a valid font".to_string())?;
-        Ok(())
-    })
-    .clone()
-    .map_err(PlotError::Font)
+            .ok()
+            .expect("the compiled-in DejaVu Sans bold is a valid font");
+    });
 }
 
 /// A text style in the shipped font.
@@ -97,10 +95,10 @@ pub(crate) fn bold(size: f64) -> TextStyle<'static> {
 
 /// Width and height plotters will lay `text` out with in `style`.
 pub(crate) fn text_size(style: &TextStyle<'_>, text: &str) -> Result<(u32, u32), PlotError> {
-    style
-        .font
-        .box_size(text)
-        .map_err(|e| PlotError::Font(format!("cannot measure {text:?}: {e}")))
+    style.font.box_size(text).map_err(|source| PlotError::Font {
+        text: text.to_string(),
+        source,
+    })
 }
 
 /// Anchored text position helper.
@@ -108,6 +106,8 @@ pub(crate) fn anchored<'a>(style: TextStyle<'a>, h: HPos, v: VPos) -> TextStyle<
     style.pos(Pos::new(h, v))
 }
 
+/// plotters' error as [`PlotError::Draw`]: its type borrows the backend, so only its message
+/// can be kept.
 pub(crate) fn draw_err<E: std::error::Error + Send + Sync>(
     e: plotters::drawing::DrawingAreaErrorKind<E>,
 ) -> PlotError {
@@ -135,12 +135,12 @@ pub(crate) fn check_size(width: u64, height: u64) -> Result<(), PlotError> {
 
 /// Render on the bitmap backend into RGB bytes.
 pub(crate) fn render_rgb<S: Scene>(scene: &S) -> Result<RgbFigure, PlotError> {
-    ensure_fonts()?;
+    ensure_fonts();
     let (w, h) = scene.size();
     check_size(u64::from(w), u64::from(h))?;
     let mut pixels = vec![255u8; w as usize * h as usize * 3];
     {
-        let root = crate::glyph::GlyphBackend::new(&mut pixels, (w, h)).into_drawing_area();
+        let root = GlyphBackend::new(&mut pixels, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
         scene.draw(&root)?;
         root.present().map_err(draw_err)?;
@@ -154,7 +154,7 @@ pub(crate) fn render_rgb<S: Scene>(scene: &S) -> Result<RgbFigure, PlotError> {
 
 /// Render on the SVG backend into a string.
 pub(crate) fn render_svg<S: Scene>(scene: &S) -> Result<String, PlotError> {
-    ensure_fonts()?;
+    ensure_fonts();
     let (w, h) = scene.size();
     check_size(u64::from(w), u64::from(h))?;
     let mut out = String::new();
@@ -187,9 +187,9 @@ pub(crate) fn encode_png(fig: &RgbFigure, path: &Path) -> Result<Vec<u8>, PlotEr
             fig.height,
             image::ExtendedColorType::Rgb8,
         )
-        .map_err(|e| PlotError::Encode {
+        .map_err(|source| PlotError::Encode {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
     Ok(out)
 }

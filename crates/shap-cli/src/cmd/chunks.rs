@@ -3,7 +3,7 @@
 //! the final file is joined from the chunk files array by array
 //! ([`shap_explain::join_npz`]), and the journal is removed: a run interrupted at any point
 //! resumes where it stopped, an uninterrupted run takes the same path (so both give the same
-//! bytes, timings apart), and memory is bounded by a chunk, not the selection. Without a
+//! bytes), and memory is bounded by a chunk, not the selection. Without a
 //! journal (`--npz -`, a device, or only `--json`/`--plot`), chunks are joined in memory.
 
 use std::ops::Range;
@@ -117,16 +117,58 @@ fn journaled_run(
         return Ok(None);
     }
     let journal = Journal::open(npz, &manifest)?;
-    let mut summaries = Vec::with_capacity(ranges.len());
-    let mut paths = Vec::with_capacity(ranges.len());
-    let mut work = Work::default();
-    let mut reused = 0;
+    let done = match journal_chunks(job, &journal, ranges, progress) {
+        Ok(done) => done,
+        Err(e) => {
+            // A run that failed before any chunk was saved leaves nothing behind.
+            if !journal.has_chunks() {
+                journal.remove(&[])?;
+            }
+            return Err(e);
+        }
+    };
+    if done.reused > 0 {
+        eprintln!(
+            "note: resumed: {} of {} chunks were already done in {}",
+            done.reused,
+            ranges.len(),
+            Journal::dir_for(npz).display()
+        );
+    }
+    let (paths, summaries, work) = (done.paths, done.summaries, done.work);
+    let (file, summary) = final_settings(job, work);
+    shap_explain::join_npz(&paths, &file, npz)?;
+    journal.remove(&paths)?;
+    Ok(Some(combine(summaries, summary)))
+}
+
+/// The chunks of a journaled run: their files, summaries and work, and how many were reused.
+struct JournalChunks {
+    paths: Vec<PathBuf>,
+    summaries: Vec<ExplanationSummary>,
+    work: Work,
+    reused: usize,
+}
+
+/// Reuse or compute every chunk of `ranges`, saving each computed one in `journal`.
+fn journal_chunks(
+    job: &Job,
+    journal: &Journal,
+    ranges: &[Range<usize>],
+    progress: &Bar,
+) -> Result<JournalChunks> {
+    let mut done = JournalChunks {
+        paths: Vec::with_capacity(ranges.len()),
+        summaries: Vec::with_capacity(ranges.len()),
+        work: Work::default(),
+        reused: 0,
+    };
     for r in ranges {
         let path = journal.chunk_path(r);
         let e = match reuse(job, &path, r) {
             Some(e) => {
                 progress.skip(r.len());
-                reused += 1;
+                done.reused += 1;
                 e
             }
             None => {
@@ -135,21 +177,11 @@ fn journaled_run(
                 e
             }
         };
-        work.add(&e);
-        summaries.push(e.summary());
-        paths.push(path);
+        done.work.add(&e);
+        done.summaries.push(e.summary());
+        done.paths.push(path);
     }
-    if reused > 0 {
-        eprintln!(
-            "note: resumed: {reused} of {} chunks were already done in {}",
-            ranges.len(),
-            Journal::dir_for(npz).display()
-        );
-    }
-    let (file, summary) = final_settings(job, work);
-    shap_explain::join_npz(&paths, &file, npz)?;
-    journal.remove(&paths)?;
-    Ok(Some(combine(summaries, summary)))
+    Ok(done)
 }
 
 /// Run without a journal: the chunks' summaries, and the chunks joined in memory when a
@@ -284,11 +316,7 @@ fn combine(parts: Vec<ExplanationSummary>, settings: Vec<(String, String)>) -> E
     let mut it = parts.into_iter();
     let mut all = it.next().expect("a run has at least one chunk");
     for p in it {
-        all.images.extend(p.images);
-        all.total_seconds += p.total_seconds;
-        all.model_seconds += p.model_seconds;
-        all.model_rows += p.model_rows;
-        all.model_calls += p.model_calls;
+        all.append(p);
     }
     all.settings = settings.into_iter().collect();
     all

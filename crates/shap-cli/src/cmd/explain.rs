@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use shap_data::FashionMnist;
 use shap_explain::{
-    Explanation, ExplanationSummary, ImageInfo, ImageShape, InputLayout, OrderRng, OutputSelection,
-    PartitionExplainer, PermutationExplainer, Progress, TieBreak,
+    Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, ImageInfo,
+    ImageShape, InputLayout, OutputSelection, Progress,
 };
 use shap_io::OutputSpec;
-use shap_mask::{MaskMode, Masker, MaskerSpec};
+use shap_mask::{Masker, MaskerSpec};
 
 use super::network::{Engine, Eval, Network, Options, class_names};
 use super::{chunks, common};
@@ -159,9 +159,15 @@ pub enum AlgorithmArg {
 
 impl AlgorithmArg {
     fn name(self) -> &'static str {
-        match self {
-            Self::Partition => "partition",
-            Self::Permutation => "permutation",
+        Algorithm::from(self).name()
+    }
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(a: AlgorithmArg) -> Self {
+        match a {
+            AlgorithmArg::Partition => Self::Partition,
+            AlgorithmArg::Permutation => Self::Permutation,
         }
     }
 }
@@ -239,7 +245,7 @@ pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
     all.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_layout(s: &str) -> Result<InputLayout, String> {
+pub(crate) fn parse_layout(s: &str) -> Result<InputLayout, String> {
     s.parse()
         .map_err(|e: shap_explain::ExplainError| e.to_string())
 }
@@ -250,15 +256,16 @@ pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
     let slicing = slicing(&args)?;
     let spec: MaskerSpec = args.masker.parse()?;
-    let mode = if args.shap_compat {
-        MaskMode::ShapCompat
-    } else {
-        MaskMode::Default
-    };
-    let masker = Masker::new(spec, mode);
+    let masker = Masker::new(spec, compat(&args).mask_mode());
     let net = Network::load(&args.model, &options(&args))?;
     let names = class_names(args.labels.as_deref(), &net)?;
     let outputs = output_selection(&args, names.len())?;
+    let request = Request {
+        outputs: outputs.clone(),
+        names: names.clone(),
+        first_stream: 0,
+    };
+    config(&args, request).check()?;
     let selection = select_images(&args, &net, slicing.range)?;
     let (selection, positions) = shard(selection, slicing.shard)?;
     if args.algorithm == AlgorithmArg::Permutation {
@@ -424,7 +431,24 @@ pub(super) struct Request {
     pub(super) first_stream: u64,
 }
 
-/// Run the chosen explainer.
+/// The explainer configuration the flags describe (one for either algorithm).
+fn config(args: &Args, request: Request) -> ExplainerConfig {
+    let algorithm = Algorithm::from(args.algorithm);
+    ExplainerConfig {
+        budget: args
+            .max_evals
+            .map_or(Budget::default_for(algorithm), Budget::MaxEvals),
+        compat: compat(args),
+        seed: args.seed,
+        outputs: request.outputs,
+        output_names: Some(request.names),
+        first_stream: request.first_stream,
+        ..ExplainerConfig::new(algorithm)
+    }
+}
+
+/// Build the explainer for one chunk (its settings were checked once before any work, see
+/// [`run`]) and run it.
 pub(super) fn explain(
     args: &Args,
     net: &Network,
@@ -433,45 +457,17 @@ pub(super) fn explain(
     request: Request,
     progress: &dyn Progress,
 ) -> Result<Explanation> {
-    let Request {
-        outputs,
-        names,
-        first_stream,
-    } = request;
-    let shape = net.shape();
-    let compat_seed = || -> Result<u32> {
-        u32::try_from(args.seed).context("--seed must fit in 32 bits with --shap-compat")
-    };
-    if args.algorithm == AlgorithmArg::Permutation {
-        let e = PermutationExplainer {
-            max_evals: args.max_evals,
-            outputs,
-            output_names: Some(names),
-            shap_compat: args.shap_compat,
-            first_stream,
-            rng: if args.shap_compat {
-                OrderRng::NumpyLegacy(compat_seed()?)
-            } else {
-                OrderRng::Seeded(args.seed)
-            },
-            ..PermutationExplainer::default()
-        };
-        return Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?);
-    }
-    let mut e = PartitionExplainer {
-        outputs,
-        output_names: Some(names),
-        ..PartitionExplainer::default()
-    };
-    if let Some(me) = args.max_evals {
-        e.budget = shap_explain::Budget::MaxEvals(me);
-    }
+    let explainer = config(args, request).check()?;
+    Ok(explainer.explain_with_progress(net.model(), images, net.shape(), masker, progress)?)
+}
+
+/// `--shap-compat`: shap 0.51's maskers, tie-break, orders and Permutation outputs.
+fn compat(args: &Args) -> Compat {
     if args.shap_compat {
-        e.tie_break = TieBreak::NumpyLegacy {
-            seed: compat_seed()?,
-        };
+        Compat::Shap
+    } else {
+        Compat::Default
     }
-    Ok(e.explain_with_progress(net.model(), images, shape, masker, progress)?)
 }
 
 /// The run's settings, recorded in the `.npz` and the JSON: algorithm, masker, budget, seed,
@@ -575,7 +571,7 @@ fn print_summary(
         for r in &summary.images {
             writeln!(
                 o,
-                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {:.3} s",
+                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
                 r.source,
                 r.true_name.as_deref().unwrap_or("-"),
                 r.predicted_name.as_deref().unwrap_or("-"),
@@ -583,7 +579,8 @@ fn print_summary(
                 r.class_names.join(", "),
                 r.evals,
                 r.efficiency_error,
-                r.seconds,
+                r.seconds
+                    .map_or("(saved earlier)".into(), |t| format!("{t:.3} s")),
             )?;
         }
         let work = summary
@@ -597,12 +594,14 @@ fn print_summary(
                 )
             })
             .unwrap_or_default();
+        let model = summary.model_seconds.map_or_else(
+            || "some images were explained by an earlier run".into(),
+            |m| format!("{m:.3} s in the model"),
+        );
         writeln!(
             o,
-            "  total {:.3} s for {} images ({:.3} s in the model{work})",
-            seconds,
+            "  total {seconds:.3} s for {} images ({model}{work})",
             summary.images.len(),
-            summary.model_seconds,
         )
     })
 }

@@ -150,6 +150,14 @@ impl Journal {
             .join(format!("chunk-{:08}-{:08}.npz", range.start, range.end))
     }
 
+    /// Whether the journal holds any chunk file (saved by this run or an earlier one).
+    pub fn has_chunks(&self) -> bool {
+        std::fs::read_dir(&self.dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("chunk-"))
+        })
+    }
+
     /// Remove the journal of a run whose final file was written before the run could remove
     /// it: every chunk file in it, then as [`Journal::remove`].
     pub fn remove_finished(self) -> Result<()> {

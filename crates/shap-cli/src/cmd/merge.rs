@@ -104,13 +104,7 @@ fn summary(
             .summary();
         match &mut all {
             None => all = Some(s),
-            Some(a) => {
-                a.images.extend(s.images);
-                a.total_seconds += s.total_seconds;
-                a.model_seconds += s.model_seconds;
-                a.model_rows += s.model_rows;
-                a.model_calls += s.model_calls;
-            }
+            Some(a) => a.append(s),
         }
     }
     let mut all = all.context("no parts to merge")?;

@@ -173,9 +173,7 @@ fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
 /// The tutorial CNN explaining `head`, incrementally or in full.
 fn tutorial(cnn: &Cnn, head: Head, incremental_eval: bool) -> Result<Network> {
     let incremental = if incremental_eval {
-        let mut w = cnn.cpu_weights()?;
-        w.head = head;
-        Some(IncrementalCnn::from_weights(&w)?)
+        Some(IncrementalCnn::with_head(cnn, head)?)
     } else {
         None
     };
@@ -205,13 +203,27 @@ fn native_onnx(path: &Path, bytes: &[u8], o: &Options<'_>) -> Result<Option<Netw
     } else {
         Head::Logits
     };
-    let cnn = Cnn::from_vecs(w.tensors, head, &shap_model::device("cpu")?)?;
+    let cnn = tutorial_from_onnx(w.tensors, head)?;
     eprintln!(
         "note: {} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine tract \
          runs it through tract)",
         path.display()
     );
     tutorial(&cnn, head, o.eval != Eval::Full).map(Some)
+}
+
+/// The tutorial CNN over the weights read from its ONNX graph (in `shap_model::TENSORS` order
+/// and shapes), through a Candle `VarBuilder`.
+fn tutorial_from_onnx(tensors: [Vec<f32>; 6], head: Head) -> Result<Cnn> {
+    let device = candle_core::Device::Cpu;
+    let mut named = std::collections::HashMap::new();
+    for ((name, shape), data) in shap_model::TENSORS.iter().zip(tensors) {
+        let t = candle_core::Tensor::from_vec(data, *shape, &device)
+            .with_context(|| format!("the ONNX graph's tensor {name}"))?;
+        named.insert((*name).to_string(), t);
+    }
+    let vb = candle_nn::VarBuilder::from_tensors(named, candle_core::DType::F32, &device);
+    Ok(Cnn::new(vb, head)?)
 }
 
 fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {

@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => full,
     };
     let test = Dataset::new(data.test.images(), data.test.labels())?;
-    let cnn = Cnn::new(cfg.seed, cfg.head, &device)?;
+    let cnn = Cnn::seeded(cfg.seed, cfg.head, &device)?;
     // Progress lines are best effort: a closed or full stdout must not lose the training,
     // and the final line reports the error after the files are saved.
     let progress = |line: String| {

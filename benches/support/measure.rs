@@ -1,13 +1,19 @@
-//! Plain measurement helpers for benchmark tables (`cargo xtask bench`) and examples.
+//! Plain measurement helpers shared by the benches and the example binaries that time the
+//! tutorial CNN (`benches/model.rs`, `examples/bench_table.rs`, `examples/epoch_time.rs`,
+//! `examples/speed.rs`), included with `#[path = ...] mod measure;`. Not part of any library.
+#![allow(dead_code)]
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use shap_toolkit::explain::{BatchModel, ImageShape};
+use shap_toolkit::model::{
+    Cnn, Dataset, FORWARD_FLOPS, Head, ModelFn, Preset, TRAIN_FLOPS, TrainConfig, train,
+};
 
-use crate::Error;
-use crate::model::{Cnn, FORWARD_FLOPS, Head, PIXELS, TRAIN_FLOPS};
-use crate::train::{Dataset, TrainConfig, train};
+/// Pixels of one 28x28 image.
+const PIXELS: usize = 784;
 
 /// A throughput measurement.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -41,15 +47,22 @@ pub fn synthetic_images(n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The CPU inference path (`ModelFn`, one call per batch of up to 512 images) evaluating
+/// the images into `out`.
+pub fn forward(model: &ModelFn, images: &[f32], out: &mut [f32]) -> anyhow::Result<()> {
+    let n = images.len() / PIXELS;
+    Ok(model.eval_batch(images, n, ImageShape::new(28, 28, 1), out)?)
+}
+
 /// Forward throughput of the CPU inference path at `batch` images per call, over `reps` calls.
-pub fn measure_forward(cnn: &Cnn, batch: usize, reps: usize) -> Result<Throughput, Error> {
-    let w = cnn.cpu_weights()?;
+pub fn measure_forward(cnn: &Cnn, batch: usize, reps: usize) -> anyhow::Result<Throughput> {
+    let model = ModelFn::new(cnn)?.with_chunk(batch.max(1));
     let x = synthetic_images(batch);
     let mut out = vec![0f32; batch * 10];
-    w.forward(&x, &mut out)?;
+    forward(&model, &x, &mut out)?;
     let t = Instant::now();
     for _ in 0..reps {
-        w.forward(&x, &mut out)?;
+        forward(&model, &x, &mut out)?;
     }
     Ok(Throughput::new(
         batch * reps,
@@ -57,11 +70,6 @@ pub fn measure_forward(cnn: &Cnn, batch: usize, reps: usize) -> Result<Throughpu
         FORWARD_FLOPS,
     ))
 }
-
-/// The allocator the project's binaries use (mimalloc): glibc malloc maps and zeroes fresh
-/// pages for every large tensor. Declare it with
-/// `#[global_allocator] static A: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;`.
-pub use mimalloc::MiMalloc as FastAllocator;
 
 /// One Adam training step on a fixed synthetic batch (CPU), for benchmarks.
 pub struct TrainStep {
@@ -73,9 +81,8 @@ pub struct TrainStep {
 
 impl TrainStep {
     /// A fresh network and optimiser with a synthetic batch of `batch` images.
-    pub fn new(batch: usize) -> Result<Self, Error> {
-        let dev = Device::Cpu;
-        let cnn = Cnn::new(0, Head::Softmax, &dev)?;
+    pub fn new(batch: usize) -> anyhow::Result<Self> {
+        let cnn = Cnn::seeded(0, Head::Softmax, &Device::Cpu)?;
         let params = ParamsAdamW {
             lr: 1e-3,
             eps: 1e-7,
@@ -88,26 +95,16 @@ impl TrainStep {
         Ok(Self { cnn, opt, x, y })
     }
 
-    /// Forward, backward and Adam update as in [`train`]; returns the loss.
-    pub fn step(&mut self) -> Result<f32, Error> {
+    /// Forward, backward and Adam update as `train` does on the CPU; returns the loss.
+    pub fn step(&mut self) -> anyhow::Result<f32> {
         let g = self.cnn.cpu_loss_and_grads(&self.x, &self.y)?;
-        self.opt.step(&self.cnn.grad_store(g.grads)?)?;
+        self.opt.step(&g.grads)?;
         Ok(g.loss)
-    }
-
-    /// The same step through Candle's autograd with the fused conv custom op.
-    pub fn step_autograd(&mut self) -> Result<f32, Error> {
-        let n = self.y.len();
-        let x = Tensor::from_slice(&self.x, (n, 1, 28, 28), &Device::Cpu)?;
-        let y = Tensor::from_slice(&self.y, n, &Device::Cpu)?;
-        let loss = candle_nn::loss::cross_entropy(&self.cnn.logits(&x)?, &y)?;
-        self.opt.step(&loss.backward()?)?;
-        Ok(loss.to_scalar::<f32>()?)
     }
 }
 
 /// Time `steps` Adam training steps at `batch` images (synthetic data, CPU).
-pub fn measure_train_step(batch: usize, steps: usize) -> Result<Throughput, Error> {
+pub fn measure_train_step(batch: usize, steps: usize) -> anyhow::Result<Throughput> {
     let mut s = TrainStep::new(batch)?;
     s.step()?;
     let t = Instant::now();
@@ -121,13 +118,14 @@ pub fn measure_train_step(batch: usize, steps: usize) -> Result<Throughput, Erro
     ))
 }
 
-/// Time one full training epoch (batch 256, Keras preset) on `train`, without test evaluation.
-pub fn measure_epoch(train_set: &Dataset<'_>) -> Result<Throughput, Error> {
+/// Time one full training epoch (batch 256, Keras preset) on `train_set`, without test
+/// evaluation.
+pub fn measure_epoch(train_set: &Dataset<'_>) -> anyhow::Result<Throughput> {
     let cfg = TrainConfig {
         epochs: 1,
-        ..TrainConfig::preset(crate::Preset::Keras)
+        ..TrainConfig::preset(Preset::Keras)
     };
-    let cnn = Cnn::new(cfg.seed, cfg.head, &Device::Cpu)?;
+    let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu)?;
     let t = Instant::now();
     train(&cnn, &cfg, train_set, None, |_| {})?;
     Ok(Throughput::new(

@@ -1,22 +1,25 @@
 //! Quick speed probe on synthetic data: forward throughput and training-step throughput.
 //!
-//! `cargo run --release -p shap-model --example speed`
+//! `cargo run --release --example speed`
 
-use shap_model::{Cnn, Head, bench};
+use shap_toolkit::model::{Cnn, Head};
+
+#[path = "../benches/support/measure.rs"]
+mod measure;
 
 #[global_allocator]
-static GLOBAL: shap_model::bench::FastAllocator = shap_model::bench::FastAllocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cnn = Cnn::new(0, Head::Softmax, &candle_core::Device::Cpu)?;
+fn main() -> anyhow::Result<()> {
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     for (batch, reps) in [(1usize, 500usize), (64, 20), (512, 6)] {
-        let t = bench::measure_forward(&cnn, batch, reps)?;
+        let t = measure::measure_forward(&cnn, batch, reps)?;
         println!(
             "forward batch {batch:>3}: {:>7.0} img/s, {:>5.1} GFLOP/s",
             t.images_per_second, t.gflops
         );
     }
-    let t = bench::measure_train_step(256, 8)?;
+    let t = measure::measure_train_step(256, 8)?;
     println!(
         "train step batch 256: {:>7.0} img/s, {:>5.1} GFLOP/s, epoch estimate {:.1} s",
         t.images_per_second,

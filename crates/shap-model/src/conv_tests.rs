@@ -1,9 +1,10 @@
-//! The fused conv op against Candle's stock conv2d, and finite differences.
+//! The fused conv op against Candle's stock conv2d, and finite differences (unit tests: the
+//! kernels are crate-private).
 
+use crate::conv::{self, Conv3x3Relu, ConvGeom};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use shap_model::conv::{self, Conv3x3Relu, ConvGeom};
 
 fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()

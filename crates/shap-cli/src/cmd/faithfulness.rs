@@ -1,0 +1,222 @@
+//! `shap-cli faithfulness`: deletion and insertion curves of a saved explanation against
+//! random orders (docs/faithfulness.md).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, InputLayout};
+use shap_io::OutputSpec;
+use shap_mask::{MaskMode, Masker, MaskerSpec};
+
+use super::common::{self, HeadArg};
+use super::network::{Engine, Eval, Network, Options};
+
+/// Flags of `shap-cli faithfulness`.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    shap-cli explain --model model.safetensors --correct 20 --npz blur.npz\n  \
+    shap-cli faithfulness --model model.safetensors --npz blur.npz --json faith.json --plot curves.png")]
+pub struct Args {
+    /// The model the explanation was made with (.safetensors or .onnx, loaded as `explain`
+    /// loads it; give the same --head/--mean/--std/--softmax).
+    #[arg(short, long, value_name = "MODEL.safetensors|MODEL.onnx")]
+    pub model: PathBuf,
+    /// The explanation (`shap-cli explain --npz`).
+    #[arg(long, value_name = "EXPLANATION.npz")]
+    pub npz: PathBuf,
+    /// Steps per curve: step s hides (or reveals) the first round(s*P/S) of the P pixels.
+    #[arg(long, default_value_t = 28, value_name = "S")]
+    pub steps: usize,
+    /// Random orders averaged as the baseline.
+    #[arg(long, default_value_t = 10, value_name = "R")]
+    pub random: usize,
+    /// Seed of the random orders.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Masker, shap spelling (default: the one the explanation records).
+    #[arg(long, allow_hyphen_values = true)]
+    pub masker: Option<String>,
+    /// Write the scores: per image and class the four AUCs, their means, the mean curves.
+    #[arg(long, value_name = "FAITH.json")]
+    pub json: Option<PathBuf>,
+    /// Draw the mean curves, explanation against random (PNG or SVG).
+    #[arg(long, value_name = "CURVES.png")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub head: common::HeadFlags,
+    /// Device for the model: cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
+    pub device: String,
+    /// How the CNN evaluates masked images (as `explain --eval`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub eval: Eval,
+    /// ONNX: the model's input layout (as `explain --input-layout`).
+    #[arg(long, value_name = "nchw|nhwc", value_parser = super::explain::parse_layout)]
+    pub input_layout: Option<InputLayout>,
+    /// ONNX: per-channel mean (as `explain --mean`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,C",
+        allow_negative_numbers = true
+    )]
+    pub mean: Vec<f32>,
+    /// ONNX: per-channel standard deviation (as `explain --std`).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub std: Vec<f32>,
+    /// ONNX: apply a softmax to the model's outputs.
+    #[arg(long)]
+    pub softmax: bool,
+    /// ONNX: what runs the model (as `explain --onnx-engine`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub onnx_engine: Engine,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Run `shap-cli faithfulness`.
+pub fn run(args: Args) -> Result<()> {
+    check_args(&args)?;
+    let e = Explanation::load_npz(&args.npz)?;
+    if e.num_images == 0 {
+        bail!("{}: the explanation holds no images", args.npz.display());
+    }
+    let (masker, spec) = masker(&args, &e)?;
+    let net = Network::load(&args.model, &options(&args, &e))?;
+    if net.shape() != e.shape {
+        bail!(
+            "{} explains {} images; the model takes {} images: score an explanation with the \
+             model it was made with",
+            args.npz.display(),
+            e.shape,
+            net.shape()
+        );
+    }
+    let f = Faithfulness {
+        steps: args.steps,
+        random: args.random,
+        seed: args.seed,
+    };
+    let bar = common::progress_bar(e.num_images as u64, "images", args.quiet);
+    let tick = |_: usize, _: usize| bar.iter().for_each(|b| b.inc(1));
+    let mut report = f
+        .score_with_progress(net.model(), &e, &masker, &tick)
+        .with_context(|| format!("scoring {}", args.npz.display()))?;
+    bar.iter().for_each(|b| b.finish_and_clear());
+    report.masker = spec.to_string();
+    if let Some(p) = &args.plot {
+        shap_plot::faithfulness_plot(&report.mean_curves, p)?;
+    }
+    if let Some(j) = &args.json {
+        shap_io::write_bytes(j, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    if args.quiet || common::any_stdout(&[args.json.as_deref()]) {
+        return Ok(());
+    }
+    print(&report)
+}
+
+/// Outputs and numbers, checked before any work.
+fn check_args(args: &Args) -> Result<()> {
+    common::check_outputs(
+        &[
+            (args.json.as_deref(), OutputSpec::text("--json")),
+            (
+                args.plot.as_deref(),
+                OutputSpec::file("--plot", common::FIGURE),
+            ),
+        ],
+        &[("--model", &args.model), ("--npz", &args.npz)],
+    )?;
+    if args.steps == 0 {
+        bail!("--steps must be at least 1 (the curves have S + 1 points)");
+    }
+    if args.random == 0 {
+        bail!("--random must be at least 1 (the baseline averages R random orders)");
+    }
+    Ok(())
+}
+
+/// The masker the explanation was made with (its recorded spec and shap-compat mode), or
+/// `--masker`.
+fn masker(args: &Args, e: &Explanation) -> Result<(Masker, MaskerSpec)> {
+    let text = match (&args.masker, e.setting("masker")) {
+        (Some(m), _) => m.as_str(),
+        (None, Some(m)) => m,
+        (None, None) => bail!(
+            "{} does not record the masker it was made with: give --masker",
+            args.npz.display()
+        ),
+    };
+    let spec: MaskerSpec = text.parse().with_context(|| format!("masker '{text}'"))?;
+    let mode = match e.setting("shap_compat") {
+        Some("true") => MaskMode::ShapCompat,
+        _ => MaskMode::Default,
+    };
+    Ok((Masker::new(spec, mode), spec))
+}
+
+/// The model's options: the flags, with the head the explanation records when `--head` is
+/// not given.
+fn options<'a>(args: &'a Args, e: &Explanation) -> Options<'a> {
+    let recorded = match e.setting("outputs") {
+        Some("logits") => Some(HeadArg::Logits),
+        Some("probabilities") => Some(HeadArg::Probabilities),
+        _ => None,
+    };
+    let is_onnx = args
+        .model
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
+    Options {
+        device: &args.device,
+        eval: args.eval,
+        head: args.head.chosen().or(recorded.filter(|_| !is_onnx)),
+        layout: args.input_layout,
+        mean: &args.mean,
+        std: &args.std,
+        softmax: args.softmax,
+        engine: args.onnx_engine,
+    }
+}
+
+fn print(r: &FaithfulnessReport) -> Result<()> {
+    let m = r.mean;
+    common::print(|o| {
+        writeln!(
+            o,
+            "faithfulness with masker {}, {} steps over {} pixels, {} random orders (seed {}):",
+            r.masker, r.steps, r.features, r.random, r.seed
+        )?;
+        writeln!(
+            o,
+            "  {:<14} {:<14} {:>9} {:>9} {:>9} {:>9}",
+            "image", "class", "deletion", "random", "insertion", "random"
+        )?;
+        for img in &r.images {
+            for c in &img.classes {
+                let a = c.aucs;
+                writeln!(
+                    o,
+                    "  {:<14} {:<14} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+                    img.source,
+                    c.name,
+                    a.deletion_auc,
+                    a.random_deletion_auc,
+                    a.insertion_auc,
+                    a.random_insertion_auc
+                )?;
+            }
+        }
+        writeln!(
+            o,
+            "  {:<29} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+            "mean", m.deletion_auc, m.random_deletion_auc, m.insertion_auc, m.random_insertion_auc
+        )?;
+        writeln!(
+            o,
+            "  deletion AUC below random and insertion AUC above it: the explanation ranks pixels better than chance"
+        )
+    })
+}
