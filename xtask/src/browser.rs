@@ -193,7 +193,7 @@ fn run_chromium(chromium: &Path, page: &Path, profile: &Path) -> Result<(String,
     let t0 = Instant::now();
     while child.try_wait()?.is_none() {
         if t0.elapsed() > TIMEOUT {
-            kill_group(&mut child);
+            crate::sh::kill_group(&mut child);
             bail!("Chromium did not finish within {} s", TIMEOUT.as_secs());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -204,20 +204,9 @@ fn run_chromium(chromium: &Path, page: &Path, profile: &Path) -> Result<(String,
     let left = || deadline.saturating_duration_since(Instant::now());
     let (stdout, stderr) = (out.recv_timeout(left()), err.recv_timeout(left()));
     if stdout.is_err() || stderr.is_err() {
-        kill_group(&mut child);
+        crate::sh::kill_group(&mut child);
     }
     Ok((stdout.unwrap_or_default(), stderr.unwrap_or_default()))
-}
-
-/// Kill the Chromium we started and, on Unix, its process group (it leads it).
-fn kill_group(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    let _ = Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
-        .stderr(Stdio::null())
-        .status();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Read a child's pipe to the end on a thread (so a full pipe never blocks the child); the

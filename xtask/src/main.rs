@@ -6,6 +6,9 @@
 //! - `cargo xtask test`: the test suite CI runs (all workspace tests, then a quick reproduction
 //!   whose report and figures are checked, in headless Chromium when it is installed).
 //! - `cargo xtask check-report REPORT.html`: that browser check on any report.
+//! - `cargo xtask check-cuda`: `cargo check` of the `cuda` feature with a CUDA toolchain from
+//!   PyPI (no GPU needed); `cargo xtask gpu-check`: the GPU tests, on a machine with a GPU.
+//! - `cargo xtask slurm-test`: the Slurm array job on a private one-node cluster.
 //!
 //! xtask builds into its own target dir (`target/xtask`, see `.cargo/config.toml`) and drives
 //! the real work through the `shap-cli` binary, so Candle is compiled once, by the main build.
@@ -16,11 +19,13 @@ mod bench;
 mod bench_keras;
 mod bench_onnx;
 mod browser;
+mod cuda;
 mod render;
 mod report;
 mod reproduce;
 mod samples;
 mod sh;
+mod slurm;
 mod test;
 
 /// Project automation: reproduce the tutorial, run the benchmark table, run the CI tests.
@@ -55,6 +60,25 @@ enum Command {
         /// The report to open.
         report: std::path::PathBuf,
     },
+    /// Compile the `cuda` feature of every crate that has one (`cargo check`, Candle's CUDA
+    /// kernels through nvcc) with NVIDIA's toolchain from PyPI, installed once under
+    /// target/cuda-toolchain. Needs no GPU; CI runs it.
+    ///
+    /// Example: `cargo xtask check-cuda`.
+    CheckCuda,
+    /// On a machine with an NVIDIA GPU and its driver: build the GPU tests with `--features
+    /// cuda` and run them (train an epoch, explain, compare with the CPU) under a time limit,
+    /// one line per check.
+    ///
+    /// Example: `cargo xtask gpu-check` (`--timeout 300`).
+    GpuCheck(cuda::GpuArgs),
+    /// Run the shipped Slurm array job on a private one-node cluster (munge, slurmctld,
+    /// slurmd in a temporary folder): a failing shard, a resubmission that redoes only it, the
+    /// merge, and a bit-for-bit comparison with one local run. Needs root and Debian's
+    /// `slurmd slurmctld slurm-client munge`; otherwise it says why and skips.
+    ///
+    /// Example: `cargo xtask slurm-test`.
+    SlurmTest,
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +88,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Test(a) => test::run(a),
         Command::CheckReport { report } => browser::test_step(&report).map(|_| ()),
+        Command::CheckCuda => cuda::check(),
+        Command::GpuCheck(a) => cuda::gpu_check(a),
+        Command::SlurmTest => slurm::run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,8 +1,11 @@
 //! Small process helpers: locate the workspace, build and run `shap-cli`, time steps.
 
 use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of `xtask/`).
@@ -139,4 +142,167 @@ pub fn is_root() -> bool {
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// How a command run under a time limit ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// It exited by itself.
+    Exited(ExitStatus),
+    /// It ran past its limit and its process group was killed.
+    TimedOut,
+}
+
+/// Run `cmd` in its own process group with stdin closed, handing each line of its stdout to
+/// `on_line` as it comes (stderr is inherited). Past `limit`, or on Ctrl-C ([`interrupted`]),
+/// the whole group is killed: a timeout returns [`Ended::TimedOut`], Ctrl-C an error.
+pub fn run_lines(
+    cmd: &mut Command,
+    limit: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<Ended> {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {shown}"))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        if interrupted() {
+            kill_group(&mut child);
+            bail!("interrupted while running {shown}");
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => on_line(&line),
+            Err(RecvTimeoutError::Timeout) if left.is_zero() => {
+                kill_group(&mut child);
+                return Ok(Ended::TimedOut);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    wait_until(&mut child, deadline)
+}
+
+/// Wait for `child` until `deadline`, then kill its group.
+fn wait_until(child: &mut Child, deadline: Instant) -> Result<Ended> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Ended::Exited(status));
+        }
+        if interrupted() {
+            kill_group(child);
+            bail!("interrupted");
+        }
+        if Instant::now() >= deadline {
+            kill_group(child);
+            return Ok(Ended::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kill `child` and, on Unix, the process group it leads (started with `process_group(0)`).
+pub fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Set by the SIGINT/SIGTERM handler that [`catch_interrupts`] installs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Has Ctrl-C (SIGINT) or SIGTERM arrived since [`catch_interrupts`]? Loops that wait poll
+/// this and return an error, so the guards on their stack clean up (kill what they started).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// From now on, SIGINT and SIGTERM set a flag ([`interrupted`]) instead of ending xtask at
+/// once, so that whatever it started is stopped by its owner's `Drop` on the way out.
+#[cfg(unix)]
+pub fn catch_interrupts() {
+    extern "C" fn on_signal(_signal: i32) {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }
+    unsafe extern "C" {
+        /// libc's `signal(2)`; std links libc on every Unix.
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe, and `signal`
+    // is called with valid signal numbers and a function of the type it expects.
+    unsafe {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
+}
+
+/// Nothing to install off Unix: Ctrl-C ends xtask as usual.
+#[cfg(not(unix))]
+pub fn catch_interrupts() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process is gone when /proc has no entry for it or only a zombie's.
+    fn gone(pid: &str) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_its_whole_group() -> Result<()> {
+        let mut lines = Vec::new();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & echo $!; sleep 60"]);
+        let ended = run_lines(&mut cmd, Duration::from_secs(1), |l| {
+            lines.push(l.to_string())
+        })?;
+        assert!(matches!(ended, Ended::TimedOut), "{ended:?}");
+        let background = lines.first().context("the background pid")?;
+        let t0 = Instant::now();
+        while !gone(background) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            gone(background),
+            "the group's other process {background} still runs"
+        );
+        let mut quick = Command::new("sh");
+        quick.args(["-c", "echo a; echo b; exit 3"]);
+        let mut got = Vec::new();
+        let ended = run_lines(&mut quick, Duration::from_secs(60), |l| {
+            got.push(l.to_string())
+        })?;
+        assert!(
+            matches!(ended, Ended::Exited(s) if s.code() == Some(3)),
+            "{ended:?}"
+        );
+        assert_eq!(got, ["a", "b"]);
+        Ok(())
+    }
 }

@@ -4,9 +4,13 @@
 //!    integration tests);
 //! 2. `cargo bench --no-run` (the criterion benches in `benches/` compile, so they cannot rot);
 //! 3. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
-//!    release profile, so they reuse the xtask binary's dependencies;
+//!    release profile, so they reuse the xtask binary's dependencies, then `cargo xtask
+//!    check-cuda` (the `cuda` feature compiles; `--no-cuda-check` skips it);
 //! 4. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
-//!    every figure and explanation exist, are non-empty and are linked.
+//!    every figure and explanation exist, are non-empty and are linked, and opens the report
+//!    in headless Chromium (skipped without it);
+//! 5. `cargo xtask slurm-test`: the Slurm array job on a private one-node cluster (skipped,
+//!    saying why, when not root on Debian with the Slurm and munge packages).
 //!
 //! The closing line counts tests: what libtest reported as passed and failed across every test
 //! binary, plus one per output the quick reproduction was checked for. It refuses to start with
@@ -27,6 +31,9 @@ pub struct Args {
     /// Skip the quick end-to-end reproduction (workspace and xtask tests only).
     #[arg(long)]
     no_reproduce: bool,
+    /// Skip `cargo xtask check-cuda` (the CUDA build check; counted as skipped).
+    #[arg(long)]
+    no_cuda_check: bool,
 }
 
 /// Tests that ran, by outcome.
@@ -70,21 +77,37 @@ pub fn run(args: Args) -> Result<()> {
         .args(["test", "--release", "--no-fail-fast", "--target-dir"])
         .arg(sh::target_dir().join("xtask"));
     record(&mut tally, &mut errors, libtest(&mut xtask));
+    if args.no_cuda_check {
+        eprintln!("==> cargo xtask check-cuda: SKIPPED (not passed): --no-cuda-check");
+        skipped += 1;
+    } else {
+        eprintln!("==> cargo xtask check-cuda (the `cuda` feature compiles)");
+        count(
+            crate::cuda::check().map(|()| true),
+            &mut tally,
+            &mut skipped,
+            &mut errors,
+        );
+    }
     if !args.no_reproduce {
         record(&mut tally, &mut errors, quick_reproduction());
         let report = sh::target_dir()
             .join("reproduce")
             .join("ci-quick")
             .join("report.html");
-        match crate::browser::test_step(&report) {
-            Ok(true) => tally.passed += 1,
-            Ok(false) => skipped += 1,
-            Err(e) => {
-                tally.failed += 1;
-                errors.push(format!("{e:#}"));
-            }
-        }
+        count(
+            crate::browser::test_step(&report),
+            &mut tally,
+            &mut skipped,
+            &mut errors,
+        );
     }
+    count(
+        crate::slurm::test_step(),
+        &mut tally,
+        &mut skipped,
+        &mut errors,
+    );
     // A plain closing line CI can read.
     println!(
         "xtask test: {} passed, {} failed, {skipped} skipped",
@@ -94,6 +117,18 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{}", errors.join("\n"));
     }
     Ok(())
+}
+
+/// Count a step that passes (`true`), is skipped (`false`) or fails.
+fn count(step: Result<bool>, tally: &mut Tally, skipped: &mut usize, errors: &mut Vec<String>) {
+    match step {
+        Ok(true) => tally.passed += 1,
+        Ok(false) => *skipped += 1,
+        Err(e) => {
+            tally.failed += 1;
+            errors.push(format!("{e:#}"));
+        }
+    }
 }
 
 /// Add a step's tally, or its error (a step that could not report counts is an error).

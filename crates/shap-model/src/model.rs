@@ -120,8 +120,24 @@ pub fn device(name: &str) -> Result<Device, Error> {
     }
 }
 
+/// Open `cuda:N`, saying what is missing when it cannot: the driver, any GPU, or that device.
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device, Error> {
+    use candle_core::cuda::cudarc::driver::CudaContext;
+    // Name a device past the last GPU before Candle's error would; a driver that cannot be
+    // initialised is Candle's error below, kept as the cause.
+    if let Ok(n) = CudaContext::device_count() {
+        let n = usize::try_from(n).unwrap_or(0);
+        if ordinal >= n {
+            let have = match n {
+                0 => "no CUDA GPU".to_string(),
+                n => format!("{n} CUDA GPU(s), cuda:0 to cuda:{}", n - 1),
+            };
+            return Err(Error::Device(format!(
+                "cannot open cuda:{ordinal}: no such device: this machine has {have}"
+            )));
+        }
+    }
     Device::new_cuda(ordinal).map_err(|source| Error::OpenDevice {
         device: format!("cuda:{ordinal}"),
         source,
