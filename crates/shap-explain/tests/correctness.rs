@@ -192,7 +192,7 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
     for seed in [0, 1, 2] {
         let p = ExplainerConfig {
             budget: Budget::Passes(1),
-            seed: seed,
+            seed,
             ..ExplainerConfig::permutation()
         }
         .check()

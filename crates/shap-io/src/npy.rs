@@ -255,47 +255,6 @@ pub fn parse_header(text: &str) -> Result<NpyHeader, HeaderError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numpy_headers_parse() {
-        let h = parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (28, 28), }    \n")
-            .unwrap();
-        assert_eq!(h.descr, "<f4");
-        assert!(!h.fortran_order);
-        assert_eq!(h.shape, vec![28, 28]);
-        let h =
-            parse_header("{\"shape\": (3,), \"descr\": \"|b1\", \"fortran_order\": True}").unwrap();
-        assert_eq!((h.shape, h.fortran_order), (vec![3], true));
-        assert_eq!(
-            parse_header("{'descr':'<f8','fortran_order':False,'shape':()}")
-                .unwrap()
-                .shape,
-            Vec::<usize>::new()
-        );
-    }
-
-    #[test]
-    fn what_numpy_rejects_is_rejected() {
-        for bad in [
-            "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (1,)}",
-            "{'x': {'descr': '<f8'}, 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
-            "{'foo': 'descr', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (3)}",
-            "{'descr': '<f4', 'fortran_order': False}",
-            "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (01,)}",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x",
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,)}",
-            "{'descr': 'a\\'b', 'fortran_order': False, 'shape': (1,)}",
-        ] {
-            assert!(parse_header(bad).is_err(), "accepted {bad}");
-        }
-    }
-}
 
 /// The `.npy` (format 1.0) preamble and header of a C-order array of dtype `descr` and
 /// `shape`, padded with spaces so that the data starts on a 64-byte boundary, as NumPy does.
@@ -345,4 +304,46 @@ pub fn read_header(r: &mut dyn std::io::Read) -> Result<NpyHeader, HeaderError> 
         return err("header is not UTF-8");
     };
     parse_header(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpy_headers_parse() {
+        let h = parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (28, 28), }    \n")
+            .unwrap();
+        assert_eq!(h.descr, "<f4");
+        assert!(!h.fortran_order);
+        assert_eq!(h.shape, vec![28, 28]);
+        let h =
+            parse_header("{\"shape\": (3,), \"descr\": \"|b1\", \"fortran_order\": True}").unwrap();
+        assert_eq!((h.shape, h.fortran_order), (vec![3], true));
+        assert_eq!(
+            parse_header("{'descr':'<f8','fortran_order':False,'shape':()}")
+                .unwrap()
+                .shape,
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn what_numpy_rejects_is_rejected() {
+        for bad in [
+            "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (1,)}",
+            "{'x': {'descr': '<f8'}, 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
+            "{'foo': 'descr', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3)}",
+            "{'descr': '<f4', 'fortran_order': False}",
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (01,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,)}",
+            "{'descr': 'a\\'b', 'fortran_order': False, 'shape': (1,)}",
+        ] {
+            assert!(parse_header(bad).is_err(), "accepted {bad}");
+        }
+    }
 }

@@ -19,6 +19,9 @@ use super::explain::{Args, Request, Selection, explain, image_info};
 use super::journal::{Journal, Manifest};
 use super::network::Network;
 
+/// Name/value settings, as an explanation records them.
+type Settings = Vec<(String, String)>;
+
 /// Everything one run needs to explain a chunk.
 pub struct Job<'a> {
     pub args: &'a Args,
@@ -301,7 +304,7 @@ impl Work {
 /// incremental path's share of the work over all chunks: a statistic of the processes that
 /// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
 /// bytes do not depend on how the run was interrupted.
-fn final_settings(job: &Job, work: Work) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn final_settings(job: &Job, work: Work) -> (Settings, Settings) {
     let file = [job.settings.clone(), job.placement.clone()].concat();
     let mut summary = job.settings.clone();
     if let Some(w) = work.0 {
