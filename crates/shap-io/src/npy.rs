@@ -255,7 +255,6 @@ pub fn parse_header(text: &str) -> Result<NpyHeader, HeaderError> {
     }
 }
 
-
 /// The `.npy` (format 1.0) preamble and header of a C-order array of dtype `descr` and
 /// `shape`, padded with spaces so that the data starts on a 64-byte boundary, as NumPy does.
 pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
