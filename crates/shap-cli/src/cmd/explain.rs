@@ -7,12 +7,12 @@ use anyhow::{Context, Result, bail};
 use shap_data::FashionMnist;
 use shap_explain::{
     Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, ImageInfo,
-    ImageShape, InputLayout, OutputSelection, Progress,
+    ImageShape, OutputSelection, Progress,
 };
 use shap_io::OutputSpec;
 use shap_mask::{Masker, MaskerSpec};
 
-use super::network::{Engine, Eval, Network, Options, class_names};
+use super::network::{ModelFlags, Network, Options, class_names};
 use super::{chunks, common};
 
 /// Flags of `shap-cli explain`.
@@ -83,8 +83,6 @@ pub struct Args {
     /// Explain every output of the model.
     #[arg(long)]
     pub all_classes: bool,
-    #[command(flatten)]
-    pub head: common::HeadFlags,
     /// Seed: Permutation orders, and (with --shap-compat) the Partition tie-break generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -92,41 +90,8 @@ pub struct Args {
     /// with NumPy's legacy randn, Permutation returns all ten classes, unnamed.
     #[arg(long)]
     pub shap_compat: bool,
-    /// Device for the model: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
-    pub device: String,
-    /// How the CNN evaluates masked images. `incremental` (CPU only): each masked image starts
-    /// from the closest one already evaluated and only the positions its changed pixels reach
-    /// are recomputed; bit-identical to its own full evaluation whatever the history, batch or
-    /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
-    /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
-    /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub eval: Eval,
-    /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
-    /// the dimension after the batch is 1 or 3, NHWC otherwise).
-    #[arg(long, value_name = "nchw|nhwc", value_parser = parse_layout)]
-    pub input_layout: Option<InputLayout>,
-    /// ONNX: per-channel mean subtracted after masking, as torchvision's Normalize (one value
-    /// applies to every channel). The maskers always work on [0, 1] pixels.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "A,B,C",
-        allow_negative_numbers = true
-    )]
-    pub mean: Vec<f32>,
-    /// ONNX: per-channel standard deviation the (pixel - mean) is divided by.
-    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
-    pub std: Vec<f32>,
-    /// ONNX: apply a softmax to the model's outputs (default: explain them as returned).
-    #[arg(long)]
-    pub softmax: bool,
-    /// ONNX: what runs the model. `auto`: the tutorial CNN's own graph (recognised op by op,
-    /// with no --mean/--std/--input-layout) on shap-model's kernels and `--eval` paths, any
-    /// other graph through tract. `tract`: every graph through tract.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub onnx_engine: Engine,
+    #[command(flatten)]
+    pub net: ModelFlags,
     /// Class names, one per line, one line per model output (default: Fashion-MNIST's names
     /// for a tutorial checkpoint, output indices for an ONNX model).
     #[arg(long, value_name = "FILE.txt")]
@@ -243,11 +208,6 @@ pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
     }
     all.update(pixels.finalize());
     all.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn parse_layout(s: &str) -> Result<InputLayout, String> {
-    s.parse()
-        .map_err(|e: shap_explain::ExplainError| e.to_string())
 }
 
 /// Run `shap-cli explain`: select the images, build the model, explain them chunk by chunk,
@@ -391,16 +351,7 @@ fn slicing(args: &Args) -> Result<Slicing> {
 }
 
 fn options(args: &Args) -> Options<'_> {
-    Options {
-        device: &args.device,
-        eval: args.eval,
-        head: args.head.chosen(),
-        layout: args.input_layout,
-        mean: &args.mean,
-        std: &args.std,
-        softmax: args.softmax,
-        engine: args.onnx_engine,
-    }
+    args.net.options(args.net.head.chosen())
 }
 
 /// `--top-k` / `--classes` / `--all-classes` for a model with `k` outputs. An explicit

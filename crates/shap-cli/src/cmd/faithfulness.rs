@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, InputLayout};
+use shap_explain::{Explanation, Faithfulness, FaithfulnessReport};
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
 use super::common::{self, HeadArg};
-use super::network::{Engine, Eval, Network, Options};
+use super::network::{ModelFlags, Network, Options};
 
 /// Flags of `shap-cli faithfulness`.
 #[derive(clap::Args)]
@@ -42,34 +42,9 @@ pub struct Args {
     /// Draw the mean curves, explanation against random (PNG or SVG).
     #[arg(long, value_name = "CURVES.png")]
     pub plot: Option<PathBuf>,
+    /// How to load and run the model: as `explain` (give the same --head/--mean/--std/--softmax).
     #[command(flatten)]
-    pub head: common::HeadFlags,
-    /// Device for the model: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
-    pub device: String,
-    /// How the CNN evaluates masked images (as `explain --eval`).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub eval: Eval,
-    /// ONNX: the model's input layout (as `explain --input-layout`).
-    #[arg(long, value_name = "nchw|nhwc", value_parser = super::explain::parse_layout)]
-    pub input_layout: Option<InputLayout>,
-    /// ONNX: per-channel mean (as `explain --mean`).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "A,B,C",
-        allow_negative_numbers = true
-    )]
-    pub mean: Vec<f32>,
-    /// ONNX: per-channel standard deviation (as `explain --std`).
-    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
-    pub std: Vec<f32>,
-    /// ONNX: apply a softmax to the model's outputs.
-    #[arg(long)]
-    pub softmax: bool,
-    /// ONNX: what runs the model (as `explain --onnx-engine`).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub onnx_engine: Engine,
+    pub net: ModelFlags,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -169,16 +144,8 @@ fn options<'a>(args: &'a Args, e: &Explanation) -> Options<'a> {
         .model
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
-    Options {
-        device: &args.device,
-        eval: args.eval,
-        head: args.head.chosen().or(recorded.filter(|_| !is_onnx)),
-        layout: args.input_layout,
-        mean: &args.mean,
-        std: &args.std,
-        softmax: args.softmax,
-        engine: args.onnx_engine,
-    }
+    args.net
+        .options(args.net.head.chosen().or(recorded.filter(|_| !is_onnx)))
 }
 
 fn print(r: &FaithfulnessReport) -> Result<()> {

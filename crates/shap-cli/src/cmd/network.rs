@@ -29,6 +29,70 @@ pub enum Engine {
     Tract,
 }
 
+/// How to load and run a model: the flags `explain` and `faithfulness` share.
+#[derive(clap::Args)]
+pub struct ModelFlags {
+    #[command(flatten)]
+    pub head: super::common::HeadFlags,
+    /// Device for the model: cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu", value_parser = super::common::parse_device)]
+    pub device: String,
+    /// How the CNN evaluates masked images. `incremental` (CPU only): each masked image starts
+    /// from the closest one already evaluated and only the positions its changed pixels reach
+    /// are recomputed; bit-identical to its own full evaluation whatever the history, batch or
+    /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
+    /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
+    /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub eval: Eval,
+    /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
+    /// the dimension after the batch is 1 or 3, NHWC otherwise).
+    #[arg(long, value_name = "nchw|nhwc", value_parser = parse_layout)]
+    pub input_layout: Option<InputLayout>,
+    /// ONNX: per-channel mean subtracted after masking, as torchvision's Normalize (one value
+    /// applies to every channel). The maskers always work on [0, 1] pixels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,C",
+        allow_negative_numbers = true
+    )]
+    pub mean: Vec<f32>,
+    /// ONNX: per-channel standard deviation the (pixel - mean) is divided by.
+    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    pub std: Vec<f32>,
+    /// ONNX: apply a softmax to the model's outputs (default: explain them as returned).
+    #[arg(long)]
+    pub softmax: bool,
+    /// ONNX: what runs the model. `auto`: the tutorial CNN's own graph (recognised op by op,
+    /// with no --mean/--std/--input-layout) on shap-model's kernels and `--eval` paths, any
+    /// other graph through tract. `tract`: every graph through tract.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub onnx_engine: Engine,
+}
+
+impl ModelFlags {
+    /// The loading options these flags describe, with `head` as the head asked for.
+    pub fn options(&self, head: Option<super::common::HeadArg>) -> Options<'_> {
+        Options {
+            device: &self.device,
+            eval: self.eval,
+            head,
+            layout: self.input_layout,
+            mean: &self.mean,
+            std: &self.std,
+            softmax: self.softmax,
+            engine: self.onnx_engine,
+        }
+    }
+}
+
+/// `--input-layout`'s parser.
+fn parse_layout(s: &str) -> Result<InputLayout, String> {
+    s.parse()
+        .map_err(|e: shap_explain::ExplainError| e.to_string())
+}
+
 /// What the user said about the model besides its file.
 pub struct Options<'a> {
     /// `--device`.
