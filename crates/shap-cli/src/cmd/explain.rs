@@ -228,6 +228,7 @@ pub fn run(args: Args) -> Result<()> {
     config(&args, request).check()?;
     let selection = select_images(&args, &net, slicing.range)?;
     let (selection, positions) = shard(selection, slicing.shard)?;
+    check_npz_size(&args, &net, &outputs, selection.len())?;
     if args.algorithm == AlgorithmArg::Permutation {
         common::check_permutation_budget(args.max_evals, net.shape().features())?;
     }
@@ -299,15 +300,47 @@ fn chunk_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -
         Some(c) => Ok(c),
         None if args.shap_compat => Ok(n.max(1)),
         None => {
-            let k = match outputs {
-                OutputSelection::TopK(t) => *t,
-                OutputSelection::Indices(v) => v.len(),
-                OutputSelection::All => net.model().num_outputs(),
-            };
-            let per_image = net.shape().features() * k.max(1) * 8;
+            let per_image = net.shape().features() * classes(net, outputs) * 8;
             Ok((64 * (1 << 20) / per_image.max(1)).clamp(1, 100))
         }
     }
+}
+
+/// How many classes each image explains.
+fn classes(net: &Network, outputs: &OutputSelection) -> usize {
+    let k = net.model().num_outputs();
+    match outputs {
+        OutputSelection::TopK(t) => (*t).min(k),
+        OutputSelection::Indices(v) => v.len(),
+        OutputSelection::All => k,
+    }
+    .max(1)
+}
+
+/// Refuse before any work a `--npz` the format cannot hold.
+fn check_npz_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -> Result<()> {
+    if args.npz.is_none() {
+        return Ok(());
+    }
+    let (m, k) = (net.shape().features(), classes(net, outputs));
+    if let Some(gib) = npz_too_big(n, m, k) {
+        bail!(
+            "--npz: {n} images x {k} classes of {m} values would make a file of about {gib:.1} \
+             GiB, more than the .npz format's 4 GiB (no zip64): explain fewer classes (--top-k), \
+             or split the run with --range or --shard and keep the parts apart"
+        );
+    }
+    Ok(())
+}
+
+/// The size in GiB of the `.npz` of `n` images of `m` features explaining `k` classes, when
+/// it passes 4 GiB (an `.npz` without zip64 cannot): the values take 8 bytes per image,
+/// feature and class, the images 4 per image and feature; the rest is small.
+fn npz_too_big(n: usize, m: usize, k: usize) -> Option<f64> {
+    let bytes = (n as u128)
+        .saturating_mul(m as u128)
+        .saturating_mul((k as u128).saturating_mul(8).saturating_add(4));
+    (bytes > u128::from(u32::MAX)).then(|| bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// The settings that say where a shard sits in the whole selection.
@@ -768,4 +801,23 @@ fn image_item(path: &Path, shape: ImageShape) -> Result<(Item, Vec<f32>)> {
         label: None,
     };
     Ok((item, img.pixels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::npz_too_big;
+
+    #[test]
+    fn an_npz_past_4_gib_is_refused_before_any_work() {
+        // The whole Fashion-MNIST test set with all ten classes fits (10,000 x 784 x 84 bytes).
+        assert_eq!(npz_too_big(10_000, 784, 10), None);
+        // 42,000 RGB images of 24x32 with the top 5: 42,000 x 2,304 x 44 bytes = 4.26e9 > 4 GiB.
+        let gib = npz_too_big(42_400, 2_304, 5).expect("too big");
+        assert!((3.9..4.1).contains(&gib), "{gib}");
+        assert_eq!(npz_too_big(1_000, 2_304, 5), None);
+        // 224x224x3 images, top 5: 100 fit, 10,000 do not; no overflow at absurd sizes.
+        assert_eq!(npz_too_big(100, 150_528, 5), None);
+        assert!(npz_too_big(10_000, 150_528, 5).is_some());
+        assert!(npz_too_big(usize::MAX, usize::MAX, 1_000).is_some());
+    }
 }
