@@ -248,6 +248,10 @@ fn bad_input_is_refused_and_nothing_is_written() {
         "--random must be at least 1",
     );
     run(
+        faith(&["--npz", npz, "--random", "18446744073709551615"]),
+        "the limit is 10000 orders",
+    );
+    run(
         faith(&["--npz", npz, "--steps", "785"]),
         "steps must be between 1 and the 784 pixels",
     );

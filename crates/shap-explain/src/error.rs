@@ -186,6 +186,17 @@ pub enum ConfigError {
     /// A faithfulness baseline of zero random orders.
     #[error("at least one random order is needed for the baseline")]
     NoRandomOrders,
+    /// More faithfulness random orders than [`crate::MAX_RANDOM_ORDERS`].
+    #[error(
+        "{random} random orders per image is more than the limit of {limit} (each costs \
+         2 (steps + 1) model rows per image)"
+    )]
+    TooManyRandomOrders {
+        /// The orders asked for.
+        random: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Shorthand result type.

@@ -17,6 +17,11 @@ use crate::{
     Progress, Result,
 };
 
+/// Most random orders a faithfulness baseline may average: each costs `2 (S + 1)` model rows
+/// per image, and the baseline's mean settles long before (its standard error falls as
+/// `1/sqrt(R)`), so a larger count is a mistake that would run for days.
+pub const MAX_RANDOM_ORDERS: usize = 10_000;
+
 /// How to score an explanation: steps per curve, random orders, their seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Faithfulness {
@@ -190,6 +195,13 @@ impl Faithfulness {
         }
         if self.random == 0 {
             return Err(ConfigError::NoRandomOrders.into());
+        }
+        if self.random > MAX_RANDOM_ORDERS {
+            return Err(ConfigError::TooManyRandomOrders {
+                random: self.random,
+                limit: MAX_RANDOM_ORDERS,
+            }
+            .into());
         }
         if e.num_images == 0 || e.num_outputs == 0 {
             return Err(ExplainError::EmptyBatch);

@@ -183,7 +183,7 @@ fn bad_settings_and_a_foreign_model_are_refused() {
     let e = two_by_two();
     let masker = ConstantMasker { value: 0.0 };
     let model = two_by_two_model();
-    for (steps, random) in [(0, 1), (5, 1), (2, 0)] {
+    for (steps, random) in [(0, 1), (5, 1), (2, 0), (2, usize::MAX)] {
         let f = Faithfulness {
             steps,
             random,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{Explanation, Faithfulness, FaithfulnessReport};
+use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS};
 use shap_io::OutputSpec;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
@@ -109,6 +109,13 @@ fn check_args(args: &Args) -> Result<()> {
     }
     if args.random == 0 {
         bail!("--random must be at least 1 (the baseline averages R random orders)");
+    }
+    if args.random > MAX_RANDOM_ORDERS {
+        bail!(
+            "--random {}: the limit is {MAX_RANDOM_ORDERS} orders (each costs 2 (S + 1) model \
+             rows per image; the baseline's mean settles long before)",
+            args.random
+        );
     }
     Ok(())
 }
