@@ -413,9 +413,9 @@ fn symlinks_and_fifos_in_the_journal_are_never_followed_or_opened() {
     std::fs::remove_file(&chunk).unwrap();
     std::os::unix::fs::symlink(&outside, &chunk).unwrap();
     let out = output_within_deadline(t.command(&npz, &["--quiet"]));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
     ok(&out);
     assert!(text(&out.stderr).contains("is not a regular file"));
-    assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
     same_bytes(&reference, &npz);
 
     // A chunk file replaced by a FIFO: removed and computed again, no hang.
