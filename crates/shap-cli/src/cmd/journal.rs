@@ -228,8 +228,9 @@ fn lock(dir: &Path) -> Result<File> {
         })
         .with_context(|| format!("cannot write in the journal {}", dir.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
+        // A run that finished between our open and lock removed the file we locked.
+        Ok(()) if is_at(&file, &path) => Ok(file),
+        Ok(()) | Err(std::fs::TryLockError::WouldBlock) => bail!(
             "another run is using {}; wait for it to finish",
             dir.display()
         ),
@@ -256,4 +257,19 @@ fn read_manifest(path: &Path, dir: &Path) -> Result<Option<Vec<u8>>> {
         ),
         Err(e) => Err(e).with_context(|| format!("inspecting {}", path.display())),
     }
+}
+
+/// Whether the open `file` is still the one at `path` (not unlinked or replaced since).
+#[cfg(unix)]
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_at(_: &File, _: &Path) -> bool {
+    true
 }
