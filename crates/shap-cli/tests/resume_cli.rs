@@ -286,3 +286,191 @@ fn a_failing_shard_is_named_and_parts_of_other_models_do_not_merge() {
     );
     assert!(!merged.exists());
 }
+
+/// The first chunk file in the journal of `npz`.
+fn first_chunk(npz: &Path) -> PathBuf {
+    std::fs::read_dir(parts(npz))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chunk-")
+        })
+        .unwrap()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run `c` to its end, killing it (and failing) if it has not ended after 10 minutes: a run
+/// that blocks forever fails the test instead of hanging it.
+fn output_within_deadline(mut c: std::process::Command) -> Output {
+    use std::process::Stdio;
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the run hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_journal_locked_by_another_run_is_refused_and_left_alone() {
+    let t = setup(30);
+    let npz = t.path("e.npz");
+    let journal = parts(&npz);
+    std::fs::create_dir(&journal).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(journal.join("lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let out = t.explain(&npz, &["--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("another run is using"), "{err}");
+    assert!(err.contains("wait for it to finish"), "{err}");
+    assert!(!npz.exists());
+    assert_eq!(names(&journal), ["lock"], "nothing written");
+    assert_eq!(std::fs::metadata(journal.join("lock")).unwrap().len(), 0);
+    // Once the other run is over, the same command runs and removes the journal.
+    drop(lock);
+    ok(&t.explain(&npz, &["--quiet"]));
+    assert!(!journal.exists());
+    // A finished file with a leftover journal that another run holds: refused too.
+    let before = std::fs::read(&npz).unwrap();
+    std::fs::create_dir(&journal).unwrap();
+    let lock = std::fs::File::create(journal.join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = t.explain(&npz, &["--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("another run is using"));
+    assert_eq!(names(&journal), ["lock"]);
+    assert_eq!(std::fs::read(&npz).unwrap(), before);
+}
+
+#[test]
+fn a_damaged_final_file_is_computed_again() {
+    let t = setup(30);
+    let reference = t.path("ref.npz");
+    ok(&t.explain(&reference, &["--quiet"]));
+    let mut bytes = std::fs::read(&reference).unwrap();
+    // A byte inside the values: past values.npy's local header name and its npy header.
+    let name = bytes.windows(10).position(|w| w == b"values.npy").unwrap();
+    bytes[name + 10 + 400] ^= 0x55;
+    let npz = t.path("e.npz");
+    std::fs::write(&npz, &bytes).unwrap();
+    let out = t.explain(&npz, &["--quiet"]);
+    ok(&out);
+    let err = text(&out.stderr);
+    assert!(!err.contains("already complete"), "{err}");
+    assert!(err.contains("computing it again"), "{err}");
+    same_bytes(&reference, &npz);
+}
+
+#[test]
+fn symlinks_and_fifos_in_the_journal_are_never_followed_or_opened() {
+    let t = setup(30);
+    let reference = t.path("ref.npz");
+    ok(&t.explain(&reference, &["--quiet"]));
+
+    // A chunk file replaced by a symlink to a file outside: the link is removed, the file
+    // it points at is left as it was.
+    let npz = t.path("e.npz");
+    kill_after_first_chunk(&t, &npz);
+    let chunk = first_chunk(&npz);
+    let outside = t.path("outside.txt");
+    std::fs::write(&outside, b"not yours").unwrap();
+    std::fs::remove_file(&chunk).unwrap();
+    std::os::unix::fs::symlink(&outside, &chunk).unwrap();
+    let out = output_within_deadline(t.command(&npz, &["--quiet"]));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
+    ok(&out);
+    assert!(text(&out.stderr).contains("is not a regular file"));
+    same_bytes(&reference, &npz);
+
+    // A chunk file replaced by a FIFO: removed and computed again, no hang.
+    let npz = t.path("f.npz");
+    kill_after_first_chunk(&t, &npz);
+    let chunk = first_chunk(&npz);
+    std::fs::remove_file(&chunk).unwrap();
+    mkfifo(&chunk);
+    let out = output_within_deadline(t.command(&npz, &["--quiet"]));
+    ok(&out);
+    same_bytes(&reference, &npz);
+
+    // run.json as a FIFO: a clear error, no hang, nothing computed.
+    let npz = t.path("g.npz");
+    std::fs::create_dir(parts(&npz)).unwrap();
+    mkfifo(&parts(&npz).join("run.json"));
+    let out = output_within_deadline(t.command(&npz, &["--quiet"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("run.json is not a regular file"), "{err}");
+    assert!(err.contains("to start over"), "{err}");
+    assert!(!npz.exists());
+}
+
+#[test]
+fn a_garbage_manifest_says_to_delete_and_an_unwritable_journal_fails_before_any_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = setup(30);
+    let npz = t.path("e.npz");
+    std::fs::create_dir(parts(&npz)).unwrap();
+    std::fs::write(parts(&npz).join("run.json"), b"garbage").unwrap();
+    let out = t.explain(&npz, &["--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("is not a journal manifest"), "{err}");
+    assert!(err.contains("to start over"), "{err}");
+    assert!(!err.contains("rerun the same command"), "{err}");
+    std::fs::remove_dir_all(parts(&npz)).unwrap();
+
+    // A killed run's journal made read-only: refused before any chunk is computed.
+    kill_after_first_chunk(&t, &npz);
+    let journal = parts(&npz);
+    let before = names(&journal);
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let probe = journal.join("probe");
+    if std::fs::write(&probe, b"").is_ok() {
+        // Root writes anyway: nothing to check here.
+        eprintln!("skipped: this user can write in a read-only folder");
+        std::fs::remove_file(&probe).unwrap();
+    } else {
+        let out = t.explain(&npz, &["--quiet"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("cannot write in the journal"), "{err}");
+        assert_eq!(names(&journal), before);
+    }
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

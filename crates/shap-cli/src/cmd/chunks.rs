@@ -168,6 +168,7 @@ fn journal_chunks(
     };
     for r in ranges {
         let path = journal.chunk_path(r);
+        journal.clear_irregular(&path)?;
         let e = match reuse(job, &path, r) {
             Some(e) => {
                 progress.skip(r.len());
@@ -176,6 +177,7 @@ fn journal_chunks(
             }
             None => {
                 let e = compute(job, r, progress)?;
+                journal.clear_irregular(&path)?;
                 e.save_npz(&path)?;
                 e
             }
@@ -339,10 +341,17 @@ fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Resul
     if settings != identity {
         return Ok(false);
     }
-    Ok(npz_digest(npz).is_ok_and(|d| d == digest))
+    match npz_digest(npz) {
+        Ok(d) => Ok(d == digest),
+        Err(e) => {
+            eprintln!("note: {}: {e:#}; computing it again", npz.display());
+            Ok(false)
+        }
+    }
 }
 
-/// [`Selection::digest`] of an explanation file: its `source` and `data` arrays.
+/// [`Selection::digest`] of an explanation file (its `source` and `data` arrays), reading
+/// every array through its size and CRC-32 checks: a damaged file is an error.
 fn npz_digest(npz: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let sources = match shap_explain::npz::read_array(npz, "source")?.data {
@@ -350,11 +359,19 @@ fn npz_digest(npz: &Path) -> Result<String> {
         _ => anyhow::bail!("'source' is not a string array"),
     };
     let zip = shap_io::npz::NpzReader::open(npz, shap_explain::npz::MAX_NPZ_BYTES)?;
-    let mut data = zip.open_entry("data")?;
-    let header = shap_io::npy::read_header(&mut data)?;
-    anyhow::ensure!(header.descr == "<f4", "'data' is not float32");
+    anyhow::ensure!(zip.has("data"), "no array 'data'");
     let mut pixels = Sha256::new();
-    std::io::copy(&mut data, &mut pixels).context("reading 'data'")?;
+    for name in zip.names() {
+        let mut entry = zip.open_entry(name)?;
+        if name == "data" {
+            let header = shap_io::npy::read_header(&mut entry)?;
+            anyhow::ensure!(header.descr == "<f4", "'data' is not float32");
+            std::io::copy(&mut entry, &mut pixels)
+        } else {
+            std::io::copy(&mut entry, &mut std::io::sink())
+        }
+        .with_context(|| format!("reading '{name}'"))?;
+    }
     Ok(super::explain::digest_hex(&sources, pixels))
 }
 

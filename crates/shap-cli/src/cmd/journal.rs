@@ -4,6 +4,7 @@
 //! command reuses the chunks that are there and computes the others; a rerun with anything
 //! different is refused, naming the setting (`docs/outputs-and-explanations.md#chunks-and-resuming`).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 const MANIFEST: &str = "run.json";
 /// The manifest's format tag.
 const FORMAT: &str = "shap-cli explain journal 1";
+/// The lock file's name in the journal.
+const LOCK: &str = "lock";
 
 /// What a run is: two runs with equal manifests compute the same chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,14 +49,9 @@ impl Manifest {
         }
     }
 
-    /// How `self` (found in the journal) differs from `run`, in words: `None` when equal.
+    /// How `self` (found in the journal, of this version) differs from `run`, in words: `None`
+    /// when equal.
     fn difference(&self, run: &Manifest) -> Option<String> {
-        if self.format != run.format {
-            return Some(format!(
-                "it was written by another version ({})",
-                self.format
-            ));
-        }
         let value = |s: &[(String, String)], k: &str| {
             s.iter()
                 .find(|(n, _)| n == k)
@@ -88,9 +86,11 @@ impl Manifest {
     }
 }
 
-/// A run's journal directory.
+/// A run's journal directory, locked for the run.
 pub struct Journal {
     dir: PathBuf,
+    /// The exclusive lock on `dir/lock`, held until the journal is dropped.
+    _lock: File,
 }
 
 impl Journal {
@@ -101,47 +101,58 @@ impl Journal {
         PathBuf::from(name)
     }
 
-    /// Open the journal of `npz` for `run`, creating it when there is none. A journal of
-    /// another run is an error that names the difference and how to start over; nothing is
-    /// written then.
+    /// Open the journal of `npz` for `run`, creating it when there is none, and lock it for
+    /// the run. A journal another process holds, or one of another run, is an error that says
+    /// what to do; nothing is written then.
     pub fn open(npz: &Path, run: &Manifest) -> Result<Self> {
         let dir = Self::dir_for(npz);
+        let lock = lock(&dir)?;
         let manifest = dir.join(MANIFEST);
-        let start_over = || {
-            format!(
-                "rerun the same command to resume it, or delete {} to start over",
-                dir.display()
-            )
-        };
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if !m.is_dir() => {
-                bail!("{} exists and is not a folder: remove it", dir.display())
+        let start_over = || format!("delete {} to start over", dir.display());
+        if let Some(text) = read_manifest(&manifest, &dir)? {
+            let found: Manifest = serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "{} is not a journal manifest; {}",
+                    manifest.display(),
+                    start_over()
+                )
+            })?;
+            if found.format != FORMAT {
+                bail!(
+                    "{} was written by another version ({}); {}",
+                    dir.display(),
+                    found.format,
+                    start_over()
+                );
             }
-            Ok(_) if manifest.exists() => {
-                let text = shap_io::read_bounded(&manifest, shap_io::MIB, "a journal manifest")?;
-                let found: Manifest = serde_json::from_slice(&text).with_context(|| {
-                    format!(
-                        "{} is not a journal manifest; {}",
-                        manifest.display(),
-                        start_over()
-                    )
-                })?;
-                if let Some(why) = found.difference(run) {
-                    bail!(
-                        "{} holds an unfinished explanation of another run: {why}; {}",
-                        dir.display(),
-                        start_over()
-                    );
-                }
-            }
-            _ => {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating the journal {}", dir.display()))?;
-                let text = serde_json::to_vec_pretty(run)?;
-                shap_io::write_bytes(&manifest, &text)?;
+            if let Some(why) = found.difference(run) {
+                bail!(
+                    "{} holds an unfinished explanation of another run: {why}; rerun the same \
+                     command to resume it, or {}",
+                    dir.display(),
+                    start_over()
+                );
             }
         }
-        Ok(Self { dir })
+        // Written on every run: a folder that cannot be written fails here, before any work.
+        shap_io::write_bytes(&manifest, &serde_json::to_vec_pretty(run)?)
+            .with_context(|| format!("cannot write in the journal {}", dir.display()))?;
+        Ok(Self { dir, _lock: lock })
+    }
+
+    /// Make `path` (a chunk file) a regular file or nothing: anything else (a symlink, a FIFO)
+    /// is removed, never what it points at, with a note, so the chunk is computed again.
+    pub fn clear_irregular(&self, path: &Path) -> Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.is_file() => {
+                eprintln!(
+                    "note: {} is not a regular file; removed it, computing that chunk again",
+                    path.display()
+                );
+                std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The file of the chunk holding images `range` of the selection.
@@ -173,15 +184,16 @@ impl Journal {
         self.remove(&chunks)
     }
 
-    /// Remove the journal once the final file is written: the chunk files and the manifest,
-    /// then the folder (left, with a note, when it holds anything else).
+    /// Remove the journal once the final file is written: the chunk files, the manifest and
+    /// the lock file, then the folder (left, with a note, when it holds anything else).
     pub fn remove(self, chunks: &[PathBuf]) -> Result<()> {
         for c in chunks {
             std::fs::remove_file(c).with_context(|| format!("removing {}", c.display()))?;
         }
         let manifest = self.dir.join(MANIFEST);
-        std::fs::remove_file(&manifest)
-            .with_context(|| format!("removing {}", manifest.display()))?;
+        for f in [manifest, self.dir.join(LOCK)] {
+            std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+        }
         if std::fs::remove_dir(&self.dir).is_err() {
             eprintln!(
                 "note: {} holds files this run did not write; left in place",
@@ -190,4 +202,74 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// Create the journal folder `dir` when needed and take the exclusive lock on `dir/lock`,
+/// which also shows the folder can be written. Held by another process: an error at once.
+fn lock(dir: &Path) -> Result<File> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        bail!("{} exists and is not a folder: remove it", dir.display());
+    }
+    let path = dir.join(LOCK);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+        bail!(
+            "{} is not a regular file; delete {} to start over",
+            path.display(),
+            dir.display()
+        );
+    }
+    let file = std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        })
+        .with_context(|| format!("cannot write in the journal {}", dir.display()))?;
+    match file.try_lock() {
+        // A run that finished between our open and lock removed the file we locked.
+        Ok(()) if is_at(&file, &path) => Ok(file),
+        Ok(()) | Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another run is using {}; wait for it to finish",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// The bytes of the manifest `path` of the journal `dir`, `None` when there is none; anything
+/// but a regular file (a FIFO, a symlink) is refused.
+fn read_manifest(path: &Path, dir: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(m) if m.is_file() => Ok(Some(shap_io::read_bounded(
+            path,
+            shap_io::MIB,
+            "a journal manifest",
+        )?)),
+        Ok(_) => bail!(
+            "{} is not a regular file; delete {} to start over",
+            path.display(),
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("inspecting {}", path.display())),
+    }
+}
+
+/// Whether the open `file` is still the one at `path` (not unlinked or replaced since).
+#[cfg(unix)]
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_at(_: &File, _: &Path) -> bool {
+    true
 }
