@@ -411,11 +411,9 @@ fn range_composes_with_correct_and_wrong_on_the_real_test_set() {
     for (flag, right) in [("--wrong", false), ("--correct", true)] {
         let want = first(right);
         let npz = t.path("some.npz");
+        // The seeded model gets some of 100..160 right and some wrong, not contiguously.
+        assert!(!want.is_empty(), "{flag}: none in 100..160");
         let n = want.len().to_string();
-        if want.is_empty() {
-            fails_with(&run(&npz, &[flag, "1"]), "no images to explain");
-            continue;
-        }
         ok(&run(&npz, &[flag, &n]));
         let got = Explanation::load_npz(&npz).unwrap();
         let got: Vec<Option<usize>> = got.images.iter().map(|i| i.index).collect();
