@@ -230,3 +230,197 @@ fn bad_ranges_shards_and_merges_are_clear_errors() {
     fails_with(&merge(&[&whole]), "not a part of a sharded run");
     assert!(!out.exists());
 }
+
+/// `explain` with `args` and no scheduler variables but `env`.
+fn explain_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = cli_command(args);
+    c.env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn parts_of_different_selections_are_not_merged() {
+    let t = setup();
+    let part = |name: &str, range: &str, shard: &str| {
+        let p = t.path(name);
+        ok(&explain_with(
+            &[
+                "explain",
+                "-m",
+                s(&t.model),
+                "--data-dir",
+                s(&t.data),
+                "--range",
+                range,
+                "--shard",
+                shard,
+                "--max-evals",
+                "30",
+                "--npz",
+                s(&p),
+                "--quiet",
+            ],
+            &[],
+        ));
+        p
+    };
+    let (a, b) = (
+        part("a.npz", "0..20", "0/2"),
+        part("b.npz", "20..40", "1/2"),
+    );
+    let out = t.path("m.npz");
+    fails_with(
+        &shap_cli(&["merge", "-o", s(&out), s(&a), s(&b)]),
+        "come from different selections",
+    );
+    assert!(!out.exists());
+    // The parts of one selection still merge.
+    let b = part("b0.npz", "0..20", "1/2");
+    ok(&shap_cli(&["merge", "-o", s(&out), s(&a), s(&b)]));
+    assert_eq!(Explanation::load_npz(&out).unwrap().num_images, 20);
+}
+
+#[test]
+fn auto_shards_refuse_two_disagreeing_variables_and_ignore_empty_ones() {
+    let t = setup();
+    let npz = t.path("e.npz");
+    let both = [("JOB_COMPLETION_INDEX", "0"), ("SLURM_ARRAY_TASK_ID", "1")];
+    let out = t.explain(&npz, &["--shard", "auto/2"], None);
+    fails_with(&out, "needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID");
+    let run = |env: &[(&str, &str)]| {
+        let args = [
+            "explain",
+            "-m",
+            s(&t.model),
+            "--data-dir",
+            s(&t.data),
+            "--range",
+            "3..13",
+            "--shard",
+            "auto/2",
+            "--max-evals",
+            "30",
+            "--npz",
+            s(&npz),
+            "--quiet",
+        ];
+        explain_with(&args, env)
+    };
+    fails_with(
+        &run(&both),
+        "JOB_COMPLETION_INDEX=0 and SLURM_ARRAY_TASK_ID=1",
+    );
+    assert!(!npz.exists());
+    let out = run(&[("JOB_COMPLETION_INDEX", ""), ("SLURM_ARRAY_TASK_ID", "1")]);
+    ok(&out);
+    assert!(text(&out.stderr).contains("shard 1/2 from SLURM_ARRAY_TASK_ID"));
+    let out = run(&[("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "1")]);
+    ok(&out);
+    assert!(text(&out.stderr).contains("shard 1/2 from JOB_COMPLETION_INDEX"));
+}
+
+#[test]
+fn a_huge_range_bound_is_too_large_not_misordered() {
+    let t = setup();
+    let npz = t.path("e.npz");
+    let out = explain_with(
+        &[
+            "explain",
+            "-m",
+            s(&t.model),
+            "--data-dir",
+            s(&t.data),
+            "--range",
+            "0..99999999999999999999",
+            "--npz",
+            s(&npz),
+        ],
+        &[],
+    );
+    fails_with(&out, "99999999999999999999 is too large");
+}
+
+#[test]
+fn a_corrupt_part_is_named_first() {
+    let t = setup();
+    let parts: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = t.path(&format!("p{i}.npz"));
+            ok(&t.explain(
+                &p,
+                &["--shard", &format!("{i}/2"), "--max-evals", "30"],
+                None,
+            ));
+            p
+        })
+        .collect();
+    // Flip a byte in the middle of the second part's values (its largest array).
+    let mut bytes = std::fs::read(&parts[1]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&parts[1], bytes).unwrap();
+    let out = t.path("m.npz");
+    let merged = shap_cli(&["merge", "-o", s(&out), s(&parts[0]), s(&parts[1])]);
+    fails_with(&merged, &format!("{}: ", parts[1].display()));
+    assert!(
+        !text(&merged.stderr).contains(&format!("{}:", out.display())),
+        "{}",
+        text(&merged.stderr)
+    );
+    assert!(!out.exists());
+}
+
+/// `--range A..B` with `--correct N` / `--wrong N`: the first N such test images of the
+/// range, in index order (the real test set, as the README's examples).
+#[test]
+fn range_composes_with_correct_and_wrong_on_the_real_test_set() {
+    let Some(_) = common::real_data() else { return };
+    let t = setup();
+    let run = |npz: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "-m",
+            s(&t.model),
+            "--range",
+            "100..160",
+            "--top-k",
+            "1",
+            "--max-evals",
+            "20",
+            "--npz",
+            s(npz),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        explain_with(&args, &[])
+    };
+    let all = t.path("all.npz");
+    ok(&run(&all, &[]));
+    let all = Explanation::load_npz(&all).unwrap();
+    let hit = |i: &shap_explain::ImageInfo| {
+        i.label.as_ref().map(|l| l.0) == i.predicted.as_ref().map(|p| p.0)
+    };
+    let first = |right: bool| -> Vec<Option<usize>> {
+        let v = all.images.iter().filter(|i| hit(i) == right);
+        v.map(|i| i.index).take(3).collect()
+    };
+    for (flag, right) in [("--wrong", false), ("--correct", true)] {
+        let want = first(right);
+        let npz = t.path("some.npz");
+        // The seeded model gets some of 100..160 right and some wrong, not contiguously.
+        assert!(!want.is_empty(), "{flag}: none in 100..160");
+        let n = want.len().to_string();
+        ok(&run(&npz, &[flag, &n]));
+        let got = Explanation::load_npz(&npz).unwrap();
+        let got: Vec<Option<usize>> = got.images.iter().map(|i| i.index).collect();
+        assert_eq!(got, want, "{flag} {n} in 100..160");
+    }
+    assert!(
+        !first(false).is_empty(),
+        "an untrained model gets some wrong"
+    );
+}

@@ -62,7 +62,9 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
         .find(|p| p.name == "values")
         .map_or(0, |p| p.shape[0]);
     let algorithm = NpzReader::open(first, MAX_NPZ_BYTES)?.read_entry("algorithm", 1 << 20)?;
-    shap_io::write_atomic(out, |w| {
+    // A part that fails while it is copied is named first, not as an error on `out`.
+    let mut broken: Option<(PathBuf, String)> = None;
+    let written = shap_io::write_atomic(out, |w| {
         let mut zip = NpzWriter::new(w);
         for name in &names {
             match name.as_str() {
@@ -77,13 +79,16 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
                     let p = plans.iter().find(|p| &p.name == name).ok_or_else(|| {
                         io::Error::other(format!("internal: no plan for array '{name}'"))
                     })?;
-                    zip.entry(name, |o| copy_parts(o, parts, p))?;
+                    zip.entry(name, |o| copy_parts(o, parts, p, &mut broken))?;
                 }
             }
         }
         zip.finish().map(|_| ())
-    })?;
-    Ok(images)
+    });
+    match (written, broken) {
+        (Err(_), Some((path, reason))) => Err(bad(&path, reason)),
+        (written, _) => Ok(written.map(|()| images)?),
+    }
 }
 
 /// Check that every part holds `names` with agreeing headers, and plan each per-image array.
@@ -149,33 +154,82 @@ fn header_of(zip: &NpzReader, name: &str) -> Result<NpyHeader> {
 }
 
 /// Every part's data of one array after the result's header; string arrays are padded to
-/// the result's width.
-fn copy_parts(o: &mut dyn Write, parts: &[PathBuf], p: &Plan) -> io::Result<()> {
+/// the result's width. A part that cannot be read is recorded in `broken`.
+fn copy_parts(
+    o: &mut dyn Write,
+    parts: &[PathBuf],
+    p: &Plan,
+    broken: &mut Option<(PathBuf, String)>,
+) -> io::Result<()> {
     o.write_all(&header_bytes(&p.descr, &p.shape))?;
     let width = p
         .descr
         .strip_prefix("<U")
         .and_then(|w| w.parse::<usize>().ok());
     for path in parts {
-        let fail = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let zip = NpzReader::open(path, MAX_NPZ_BYTES).map_err(io::Error::other)?;
-        let mut r = zip.open_entry(&p.name).map_err(io::Error::other)?;
-        let h = read_header(&mut r).map_err(io::Error::other)?;
-        match width {
-            None => {
-                io::copy(&mut r, o).map_err(fail)?;
+        let mut failed = false;
+        copy_part(o, path, p, width, &mut failed).map_err(|e| {
+            if failed {
+                *broken = Some((path.clone(), e.to_string()));
             }
-            Some(w) => {
-                let theirs = h
-                    .descr
-                    .strip_prefix("<U")
-                    .and_then(|w| w.parse::<usize>().ok());
-                repad(&mut r, o, theirs.unwrap_or(w), w).map_err(fail)?;
-            }
-        }
-        // Read to the end, so that the size and CRC checks run.
-        io::copy(&mut r, &mut io::sink()).map_err(fail)?;
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        })?;
     }
+    Ok(())
+}
+
+/// A part's array as it is read, remembering whether reading failed (the part's fault, not
+/// the output's).
+struct Marked<'a, R> {
+    inner: R,
+    failed: &'a mut bool,
+}
+
+impl<R: Read> Read for Marked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| *self.failed = true)
+    }
+}
+
+/// One part's data of one array (see [`copy_parts`]); `failed` says whether an error came
+/// from reading the part.
+fn copy_part(
+    o: &mut dyn Write,
+    path: &Path,
+    p: &Plan,
+    width: Option<usize>,
+    failed: &mut bool,
+) -> io::Result<()> {
+    let zip = NpzReader::open(path, MAX_NPZ_BYTES).map_err(|e| {
+        *failed = true;
+        io::Error::other(e)
+    })?;
+    let entry = zip.open_entry(&p.name).map_err(|e| {
+        *failed = true;
+        io::Error::other(e)
+    })?;
+    let mut r = Marked {
+        inner: entry,
+        failed,
+    };
+    let h = read_header(&mut r).map_err(|e| {
+        *r.failed = true;
+        io::Error::other(e)
+    })?;
+    match width {
+        None => {
+            io::copy(&mut r, o)?;
+        }
+        Some(w) => {
+            let theirs = h
+                .descr
+                .strip_prefix("<U")
+                .and_then(|w| w.parse::<usize>().ok());
+            repad(&mut r, o, theirs.unwrap_or(w), w)?;
+        }
+    }
+    // Read to the end, so that the size and CRC checks run.
+    io::copy(&mut r, &mut io::sink())?;
     Ok(())
 }
 

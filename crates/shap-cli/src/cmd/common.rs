@@ -216,10 +216,16 @@ pub fn parse_device(s: &str) -> std::result::Result<String, String> {
 pub fn parse_range(s: &str) -> std::result::Result<std::ops::Range<usize>, String> {
     let bad = || format!("'{s}': expected A..B with A < B (test indices, B exclusive)");
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let (a, b): (usize, usize) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    );
+    let number = |v: &str| -> std::result::Result<usize, String> {
+        v.trim().parse().map_err(|e: std::num::ParseIntError| {
+            if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                format!("'{s}': {} is too large (at most {})", v.trim(), usize::MAX)
+            } else {
+                bad()
+            }
+        })
+    };
+    let (a, b) = (number(a)?, number(b)?);
     if a >= b {
         return Err(bad());
     }
@@ -243,26 +249,7 @@ impl Shard {
     pub fn resolve(&self) -> Result<(usize, usize)> {
         let index = match self.index {
             Some(i) => i,
-            None => {
-                let found = SHARD_VARIABLES
-                    .iter()
-                    .find_map(|v| std::env::var(v).ok().map(|x| (*v, x)));
-                let Some((var, value)) = found else {
-                    bail!(
-                        "--shard auto/{} needs {} or {} to be set (a Kubernetes Indexed Job or a \
-                         Slurm array job sets one)",
-                        self.count,
-                        SHARD_VARIABLES[0],
-                        SHARD_VARIABLES[1]
-                    );
-                };
-                let i: usize = value
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{var}={value} is not a shard index"))?;
-                eprintln!("note: shard {i}/{} from {var}", self.count);
-                i
-            }
+            None => self.scheduler_index()?,
         };
         if index >= self.count {
             bail!(
@@ -272,6 +259,36 @@ impl Shard {
             );
         }
         Ok((index, self.count))
+    }
+
+    /// The index `auto/N` reads from the scheduler's variable (an empty one counts as unset);
+    /// both set to different values is an error.
+    fn scheduler_index(&self) -> Result<usize> {
+        let set: Vec<(&str, String)> = SHARD_VARIABLES
+            .iter()
+            .filter_map(|v| std::env::var(v).ok().map(|x| (*v, x.trim().to_string())))
+            .filter(|(_, x)| !x.is_empty())
+            .collect();
+        let Some((var, value)) = set.first() else {
+            bail!(
+                "--shard auto/{} needs {} or {} to be set (a Kubernetes Indexed Job or a Slurm \
+                 array job sets one)",
+                self.count,
+                SHARD_VARIABLES[0],
+                SHARD_VARIABLES[1]
+            );
+        };
+        if let Some((other, theirs)) = set.iter().find(|(_, x)| x != value) {
+            bail!(
+                "--shard auto/{}: {var}={value} and {other}={theirs} disagree: unset one",
+                self.count
+            );
+        }
+        let i: usize = value
+            .parse()
+            .with_context(|| format!("{var}={value} is not a shard index"))?;
+        eprintln!("note: shard {i}/{} from {var}", self.count);
+        Ok(i)
     }
 }
 

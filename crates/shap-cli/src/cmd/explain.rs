@@ -22,7 +22,7 @@ use super::{chunks, common};
     shap-cli explain --model model.safetensors --algorithm permutation --max-evals 1600 --wrong 4 --npz perm.npz\n  \
     shap-cli explain --model model.safetensors --indices 0,1,2,3 --classes 0,9 --json out.json\n  \
     shap-cli explain --model resnet.onnx --image cat.jpg --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --labels imagenet.txt --softmax --masker 'blur(32,32)' --plot cat.png")]
-#[command(group = clap::ArgGroup::new("which").required(true).args(["indices", "correct", "wrong", "image", "range"]))]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true).args(["indices", "correct", "wrong", "image", "range"]))]
 pub struct Args {
     /// The model: a checkpoint written by `shap-cli train` (.safetensors), or an ONNX image
     /// classifier (.onnx) with one (N, C, H, W) or (N, H, W, C) input and one (N, K) output.
@@ -37,13 +37,15 @@ pub struct Args {
     #[arg(long, default_value = "blur(28,28)", allow_hyphen_values = true)]
     pub masker: String,
     /// Test-set indices to explain, comma-separated.
-    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...", conflicts_with_all = ["correct", "wrong", "image"])]
     pub indices: Vec<usize>,
-    /// Explain the first N correctly predicted test images.
-    #[arg(long, value_name = "N")]
+    /// Explain the first N correctly predicted test images (in index order; with --range,
+    /// the first N in the range).
+    #[arg(long, value_name = "N", conflicts_with_all = ["wrong", "image"])]
     pub correct: Option<usize>,
-    /// Explain the first N wrongly predicted test images.
-    #[arg(long, value_name = "N")]
+    /// Explain the first N wrongly predicted test images (in index order; with --range, the
+    /// first N in the range).
+    #[arg(long, value_name = "N", conflicts_with = "image")]
     pub wrong: Option<usize>,
     /// Test indices A (inclusive) to B (exclusive); with --correct/--wrong N, the first N
     /// such images in the range.
@@ -227,6 +229,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     config(&args, request).check()?;
     let selection = select_images(&args, &net, slicing.range)?;
+    let sources = sources_sha256(&selection);
     let (selection, positions) = shard(selection, slicing.shard)?;
     check_npz_size(&args, &net, &outputs, selection.len())?;
     if args.algorithm == AlgorithmArg::Permutation {
@@ -240,7 +243,7 @@ pub fn run(args: Args) -> Result<()> {
         outputs: &outputs,
         selection: &selection,
         settings: settings(&args, &net, spec, &outputs)?,
-        placement: placement(positions.as_ref()),
+        placement: placement(positions.as_ref(), &sources),
         first: positions.as_ref().map_or(0, |p| p.range.start),
         chunk: chunk_size(&args, &net, &outputs, selection.len())?,
     };
@@ -343,8 +346,9 @@ fn npz_too_big(n: usize, m: usize, k: usize) -> Option<f64> {
     (bytes > u128::from(u32::MAX)).then(|| bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// The settings that say where a shard sits in the whole selection.
-fn placement(positions: Option<&Positions>) -> Vec<(String, String)> {
+/// The settings that say where a shard sits in the whole selection, and which selection it
+/// is (`sources`, from [`sources_sha256`]), so that `merge` refuses parts of different ones.
+fn placement(positions: Option<&Positions>, sources: &str) -> Vec<(String, String)> {
     positions.map_or_else(Vec::new, |p| {
         vec![
             (
@@ -352,8 +356,24 @@ fn placement(positions: Option<&Positions>) -> Vec<(String, String)> {
                 format!("{}..{}", p.range.start, p.range.end),
             ),
             ("selection".into(), p.total.to_string()),
+            (SELECTION_SOURCES.into(), sources.to_string()),
         ]
     })
+}
+
+/// The setting naming a shard's whole selection.
+pub(super) const SELECTION_SOURCES: &str = "selection_sources_sha256";
+
+/// SHA-256 of the whole selection's sources (`test[12]`, file names), one a line: cheap (no
+/// pixels), and the same in every shard of one run.
+fn sources_sha256(selection: &Selection) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for i in &selection.items {
+        h.update(i.source.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `--range` and `--shard`, parsed and checked once, before any work.

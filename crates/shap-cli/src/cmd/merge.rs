@@ -7,6 +7,8 @@ use anyhow::{Context, Result, bail};
 use shap_explain::Explanation;
 use shap_io::OutputSpec;
 
+use super::explain::SELECTION_SOURCES;
+
 /// Flags of `shap-cli merge`.
 #[derive(clap::Args)]
 #[command(after_help = "Example:\n  shap-cli merge -o all.npz part-0.npz part-1.npz part-2.npz")]
@@ -26,9 +28,14 @@ pub struct Args {
 }
 
 /// Recorded values that differ between the parts of one run (where each part sits, and the
-/// incremental path's share of the work, a statistic of each process); the merged file drops
-/// them.
-const PER_PART: [&str; 3] = ["positions", "selection", "incremental_work_fraction"];
+/// incremental path's share of the work, a statistic of each process), or that only parts
+/// record (which selection they are slices of, checked apart); the merged file drops them.
+const PER_PART: [&str; 4] = [
+    "positions",
+    "selection",
+    SELECTION_SOURCES,
+    "incremental_work_fraction",
+];
 
 /// Run `shap-cli merge`.
 pub fn run(args: Args) -> Result<()> {
@@ -154,6 +161,14 @@ fn check_parts(parts: &[Part]) -> Result<()> {
         if t != total {
             bail!(
                 "{} is a part of {t} images, {} of {total}",
+                path.display(),
+                first_path.display()
+            );
+        }
+        if e.setting(SELECTION_SOURCES) != first.setting(SELECTION_SOURCES) {
+            bail!(
+                "{} and {} come from different selections (other images, --range, --correct or \
+                 --wrong): they are not parts of one run",
                 path.display(),
                 first_path.display()
             );
