@@ -6,12 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{on_a_terminal, shap_cli, text, write_dataset};
+use common::{on_a_terminal, s, shap_cli, text};
 use shap_explain::Explanation;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -21,14 +17,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_dataset(&data, 10, 12);
-    let cnn =
-        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
-    let model = dir.path().join("m.safetensors");
-    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
+    let common::Synthetic { dir, model, data } = common::synthetic(12);
     let npz = dir.path().join("e.npz");
     let out = shap_cli(&[
         "explain",

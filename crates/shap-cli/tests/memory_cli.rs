@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cli_command, text, write_dataset};
+use common::{cli_command, text};
 
 /// Largest resident set (KiB) of the children this process has waited for.
 fn children_peak_kib() -> i64 {
@@ -22,14 +22,7 @@ fn children_peak_kib() -> i64 {
 
 #[test]
 fn peak_memory_does_not_grow_with_the_number_of_images() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_dataset(&data, 10, 2000);
-    let cnn =
-        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
-    let model = dir.path().join("m.safetensors");
-    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
+    let common::Synthetic { dir, model, data } = common::synthetic(2000);
     let peak = |images: usize| {
         let npz = dir.path().join(format!("e{images}.npz"));
         let range = format!("0..{images}");

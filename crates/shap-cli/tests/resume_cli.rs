@@ -9,35 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{cli_command, text, write_dataset};
-
-struct Setup {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-    data: PathBuf,
-}
-
+use common::Synthetic as Setup;
+use common::{cli_command, s, text};
 fn setup(n_test: u32) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_dataset(&data, 10, n_test);
-    let cnn =
-        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
-    let model = dir.path().join("m.safetensors");
-    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
-    Setup { dir, model, data }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::synthetic(n_test)
 }
 
 impl Setup {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// `explain` of test images 0..24 in chunks of 2, into `npz`, with `extra` flags.
     fn command(&self, npz: &Path, extra: &[&str]) -> std::process::Command {
         let mut args = vec![

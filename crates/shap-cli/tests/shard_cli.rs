@@ -7,36 +7,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{cli_command, shap_cli, text, write_dataset};
+use common::Synthetic as Setup;
+use common::{cli_command, s, shap_cli, text};
 use shap_explain::Explanation;
-
-struct Setup {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-    data: PathBuf,
-}
-
+/// 40 test images.
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_dataset(&data, 10, 40);
-    let cnn =
-        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
-    let model = dir.path().join("m.safetensors");
-    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
-    Setup { dir, model, data }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::synthetic(40)
 }
 
 impl Setup {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// `explain` over test images 3..13 with `extra` flags, into `npz`.
     fn explain(&self, npz: &Path, extra: &[&str], env: Option<(&str, &str)>) -> Output {
         let mut args = vec![

@@ -1,7 +1,7 @@
 //! Helpers shared by the CLI's process tests.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Address-space limit (KiB) every CLI process in these tests runs under, so a runaway
@@ -64,6 +64,42 @@ pub fn write_dataset(dir: &Path, n_train: u32, n_test: u32) {
     std::fs::write(dir.join("train-labels-idx1-ubyte"), labels(n_train)).unwrap();
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), images(n_test)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(n_test)).unwrap();
+}
+
+/// A temporary folder holding a synthetic plain-IDX dataset in `data/` (10 training images and
+/// `n_test` test images, [`write_dataset`]) and a seeded tutorial checkpoint `m.safetensors`.
+pub struct Synthetic {
+    /// The folder (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The checkpoint.
+    pub model: PathBuf,
+    /// The dataset folder (`--data-dir`).
+    pub data: PathBuf,
+}
+
+/// A [`Synthetic`] with `n_test` test images.
+pub fn synthetic(n_test: u32) -> Synthetic {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, 10, n_test);
+    let cnn =
+        shap_model::Cnn::seeded(5, shap_model::Head::Softmax, &candle_core::Device::Cpu).unwrap();
+    let model = dir.path().join("m.safetensors");
+    shap_model::save(&cnn, &shap_model::CheckpointMeta::default(), &model).unwrap();
+    Synthetic { dir, model, data }
+}
+
+impl Synthetic {
+    /// `name` in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 /// A file of the ONNX crate's fixtures (`crates/shap-onnx/fixtures`), as a path string.
