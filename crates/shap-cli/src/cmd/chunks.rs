@@ -40,6 +40,13 @@ pub struct Job<'a> {
     pub chunk: usize,
 }
 
+impl Job<'_> {
+    /// What identifies the run and what its files record: its settings, then its placement.
+    fn identity(&self) -> Settings {
+        [self.settings.clone(), self.placement.clone()].concat()
+    }
+}
+
 /// What a run did.
 pub enum Outcome {
     /// `--npz` already held this run's whole explanation: nothing was computed.
@@ -104,7 +111,7 @@ fn journaled_run(
     ranges: &[Range<usize>],
     progress: &Bar,
 ) -> Result<Option<ExplanationSummary>> {
-    let identity = [job.settings.clone(), job.placement.clone()].concat();
+    let identity = job.identity();
     let digest = job.selection.digest()?;
     let manifest = Manifest::new(
         identity.clone(),
@@ -234,7 +241,7 @@ fn compute(job: &Job, r: &Range<usize>, progress: &dyn Progress) -> Result<Expla
         .enumerate()
         .map(|(i, item)| image_info(item, i, &scores, job.names))
         .collect();
-    e.settings = [job.settings.clone(), job.placement.clone()].concat();
+    e.settings = job.identity();
     e.settings
         .push((CHUNK.into(), format!("{}..{}", r.start, r.end)));
     if let (Some(a), Some(b)) = (job.net.work_stats(), before) {
@@ -270,7 +277,7 @@ fn reuse(job: &Job, path: &Path, r: &Range<usize>) -> Option<Explanation> {
 fn check_chunk(job: &Job, e: &Explanation, r: &Range<usize>) -> Result<(), String> {
     let mut settings = e.settings.clone();
     settings.retain(|(k, _)| k != CHUNK && k != WORK);
-    if settings != [job.settings.clone(), job.placement.clone()].concat() {
+    if settings != job.identity() {
         return Err("it was made with other settings".into());
     }
     if e.setting(CHUNK) != Some(&format!("{}..{}", r.start, r.end)) || e.num_images != r.len() {
@@ -307,7 +314,7 @@ impl Work {
 /// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
 /// bytes do not depend on how the run was interrupted.
 fn final_settings(job: &Job, work: Work) -> (Settings, Settings) {
-    let file = [job.settings.clone(), job.placement.clone()].concat();
+    let file = job.identity();
     let mut summary = job.settings.clone();
     if let Some(w) = work.0 {
         summary.push((WORK_FRACTION.into(), format!("{:.4}", w.work_fraction())));
