@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS};
+use shap_explain::{Compat, Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS};
 use shap_io::OutputSpec;
-use shap_mask::{MaskMode, Masker, MaskerSpec};
+use shap_mask::{Masker, MaskerSpec};
 
 use super::common::{self, HeadArg};
 use super::network::{ModelFlags, Network, Options};
@@ -132,11 +132,13 @@ fn masker(args: &Args, e: &Explanation) -> Result<(Masker, MaskerSpec)> {
         ),
     };
     let spec: MaskerSpec = text.parse().with_context(|| format!("masker '{text}'"))?;
-    let mode = match e.setting("shap_compat") {
-        Some("true") => MaskMode::ShapCompat,
-        _ => MaskMode::Default,
+    // The explanation's compatibility mode, mapped to the masker's by the one mapping
+    // (`Compat::mask_mode`) that `explain` uses too.
+    let compat = match e.setting("shap_compat") {
+        Some("true") => Compat::Shap,
+        _ => Compat::Default,
     };
-    Ok((Masker::new(spec, mode), spec))
+    Ok((Masker::new(spec, compat.mask_mode()), spec))
 }
 
 /// The model's options: the flags, with the head the explanation records when `--head` is
