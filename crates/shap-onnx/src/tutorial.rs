@@ -33,7 +33,11 @@ pub struct TutorialWeights {
 
 /// The tutorial CNN's weights when `bytes` is an ONNX model of exactly that network.
 pub fn recognize_tutorial(bytes: &[u8]) -> Option<TutorialWeights> {
-    let model = ModelProto::decode(bytes).ok()?;
+    recognize_proto(&ModelProto::decode(bytes).ok()?)
+}
+
+/// [`recognize_tutorial`] over a decoded model (its external data read in).
+pub(crate) fn recognize_proto(model: &ModelProto) -> Option<TutorialWeights> {
     let graph = model.graph.as_ref()?;
     let inits = |name: &str| graph.initializer.iter().find(|t| t.name == name);
     let mut nodes = Chain::new(graph)?;

@@ -1,6 +1,8 @@
-//! ONNX models through tract against shap 0.51 + onnxruntime
-//! (fixtures from `fixtures/gen_onnx_fixtures.py`).
+//! ONNX models on both engines (tract, and onnxruntime when its library is found) against
+//! shap 0.51 + onnxruntime (fixtures from `fixtures/gen_onnx_fixtures.py`).
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -10,33 +12,30 @@ use shap_explain::{
     OutputSelection,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
-use shap_onnx::{OnnxClassifier, OnnxError};
+use shap_onnx::{TractClassifier, OnnxError};
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    common::fixture(name)
 }
 
 fn get<'a>(arrays: &'a [(String, NpyArray)], key: &str) -> &'a NpyArray {
     &arrays.iter().find(|(n, _)| n == key).unwrap().1
 }
 
-fn rgb_model() -> OnnxClassifier {
-    OnnxClassifier::load(&fixture("rgb_nchw.onnx"), None)
+fn rgb_model() -> TractClassifier {
+    TractClassifier::load(&fixture("rgb_nchw.onnx"), None)
         .unwrap()
         .with_normalize(Normalize::new(3, 1.0, &MEAN, &STD).unwrap())
         .unwrap()
 }
 
 /// The model's forward pass equals onnxruntime's on the fixture images.
-fn check_forward(model: &OnnxClassifier, reference: &[(String, NpyArray)]) {
+fn check_forward(model: &dyn BatchModel, shape: ImageShape, reference: &[(String, NpyArray)]) {
     let data = get(reference, "data").to_f32().unwrap();
     let want = get(reference, "fx").to_f32().unwrap();
-    let shape = model.image_shape();
     let n = data.len() / shape.features();
     let mut out = vec![0.0; want.len()];
     model.eval_batch(&data, n, shape, &mut out).unwrap();
@@ -49,9 +48,13 @@ fn check_forward(model: &OnnxClassifier, reference: &[(String, NpyArray)]) {
 }
 
 /// shap's call: NumPy-legacy tie-break seeded with `seed`, shap's masking, top-k.
-fn check_explanation(model: &OnnxClassifier, reference: &[(String, NpyArray)], top_k: usize) {
+fn check_explanation(
+    model: &dyn BatchModel,
+    shape: ImageShape,
+    reference: &[(String, NpyArray)],
+    top_k: usize,
+) {
     let data = get(reference, "data").to_f32().unwrap();
-    let shape = model.image_shape();
     let masker = match &get(reference, "masker").data {
         shap_explain::npz::NpyData::Str(s) => s[0].parse::<MaskerSpec>().unwrap(),
         other => panic!("masker: {other:?}"),
@@ -99,19 +102,26 @@ fn rgb_nchw_model_matches_shap_with_onnxruntime() {
     assert_eq!(model.image_shape(), ImageShape::new(24, 32, 3));
     assert_eq!(model.num_outputs(), 5);
     let reference = read_npz(&fixture("ref_rgb_blur.npz")).unwrap();
-    check_forward(&model, &reference);
-    check_explanation(&model, &reference, 3);
+    let norm = Normalize::new(3, 1.0, &MEAN, &STD).unwrap();
+    for m in common::on_every_engine(&fixture("rgb_nchw.onnx"), Some(norm)) {
+        eprintln!("engine {}", m.engine);
+        check_forward(m.model.as_ref(), m.shape, &reference);
+        check_explanation(m.model.as_ref(), m.shape, &reference, 3);
+    }
 }
 
 #[test]
 fn tutorial_nhwc_model_matches_shap_with_onnxruntime() {
-    let model = OnnxClassifier::load(&fixture("tutorial_nhwc.onnx"), None).unwrap();
+    let model = TractClassifier::load(&fixture("tutorial_nhwc.onnx"), None).unwrap();
     assert_eq!(model.layout(), InputLayout::Nhwc);
     assert_eq!(model.image_shape(), ImageShape::new(28, 28, 1));
     assert_eq!(model.num_outputs(), 10);
     let reference = read_npz(&fixture("ref_tutorial_blur.npz")).unwrap();
-    check_forward(&model, &reference);
-    check_explanation(&model, &reference, 5);
+    for m in common::on_every_engine(&fixture("tutorial_nhwc.onnx"), None) {
+        eprintln!("engine {}", m.engine);
+        check_forward(m.model.as_ref(), m.shape, &reference);
+        check_explanation(m.model.as_ref(), m.shape, &reference, 5);
+    }
 }
 
 #[test]
@@ -172,7 +182,7 @@ fn bad_models_are_clear_errors() {
         }
         v.join(": ")
     };
-    let load = |name: &str| OnnxClassifier::load(&fixture(name), None).err().unwrap();
+    let load = |name: &str| TractClassifier::load(&fixture(name), None).err().unwrap();
     let e = load("bad/not_onnx.onnx");
     assert!(matches!(e, OnnxError::Parse { .. }), "{}", chain(&e));
     let e = load("bad/truncated.onnx");
@@ -190,7 +200,7 @@ fn bad_models_are_clear_errors() {
     let e = load("no_such_file.onnx");
     assert!(chain(&e).contains("no_such_file.onnx"), "{}", chain(&e));
     // A normalisation for the wrong number of channels.
-    let e = OnnxClassifier::load(&fixture("tutorial_nhwc.onnx"), None)
+    let e = TractClassifier::load(&fixture("tutorial_nhwc.onnx"), None)
         .unwrap()
         .with_normalize(Normalize::new(3, 1.0, &MEAN, &STD).unwrap())
         .err()

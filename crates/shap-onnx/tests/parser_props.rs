@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use shap_explain::BatchModel;
-use shap_onnx::{OnnxClassifier, recognize_tutorial};
+use shap_onnx::{TractClassifier, recognize_tutorial};
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -48,7 +48,7 @@ proptest! {
     #[test]
     fn corrupted_rgb_models_load_or_fail_cleanly((e, keep) in edits()) {
         let bytes = corrupt(fixture("rgb_nchw.onnx"), &e, keep);
-        if let Ok(m) = OnnxClassifier::from_bytes(&bytes, Path::new("m.onnx"), None) {
+        if let Ok(m) = TractClassifier::from_bytes(&bytes, Path::new("m.onnx"), None) {
             let s = m.image_shape();
             let mut out = vec![0.0; m.num_outputs()];
             let _ = m.eval_batch(&vec![0.5; s.features()], 1, s, &mut out);

@@ -1,0 +1,121 @@
+//! The onnxruntime engine: thread layouts, call sizes and errors. Skipped (with a line saying
+//! so) where no onnxruntime library is found, unless `SHAP_TOOLKIT_REQUIRE_ORT` is set.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use shap_explain::{BatchModel, ExplainerConfig, ImageShape, Normalize};
+use shap_mask::{MaskMode, Masker};
+use shap_onnx::{OnnxError, OnnxFile, OrtClassifier, OrtDevice, OrtThreads};
+
+fn rgb(threads: OrtThreads) -> OrtClassifier {
+    let file = OnnxFile::open(&common::fixture("rgb_nchw.onnx")).unwrap();
+    OrtClassifier::new(&file, None, threads, OrtDevice::Cpu)
+        .unwrap()
+        .with_normalize(Normalize::new(3, 1.0, &[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn threads_are_shared_out_between_sessions() {
+    let t = OrtThreads::for_work(2, usize::MAX);
+    assert_eq!((t.sessions, t.intra), (2, 1));
+    let t = OrtThreads::for_work(2, 1);
+    assert_eq!((t.sessions, t.intra), (1, 2));
+    let t = OrtThreads::for_work(8, 3);
+    assert_eq!((t.sessions, t.intra), (3, 2));
+    let t = OrtThreads::for_work(0, 0);
+    assert_eq!((t.sessions, t.intra), (1, 1));
+}
+
+#[test]
+fn explanations_do_not_depend_on_thread_layout_or_rayon_threads() {
+    if !common::ort_available() {
+        return;
+    }
+    let shape = ImageShape::new(24, 32, 3);
+    let images: Vec<f32> = (0..3 * shape.features())
+        .map(|i| ((i * 13) % 97) as f32 / 96.0)
+        .collect();
+    let masker = Masker::new("blur(8,8)".parse().unwrap(), MaskMode::Default);
+    let run = |t: OrtThreads, rayon_threads: usize| {
+        let model = rgb(t);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon_threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                ExplainerConfig::partition()
+                    .check()
+                    .unwrap()
+                    .explain(&model, &images, shape, &masker)
+                    .unwrap()
+            })
+    };
+    let want = run(OrtThreads::for_work(2, 2), 2);
+    for (t, r) in [
+        (OrtThreads::for_work(2, 1), 2),
+        (OrtThreads::for_work(1, 1), 1),
+        (OrtThreads::for_work(2, 2), 1),
+    ] {
+        let e = run(t, r);
+        assert_eq!(e.output_indices, want.output_indices);
+        assert!(e.values == want.values, "{t:?} with {r} rayon threads");
+    }
+}
+
+#[test]
+fn calls_of_any_size_give_the_rows_own_outputs() {
+    if !common::ort_available() {
+        return;
+    }
+    let model = rgb(OrtThreads::for_work(1, 1));
+    let shape = model.image_shape();
+    let n = 7;
+    let x: Vec<f32> = (0..n * shape.features())
+        .map(|i| ((i * 7) % 89) as f32 / 88.0)
+        .collect();
+    let k = model.num_outputs();
+    let mut all = vec![0.0; n * k];
+    model.with_max_rows(3).eval_batch(&x, n, shape, &mut all).unwrap();
+    let model = rgb(OrtThreads::for_work(1, 1));
+    for i in 0..n {
+        let mut one = vec![0.0; k];
+        let row = &x[i * shape.features()..(i + 1) * shape.features()];
+        model.eval_batch(row, 1, shape, &mut one).unwrap();
+        let d = one
+            .iter()
+            .zip(&all[i * k..(i + 1) * k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "row {i}: {d}");
+    }
+}
+
+#[test]
+fn models_onnxruntime_cannot_run_are_clear_errors() {
+    if !common::ort_available() {
+        return;
+    }
+    let load = |name: &str| {
+        let file = OnnxFile::open(&common::fixture(name))?;
+        OrtClassifier::new(&file, None, OrtThreads::for_work(1, 1), OrtDevice::Cpu)
+    };
+    let e = load("bad/unsupported_op.onnx").err().unwrap();
+    let mut text = e.to_string();
+    let mut cur = std::error::Error::source(&e);
+    while let Some(s) = cur {
+        text = format!("{text}: {s}");
+        cur = s.source();
+    }
+    assert!(matches!(e, OnnxError::Prepare { .. }), "{text}");
+    assert!(text.contains("Frobnicate"), "{text}");
+    assert!(matches!(
+        load("bad/two_inputs.onnx"),
+        Err(OnnxError::Inputs { count: 2, .. })
+    ));
+    assert!(matches!(
+        load("bad/vector_input.onnx"),
+        Err(OnnxError::NotImage { .. })
+    ));
+}
