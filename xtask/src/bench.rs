@@ -38,6 +38,19 @@ pub struct Args {
     /// [default: $SHAP_PYTHON, else python3]; `--python none` skips it.
     #[arg(long)]
     python: Option<String>,
+    /// Which rows: every group, or only the real models against shap + onnxruntime
+    /// (`real`: exports them with torch, TensorFlow and tf2onnx the first time).
+    #[arg(long, value_enum, default_value = "all")]
+    group: Group,
+}
+
+/// The groups `--group` chooses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Group {
+    /// Every row.
+    All,
+    /// The real-model rows only (`bench_real`).
+    Real,
 }
 
 /// Print the benchmark table.
@@ -48,6 +61,19 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| "python3".into());
     let python = (python != "none").then_some(python);
     let python_ok = python.as_deref().map(python_has_shap);
+    let onnx_python = match (&python, &python_ok) {
+        (Some(p), Some(Ok(()))) if python_imports(p, "onnxruntime") => Some(p.as_str()),
+        _ => None,
+    };
+    if args.group == Group::Real {
+        let rows = crate::bench_real::rows(onnx_python, args.quick)?;
+        for line in machine_header() {
+            println!("{line}");
+        }
+        println!();
+        print_table(&rows);
+        return Ok(());
+    }
     // Rust and Python explain the same trained network when there is a Python side (and the
     // reproduction's network whenever it exists).
     let model = match python_ok {
@@ -91,11 +117,8 @@ pub fn run(args: Args) -> Result<()> {
             .map(|s| settings_line("Rust (examples/bench_table.rs)", &s["settings"])),
     );
 
-    let onnx_python = match (&python, &python_ok) {
-        (Some(p), Some(Ok(()))) if python_imports(p, "onnxruntime") => Some(p.as_str()),
-        _ => None,
-    };
     rows.extend(crate::bench_onnx::rows(onnx_python)?);
+    rows.extend(crate::bench_real::rows(onnx_python, args.quick)?);
     let cv2_python = match (&python, &python_ok) {
         (Some(p), Some(Ok(()))) => Some(p.as_str()),
         _ => None,

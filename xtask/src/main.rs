@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_keras;
 mod bench_onnx;
+mod bench_real;
 mod browser;
 mod cuda;
 mod render;

@@ -270,7 +270,10 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
             "Frobnicate",
         ),
         (
-            explain(&fixture("bad/flatten_axis.onnx"), &[]),
+            explain(
+                &fixture("bad/flatten_axis.onnx"),
+                &["--onnx-engine", "tract"],
+            ),
             "tract failed internally",
         ),
         (

@@ -141,7 +141,7 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static OrtLibrary, OnnxError> {
             .build()?;
         // The environment lives as long as the process.
         let _ = ENVIRONMENT.set(env);
-        Ok(ort_version())
+        ort_version(&path)
     })
     .map_err(&fail)?
     .map_err(fail)?;
@@ -152,28 +152,34 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static OrtLibrary, OnnxError> {
     }))
 }
 
-/// The loaded library's version, from its build information (`git-branch=rel-1.32.0, ...`).
-fn ort_version() -> String {
-    version_from_info(ort::info())
-}
-
-fn version_from_info(info: &str) -> String {
-    info.split([',', ' '])
-        .find_map(|w| w.strip_prefix("git-branch=rel-"))
-        .unwrap_or("unknown")
-        .to_string()
+/// The version the library at `path` reports (`OrtGetApiBase()->GetVersionString()`). The
+/// library is already loaded by then: this only looks the symbol up again.
+fn ort_version(path: &Path) -> Result<String, Cause> {
+    type GetBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: the library was loaded (and its initialisers run) by `ort::init_from`; opening
+    // it again only takes another reference to it.
+    let lib = unsafe { libloading::Library::new(path) }?;
+    // SAFETY: `OrtGetApiBase` has this signature in every onnxruntime release.
+    let get: libloading::Symbol<'_, GetBase> = unsafe { lib.get(b"OrtGetApiBase") }?;
+    // SAFETY: see above; the result is checked for null before use.
+    let base = unsafe { get() };
+    if base.is_null() {
+        return Err("OrtGetApiBase returned nothing".into());
+    }
+    // SAFETY: `base` points to the library's static API base; the string it returns is
+    // static and NUL-terminated.
+    let s = unsafe { ((*base).GetVersionString)() };
+    if s.is_null() {
+        return Err("the library reports no version".into());
+    }
+    // SAFETY: see above.
+    let v = unsafe { std::ffi::CStr::from_ptr(s) };
+    Ok(v.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_from_build_info() {
-        let info = "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=26250ae, build type=Release";
-        assert_eq!(version_from_info(info), "1.32.0");
-        assert_eq!(version_from_info("something else"), "unknown");
-    }
 
     #[test]
     fn library_names() {

@@ -59,7 +59,8 @@ impl TractClassifier {
 
     fn new_unguarded(file: OnnxFile, layout: Option<InputLayout>) -> Result<Self, OnnxError> {
         let g = file.geometry(layout)?;
-        let (proto, path) = file.into_inlined()?;
+        let (mut proto, path) = file.into_inlined()?;
+        forget_shape_annotations(&mut proto);
         let model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(|e| OnnxError::Parse {
@@ -217,6 +218,24 @@ impl TractClassifier {
             .copied()
             .collect();
         self.prep.output(&y, rows, out)
+    }
+}
+
+/// Drop the shapes a graph declares for its intermediate values and outputs: exporters write
+/// them with the batch dimension as a named symbol (`batch`), which conflicts with planning for
+/// a fixed batch size. tract infers them again from the input.
+fn forget_shape_annotations(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::type_proto;
+    let Some(g) = proto.graph.as_mut() else {
+        return;
+    };
+    g.value_info.clear();
+    for out in &mut g.output {
+        if let Some(type_proto::Value::TensorType(t)) =
+            out.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.shape = None;
+        }
     }
 }
 

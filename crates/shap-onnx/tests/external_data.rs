@@ -190,3 +190,24 @@ fn extents_that_do_not_fit_are_refused() {
     refused(&path, "pass the end of the file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn torchs_default_export_loads_and_equals_onnxruntime_in_python() {
+    // fixtures/gen_external_fixture.py: torch.onnx.export's defaults, weights in .onnx.data.
+    let path = common::fixture("external/small_cnn.onnx");
+    assert!(OnnxFile::open(&path).unwrap().has_external_data());
+    let r = shap_explain::npz::read_npz(&common::fixture("external/small_cnn_ref.npz")).unwrap();
+    let get = |k: &str| r.iter().find(|(n, _)| n == k).unwrap().1.to_f32().unwrap();
+    let (data, want) = (get("data"), get("fx"));
+    for m in common::on_every_engine(&path, None) {
+        let n = data.len() / m.shape.features();
+        let mut out = vec![0.0; want.len()];
+        m.model.eval_batch(&data, n, m.shape, &mut out).unwrap();
+        let d = out
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "{}: {d}", m.engine);
+    }
+}

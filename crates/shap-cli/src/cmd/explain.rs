@@ -216,6 +216,7 @@ pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
 /// write and print.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
+    args.net.start_threads()?;
     let slicing = slicing(&args)?;
     let spec: MaskerSpec = args.masker.parse()?;
     let masker = Masker::new(spec, compat(&args).mask_mode());
@@ -404,7 +405,21 @@ fn slicing(args: &Args) -> Result<Slicing> {
 }
 
 fn options(args: &Args) -> Options<'_> {
-    args.net.options(args.net.head.chosen())
+    args.net.options(args.net.head.chosen(), concurrent_images(args))
+}
+
+/// How many images may be explained at once: one with `--shap-compat` (shap's random stream
+/// runs through them in order), else as many as are named, when they are counted up front.
+fn concurrent_images(args: &Args) -> usize {
+    if args.shap_compat {
+        1
+    } else if !args.image.is_empty() {
+        args.image.len()
+    } else if !args.indices.is_empty() {
+        args.indices.len()
+    } else {
+        usize::MAX
+    }
 }
 
 /// `--top-k` / `--classes` / `--all-classes` for a model with `k` outputs. An explicit
@@ -499,6 +514,13 @@ fn settings(
         ("seed", args.seed.to_string()),
         ("shap_compat", args.shap_compat.to_string()),
         ("evaluation", net.evaluation().to_string()),
+        ("engine", net.engine().to_string()),
+        (
+            "batch_size",
+            net.model()
+                .batch_rows()
+                .map_or_else(|| "per image".to_string(), |n| n.to_string()),
+        ),
         ("outputs", net.outputs_kind().to_string()),
         ("classes", classes_setting(outputs)),
         ("model", model_name),
@@ -567,15 +589,17 @@ fn print_summary(
     common::print(|o| {
         writeln!(
             o,
-            "{} explanations with masker {} ({}):",
+            "{} explanations with masker {} ({}, engine {}):",
             summary.settings.get("algorithm").map_or("", String::as_str),
             spec,
-            net.outputs_kind()
+            net.outputs_kind(),
+            net.engine()
         )?;
+        let score = if net.probabilities() { "p" } else { "logit" };
         for r in &summary.images {
             writeln!(
                 o,
-                "  {:<14} true: {:<12} predicted: {:<12} p={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
+                "  {:<14} true: {:<12} predicted: {:<12} {score}={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
                 r.source,
                 r.true_name.as_deref().unwrap_or("-"),
                 r.predicted_name.as_deref().unwrap_or("-"),

@@ -53,6 +53,7 @@ pub struct Args {
 /// Run `shap-cli faithfulness`.
 pub fn run(args: Args) -> Result<()> {
     check_args(&args)?;
+    args.net.start_threads()?;
     let e = Explanation::load_npz(&args.npz)?;
     if e.num_images == 0 {
         bail!("{}: the explanation holds no images", args.npz.display());
@@ -153,8 +154,10 @@ fn options<'a>(args: &'a Args, e: &Explanation) -> Options<'a> {
         .model
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
-    args.net
-        .options(args.net.head.chosen().or(recorded.filter(|_| !is_onnx)))
+    args.net.options(
+        args.net.head.chosen().or(recorded.filter(|_| !is_onnx)),
+        usize::MAX,
+    )
 }
 
 fn print(r: &FaithfulnessReport) -> Result<()> {

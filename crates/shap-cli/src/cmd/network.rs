@@ -1,12 +1,13 @@
 //! The model a command explains: the tutorial CNN from a `shap-cli train` checkpoint
 //! (`.safetensors`), or any ONNX image classifier (`.onnx`), chosen by the file's extension.
+//! For ONNX, which engine runs it (`--onnx-engine`): docs/onnx-engines.md.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use shap_explain::{BatchModel, ImageShape, InputLayout, Normalize};
 use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
-use shap_onnx::OnnxClassifier;
+use shap_onnx::{OnnxFile, OrtClassifier, OrtDevice, OrtThreads, TractClassifier};
 
 /// How the tutorial CNN evaluates masked images (`--eval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,8 +24,10 @@ pub enum Eval {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     /// The tutorial CNN's graph on shap-model's own kernels (the `--eval` paths), any other
-    /// graph through tract.
+    /// graph on onnxruntime when its library is found, else tract.
     Auto,
+    /// Every graph on onnxruntime (an error when its library cannot be loaded).
+    Onnxruntime,
     /// Every graph through tract.
     Tract,
 }
@@ -66,15 +69,60 @@ pub struct ModelFlags {
     pub softmax: bool,
     /// ONNX: what runs the model. `auto`: the tutorial CNN's own graph (recognised op by op,
     /// with no --mean/--std/--input-layout) on shap-model's kernels and `--eval` paths, any
-    /// other graph through tract. `tract`: every graph through tract.
+    /// other graph on onnxruntime when its library is found (see --onnxruntime), else tract.
+    /// `onnxruntime`: every graph on onnxruntime. `tract`: every graph through tract (pure
+    /// Rust, nothing to install).
     #[arg(long, value_enum, default_value = "auto")]
     pub onnx_engine: Engine,
+    /// ONNX: the onnxruntime library (libonnxruntime.so...) [default: $ORT_DYLIB_PATH, else
+    /// the one in the `onnxruntime` Python package of the python3 on PATH].
+    #[arg(long, value_name = "LIB")]
+    pub onnxruntime: Option<PathBuf>,
+    /// ONNX: masked images per model call, gathered across the images explained together
+    /// (a model whose graph fixes its batch size runs at that size).
+    #[arg(long, value_name = "N", default_value_t = shap_onnx::DEFAULT_MAX_ROWS,
+          value_parser = clap::builder::ValueParser::new(parse_batch_size))]
+    pub batch_size: usize,
+    /// Threads in all [default: $RAYON_NUM_THREADS, else one per core]. onnxruntime's threads
+    /// count in it: one session per image explained at once, or one session using every
+    /// thread when one image is explained at a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 impl ModelFlags {
-    /// The loading options these flags describe, with `head` as the head asked for.
-    pub fn options(&self, head: Option<super::common::HeadArg>) -> Options<'_> {
+    /// Start the thread pool with `--threads`, else `RAYON_NUM_THREADS`, else one thread per
+    /// core; a pool that cannot be started is an error, not a crash.
+    pub fn start_threads(&self) -> Result<usize> {
+        let n = match self.threads {
+            Some(n) => usize::from(n),
+            None => match std::env::var("RAYON_NUM_THREADS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .with_context(|| {
+                        format!("RAYON_NUM_THREADS={v:?}: give a thread count from 1 to 1024")
+                    })?,
+                _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        };
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .with_context(|| format!("cannot start {n} threads"))?;
+        Ok(n)
+    }
+
+    /// The loading options these flags describe, with `head` as the head asked for and at
+    /// most `concurrent` model calls at a time.
+    pub fn options(&self, head: Option<super::common::HeadArg>, concurrent: usize) -> Options<'_> {
         Options {
+            library: self.onnxruntime.as_deref(),
+            batch_size: self.batch_size,
+            threads: rayon::current_num_threads(),
+            concurrent,
             device: &self.device,
             eval: self.eval,
             head,
@@ -87,6 +135,14 @@ impl ModelFlags {
     }
 }
 
+/// `--batch-size`'s parser: 1 to 4096.
+fn parse_batch_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}': give a number of images from 1 to 4096")),
+    }
+}
+
 /// `--input-layout`'s parser.
 fn parse_layout(s: &str) -> Result<InputLayout, String> {
     s.parse()
@@ -95,6 +151,14 @@ fn parse_layout(s: &str) -> Result<InputLayout, String> {
 
 /// What the user said about the model besides its file.
 pub struct Options<'a> {
+    /// `--onnxruntime`.
+    pub library: Option<&'a Path>,
+    /// `--batch-size`.
+    pub batch_size: usize,
+    /// Threads in all.
+    pub threads: usize,
+    /// Model calls that may run at once (1 when images are explained one after another).
+    pub concurrent: usize,
     /// `--device`.
     pub device: &'a str,
     /// `--eval`.
@@ -125,12 +189,22 @@ pub struct Tutorial {
     head: Head,
 }
 
+/// An ONNX model on a general engine.
+pub struct Onnx {
+    model: Box<dyn BatchModel + Send>,
+    shape: ImageShape,
+    /// The engine and its version, as recorded: `onnxruntime 1.32.0` or `tract 0.23.9`.
+    engine: String,
+    /// Whether the outputs are probabilities (the graph ends in a softmax, or `--softmax`).
+    probabilities: bool,
+}
+
 /// A loaded model.
 pub enum Network {
     /// The tutorial CNN.
     Tutorial(Box<Tutorial>),
     /// An ONNX classifier.
-    Onnx(Box<OnnxClassifier>),
+    Onnx(Onnx),
 }
 
 impl Network {
@@ -154,7 +228,7 @@ impl Network {
                 Some(m) => m,
                 None => &t.full,
             },
-            Self::Onnx(m) => m.as_ref(),
+            Self::Onnx(m) => m.model.as_ref(),
         }
     }
 
@@ -162,16 +236,24 @@ impl Network {
     pub fn shape(&self) -> ImageShape {
         match self {
             Self::Tutorial { .. } => ImageShape::new(28, 28, 1),
-            Self::Onnx(m) => m.image_shape(),
+            Self::Onnx(m) => m.shape,
         }
     }
 
-    /// What the explained outputs are, for messages.
-    pub fn outputs_kind(&self) -> &'static str {
+    /// Whether the explained outputs are probabilities (else logits).
+    pub fn probabilities(&self) -> bool {
         match self {
-            Self::Tutorial(t) if t.head == Head::Logits => "logits",
-            Self::Tutorial(_) => "probabilities",
-            Self::Onnx(_) => "model outputs",
+            Self::Tutorial(t) => t.head != Head::Logits,
+            Self::Onnx(m) => m.probabilities,
+        }
+    }
+
+    /// What the explained outputs are, for messages and settings.
+    pub fn outputs_kind(&self) -> &'static str {
+        if self.probabilities() {
+            "probabilities"
+        } else {
+            "logits"
         }
     }
 
@@ -181,6 +263,15 @@ impl Network {
             Self::Tutorial(t) if t.incremental.is_some() => "incremental",
             Self::Tutorial(_) => "full",
             Self::Onnx(_) => "onnx",
+        }
+    }
+
+    /// What runs the model: `shap-model` (the tutorial CNN's own kernels), or the ONNX
+    /// engine with its version.
+    pub fn engine(&self) -> &str {
+        match self {
+            Self::Tutorial(_) => "shap-model",
+            Self::Onnx(m) => &m.engine,
         }
     }
 
@@ -198,10 +289,9 @@ impl Network {
         match self {
             Self::Tutorial(t) => Ok(t.probs.predict(images)?),
             Self::Onnx(m) => {
-                let shape = m.image_shape();
-                let n = images.len() / shape.features();
-                let mut out = vec![0.0; n * m.num_outputs()];
-                m.eval_batch(images, n, shape, &mut out)?;
+                let n = images.len() / m.shape.features();
+                let mut out = vec![0.0; n * m.model.num_outputs()];
+                m.model.eval_batch(images, n, m.shape, &mut out)?;
                 Ok(out)
             }
         }
@@ -250,16 +340,17 @@ fn tutorial(cnn: &Cnn, head: Head, incremental_eval: bool) -> Result<Network> {
 }
 
 /// With `--onnx-engine auto` and no preprocessing asked for, the tutorial CNN's own graph runs
-/// on shap-model's kernels (equal to tract's results to float rounding, and much faster).
-fn native_onnx(path: &Path, bytes: &[u8], o: &Options<'_>) -> Result<Option<Network>> {
+/// on shap-model's kernels (equal to the general engines' results to float rounding, and much
+/// faster).
+fn native_onnx(file: &OnnxFile, o: &Options<'_>) -> Result<Option<Network>> {
     if o.engine != Engine::Auto || !o.mean.is_empty() || !o.std.is_empty() || o.layout.is_some() {
         return Ok(None);
     }
-    let Some(w) = shap_onnx::recognize_tutorial(bytes) else {
+    let Some(w) = file.recognize_tutorial() else {
         return Ok(None);
     };
     if w.softmax && o.softmax {
-        // A second softmax is what tract would compute: leave it to tract.
+        // A second softmax is what a general engine would compute: leave it to one.
         return Ok(None);
     }
     let head = if w.softmax || o.softmax {
@@ -269,9 +360,9 @@ fn native_onnx(path: &Path, bytes: &[u8], o: &Options<'_>) -> Result<Option<Netw
     };
     let cnn = tutorial_from_onnx(w.tensors, head)?;
     eprintln!(
-        "note: {} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine tract \
-         runs it through tract)",
-        path.display()
+        "note: {} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine \
+         onnxruntime or tract runs it on a general engine)",
+        file.path().display()
     );
     tutorial(&cnn, head, o.eval != Eval::Full).map(Some)
 }
@@ -296,33 +387,117 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             "--head is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
         );
     }
-    if o.device.split(':').next() != Some("cpu") {
-        bail!(
-            "ONNX models run on the CPU (tract); got --device {}",
-            o.device
-        );
-    }
-    // Read once: the recogniser and tract both parse these bytes.
-    let bytes = shap_io::read_bounded(path, shap_onnx::MAX_MODEL_BYTES, "an ONNX model")
-        .map_err(shap_onnx::OnnxError::Read)?;
-    if let Some(net) = native_onnx(path, &bytes, o)? {
+    let device = onnx_device(o)?;
+    let file = OnnxFile::open(path)?;
+    if device == OrtDevice::Cpu
+        && let Some(net) = native_onnx(&file, o)?
+    {
         return Ok(net);
     }
     if o.eval == Eval::Incremental {
         bail!(
-            "--eval incremental is the tutorial CNN's own path; this ONNX model runs through tract"
+            "--eval incremental is the tutorial CNN's own path; this ONNX model runs on a general engine"
         );
     }
-    let mut model = OnnxClassifier::from_bytes(&bytes, path, o.layout)?;
-    let shape = model.image_shape();
-    if !o.mean.is_empty() || !o.std.is_empty() {
-        let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { o.mean };
-        let std: &[f32] = if o.std.is_empty() { &[1.0] } else { o.std };
-        let norm = Normalize::new(shape.channels, 1.0, mean, std)
-            .context("--mean/--std do not fit the model")?;
-        model = model.with_normalize(norm)?;
+    let probabilities = o.softmax || file.ends_in_softmax();
+    if o.softmax && file.ends_in_softmax() {
+        eprintln!(
+            "warning: {} already ends in a softmax; --softmax applies a second one",
+            path.display()
+        );
     }
-    Ok(Network::Onnx(Box::new(model.with_softmax(o.softmax))))
+    let norm = normalize(o, &file)?;
+    let (model, shape, engine) = match choose_engine(o, device)? {
+        Some(lib) => {
+            let t = OrtThreads::for_work(o.threads, o.concurrent);
+            let m = OrtClassifier::new(&file, o.layout, t, device)?
+                .with_normalize(norm)?
+                .with_softmax(o.softmax)
+                .with_max_rows(o.batch_size);
+            eprintln!(
+                "note: engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
+                lib.version,
+                lib.source,
+                lib.path.display(),
+                t.sessions,
+                t.intra
+            );
+            let shape = m.image_shape();
+            let b: Box<dyn BatchModel + Send> = Box::new(m);
+            (b, shape, format!("onnxruntime {}", lib.version))
+        }
+        None => {
+            let m = TractClassifier::new(file, o.layout)?
+                .with_normalize(norm)?
+                .with_softmax(o.softmax)
+                .with_max_rows(o.batch_size);
+            let shape = m.image_shape();
+            let b: Box<dyn BatchModel + Send> = Box::new(m);
+            (b, shape, format!("tract {}", shap_onnx::TRACT_VERSION))
+        }
+    };
+    Ok(Network::Onnx(Onnx {
+        model,
+        shape,
+        engine,
+        probabilities,
+    }))
+}
+
+/// `--mean`/`--std` as a normalisation for the model's channels.
+fn normalize(o: &Options<'_>, file: &OnnxFile) -> Result<Normalize> {
+    let channels = file.image_shape(o.layout)?.channels;
+    let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { o.mean };
+    let std: &[f32] = if o.std.is_empty() { &[1.0] } else { o.std };
+    Normalize::new(channels, 1.0, mean, std).context("--mean/--std do not fit the model")
+}
+
+/// Where an ONNX model runs: the CPU, or a CUDA GPU through onnxruntime.
+fn onnx_device(o: &Options<'_>) -> Result<OrtDevice> {
+    let (kind, index) = o.device.split_once(':').unwrap_or((o.device, "0"));
+    match kind {
+        "cpu" => Ok(OrtDevice::Cpu),
+        "cuda" if o.engine != Engine::Tract => Ok(OrtDevice::Cuda(
+            index.parse().context("--device cuda:N: N is not a GPU number")?,
+        )),
+        _ => bail!(
+            "ONNX models run on the CPU, or on a CUDA GPU through onnxruntime (--onnx-engine \
+             auto or onnxruntime); got --device {} with --onnx-engine {}",
+            o.device,
+            match o.engine {
+                Engine::Tract => "tract",
+                _ => "auto",
+            }
+        ),
+    }
+}
+
+/// The onnxruntime library to run on, or `None` for tract: `--onnx-engine onnxruntime` (or a
+/// GPU) must load it; `auto` falls back to tract with a note.
+fn choose_engine(
+    o: &Options<'_>,
+    device: OrtDevice,
+) -> Result<Option<&'static shap_onnx::OrtLibrary>> {
+    match o.engine {
+        Engine::Tract => {
+            eprintln!("note: engine tract (--onnx-engine tract)");
+            Ok(None)
+        }
+        Engine::Onnxruntime => Ok(Some(shap_onnx::runtime::load(o.library)?)),
+        Engine::Auto if device != OrtDevice::Cpu => Ok(Some(
+            shap_onnx::runtime::load(o.library).context("a GPU needs onnxruntime")?,
+        )),
+        Engine::Auto => match shap_onnx::runtime::load(o.library) {
+            Ok(lib) => Ok(Some(lib)),
+            Err(e) => {
+                eprintln!(
+                    "note: engine tract, as onnxruntime cannot be used: {:#}",
+                    anyhow::Error::from(e)
+                );
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// Class names: `--labels FILE` (one per line, exactly one per output), else Fashion-MNIST's
@@ -335,7 +510,7 @@ pub fn class_names(labels: Option<&Path>, net: &Network) -> Result<Vec<String>> 
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            Network::Onnx(_) => (0..k).map(|i| i.to_string()).collect(),
+            Network::Onnx { .. } => (0..k).map(|i| i.to_string()).collect(),
         });
     };
     let bytes = shap_io::read_bounded(path, 16 * shap_io::MIB, "a labels file")?;
