@@ -100,6 +100,13 @@ def make_model(sess, name, layout, mean, std, use_softmax=False):
     std = None if std is None else np.array(std, np.float32)
 
     def f(x):
+        t0 = time.perf_counter()
+        try:
+            return model(x)
+        finally:
+            f.seconds += time.perf_counter() - t0
+
+    def model(x):
         x = np.asarray(x, np.float32)
         if mean is not None or std is not None:
             x = (x - (0.0 if mean is None else mean)) / (1.0 if std is None else std)
@@ -108,6 +115,7 @@ def make_model(sess, name, layout, mean, std, use_softmax=False):
         out = sess.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]
         return softmax(out) if use_softmax else out
 
+    f.seconds = 0.0
     return f
 
 
@@ -123,6 +131,8 @@ def main():
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--forward-runs", type=int, default=FORWARD_RUNS,
+                    help="timed batch-64 forward passes after the explanations (0: none)")
     ap.add_argument("--batch-size", type=int, default=10,
                     help="masks per model call (shap's default for the Image masker: 10)")
     ap.add_argument("--softmax", action="store_true", help="softmax over the model's outputs inside f")
@@ -155,12 +165,15 @@ def main():
     np.random.seed(0)
     explainer(x[:1], max_evals=a.max_evals, outputs=outputs, batch_size=a.batch_size, silent=True)
     times = []
+    in_model = []
     for _ in range(a.repeats):
         np.random.seed(0)
         chosen.clear()
+        f.seconds = 0.0
         t0 = time.perf_counter()
         sv = explainer(x, max_evals=a.max_evals, outputs=outputs, batch_size=a.batch_size, silent=True)
         times.append(time.perf_counter() - t0)
+        in_model.append(f.seconds)
 
     if a.save_values:
         fx = f(x)
@@ -179,9 +192,10 @@ def main():
         )
 
     rows = np.resize(x, (FORWARD_BATCH,) + x.shape[1:])  # the images repeated
-    f(rows)  # warm-up
     fwd = []
-    for _ in range(FORWARD_RUNS):
+    if a.forward_runs > 0:
+        f(rows)  # warm-up
+    for _ in range(a.forward_runs):
         t0 = time.perf_counter()
         f(rows)
         fwd.append(time.perf_counter() - t0)
@@ -205,8 +219,10 @@ def main():
         "values_shape": list(np.shape(sv.values)),
         "times_s": times,
         "median_s": statistics.median(times),
+        "model_s": in_model,
+        "model_fraction": statistics.median(m / t for m, t in zip(in_model, times)),
         "forward_batch": FORWARD_BATCH,
-        "forward_img_per_s": FORWARD_BATCH / statistics.median(fwd),
+        "forward_img_per_s": FORWARD_BATCH / statistics.median(fwd) if fwd else None,
     }
     print(json.dumps(result))
 

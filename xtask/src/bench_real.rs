@@ -65,6 +65,7 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
 /// The three sides of one model, alternating round by round, and its table rows.
 fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> Result<Vec<Value>> {
     let (mut ours, mut compat, mut shap) = (Vec::new(), Vec::new(), Vec::new());
+    let mut in_model = Vec::new();
     let rounds = if quick { 1 } else { REPEATS + 1 };
     let out = dir().join("runs");
     std::fs::create_dir_all(&out)?;
@@ -74,12 +75,13 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
         let timed = quick || round > 0;
         let t = cli_time(cli, lib, m, false, None)?;
         let tc = cli_time(cli, lib, m, true, (round == 0).then_some(compat_npz.as_path()))?;
-        let tp = python_time(python, m, (round == 0).then_some(shap_npz.as_path()))?;
+        let (tp, fraction) = python_time(python, m, (round == 0).then_some(shap_npz.as_path()))?;
         eprintln!("    round {round}: ours {t:.2} s, --shap-compat {tc:.2} s, shap {tp:.2} s");
         if timed {
             ours.push(t);
             compat.push(tc);
             shap.push(tp);
+            in_model.push(fraction);
         }
     }
     let (o, c, s) = (median(&ours), median(&compat), median(&shap));
@@ -95,7 +97,12 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
         json!({
             "group": "real", "name": name("CLI defaults"), "value": o, "unit": "s",
             "reference": reference(o),
-            "note": format!("shap-cli explain, median of {} alternating rounds", ours.len()),
+            "note": format!(
+                "shap-cli explain, median of {} alternating rounds; shap spends {:.0}% of its \
+                 time in the model",
+                ours.len(),
+                100.0 * median(&in_model)
+            ),
         }),
         json!({
             "group": "real", "name": name("--shap-compat"), "value": c, "unit": "s",
@@ -139,8 +146,8 @@ fn cli_time(cli: &Path, lib: &Path, m: &Model, compat: bool, npz: Option<&Path>)
 }
 
 /// shap + onnxruntime on the model (`benches/python/shap_onnx_reference.py`, one timed
-/// explanation after its own warm-up): seconds.
-fn python_time(python: &str, m: &Model, save: Option<&Path>) -> Result<f64> {
+/// explanation after its own warm-up): seconds, and the share of them inside the model.
+fn python_time(python: &str, m: &Model, save: Option<&Path>) -> Result<(f64, f64)> {
     let script = sh::repo_root().join("benches/python/shap_onnx_reference.py");
     let mut c = Command::new(python);
     c.arg(script)
@@ -152,6 +159,7 @@ fn python_time(python: &str, m: &Model, save: Option<&Path>) -> Result<f64> {
     }
     c.args(["--mean", &m.mean, "--std", &m.std, "--masker", MASKER])
         .args(["--max-evals", "500", "--top-k", "5", "--repeats", "1"])
+        .args(["--forward-runs", "0"])
         .args(["--threads", THREADS]);
     if m.softmax {
         c.arg("--softmax");
@@ -162,9 +170,10 @@ fn python_time(python: &str, m: &Model, save: Option<&Path>) -> Result<f64> {
     let out = sh::output(&mut c)?;
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .context("parsing shap_onnx_reference.py's output")?;
-    v["median_s"]
+    let t = v["median_s"]
         .as_f64()
-        .context("median_s missing from shap_onnx_reference.py's output")
+        .context("median_s missing from shap_onnx_reference.py's output")?;
+    Ok((t, v["model_fraction"].as_f64().unwrap_or(f64::NAN)))
 }
 
 /// "max |diff| = ... of the largest ..., same classes" for the compat run against shap's.

@@ -34,6 +34,9 @@ const LIBRARIES: [&str; 3] = [
     "nvidia-cuda-nvrtc==13.4.92",
 ];
 
+/// onnxruntime's GPU build with the CUDA and cuDNN wheels it loads (gpu-check's ONNX test).
+const ORT_GPU: [&str; 1] = ["onnxruntime-gpu[cuda,cudnn]==1.32.0"];
+
 /// cudarc 0.19.10 (Candle 0.11's) knows CUDA up to 13.4, the toolchain's version.
 const CUDARC_CUDA_VERSION: &str = "13040";
 
@@ -54,7 +57,7 @@ pub struct GpuArgs {
 /// Where the toolchain and the check's target dir live: `$SHAP_TOOLKIT_CUDA_CACHE` when set
 /// (a folder that outlives clones, so CI on the same machine compiles Candle's kernels once),
 /// else the main target dir.
-fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     match std::env::var_os(CACHE_VAR) {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => sh::target_dir(),
@@ -236,6 +239,7 @@ pub fn gpu_check(args: GpuArgs) -> Result<()> {
     let root = install(&TOOLCHAIN)?;
     let libs = install(&LIBRARIES)?;
     let link = link_dir(&libs)?;
+    let ort_gpu = ort_gpu_library();
     let limit = Duration::from_secs(args.timeout);
     let deadline = Instant::now() + limit;
     let mut tally = (0, 0);
@@ -246,6 +250,17 @@ pub fn gpu_check(args: GpuArgs) -> Result<()> {
             .with_context(|| format!("building {package}'s {test} tests with --features cuda"))?;
         let mut run = gpu_cargo(&root, &cap, &link, package, test);
         run.args(["--", "--ignored", "--test-threads=1"]);
+        match &ort_gpu {
+            Ok((lib, paths)) => {
+                run.env("SHAP_TOOLKIT_ORT_GPU", lib);
+                let old = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+                let mut all = paths.clone();
+                all.push(link.clone());
+                all.extend(std::env::split_paths(&old));
+                run.env("LD_LIBRARY_PATH", std::env::join_paths(all)?);
+            }
+            Err(e) => eprintln!("(onnxruntime-gpu not installed, its check will fail: {e:#})"),
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         let (passed, failed) = run_checks(&mut run, left, &format!("{package} {test}"))?;
         tally = (tally.0 + passed, tally.1 + failed);
@@ -255,6 +270,41 @@ pub fn gpu_check(args: GpuArgs) -> Result<()> {
         bail!("{} GPU check(s) failed (their output is above)", tally.1);
     }
     Ok(())
+}
+
+/// onnxruntime-gpu's library (in a venv of its own) and the folders of the CUDA and cuDNN
+/// libraries its CUDA provider loads.
+fn ort_gpu_library() -> Result<(PathBuf, Vec<PathBuf>)> {
+    let venv = toolchain_dir().join("ort-gpu");
+    create_venv(&venv)?;
+    if !venv.join("installed.txt").is_file() {
+        eprintln!("==> pip install {}", ORT_GPU.join(" "));
+        let mut pip = Command::new(venv.join("bin").join("pip"));
+        pip.args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(ORT_GPU);
+        sh::run(&mut pip).context("installing onnxruntime-gpu from PyPI")?;
+        std::fs::write(venv.join("installed.txt"), ORT_GPU.join("\n"))?;
+    }
+    let mut lib = None;
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(venv.join("lib"))? {
+        let site = entry?.path().join("site-packages");
+        let capi = site.join("onnxruntime").join("capi");
+        for f in std::fs::read_dir(&capi).into_iter().flatten().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with("libonnxruntime.so") {
+                lib = Some(f.path());
+            }
+        }
+        for pkg in std::fs::read_dir(site.join("nvidia")).into_iter().flatten().flatten() {
+            let l = pkg.path().join("lib");
+            if l.is_dir() {
+                paths.push(l);
+            }
+        }
+    }
+    let lib = lib.context("no libonnxruntime.so in the onnxruntime-gpu venv")?;
+    Ok((lib, paths))
 }
 
 /// The GPU's compute capability from `nvidia-smi` (`9.0` -> `90`), printing what it found.

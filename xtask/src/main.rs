@@ -21,6 +21,7 @@ mod bench_onnx;
 mod bench_real;
 mod browser;
 mod cuda;
+mod onnxruntime;
 mod render;
 mod report;
 mod reproduce;

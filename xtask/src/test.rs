@@ -1,7 +1,8 @@
 //! `cargo xtask test`: what CI runs (README's test command).
 //!
 //! 1. `cargo test --workspace --release --no-fail-fast` (every crate's unit, golden and
-//!    integration tests);
+//!    integration tests), with the ONNX tests on both engines: onnxruntime is installed from
+//!    PyPI into a venv first (`onnxruntime.rs`; under `CI` a failed install fails the run);
 //! 2. `cargo bench --no-run` (the criterion benches in `benches/` compile, so they cannot rot);
 //! 3. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
 //!    release profile, so they reuse the xtask binary's dependencies, then `cargo xtask
@@ -60,12 +61,21 @@ pub fn run(args: Args) -> Result<()> {
     let mut tally = Tally::default();
     let mut skipped = 0;
     let mut errors = Vec::new();
+    let mut cargo_test = sh::cargo();
+    cargo_test.args(["test", "--workspace", "--release", "--no-fail-fast"]);
+    match crate::onnxruntime::library() {
+        Ok(lib) => {
+            eprintln!("==> ONNX tests on tract and onnxruntime ({})", lib.display());
+            cargo_test
+                .env("ORT_DYLIB_PATH", lib)
+                .env("SHAP_TOOLKIT_REQUIRE_ORT", "1");
+        }
+        // CI must test both engines; elsewhere (offline, no python3-venv) tract alone.
+        Err(e) if std::env::var_os("CI").is_some() => return Err(e),
+        Err(e) => eprintln!("==> ONNX tests on tract only: {e:#}"),
+    }
     eprintln!("==> cargo test --workspace --release --no-fail-fast");
-    record(
-        &mut tally,
-        &mut errors,
-        libtest(sh::cargo().args(["test", "--workspace", "--release", "--no-fail-fast"])),
-    );
+    record(&mut tally, &mut errors, libtest(&mut cargo_test));
     eprintln!("==> cargo bench --no-run (the criterion benches compile)");
     if let Err(e) = sh::run(sh::cargo().args(["bench", "--no-run"])) {
         errors.push(format!("{e:#}"));

@@ -214,3 +214,56 @@ fn train_and_explain_on_cuda_agree_with_the_cpu() {
         "values differ by {d} (scale {scale})"
     );
 }
+
+/// onnxruntime's CUDA execution provider against its CPU one on the RGB fixture.
+/// `cargo xtask gpu-check` installs onnxruntime-gpu and names its library in
+/// `SHAP_TOOLKIT_ORT_GPU`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn onnx_on_onnxruntimes_cuda_provider_agrees_with_the_cpu() {
+    let lib = std::env::var("SHAP_TOOLKIT_ORT_GPU")
+        .expect("SHAP_TOOLKIT_ORT_GPU: the onnxruntime-gpu library (cargo xtask gpu-check sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |name: &str| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shap-onnx/fixtures")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let mut results = Vec::new();
+    for device in ["cpu", "cuda"] {
+        let npz = dir.path().join(format!("{device}.npz"));
+        let out = shap_cli(&[
+            "explain",
+            "--model",
+            &fixture("rgb_nchw.onnx"),
+            "--image",
+            &fixture("images/rgb_0.png"),
+            "--onnx-engine",
+            "onnxruntime",
+            "--onnxruntime",
+            &lib,
+            "--device",
+            device,
+            "--mean",
+            "0.485,0.456,0.406",
+            "--std",
+            "0.229,0.224,0.225",
+            "--npz",
+            s(&npz),
+        ]);
+        assert!(out.status.success(), "{device}: {}", text(&out.stderr));
+        results.push(values(&npz));
+    }
+    let ((a, ca), (b, cb)) = (&results[0], &results[1]);
+    assert_eq!(ca, cb);
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f64, f64::max);
+    assert!(d <= 1e-4 * scale, "cuda vs cpu: {d} of {scale}");
+}

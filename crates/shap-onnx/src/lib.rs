@@ -46,8 +46,12 @@ use std::path::PathBuf;
 /// The tract version this crate runs (the workspace pins it).
 pub const TRACT_VERSION: &str = "0.23.9";
 
-/// Default images per call of the model.
+/// Default images per call of the model (tract, and onnxruntime on a GPU).
 pub const DEFAULT_MAX_ROWS: usize = 64;
+
+/// Default images per call for onnxruntime on the CPU: measured best overall on real models
+/// (docs/onnx-engines.md, "Batch size").
+pub const ORT_CPU_ROWS: usize = 16;
 
 /// An engine's error as a standard error, kept as a cause.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;

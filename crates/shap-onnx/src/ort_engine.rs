@@ -15,7 +15,7 @@ use ort::value::TensorRef;
 use shap_explain::{BatchModel, ImageShape, InputLayout, ModelError, Normalize};
 
 use crate::prep::Prep;
-use crate::{Cause, DEFAULT_MAX_ROWS, OnnxError, OnnxFile};
+use crate::{Cause, DEFAULT_MAX_ROWS, ORT_CPU_ROWS, OnnxError, OnnxFile};
 
 /// Where onnxruntime runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,7 +85,10 @@ impl OrtClassifier {
             input: g.name,
             prep: Prep::new(g.shape, g.layout),
             fixed_batch: g.fixed_batch,
-            max_rows: g.fixed_batch.unwrap_or(DEFAULT_MAX_ROWS),
+            max_rows: g.fixed_batch.unwrap_or(match device {
+                OrtDevice::Cpu => ORT_CPU_ROWS,
+                OrtDevice::Cuda(_) => DEFAULT_MAX_ROWS,
+            }),
             threads,
         };
         c.prep.k = c.probe(file)?;
@@ -121,8 +124,8 @@ impl OrtClassifier {
         self
     }
 
-    /// At most this many images per call (default [`DEFAULT_MAX_ROWS`]; a model with a fixed
-    /// batch size always runs at that size).
+    /// At most this many images per call (default [`ORT_CPU_ROWS`] on the CPU,
+    /// [`DEFAULT_MAX_ROWS`] on a GPU; a model with a fixed batch size always runs at that size).
     pub fn with_max_rows(mut self, rows: usize) -> Self {
         if self.fixed_batch.is_none() {
             self.max_rows = rows.max(1);

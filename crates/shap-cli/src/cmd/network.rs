@@ -79,10 +79,10 @@ pub struct ModelFlags {
     #[arg(long, value_name = "LIB")]
     pub onnxruntime: Option<PathBuf>,
     /// ONNX: masked images per model call, gathered across the images explained together
-    /// (a model whose graph fixes its batch size runs at that size).
-    #[arg(long, value_name = "N", default_value_t = shap_onnx::DEFAULT_MAX_ROWS,
-          value_parser = clap::builder::ValueParser::new(parse_batch_size))]
-    pub batch_size: usize,
+    /// [default: 16 on onnxruntime on the CPU, 64 on a GPU or tract]. A model whose graph
+    /// fixes its batch size runs at that size.
+    #[arg(long, value_name = "N", value_parser = clap::builder::ValueParser::new(parse_batch_size))]
+    pub batch_size: Option<usize>,
     /// Threads in all [default: $RAYON_NUM_THREADS, else one per core]. onnxruntime's threads
     /// count in it: one session per image explained at once, or one session using every
     /// thread when one image is explained at a time.
@@ -154,7 +154,7 @@ pub struct Options<'a> {
     /// `--onnxruntime`.
     pub library: Option<&'a Path>,
     /// `--batch-size`.
-    pub batch_size: usize,
+    pub batch_size: Option<usize>,
     /// Threads in all.
     pub threads: usize,
     /// Model calls that may run at once (1 when images are explained one after another).
@@ -410,10 +410,12 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
     let (model, shape, engine) = match choose_engine(o, device)? {
         Some(lib) => {
             let t = OrtThreads::for_work(o.threads, o.concurrent);
-            let m = OrtClassifier::new(&file, o.layout, t, device)?
+            let mut m = OrtClassifier::new(&file, o.layout, t, device)?
                 .with_normalize(norm)?
-                .with_softmax(o.softmax)
-                .with_max_rows(o.batch_size);
+                .with_softmax(o.softmax);
+            if let Some(rows) = o.batch_size {
+                m = m.with_max_rows(rows);
+            }
             eprintln!(
                 "note: engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
                 lib.version,
@@ -427,10 +429,12 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             (b, shape, format!("onnxruntime {}", lib.version))
         }
         None => {
-            let m = TractClassifier::new(file, o.layout)?
+            let mut m = TractClassifier::new(file, o.layout)?
                 .with_normalize(norm)?
-                .with_softmax(o.softmax)
-                .with_max_rows(o.batch_size);
+                .with_softmax(o.softmax);
+            if let Some(rows) = o.batch_size {
+                m = m.with_max_rows(rows);
+            }
             let shape = m.image_shape();
             let b: Box<dyn BatchModel + Send> = Box::new(m);
             (b, shape, format!("tract {}", shap_onnx::TRACT_VERSION))
