@@ -308,3 +308,60 @@ fn external_data_outside_the_folder_is_refused_with_nothing_written() {
         refused(&out, "outside the model's folder", &out_dir);
     }
 }
+
+#[test]
+fn every_flag_that_changes_the_numbers_is_part_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("e.npz");
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "a\nb\nc\nd\ne\n").unwrap();
+    let (model, image) = (
+        fixture("external/small_cnn.onnx"),
+        fixture("images/rgb_0.png"),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--model",
+            &model,
+            "--image",
+            &image,
+            "--onnx-engine",
+            "tract",
+            "--max-evals",
+            "60",
+            "--npz",
+            s(&npz),
+        ];
+        args.extend_from_slice(extra);
+        let out = shap_cli(&args);
+        ok(&out);
+        text(&out.stderr)
+    };
+    run(&[]);
+    assert!(run(&[]).contains("already complete"));
+    let changes: [(&[&str], &str, &str); 6] = [
+        (&["--softmax"], "softmax", "true"),
+        (&["--mean", "0.5"], "mean", "0.5"),
+        (&["--std", "0.5"], "std", "0.5"),
+        (&["--labels", s(&labels)], "labels_sha256", ""),
+        (&["--batch-size", "3"], "batch_size", "3"),
+        (&["--input-layout", "nchw"], "input_layout", "nchw"),
+    ];
+    for (flags, key, want) in changes {
+        let err = run(flags);
+        if key != "input_layout" {
+            // The layout read from the shape is nchw already: the same run.
+            assert!(!err.contains("already complete"), "{flags:?}: {err}");
+        }
+        let e = Explanation::load_npz(&npz).unwrap();
+        let got = e.setting(key).unwrap();
+        if want.is_empty() {
+            assert_ne!(got, "-", "{key}");
+        } else {
+            assert_eq!(got, want, "{key}");
+        }
+        // Back to the first run's settings: computed again, not served from the other run.
+        assert!(!run(&[]).contains("already complete") || key == "input_layout");
+    }
+}

@@ -56,16 +56,21 @@ fn is_external(t: &TensorProto) -> bool {
 }
 
 /// Check every external reference of `model` (loaded from `path`) and return the total bytes
-/// they declare. Nothing is read but the files' metadata.
-pub(crate) fn check(model: &mut ModelProto, path: &Path) -> Result<u64, OnnxError> {
+/// they declare and the files they are in (each once, in first-use order). Nothing is read
+/// but the files' metadata.
+pub(crate) fn check(model: &mut ModelProto, path: &Path) -> Result<(u64, Vec<PathBuf>), OnnxError> {
     let mut total = 0u64;
+    let mut files: Vec<PathBuf> = Vec::new();
     let Some(graph) = model.graph.as_mut() else {
-        return Ok(0);
+        return Ok((0, files));
     };
     for_each_tensor(graph, &mut |t| {
         if is_external(t) {
             let e = extent(t, path)?;
             total = total.saturating_add(e.length);
+            if !files.contains(&e.file) {
+                files.push(e.file);
+            }
         }
         Ok(())
     })?;
@@ -76,7 +81,7 @@ pub(crate) fn check(model: &mut ModelProto, path: &Path) -> Result<u64, OnnxErro
             format!("the external data adds up to {total} bytes, more than the {MAX_EXTERNAL_BYTES}-byte limit"),
         ));
     }
-    Ok(total)
+    Ok((total, files))
 }
 
 /// Read every external tensor's bytes into the model, so that it no longer refers to any

@@ -28,6 +28,7 @@ pub struct OnnxFile {
     bytes: Vec<u8>,
     proto: ModelProto,
     external_bytes: u64,
+    external_files: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for OnnxFile {
@@ -54,12 +55,13 @@ impl OnnxFile {
             path: path.to_path_buf(),
             source: Box::new(e),
         })?;
-        let external_bytes = external::check(&mut proto, path)?;
+        let (external_bytes, external_files) = external::check(&mut proto, path)?;
         Ok(Self {
             path: path.to_path_buf(),
             bytes,
             proto,
             external_bytes,
+            external_files,
         })
     }
 
@@ -80,15 +82,12 @@ impl OnnxFile {
 
     /// Whether some tensors keep their bytes in other files.
     pub fn has_external_data(&self) -> bool {
-        self.external_bytes > 0 || self.has_external_refs()
+        !self.external_files.is_empty()
     }
 
-    fn has_external_refs(&self) -> bool {
-        let external = Some(tensor_proto::DataLocation::External as i32);
-        self.proto
-            .graph
-            .as_ref()
-            .is_some_and(|g| g.initializer.iter().any(|t| t.data_location == external))
+    /// The files holding external data (checked, real paths), each once.
+    pub fn external_files(&self) -> &[PathBuf] {
+        &self.external_files
     }
 
     /// The tutorial CNN's weights when the graph is exactly that network.
@@ -110,6 +109,11 @@ impl OnnxFile {
     /// The images the model takes, in (H, W, C) terms; `layout` as for the engines.
     pub fn image_shape(&self, layout: Option<InputLayout>) -> Result<ImageShape, OnnxError> {
         self.geometry(layout).map(|g| g.shape)
+    }
+
+    /// The input layout the engines use: `layout` when given, else read from the input shape.
+    pub fn input_layout(&self, layout: Option<InputLayout>) -> Result<InputLayout, OnnxError> {
+        self.geometry(layout).map(|g| g.layout)
     }
 
     /// Whether the graph's first output comes straight from a `Softmax` node (then the

@@ -183,6 +183,21 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// The SHA-256 of `model` alone; with external data files `data`, the SHA-256 of the lines
+/// `<sha256 of model>`, `<sha256 of each data file>`: what identifies a model's numbers.
+pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String> {
+    if data.is_empty() {
+        return sha256_file(model);
+    }
+    use sha2::{Digest, Sha256};
+    let mut all = Sha256::new();
+    for p in std::iter::once(model).chain(data.iter().map(|p| p.as_path())) {
+        all.update(sha256_file(p)?.as_bytes());
+        all.update(b"\n");
+    }
+    Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// A progress bar on standard error for `len` `what`s, when standard error is a terminal and
 /// `quiet` is off; `None` otherwise (a pipe or a log file gets no bar).
 pub fn progress_bar(len: u64, what: &str, quiet: bool) -> Option<indicatif::ProgressBar> {

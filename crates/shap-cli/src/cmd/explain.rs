@@ -523,10 +523,30 @@ fn settings(
         ),
         ("outputs", net.outputs_kind().to_string()),
         ("classes", classes_setting(outputs)),
+        ("input_layout", net.input_layout().map_or("-".into(), |l| l.to_string())),
+        ("mean", list(&args.net.mean)),
+        ("std", list(&args.net.std)),
+        ("softmax", args.net.softmax.to_string()),
+        (
+            "labels_sha256",
+            match &args.labels {
+                Some(p) => common::sha256_file(p)?,
+                None => "-".into(),
+            },
+        ),
         ("model", model_name),
-        ("model_sha256", common::sha256_file(&args.model)?),
+        ("model_sha256", common::sha256_files(&args.model, net.data_files())?),
     ];
     Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// `--mean`/`--std` values as recorded: `0.485,0.456,0.406`, or `-` when not given.
+fn list(v: &[f32]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let v: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    v.join(",")
 }
 
 /// Which classes each image explains, as the settings record it.

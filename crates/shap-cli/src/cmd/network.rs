@@ -193,6 +193,9 @@ pub struct Tutorial {
 pub struct Onnx {
     model: Box<dyn BatchModel + Send>,
     shape: ImageShape,
+    layout: InputLayout,
+    /// The files holding its external data.
+    external: Vec<PathBuf>,
     /// The engine and its version, as recorded: `onnxruntime 1.32.0` or `tract 0.23.9`.
     engine: String,
     /// Whether the outputs are probabilities (the graph ends in a softmax, or `--softmax`).
@@ -263,6 +266,22 @@ impl Network {
             Self::Tutorial(t) if t.incremental.is_some() => "incremental",
             Self::Tutorial(_) => "full",
             Self::Onnx(_) => "onnx",
+        }
+    }
+
+    /// The ONNX model's input layout (`None` for the tutorial CNN's own path).
+    pub fn input_layout(&self) -> Option<InputLayout> {
+        match self {
+            Self::Tutorial(_) => None,
+            Self::Onnx(m) => Some(m.layout),
+        }
+    }
+
+    /// The files besides the model file that its numbers depend on (ONNX external data).
+    pub fn data_files(&self) -> &[PathBuf] {
+        match self {
+            Self::Tutorial(_) => &[],
+            Self::Onnx(m) => &m.external,
         }
     }
 
@@ -407,6 +426,8 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
         );
     }
     let norm = normalize(o, &file)?;
+    let file_layout = file.input_layout(o.layout)?;
+    let external = file.external_files().to_vec();
     let (model, shape, engine) = match choose_engine(o, device)? {
         Some(lib) => {
             let t = OrtThreads::for_work(o.threads, o.concurrent);
@@ -440,9 +461,15 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
             (b, shape, format!("tract {}", shap_onnx::TRACT_VERSION))
         }
     };
+    let layout = match o.layout {
+        Some(l) => l,
+        None => file_layout,
+    };
     Ok(Network::Onnx(Onnx {
         model,
         shape,
+        layout,
+        external,
         engine,
         probabilities,
     }))
