@@ -74,7 +74,13 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
     for round in 0..rounds {
         let timed = quick || round > 0;
         let t = cli_time(cli, lib, m, false, None)?;
-        let tc = cli_time(cli, lib, m, true, (round == 0).then_some(compat_npz.as_path()))?;
+        let tc = cli_time(
+            cli,
+            lib,
+            m,
+            true,
+            (round == 0).then_some(compat_npz.as_path()),
+        )?;
         let (tp, fraction) = python_time(python, m, (round == 0).then_some(shap_npz.as_path()))?;
         eprintln!("    round {round}: ours {t:.2} s, --shap-compat {tc:.2} s, shap {tp:.2} s");
         if timed {
@@ -92,7 +98,12 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
             m.name, m.layout
         )
     };
-    let reference = |t: f64| format!("shap 0.51 + onnxruntime, same run: {s:.2} s ({:.2}x)", s / t);
+    let reference = |t: f64| {
+        format!(
+            "shap 0.51 + onnxruntime, same run: {s:.2} s ({:.2}x)",
+            s / t
+        )
+    };
     Ok(vec![
         json!({
             "group": "real", "name": name("CLI defaults"), "value": o, "unit": "s",

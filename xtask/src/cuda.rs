@@ -296,7 +296,11 @@ fn ort_gpu_library() -> Result<(PathBuf, Vec<PathBuf>)> {
                 lib = Some(f.path());
             }
         }
-        for pkg in std::fs::read_dir(site.join("nvidia")).into_iter().flatten().flatten() {
+        for pkg in std::fs::read_dir(site.join("nvidia"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let l = pkg.path().join("lib");
             if l.is_dir() {
                 paths.push(l);

@@ -21,14 +21,17 @@ pub fn library() -> Result<PathBuf> {
     if !stamp.is_file() {
         if !venv.join("bin").join("pip").is_file() {
             eprintln!("==> python3 -m venv {}", venv.display());
-            sh::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-                .context("creating a venv for onnxruntime (Debian: apt-get install python3-venv)")?;
+            sh::run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).context(
+                "creating a venv for onnxruntime (Debian: apt-get install python3-venv)",
+            )?;
         }
         eprintln!("==> pip install {PACKAGE}");
-        sh::run(
-            Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", PACKAGE]),
-        )
+        sh::run(Command::new(venv.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            PACKAGE,
+        ]))
         .context("installing onnxruntime from PyPI")?;
         std::fs::write(&stamp, PACKAGE)?;
     }

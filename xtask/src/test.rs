@@ -65,7 +65,10 @@ pub fn run(args: Args) -> Result<()> {
     cargo_test.args(["test", "--workspace", "--release", "--no-fail-fast"]);
     match crate::onnxruntime::library() {
         Ok(lib) => {
-            eprintln!("==> ONNX tests on tract and onnxruntime ({})", lib.display());
+            eprintln!(
+                "==> ONNX tests on tract and onnxruntime ({})",
+                lib.display()
+            );
             cargo_test
                 .env("ORT_DYLIB_PATH", lib)
                 .env("SHAP_TOOLKIT_REQUIRE_ORT", "1");

@@ -222,8 +222,9 @@ fn train_and_explain_on_cuda_agree_with_the_cpu() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn onnx_on_onnxruntimes_cuda_provider_agrees_with_the_cpu() {
-    let lib = std::env::var("SHAP_TOOLKIT_ORT_GPU")
-        .expect("SHAP_TOOLKIT_ORT_GPU: the onnxruntime-gpu library (cargo xtask gpu-check sets it)");
+    let lib = std::env::var("SHAP_TOOLKIT_ORT_GPU").expect(
+        "SHAP_TOOLKIT_ORT_GPU: the onnxruntime-gpu library (cargo xtask gpu-check sets it)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let fixture = |name: &str| {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -264,7 +264,11 @@ fn libraries_that_cannot_be_used_are_clear_errors_with_nothing_written() {
     let out = explain_rgb(&npz, &["--onnx-engine", "tract", "--device", "cuda"]);
     refused(&out, "--onnx-engine tract", &out_dir);
     // Bad thread and batch counts are refused by the parser.
-    for flags in [["--threads", "0"], ["--batch-size", "0"], ["--batch-size", "x"]] {
+    for flags in [
+        ["--threads", "0"],
+        ["--batch-size", "0"],
+        ["--batch-size", "x"],
+    ] {
         let out = explain_rgb(&npz, &flags);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     }

@@ -78,7 +78,9 @@ pub(crate) fn check(model: &mut ModelProto, path: &Path) -> Result<(u64, Vec<Pat
         return Err(refused(
             path,
             "(all)",
-            format!("the external data adds up to {total} bytes, more than the {MAX_EXTERNAL_BYTES}-byte limit"),
+            format!(
+                "the external data adds up to {total} bytes, more than the {MAX_EXTERNAL_BYTES}-byte limit"
+            ),
         ));
     }
     Ok((total, files))
@@ -277,7 +279,14 @@ mod tests {
         std::fs::write(dir.join("w.bin"), [0u8; 8]).expect("write");
         assert!(resolve(&dir, "w.bin").is_ok());
         assert!(resolve(&dir, "./w.bin").is_ok());
-        for bad in ["../w.bin", "/etc/passwd", "", "sub/../../w.bin", "missing.bin", "."] {
+        for bad in [
+            "../w.bin",
+            "/etc/passwd",
+            "",
+            "sub/../../w.bin",
+            "missing.bin",
+            ".",
+        ] {
             assert!(resolve(&dir, bad).is_err(), "{bad:?} accepted");
         }
         std::fs::remove_dir_all(&dir).expect("cleanup");

@@ -127,7 +127,7 @@ impl OnnxFile {
         };
         g.node
             .iter()
-            .any(|n| n.op_type == "Softmax" && n.output.iter().any(|o| *o == out.name))
+            .any(|n| n.op_type == "Softmax" && n.output.contains(&out.name))
     }
 
     /// The decoded graph with every external tensor read in; the file's bytes are dropped.
@@ -163,10 +163,11 @@ impl OnnxFile {
                 count: inputs.len(),
             });
         };
-        let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(type_proto::Value::TensorType(t)) => Some(t),
-            None => None,
-        };
+        let tensor = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.value.as_ref())
+            .map(|type_proto::Value::TensorType(t)| t);
         let dims: Vec<Option<usize>> = tensor
             .and_then(|t| t.shape.as_ref())
             .map(|s| {

@@ -140,6 +140,18 @@ pub enum OnnxError {
     },
 }
 
+/// Run `f`, turning a panic inside `engine` into an error that carries the panic's message.
+pub(crate) fn guarded<T>(engine: &str, f: impl FnOnce() -> T) -> Result<T, Cause> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        format!("{engine} failed internally on this model: {what}").into()
+    })
+}
+
 pub use external::MAX_EXTERNAL_BYTES;
 pub use file::OnnxFile;
 pub use ort_engine::{OrtClassifier, OrtDevice, OrtThreads};

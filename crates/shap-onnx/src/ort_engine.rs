@@ -217,9 +217,11 @@ fn with_device(
         OrtDevice::Cuda(id) => {
             let cuda = ort::ep::CUDA::default().with_device_id(i32::try_from(id)?);
             if !cuda.is_available()? {
-                return Err("this onnxruntime library has no CUDA execution provider: install \
+                return Err(
+                    "this onnxruntime library has no CUDA execution provider: install \
                             onnxruntime-gpu and point --onnxruntime at its library"
-                    .into());
+                        .into(),
+                );
             }
             Ok(b.with_execution_providers([cuda.build().error_on_failure()])?)
         }

@@ -134,7 +134,7 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static OrtLibrary, OnnxError> {
     if !path.is_file() {
         return Err(fail("no such file".into()));
     }
-    let version = crate::tract_engine::guarded(|| -> Result<String, Cause> {
+    let version = crate::guarded("onnxruntime", || -> Result<String, Cause> {
         let env = ort::init_from(&path)?
             .with_name("shap-toolkit")
             .with_telemetry(false)

@@ -13,7 +13,7 @@ use shap_explain::{BatchModel, ImageShape, InputLayout, ModelError, Normalize};
 use tract_onnx::prelude::*;
 
 use crate::prep::Prep;
-use crate::{Cause, DEFAULT_MAX_ROWS, OnnxError, OnnxFile};
+use crate::{Cause, DEFAULT_MAX_ROWS, OnnxError, OnnxFile, guarded};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -54,7 +54,7 @@ impl TractClassifier {
             path: path.clone(),
             source,
         };
-        guarded(|| Self::new_unguarded(file, layout)).unwrap_or_else(|e| Err(prepare(e)))
+        guarded("tract", || Self::new_unguarded(file, layout)).unwrap_or_else(|e| Err(prepare(e)))
     }
 
     fn new_unguarded(file: OnnxFile, layout: Option<InputLayout>) -> Result<Self, OnnxError> {
@@ -119,7 +119,7 @@ impl TractClassifier {
         let d = self.dims;
         let made = self.plans[i].get_or_init(|| {
             let fact = f32::fact([n, d[0], d[1], d[2]]);
-            guarded(|| {
+            guarded("tract", || {
                 self.model
                     .clone()
                     .with_input_fact(0, fact.into())
@@ -190,14 +190,19 @@ impl TractClassifier {
     /// Run `n` images (pixel space, (H, W, C) order) on the smallest plan that holds them;
     /// returns the model's first output (of the plan's batch size).
     fn run(&self, images: &[f32], n: usize) -> Result<Tensor, Cause> {
-        let i = self.sizes.iter().position(|&s| s >= n).unwrap_or(0);
+        let i = self.sizes.iter().position(|&s| s >= n).ok_or_else(|| {
+            format!(
+                "{n} images in one call, more than the {} planned",
+                self.max_rows()
+            )
+        })?;
         let rows = self.sizes[i];
         let plan = self.plan(i)?;
         let input = tract_ndarray::Array4::from_shape_vec(
             self.prep.dims(rows),
             self.prep.input(images, rows),
         )?;
-        let mut out = guarded(|| plan.run(tvec!(Tensor::from(input).into())))??;
+        let mut out = guarded("tract", || plan.run(tvec!(Tensor::from(input).into())))??;
         if out.is_empty() {
             return Err("the model returned no output".into());
         }
@@ -246,18 +251,6 @@ fn prepare(path: &Path, source: Cause) -> OnnxError {
     }
 }
 
-/// Run `f`, turning a panic inside it into an error that carries the panic's message.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Cause> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        format!("tract failed internally on this model: {what}").into()
-    })
-}
-
 impl BatchModel for TractClassifier {
     fn num_outputs(&self) -> usize {
         self.prep.k
@@ -272,10 +265,9 @@ impl BatchModel for TractClassifier {
     ) -> Result<(), ModelError> {
         let k = self.prep.k;
         ModelError::check_batch(self.prep.shape, k, shape, n, images.len(), out.len())?;
-        self.prep
-            .in_calls(images, out, self.max_rows(), |x, n, o| {
-                self.eval_chunk(x, n, o)
-            })
+        self.prep.in_calls(images, out, self.max_rows(), |x, n, o| {
+            self.eval_chunk(x, n, o)
+        })
     }
 
     fn batch_rows(&self) -> Option<usize> {

@@ -120,7 +120,10 @@ fn refused(path: &Path, words: &str) {
 #[test]
 fn locations_outside_the_folder_are_refused() {
     let dir = folder("outside");
-    refused(&externalise(&dir, "../w.bin", |_| {}), "leaves the model's folder");
+    refused(
+        &externalise(&dir, "../w.bin", |_| {}),
+        "leaves the model's folder",
+    );
     refused(&externalise(&dir, "/etc/passwd", |_| {}), "is absolute");
     refused(&externalise(&dir, "", |_| {}), "empty");
     let missing = externalise(&dir, "w.bin", |_| {});

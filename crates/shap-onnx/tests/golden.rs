@@ -12,7 +12,7 @@ use shap_explain::{
     OutputSelection,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
-use shap_onnx::{TractClassifier, OnnxError};
+use shap_onnx::{OnnxError, TractClassifier};
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];

@@ -12,7 +12,9 @@ fn rgb(threads: OrtThreads) -> OrtClassifier {
     let file = OnnxFile::open(&common::fixture("rgb_nchw.onnx")).unwrap();
     OrtClassifier::new(&file, None, threads, OrtDevice::Cpu)
         .unwrap()
-        .with_normalize(Normalize::new(3, 1.0, &[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]).unwrap())
+        .with_normalize(
+            Normalize::new(3, 1.0, &[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]).unwrap(),
+        )
         .unwrap()
 }
 
@@ -77,7 +79,10 @@ fn calls_of_any_size_give_the_rows_own_outputs() {
         .collect();
     let k = model.num_outputs();
     let mut all = vec![0.0; n * k];
-    model.with_max_rows(3).eval_batch(&x, n, shape, &mut all).unwrap();
+    model
+        .with_max_rows(3)
+        .eval_batch(&x, n, shape, &mut all)
+        .unwrap();
     let model = rgb(OrtThreads::for_work(1, 1));
     for i in 0..n {
         let mut one = vec![0.0; k];

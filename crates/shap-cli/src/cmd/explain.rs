@@ -405,7 +405,8 @@ fn slicing(args: &Args) -> Result<Slicing> {
 }
 
 fn options(args: &Args) -> Options<'_> {
-    args.net.options(args.net.head.chosen(), concurrent_images(args))
+    args.net
+        .options(args.net.head.chosen(), concurrent_images(args))
 }
 
 /// How many images may be explained at once: one with `--shap-compat` (shap's random stream
@@ -523,7 +524,10 @@ fn settings(
         ),
         ("outputs", net.outputs_kind().to_string()),
         ("classes", classes_setting(outputs)),
-        ("input_layout", net.input_layout().map_or("-".into(), |l| l.to_string())),
+        (
+            "input_layout",
+            net.input_layout().map_or("-".into(), |l| l.to_string()),
+        ),
         ("mean", list(&args.net.mean)),
         ("std", list(&args.net.std)),
         ("softmax", args.net.softmax.to_string()),
@@ -535,7 +539,10 @@ fn settings(
             },
         ),
         ("model", model_name),
-        ("model_sha256", common::sha256_files(&args.model, net.data_files())?),
+        (
+            "model_sha256",
+            common::sha256_files(&args.model, net.data_files())?,
+        ),
     ];
     Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }

@@ -489,7 +489,9 @@ fn onnx_device(o: &Options<'_>) -> Result<OrtDevice> {
     match kind {
         "cpu" => Ok(OrtDevice::Cpu),
         "cuda" if o.engine != Engine::Tract => Ok(OrtDevice::Cuda(
-            index.parse().context("--device cuda:N: N is not a GPU number")?,
+            index
+                .parse()
+                .context("--device cuda:N: N is not a GPU number")?,
         )),
         _ => bail!(
             "ONNX models run on the CPU, or on a CUDA GPU through onnxruntime (--onnx-engine \
