@@ -28,6 +28,17 @@ fn refused(out: &Output, needle: &str, dir: &Path) {
     assert!(left.is_empty(), "files left: {left:?}");
 }
 
+/// The largest value of `a` and the largest difference between `a` and `b`.
+fn scale_and_diff(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f64, f64::max);
+    (scale, d)
+}
+
 /// Whether `--onnx-engine onnxruntime` can run here.
 fn ort_available() -> bool {
     let out = shap_cli(&[
@@ -119,13 +130,7 @@ fn torchs_default_export_with_external_data_runs_on_every_engine() {
         results.push(e);
     }
     if let [a, b] = results.as_slice() {
-        let scale = a.values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let d = a
-            .values
-            .iter()
-            .zip(&b.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f64, f64::max);
+        let (scale, d) = scale_and_diff(&a.values, &b.values);
         assert!(d <= 1e-5 * scale, "tract vs onnxruntime: {d} of {scale}");
         assert_eq!(a.output_indices, b.output_indices);
     }
@@ -203,24 +208,13 @@ fn onnxruntime_and_tract_agree_through_the_cli() {
     let (o, note) = run("onnxruntime", &[]);
     assert!(note.contains("note: engine onnxruntime 1."), "{note}");
     assert!(o.setting("engine").unwrap().starts_with("onnxruntime 1."));
-    let scale = t.values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let d = t
-        .values
-        .iter()
-        .zip(&o.values)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f64, f64::max);
+    let (scale, d) = scale_and_diff(&t.values, &o.values);
     assert!(d <= 1e-5 * scale, "{d} of {scale}");
     // One thread in all, and any batch size: the same classes, values to rounding.
     let (one, note) = run("onnxruntime", &["--threads", "1", "--batch-size", "5"]);
     assert!(note.contains("1 session(s) x 1 thread(s)"), "{note}");
     assert_eq!(one.output_indices, o.output_indices);
-    let d = one
-        .values
-        .iter()
-        .zip(&o.values)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f64, f64::max);
+    let (_, d) = scale_and_diff(&one.values, &o.values);
     assert!(d <= 1e-5 * scale, "{d} of {scale}");
 }
 

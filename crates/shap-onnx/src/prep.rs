@@ -25,6 +25,14 @@ impl Prep {
         }
     }
 
+    /// Use `norm` (checked against the images' channels) before the model sees the images.
+    pub fn set_normalize(&mut self, norm: Normalize) -> Result<(), crate::OnnxError> {
+        norm.check_channels(self.shape.channels)
+            .map_err(crate::OnnxError::Config)?;
+        self.norm = norm;
+        Ok(())
+    }
+
     /// The model's input dims for `n` images.
     pub fn dims(&self, n: usize) -> [usize; 4] {
         let s = self.shape;

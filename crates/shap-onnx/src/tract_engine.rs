@@ -152,9 +152,7 @@ impl TractClassifier {
 
     /// Normalise the masked images with `norm` before the model sees them.
     pub fn with_normalize(mut self, norm: Normalize) -> Result<Self, OnnxError> {
-        norm.check_channels(self.prep.shape.channels)
-            .map_err(OnnxError::Config)?;
-        self.prep.norm = norm;
+        self.prep.set_normalize(norm)?;
         Ok(self)
     }
 
