@@ -440,7 +440,9 @@ impl<M: BatchModel + ?Sized, P: MaskedImages> Run<'_, M, P> {
         for o in 0..k {
             let class = self.e.output_indices[i * k + o];
             let (got, want) = (f64::from(out[class]), self.e.fx[i * k + o]);
-            if (got - want).abs() > 1e-4 * want.abs().max(1.0) {
+            // A NaN or infinite record agrees with no model: compare so that it fails.
+            let agrees = want.is_finite() && (got - want).abs() <= 1e-4 * want.abs().max(1.0);
+            if !agrees {
                 let source = self.e.images.get(i).map_or("", |x| x.source.as_str());
                 return Err(ExplainError::Missing(format!(
                     "image {i} ({source}), class {class}: the model gives {got:.6} with nothing \

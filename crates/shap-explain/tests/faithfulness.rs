@@ -207,6 +207,19 @@ fn bad_settings_and_a_foreign_model_are_refused() {
     .score(&other, &e, &masker)
     .unwrap_err();
     assert!(err.to_string().contains("recorded f(x)"), "{err}");
+    // A recorded f(x) that is NaN or infinite agrees with no model (it used to pass the check).
+    for bad in [f64::NAN, f64::INFINITY] {
+        let mut broken = two_by_two();
+        broken.fx[0] = bad;
+        let err = Faithfulness {
+            steps: 3,
+            random: 1,
+            seed: 0,
+        }
+        .score(&model, &broken, &masker)
+        .unwrap_err();
+        assert!(err.to_string().contains("recorded f(x)"), "{bad}: {err}");
+    }
     // A model with fewer outputs than the explained classes.
     let small = FnModel::new(1, |_: &[f32], _n, _s: ImageShape, _o: &mut [f32]| {
         Ok::<(), ModelError>(())
