@@ -63,6 +63,15 @@ pub enum DataError {
         source: image::ImageError,
     },
 
+    /// An image file ends before its image does (a cut-off download or copy).
+    #[error("{}: the {format} file ends early: its image data is incomplete", path.display())]
+    ImageTruncated {
+        /// The file.
+        path: PathBuf,
+        /// `JPEG` or `PNG`.
+        format: &'static str,
+    },
+
     /// An image file is larger than the loader accepts.
     #[error("image {path} is {width}x{height} pixels; at most {limit}x{limit} are accepted")]
     ImageTooLarge {

@@ -33,6 +33,8 @@ pub struct UserImage {
 /// - Size: a file of another size is resized with a bilinear (triangle) filter, which averages
 ///   over the source pixels when shrinking (as torchvision's `Resize` with antialiasing).
 /// - Limits: sides above [`MAX_IMAGE_SIDE`] are refused before decoding.
+/// - Completeness: a JPEG or PNG file that ends before its image does is refused
+///   ([`DataError::ImageTruncated`]) rather than explained with the decoder's filler.
 pub fn load_image(
     path: &Path,
     height: usize,
@@ -100,8 +102,52 @@ fn decode(path: &Path) -> Result<DynamicImage, DataError> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(1 << 30);
     let mut reader = open()?;
+    let format = reader.format();
     reader.limits(limits);
-    reader.decode().map_err(image_err)
+    let img = reader.decode().map_err(image_err)?;
+    check_complete(path, format)?;
+    Ok(img)
+}
+
+/// Refuse a JPEG or PNG file that ends before its image does: the decoders fill what is
+/// missing (grey, for a JPEG) rather than fail. A complete JPEG has an end-of-image marker
+/// (`FF D9`) after its last start-of-scan (`FF DA`; an EXIF thumbnail's markers come earlier,
+/// and `FF` bytes inside the scan data are always followed by `00`); a complete PNG has its
+/// `IEND` chunk.
+fn check_complete(path: &Path, format: Option<image::ImageFormat>) -> Result<(), DataError> {
+    let (name, complete): (&'static str, fn(&[u8]) -> bool) = match format {
+        Some(image::ImageFormat::Jpeg) => ("JPEG", jpeg_complete),
+        Some(image::ImageFormat::Png) => ("PNG", png_complete),
+        _ => return Ok(()),
+    };
+    // The decoder already read the whole file within the decoding limits.
+    let bytes = shap_io::read_bounded(path, 1 << 30, "an image").map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    if complete(&bytes) {
+        Ok(())
+    } else {
+        Err(DataError::ImageTruncated {
+            path: path.to_path_buf(),
+            format: name,
+        })
+    }
+}
+
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
+}
+
+fn png_complete(bytes: &[u8]) -> bool {
+    // The IEND chunk: length 0, type `IEND`, CRC; only trailing bytes may follow it.
+    bytes
+        .windows(8)
+        .any(|w| w == [0, 0, 0, 0, b'I', b'E', b'N', b'D'])
 }
 
 /// The pixels in [0, 1], (H, W, C) order, 8- or 16-bit precision as the file has.

@@ -404,3 +404,39 @@ fn gzip_bomb_stops_inflating_at_the_header_promise() {
     }
     assert_names(&e, TRAIN_IMAGES);
 }
+
+/// `load_image` on `bytes` written to a temporary file named `name`.
+fn load_bytes(name: &str, bytes: &[u8]) -> Result<shap_data::UserImage, DataError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    shap_data::load_image(&path, 32, 32, 3)
+}
+
+#[test]
+fn truncated_jpeg_and_png_files_are_refused() {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets");
+    let jpeg = std::fs::read(assets.join("rgb/hillside.jpg")).unwrap();
+    let png = std::fs::read(assets.join("fashion-mnist/test_0_ankle-boot.png")).unwrap();
+    for (name, bytes) in [("whole.jpg", &jpeg[..]), ("whole.png", &png[..])] {
+        load_bytes(name, bytes).unwrap();
+    }
+    // A JPEG cut at 30% decodes "successfully" (the rest grey); a PNG cut before its end.
+    for (name, cut) in [
+        ("cut.jpg", &jpeg[..jpeg.len() * 3 / 10]),
+        ("cut.jpg", &jpeg[..jpeg.len() - 2]),
+        ("cut.png", &png[..png.len() - 12]),
+    ] {
+        match load_bytes(name, cut) {
+            Err(DataError::ImageTruncated { .. }) | Err(DataError::Image { .. }) => {}
+            other => panic!("{name} of {} bytes: {other:?}", cut.len()),
+        }
+    }
+    // The JPEG cut at 30%: the decoder accepts it, so the refusal is ours and says so.
+    let e = load_bytes("cut.jpg", &jpeg[..jpeg.len() * 3 / 10]).unwrap_err();
+    assert!(
+        matches!(e, DataError::ImageTruncated { format: "JPEG", .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("ends early"), "{e}");
+}
