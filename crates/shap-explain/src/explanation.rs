@@ -369,6 +369,15 @@ impl Explanation {
             None => (0..n).flat_map(|_| 0..k).collect(),
         };
         let data = r.data(&[n, h, w, c])?;
+        r.finite("values", &values)?;
+        r.finite("base_values", &base_values)?;
+        r.finite("fx", &fx)?;
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(r.bad(format!(
+                "'data' entry {i} is {}: not a finite number",
+                data[i]
+            )));
+        }
         let output_names = r.output_names(n, k, &output_indices)?;
         let evals = match r.take("evals") {
             Some(a) => r.ints(a, "evals", &[n])?,
@@ -632,6 +641,17 @@ impl NpzReader<'_> {
     }
 
     /// The explained images, `(n, H, W, C)`, as f32.
+    /// Refuse NaN and infinities in a result array (a comparison alone would let NaN pass).
+    fn finite(&self, name: &str, v: &[f64]) -> Result<()> {
+        match v.iter().position(|x| !x.is_finite()) {
+            Some(i) => Err(self.bad(format!(
+                "'{name}' entry {i} is {}: an explanation holds finite numbers only",
+                v[i]
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn data(&mut self, want: &[usize]) -> Result<Vec<f32>> {
         let a = self.need("data")?;
         if a.shape != want {

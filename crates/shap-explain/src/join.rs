@@ -16,6 +16,9 @@ use crate::{ExplainError, Result};
 /// the settings given to [`join_npz`].
 const RUN_ARRAYS: [&str; 3] = ["algorithm", "setting_names", "setting_values"];
 
+/// Float arrays that must hold finite numbers only (`probability` is NaN when unknown).
+const FINITE: [&str; 4] = ["values", "base_values", "fx", "data"];
+
 /// Timings that files of earlier versions saved: measurements, not results, so never joined
 /// (the result's bytes must not depend on how a run was split or interrupted).
 const TIMINGS: [&str; 2] = ["image_times", "stats"];
@@ -216,11 +219,19 @@ fn copy_part(
         *r.failed = true;
         io::Error::other(e)
     })?;
-    match width {
-        None => {
+    let item = match h.descr.as_str() {
+        "<f8" => Some(8),
+        "<f4" => Some(4),
+        _ => None,
+    };
+    match (width, item) {
+        (None, Some(item)) if FINITE.contains(&p.name.as_str()) => {
+            copy_finite(&mut r, o, item, &p.name)?;
+        }
+        (None, _) => {
             io::copy(&mut r, o)?;
         }
-        Some(w) => {
+        (Some(w), _) => {
             let theirs = h
                 .descr
                 .strip_prefix("<U")
@@ -231,6 +242,50 @@ fn copy_part(
     // Read to the end, so that the size and CRC checks run.
     io::copy(&mut r, &mut io::sink())?;
     Ok(())
+}
+
+/// Copy little-endian floats of `item` bytes, refusing NaN and infinities (the error counts as
+/// the part's: `r` marks it).
+fn copy_finite<R: Read>(
+    r: &mut Marked<'_, R>,
+    o: &mut dyn Write,
+    item: usize,
+    name: &str,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; item * 8192];
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let finite = |b: &[u8]| match b.len() {
+            8 => b
+                .try_into()
+                .is_ok_and(|a| f64::from_le_bytes(a).is_finite()),
+            _ => b
+                .try_into()
+                .is_ok_and(|a| f32::from_le_bytes(a).is_finite()),
+        };
+        if let Some(i) = buf[..n - n % item]
+            .chunks_exact(item)
+            .position(|b| !finite(b))
+        {
+            *r.failed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("'{name}' holds a NaN or infinite value (entry {i} of a block)"),
+            ));
+        }
+        o.write_all(&buf[..n])?;
+        if n < buf.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// Copy UTF-32 strings of `from` characters as strings of `to >= from` characters.
@@ -296,4 +351,58 @@ pub fn npz_settings(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
         ));
     }
     Ok((names.into_iter().zip(values).collect(), images))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algorithm, Explanation, ImageShape};
+
+    /// One image of 2x2x1 pixels explaining one class.
+    fn one(v: f64) -> Explanation {
+        Explanation {
+            algorithm: Algorithm::Partition,
+            shape: ImageShape::new(2, 2, 1),
+            num_images: 1,
+            num_outputs: 1,
+            values: vec![v, 1.0, 2.0, 3.0],
+            base_values: vec![0.0],
+            output_indices: vec![0],
+            output_names: vec![vec!["a".into()]],
+            data: vec![0.5; 4],
+            fx: vec![6.0],
+            std_errors: None,
+            evals: vec![4],
+            efficiency_errors: vec![0.0],
+            image_times: vec![],
+            stats: Default::default(),
+            images: vec![],
+            settings: vec![],
+        }
+    }
+
+    #[test]
+    fn parts_with_nan_or_infinite_values_are_refused()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("shap-join-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let good = dir.join("good.npz");
+        one(0.0).save_npz(&good)?;
+        let out = dir.join("out.npz");
+        assert_eq!(join_npz(&[good.clone(), good.clone()], &[], &out)?, 2);
+        for bad_value in [f64::NAN, f64::INFINITY] {
+            let bad_part = dir.join("bad.npz");
+            one(bad_value).save_npz(&bad_part)?;
+            let _ = std::fs::remove_file(&out);
+            let e = join_npz(&[good.clone(), bad_part.clone()], &[], &out).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("bad.npz"), "{text}");
+            assert!(!out.exists(), "{bad_value}: the output was written");
+            // Nor does the reader take such a file.
+            let e = Explanation::load_npz(&bad_part).unwrap_err();
+            assert!(e.to_string().contains("finite") || format!("{e:?}").contains("finite"));
+        }
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }
