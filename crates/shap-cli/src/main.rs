@@ -80,6 +80,15 @@ fn completions(c: &Completions) -> anyhow::Result<()> {
 fn main() -> std::process::ExitCode {
     std::panic::set_hook(Box::new(report_internal_failure));
     let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Explain(a) => a.net.threads,
+        Command::Faithfulness(a) => a.net.threads,
+        _ => None,
+    };
+    if let Err(e) = cmd::common::start_threads(threads) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Data(a) => cmd::data::run(a),
         Command::Train(a) => cmd::train::run(a),

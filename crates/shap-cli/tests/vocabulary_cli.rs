@@ -124,3 +124,21 @@ fn evaluate_shows_progress_on_a_terminal_only() {
     assert!(piped.status.success(), "{}", text(&piped.stderr));
     assert!(!text(&piped.stderr).contains("test images"));
 }
+
+#[test]
+fn thread_counts_the_pool_cannot_take_are_clear_errors() {
+    // RAYON_NUM_THREADS=2500 used to panic inside rayon (exit 101) before any command ran.
+    for var in ["2500", "0", "x"] {
+        let out = common::cli_command(&["evaluate", "--model", "/nonexistent.safetensors"])
+            .env("RAYON_NUM_THREADS", var)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}: {err}");
+        assert!(
+            err.contains("give a thread count from 1 to 1024"),
+            "{var}: {err}"
+        );
+        assert!(!err.contains("internal failure"), "{err}");
+    }
+}

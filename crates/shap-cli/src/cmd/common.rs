@@ -198,6 +198,31 @@ pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String>
     Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Start rayon's global pool with `threads` (`--threads`), else `RAYON_NUM_THREADS`, else
+/// one thread per core: a count outside 1..=1024, or a pool the system cannot start, is an
+/// error naming the count, not a crash.
+pub fn start_threads(threads: Option<u16>) -> Result<usize> {
+    let n = match threads {
+        Some(n) => usize::from(n),
+        None => match std::env::var("RAYON_NUM_THREADS") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .with_context(|| {
+                    format!("RAYON_NUM_THREADS={v:?}: give a thread count from 1 to 1024")
+                })?,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .with_context(|| format!("cannot start {n} threads"))?;
+    Ok(n)
+}
+
 /// A progress bar on standard error for `len` `what`s, when standard error is a terminal and
 /// `quiet` is off; `None` otherwise (a pipe or a log file gets no bar).
 pub fn progress_bar(len: u64, what: &str, quiet: bool) -> Option<indicatif::ProgressBar> {

@@ -216,7 +216,6 @@ pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
 /// write and print.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
-    args.net.start_threads()?;
     let slicing = slicing(&args)?;
     let spec: MaskerSpec = args.masker.parse()?;
     let masker = Masker::new(spec, compat(&args).mask_mode());

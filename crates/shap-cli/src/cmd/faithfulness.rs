@@ -53,7 +53,6 @@ pub struct Args {
 /// Run `shap-cli faithfulness`.
 pub fn run(args: Args) -> Result<()> {
     check_args(&args)?;
-    args.net.start_threads()?;
     let e = Explanation::load_npz(&args.npz)?;
     if e.num_images == 0 {
         bail!("{}: the explanation holds no images", args.npz.display());

@@ -91,30 +91,6 @@ pub struct ModelFlags {
 }
 
 impl ModelFlags {
-    /// Start the thread pool with `--threads`, else `RAYON_NUM_THREADS`, else one thread per
-    /// core; a pool that cannot be started is an error, not a crash.
-    pub fn start_threads(&self) -> Result<usize> {
-        let n = match self.threads {
-            Some(n) => usize::from(n),
-            None => match std::env::var("RAYON_NUM_THREADS") {
-                Ok(v) if !v.trim().is_empty() => v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1024).contains(n))
-                    .with_context(|| {
-                        format!("RAYON_NUM_THREADS={v:?}: give a thread count from 1 to 1024")
-                    })?,
-                _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
-        };
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .with_context(|| format!("cannot start {n} threads"))?;
-        Ok(n)
-    }
-
     /// The loading options these flags describe, with `head` as the head asked for and at
     /// most `concurrent` model calls at a time.
     pub fn options(&self, head: Option<super::common::HeadArg>, concurrent: usize) -> Options<'_> {
