@@ -363,3 +363,27 @@ fn every_flag_that_changes_the_numbers_is_part_of_the_run() {
         assert!(!run(&[]).contains("already complete") || key == "input_layout");
     }
 }
+
+#[test]
+fn control_characters_in_labels_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.txt");
+    // An ANSI sequence that would clear the screen, and a bell, in every name.
+    let names: String = (0..5).map(|i| format!("c{i}\x1b[2J\x07\n")).collect();
+    std::fs::write(&labels, names).unwrap();
+    let npz = dir.path().join("e.npz");
+    let out = explain_rgb(&npz, &["--onnx-engine", "tract", "--labels", s(&labels)]);
+    ok(&out);
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("?[2J?"), "{stdout}");
+    let e = Explanation::load_npz(&npz).unwrap();
+    assert!(
+        e.output_names[0]
+            .iter()
+            .all(|n| !n.chars().any(char::is_control))
+    );
+}

@@ -198,6 +198,19 @@ pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String>
     Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// `text` without control characters (each becomes `?`), so that names read from files or
+/// paths cannot move the cursor, recolour or clear a terminal (ANSI escape sequences).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// Start rayon's global pool with `threads` (`--threads`), else `RAYON_NUM_THREADS`, else
 /// one thread per core: a count outside 1..=1024, or a pool the system cannot start, is an
 /// error naming the count, not a crash.

@@ -626,11 +626,11 @@ fn print_summary(
             writeln!(
                 o,
                 "  {:<14} true: {:<12} predicted: {:<12} {score}={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
-                r.source,
-                r.true_name.as_deref().unwrap_or("-"),
-                r.predicted_name.as_deref().unwrap_or("-"),
+                common::printable(&r.source),
+                common::printable(r.true_name.as_deref().unwrap_or("-")),
+                common::printable(r.predicted_name.as_deref().unwrap_or("-")),
                 r.probability.unwrap_or(f64::NAN),
-                r.class_names.join(", "),
+                common::printable(&r.class_names.join(", ")),
                 r.evals,
                 r.efficiency_error,
                 r.seconds

@@ -525,7 +525,11 @@ pub fn class_names(labels: Option<&Path>, net: &Network) -> Result<Vec<String>> 
     let bytes = shap_io::read_bounded(path, 16 * shap_io::MIB, "a labels file")?;
     let text = String::from_utf8(bytes)
         .with_context(|| format!("{}: the labels file is not UTF-8 text", path.display()))?;
-    let names: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    // Control characters (an ANSI escape sequence, say) never reach a terminal or a file.
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| super::common::printable(l.trim_end()).into_owned())
+        .collect();
     if names.len() != k {
         bail!(
             "{}: {} label line(s) for a model with {k} outputs: give one name per line, one per output",
