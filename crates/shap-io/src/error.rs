@@ -59,6 +59,14 @@ pub enum IoError {
         #[source]
         source: std::io::Error,
     },
+    /// The output names a folder (it ends in `/`), not a file.
+    #[error("{flag} {path}: names a folder (it ends in '/'); give a file name")]
+    FolderName {
+        /// The flag naming the output.
+        flag: String,
+        /// The output.
+        path: PathBuf,
+    },
     /// The output's extension is not one the format supports.
     #[error("{flag} {path}: unsupported file type; use {allowed}")]
     Extension {

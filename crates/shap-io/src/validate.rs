@@ -57,6 +57,13 @@ pub fn validate_output(path: &Path, spec: OutputSpec<'_>) -> Result<(), IoError>
     if path == Path::new(STDOUT) {
         return validate_stdout(spec);
     }
+    // `out/x.npz/` parses as the file `x.npz`, but every writer would make a folder of it.
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(IoError::FolderName {
+            flag: spec.flag.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
     check_extension(path, spec)?;
     let target = resolve(path)?;
     if let Target::InPlace = classify(path, &target)? {

@@ -169,6 +169,12 @@ fn validation_names_flag_folder_and_extension() {
     let e = validate_output(Path::new("-"), OutputSpec::file("--plot", &["png"])).unwrap_err();
     assert!(matches!(e, IoError::Stdout { .. }), "{e:?}");
     validate_output(Path::new("-"), OutputSpec::text("--json")).unwrap();
+    // A trailing slash names a folder: refused before any work, nothing created.
+    let slash = PathBuf::from(format!("{}/x.npz/", d.path().display()));
+    let e = validate_output(&slash, OutputSpec::file("--npz", &["npz"])).unwrap_err();
+    assert!(matches!(e, IoError::FolderName { .. }), "{e:?}");
+    assert!(e.to_string().contains("ends in '/'"), "{e}");
+    assert!(!d.path().join("x.npz").exists());
     assert!(
         temps_in(d.path()).is_empty(),
         "the writability probe is removed"
