@@ -402,44 +402,12 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
         );
     }
     let norm = normalize(o, &file)?;
-    let file_layout = file.input_layout(o.layout)?;
+    let layout = file.input_layout(o.layout)?;
+    let shape = file.image_shape(o.layout)?;
     let external = file.external_files().to_vec();
-    let (model, shape, engine) = match choose_engine(o, device)? {
-        Some(lib) => {
-            let t = OrtThreads::for_work(o.threads, o.concurrent);
-            let mut m = OrtClassifier::new(&file, o.layout, t, device)?
-                .with_normalize(norm)?
-                .with_softmax(o.softmax);
-            if let Some(rows) = o.batch_size {
-                m = m.with_max_rows(rows);
-            }
-            eprintln!(
-                "note: engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
-                lib.version,
-                lib.source,
-                lib.path.display(),
-                t.sessions,
-                t.intra
-            );
-            let shape = m.image_shape();
-            let b: Box<dyn BatchModel + Send> = Box::new(m);
-            (b, shape, format!("onnxruntime {}", lib.version))
-        }
-        None => {
-            let mut m = TractClassifier::new(file, o.layout)?
-                .with_normalize(norm)?
-                .with_softmax(o.softmax);
-            if let Some(rows) = o.batch_size {
-                m = m.with_max_rows(rows);
-            }
-            let shape = m.image_shape();
-            let b: Box<dyn BatchModel + Send> = Box::new(m);
-            (b, shape, format!("tract {}", shap_onnx::TRACT_VERSION))
-        }
-    };
-    let layout = match o.layout {
-        Some(l) => l,
-        None => file_layout,
+    let (model, engine) = match choose_engine(o, device)? {
+        Some(lib) => on_onnxruntime(&file, o, norm, device, lib)?,
+        None => on_tract(file, o, norm)?,
     };
     Ok(Network::Onnx(Onnx {
         model,
@@ -449,6 +417,47 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
         engine,
         probabilities,
     }))
+}
+
+/// An ONNX model on onnxruntime, and the engine as recorded.
+fn on_onnxruntime(
+    file: &OnnxFile,
+    o: &Options<'_>,
+    norm: Normalize,
+    device: OrtDevice,
+    lib: &shap_onnx::OrtLibrary,
+) -> Result<(Box<dyn BatchModel + Send>, String)> {
+    let t = OrtThreads::for_work(o.threads, o.concurrent);
+    let mut m = OrtClassifier::new(file, o.layout, t, device)?
+        .with_normalize(norm)?
+        .with_softmax(o.softmax);
+    if let Some(rows) = o.batch_size {
+        m = m.with_max_rows(rows);
+    }
+    eprintln!(
+        "note: engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
+        lib.version,
+        lib.source,
+        lib.path.display(),
+        t.sessions,
+        t.intra
+    );
+    Ok((Box::new(m), format!("onnxruntime {}", lib.version)))
+}
+
+/// An ONNX model on tract, and the engine as recorded.
+fn on_tract(
+    file: OnnxFile,
+    o: &Options<'_>,
+    norm: Normalize,
+) -> Result<(Box<dyn BatchModel + Send>, String)> {
+    let mut m = TractClassifier::new(file, o.layout)?
+        .with_normalize(norm)?
+        .with_softmax(o.softmax);
+    if let Some(rows) = o.batch_size {
+        m = m.with_max_rows(rows);
+    }
+    Ok((Box::new(m), format!("tract {}", shap_onnx::TRACT_VERSION)))
 }
 
 /// `--mean`/`--std` as a normalisation for the model's channels.
