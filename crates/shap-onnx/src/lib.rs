@@ -129,6 +129,19 @@ pub enum OnnxError {
         /// Why.
         reason: String,
     },
+    /// An image's outputs depend on the other images of its batch (a softmax over the batch
+    /// axis, batch normalisation in training mode): masked images evaluated together would
+    /// change each other's values.
+    #[error(
+        "{}: an image's outputs change with the other images in its batch ({detail}): explaining it would mix images; export the model in inference mode with per-image outputs",
+        path.display()
+    )]
+    BatchDependent {
+        /// The model file.
+        path: PathBuf,
+        /// What differed.
+        detail: String,
+    },
     /// The onnxruntime library cannot be found or used.
     #[error("onnxruntime library{}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Runtime {
@@ -150,6 +163,36 @@ pub(crate) fn guarded<T>(engine: &str, f: impl FnOnce() -> T) -> Result<T, Cause
             .unwrap_or_else(|| "no message".into());
         format!("{engine} failed internally on this model: {what}").into()
     })
+}
+
+/// Refuse a model whose outputs for an image depend on the other images of its batch: the
+/// first row of a call holding a blank image and a grey ramp must equal the blank image's
+/// outputs alone (to 1e-4, relative; engines round a little differently per batch size).
+pub(crate) fn check_rows_independent(
+    model: &dyn shap_explain::BatchModel,
+    shape: shap_explain::ImageShape,
+    path: &std::path::Path,
+) -> Result<(), OnnxError> {
+    let (m, k) = (shape.features(), model.num_outputs());
+    let mut x = vec![0.0f32; 2 * m];
+    for (i, v) in x[m..].iter_mut().enumerate() {
+        *v = (i % 256) as f32 / 255.0;
+    }
+    let (mut alone, mut both) = (vec![0.0f32; k], vec![0.0f32; 2 * k]);
+    model
+        .eval_batch(&x[..m], 1, shape, &mut alone)
+        .and_then(|()| model.eval_batch(&x, 2, shape, &mut both))
+        .map_err(|e| OnnxError::Run(Box::new(e)))?;
+    for (j, (a, b)) in alone.iter().zip(&both[..k]).enumerate() {
+        let close = (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+        if !close {
+            return Err(OnnxError::BatchDependent {
+                path: path.to_path_buf(),
+                detail: format!("output {j} of a blank image is {a} alone and {b} beside another"),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub use external::MAX_EXTERNAL_BYTES;

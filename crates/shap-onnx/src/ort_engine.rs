@@ -92,6 +92,7 @@ impl OrtClassifier {
             threads,
         };
         c.prep.k = c.probe(file)?;
+        crate::check_rows_independent(&c, c.prep.shape, file.path())?;
         Ok(c)
     }
 

@@ -94,6 +94,7 @@ impl TractClassifier {
             }
         }
         c.prep.k = c.probe(&path)?;
+        crate::check_rows_independent(&c, c.prep.shape, &path)?;
         Ok(c)
     }
 

@@ -57,7 +57,12 @@ pub(crate) fn recognize_proto(model: &ModelProto) -> Option<TutorialWeights> {
         return None;
     }
     let (fc, fc_bias) = nodes.take_dense(&inits)?;
-    let softmax = nodes.take_op("Softmax").is_some();
+    // A softmax over the classes only: another axis (the batch's) is another network.
+    let softmax = match nodes.take_op("Softmax") {
+        Some(n) if matches!(int_attr(n, "axis", -1), 1 | -1) => true,
+        Some(_) => return None,
+        None => false,
+    };
     if !nodes.finished() {
         return None;
     }

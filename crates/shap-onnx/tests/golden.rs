@@ -252,6 +252,21 @@ fn the_tutorial_graph_is_recognised_with_the_checkpoints_weights() {
         let t = &want.iter().find(|(k, _)| k == name).unwrap().1;
         assert!(t == got, "{name} differs from the checkpoint");
     }
+    // The same graph with its softmax over the batch axis is another network.
+    {
+        use prost::Message;
+        let mut m = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let sm = g.node.iter_mut().find(|n| n.op_type == "Softmax").unwrap();
+        sm.attribute.retain(|a| a.name != "axis");
+        sm.attribute.push(tract_onnx::pb::AttributeProto {
+            name: "axis".into(),
+            r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+            i: 0,
+            ..Default::default()
+        });
+        assert!(shap_onnx::recognize_tutorial(&m.encode_to_vec()).is_none());
+    }
     // Other graphs are not the tutorial's.
     for other in [
         "rgb_nchw.onnx",

@@ -124,3 +124,91 @@ fn models_onnxruntime_cannot_run_are_clear_errors() {
         Err(OnnxError::NotImage { .. })
     ));
 }
+
+/// A model whose outputs are a softmax over the batch: `X (N,1,2,2) -> Flatten -> Softmax
+/// (axis 0)`.
+fn batch_softmax_model(dir: &std::path::Path) -> std::path::PathBuf {
+    use prost::Message;
+    use tract_onnx::pb::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
+        TypeProto, ValueInfoProto,
+        attribute_proto::AttributeType,
+        tensor_proto::DataType,
+        tensor_shape_proto::{Dimension, dimension},
+        type_proto,
+    };
+    let dim = |d: dimension::Value| Dimension {
+        value: Some(d),
+        ..Dimension::default()
+    };
+    let info = |name: &str, dims: Vec<Dimension>| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim: dims }),
+            })),
+            ..TypeProto::default()
+        }),
+        ..ValueInfoProto::default()
+    };
+    let n = || dim(dimension::Value::DimParam("N".into()));
+    let v = |x: i64| dim(dimension::Value::DimValue(x));
+    let node = |op: &str, i: &str, o: &str, attribute: Vec<AttributeProto>| NodeProto {
+        op_type: op.into(),
+        input: vec![i.into()],
+        output: vec![o.into()],
+        attribute,
+        ..NodeProto::default()
+    };
+    let axis = |a: i64| AttributeProto {
+        name: "axis".into(),
+        r#type: AttributeType::Int as i32,
+        i: a,
+        ..AttributeProto::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Flatten", "x", "f", vec![axis(1)]),
+                node("Softmax", "f", "y", vec![axis(0)]),
+            ],
+            input: vec![info("x", vec![n(), v(1), v(2), v(2)])],
+            output: vec![info("y", vec![n(), v(4)])],
+            ..GraphProto::default()
+        }),
+        ..ModelProto::default()
+    };
+    let path = dir.join("batch_softmax.onnx");
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+#[test]
+fn models_whose_outputs_depend_on_the_batch_are_refused_on_every_engine() {
+    let dir = std::env::temp_dir().join(format!("shap-onnx-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = batch_softmax_model(&dir);
+    let tract = shap_onnx::TractClassifier::load(&path, None).err().unwrap();
+    assert!(
+        matches!(tract, OnnxError::BatchDependent { .. }),
+        "{tract:?}"
+    );
+    if common::ort_available() {
+        let file = OnnxFile::open(&path).unwrap();
+        let ort = OrtClassifier::new(&file, None, OrtThreads::for_work(1, 1), OrtDevice::Cpu)
+            .err()
+            .unwrap();
+        assert!(matches!(ort, OnnxError::BatchDependent { .. }), "{ort:?}");
+        assert!(
+            ort.to_string().contains("other images in its batch"),
+            "{ort}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
