@@ -215,14 +215,15 @@ fn with_device(
         OrtDevice::Cpu => Ok(b),
         OrtDevice::Cuda(id) => {
             let cuda = ort::ep::CUDA::default().with_device_id(i32::try_from(id)?);
-            if !cuda.is_available()? {
+            if !ort::ep::CUDA::is_available()? {
                 return Err(
                     "this onnxruntime library has no CUDA execution provider: install \
                             onnxruntime-gpu and point --onnxruntime at its library"
                         .into(),
                 );
             }
-            Ok(b.with_execution_providers([cuda.build().error_on_failure()])?)
+            b.with_execution_providers([cuda.build().error_on_failure()])
+                .map_err(|e| e.to_string().into())
         }
     }
 }
