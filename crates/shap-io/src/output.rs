@@ -11,7 +11,7 @@ use crate::error::{IoError, os};
 /// The path that means standard output.
 pub const STDOUT: &str = "-";
 
-/// Temporary files are `.shap-<pid>-<n>.tmp`: at most 41 bytes, whatever the target's name.
+/// Temporary files are [`TempName`]s: `.shap-<host>-<pid>-<token>-<n>.tmp`.
 const TEMP_PREFIX: &str = ".shap-";
 const TEMP_SUFFIX: &str = ".tmp";
 
@@ -34,10 +34,10 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 /// Write an output file through `write`, safely:
 /// - `-` writes to standard output;
 /// - a regular file or a missing path gets a temporary file in the same directory, named
-///   `.shap-<pid>-<n>.tmp` (short, so any valid target name works), flushed to disk and
+///   as [`TempName`] says (short, so any valid target name works), flushed to disk and
 ///   renamed over the target: readers see the old file or the whole new one, never a part.
-///   A replaced file keeps its permissions. Temporary files of this pattern left by dead
-///   processes (a SIGKILL mid-write) are removed from that directory first;
+///   A replaced file keeps its permissions. Temporary files this program left there (a
+///   SIGKILL mid-write) are removed first when no running writer can own them;
 /// - a symlink is followed, and the file it points at is written as above;
 /// - a character device (`/dev/null`) or FIFO is opened and written in place, never replaced;
 /// - anything else (a directory, a block device, a socket) is refused.
@@ -178,10 +178,10 @@ fn replace(
 /// Create a new temporary file in `dir` with a name no other writer uses.
 pub(crate) fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let me = TempName::mine();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}", std::process::id());
-        let tmp = dir.join(name);
+        let tmp = dir.join(TempName { n, ..me }.to_string());
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -194,12 +194,131 @@ pub(crate) fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
     }
 }
 
-/// The writer's pid in a temporary file name of our pattern.
-fn temp_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
-    let (pid, n) = rest.split_once('-')?;
-    n.parse::<u64>().ok()?;
-    pid.parse().ok()
+/// The name of a temporary file: `.shap-<host>-<pid>-<token>-<n>.tmp` (at most 67 bytes,
+/// whatever the target's name), where `host` tags the machine, boot and PID namespace of the
+/// writer, `token` is random per process and `n` counts the process's temporary files.
+/// `docs/outputs-and-explanations.md#temporary-files` says when one is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TempName {
+    host: u32,
+    pid: u32,
+    token: u64,
+    n: u64,
+}
+
+/// A temporary file this old (by its modification time) is stale whoever wrote it: a write
+/// takes seconds to minutes and touches the file as it goes.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl std::fmt::Display for TempName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            host,
+            pid,
+            token,
+            n,
+        } = self;
+        write!(
+            f,
+            "{TEMP_PREFIX}{host:08x}-{pid}-{token:016x}-{n}{TEMP_SUFFIX}"
+        )
+    }
+}
+
+impl TempName {
+    /// This process's fields (`n` = 0); the same for the whole run.
+    fn mine() -> Self {
+        static MINE: std::sync::OnceLock<TempName> = std::sync::OnceLock::new();
+        *MINE.get_or_init(|| Self {
+            host: host_tag(),
+            pid: std::process::id(),
+            token: random_token(),
+            n: 0,
+        })
+    }
+
+    /// The fields of `name` when it is exactly a name [`create_temp`] makes, else `None`.
+    fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+        let mut parts = rest.split('-');
+        let (host, pid, token, n) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let decimal = |s: &str| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s == "0" || !s.starts_with('0'))
+        };
+        let ok =
+            parts.next().is_none() && hex(host, 8) && hex(token, 16) && decimal(pid) && decimal(n);
+        let parsed = Self {
+            host: u32::from_str_radix(host, 16).ok()?,
+            pid: pid.parse().ok()?,
+            token: u64::from_str_radix(token, 16).ok()?,
+            n: n.parse().ok()?,
+        };
+        (ok && parsed.to_string() == name).then_some(parsed)
+    }
+
+    /// Whether a file of this name, last modified `age` ago, is a leftover that `me` may
+    /// remove: never one of `me`'s own; one written on this machine, boot and PID namespace
+    /// when its process is gone; any when it is older than [`STALE_AFTER`].
+    fn is_stale(
+        &self,
+        me: &Self,
+        age: std::time::Duration,
+        alive: impl Fn(u32) -> Option<bool>,
+    ) -> bool {
+        if self.host == me.host && self.pid == me.pid && self.token == me.token {
+            return false;
+        }
+        let dead_here = self.host == me.host && alive(self.pid) == Some(false);
+        dead_here || age > STALE_AFTER
+    }
+}
+
+/// A tag of this machine, boot and PID namespace: the same for every process whose pids
+/// `/proc` shows, different (but for a 1 in 2^32 chance) elsewhere. 0 where unknown.
+fn host_tag() -> u32 {
+    use std::hash::{Hash, Hasher};
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let pid_ns = fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+    // FNV-1a: stable across builds and Rust versions, unlike `DefaultHasher`.
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    (boot.trim(), host.trim(), pid_ns).hash(&mut h);
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
+}
+
+/// The FNV-1a hash, for [`host_tag`].
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// 64 random bits from the operating system (through the standard library's hash keys),
+/// mixed with the time and pid.
+fn random_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.finish()
 }
 
 /// Whether process `pid` is running; `None` when this system cannot tell.
@@ -210,35 +329,119 @@ fn alive(pid: u32) -> Option<bool> {
         .then(|| proc.join(pid.to_string()).exists())
 }
 
-/// Remove the temporary files of our pattern in `dir` whose writer is no longer running.
-/// Best effort: what cannot be listed or removed is left alone.
+/// Remove the temporary files in `dir` that this program made and that no running writer
+/// can be using ([`TempName::is_stale`]). Only regular files owned by this user are
+/// considered. Best effort: what cannot be listed or removed is left alone.
 fn remove_stale_temps(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let me = TempName::mine();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(temp_pid) else {
+        let Some(temp) = name.to_str().and_then(TempName::parse) else {
             continue;
         };
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && pid != std::process::id() && alive(pid) == Some(false) {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        if meta.is_file() && owned_by_me(&meta) && temp.is_stale(&me, age, alive) {
             let _ = fs::remove_file(entry.path());
         }
     }
 }
 
+/// Whether this process's user owns the file: the owner of `/proc/self` is the process's
+/// effective user. Where that cannot be read, every file counts as owned.
+#[cfg(unix)]
+fn owned_by_me(meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map_or(true, |me| me.uid() == meta.uid())
+}
+
+/// Whether this process's user owns the file (always, where ownership is unknown).
+#[cfg(not(unix))]
+fn owned_by_me(_: &Metadata) -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn name(host: u32, pid: u32, token: u64, n: u64) -> TempName {
+        TempName {
+            host,
+            pid,
+            token,
+            n,
+        }
+    }
 
     #[test]
-    fn temp_names_are_recognised_and_short() {
-        assert_eq!(temp_pid(".shap-123-4.tmp"), Some(123));
-        assert_eq!(temp_pid(".shap-123.tmp"), None);
-        assert_eq!(temp_pid(".shap-x-1.tmp"), None);
-        assert_eq!(temp_pid("shap-1-1.tmp"), None);
-        let longest = format!("{TEMP_PREFIX}{}-{}{TEMP_SUFFIX}", u32::MAX, u64::MAX);
-        assert!(longest.len() <= 41, "{longest}");
+    fn names_are_short_and_only_ours_parse() {
+        let longest = name(u32::MAX, u32::MAX, u64::MAX, u64::MAX).to_string();
+        assert!(longest.len() <= 67, "{longest}");
+        let ours = name(0xab, 12, 0x1f, 3);
+        assert_eq!(ours.to_string(), ".shap-000000ab-12-000000000000001f-3.tmp");
+        assert_eq!(TempName::parse(&ours.to_string()), Some(ours));
+        // The old pattern, a user's file of that pattern, and near misses are not ours.
+        for other in [
+            ".shap-999999-0.tmp",
+            ".shap-123-4.tmp",
+            ".shap-000000ab-12-000000000000001f-3.tmp.bak",
+            ".shap-000000AB-12-000000000000001f-3.tmp",
+            ".shap-000000ab-012-000000000000001f-3.tmp",
+            ".shap-000000ab-12-00000000000001f-3.tmp",
+            ".shap-000000ab-12-000000000000001f-3-4.tmp",
+            ".shap-000000ab--000000000000001f-3.tmp",
+            "shap-000000ab-12-000000000000001f-3.tmp",
+        ] {
+            assert_eq!(TempName::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_leftovers_are_stale() {
+        let me = name(7, 100, 1, 0);
+        let young = Duration::from_secs(60);
+        let old = STALE_AFTER + Duration::from_secs(1);
+        let dead = |_| Some(false);
+        let running = |_| Some(true);
+        // Our own files, at any age.
+        assert!(!name(7, 100, 1, 5).is_stale(&me, old, dead));
+        // Same namespace: stale when the writer is gone, kept while it runs.
+        assert!(name(7, 200, 9, 0).is_stale(&me, young, dead));
+        assert!(!name(7, 200, 9, 0).is_stale(&me, young, running));
+        assert!(!name(7, 200, 9, 0).is_stale(&me, young, |_| None));
+        // Another namespace, node or boot: its pid means nothing here; only age counts.
+        assert!(!name(8, 200, 9, 0).is_stale(&me, young, dead));
+        assert!(name(8, 200, 9, 0).is_stale(&me, old, running));
+        // A reused pid of ours with another token: a dead earlier process.
+        assert!(!name(7, 100, 2, 0).is_stale(&me, young, running));
+        assert!(name(7, 100, 2, 0).is_stale(&me, young, dead));
+    }
+
+    proptest! {
+        #[test]
+        fn every_name_round_trips(host: u32, pid: u32, token: u64, n: u64) {
+            let t = name(host, pid, token, n);
+            prop_assert_eq!(TempName::parse(&t.to_string()), Some(t));
+            prop_assert!(t.to_string().len() <= 67);
+        }
+
+        #[test]
+        fn no_other_name_parses(s in "\\.shap-[0-9a-fA-F-]{0,40}\\.tmp") {
+            if let Some(t) = TempName::parse(&s) {
+                prop_assert_eq!(t.to_string(), s);
+            }
+        }
     }
 }

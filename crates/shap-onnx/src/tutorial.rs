@@ -5,8 +5,9 @@
 //! The graph must be exactly the tutorial's network as Keras (NHWC) or PyTorch (NCHW) exports
 //! it: `[Transpose to NCHW] Conv(1->32, 3x3, pad 1) Relu Conv(32->16, 3x3, pad 1) Relu
 //! [Transpose to NHWC] Flatten|Reshape Gemm|(MatMul Add) [Softmax]` on 28x28 grey images, with
-//! the weights as float initializers. Anything else (another op, attribute, shape, or data
-//! flow) is not recognised, and the model runs through tract as any other.
+//! the weights as float initializers. Every node's inputs and every attribute are compared
+//! with the tutorial's: an attribute the tutorial graph does not have, another value, another
+//! op, shape or data flow, and the graph is not recognised and runs on a general engine.
 
 use prost::Message;
 use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
@@ -50,8 +51,8 @@ pub(crate) fn recognize_proto(model: &ModelProto) -> Option<TutorialWeights> {
         return None;
     }
     let flat = match nodes.take_op("Flatten") {
-        Some(n) => int_attr(n, "axis", 1) == 1,
-        None => nodes.take_op("Reshape").is_some(),
+        Some(n) => only_attrs(n, &["axis"]) && int_attr(n, "axis", 1) == 1,
+        None => nodes.take_reshape(&inits),
     };
     if !flat {
         return None;
@@ -59,7 +60,7 @@ pub(crate) fn recognize_proto(model: &ModelProto) -> Option<TutorialWeights> {
     let (fc, fc_bias) = nodes.take_dense(&inits)?;
     // A softmax over the classes only: another axis (the batch's) is another network.
     let softmax = match nodes.take_op("Softmax") {
-        Some(n) if matches!(int_attr(n, "axis", -1), 1 | -1) => true,
+        Some(n) if only_attrs(n, &["axis"]) && matches!(int_attr(n, "axis", -1), 1 | -1) => true,
         Some(_) => return None,
         None => false,
     };
@@ -104,11 +105,24 @@ impl<'a> Chain<'a> {
         })
     }
 
-    /// Take the next node if it is `op` reading the current value.
+    /// Take the next node if it is `op` reading the current value, with the inputs the
+    /// tutorial graph gives that op (an attribute-free op must have no attribute).
     fn take_op(&mut self, op: &str) -> Option<&'a NodeProto> {
         let n = self.nodes.get(self.at)?;
         let reads = n.input.first().is_some_and(|i| i == self.value);
-        if n.op_type != op || !n.domain.is_empty() || !reads || n.output.len() != 1 {
+        let inputs = match op {
+            "Conv" | "Gemm" => 3,
+            "MatMul" | "Add" | "Reshape" => 2,
+            _ => 1,
+        };
+        let no_attributes = matches!(op, "Relu" | "MatMul" | "Add");
+        if n.op_type != op
+            || !n.domain.is_empty()
+            || !reads
+            || n.input.len() != inputs
+            || n.output.len() != 1
+            || (no_attributes && !n.attribute.is_empty())
+        {
             return None;
         }
         self.at += 1;
@@ -119,7 +133,11 @@ impl<'a> Chain<'a> {
     /// Take a `Transpose` with permutation `perm`, if that is the next node.
     fn take_transpose(&mut self, perm: &[i64]) -> bool {
         let next = self.nodes.get(self.at);
-        if next.is_some_and(|n| n.op_type == "Transpose" && ints_attr(n, "perm") == Some(perm)) {
+        if next.is_some_and(|n| {
+            n.op_type == "Transpose"
+                && only_attrs(n, &["perm"])
+                && ints_attr(n, "perm") == Some(perm)
+        }) {
             return self.take_op("Transpose").is_some();
         }
         false
@@ -137,7 +155,18 @@ impl<'a> Chain<'a> {
             None => default,
             Some(v) => v.len() == len && v.iter().all(|&x| x == 1),
         };
-        let plain = ones("strides", 2, true)
+        let names = [
+            "strides",
+            "dilations",
+            "pads",
+            "group",
+            "kernel_shape",
+            "auto_pad",
+        ];
+        let auto_pad = attr(n, "auto_pad").is_none_or(|a| a.s.is_empty() || a.s == b"NOTSET");
+        let plain = only_attrs(n, &names)
+            && auto_pad
+            && ones("strides", 2, true)
             && ones("dilations", 2, true)
             && ones("pads", 4, false)
             && int_attr(n, "group", 1) == 1
@@ -155,7 +184,8 @@ impl<'a> Chain<'a> {
         inits: &impl Fn(&str) -> Option<&'a TensorProto>,
     ) -> Option<(Vec<f32>, Vec<f32>)> {
         if let Some(n) = self.take_op("Gemm") {
-            let plain = int_attr(n, "transA", 0) == 0
+            let plain = only_attrs(n, &["alpha", "beta", "transA", "transB"])
+                && int_attr(n, "transA", 0) == 0
                 && float_attr(n, "alpha") == 1.0
                 && float_attr(n, "beta") == 1.0;
             let w = inits(n.input.get(1)?)?;
@@ -174,6 +204,18 @@ impl<'a> Chain<'a> {
         Some((w, b))
     }
 
+    /// Take a `Reshape` to `(batch, 12544)`: its shape an int64 initializer `[-1 or 0, 12544]`
+    /// and `allowzero` 0 when given.
+    fn take_reshape(&mut self, inits: &impl Fn(&str) -> Option<&'a TensorProto>) -> bool {
+        let Some(n) = self.take_op("Reshape") else {
+            return false;
+        };
+        let shape = n.input.get(1).and_then(|s| inits(s)).and_then(int64s);
+        let to_rows =
+            shape.is_some_and(|s| matches!(s.as_slice(), [-1 | 0, d] if *d == DENSE as i64));
+        only_attrs(n, &["allowzero"]) && int_attr(n, "allowzero", 0) == 0 && to_rows
+    }
+
     /// Whether every node was taken and the last one is the graph's output.
     fn finished(&self) -> bool {
         self.at == self.nodes.len() && self.value == self.output
@@ -185,6 +227,13 @@ fn ints_attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
         .iter()
         .find(|a| a.name == name)
         .map(|a| a.ints.as_slice())
+}
+
+/// Whether every attribute of `n` is one of `names` (each at most once).
+fn only_attrs(n: &NodeProto, names: &[&str]) -> bool {
+    n.attribute.iter().enumerate().all(|(i, a)| {
+        names.contains(&a.name.as_str()) && !n.attribute[..i].iter().any(|b| b.name == a.name)
+    })
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -220,6 +269,23 @@ fn floats(t: &TensorProto, shape: &[usize]) -> Option<Vec<f32>> {
             .collect()
     };
     (v.len() == count).then_some(v)
+}
+
+/// The values of a 1-D int64 initializer, from `int64_data` or little-endian `raw_data`.
+fn int64s(t: &TensorProto) -> Option<Vec<i64>> {
+    const INT64: i32 = 7;
+    if t.data_type != INT64 || t.dims.len() != 1 {
+        return None;
+    }
+    let v: Vec<i64> = if t.raw_data.is_empty() {
+        t.int64_data.clone()
+    } else {
+        t.raw_data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect()
+    };
+    (usize::try_from(t.dims[0]).ok() == Some(v.len())).then_some(v)
 }
 
 /// `(rows, cols)` row-major to `(cols, rows)`.

@@ -13,6 +13,8 @@ use shap_explain::{
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 use shap_onnx::{OnnxError, TractClassifier};
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto};
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -234,8 +236,18 @@ fn safetensors(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn the_tutorial_graph_is_recognised_with_the_checkpoints_weights() {
+    use prost::Message;
     let bytes = std::fs::read(fixture("tutorial_nhwc.onnx")).unwrap();
     let w = shap_onnx::recognize_tutorial(&bytes).expect("the tutorial graph");
     assert!(w.softmax);
@@ -254,8 +266,7 @@ fn the_tutorial_graph_is_recognised_with_the_checkpoints_weights() {
     }
     // The same graph with its softmax over the batch axis is another network.
     {
-        use prost::Message;
-        let mut m = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
         let g = m.graph.as_mut().unwrap();
         let sm = g.node.iter_mut().find(|n| n.op_type == "Softmax").unwrap();
         sm.attribute.retain(|a| a.name != "axis");
@@ -266,6 +277,90 @@ fn the_tutorial_graph_is_recognised_with_the_checkpoints_weights() {
             ..Default::default()
         });
         assert!(shap_onnx::recognize_tutorial(&m.encode_to_vec()).is_none());
+    }
+    // Any attribute or input the tutorial graph does not have makes it another network.
+    let edits: [(&str, fn(&mut NodeProto)); 7] = [
+        ("an attribute on Relu", |n| {
+            if n.op_type == "Relu" {
+                n.attribute.push(int_attr("alpha", 1));
+            }
+        }),
+        ("auto_pad VALID on a Conv", |n| {
+            if n.op_type == "Conv" {
+                n.attribute.push(AttributeProto {
+                    name: "auto_pad".into(),
+                    r#type: AttributeType::String as i32,
+                    s: b"VALID".to_vec(),
+                    ..Default::default()
+                });
+            }
+        }),
+        ("a second axis on Softmax", |n| {
+            if n.op_type == "Softmax" {
+                n.attribute.push(int_attr("axis", 0));
+            }
+        }),
+        ("an unknown attribute on a Conv", |n| {
+            if n.op_type == "Conv" {
+                n.attribute.push(int_attr("mystery", 1));
+            }
+        }),
+        ("alpha on the Gemm", |n| {
+            if n.op_type == "Gemm" {
+                n.attribute.push(AttributeProto {
+                    name: "alpha".into(),
+                    r#type: AttributeType::Float as i32,
+                    f: 2.0,
+                    ..Default::default()
+                });
+            }
+        }),
+        ("a second input to Relu", |n| {
+            if n.op_type == "Relu" {
+                let first = n.input[0].clone();
+                n.input.push(first);
+            }
+        }),
+        ("a Conv with a third dilation", |n| {
+            if n.op_type == "Conv" {
+                n.attribute.push(AttributeProto {
+                    name: "dilations".into(),
+                    r#type: AttributeType::Ints as i32,
+                    ints: vec![2, 2],
+                    ..Default::default()
+                });
+            }
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        m.graph.as_mut().unwrap().node.iter_mut().for_each(edit);
+        assert!(
+            shap_onnx::recognize_tutorial(&m.encode_to_vec()).is_none(),
+            "recognised with {what}"
+        );
+    }
+    // Flatten as a Reshape to (batch, 12544) is the same network; to another shape, not.
+    for (shape, same) in [
+        (vec![-1, 12544], true),
+        (vec![0, 12544], true),
+        (vec![12544, -1], false),
+    ] {
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let flat = g.node.iter_mut().find(|n| n.op_type == "Flatten").unwrap();
+        flat.op_type = "Reshape".into();
+        flat.attribute.clear();
+        flat.input.push("flat_shape".into());
+        g.initializer.push(TensorProto {
+            name: "flat_shape".into(),
+            data_type: 7,
+            dims: vec![2],
+            int64_data: shape.clone(),
+            ..Default::default()
+        });
+        let found = shap_onnx::recognize_tutorial(&m.encode_to_vec());
+        assert_eq!(found.is_some(), same, "Reshape to {shape:?}");
     }
     // Other graphs are not the tutorial's.
     for other in [
