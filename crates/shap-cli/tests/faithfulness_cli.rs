@@ -376,3 +376,85 @@ fn a_progress_bar_on_a_terminal_and_json_on_stdout() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["steps"], 4);
 }
+
+#[test]
+fn results_holding_nan_or_infinity_are_refused_by_every_reader() {
+    let t = setup();
+    let good = Explanation::load_npz(&t.npz).unwrap();
+    let (js, png, merged) = (t.path("out.json"), t.path("out.png"), t.path("merged.npz"));
+    let outs = [js.as_path(), png.as_path(), merged.as_path()];
+    let edits: [(&str, fn(&mut Explanation, f64)); 3] = [
+        ("values", |e, x| e.values[5] = x),
+        ("base_values", |e, x| e.base_values[1] = x),
+        ("fx", |e, x| e.fx[0] = x),
+    ];
+    let shards = shards(&t);
+    for (array, edit) in edits {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut e = good.clone();
+            edit(&mut e, bad);
+            let npz = t.path("bad.npz");
+            e.save_npz(&npz).unwrap();
+            let npz = s(&npz);
+            let needle = format!("'{array}' entry");
+            let m = s(&t.model);
+            refused(&["summary", "--npz", npz, "--out", s(&png)], &outs, &needle);
+            refused(&["plot", "--npz", npz, "--out", s(&png)], &outs, &needle);
+            refused(
+                &["faithfulness", "-m", m, "--npz", npz, "--json", s(&js)],
+                &outs,
+                &needle,
+            );
+            // A shard holding it is refused when merged.
+            let mut part = shards[0].clone();
+            edit(&mut part, bad);
+            part.save_npz(t.path("part1.npz")).unwrap();
+            refused(
+                &[
+                    "merge",
+                    s(&t.path("part1.npz")),
+                    s(&t.path("part2.npz")),
+                    "--out",
+                    s(&merged),
+                ],
+                &outs,
+                "finite",
+            );
+        }
+    }
+}
+
+/// Shards 0/2 and 1/2 of the setup's images, saved as `part1.npz` and `part2.npz`.
+fn shards(t: &Setup) -> Vec<Explanation> {
+    let common::Synthetic {
+        dir: _keep,
+        model,
+        data,
+    } = common::synthetic(12);
+    (1..=2)
+        .map(|i| {
+            let npz = t.path(&format!("part{i}.npz"));
+            let shard = format!("{}/2", i - 1);
+            let out = shap_cli(&[
+                "explain",
+                "-m",
+                s(&model),
+                "--data-dir",
+                s(&data),
+                "--range",
+                "0..12",
+                "--shard",
+                &shard,
+                "--top-k",
+                "3",
+                "--max-evals",
+                "100",
+                "--npz",
+                s(&npz),
+                "--quiet",
+            ]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            Explanation::load_npz(&npz).unwrap()
+        })
+        .collect()
+}

@@ -452,3 +452,60 @@ fn a_garbage_manifest_says_to_delete_and_an_unwritable_journal_fails_before_any_
     }
     std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn a_255_byte_name_has_a_journal_and_resumes() {
+    let t = setup(30);
+    let reference = t.path("ref.npz");
+    ok(&t.explain(&reference, &["--quiet"]));
+    let npz = t.path(&format!("{}.npz", "é".repeat(125))); // 254 bytes
+    assert_eq!(npz.file_name().unwrap().len(), 254);
+    let mut child = t.command(&npz, &[]).spawn().unwrap();
+    // The journal's name: the first 200 bytes, a hash, `.parts` (`NAME.parts` is too long).
+    let journal = || {
+        std::fs::read_dir(t.path(""))
+            .unwrap()
+            .flatten()
+            .find_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".parts").then(|| e.path())
+            })
+    };
+    let chunk = loop {
+        let found = journal()
+            .and_then(|j| std::fs::read_dir(j).ok())
+            .and_then(|d| {
+                d.flatten()
+                    .find(|e| e.file_name().to_string_lossy().starts_with("chunk-"))
+            });
+        if found.is_some() {
+            child.kill().unwrap();
+            break found;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(chunk.is_some());
+    child.wait().unwrap();
+    let name = journal()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.len() <= 255 && name.starts_with(&"é".repeat(100)) && name.contains('~'),
+        "{name}"
+    );
+    let resumed = t.explain(&npz, &["--quiet"]);
+    ok(&resumed);
+    assert!(
+        text(&resumed.stderr).contains("note: resumed:"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    same_bytes(&reference, &npz);
+    assert!(journal().is_none(), "the journal is removed at the end");
+}

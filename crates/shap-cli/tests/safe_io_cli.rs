@@ -269,16 +269,26 @@ fn a_255_byte_output_name_works() {
 }
 
 #[test]
-fn stale_temporary_files_of_dead_writers_are_removed() {
+fn only_our_own_stale_temporary_files_are_removed() {
     let f = fixture();
-    // pid 999999999 is above Linux's pid_max, so never alive; pid 1 always is.
-    let stale = f.path(".shap-999999999-0.tmp");
-    let live = f.path(".shap-1-0.tmp");
-    std::fs::write(&stale, b"partial").unwrap();
-    std::fs::write(&live, b"in progress").unwrap();
+    // Written by this program on another node (another host tag): a day-old one is a
+    // leftover, a young one may be a live writer there (its pid means nothing here).
+    let old = f.path(".shap-0badc0de-999999999-0123456789abcdef-0.tmp");
+    let young = f.path(".shap-0badc0de-999999999-0123456789abcdef-1.tmp");
+    // A user's file that looks like an old-style name, and a near miss: never ours.
+    let users = f.path(".shap-999999999-0.tmp");
+    let near = f.path(".shap-0badc0de-999999999-0123456789ABCDEF-0.tmp");
+    for p in [&old, &young, &users, &near] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+    for p in [&old, &users, &near] {
+        let file = std::fs::File::options().write(true).open(p).unwrap();
+        file.set_modified(two_days_ago).unwrap();
+    }
     assert_ok(&f.mask(s(&f.path("o.npy")), &["--quiet"]));
-    assert!(!stale.exists());
-    assert!(live.exists());
+    assert!(!old.exists());
+    assert!(young.exists() && users.exists() && near.exists());
 }
 
 /// A PNG whose header says `w` x `h`, with no pixel data worth decoding.

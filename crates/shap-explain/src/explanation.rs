@@ -640,7 +640,6 @@ impl NpzReader<'_> {
         }
     }
 
-    /// The explained images, `(n, H, W, C)`, as f32.
     /// Refuse NaN and infinities in a result array (a comparison alone would let NaN pass).
     fn finite(&self, name: &str, v: &[f64]) -> Result<()> {
         match v.iter().position(|x| !x.is_finite()) {
@@ -652,6 +651,7 @@ impl NpzReader<'_> {
         }
     }
 
+    /// The explained images, `(n, H, W, C)`, as f32.
     fn data(&mut self, want: &[usize]) -> Result<Vec<f32>> {
         let a = self.need("data")?;
         if a.shape != want {

@@ -16,6 +16,10 @@ const MANIFEST: &str = "run.json";
 const FORMAT: &str = "shap-cli explain journal 1";
 /// The lock file's name in the journal.
 const LOCK: &str = "lock";
+/// What the journal folder's name adds to the output's.
+const SUFFIX: &str = ".parts";
+/// The longest file name common filesystems (ext4, xfs, btrfs, NFS) allow, in bytes.
+const NAME_MAX: usize = 255;
 
 /// What a run is: two runs with equal manifests compute the same chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,11 +98,28 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The journal of an explanation written to `npz`: `npz` with `.parts` appended.
+    /// The journal of an explanation written to `npz`: `npz` with `.parts` appended. A file
+    /// name too long for that (over 249 bytes) gives `<its first 200 bytes>~<hash>.parts`
+    /// instead, so every name a file can have has a journal.
     pub fn dir_for(npz: &Path) -> PathBuf {
-        let mut name = npz.as_os_str().to_owned();
-        name.push(".parts");
-        PathBuf::from(name)
+        let Some(file) = npz.file_name() else {
+            return npz.with_extension("parts");
+        };
+        let name = file.as_encoded_bytes();
+        if name.len() + SUFFIX.len() <= NAME_MAX {
+            let mut dir = npz.as_os_str().to_owned();
+            dir.push(SUFFIX);
+            return PathBuf::from(dir);
+        }
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(name);
+        let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let lossy = String::from_utf8_lossy(name);
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| lossy.is_char_boundary(i))
+            .unwrap_or(0);
+        npz.with_file_name(format!("{}~{hex}{SUFFIX}", &lossy[..cut]))
     }
 
     /// Open the journal of `npz` for `run`, creating it when there is none, and lock it for
