@@ -102,15 +102,25 @@ pub(crate) fn assemble(
     rows: Vec<RowResult>,
     names: impl Fn(usize) -> String,
     wall: Duration,
-) -> Explanation {
+) -> Result<Explanation> {
     let n = rows.len();
     let k = rows.first().map_or(0, |r| r.outputs.len());
+    let count = n.saturating_mul(shape.features()).saturating_mul(k);
+    let mut values = Vec::new();
+    if values.try_reserve_exact(count).is_err() {
+        return Err(ExplainError::Memory {
+            what: format!("the values of {n} image(s)"),
+            hint: String::new(),
+            need: crate::memory::Bytes(count.saturating_mul(8) as u64).to_string(),
+            budget: "the allocation failed".into(),
+        });
+    }
     let mut e = Explanation {
         algorithm,
         shape,
         num_images: n,
         num_outputs: k,
-        values: Vec::with_capacity(n * shape.features() * k),
+        values,
         base_values: Vec::with_capacity(n * k),
         output_indices: Vec::with_capacity(n * k),
         output_names: Vec::with_capacity(n),
@@ -151,7 +161,7 @@ pub(crate) fn assemble(
         e.std_errors = Some(se_all);
     }
     e.efficiency_errors = e.compute_efficiency_errors();
-    e
+    Ok(e)
 }
 
 /// Default output naming: the class label when given, else the class index.

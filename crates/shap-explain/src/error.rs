@@ -12,6 +12,19 @@ pub enum ExplainError {
     /// [`ExplainError::Io`].
     #[error(transparent)]
     Output(shap_io::IoError),
+    /// A run does not fit the memory it may use ([`crate::memory::MemoryPlan::check`]), or a
+    /// buffer could not be allocated.
+    #[error("not enough memory for {what}: it needs {need}, and {budget}{hint}")]
+    Memory {
+        /// What was to be done.
+        what: String,
+        /// What to do about it (empty, or starting with `; `).
+        hint: String,
+        /// The estimate, with its largest items.
+        need: String,
+        /// The budget and where it comes from.
+        budget: String,
+    },
     /// No images were given.
     #[error("empty batch: nothing to explain")]
     EmptyBatch,

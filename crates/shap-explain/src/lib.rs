@@ -77,6 +77,7 @@ mod faithfulness;
 mod input;
 mod join;
 mod masking;
+pub mod memory;
 mod model;
 pub mod npz;
 mod outputs;

@@ -29,9 +29,8 @@ pub fn write_npz(path: &Path, entries: &[(&str, NpyArray)]) -> Result<()> {
     Ok(shap_io::write_atomic(path, |w| {
         let mut zip = shap_io::npz::NpzWriter::new(w);
         for (name, arr) in entries {
-            let bytes = shap_io::npy::encode(arr)
-                .map_err(|e| std::io::Error::other(format!("{name}: {e}")))?;
-            zip.entry(name, |o| o.write_all(&bytes))?;
+            zip.entry(name, |o| shap_io::npy::write_npy(arr, o))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{name}: {e}")))?;
         }
         zip.finish().map(|_| ())
     })?)

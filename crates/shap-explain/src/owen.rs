@@ -165,7 +165,11 @@ impl<'a> OwenJob<'a> {
             w: 1.0,
         });
         self.tick = 1;
-        let dv = vec![0.0f64; self.s.tree.num_nodes() * outputs.len()];
+        let dv = crate::memory::filled(
+            self.s.tree.num_nodes().saturating_mul(outputs.len()),
+            0.0f64,
+            "the recursion state of an image",
+        )?;
         self.started = Some(Started {
             outputs,
             f00,

@@ -9,9 +9,7 @@ use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_
 use crate::explanation::{Algorithm, Explanation};
 use crate::owen::{OwenJob, OwenSettings, Ties};
 use crate::rng::NumpyLegacyNormal;
-use crate::{
-    BatchModel, Budget, Compat, ConfigError, ExplainError, ExplainerConfig, MaskedImages, Result,
-};
+use crate::{BatchModel, Budget, Compat, ConfigError, ExplainerConfig, MaskedImages, Result};
 use shap_mask::{ImageShape, PartitionTree};
 
 /// The checked Partition (Owen value) explainer, built by [`crate::ExplainerConfig::check`]
@@ -121,7 +119,7 @@ impl PartitionExplainer {
             c.output_names.as_ref(),
         )?;
         c.outputs.validate(model.num_outputs())?;
-        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let tree = crate::memory::tree(shape)?;
         let settings = OwenSettings {
             tree: &tree,
             budget: self.owen_budget,
@@ -147,14 +145,14 @@ impl PartitionExplainer {
             .map(|(job, counters)| job.finish(counters))
             .collect();
         let names = name_fn(c.output_names.as_ref());
-        Ok(assemble(
+        assemble(
             Algorithm::Partition,
             shape,
             images,
             rows,
             names,
             t0.elapsed(),
-        ))
+        )
     }
 
     /// Run the Owen recursion of images `0..n`: gathered across images when the model asks

@@ -106,7 +106,7 @@ impl PermutationExplainer {
 
     /// Generate the orders this explainer uses: `orders[i][p]` is pass `p` of image `i`.
     pub fn orders(&self, n: usize, shape: ImageShape) -> Result<Vec<Vec<Vec<usize>>>> {
-        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let tree = crate::memory::tree(shape)?;
         let p = self.num_passes(shape.features())?;
         // All orders at once is n * p * M indices: refuse what cannot be held (the explainers
         // themselves draw one pass at a time and need none of this).
@@ -151,7 +151,7 @@ impl PermutationExplainer {
     ) -> Result<Explanation> {
         let t0 = Instant::now();
         let n = check_inputs(model, images, shape, Some(prepared.len()), self.names())?;
-        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let tree = crate::memory::tree(shape)?;
         let passes = self.num_passes(shape.features())?;
         let outputs = self.selection();
         outputs.validate(model.num_outputs())?;
@@ -190,7 +190,7 @@ impl PermutationExplainer {
                 }
             }
         };
-        Ok(self.assemble(shape, images, jobs, t0))
+        self.assemble(shape, images, jobs, t0)
     }
 
     /// Explain with given orders (`orders[i]` = the passes of image `i`, each a permutation of
@@ -206,7 +206,7 @@ impl PermutationExplainer {
         let t0 = Instant::now();
         let n = check_inputs(model, images, shape, Some(prepared.len()), self.names())?;
         check_orders(orders, n, shape.features())?;
-        let tree = PartitionTree::new(shape).map_err(|_| ExplainError::InvalidShape(shape))?;
+        let tree = crate::memory::tree(shape)?;
         let outputs = self.selection();
         outputs.validate(model.num_outputs())?;
         let setup = Setup {
@@ -224,7 +224,7 @@ impl PermutationExplainer {
         let jobs = run_per_image(&setup, n, true, |i| {
             Ok(PassJob::new(&settings[i], Orders::Given(&orders[i])))
         })?;
-        Ok(self.assemble(shape, images, jobs, t0))
+        self.assemble(shape, images, jobs, t0)
     }
 
     /// Output names as configured (none in shap-compatible mode).
@@ -267,7 +267,7 @@ impl PermutationExplainer {
         images: &[f32],
         jobs: Vec<(PassJob<'_>, Counters)>,
         t0: Instant,
-    ) -> Explanation {
+    ) -> Result<Explanation> {
         let rows = jobs
             .into_iter()
             .map(|(job, counters)| job.finish(counters))

@@ -104,8 +104,38 @@ fn err<T>(reason: impl Into<String>) -> Result<T, HeaderError> {
 }
 
 /// Encode an array as `.npy` (format 1.0) bytes; a shape that does not hold the elements is
-/// an error.
+/// an error, and so is a buffer that cannot be allocated (never an abort).
 pub fn encode(array: &NpyArray) -> Result<Vec<u8>, HeaderError> {
+    let header = checked_header(array)?;
+    let body = array.len().saturating_mul(body_item_size(array));
+    let mut out = Vec::new();
+    if out
+        .try_reserve_exact(header.len().saturating_add(body))
+        .is_err()
+    {
+        return err(format!(
+            "cannot allocate {} bytes to encode the array",
+            header.len().saturating_add(body)
+        ));
+    }
+    out.extend_from_slice(&header);
+    write_body(array, &mut out).map_err(|e| HeaderError(e.to_string()))?;
+    Ok(out)
+}
+
+/// Write an array as `.npy` (format 1.0) to `w`, streaming: nothing the size of the array is
+/// allocated. A shape that does not hold the elements is an error of kind `InvalidInput`.
+pub fn write_npy(array: &NpyArray, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let header = checked_header(array)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.0))?;
+    w.write_all(&header)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, w);
+    write_body(array, &mut out)?;
+    std::io::Write::flush(&mut out)
+}
+
+/// The header of `array`, once its shape is checked against its elements.
+fn checked_header(array: &NpyArray) -> Result<Vec<u8>, HeaderError> {
     let count = array
         .shape
         .iter()
@@ -117,32 +147,42 @@ pub fn encode(array: &NpyArray) -> Result<Vec<u8>, HeaderError> {
             array.len()
         ));
     }
-    let mut out = header_bytes(&array.descr(), &array.shape);
+    Ok(header_bytes(&array.descr(), &array.shape))
+}
+
+/// Bytes per element of `array` as written.
+fn body_item_size(array: &NpyArray) -> usize {
     match &array.data {
-        NpyData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
-        NpyData::U8(v) => out.extend_from_slice(v),
-        NpyData::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        NpyData::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        NpyData::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::Bool(_) | NpyData::U8(_) => 1,
+        NpyData::F32(_) => 4,
+        NpyData::F64(_) | NpyData::I64(_) => 8,
+        NpyData::Str(v) => str_width(v).saturating_mul(4),
+    }
+}
+
+/// The elements of `array`, little-endian, strings padded to the widest.
+fn write_body(array: &NpyArray, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    match &array.data {
+        NpyData::Bool(v) => v.iter().try_for_each(|&b| out.write_all(&[u8::from(b)])),
+        NpyData::U8(v) => out.write_all(v),
+        NpyData::F32(v) => v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes())),
+        NpyData::F64(v) => v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes())),
+        NpyData::I64(v) => v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes())),
         NpyData::Str(v) => {
             let n = str_width(v);
             for s in v {
                 let mut count = 0;
                 for ch in s.chars() {
-                    out.extend_from_slice(&(ch as u32).to_le_bytes());
+                    out.write_all(&(ch as u32).to_le_bytes())?;
                     count += 1;
                 }
-                out.resize(out.len() + (n - count) * 4, 0);
+                for _ in count..n {
+                    out.write_all(&[0; 4])?;
+                }
             }
+            Ok(())
         }
     }
-    Ok(out)
 }
 
 /// Bytes per element of `descr`, for the dtypes read here.

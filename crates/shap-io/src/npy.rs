@@ -4,7 +4,7 @@
 //! `fortran_order` `True`/`False`, `shape` a tuple of non-negative integers. Nested values,
 //! duplicate or unknown keys, escapes and trailing text are rejected.
 
-pub use crate::array::{NpyArray, NpyData, decode, encode};
+pub use crate::array::{NpyArray, NpyData, decode, encode, write_npy};
 
 /// The magic bytes opening every `.npy` file.
 pub const MAGIC: &[u8] = b"\x93NUMPY";

@@ -33,6 +33,22 @@ pub enum TreeError {
     /// The number of features overflows the node numbering (2M-1 must fit in usize).
     #[error("image shape {0} has too many features for a partition tree")]
     TooLarge(ImageShape),
+    /// The tree's buffers could not be allocated.
+    #[error("cannot allocate the {bytes} bytes of the partition tree of image shape {shape}")]
+    Memory {
+        /// The image shape.
+        shape: ImageShape,
+        /// Bytes asked for.
+        bytes: usize,
+    },
+}
+
+/// `n` copies of `v`, or `None` when they cannot be allocated (never an abort).
+fn filled<T: Clone>(n: usize, v: T) -> Option<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).ok()?;
+    out.resize(n, v);
+    Some(out)
 }
 
 /// shap's hierarchical image partition: a binary tree over the `M = H*W*C` features.
@@ -72,8 +88,12 @@ impl PartitionTree {
         if m.checked_mul(2).is_none() || m > (isize::MAX as usize) / 4 {
             return Err(TreeError::TooLarge(shape));
         }
-        let mut children = vec![[0usize; 2]; m - 1];
+        let no_memory = |bytes: usize| TreeError::Memory { shape, bytes };
+        let mut children = filled(m - 1, [0usize; 2]).ok_or(no_memory(16 * m))?;
+        // At most M boxes are ever pending: they are disjoint and non-empty.
         let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::new();
+        heap.try_reserve_exact(m)
+            .map_err(|_| no_memory(m * size_of::<HeapEntry>()))?;
         heap.push(Reverse((0, [0, h, 0, w, 0, c], -1, false)));
         // `next` runs from M-2 down to -(M) + ... ; the node id is next + M.
         let mut next: isize = m as isize - 2;
@@ -112,9 +132,12 @@ impl PartitionTree {
         }
         let n_nodes = 2 * m - 1;
         // Depth-first leaf order (left first) and per-node ranges, iteratively.
-        let mut leaf_order = Vec::with_capacity(m);
-        let mut ranges = vec![(0usize, 0usize); n_nodes];
-        let mut depths = vec![0usize; n_nodes];
+        let mut leaf_order = Vec::new();
+        leaf_order
+            .try_reserve_exact(m)
+            .map_err(|_| no_memory(8 * m))?;
+        let mut ranges = filled(n_nodes, (0usize, 0usize)).ok_or(no_memory(16 * n_nodes))?;
+        let mut depths = filled(n_nodes, 0usize).ok_or(no_memory(8 * n_nodes))?;
         // Stack of (node, visited_children).
         let mut stack: Vec<(usize, bool)> = vec![(n_nodes - 1, false)];
         while let Some((node, done)) = stack.pop() {

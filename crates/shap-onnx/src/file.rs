@@ -25,7 +25,12 @@ pub(crate) struct Geometry {
 /// A read and checked ONNX model file; see the module docs.
 pub struct OnnxFile {
     path: PathBuf,
-    bytes: Vec<u8>,
+    /// The bytes, kept only for a model given as bytes ([`OnnxFile::from_bytes`]); a model
+    /// opened from its file drops them once decoded, so a large model is held once or twice,
+    /// never three times, and engines read the file themselves.
+    bytes: Option<Vec<u8>>,
+    /// The model file's size in bytes.
+    size: u64,
     proto: ModelProto,
     external_bytes: u64,
     external_files: Vec<PathBuf>,
@@ -35,7 +40,7 @@ impl std::fmt::Debug for OnnxFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnnxFile")
             .field("path", &self.path)
-            .field("bytes", &self.bytes.len())
+            .field("size", &self.size)
             .field("external_bytes", &self.external_bytes)
             .finish()
     }
@@ -46,7 +51,9 @@ impl OnnxFile {
     pub fn open(path: &Path) -> Result<Self, OnnxError> {
         let bytes = shap_io::read_bounded(path, MAX_MODEL_BYTES, "an ONNX model")
             .map_err(OnnxError::Read)?;
-        Self::from_bytes(bytes, path)
+        let mut file = Self::from_bytes(bytes, path)?;
+        file.bytes = None;
+        Ok(file)
     }
 
     /// A model from its bytes; `path` names it in errors and locates its external data.
@@ -58,7 +65,8 @@ impl OnnxFile {
         let (external_bytes, external_files) = external::check(&mut proto, path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            bytes,
+            size: bytes.len() as u64,
+            bytes: Some(bytes),
             proto,
             external_bytes,
             external_files,
@@ -70,9 +78,15 @@ impl OnnxFile {
         &self.path
     }
 
-    /// The file's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The model's bytes when it was given as bytes ([`OnnxFile::from_bytes`]); `None` for
+    /// a model opened from its file.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.bytes.as_deref()
+    }
+
+    /// The model file's size in bytes (external data apart).
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     /// Bytes of weights kept outside the model file (0 when there is no external data).

@@ -118,6 +118,15 @@ pub enum OnnxError {
     /// Running the model failed.
     #[error("running the model failed")]
     Run(#[source] Cause),
+    /// A buffer for the model's input or output could not be allocated.
+    #[error("{}: not enough memory for the model's input", path.display())]
+    Memory {
+        /// The model file.
+        path: PathBuf,
+        /// The failed allocation.
+        #[source]
+        source: shap_explain::ExplainError,
+    },
     /// A tensor's external data is refused (outside the model's folder, not a regular file,
     /// shorter than declared...).
     #[error("{}: tensor {tensor:?}: external data refused: {reason}", path.display())]
@@ -174,7 +183,7 @@ pub(crate) fn check_rows_independent(
     path: &std::path::Path,
 ) -> Result<(), OnnxError> {
     let (m, k) = (shape.features(), model.num_outputs());
-    let mut x = vec![0.0f32; 2 * m];
+    let mut x = zeros(m.saturating_mul(2), path)?;
     for (i, v) in x[m..].iter_mut().enumerate() {
         *v = (i % 256) as f32 / 255.0;
     }
@@ -184,7 +193,12 @@ pub(crate) fn check_rows_independent(
         .and_then(|()| model.eval_batch(&x, 2, shape, &mut both))
         .map_err(|e| OnnxError::Run(Box::new(e)))?;
     for (j, (a, b)) in alone.iter().zip(&both[..k]).enumerate() {
-        let close = (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+        // NaN or infinity in both is no batch dependence (a model may compute NaN on a blank
+        // image, as per-image standardisation does); the explanation refuses it where it
+        // reaches a result, naming the image.
+        let same_non_finite =
+            !a.is_finite() && (a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+        let close = same_non_finite || (a - b).abs() <= 1e-4 * a.abs().max(1.0);
         if !close {
             return Err(OnnxError::BatchDependent {
                 path: path.to_path_buf(),
@@ -193,6 +207,14 @@ pub(crate) fn check_rows_independent(
         }
     }
     Ok(())
+}
+
+/// `n` zeros for a model input or output, or [`OnnxError::Memory`] (never an abort).
+pub(crate) fn zeros(n: usize, path: &std::path::Path) -> Result<Vec<f32>, OnnxError> {
+    shap_explain::memory::filled(n, 0.0f32, "an image").map_err(|source| OnnxError::Memory {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub use external::MAX_EXTERNAL_BYTES;

@@ -99,7 +99,7 @@ impl OrtClassifier {
     /// Run one blank image and check that the output is `(rows, K)`: returns `K`.
     fn probe(&self, file: &OnnxFile) -> Result<usize, OnnxError> {
         let rows = self.fixed_batch.unwrap_or(1);
-        let x = vec![0.0; self.prep.shape.features()];
+        let x = crate::zeros(self.prep.shape.features(), file.path())?;
         let (dims, _) = self.run(&x, 1, 0).map_err(OnnxError::Run)?;
         match dims.as_slice() {
             [b, k] if *b == rows && *k > 0 => Ok(*k),
@@ -195,12 +195,11 @@ fn session(
     let b = b.with_intra_threads(intra.max(1)).map_err(|e| text(&e))?;
     let b = b.with_inter_threads(1).map_err(|e| text(&e))?;
     let mut b = with_device(b, device).map_err(&fail)?;
-    // External data is read by onnxruntime itself, from the locations checked when the file
-    // was opened; a model without any is handed over from memory, as read.
-    let s = if file.has_external_data() {
-        b.commit_from_file(file.path())
-    } else {
-        b.commit_from_memory(file.bytes())
+    // onnxruntime reads the file (and its external data, from the locations checked when
+    // the file was opened) itself; a model given as bytes is handed over from memory.
+    let s = match file.bytes() {
+        Some(bytes) if !file.has_external_data() => b.commit_from_memory(bytes),
+        _ => b.commit_from_file(file.path()),
     };
     s.map_err(|e| text(&e))
 }

@@ -137,9 +137,8 @@ impl TractClassifier {
     /// Run the model on one blank image and check the output: returns `K`.
     fn probe(&self, path: &Path) -> Result<usize, OnnxError> {
         let rows = self.sizes[0];
-        let out = self
-            .run(&vec![0.0; self.prep.shape.features()], 1)
-            .map_err(OnnxError::Run)?;
+        let x = crate::zeros(self.prep.shape.features(), path)?;
+        let out = self.run(&x, 1).map_err(OnnxError::Run)?;
         let dims = out.shape().to_vec();
         match dims.as_slice() {
             [b, k] if *b == rows && *k > 0 => Ok(*k),

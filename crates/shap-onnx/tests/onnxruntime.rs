@@ -125,18 +125,43 @@ fn models_onnxruntime_cannot_run_are_clear_errors() {
     ));
 }
 
-/// A model whose outputs are a softmax over the batch: `X (N,1,2,2) -> Flatten -> Softmax
-/// (axis 0)`.
-fn batch_softmax_model(dir: &std::path::Path) -> std::path::PathBuf {
-    use prost::Message;
-    use tract_onnx::pb::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-        TypeProto, ValueInfoProto,
-        attribute_proto::AttributeType,
-        tensor_proto::DataType,
-        tensor_shape_proto::{Dimension, dimension},
-        type_proto,
-    };
+use prost::Message;
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType,
+    tensor_proto::DataType,
+    tensor_shape_proto::{Dimension, dimension},
+    type_proto,
+};
+
+/// A node of `op` from `inputs` to `output`.
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        input: inputs.iter().map(|i| (*i).to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..NodeProto::default()
+    }
+}
+
+fn axis(a: i64) -> AttributeProto {
+    AttributeProto {
+        name: "axis".into(),
+        r#type: AttributeType::Int as i32,
+        i: a,
+        ..AttributeProto::default()
+    }
+}
+
+/// `dir/name`: a model from `x (N,1,2,2)` to `y (N,4)` through `nodes`.
+fn write_model(
+    dir: &std::path::Path,
+    name: &str,
+    node: Vec<NodeProto>,
+    initializer: Vec<TensorProto>,
+) -> std::path::PathBuf {
     let dim = |d: dimension::Value| Dimension {
         value: Some(d),
         ..Dimension::default()
@@ -154,19 +179,6 @@ fn batch_softmax_model(dir: &std::path::Path) -> std::path::PathBuf {
     };
     let n = || dim(dimension::Value::DimParam("N".into()));
     let v = |x: i64| dim(dimension::Value::DimValue(x));
-    let node = |op: &str, i: &str, o: &str, attribute: Vec<AttributeProto>| NodeProto {
-        op_type: op.into(),
-        input: vec![i.into()],
-        output: vec![o.into()],
-        attribute,
-        ..NodeProto::default()
-    };
-    let axis = |a: i64| AttributeProto {
-        name: "axis".into(),
-        r#type: AttributeType::Int as i32,
-        i: a,
-        ..AttributeProto::default()
-    };
     let model = ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto {
@@ -174,19 +186,57 @@ fn batch_softmax_model(dir: &std::path::Path) -> std::path::PathBuf {
             version: 13,
         }],
         graph: Some(GraphProto {
-            node: vec![
-                node("Flatten", "x", "f", vec![axis(1)]),
-                node("Softmax", "f", "y", vec![axis(0)]),
-            ],
+            node,
+            initializer,
             input: vec![info("x", vec![n(), v(1), v(2), v(2)])],
             output: vec![info("y", vec![n(), v(4)])],
             ..GraphProto::default()
         }),
         ..ModelProto::default()
     };
-    let path = dir.join("batch_softmax.onnx");
+    let path = dir.join(name);
     std::fs::write(&path, model.encode_to_vec()).unwrap();
     path
+}
+
+/// A model whose outputs are a softmax over the batch: `X (N,1,2,2) -> Flatten -> Softmax
+/// (axis 0)`.
+fn batch_softmax_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let nodes = vec![
+        node("Flatten", &["x"], "f", vec![axis(1)]),
+        node("Softmax", &["f"], "y", vec![axis(0)]),
+    ];
+    write_model(dir, "batch_softmax.onnx", nodes, Vec::new())
+}
+
+#[test]
+fn nan_that_tract_simplifies_away_reaches_the_explanation_on_onnxruntime() {
+    let dir = std::env::temp_dir().join(format!("shap-onnx-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zero = TensorProto {
+        name: "zero".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![1],
+        float_data: vec![0.0],
+        ..TensorProto::default()
+    };
+    // y = flatten((x / 0) * 0): NaN (or inf * 0) for every input, by IEEE arithmetic.
+    let nodes = vec![
+        node("Div", &["x", "zero"], "d", Vec::new()),
+        node("Mul", &["d", "zero"], "m", Vec::new()),
+        node("Flatten", &["m"], "y", vec![axis(1)]),
+    ];
+    let path = write_model(&dir, "nan.onnx", nodes, vec![zero]);
+    for m in common::on_every_engine(&path, None) {
+        let mut out = vec![0.0f32; 4];
+        m.model.eval_batch(&[0.5; 4], 1, m.shape, &mut out).unwrap();
+        match m.engine {
+            // tract's graph simplification folds `* 0` to zero (docs/onnx-engines.md).
+            "tract" => assert_eq!(out, [0.0; 4]),
+            _ => assert!(out.iter().all(|v| v.is_nan()), "{}: {out:?}", m.engine),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

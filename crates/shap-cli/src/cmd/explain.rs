@@ -247,6 +247,7 @@ pub fn run(args: Args) -> Result<()> {
         first: positions.as_ref().map_or(0, |p| p.range.start),
         chunk: chunk_size(&args, &net, &outputs, selection.len())?,
     };
+    check_memory(&args, &net, &outputs, job.chunk.min(selection.len()))?;
     let outcome = chunks::run(&job).with_context(|| match (&positions, slicing.shard) {
         (Some(p), Some((i, n))) => format!(
             "shard {i}/{n} (images {}..{} of the selection)",
@@ -307,6 +308,32 @@ fn chunk_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -
             Ok((64 * (1 << 20) / per_image.max(1)).clamp(1, 100))
         }
     }
+}
+
+/// Refuse, before any work, a run whose chunks cannot fit the memory budget; say what it
+/// needs when that is over half of it.
+fn check_memory(args: &Args, net: &Network, outputs: &OutputSelection, chunk: usize) -> Result<()> {
+    let size = shap_explain::memory::RunSize {
+        features: net.shape().features(),
+        images: chunk.max(1),
+        explained: classes(net, outputs),
+        model_outputs: net.model().num_outputs(),
+        rows: net.model().batch_rows().unwrap_or(16),
+        evals: args.max_evals.unwrap_or(usize::MAX),
+        threads: rayon::current_num_threads(),
+    };
+    let plan = shap_explain::memory::explain_plan(size);
+    let budget = super::network::memory_budget(args.net.max_memory);
+    plan.check(
+        "explaining",
+        &budget,
+        "explain fewer classes (--top-k) or images at a time (--chunk), lower --batch-size, \
+         or raise --max-memory if more can be had",
+    )?;
+    if plan.total() > budget.bytes / 2 && !args.quiet {
+        eprintln!("note: memory: explaining needs {plan}; {budget}");
+    }
+    Ok(())
 }
 
 /// How many classes each image explains.

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use shap_explain::memory::{Bytes, MemoryBudget, MemoryPlan};
 use shap_explain::{BatchModel, ImageShape, InputLayout, Normalize};
 use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
 use shap_onnx::{OnnxFile, OrtClassifier, OrtDevice, OrtThreads, TractClassifier};
@@ -88,6 +89,11 @@ pub struct ModelFlags {
     /// thread when one image is explained at a time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Most memory the whole process may use (4G, 512M) [default: what the machine has: the
+    /// memory available, the cgroup's limit, `ulimit -v`]. Runs estimated above it are refused
+    /// before any work (docs/memory.md).
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<shap_explain::memory::Bytes>,
 }
 
 impl ModelFlags {
@@ -107,8 +113,14 @@ impl ModelFlags {
             std: &self.std,
             softmax: self.softmax,
             engine: self.onnx_engine,
+            max_memory: self.max_memory,
         }
     }
+}
+
+/// The memory a run may still use: `--max-memory` within what the machine has.
+pub fn memory_budget(max: Option<Bytes>) -> MemoryBudget {
+    max.map_or_else(MemoryBudget::detect, MemoryBudget::at_most)
 }
 
 /// `--batch-size`'s parser: 1 to 4096.
@@ -133,6 +145,8 @@ pub struct Options<'a> {
     pub batch_size: Option<usize>,
     /// Threads in all.
     pub threads: usize,
+    /// `--max-memory`.
+    pub max_memory: Option<Bytes>,
     /// Model calls that may run at once (1 when images are explained one after another).
     pub concurrent: usize,
     /// `--device`.
@@ -383,7 +397,9 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
         );
     }
     let device = onnx_device(o)?;
+    check_model_file(path, o)?;
     let file = OnnxFile::open(path)?;
+    check_model_input(&file, o)?;
     if device == OrtDevice::Cpu
         && let Some(net) = native_onnx(&file, o)?
     {
@@ -417,6 +433,48 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
         engine,
         probabilities,
     }))
+}
+
+/// What to do about a model too large to load.
+const LOAD_HINT: &str =
+    "run it on a machine with more memory, or raise --max-memory if more can be had";
+
+/// Refuse, before reading it, a model file whose reading, decoding and loading (about three
+/// times its size at once) cannot fit the memory budget.
+fn check_model_file(path: &Path, o: &Options<'_>) -> Result<()> {
+    let Ok(size) = std::fs::metadata(path).map(|m| m.len()) else {
+        return Ok(()); // Opening it gives the error.
+    };
+    MemoryPlan::new()
+        .with("the file read and decoded", size.saturating_mul(2))
+        .with("the engine's weights", size)
+        .check(
+            &format!("loading {}", path.display()),
+            &memory_budget(o.max_memory),
+            LOAD_HINT,
+        )?;
+    Ok(())
+}
+
+/// Refuse a model whose weights (external data included) and blank probe images cannot fit
+/// the memory budget, before an engine allocates them.
+fn check_model_input(file: &OnnxFile, o: &Options<'_>) -> Result<()> {
+    let features = file.image_shape(o.layout)?.features() as u64;
+    let weights = file.size().saturating_add(file.external_bytes());
+    MemoryPlan::new()
+        .with("the engine's weights", weights.saturating_mul(2))
+        // Three blank images checked at load, each with its input, prepared copy and
+        // activations at least its own size.
+        .with(
+            "the images checked at load",
+            features.saturating_mul(4 * 3 * 4),
+        )
+        .check(
+            &format!("loading {}", file.path().display()),
+            &memory_budget(o.max_memory),
+            LOAD_HINT,
+        )?;
+    Ok(())
 }
 
 /// An ONNX model on onnxruntime, and the engine as recorded.
