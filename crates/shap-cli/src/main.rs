@@ -74,7 +74,20 @@ fn completions(c: &Completions) -> anyhow::Result<()> {
     };
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "shap-cli", &mut script);
+    if shell == Shell::Bash {
+        script = bash_case_labels(&script);
+    }
     cmd::common::print(|o| o.write_all(&script))
+}
+
+/// clap_complete's bash script names the subcommand states `shap__cli__subcmd__explain` where
+/// it sets them but `shap__subcmd__cli__subcmd__explain` in the `case` that completes them
+/// (the hyphen in `shap-cli` is escaped twice there), so nothing after the subcommand would
+/// complete. The labels are made to match.
+fn bash_case_labels(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace("shap__subcmd__cli__", "shap__cli__")
+        .into_bytes()
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,7 +99,7 @@ fn main() -> std::process::ExitCode {
         _ => None,
     };
     if let Err(e) = cmd::common::start_threads(threads) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", cmd::common::printable(&format!("{e:#}")));
         return std::process::ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -106,7 +119,7 @@ fn main() -> std::process::ExitCode {
         // A closed pipe (`| head`) is the reader's choice, not an error: end quietly.
         Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cmd::common::printable(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

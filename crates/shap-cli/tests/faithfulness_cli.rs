@@ -458,3 +458,50 @@ fn shards(t: &Setup) -> Vec<Explanation> {
         })
         .collect()
 }
+
+#[test]
+fn names_and_paths_from_files_lose_their_control_characters() {
+    let t = setup();
+    let mut e = Explanation::load_npz(&t.npz).unwrap();
+    for names in &mut e.output_names {
+        for n in names.iter_mut() {
+            *n = format!("\u{1b}[2J\u{1b}[31m{n}\u{7}");
+        }
+    }
+    for image in &mut e.images {
+        if let Some((_, name, _)) = &mut image.predicted {
+            *name = format!("\u{1b}[2J\u{1b}[31m{name}\u{7}");
+        }
+    }
+    let hostile = t.path("hostile.npz");
+    e.save_npz(&hostile).unwrap();
+    let out = shap_cli(&[
+        "summary",
+        "--npz",
+        s(&hostile),
+        "--out",
+        s(&t.path("s.png")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("?[2J?[31m"), "{shown}");
+    // A path in an error line.
+    let missing = t.path("\u{1b}[2Jgone.npz");
+    let out = shap_cli(&[
+        "summary",
+        "--npz",
+        s(&missing),
+        "--out",
+        s(&t.path("s2.png")),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("?[2Jgone.npz") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+}

@@ -181,13 +181,13 @@ fn printed_plan(err: &str) -> (f64, f64) {
         };
         v * unit
     };
-    (size("needs about "), size("of which "))
+    (size("needs about "), size("on top of "))
 }
 
 #[test]
 fn a_run_that_fits_stays_within_its_own_estimate() {
     let dir = tempfile::tempdir().unwrap();
-    let m = model(dir.path(), "m.onnx", [3, 512, 512], 3);
+    let m = model(dir.path(), "m.onnx", [3, 384, 384], 3);
     let npz = dir.path().join("e.npz");
     let image = onnx_fixture("images/rgb_0.png");
     // A limit close enough that the run prints its plan.

@@ -92,6 +92,44 @@ fn completions_for_known_shells_and_an_error_for_others() {
     assert!(out.stdout.is_empty());
 }
 
+/// What bash offers on Tab after `words` (the last one being completed), by running the
+/// generated completion function as bash's `complete -F` calls it.
+fn bash_completes(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let cword = words.len() - 1;
+    let prev = words[cword - 1];
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={cword}; _shap__cli shap-cli '{}' '{prev}'; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words[cword],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &program])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn bash_completes_subcommands_flags_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("shap-cli.bash");
+    let out = shap_cli(&["completions", "bash"]);
+    assert!(out.status.success());
+    std::fs::write(&script, &out.stdout).unwrap();
+    let offers = |words: &[&str]| bash_completes(&script, words);
+    assert_eq!(offers(&["shap-cli", "expl"]), ["explain"]);
+    assert_eq!(offers(&["shap-cli", "explain", "--mas"]), ["--masker"]);
+    let algorithms = offers(&["shap-cli", "explain", "--algorithm", ""]);
+    assert_eq!(algorithms, ["partition", "permutation"]);
+    let engines = offers(&["shap-cli", "explain", "--onnx-engine", ""]);
+    assert_eq!(engines, ["auto", "onnxruntime", "tract"]);
+    assert!(offers(&["shap-cli", "train", "--"]).contains(&"--epochs".to_string()));
+}
+
 #[test]
 fn the_top_level_help_says_what_the_tool_is_for_in_pipeline_order() {
     let out = shap_cli(&["--help"]);

@@ -144,10 +144,10 @@ fn jpeg_complete(bytes: &[u8]) -> bool {
 }
 
 fn png_complete(bytes: &[u8]) -> bool {
-    // The IEND chunk: length 0, type `IEND`, CRC; only trailing bytes may follow it.
-    bytes
-        .windows(8)
-        .any(|w| w == [0, 0, 0, 0, b'I', b'E', b'N', b'D'])
+    // The whole IEND chunk: length 0, type `IEND` and its CRC (always AE 42 60 82); only
+    // trailing bytes may follow it.
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    bytes.windows(IEND.len()).any(|w| w == IEND)
 }
 
 /// The pixels in [0, 1], (H, W, C) order, 8- or 16-bit precision as the file has.

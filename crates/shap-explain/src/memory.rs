@@ -37,7 +37,7 @@ impl std::str::FromStr for Bytes {
             .unwrap_or(t.len());
         let (number, unit) = t.split_at(split);
         let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
+            "" | "b" | "bytes" => 1,
             "k" | "kb" | "kib" => 1 << 10,
             "m" | "mb" | "mib" => 1 << 20,
             "g" | "gb" | "gib" => 1 << 30,
@@ -153,10 +153,11 @@ impl MemoryBudget {
 
     /// What this machine and process allow now: the smallest of the memory available
     /// (`MemAvailable`), the cgroup's limit less its usage, and the address-space limit
-    /// (`ulimit -v`) less the resident set and [`AS_RESERVE`]. (Not less the whole address
-    /// space mapped: the allocator reserves a large arena up front, and allocations are
-    /// carved out of it.) Unknown limits are left out; with none known, the budget is
-    /// unlimited.
+    /// (`ulimit -v`) less the address space mapped already and [`AS_RESERVE`]. The mapped
+    /// space counts the allocator's arena reserved up front (1 GiB for mimalloc) although
+    /// small allocations are carved out of it: large buffers are mapped on their own, so
+    /// only what lies outside counts for them. Unknown limits are left out; with none known,
+    /// the budget is unlimited.
     pub fn detect() -> Self {
         let mut best = Self {
             bytes: u64::MAX,
@@ -174,10 +175,10 @@ impl MemoryBudget {
                 source: "the cgroup's memory.max".into(),
             });
         }
-        if let (Some(limit), Some(resident)) = (address_space_limit(), proc_status_kib("VmRSS")) {
+        if let (Some(limit), Some(mapped)) = (address_space_limit(), proc_status_kib("VmSize")) {
             best = best.min(Self {
                 bytes: limit
-                    .saturating_sub(resident * 1024)
+                    .saturating_sub(mapped * 1024)
                     .saturating_sub(AS_RESERVE),
                 source: format!("address space limit (ulimit -v) {}", Bytes(limit)),
             });
@@ -194,9 +195,9 @@ impl MemoryBudget {
     }
 }
 
-/// Address space kept out of the budget under `ulimit -v`: mapped libraries (onnxruntime's
-/// among them), thread stacks and the allocator's slack.
-pub const AS_RESERVE: u64 = 512 * MIB;
+/// Address space kept out of the budget under `ulimit -v`: libraries loaded later
+/// (onnxruntime's), new thread stacks and the allocator's slack.
+pub const AS_RESERVE: u64 = 256 * MIB;
 
 /// A `/proc/meminfo` entry, in KiB.
 fn meminfo_kib(key: &str) -> Option<u64> {
@@ -392,5 +393,57 @@ mod tests {
         assert_eq!(kib_field(text, "VmSize"), Some(123_456));
         assert_eq!(kib_field(text, "VmRSS"), Some(42));
         assert_eq!(kib_field(text, "VmHWM"), None);
+    }
+
+    proptest::proptest! {
+        /// Every item grows with every size, and a plan is refused exactly when its total
+        /// passes the budget.
+        #[test]
+        fn plans_grow_with_sizes_and_fit_exactly_their_budget(
+            features in 1usize..1 << 26,
+            images in 1usize..200,
+            explained in 1usize..2000,
+            model_outputs in 1usize..200_000,
+            rows in 1usize..4096,
+            evals in 1usize..100_000,
+            threads in 1usize..64,
+            which in 0usize..7,
+            budget in 0u64..u64::MAX,
+        ) {
+            let s = RunSize { features, images, explained, model_outputs, rows, evals, threads };
+            let mut bigger = s;
+            match which {
+                0 => bigger.features += 1,
+                1 => bigger.images += 1,
+                2 => bigger.explained += 1,
+                3 => bigger.model_outputs += 1,
+                4 => bigger.rows += 1,
+                5 => bigger.evals += 1,
+                _ => bigger.threads += 1,
+            }
+            let (a, b) = (explain_plan(s), explain_plan(bigger));
+            for ((wa, x), (wb, y)) in a.items.iter().zip(&b.items) {
+                proptest::prop_assert_eq!(wa, wb);
+                proptest::prop_assert!(x <= y, "{} shrank", wa);
+            }
+            let budget = MemoryBudget { bytes: budget, source: "test".into() };
+            proptest::prop_assert_eq!(a.check("x", &budget, "h").is_ok(), a.total() <= budget.bytes);
+        }
+
+        /// Sizes print and parse back to within the printed precision.
+        #[test]
+        fn sizes_print_and_parse_back(bytes in 1u64..1 << 50) {
+            let printed = Bytes(bytes).to_string().replace(' ', "");
+            let back: Bytes = printed.parse().map_err(proptest::test_runner::TestCaseError::fail)?;
+            // Half the last printed digit: 0.05 GiB, 0.5 MiB, 0.5 KiB, exact bytes.
+            let tolerance = match printed.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.') {
+                "GiB" => 0.05 * (1u64 << 30) as f64,
+                "MiB" => 0.5 * MIB as f64,
+                "KiB" => 512.0,
+                _ => 0.0,
+            };
+            let err = (back.0 as f64 - bytes as f64).abs();
+            proptest::prop_assert!(err <= tolerance + 1.0, "{} -> {} -> {}", bytes, printed, back.0);
+        }
     }
 }

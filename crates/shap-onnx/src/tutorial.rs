@@ -186,6 +186,7 @@ impl<'a> Chain<'a> {
         if let Some(n) = self.take_op("Gemm") {
             let plain = only_attrs(n, &["alpha", "beta", "transA", "transB"])
                 && int_attr(n, "transA", 0) == 0
+                && matches!(int_attr(n, "transB", 0), 0 | 1)
                 && float_attr(n, "alpha") == 1.0
                 && float_attr(n, "beta") == 1.0;
             let w = inits(n.input.get(1)?)?;
@@ -229,10 +230,23 @@ fn ints_attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
         .map(|a| a.ints.as_slice())
 }
 
-/// Whether every attribute of `n` is one of `names` (each at most once).
+/// Whether every attribute of `n` is one of `names`, each at most once and of the type ONNX
+/// gives it (an `auto_pad` held as an integer is another, malformed, graph).
 fn only_attrs(n: &NodeProto, names: &[&str]) -> bool {
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    let typed = |a: &AttributeProto| {
+        let want = match a.name.as_str() {
+            "perm" | "strides" | "dilations" | "pads" | "kernel_shape" => AttributeType::Ints,
+            "alpha" | "beta" => AttributeType::Float,
+            "auto_pad" => AttributeType::String,
+            _ => AttributeType::Int,
+        };
+        a.r#type == want as i32
+    };
     n.attribute.iter().enumerate().all(|(i, a)| {
-        names.contains(&a.name.as_str()) && !n.attribute[..i].iter().any(|b| b.name == a.name)
+        names.contains(&a.name.as_str())
+            && typed(a)
+            && !n.attribute[..i].iter().any(|b| b.name == a.name)
     })
 }
 

@@ -68,3 +68,62 @@ proptest! {
         }
     }
 }
+
+/// An attribute named `name` holding the int `i`, or the ints `[i, i]` when `list`.
+fn attribute(name: &str, i: i64, list: bool) -> tract_onnx::pb::AttributeProto {
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    tract_onnx::pb::AttributeProto {
+        name: name.into(),
+        r#type: if list {
+            AttributeType::Ints as i32
+        } else {
+            AttributeType::Int as i32
+        },
+        i,
+        ints: if list { vec![i, i] } else { Vec::new() },
+        ..Default::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(200)))]
+
+    /// Any attribute added to any node of the tutorial graph: recognised only when it is a
+    /// default the tutorial network already has (then with the same weights), else not.
+    #[test]
+    fn an_added_attribute_is_recognised_only_when_it_changes_nothing(
+        at in 0usize..9,
+        name in prop::sample::select(vec![
+            "axis", "perm", "pads", "strides", "dilations", "group", "kernel_shape", "alpha",
+            "beta", "transA", "transB", "allowzero", "auto_pad", "mystery",
+        ]),
+        i in -2i64..4,
+        list in any::<bool>(),
+    ) {
+        use prost::Message;
+        let bytes = fixture("tutorial_nhwc.onnx");
+        let whole = recognize_tutorial(&bytes).unwrap();
+        let mut m = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+        let nodes = &mut m.graph.as_mut().unwrap().node;
+        let n = nodes.len();
+        let node = &mut nodes[at % n];
+        let op = node.op_type.clone();
+        node.attribute.push(attribute(name, i, list));
+        if let Some(w) = recognize_tutorial(&m.encode_to_vec()) {
+            prop_assert_eq!(&w, &whole, "{} on {}", name, op);
+            // Only a default value of an attribute this op takes, of its type, can change
+            // nothing: `group` 1, `transA`/`transB` 0, `strides`/`dilations` [1, 1].
+            let defaults = [
+                ("Conv", "group", 1, false),
+                ("Gemm", "transA", 0, false),
+                ("Gemm", "transB", 0, false),
+                ("Conv", "strides", 1, true),
+                ("Conv", "dilations", 1, true),
+            ];
+            prop_assert!(
+                defaults.contains(&(op.as_str(), name, i, list)),
+                "recognised with {}={} ({}) on {}", name, i, list, op
+            );
+        }
+    }
+}

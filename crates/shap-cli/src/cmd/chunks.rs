@@ -138,8 +138,8 @@ fn journaled_run(
         }
     };
     if done.reused > 0 {
-        eprintln!(
-            "note: resumed: {} of {} chunks were already done in {}",
+        note!(
+            "resumed: {} of {} chunks were already done in {}",
             done.reused,
             ranges.len(),
             Journal::dir_for(npz).display()
@@ -264,10 +264,7 @@ fn reuse(job: &Job, path: &Path, r: &Range<usize>) -> Option<Explanation> {
     match checked {
         Ok(e) => Some(e),
         Err(why) => {
-            eprintln!(
-                "note: {}: {why}; computing that chunk again",
-                path.display()
-            );
+            note!("{}: {why}; computing that chunk again", path.display());
             None
         }
     }
@@ -351,7 +348,7 @@ fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Resul
     match npz_digest(npz) {
         Ok(d) => Ok(d == digest),
         Err(e) => {
-            eprintln!("note: {}: {e:#}; computing it again", npz.display());
+            note!("{}: {e:#}; computing it again", npz.display());
             Ok(false)
         }
     }

@@ -44,12 +44,49 @@ pub fn any_stdout(outputs: &[Option<&Path>]) -> bool {
 }
 
 /// Print to standard output through `f`, flushing at the end; errors (a full disk, a closed
-/// pipe) are returned, and `main` ends quietly on a closed pipe.
+/// pipe) are returned, and `main` ends quietly on a closed pipe. Control characters other
+/// than newline and tab (names and paths read from files) are printed as `?`
+/// ([`Printable`]).
 pub fn print(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Printable(std::io::stdout().lock());
     f(&mut out)
         .and_then(|()| out.flush())
         .context("writing to standard output")
+}
+
+/// A writer of text that replaces control characters but newline and tab with `?`, so that
+/// text from files cannot move the cursor, recolour or clear a terminal. Formatting hands it
+/// whole characters; bytes that are not UTF-8 pass through.
+pub struct Printable<W: Write>(pub W);
+
+impl<W: Write> Write for Printable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text)
+                if text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t') =>
+            {
+                let clean: String = text
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() && c != '\n' && c != '\t' {
+                            '?'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                self.0.write_all(clean.as_bytes())?;
+                Ok(buf.len())
+            }
+            _ => self.0.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Read a PNG as a grey `(H, W, 1)` image with values in [0, 1]. 8- and 16-bit grey are
@@ -69,8 +106,8 @@ pub fn read_grey_png(path: &Path) -> Result<(Vec<f32>, ImageShape)> {
             .map(|v| f32::from(v) / 65535.0)
             .collect(),
         other => {
-            eprintln!(
-                "note: {} is not a grey PNG; converting it to grey (luma)",
+            note!(
+                "{} is not a grey PNG; converting it to grey (luma)",
                 path.display()
             );
             other
@@ -125,7 +162,7 @@ impl HeadFlags {
     /// The head asked for, if any; `--output` works with a note that it is now `--head`.
     pub fn chosen(&self) -> Option<HeadArg> {
         if self.output.is_some() {
-            eprintln!("note: --output is now called --head; --output will be removed");
+            note!("--output is now called --head; --output will be removed");
         }
         self.head.or(self.output)
     }
@@ -201,6 +238,7 @@ pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String>
 /// `text` without control characters (each becomes `?`), so that names read from files or
 /// paths cannot move the cursor, recolour or clear a terminal (ANSI escape sequences).
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    // Kept in step with [`Printable`], which also keeps newlines and tabs.
     if text.chars().any(char::is_control) {
         text.chars()
             .map(|c| if c.is_control() { '?' } else { c })
@@ -340,7 +378,7 @@ impl Shard {
         let i: usize = value
             .parse()
             .with_context(|| format!("{var}={value} is not a shard index"))?;
-        eprintln!("note: shard {i}/{} from {var}", self.count);
+        note!("shard {i}/{} from {var}", self.count);
         Ok(i)
     }
 }

@@ -262,8 +262,8 @@ pub fn run(args: Args) -> Result<()> {
 fn finish(args: &Args, net: &Network, spec: MaskerSpec, outcome: chunks::Outcome) -> Result<()> {
     let (summary, explanation, seconds) = match outcome {
         chunks::Outcome::AlreadyComplete(npz) => {
-            eprintln!(
-                "note: {} is already complete (same settings, model and images): nothing to compute",
+            note!(
+                "{} is already complete (same settings, model and images): nothing to compute",
                 npz.display()
             );
             if args.json.is_some() || args.plot.is_some() {
@@ -331,7 +331,11 @@ fn check_memory(args: &Args, net: &Network, outputs: &OutputSelection, chunk: us
          or raise --max-memory if more can be had",
     )?;
     if plan.total() > budget.bytes / 2 && !args.quiet {
-        eprintln!("note: memory: explaining needs {plan}; {budget}");
+        let in_use = shap_explain::memory::proc_status_kib("VmRSS").unwrap_or(0) * 1024;
+        note!(
+            "memory: explaining needs {plan} on top of {} in use; {budget}",
+            shap_explain::memory::Bytes(in_use)
+        );
     }
     Ok(())
 }
@@ -871,8 +875,8 @@ fn shard(
 fn image_item(path: &Path, shape: ImageShape) -> Result<(Item, Vec<f32>)> {
     let img = shap_data::load_image(path, shape.height, shape.width, shape.channels)?;
     if img.resized || img.converted {
-        eprintln!(
-            "note: {} ({}x{}) was {}{}{} to fit the model's {shape} input",
+        note!(
+            "{} ({}x{}) was {}{}{} to fit the model's {shape} input",
             path.display(),
             img.original_size.0,
             img.original_size.1,

@@ -166,8 +166,8 @@ impl Journal {
     pub fn clear_irregular(&self, path: &Path) -> Result<()> {
         match std::fs::symlink_metadata(path) {
             Ok(m) if !m.is_file() => {
-                eprintln!(
-                    "note: {} is not a regular file; removed it, computing that chunk again",
+                note!(
+                    "{} is not a regular file; removed it, computing that chunk again",
                     path.display()
                 );
                 std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
@@ -216,8 +216,8 @@ impl Journal {
             std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
         }
         if std::fs::remove_dir(&self.dir).is_err() {
-            eprintln!(
-                "note: {} holds files this run did not write; left in place",
+            note!(
+                "{} holds files this run did not write; left in place",
                 self.dir.display()
             );
         }

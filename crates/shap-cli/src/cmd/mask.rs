@@ -129,8 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let keep = load_keep(&args.keep, shape)?;
     let prepared = Masker::new(spec, mode).prepare(&image, shape)?;
     if prepared.clamped_values() > 0 {
-        eprintln!(
-            "warning: {} values lie outside the range inpainting expects and were clamped",
+        warning!(
+            "{} values lie outside the range inpainting expects and were clamped",
             prepared.clamped_values()
         );
     }

@@ -1,5 +1,19 @@
 //! One module per subcommand: each has `Args` (clap) and `run(Args) -> anyhow::Result<()>`.
 
+/// `note: ...` on standard error, with control characters of names and paths as `?`.
+macro_rules! note {
+    ($($t:tt)*) => {
+        eprintln!("note: {}", $crate::cmd::common::printable(&format!($($t)*)))
+    };
+}
+
+/// `warning: ...` on standard error, with control characters of names and paths as `?`.
+macro_rules! warning {
+    ($($t:tt)*) => {
+        eprintln!("warning: {}", $crate::cmd::common::printable(&format!($($t)*)))
+    };
+}
+
 mod chunks;
 pub mod common;
 pub mod data;

@@ -368,8 +368,8 @@ fn native_onnx(file: &OnnxFile, o: &Options<'_>) -> Result<Option<Network>> {
         Head::Logits
     };
     let cnn = tutorial_from_onnx(w.tensors, head)?;
-    eprintln!(
-        "note: {} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine \
+    note!(
+        "{} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine \
          onnxruntime or tract runs it on a general engine)",
         file.path().display()
     );
@@ -412,8 +412,8 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
     }
     let probabilities = o.softmax || file.ends_in_softmax();
     if o.softmax && file.ends_in_softmax() {
-        eprintln!(
-            "warning: {} already ends in a softmax; --softmax applies a second one",
+        warning!(
+            "{} already ends in a softmax; --softmax applies a second one",
             path.display()
         );
     }
@@ -492,8 +492,8 @@ fn on_onnxruntime(
     if let Some(rows) = o.batch_size {
         m = m.with_max_rows(rows);
     }
-    eprintln!(
-        "note: engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
+    note!(
+        "engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
         lib.version,
         lib.source,
         lib.path.display(),
@@ -556,7 +556,7 @@ fn choose_engine(
 ) -> Result<Option<&'static shap_onnx::OrtLibrary>> {
     match o.engine {
         Engine::Tract => {
-            eprintln!("note: engine tract (--onnx-engine tract)");
+            note!("engine tract (--onnx-engine tract)");
             Ok(None)
         }
         Engine::Onnxruntime => Ok(Some(shap_onnx::runtime::load(o.library)?)),
@@ -566,8 +566,8 @@ fn choose_engine(
         Engine::Auto => match shap_onnx::runtime::load(o.library) {
             Ok(lib) => Ok(Some(lib)),
             Err(e) => {
-                eprintln!(
-                    "note: engine tract, as onnxruntime cannot be used: {:#}",
+                note!(
+                    "engine tract, as onnxruntime cannot be used: {:#}",
                     anyhow::Error::from(e)
                 );
                 Ok(None)
