@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 /// mimalloc serves the large, short-lived buffers of training and inference much faster than
-/// glibc malloc, which maps and zeroes fresh pages for every large block (ENGINEERING_NOTES).
+/// glibc malloc, which maps and zeroes fresh pages for every large block (docs/dependencies.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
