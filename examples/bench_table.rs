@@ -61,9 +61,20 @@ fn main() -> anyhow::Result<()> {
         None if quick => 1,
         None => 3,
     };
-    let reps = repeats;
+    let data = load_rows(repeats)?;
+    training_row(&data, quick)?;
+    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    forward_rows(&cnn, quick)?;
+    masker_rows(&data, repeats)?;
+    let explained = match checkpoint {
+        Some(p) => shap_toolkit::model::load(p.as_ref(), &candle_core::Device::Cpu)?.cnn,
+        None => cnn,
+    };
+    explain_rows(&data, &explained, checkpoint.is_some(), repeats)
+}
 
-    // 1. Loading all 70k images (median of `reps` after a warm-up load).
+/// Row group 1: loading all 70k images (median of `reps` after a warm-up load).
+fn load_rows(reps: usize) -> anyhow::Result<FashionMnist> {
     let mut data = FashionMnist::load(None)?;
     let mut times = Vec::new();
     for _ in 0..reps {
@@ -80,7 +91,11 @@ fn main() -> anyhow::Result<()> {
         &data.source.to_string(),
     );
 
-    // 2. Training: one epoch (quick: 10,000 images, extrapolated to 60,000).
+    Ok(data)
+}
+
+/// Row group 2: training: one epoch (quick: 10,000 images, extrapolated to 60,000).
+fn training_row(data: &FashionMnist, quick: bool) -> anyhow::Result<()> {
     let train = Dataset::new(data.train.images(), data.train.labels())?;
     let n = if quick { 10_000 } else { train.len() };
     let tp = measure::measure_epoch(&train.take(n))?;
@@ -99,11 +114,14 @@ fn main() -> anyhow::Result<()> {
         ),
     );
 
-    // 3. Forward throughput.
-    let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
+    Ok(())
+}
+
+/// Row group 3: forward throughput at batch 1, 64 and 512.
+fn forward_rows(cnn: &Cnn, quick: bool) -> anyhow::Result<()> {
     for (batch, calls) in [(1usize, 2000usize), (64, 60), (512, 12)] {
         let calls = if quick { calls / 3 } else { calls };
-        let f = measure::measure_forward(&cnn, batch, calls)?;
+        let f = measure::measure_forward(cnn, batch, calls)?;
         emit(
             "model",
             &format!("forward, batch {batch}"),
@@ -114,7 +132,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 4. Maskers: 500 masked 28x28 images with half the pixels hidden.
+    Ok(())
+}
+
+/// Row group 4: maskers: 500 masked 28x28 images with half the pixels hidden.
+fn masker_rows(data: &FashionMnist, reps: usize) -> anyhow::Result<()> {
     let shape = SHAPE;
     let image = data.test.images_f32(&[0])?;
     let masks = 500;
@@ -146,19 +168,20 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 5. Explanations of the first 4 test images, with the full network (`shap-cli explain
-    // --eval full`) and the incremental CNN path (`--eval incremental`, the CLI's default on
-    // the CPU), each row as `explain_row` times it.
-    let explained = match checkpoint {
-        Some(p) => shap_toolkit::model::load(p.as_ref(), &candle_core::Device::Cpu)?.cnn,
-        None => cnn,
-    };
+    Ok(())
+}
+
+/// Row group 5: explanations of the first 4 test images, with the full network (`shap-cli
+/// explain --eval full`) and the incremental CNN path (`--eval incremental`, the CLI's default
+/// on the CPU), each row as `explain_row` times it.
+fn explain_rows(
+    data: &FashionMnist,
+    explained: &Cnn,
+    trained: bool,
+    repeats: usize,
+) -> anyhow::Result<()> {
     let images = data.test.images_f32(&[0, 1, 2, 3])?;
-    let trained = if checkpoint.is_some() {
-        " (trained)"
-    } else {
-        ""
-    };
+    let trained = if trained { " (trained)" } else { "" };
     emit_settings(repeats);
     for (spec, compat, inc) in [
         ("blur(28,28)", false, false),
@@ -181,7 +204,7 @@ fn main() -> anyhow::Result<()> {
         }
         .check()?;
         let masker = explainer.masker(spec.parse()?);
-        let row = explain_row(&explained, inc, repeats, |m| {
+        let row = explain_row(explained, inc, repeats, |m| {
             Ok(explainer.explain(m, &images, SHAPE, &masker)?)
         })?;
         let label = format!(
@@ -199,7 +222,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 "goal 10x (same-run speed-ups below)"
             },
-            &row.note(inc, &explained, &images, repeats)?,
+            &row.note(inc, explained, &images, repeats)?,
         );
     }
     let perm = ExplainerConfig {
@@ -210,7 +233,7 @@ fn main() -> anyhow::Result<()> {
     .check()?;
     let masker = perm.masker("blur(28,28)".parse()?);
     for inc in [false, true] {
-        let row = explain_row(&explained, inc, repeats, |m| {
+        let row = explain_row(explained, inc, repeats, |m| {
             Ok(perm.explain(m, &images, SHAPE, &masker)?)
         })?;
         emit(
@@ -222,7 +245,7 @@ fn main() -> anyhow::Result<()> {
             row.median,
             "s",
             "",
-            &row.note(inc, &explained, &images, repeats)?,
+            &row.note(inc, explained, &images, repeats)?,
         );
     }
     Ok(())

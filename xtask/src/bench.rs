@@ -23,10 +23,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Threads on every side of every comparison.
-pub const THREADS: &str = "2";
-/// Timed runs on every side (after one untimed warm-up run); rows show their median.
-pub const REPEATS: usize = 3;
+use crate::bench_common::{REPEATS, THREADS, python_imports};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -273,19 +270,6 @@ fn cv2_inpaint_us(python: &str, method: &str) -> Result<f64> {
 fn first_number(text: &str) -> Option<f64> {
     let rest = text.split_once(": ").map_or(text, |(_, r)| r);
     rest.split_whitespace().next()?.parse().ok()
-}
-
-/// Whether `python` can import `module`.
-pub(crate) fn python_imports(python: &str, module: &str) -> bool {
-    let ok = Command::new(python)
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("(`{python}` cannot import {module}: pip install {module})");
-    }
-    ok
 }
 
 /// Whether `python` can import shap and cv2 (the error says how to get them).

@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::bench::{REPEATS, THREADS};
+use crate::bench_common::{REPEATS, THREADS, median};
 use crate::sh;
 
 /// One ONNX model of the bench.
@@ -166,17 +166,6 @@ fn python_time(python: &str, case: &Case) -> Result<f64> {
     v["median_s"]
         .as_f64()
         .context("median_s missing from shap_onnx_reference.py's output")
-}
-
-/// The median of `v` (the mean of the middle two for an even count).
-pub(crate) fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 #[cfg(test)]

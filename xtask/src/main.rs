@@ -16,6 +16,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_common;
 mod bench_keras;
 mod bench_onnx;
 mod bench_real;

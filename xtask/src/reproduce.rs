@@ -114,124 +114,11 @@ pub fn run(args: Args) -> Result<()> {
     })?);
 
     report.evaluation = Some(steps.step("evaluating the model", || {
-        let json = plan.out.join("evaluation.json");
-        let mut c = base(&cli, "evaluate", &plan);
-        c.arg("--model").arg(&model).arg("--json").arg(&json);
-        c.arg("--plot").arg(plan.out.join("confusion_matrix.png"));
-        report
-            .commands
-            .insert("confusion_matrix.png".into(), shown(&c, &plan.out));
-        sh::run(&mut c)?;
-        let v = read_json(&json)?;
-        let acc = v
-            .get("accuracy")
-            .and_then(|a| a.as_f64())
-            .unwrap_or(f64::NAN);
-        Ok((v, format!("accuracy {acc:.4}")))
+        evaluate(&cli, &plan, &model, &mut report)
     })?);
-
-    let explain = |name: &str,
-                   algorithm: &str,
-                   masker: &str,
-                   group: &str,
-                   evals: usize|
-     -> Result<(Explained, String, String)> {
-        let stem = plan.out.join(name);
-        let mut c = base(&cli, "explain", &plan);
-        c.arg("--model").arg(&model);
-        c.args(["--algorithm", algorithm, "--masker", masker]);
-        // `evaluate` already found the first correct and wrong test images: pass them as
-        // indices so each explain call does not predict the whole test set again.
-        let picked: Vec<String> = report
-            .evaluation
-            .as_ref()
-            .and_then(|e| e.get(format!("first_{group}")))
-            .and_then(serde_json::Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .take(plan.per_group)
-                    .map(|v| v.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if picked.is_empty() {
-            c.arg(format!("--{group}")).arg(plan.per_group.to_string());
-        } else {
-            c.arg("--indices").arg(picked.join(","));
-        }
-        c.args(["--max-evals", &evals.to_string(), "--top-k", "5"]);
-        let npz = stem.with_extension("npz");
-        fresh(&npz)?;
-        c.arg("--npz").arg(&npz);
-        c.arg("--json").arg(stem.with_extension("json"));
-        c.arg("--plot").arg(stem.with_extension("png"));
-        let command = shown(&c, &plan.out);
-        sh::run(&mut c)?;
-        let path = stem.with_extension("json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let summary: shap_explain::ExplanationSummary = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} (shap-cli's JSON summary)", path.display()))?;
-        let e = Explained {
-            name: name.to_string(),
-            algorithm: algorithm.into(),
-            masker: masker.into(),
-            group: group.into(),
-            max_evals: evals,
-            summary,
-        };
-        let note = e.note();
-        Ok((e, note, command))
-    };
-    let mut commands = Vec::new();
-
-    let correct_maskers = ["inpaint_telea", "inpaint_ns", "blur(28,28)"];
-    let part_correct = steps.step("explaining correct predictions (Partition)", || {
-        let mut all = Vec::new();
-        let mut notes = Vec::new();
-        for m in correct_maskers {
-            let file = format!("partition_correct_{}", masker_file(m));
-            let (e, note, cmd) = explain(&file, "partition", m, "correct", 500)?;
-            notes.push(format!("{m}: {note}"));
-            commands.push((format!("{file}.png"), cmd));
-            all.push(e);
-        }
-        Ok((all, notes.join("; ")))
-    })?;
-    let part_wrong = steps.step("explaining wrong predictions (Partition)", || {
-        let (e, note, cmd) = explain(
-            "partition_wrong_blur",
-            "partition",
-            "blur(28,28)",
-            "wrong",
-            500,
-        )?;
-        commands.push(("partition_wrong_blur.png".into(), cmd));
-        Ok((e, note))
-    })?;
-    let perm = steps.step("explaining with Permutation (1600 evaluations)", || {
-        let (a, na, ca) = explain(
-            "permutation_correct_blur",
-            "permutation",
-            "blur(28,28)",
-            "correct",
-            1600,
-        )?;
-        let (b, nb, cb) = explain(
-            "permutation_wrong_blur",
-            "permutation",
-            "blur(28,28)",
-            "wrong",
-            1600,
-        )?;
-        commands.push(("permutation_correct_blur.png".into(), ca));
-        commands.push(("permutation_wrong_blur.png".into(), cb));
-        Ok((vec![a, b], format!("correct: {na}; wrong: {nb}")))
-    })?;
-    report.explanations.extend(part_correct);
-    report.explanations.push(part_wrong);
-    report.explanations.extend(perm);
-    report.commands.extend(commands);
+    let explanations = explanation_steps(&mut steps, &cli, &plan, &model, &report)?;
+    report.explanations.extend(explanations.explained);
+    report.commands.extend(explanations.commands);
 
     let what = format!(
         "summarising the first {} test images per class",
@@ -254,6 +141,179 @@ pub fn run(args: Args) -> Result<()> {
     println!("\nStep times:\n{}", steps.table());
     println!("Report: {}", plan.out.join("report.html").display());
     Ok(())
+}
+
+/// Step 4: accuracy, confusion matrix and the first correct and wrong test images.
+fn evaluate(
+    cli: &Path,
+    plan: &Plan,
+    model: &Path,
+    report: &mut Report,
+) -> Result<(serde_json::Value, String)> {
+    let json = plan.out.join("evaluation.json");
+    let mut c = base(cli, "evaluate", plan);
+    c.arg("--model").arg(model).arg("--json").arg(&json);
+    c.arg("--plot").arg(plan.out.join("confusion_matrix.png"));
+    report
+        .commands
+        .insert("confusion_matrix.png".into(), shown(&c, &plan.out));
+    sh::run(&mut c)?;
+    let v = read_json(&json)?;
+    let acc = v
+        .get("accuracy")
+        .and_then(|a| a.as_f64())
+        .unwrap_or(f64::NAN);
+    Ok((v, format!("accuracy {acc:.4}")))
+}
+
+/// One explanation of the tutorial: which file, algorithm, masker, image group and budget.
+struct Job<'a> {
+    name: String,
+    algorithm: &'a str,
+    masker: &'a str,
+    group: &'a str,
+    evals: usize,
+}
+
+/// The explanations of steps 5-7 and the command that made each figure.
+struct Explanations {
+    explained: Vec<Explained>,
+    commands: Vec<(String, String)>,
+}
+
+/// Steps 5-7: Partition on the correct predictions with each masker, Partition on the wrong
+/// ones, Permutation on both.
+fn explanation_steps(
+    steps: &mut Steps,
+    cli: &Path,
+    plan: &Plan,
+    model: &Path,
+    report: &Report,
+) -> Result<Explanations> {
+    let mut out = Explanations {
+        explained: Vec::new(),
+        commands: Vec::new(),
+    };
+    let job = |name: &str, algorithm, masker, group, evals| Job {
+        name: name.to_string(),
+        algorithm,
+        masker,
+        group,
+        evals,
+    };
+    let correct: Vec<Job> = ["inpaint_telea", "inpaint_ns", "blur(28,28)"]
+        .iter()
+        .map(|m| {
+            let name = format!("partition_correct_{}", masker_file(m));
+            job(&name, "partition", m, "correct", 500)
+        })
+        .collect();
+    let groups = [
+        ("explaining correct predictions (Partition)", correct),
+        (
+            "explaining wrong predictions (Partition)",
+            vec![job(
+                "partition_wrong_blur",
+                "partition",
+                "blur(28,28)",
+                "wrong",
+                500,
+            )],
+        ),
+        (
+            "explaining with Permutation (1600 evaluations)",
+            vec![
+                job(
+                    "permutation_correct_blur",
+                    "permutation",
+                    "blur(28,28)",
+                    "correct",
+                    1600,
+                ),
+                job(
+                    "permutation_wrong_blur",
+                    "permutation",
+                    "blur(28,28)",
+                    "wrong",
+                    1600,
+                ),
+            ],
+        ),
+    ];
+    for (what, jobs) in groups {
+        let done = steps.step(what, || {
+            let mut all = Vec::new();
+            let mut notes = Vec::new();
+            for j in &jobs {
+                let (e, note, cmd) = explain(cli, plan, model, report, j)?;
+                notes.push(format!("{}: {note}", j.masker));
+                all.push((e, (format!("{}.png", j.name), cmd)));
+            }
+            Ok((all, notes.join("; ")))
+        })?;
+        for (e, cmd) in done {
+            out.explained.push(e);
+            out.commands.push(cmd);
+        }
+    }
+    Ok(out)
+}
+
+/// Run one explanation job into `plan.out` (npz, JSON, figure) and read its summary back.
+fn explain(
+    cli: &Path,
+    plan: &Plan,
+    model: &Path,
+    report: &Report,
+    j: &Job<'_>,
+) -> Result<(Explained, String, String)> {
+    let stem = plan.out.join(&j.name);
+    let mut c = base(cli, "explain", plan);
+    c.arg("--model").arg(model);
+    c.args(["--algorithm", j.algorithm, "--masker", j.masker]);
+    // `evaluate` already found the first correct and wrong test images: pass them as
+    // indices so each explain call does not predict the whole test set again.
+    let picked: Vec<String> = report
+        .evaluation
+        .as_ref()
+        .and_then(|e| e.get(format!("first_{}", j.group)))
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .take(plan.per_group)
+                .map(|v| v.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if picked.is_empty() {
+        c.arg(format!("--{}", j.group))
+            .arg(plan.per_group.to_string());
+    } else {
+        c.arg("--indices").arg(picked.join(","));
+    }
+    c.args(["--max-evals", &j.evals.to_string(), "--top-k", "5"]);
+    let npz = stem.with_extension("npz");
+    fresh(&npz)?;
+    c.arg("--npz").arg(&npz);
+    c.arg("--json").arg(stem.with_extension("json"));
+    c.arg("--plot").arg(stem.with_extension("png"));
+    let command = shown(&c, &plan.out);
+    sh::run(&mut c)?;
+    let path = stem.with_extension("json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: shap_explain::ExplanationSummary = serde_json::from_str(&text)
+        .with_context(|| format!("parsing {} (shap-cli's JSON summary)", path.display()))?;
+    let e = Explained {
+        name: j.name.clone(),
+        algorithm: j.algorithm.into(),
+        masker: j.masker.into(),
+        group: j.group.into(),
+        max_evals: j.evals,
+        summary,
+    };
+    let note = e.note();
+    Ok((e, note, command))
 }
 
 /// Step 8: explain the first `summary_images` test images (blur(28,28), 500 evaluations,

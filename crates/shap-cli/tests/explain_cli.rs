@@ -78,7 +78,7 @@ fn explain_png_with_both_explainers_then_plot() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("x.png") && stdout.contains("efficiency error"),
+        stdout.contains("x.png") && stdout.contains("evals  err "),
         "{stdout}"
     );
 
@@ -199,7 +199,7 @@ fn incremental_and_full_evaluation_agree_and_auto_picks_incremental_on_the_cpu()
 }
 
 #[test]
-fn explain_and_plot_errors_are_clean() {
+fn explain_errors_are_clean() {
     let dir = tempfile::tempdir().unwrap();
     let model = untrained_model(dir.path());
     let img = png(dir.path(), "x.png", 28);
@@ -317,7 +317,15 @@ fn explain_and_plot_errors_are_clean() {
         "e.npz",
     );
     assert!(!ro.exists());
+}
 
+#[test]
+fn plot_errors_are_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    let img = png(dir.path(), "x.png", 28);
+    let m = s(&model);
+    let missing = dir.path().join("nope.safetensors");
     // plot: missing or garbage npz, bad --vmax.
     assert_clean_failure(
         &shap_cli(&[
@@ -399,4 +407,56 @@ fn shap_compat_inpainting_says_it_explains_the_truncated_image() {
     assert!(run("inpaint_ns", true).contains(note));
     assert!(!run("inpaint_telea", false).contains(note));
     assert!(!run("blur(28,28)", true).contains(note));
+}
+
+#[test]
+fn per_image_lines_fit_100_characters_and_counts_agree_in_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = untrained_model(dir.path());
+    // A long file name and long class names: the line cuts them, never runs past 100.
+    let img = png(
+        dir.path(),
+        &format!("{}.png", "a-very-long-image-name".repeat(4)),
+        28,
+    );
+    let labels = dir.path().join("labels.txt");
+    let names: Vec<String> = (0..10)
+        .map(|i| format!("class-with-a-long-name-{i}"))
+        .collect();
+    std::fs::write(&labels, names.join("\n")).unwrap();
+    let args = [
+        "explain",
+        "-m",
+        s(&model),
+        "--image",
+        s(&img),
+        "--labels",
+        s(&labels),
+        "--all-classes",
+        "--max-evals",
+        "100",
+    ];
+    let out = shap_cli(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} characters: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(stdout.contains("for 1 image ("), "{stdout}");
+    assert!(
+        stdout.contains('…') && stdout.contains("evals  err "),
+        "{stdout}"
+    );
+    // -q is --quiet: nothing printed at all.
+    let quiet = shap_cli(&[&args[..], &["-q"]].concat());
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "{}",
+        text(&quiet.stderr)
+    );
 }

@@ -289,7 +289,23 @@ fn bad_input_is_refused_and_nothing_is_written() {
         faith(&["--npz", s(&rgb)]),
         "the model takes (28, 28, 1) images",
     );
+}
 
+#[test]
+fn explanations_faithfulness_cannot_score_are_refused() {
+    let t = setup();
+    let (js, png) = (t.path("out.json"), t.path("out.png"));
+    let outs = [js.as_path(), png.as_path()];
+    let (m, npz) = (s(&t.model), s(&t.npz));
+    let faith = |extra: &[&str]| {
+        let mut a = vec!["faithfulness", "-m", m, "--json", s(&js), "--plot", s(&png)];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>, needle: &str| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        refused(&a, &outs, needle)
+    };
     // An empty explanation, and shap's own npz (no predictions, no masker).
     let empty = t.path("empty.npz");
     let e = Explanation::load_npz(&t.npz).unwrap();
@@ -377,13 +393,16 @@ fn a_progress_bar_on_a_terminal_and_json_on_stdout() {
     assert_eq!(v["steps"], 4);
 }
 
+/// A change to one array of an explanation.
+type Edit = fn(&mut Explanation, f64);
+
 #[test]
 fn results_holding_nan_or_infinity_are_refused_by_every_reader() {
     let t = setup();
     let good = Explanation::load_npz(&t.npz).unwrap();
     let (js, png, merged) = (t.path("out.json"), t.path("out.png"), t.path("merged.npz"));
     let outs = [js.as_path(), png.as_path(), merged.as_path()];
-    let edits: [(&str, fn(&mut Explanation, f64)); 3] = [
+    let edits: [(&str, Edit); 3] = [
         ("values", |e, x| e.values[5] = x),
         ("base_values", |e, x| e.base_values[1] = x),
         ("fx", |e, x| e.fx[0] = x),

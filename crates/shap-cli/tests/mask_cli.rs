@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use shap_mask::npy::{self, NpyArray, NpyData};
+use shap_io::npy::{NpyArray, NpyData};
+use shap_mask::npy;
 use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
 
 mod common;
@@ -206,7 +207,7 @@ fn bad_inputs_fail_with_clear_messages() {
         "mask",
         "--masker",
         "inpaint_ns",
-        "--index",
+        "--indices",
         "0",
         "--image",
         png,

@@ -9,7 +9,8 @@ use std::process::Output;
 
 use common::{on_a_terminal, onnx_fixture as fixture, shap_cli, text};
 use shap_explain::Explanation;
-use shap_explain::npz::{NpyArray, read_npz};
+use shap_explain::npz::read_npz;
+use shap_io::npy::NpyArray;
 
 const MEAN: &str = "0.485,0.456,0.406";
 const STD: &str = "0.229,0.224,0.225";
@@ -231,8 +232,6 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
     let npz = dir.path().join("e.npz");
     let labels3 = dir.path().join("three.txt");
     std::fs::write(&labels3, "a\nb\nc\n").unwrap();
-    let not_image = dir.path().join("not_image.png");
-    std::fs::write(&not_image, "not a picture").unwrap();
     let rgb = fixture("rgb_nchw.onnx");
     let img = fixture("images/rgb_0.png");
     let explain = |model: &str, extra: &[&str]| {
@@ -330,6 +329,15 @@ fn bad_models_settings_and_images_are_clear_errors_with_nothing_written() {
             .count(),
         1
     );
+}
+
+#[test]
+fn images_an_onnx_model_cannot_take_are_clear_errors_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("e.npz");
+    let not_image = dir.path().join("not_image.png");
+    std::fs::write(&not_image, "not a picture").unwrap();
+    let rgb = fixture("rgb_nchw.onnx");
     let out = shap_cli(&[
         "explain",
         "--model",

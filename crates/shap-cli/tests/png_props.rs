@@ -98,7 +98,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let out = run_mask(d.path(), &png);
         assert_clean(&out)?;
-        if w > 2048 || h > 2048 {
+        if w > shap_data::MAX_IMAGE_SIDE || h > shap_data::MAX_IMAGE_SIDE {
             prop_assert_eq!(out.status.code(), Some(1));
         }
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::{shap_cli, text};
 use shap_explain::Explanation;
-use shap_explain::npz::{NpyArray, NpyData, write_npz};
+use shap_explain::npz::write_npz;
+use shap_io::npy::{NpyArray, NpyData};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

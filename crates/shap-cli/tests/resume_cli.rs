@@ -98,7 +98,7 @@ fn a_killed_run_resumes_and_ends_with_the_uninterrupted_runs_file() {
     let other = t.explain(&npz, &["--seed", "7"]);
     assert_eq!(other.status.code(), Some(1), "{}", text(&other.stderr));
     let err = text(&other.stderr);
-    assert!(err.contains("seed = 0, this run has seed = 7"), "{err}");
+    assert!(err.contains("seed = 42, this run has seed = 7"), "{err}");
     assert!(err.contains("to start over"), "{err}");
     assert!(!npz.exists());
     // The same command resumes, reusing the finished chunks.

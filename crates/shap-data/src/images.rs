@@ -53,8 +53,30 @@ pub fn load_image(
             channels,
         });
     };
-    let img = decode(path)?;
+    convert(decode(path)?, Some((w, h)), channels)
+}
+
+/// Read a PNG or JPEG file at its own size as `channels` (1 or 3) channels, as
+/// [`load_image`] does otherwise (the same decoder, limits, colour rules and checks).
+pub fn load_image_as_is(path: &Path, channels: usize) -> Result<UserImage, DataError> {
+    if !matches!(channels, 1 | 3) {
+        return Err(DataError::ImageRequest {
+            height: 0,
+            width: 0,
+            channels,
+        });
+    }
+    convert(decode(path)?, None, channels)
+}
+
+/// `img` as `channels` channels, resized to `size` (width, height) when given.
+fn convert(
+    img: DynamicImage,
+    size: Option<(u32, u32)>,
+    channels: usize,
+) -> Result<UserImage, DataError> {
     let original_size = (img.width(), img.height());
+    let (w, h) = size.unwrap_or(original_size);
     let converted = if channels == 1 {
         img.color().channel_count() != 1
     } else {

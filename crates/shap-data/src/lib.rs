@@ -62,7 +62,7 @@ use std::path::{Path, PathBuf};
 
 pub use batch::shuffled_batches;
 pub use error::DataError;
-pub use images::{MAX_IMAGE_SIDE, UserImage, load_image};
+pub use images::{MAX_IMAGE_SIDE, UserImage, load_image, load_image_as_is};
 pub use split::Split;
 
 /// The ten class names, indexed by label.

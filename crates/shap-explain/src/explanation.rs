@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::npz::{NpyArray, NpyData, read_npz, write_npz};
+use crate::npz::{read_npz, write_npz};
 use crate::{ConfigError, ExplainError, Result};
+use shap_io::npy::{NpyArray, NpyData};
 use shap_mask::ImageShape;
 
 /// Which explainer produced an explanation.

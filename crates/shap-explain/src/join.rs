@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use shap_io::npy::{NpyHeader, header_bytes, read_header};
 use shap_io::npz::{NpzReader, NpzWriter};
 
-use crate::npz::{MAX_NPZ_BYTES, NpyData, read_array};
+use crate::npz::{MAX_NPZ_BYTES, read_array};
 use crate::{ExplainError, Result};
+use shap_io::npy::NpyData;
 
 /// Arrays that describe the whole run, not one image each: the first part's `algorithm` and
 /// the settings given to [`join_npz`].

@@ -102,7 +102,7 @@ pub use faithfulness::{
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
-pub use model::{BatchModel, FnModel, MaskedBatch, ModelError};
+pub use model::{BatchModel, FnModel, MaskedBatch, ModelError, in_row_chunks};
 pub use outputs::{OutputSelection, top_k};
 pub use partition::PartitionExplainer;
 pub use permutation::{MAX_ORDER_INDICES, PermutationExplainer};

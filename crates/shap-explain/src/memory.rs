@@ -84,7 +84,7 @@ impl MemoryPlan {
     /// The items, largest first.
     pub fn items(&self) -> Vec<(&str, u64)> {
         let mut v: Vec<(&str, u64)> = self.items.iter().map(|(w, b)| (w.as_str(), *b)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
         v
     }
 

@@ -90,6 +90,23 @@ pub trait BatchModel: Sync {
     }
 }
 
+/// Call `f(images, n, out)` on consecutive pieces of at most `rows` images: the one row
+/// chunking of every adapter (Candle, ONNX), so a model's calls never pass its `batch_rows`.
+/// `images` holds whole images of `features` values and `out` their `k` outputs each.
+pub fn in_row_chunks<E>(
+    images: &[f32],
+    out: &mut [f32],
+    (features, k): (usize, usize),
+    rows: usize,
+    mut f: impl FnMut(&[f32], usize, &mut [f32]) -> Result<(), E>,
+) -> Result<(), E> {
+    let (m, rows) = (features.max(1), rows.max(1));
+    for (x, o) in images.chunks(rows * m).zip(out.chunks_mut(rows * k)) {
+        f(x, x.len() / m, o)?;
+    }
+    Ok(())
+}
+
 /// One model call's worth of masked versions of a single explained image, with the masks that
 /// produced them: what an incremental model needs ([`BatchModel::eval_masked`]).
 #[derive(Debug, Clone, Copy)]

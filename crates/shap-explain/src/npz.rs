@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::{ExplainError, Result};
 
-pub use shap_io::npy::{NpyArray, NpyData};
+use shap_io::npy::NpyArray;
 
 fn bad(path: &Path, reason: impl Into<String>) -> ExplainError {
     ExplainError::BadFile {

@@ -28,7 +28,7 @@ fn shape_of(c: &Value) -> ImageShape {
 }
 
 fn prepared(
-    arrays: &[(String, shap_explain::npz::NpyArray)],
+    arrays: &[(String, shap_io::npy::NpyArray)],
     m: usize,
 ) -> (Vec<f32>, Vec<BackgroundImage>) {
     let images = get(arrays, "images").to_f32().unwrap();

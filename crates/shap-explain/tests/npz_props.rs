@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use shap_explain::npz::{NpyArray, NpyData, read_npz, write_npz};
+use shap_explain::npz::{read_npz, write_npz};
+use shap_io::npy::{NpyArray, NpyData};
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")

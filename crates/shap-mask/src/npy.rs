@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::MaskError;
 
-pub use shap_io::npy::{NpyArray, NpyData};
+use shap_io::npy::{NpyArray, NpyData};
 
 fn bad(path: &Path, reason: impl Into<String>) -> MaskError {
     MaskError::Npy {

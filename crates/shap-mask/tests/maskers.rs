@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use shap_mask::npy::{self, NpyData};
+use shap_io::npy::NpyData;
+use shap_mask::npy;
 use shap_mask::{
     ImageShape, InpaintMethod, MaskError, MaskMode, Masker, MaskerSpec, box_blur, inpaint_u8,
     inpaint_u8_channels,
@@ -504,7 +505,14 @@ fn bad_inputs_are_typed_errors() -> TestResult {
         Err(MaskError::UnsupportedChannels { .. })
     ));
     assert!(telea.prepare(&image, four).is_ok());
+    Ok(())
+}
 
+#[test]
+fn masks_and_outputs_of_the_wrong_length_are_typed_errors() -> TestResult {
+    let shape = ImageShape::new(4, 5, 1);
+    let image = vec![0.5f32; 20];
+    let telea = Masker::new(MaskerSpec::InpaintTelea, MaskMode::Default);
     let prepared = telea.prepare(&image, shape)?;
     let mut out = vec![0.0f32; 20];
     assert!(matches!(

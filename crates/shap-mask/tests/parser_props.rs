@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use proptest::prelude::*;
+use shap_io::npy::{NpyArray, NpyData};
 use shap_mask::MaskerSpec;
-use shap_mask::npy::{self, NpyArray, NpyData};
+use shap_mask::npy;
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")

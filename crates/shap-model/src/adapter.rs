@@ -80,19 +80,16 @@ impl ModelFn {
     }
 
     fn eval_into(&self, images: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        for (x, o) in images
-            .chunks(self.chunk * PIXELS)
-            .zip(out.chunks_mut(self.chunk * CLASSES))
-        {
+        shap_explain::in_row_chunks(images, out, (PIXELS, CLASSES), self.chunk, |x, _, o| {
             match &self.backend {
-                Backend::Cpu(w) => w.forward(x, o)?,
+                Backend::Cpu(w) => w.forward(x, o),
                 Backend::Device(c) => {
                     let y = c.predict(x, self.head, self.chunk)?;
                     o.copy_from_slice(&y);
+                    Ok(())
                 }
             }
-        }
-        Ok(())
+        })
     }
 }
 

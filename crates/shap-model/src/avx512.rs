@@ -80,7 +80,7 @@ use std::arch::x86_64::{
     _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use crate::conv::ConvGeom;
+use crate::geometry::ConvGeom;
 
 /// Lanes of one vector.
 const L: usize = 16;

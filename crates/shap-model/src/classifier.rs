@@ -188,12 +188,11 @@ impl<M: Module + Sync> BatchModel for CandleClassifier<M> {
     ) -> Result<(), ModelError> {
         let (m, k) = (self.shape.features(), self.num_outputs);
         ModelError::check_batch(self.shape, k, shape, n, images.len(), out.len())?;
-        let rows = self.max_rows;
-        for (x, o) in images.chunks(rows * m).zip(out.chunks_mut(rows * k)) {
-            let y = self.forward(x, x.len() / m).map_err(ModelError::backend)?;
+        shap_explain::in_row_chunks(images, out, (m, k), self.max_rows, |x, n, o| {
+            let y = self.forward(x, n).map_err(ModelError::backend)?;
             o.copy_from_slice(&y);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn batch_rows(&self) -> Option<usize> {

@@ -27,49 +27,7 @@ use rayon::prelude::*;
 /// Images handled by one backward task (fixed, so the reduction order is fixed).
 pub const IMAGES_PER_TASK: usize = 8;
 
-/// Target size in f32 values of one im2col buffer (about 256 KiB, half of a Zen 3 L2).
-const COLS_BUDGET: usize = 64 * 1024;
-
-/// Geometry of a 3x3 / stride 1 / padding 1 convolution on one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeom {
-    /// Input channels.
-    pub cin: usize,
-    /// Output channels.
-    pub cout: usize,
-    /// Image height.
-    pub h: usize,
-    /// Image width.
-    pub w: usize,
-}
-
-impl ConvGeom {
-    /// Pixels per channel.
-    pub const fn hw(&self) -> usize {
-        self.h * self.w
-    }
-    /// Values of one input image.
-    pub const fn in_len(&self) -> usize {
-        self.cin * self.h * self.w
-    }
-    /// Values of one output image.
-    pub const fn out_len(&self) -> usize {
-        self.cout * self.h * self.w
-    }
-    /// Values of the weight tensor `[cout, cin, 3, 3]`.
-    pub const fn weight_len(&self) -> usize {
-        self.cout * self.cin * 9
-    }
-    /// Output rows per im2col block for `channels` unfolded channels.
-    fn rows_per_block(&self, channels: usize) -> usize {
-        let per_row = channels * 9 * self.w;
-        (COLS_BUDGET / per_row.max(1)).clamp(1, self.h.max(1))
-    }
-    /// Scratch size for unfolding `channels` channels.
-    fn cols_len(&self, channels: usize) -> usize {
-        channels * 9 * self.w * self.rows_per_block(channels)
-    }
-}
+pub use crate::geometry::ConvGeom;
 
 /// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with arbitrary `(row, column)` strides,
 /// single-threaded (so results never depend on the thread count).

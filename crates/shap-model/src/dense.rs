@@ -10,7 +10,7 @@
 //! do not depend on the thread count.
 
 use crate::conv::matmul;
-use crate::model::CLASSES;
+use crate::geometry::CLASSES;
 
 const K: usize = CLASSES;
 

@@ -47,6 +47,7 @@ mod conv;
 mod conv_tests;
 mod dense;
 pub mod eval;
+mod geometry;
 pub mod incremental;
 mod model;
 mod train;
@@ -59,7 +60,7 @@ pub use incremental::{IncrementalCnn, IncrementalStats};
 pub use model::{
     CLASSES, Cnn, CpuGrads, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS, device,
 };
-pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, train};
+pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, TrainEvent, train};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

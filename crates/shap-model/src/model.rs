@@ -8,33 +8,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::Error;
-use crate::conv::{self, Conv3x3Relu, ConvGeom};
+use crate::conv::{self, Conv3x3Relu};
+use crate::geometry::ConvGeom;
 
-/// Image height.
-pub const HEIGHT: usize = 28;
-/// Image width.
-pub const WIDTH: usize = 28;
-/// Pixels per image (one channel).
-pub const PIXELS: usize = HEIGHT * WIDTH;
-/// Output channels of the first convolution.
-pub const CONV1_OUT: usize = 32;
-/// Output channels of the second convolution.
-pub const CONV2_OUT: usize = 16;
-/// Inputs of the dense layer (`16 * 28 * 28`, flattened in (C, H, W) order).
-pub const FLAT: usize = CONV2_OUT * PIXELS;
-/// Number of classes.
-pub const CLASSES: usize = 10;
-/// Number of trainable parameters (130,394).
-pub const PARAMETERS: usize =
-    CONV1_OUT * 9 + CONV1_OUT + CONV2_OUT * CONV1_OUT * 9 + CONV2_OUT + CLASSES * FLAT + CLASSES;
-/// Floating-point operations of one forward pass (multiply-adds count as two).
-pub const FORWARD_FLOPS: u64 =
-    2 * (CONV1_OUT * 9 * PIXELS + CONV2_OUT * CONV1_OUT * 9 * PIXELS + CLASSES * FLAT) as u64;
-/// Floating-point operations of one training step per image: forward, both gradients of the
-/// second convolution and the dense layer, and the weight gradient of the first convolution.
-pub const TRAIN_FLOPS: u64 = FORWARD_FLOPS
-    + 2 * (2 * CONV2_OUT * CONV1_OUT * 9 * PIXELS + CONV1_OUT * 9 * PIXELS + 2 * CLASSES * FLAT)
-        as u64;
+pub use crate::geometry::{
+    CLASSES, CONV1_OUT, CONV2_OUT, FLAT, FORWARD_FLOPS, HEIGHT, PARAMETERS, PIXELS, TRAIN_FLOPS,
+    WIDTH,
+};
 
 /// Checkpoint tensor names with their shapes, in candle-nn layouts.
 pub const TENSORS: [(&str, &[usize]); 6] = [

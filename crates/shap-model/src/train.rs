@@ -62,9 +62,6 @@ pub struct TrainConfig {
     pub head: Head,
     /// Adam epsilon (Keras: 1e-7).
     pub eps: f64,
-    /// Show an indicatif progress bar on stderr (never drawn when stderr is not a terminal).
-    #[serde(skip)]
-    pub progress: bool,
 }
 
 impl TrainConfig {
@@ -82,7 +79,6 @@ impl TrainConfig {
             seed: 42,
             head,
             eps: 1e-7,
-            progress: false,
         }
     }
 
@@ -253,12 +249,28 @@ pub(crate) fn argmax(row: &[f32]) -> usize {
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
+/// What [`train`] reports as it goes, for a caller to show progress (the library draws
+/// nothing).
+#[derive(Debug, Clone, Copy)]
+pub enum TrainEvent<'a> {
+    /// Batch `batch` (from 1) of the `batches` of epoch `epoch` is done.
+    Batch {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The batch, from 1.
+        batch: usize,
+        /// Batches in an epoch.
+        batches: usize,
+    },
+    /// An epoch is done, with its statistics.
+    Epoch(&'a EpochStats),
+}
 
 /// Train `cnn` in place with Adam on `train`, evaluating on `test` after each epoch.
 ///
 /// The loss is cross-entropy on the logits (stable log-softmax) whatever the head. Each epoch
 /// visits the examples in an order shuffled by ChaCha8 seeded from `cfg.seed` and the epoch.
-/// `on_epoch` is called with each epoch's statistics. A NaN or infinite batch loss stops with
+/// `on_event` hears of every batch and every epoch ([`TrainEvent`]). A NaN or infinite batch loss stops with
 /// [`Error::NonFinite`]. On the CPU, a given seed gives bit-identical weights whatever the
 /// thread count.
 pub fn train(
@@ -266,7 +278,7 @@ pub fn train(
     cfg: &TrainConfig,
     train: &Dataset<'_>,
     test: Option<&Dataset<'_>>,
-    mut on_epoch: impl FnMut(&EpochStats),
+    mut on_event: impl FnMut(TrainEvent<'_>),
 ) -> Result<History, Error> {
     cfg.validate()?;
     if train.is_empty() {
@@ -298,18 +310,6 @@ pub fn train(
     for epoch in 1..=cfg.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
-        let bar = if cfg.progress {
-            indicatif::ProgressBar::new(n_batches as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {msg} [{bar:30}] {pos}/{len} batches, eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(format!("{epoch}/{}", cfg.epochs));
         let start = Instant::now();
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
@@ -318,7 +318,6 @@ pub fn train(
             let (lv, lg) = if dev.is_cpu() {
                 let g = cnn.cpu_loss_and_grads_with(&x, &y, &mut buffers)?;
                 if !g.loss.is_finite() {
-                    bar.finish_and_clear();
                     return Err(Error::NonFinite {
                         epoch,
                         batch: b + 1,
@@ -336,7 +335,6 @@ pub fn train(
                 let loss = candle_nn::loss::cross_entropy(&logits, &yt)?;
                 let lv = loss.to_scalar::<f32>()?;
                 if !lv.is_finite() {
-                    bar.finish_and_clear();
                     return Err(Error::NonFinite {
                         epoch,
                         batch: b + 1,
@@ -352,9 +350,12 @@ pub fn train(
                 .zip(&y)
                 .filter(|(row, l)| argmax(row) == **l as usize)
                 .count();
-            bar.inc(1);
+            on_event(TrainEvent::Batch {
+                epoch,
+                batch: b + 1,
+                batches: n_batches,
+            });
         }
-        bar.finish_and_clear();
         let train_seconds = start.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let (test_loss, test_accuracy) = match (test, &test_images) {
@@ -376,7 +377,7 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
             images_per_second: train.len() as f64 / train_seconds.max(1e-9),
         };
-        on_epoch(&stats);
+        on_event(TrainEvent::Epoch(&stats));
         history.epochs.push(stats);
     }
     Ok(history)

@@ -125,7 +125,7 @@ pub enum OnnxError {
         path: PathBuf,
         /// The failed allocation.
         #[source]
-        source: shap_explain::ExplainError,
+        source: Box<shap_explain::ExplainError>,
     },
     /// A tensor's external data is refused (outside the model's folder, not a regular file,
     /// shorter than declared...).
@@ -213,7 +213,7 @@ pub(crate) fn check_rows_independent(
 pub(crate) fn zeros(n: usize, path: &std::path::Path) -> Result<Vec<f32>, OnnxError> {
     shap_explain::memory::filled(n, 0.0f32, "an image").map_err(|source| OnnxError::Memory {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -76,14 +76,10 @@ impl Prep {
         images: &[f32],
         out: &mut [f32],
         rows: usize,
-        mut f: impl FnMut(&[f32], usize, &mut [f32]) -> Result<(), ModelError>,
+        f: impl FnMut(&[f32], usize, &mut [f32]) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
-        let (m, k) = (self.shape.features(), self.k);
-        let rows = rows.max(1);
-        for (x, o) in images.chunks(rows * m).zip(out.chunks_mut(rows * k)) {
-            f(x, x.len() / m, o)?;
-        }
-        Ok(())
+        let sizes = (self.shape.features(), self.k);
+        shap_explain::in_row_chunks(images, out, sizes, rows, f)
     }
 }
 

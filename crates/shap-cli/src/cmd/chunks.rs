@@ -359,7 +359,7 @@ fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Resul
 fn npz_digest(npz: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let sources = match shap_explain::npz::read_array(npz, "source")?.data {
-        shap_explain::npz::NpyData::Str(v) => v,
+        shap_io::npy::NpyData::Str(v) => v,
         _ => anyhow::bail!("'source' is not a string array"),
     };
     let zip = shap_io::npz::NpzReader::open(npz, shap_explain::npz::MAX_NPZ_BYTES)?;

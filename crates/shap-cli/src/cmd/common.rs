@@ -8,12 +8,12 @@ use shap_io::OutputSpec;
 use shap_mask::ImageShape;
 use shap_model::Head;
 
+/// The one `--seed` default of every command (`train`, `explain`, `faithfulness`), the seed
+/// `cargo xtask reproduce` uses too.
+pub const DEFAULT_SEED: u64 = 42;
+
 /// Extensions of figure outputs (the format follows the extension).
 pub const FIGURE: &[&str] = &["png", "svg"];
-
-/// Largest image side read from a PNG: bigger images are refused before decoding, so a small
-/// file claiming a huge image costs nothing.
-pub const MAX_IMAGE_SIDE: u32 = 2048;
 
 /// Validate every given output (folder exists and is writable, extension, `-`) and check
 /// that no two outputs, and no output and input, are the same file: one call per command,
@@ -89,52 +89,19 @@ impl<W: Write> Write for Printable<W> {
     }
 }
 
-/// Read a PNG as a grey `(H, W, 1)` image with values in [0, 1]. 8- and 16-bit grey are
-/// read as they are; anything else is converted to luma, with a note on stderr.
+/// Read a PNG or JPEG as a grey `(H, W, 1)` image with values in [0, 1], at its own size,
+/// through the one image decoder (`shap_data::load_image_as_is`: its size limit, its checks
+/// for truncated files); a colour image is converted to luma, with a note on stderr.
 pub fn read_grey_png(path: &Path) -> Result<(Vec<f32>, ImageShape)> {
-    let img = open_bounded(path).with_context(|| format!("reading image {}", path.display()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let pixels: Vec<f32> = match img {
-        image::DynamicImage::ImageLuma8(g) => g
-            .into_raw()
-            .into_iter()
-            .map(|v| f32::from(v) / 255.0)
-            .collect(),
-        image::DynamicImage::ImageLuma16(g) => g
-            .into_raw()
-            .into_iter()
-            .map(|v| f32::from(v) / 65535.0)
-            .collect(),
-        other => {
-            note!(
-                "{} is not a grey PNG; converting it to grey (luma)",
-                path.display()
-            );
-            other
-                .to_luma8()
-                .into_raw()
-                .into_iter()
-                .map(|v| f32::from(v) / 255.0)
-                .collect()
-        }
-    };
-    Ok((pixels, ImageShape::new(h, w, 1)))
-}
-
-/// Decode an image of at most [`MAX_IMAGE_SIDE`] pixels a side; its size is read from the
-/// header before any pixel is decoded.
-fn open_bounded(path: &Path) -> Result<image::DynamicImage> {
-    let reader = || -> Result<_> { Ok(image::ImageReader::open(path)?.with_guessed_format()?) };
-    let (w, h) = reader()?.into_dimensions()?;
-    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        bail!("the image is {w}x{h} pixels; the limit is {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}");
+    let img = shap_data::load_image_as_is(path, 1)?;
+    if img.converted {
+        note!(
+            "{} is not a grey image; converting it to grey (luma)",
+            path.display()
+        );
     }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    let mut r = reader()?;
-    r.limits(limits);
-    Ok(r.decode()?)
+    let (w, h) = img.original_size;
+    Ok((img.pixels, ImageShape::new(h as usize, w as usize, 1)))
 }
 
 /// Which outputs a tutorial checkpoint gives (`--head`).
@@ -233,6 +200,25 @@ pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String>
         all.update(b"\n");
     }
     Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `text` cut to at most `width` characters, ending in `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `n` and `word`, plural when `n` is not 1 (`1 image`, `2 images`).
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// `text` without control characters (each becomes `?`), so that names read from files or

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4)]
     pub digits: usize,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 

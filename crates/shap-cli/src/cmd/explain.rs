@@ -86,7 +86,7 @@ pub struct Args {
     #[arg(long)]
     pub all_classes: bool,
     /// Seed: Permutation orders, and (with --shap-compat) the Partition tie-break generator.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = super::common::DEFAULT_SEED)]
     pub seed: u64,
     /// Reproduce shap 0.51 exactly: maskers truncate to u8 as shap does, Partition breaks ties
     /// with NumPy's legacy randn, Permutation returns all ten classes, unnamed.
@@ -111,7 +111,7 @@ pub struct Args {
     #[arg(long, value_name = "OUT.png")]
     pub plot: Option<PathBuf>,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -654,19 +654,7 @@ fn print_summary(
         )?;
         let score = if net.probabilities() { "p" } else { "logit" };
         for r in &summary.images {
-            writeln!(
-                o,
-                "  {:<14} true: {:<12} predicted: {:<12} {score}={:.4}  classes: {}  evals: {}  efficiency error: {:.1e}  {}",
-                common::printable(&r.source),
-                common::printable(r.true_name.as_deref().unwrap_or("-")),
-                common::printable(r.predicted_name.as_deref().unwrap_or("-")),
-                r.probability.unwrap_or(f64::NAN),
-                common::printable(&r.class_names.join(", ")),
-                r.evals,
-                r.efficiency_error,
-                r.seconds
-                    .map_or("(saved earlier)".into(), |t| format!("{t:.3} s")),
-            )?;
+            writeln!(o, "{}", image_line(r, score))?;
         }
         let work = summary
             .settings
@@ -685,10 +673,34 @@ fn print_summary(
         );
         writeln!(
             o,
-            "  total {seconds:.3} s for {} images ({model}{work})",
-            summary.images.len(),
+            "  total {seconds:.3} s for {} ({model}{work})",
+            common::count(summary.images.len(), "image"),
         )
     })
+}
+
+/// The widest per-image line printed.
+const LINE: usize = 100;
+
+/// One explained image in at most [`LINE`] characters: source, true -> predicted class, the
+/// score, the explained classes (cut to fit), evaluations, efficiency error and time.
+fn image_line(r: &shap_explain::ImageSummary, score: &str) -> String {
+    let name = |n: Option<&str>, w: usize| common::fit(&common::printable(n.unwrap_or("-")), w);
+    let head = format!(
+        "  {:<14} {:<10} -> {:<10} {score}={:.4}",
+        common::fit(&common::printable(&r.source), 14),
+        name(r.true_name.as_deref(), 10),
+        name(r.predicted_name.as_deref(), 10),
+        r.probability.unwrap_or(f64::NAN),
+    );
+    let time = r
+        .seconds
+        .map_or("(earlier)".into(), |t| format!("{t:.3} s"));
+    let tail = format!("{} evals  err {:.0e}  {time}", r.evals, r.efficiency_error);
+    let room = LINE.saturating_sub(head.chars().count() + tail.chars().count() + 4);
+    let classes = common::fit(&common::printable(&r.class_names.join(", ")), room.max(1));
+    let line = format!("{head}  {classes}  {tail}");
+    common::fit(&line, LINE)
 }
 
 /// Validate every output and keep them apart from each other and from the inputs.

@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_name = "R")]
     pub random: usize,
     /// Seed of the random orders.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = super::common::DEFAULT_SEED)]
     pub seed: u64,
     /// Masker, shap spelling (default: the one the explanation records).
     #[arg(long, allow_hyphen_values = true)]
@@ -46,7 +46,7 @@ pub struct Args {
     #[command(flatten)]
     pub net: ModelFlags,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 

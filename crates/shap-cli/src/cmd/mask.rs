@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use shap_io::OutputSpec;
-use shap_mask::npy::{self, NpyData};
+use shap_io::npy::NpyData;
+use shap_mask::npy;
 use shap_mask::{ImageShape, MaskMode, Masker, MaskerSpec};
 
 use super::common;
@@ -14,15 +15,16 @@ use super::common;
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["index", "image"])))]
 #[command(
-    after_help = "Examples:\n  shap-cli mask --masker inpaint_telea --index 0 --keep keep.npy --out masked.npy --png masked.png\n  shap-cli mask --masker \"blur(28,28)\" --image shirt.png --keep keep.npy --out masked.npy"
+    after_help = "Examples:\n  shap-cli mask --masker inpaint_telea --indices 0 --keep keep.npy --out masked.npy --png masked.png\n  shap-cli mask --masker \"blur(28,28)\" --image shirt.png --keep keep.npy --out masked.npy"
 )]
 pub struct Args {
     /// Masker in shap's spelling: `blur(KW,KH)`, `inpaint_telea`, `inpaint_ns`, or a number
     /// (negative numbers too: `--masker -1`).
     #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     pub masker: String,
-    /// Index of a Fashion-MNIST test image.
-    #[arg(long, value_name = "I")]
+    /// Index of a Fashion-MNIST test image (`--indices`, as `explain` spells it; `--index`
+    /// is accepted too).
+    #[arg(long = "indices", alias = "index", value_name = "I")]
     pub index: Option<usize>,
     /// A grey PNG image (scaled to [0,1]).
     #[arg(long, value_name = "FILE.png")]
@@ -34,7 +36,7 @@ pub struct Args {
     /// pixel, which blackens a [0,1] image).
     #[arg(long)]
     pub shap_compat: bool,
-    /// Directory holding the Fashion-MNIST IDX files (for `--index`).
+    /// Directory holding the Fashion-MNIST IDX files (for `--indices`).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Output `.npy`: the masked (H,W) f32 image.
@@ -44,7 +46,7 @@ pub struct Args {
     #[arg(long, value_name = "OUT.png")]
     pub png: Option<PathBuf>,
     /// Print nothing but errors and warnings.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -124,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let (img, shape) = common::read_grey_png(p)?;
             (img, shape, p.display().to_string())
         }
-        _ => bail!("give exactly one of --index and --image"),
+        _ => bail!("give exactly one of --indices and --image"),
     };
     let keep = load_keep(&args.keep, shape)?;
     let prepared = Masker::new(spec, mode).prepare(&image, shape)?;

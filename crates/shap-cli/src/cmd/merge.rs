@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(required = true, value_name = "PART.npz")]
     pub parts: Vec<PathBuf>,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 

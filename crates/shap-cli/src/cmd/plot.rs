@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub vmax: Option<f64>,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 

@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, value_name = "SUMMARY.json")]
     pub json: Option<PathBuf>,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -57,20 +57,28 @@ pub fn run(args: Args) -> Result<()> {
 
 fn print(s: &ClassSummary) -> Result<()> {
     common::print(|o| {
-        writeln!(o, "{} images by predicted class:", s.images)?;
+        writeln!(
+            o,
+            "{} by predicted class:",
+            common::count(s.images, "image")
+        )?;
         for c in &s.classes {
             let note = match c.without_values {
                 0 => String::new(),
                 n => format!("  ({n} without values for this class: not in the maps)"),
             };
-            writeln!(o, "  {:<14} {:>6} images{note}", c.name, c.predicted)?;
+            let n = common::count(c.predicted, "image");
+            writeln!(o, "  {:<14} {n:>12}{note}", c.name)?;
         }
         if s.without_values > 0 {
             writeln!(
                 o,
-                "  {} images have no values for their predicted class (explain them with a \
-                 larger --top-k, or --all-classes)",
-                s.without_values
+                "  {} no values for their predicted class (explain them with a larger \
+                 --top-k, or --all-classes)",
+                match s.without_values {
+                    1 => "1 image has".to_string(),
+                    n => format!("{n} images have"),
+                }
             )?;
         }
         Ok(())

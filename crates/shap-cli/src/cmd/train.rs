@@ -1,13 +1,12 @@
 //! `shap-cli train`: train the tutorial CNN and save a safetensors checkpoint.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::common;
 use anyhow::Context;
 use shap_data::FashionMnist;
 use shap_io::OutputSpec;
-use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig};
+use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig, TrainEvent};
 
 /// The tutorial to follow (`--preset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub lr: Option<f64>,
     /// Seed for weight initialisation and shuffling.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = super::common::DEFAULT_SEED)]
     pub seed: u64,
     /// Train on the first N training images only.
     #[arg(long, value_name = "N")]
@@ -60,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "CURVES.png")]
     pub plot: Option<PathBuf>,
     /// Print nothing but errors.
-    #[arg(long)]
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -112,7 +111,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.lr = lr;
     }
     cfg.seed = args.seed;
-    cfg.progress = !args.quiet && std::io::stderr().is_terminal();
     let quiet =
         args.quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
     let device = shap_model::device(&args.device)?;
@@ -142,9 +140,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.seed,
         args.device
     ));
-    let history = shap_model::train(&cnn, &cfg, &train, Some(&test), |e| {
-        progress(e.to_string());
-    })?;
+    // The library reports every batch; the bar (on a terminal, without --quiet) is drawn here.
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let history = shap_model::train(&cnn, &cfg, &train, Some(&test), |event| match event {
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            batches,
+        } => {
+            if batch == 1 {
+                let what = format!("batches of epoch {epoch}/{}", cfg.epochs);
+                bar = common::progress_bar(batches as u64, &what, args.quiet);
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+        }
+        TrainEvent::Epoch(e) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            progress(e.to_string());
+        }
+    });
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    let history = history?;
     save(&args, &cnn, &cfg, preset, &history)?;
     if quiet {
         return Ok(());

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use shap_explain::npz::{NpyArray, read_npz};
+use shap_explain::npz::read_npz;
 use shap_explain::{BatchModel, ImageShape, ModelError};
+use shap_io::npy::NpyArray;
 
 pub const K: usize = 10;
 
