@@ -176,11 +176,12 @@ fn incremental_and_full_evaluation_agree_and_auto_picks_incremental_on_the_cpu()
     assert_eq!(vf["settings"]["evaluation"], "full");
     assert!(vf["settings"]["incremental_work_fraction"].is_null());
     assert_eq!(vi["settings"]["evaluation"], "incremental");
-    let work: f64 = vi["settings"]["incremental_work_fraction"]
-        .as_str()
-        .unwrap()
-        .parse()
+    // Settings are typed in the JSON: numbers as numbers, booleans as booleans.
+    let work = vi["settings"]["incremental_work_fraction"]
+        .as_f64()
         .unwrap();
+    assert_eq!(vi["settings"]["seed"], 42);
+    assert_eq!(vi["settings"]["shap_compat"], false);
     assert!(work > 0.0 && work < 0.6, "{work}");
     assert!(stdout.contains("incremental:"), "{stdout}");
     // Asking for it by name is the same path: bit-identical values.

@@ -863,7 +863,10 @@ pub struct ExplanationSummary {
     pub shape: [usize; 3],
     /// Outputs explained per image.
     pub num_outputs: usize,
-    /// The run's settings ([`Explanation::settings`]).
+    /// The run's settings ([`Explanation::settings`]). In the JSON, a value that is the
+    /// canonical text of a number or a boolean is written as that number or boolean
+    /// (`"seed": 42`, `"shap_compat": false`); reading accepts either.
+    #[serde(with = "typed_settings")]
     pub settings: std::collections::BTreeMap<String, String>,
     /// Total wall time of the explanation, seconds (`None` when not measured in this run:
     /// read from a file, or resumed from saved chunks).
@@ -900,5 +903,82 @@ impl ExplanationSummary {
             reason: e.to_string(),
         })?;
         Ok(shap_io::write_bytes(path, text.as_bytes())?)
+    }
+}
+
+/// The settings map in JSON with typed scalars ([`ExplanationSummary::settings`]).
+mod typed_settings {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    /// `text` as the JSON scalar whose canonical text it is, else as a string.
+    pub(super) fn typed(text: &str) -> Value {
+        let number = text.parse::<i64>().ok().map(Value::from).or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+        });
+        match (text, number) {
+            ("true", _) => Value::Bool(true),
+            ("false", _) => Value::Bool(false),
+            (_, Some(n)) if n.to_string() == text => n,
+            _ => Value::String(text.to_string()),
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &BTreeMap<String, String>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let typed: BTreeMap<&str, Value> =
+            map.iter().map(|(k, v)| (k.as_str(), typed(v))).collect();
+        typed.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                Value::Bool(_) | Value::Number(_) => Ok((k, v.to_string())),
+                other => Err(serde::de::Error::custom(format!(
+                    "setting {k}: expected a string, number or boolean, found {other}"
+                ))),
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn canonical_numbers_and_booleans_are_typed_and_round_trip() {
+            for (text, json) in [
+                ("42", "42"),
+                ("-3", "-3"),
+                ("0.35", "0.35"),
+                ("true", "true"),
+                ("false", "false"),
+                ("0123", "\"0123\""),
+                ("0..40", "\"0..40\""),
+                ("blur(28,28)", "\"blur(28,28)\""),
+                ("1e3", "\"1e3\""),
+                ("NaN", "\"NaN\""),
+                ("", "\"\""),
+            ] {
+                let v = typed(text);
+                assert_eq!(v.to_string(), json, "{text}");
+                let back = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                assert_eq!(back, text);
+            }
+        }
     }
 }
