@@ -468,7 +468,7 @@ impl Report {
             "9. Faithfulness: deletion and insertion".into(),
         ));
         b.push(Block::P(
-            "Each explanation above, scored with `shap-cli faithfulness` (docs/faithfulness.md): per image and explained class, the pixels are hidden (deletion) or revealed from a fully hidden image (insertion) in the order of their SHAP values, in 28 steps, through the masker the explanation was made with, and the class's score is recorded; the AUC is the mean score along the curve. The same with 10 seeded random orders is the baseline.".into(),
+            "Each explanation above, scored with `shap-cli faithfulness` (docs/faithfulness.md): per image and its predicted class (`--target predicted`, the default), the pixels are hidden (deletion) or revealed from a fully hidden image (insertion) in the order of their SHAP values, in 28 steps, through the masker the explanation was made with, and the class's score is recorded; the AUC is the mean score along the curve. The same with 10 seeded random orders is the baseline.".into(),
         ));
         b.push(Block::P(
             "**How to read it:** a faithful explanation has a deletion AUC well **below** its random baseline (hiding its top pixels first makes the score fall fastest) and an insertion AUC well **above** it; the further from random, the better the explanation ranks the pixels the model relies on, and AUCs are in the units of the explained outputs.".into(),

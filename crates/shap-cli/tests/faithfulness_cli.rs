@@ -116,6 +116,8 @@ fn faithfulness_json_schema_and_plot() {
         "14",
         "--random",
         "3",
+        "--target",
+        "all",
         "--json",
         s(&js),
         "--plot",
@@ -123,6 +125,7 @@ fn faithfulness_json_schema_and_plot() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("14 steps over 784 pixels, 3 random orders"));
+    assert!(text(&out.stdout).contains("faithfulness of the explained classes"));
     assert_eq!(image::open(&png).unwrap().width(), 1000);
     let v = json(&js);
     assert_eq!(
@@ -136,9 +139,11 @@ fn faithfulness_json_schema_and_plot() {
             "mean_curves",
             "random",
             "seed",
-            "steps"
+            "steps",
+            "target"
         ]
     );
+    assert_eq!(v["target"], "all");
     assert_eq!(
         (v["masker"].as_str(), v["steps"].as_u64()),
         (Some("blur(28,28)"), Some(14))
@@ -190,6 +195,8 @@ fn faithfulness_json_schema_and_plot() {
         "14",
         "--random",
         "3",
+        "--target",
+        "all",
         "--json",
         s(&again),
         "--quiet",
@@ -523,4 +530,41 @@ fn names_and_paths_from_files_lose_their_control_characters() {
         err.contains("?[2Jgone.npz") && !err.contains('\u{1b}'),
         "{err:?}"
     );
+}
+
+#[test]
+fn the_default_target_is_each_images_predicted_class() {
+    let t = setup();
+    let js = t.path("f.json");
+    let args = [
+        "faithfulness",
+        "-m",
+        s(&t.model),
+        "--npz",
+        s(&t.npz),
+        "--steps",
+        "7",
+    ];
+    let out = shap_cli(&[&args[..], &["--random", "2", "--json", s(&js)]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("faithfulness of the predicted classes"));
+    let v = json(&js);
+    assert_eq!(v["target"], "predicted");
+    let e = Explanation::load_npz(&t.npz).unwrap();
+    let images = v["images"].as_array().unwrap();
+    for (i, img) in images.iter().enumerate() {
+        let classes = img["classes"].as_array().unwrap();
+        let predicted = e.images[i].predicted.as_ref().unwrap().0;
+        assert_eq!(classes.len(), 1, "image {i}");
+        assert_eq!(classes[0]["class"].as_u64(), Some(predicted as u64));
+    }
+    let mean: f64 = images
+        .iter()
+        .map(|i| i["classes"][0]["deletion_auc"].as_f64().unwrap())
+        .sum::<f64>()
+        / images.len() as f64;
+    assert!((v["mean"]["deletion_auc"].as_f64().unwrap() - mean).abs() < 1e-9);
+    // --target explained: each image's first explained class (the top one here).
+    let out = shap_cli(&[&args[..], &["--random", "2", "--target", "explained", "-q"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

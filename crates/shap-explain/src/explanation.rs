@@ -920,10 +920,15 @@ mod typed_settings {
                 .ok()
                 .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
         });
-        match (text, number) {
+        // A number only when JSON writes it back as exactly `text` (so "0123" stays text).
+        let canonical = number.filter(|n| {
+            let written = n.to_string();
+            written == text
+        });
+        match (text, canonical) {
             ("true", _) => Value::Bool(true),
             ("false", _) => Value::Bool(false),
-            (_, Some(n)) if n.to_string() == text => n,
+            (_, Some(n)) => n,
             _ => Value::String(text.to_string()),
         }
     }

@@ -22,7 +22,28 @@ use crate::{
 /// `1/sqrt(R)`), so a larger count is a mistake that would run for days.
 pub const MAX_RANDOM_ORDERS: usize = 10_000;
 
-/// How to score an explanation: steps per curve, random orders, their seed.
+/// Which (image, class) pairs of an explanation are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Each image's predicted class (the model's top class, as recorded; else the explained
+    /// class with the largest f(x)), when the explanation has values for it.
+    #[default]
+    Predicted,
+    /// Each image's first explained class (the class asked for with `--classes`, or the top
+    /// one of `--top-k`).
+    Explained,
+    /// Every explained class of every image.
+    All,
+}
+
+/// [`Target::All`], what reports without a `target` scored.
+fn all_classes() -> Target {
+    Target::All
+}
+
+/// How to score an explanation: steps per curve, random orders, their seed, and which
+/// classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Faithfulness {
     /// Steps `S` per curve (curves have `S + 1` points); at least 1, at most the pixels.
@@ -32,6 +53,8 @@ pub struct Faithfulness {
     /// Seed of the random orders (ChaCha8; stream = the image's dataset index when recorded,
     /// else its position in the explanation).
     pub seed: u64,
+    /// Which classes of each image are scored.
+    pub target: Target,
 }
 
 impl Default for Faithfulness {
@@ -40,6 +63,7 @@ impl Default for Faithfulness {
             steps: 28,
             random: 10,
             seed: 0,
+            target: Target::Predicted,
         }
     }
 }
@@ -93,13 +117,17 @@ pub struct ImageScore {
     pub index: Option<usize>,
     /// Where it came from (`test[12]`, a file name; empty when unknown).
     pub source: String,
-    /// One entry per explained class, in the explanation's order.
+    /// One entry per scored class ([`Target`]), in the explanation's order; empty when the
+    /// image's predicted class was not explained.
     pub classes: Vec<ClassScore>,
 }
 
 /// The faithfulness of an explanation: what `shap-cli faithfulness --json` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaithfulnessReport {
+    /// Which classes were scored (reports written before `--target` existed scored all).
+    #[serde(default = "all_classes")]
+    pub target: Target,
     /// The masker used (its shap spelling; the caller fills it in).
     pub masker: String,
     /// Steps per curve.
@@ -172,15 +200,23 @@ impl Faithfulness {
         K: ImageMasker,
     {
         self.check(model, e)?;
-        let rows = 2 * (self.steps + 1) * (e.num_outputs + self.random);
         let images = (0..e.num_images)
             .into_par_iter()
             .map(|i| {
                 let score = self.score_image(model, e, masker, i)?;
-                progress.image_done(i, rows);
+                let scored = score.classes.len();
+                let orders = if scored == 0 { 0 } else { scored + self.random };
+                progress.image_done(i, 1 + 2 * (self.steps + 1) * orders);
                 Ok(score)
             })
             .collect::<Result<Vec<ImageScore>>>()?;
+        if images.iter().all(|i| i.classes.is_empty()) {
+            return Err(ExplainError::Missing(
+                "no image's predicted class is among its explained classes: explain them with \
+                 --top-k, or score another target (explained, all)"
+                    .into(),
+            ));
+        }
         Ok(self.report(e, images))
     }
 
@@ -246,19 +282,30 @@ impl Faithfulness {
             image: i,
         };
         run.check_fx()?;
-        let random = self.random_curves(&run)?;
         let k = e.num_outputs;
         let info = e.images.get(i).cloned().unwrap_or_default();
-        let classes = (0..k)
-            .map(|o| {
+        let outputs = self.scored_outputs(e, i);
+        let wanted: Vec<usize> = outputs
+            .iter()
+            .map(|&o| e.output_indices[i * k + o])
+            .collect();
+        let random = if wanted.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.random_curves(&run, &wanted)?
+        };
+        let classes = outputs
+            .iter()
+            .enumerate()
+            .map(|(col, &o)| {
                 let class = e.output_indices[i * k + o];
                 let scores = pixel_scores(&e.value_map(i, o), e.shape.channels);
                 let (deletion, insertion) = run.curves(&order_by(&scores), &[class])?;
                 let curves = Curves {
                     deletion: deletion.into_iter().map(|r| r[0]).collect(),
                     insertion: insertion.into_iter().map(|r| r[0]).collect(),
-                    random_deletion: random.0.iter().map(|r| r[o]).collect(),
-                    random_insertion: random.1.iter().map(|r| r[o]).collect(),
+                    random_deletion: random.0.iter().map(|r| r[col]).collect(),
+                    random_insertion: random.1.iter().map(|r| r[col]).collect(),
                 };
                 Ok(ClassScore {
                     class,
@@ -280,14 +327,41 @@ impl Faithfulness {
         })
     }
 
-    /// The random orders' deletion and insertion curves for every explained class of the
-    /// image (rows: steps; columns: the explained classes), averaged over the orders.
+    /// The outputs (positions among image `i`'s explained classes) that [`Self::target`]
+    /// scores; empty when the image's predicted class was not explained.
+    fn scored_outputs(&self, e: &Explanation, i: usize) -> Vec<usize> {
+        let k = e.num_outputs;
+        match self.target {
+            Target::All => (0..k).collect(),
+            Target::Explained => vec![0],
+            Target::Predicted => {
+                let explained = &e.output_indices[i * k..(i + 1) * k];
+                let recorded = e
+                    .images
+                    .get(i)
+                    .and_then(|x| x.predicted.as_ref())
+                    .map(|p| p.0);
+                let top = (0..k).max_by(|&a, &b| e.fx[i * k + a].total_cmp(&e.fx[i * k + b]));
+                match recorded {
+                    Some(class) => explained
+                        .iter()
+                        .position(|&c| c == class)
+                        .into_iter()
+                        .collect(),
+                    None => top.into_iter().collect(),
+                }
+            }
+        }
+    }
+
+    /// The random orders' deletion and insertion curves for `classes` of the image (rows:
+    /// steps; columns: `classes`), averaged over the orders.
     fn random_curves<M: BatchModel + ?Sized, P: MaskedImages>(
         &self,
         run: &Run<'_, M, P>,
+        classes: &[usize],
     ) -> Result<(StepOutputs, StepOutputs)> {
-        let (i, k) = (run.image, run.e.num_outputs);
-        let classes = &run.e.output_indices[i * k..(i + 1) * k];
+        let (i, k) = (run.image, classes.len());
         let stream = run.e.images.get(i).and_then(|x| x.index).unwrap_or(i);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(stream as u64);
@@ -323,6 +397,7 @@ impl Faithfulness {
             random_insertion: mean_of(&|c| &c.random_insertion),
         };
         FaithfulnessReport {
+            target: self.target,
             masker: e.setting("masker").unwrap_or_default().to_string(),
             steps: self.steps,
             random: self.random,

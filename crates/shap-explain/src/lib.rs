@@ -96,8 +96,8 @@ pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
 };
 pub use faithfulness::{
-    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, MAX_RANDOM_ORDERS, auc,
-    features_at, order_by,
+    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, MAX_RANDOM_ORDERS,
+    Target, auc, features_at, order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};

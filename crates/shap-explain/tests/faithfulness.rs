@@ -6,7 +6,7 @@ mod common;
 
 use shap_explain::{
     Algorithm, Budget, ConstantMasker, ExplainerConfig, Explanation, Faithfulness, FnModel,
-    ImageInfo, ImageMasker, ImageShape, ModelError, OutputSelection, auc, class_summary,
+    ImageInfo, ImageMasker, ImageShape, ModelError, OutputSelection, Target, auc, class_summary,
     features_at, order_by,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
@@ -57,6 +57,7 @@ fn linear_model_gets_the_best_possible_deletion_curve() {
         steps: m,
         random: 3,
         seed: 1,
+        target: Target::All,
     };
     let report = f.score(&model, &e, &masker).unwrap();
     let curves = &report.images[0].classes[0].curves;
@@ -152,6 +153,7 @@ fn hand_computed_two_by_two() {
         steps: 3,
         random: 4,
         seed: 0,
+        target: Target::All,
     };
     let r = f
         .score(&two_by_two_model(), &e, &ConstantMasker { value: 0.0 })
@@ -179,6 +181,42 @@ fn hand_computed_two_by_two() {
 }
 
 #[test]
+fn targets_choose_the_scored_classes() {
+    let masker = ConstantMasker { value: 0.0 };
+    let model = two_by_two_model();
+    let score = |e: &Explanation, target| {
+        Faithfulness {
+            steps: 3,
+            random: 4,
+            seed: 0,
+            target,
+        }
+        .score(&model, e, &masker)
+    };
+    let e = two_by_two();
+    let all = score(&e, Target::All).unwrap();
+    let classes = |r: &shap_explain::FaithfulnessReport| -> Vec<usize> {
+        r.images[0].classes.iter().map(|c| c.class).collect()
+    };
+    assert_eq!(classes(&all), [0, 1]);
+    // No recorded prediction: the explained class with the largest f(x) (class 0, f = 10).
+    let predicted = score(&e, Target::Predicted).unwrap();
+    assert_eq!(classes(&predicted), [0]);
+    assert_eq!(predicted.target, Target::Predicted);
+    // Its curves are the ones `all` gives that class, random baseline included.
+    assert_eq!(predicted.images[0].classes[0], all.images[0].classes[0]);
+    assert_eq!(predicted.mean, all.images[0].classes[0].aucs);
+    assert_eq!(classes(&score(&e, Target::Explained).unwrap()), [0]);
+    // A recorded prediction wins; one that was not explained leaves nothing to score.
+    let mut recorded = e.clone();
+    recorded.images[0].predicted = Some((1, "one".into(), 0.9));
+    assert_eq!(classes(&score(&recorded, Target::Predicted).unwrap()), [1]);
+    recorded.images[0].predicted = Some((5, "five".into(), 0.9));
+    let err = score(&recorded, Target::Predicted).unwrap_err().to_string();
+    assert!(err.contains("predicted class"), "{err}");
+}
+
+#[test]
 fn bad_settings_and_a_foreign_model_are_refused() {
     let e = two_by_two();
     let masker = ConstantMasker { value: 0.0 };
@@ -188,6 +226,7 @@ fn bad_settings_and_a_foreign_model_are_refused() {
             steps,
             random,
             seed: 0,
+            target: Target::All,
         };
         assert!(
             f.score(&model, &e, &masker).is_err(),
@@ -203,6 +242,7 @@ fn bad_settings_and_a_foreign_model_are_refused() {
         steps: 3,
         random: 1,
         seed: 0,
+        target: Target::All,
     }
     .score(&other, &e, &masker)
     .unwrap_err();
@@ -215,6 +255,7 @@ fn bad_settings_and_a_foreign_model_are_refused() {
             steps: 3,
             random: 1,
             seed: 0,
+            target: Target::All,
         }
         .score(&model, &broken, &masker)
         .unwrap_err();
@@ -228,7 +269,8 @@ fn bad_settings_and_a_foreign_model_are_refused() {
         Faithfulness {
             steps: 3,
             random: 1,
-            seed: 0
+            seed: 0,
+            target: Target::All,
         }
         .score(&small, &e, &masker)
         .is_err()
@@ -253,6 +295,7 @@ fn independent_of_the_thread_count() {
         steps: 16,
         random: 5,
         seed: 9,
+        target: Target::All,
     };
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()

@@ -69,6 +69,9 @@ impl FaithScene {
         series: [(&str, &Vec<f64>); 2],
     ) -> Result<(), PlotError> {
         let (y0, y1) = padded_range(series.iter().flat_map(|(_, v)| v.iter().copied()));
+        // Headroom above the curves for the legend, so it never covers them: the curves keep
+        // the lower three quarters of the panel.
+        let y1 = y1 + LEGEND_ROOM * (y1 - y0);
         let mut chart = ChartBuilder::on(area)
             .caption(title, bold(16.0))
             .margin(12)
@@ -93,6 +96,7 @@ impl FaithScene {
             .draw()
             .map_err(draw_err)?;
         for ((name, values), color) in series.into_iter().zip([EXPLAINED, RANDOM]) {
+            let name = format!("{name} (AUC {:.4})", shap_explain::auc(values));
             let s = values.len().saturating_sub(1).max(1) as f64;
             let pts: Vec<(f64, f64)> = (0..values.len())
                 .map(|i| (i as f64 / s, values[i]))
@@ -145,8 +149,13 @@ impl Scene for FaithScene {
     }
 }
 
+/// Headroom added above a faithfulness panel's curves for its legend, as a fraction of their
+/// range.
+const LEGEND_ROOM: f64 = 0.35;
+
 /// Draw mean deletion (left) and insertion (right) curves, the explanation's order (blue)
 /// against random orders (orange), and save to `out` (`.png` or `.svg`), 1000 x 420 pixels.
+/// Each legend entry gives its curve's AUC, and the legend sits in headroom above the curves.
 ///
 /// Errors: curves with fewer than two points, of different lengths, or with NaN or infinite
 /// values; an unsupported extension; a failed write (nothing is left at `out`).

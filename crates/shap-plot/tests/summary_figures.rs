@@ -78,6 +78,47 @@ fn faithfulness_curves_are_drawn_and_checked() {
     let has = |rgb: [u8; 3]| img.pixels().any(|p| p.0 == rgb);
     assert!(has([31, 119, 180]) && has([255, 127, 14]));
     faithfulness_plot(&c, &dir.join("curves.svg")).unwrap();
+    // The legend gives each curve's AUC (mean of the trapezoids: 1/3 for 1, .4, .1, 0).
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    for label in [
+        "explanation order (AUC 0.3333)",
+        "random orders (AUC 0.6000)",
+        "explanation order (AUC 0.7000)",
+        "random orders (AUC 0.4667)",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
+    // Each panel's legend sits above its curves: below the legend's box (its grey border),
+    // no curve pixel reaches higher than the box's bottom edge.
+    for (x0, x1) in [(0, 500), (500, 1000)] {
+        let inside = |x: u32| (x0..x1).contains(&x);
+        let border: Vec<(u32, u32)> = img
+            .enumerate_pixels()
+            .filter(|(x, y, p)| inside(*x) && *y < 160 && p.0 == [180, 180, 180])
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        let (bx0, bx1) = (
+            border.iter().map(|p| p.0).min().unwrap(),
+            border.iter().map(|p| p.0).max().unwrap(),
+        );
+        let (by0, by1) = (
+            border.iter().map(|p| p.1).min().unwrap(),
+            border.iter().map(|p| p.1).max().unwrap(),
+        );
+        let top_curve = img
+            .enumerate_pixels()
+            .filter(|(x, y, p)| {
+                let in_box = (bx0..=bx1).contains(x) && (by0..=by1).contains(y);
+                inside(*x) && !in_box && (p.0 == [31, 119, 180] || p.0 == [255, 127, 14])
+            })
+            .map(|(_, y, _)| y)
+            .min()
+            .unwrap();
+        assert!(
+            by1 < top_curve,
+            "legend bottom {by1}, highest curve pixel {top_curve}"
+        );
+    }
 
     let mut bad = c.clone();
     bad.random_insertion.pop();

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{Compat, Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS};
+use shap_explain::{
+    Compat, Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS, Target,
+};
 use shap_io::OutputSpec;
 use shap_mask::{Masker, MaskerSpec};
 
@@ -33,6 +35,10 @@ pub struct Args {
     /// Seed of the random orders.
     #[arg(long, default_value_t = super::common::DEFAULT_SEED)]
     pub seed: u64,
+    /// Which classes to score: each image's predicted class, its first explained class, or
+    /// every explained class.
+    #[arg(long, value_enum, default_value = "predicted")]
+    pub target: TargetArg,
     /// Masker, shap spelling (default: the one the explanation records).
     #[arg(long, allow_hyphen_values = true)]
     pub masker: Option<String>,
@@ -48,6 +54,27 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// Each image's predicted class.
+    Predicted,
+    /// Each image's first explained class.
+    Explained,
+    /// Every explained class.
+    All,
+}
+
+impl From<TargetArg> for Target {
+    fn from(t: TargetArg) -> Self {
+        match t {
+            TargetArg::Predicted => Target::Predicted,
+            TargetArg::Explained => Target::Explained,
+            TargetArg::All => Target::All,
+        }
+    }
 }
 
 /// Run `shap-cli faithfulness`.
@@ -72,6 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         steps: args.steps,
         random: args.random,
         seed: args.seed,
+        target: args.target.into(),
     };
     let bar = common::progress_bar(e.num_images as u64, "images", args.quiet);
     let tick = |_: usize, _: usize| bar.iter().for_each(|b| b.inc(1));
@@ -80,6 +108,19 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("scoring {}", args.npz.display()))?;
     bar.iter().for_each(|b| b.finish_and_clear());
     report.masker = spec.to_string();
+    let unscored = report
+        .images
+        .iter()
+        .filter(|i| i.classes.is_empty())
+        .count();
+    if unscored > 0 && !args.quiet {
+        note!(
+            "{} of {} images have no values for their predicted class (not scored): explain \
+             them with a larger --top-k, or score --target explained or all",
+            unscored,
+            report.images.len()
+        );
+    }
     if let Some(p) = &args.plot {
         shap_plot::faithfulness_plot(&report.mean_curves, p)?;
     }
@@ -164,8 +205,18 @@ fn print(r: &FaithfulnessReport) -> Result<()> {
     common::print(|o| {
         writeln!(
             o,
-            "faithfulness with masker {}, {} steps over {} pixels, {} random orders (seed {}):",
-            r.masker, r.steps, r.features, r.random, r.seed
+            "faithfulness of the {} with masker {}, {} steps over {} pixels, {} random orders \
+             (seed {}):",
+            match r.target {
+                Target::Predicted => "predicted classes",
+                Target::Explained => "first explained classes",
+                Target::All => "explained classes",
+            },
+            r.masker,
+            r.steps,
+            r.features,
+            r.random,
+            r.seed
         )?;
         writeln!(
             o,
