@@ -15,21 +15,14 @@
 
 use clap::{Parser, Subcommand};
 
-mod bench;
-mod bench_common;
-mod bench_keras;
-mod bench_onnx;
-mod bench_real;
-mod browser;
-mod cuda;
+mod commands;
 mod onnxruntime;
 mod render;
 mod report;
-mod reproduce;
 mod samples;
 mod sh;
-mod slurm;
-mod test;
+
+use commands::{bench, browser, cuda, reproduce, slurm, test};
 
 /// Project automation: reproduce the tutorial, run the benchmark table, run the CI tests.
 #[derive(Parser)]

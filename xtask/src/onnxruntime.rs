@@ -16,7 +16,7 @@ const PACKAGE: &str = "onnxruntime==1.32.0";
 
 /// The library of the pinned onnxruntime wheel, installed on first use.
 pub fn library() -> Result<PathBuf> {
-    let venv = crate::cuda::cache_root().join("onnxruntime-1.32.0");
+    let venv = crate::commands::cuda::cache_root().join("onnxruntime-1.32.0");
     let stamp = venv.join("installed.txt");
     if !stamp.is_file() {
         if !venv.join("bin").join("pip").is_file() {

@@ -23,7 +23,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::bench_common::{REPEATS, THREADS, python_imports};
+use crate::commands::bench_common::{REPEATS, THREADS, python_imports};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
     if args.group == Group::Real {
-        let rows = crate::bench_real::rows(onnx_python, args.quick)?;
+        let rows = crate::commands::bench_real::rows(onnx_python, args.quick)?;
         for line in machine_header() {
             println!("{line}");
         }
@@ -114,14 +114,17 @@ pub fn run(args: Args) -> Result<()> {
             .map(|s| settings_line("Rust (examples/bench_table.rs)", &s["settings"])),
     );
 
-    rows.extend(crate::bench_onnx::rows(onnx_python)?);
-    rows.extend(crate::bench_real::rows(onnx_python, args.quick)?);
+    rows.extend(crate::commands::bench_onnx::rows(onnx_python)?);
+    rows.extend(crate::commands::bench_real::rows(onnx_python, args.quick)?);
     let cv2_python = match (&python, &python_ok) {
         (Some(p), Some(Ok(()))) => Some(p.as_str()),
         _ => None,
     };
     rows.extend(inpaint_rows(cv2_python)?);
-    rows.extend(crate::bench_keras::rows(python.as_deref(), args.quick)?);
+    rows.extend(crate::commands::bench_keras::rows(
+        python.as_deref(),
+        args.quick,
+    )?);
     match (python, python_ok, model) {
         (Some(python), Some(Ok(())), Some(model)) => {
             match python_reference(&python, &model, repeats) {

@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         eprintln!("==> cargo xtask check-cuda (the `cuda` feature compiles)");
         count(
-            crate::cuda::check().map(|()| true),
+            crate::commands::cuda::check().map(|()| true),
             &mut tally,
             &mut skipped,
             &mut errors,
@@ -109,14 +109,14 @@ pub fn run(args: Args) -> Result<()> {
             .join("ci-quick")
             .join("report.html");
         count(
-            crate::browser::test_step(&report),
+            crate::commands::browser::test_step(&report),
             &mut tally,
             &mut skipped,
             &mut errors,
         );
     }
     count(
-        crate::slurm::test_step(),
+        crate::commands::slurm::test_step(),
         &mut tally,
         &mut skipped,
         &mut errors,
@@ -226,7 +226,7 @@ fn quick_reproduction() -> Result<(Tally, Option<String>)> {
         std::fs::remove_dir_all(&out)?;
     }
     eprintln!("==> cargo xtask reproduce --quick --out {}", out.display());
-    if let Err(e) = crate::reproduce::run_quick_for_ci(&out) {
+    if let Err(e) = crate::commands::reproduce::run_quick_for_ci(&out) {
         return Ok((
             Tally {
                 passed: 0,

@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::bench_common::{REPEATS, THREADS, median};
+use crate::commands::bench_common::{REPEATS, THREADS, median};
 use crate::sh;
 
 /// One ONNX model of the bench.

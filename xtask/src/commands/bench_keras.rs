@@ -14,8 +14,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::bench_common::median;
-use crate::bench_common::{REPEATS, THREADS};
+use crate::commands::bench_common::median;
+use crate::commands::bench_common::{REPEATS, THREADS};
 use crate::sh;
 
 /// One round's figures.
@@ -30,7 +30,8 @@ struct Round {
 
 /// The rows, or none when `python` is not given or cannot import TensorFlow.
 pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
-    let Some(python) = python.filter(|p| crate::bench_common::python_imports(p, "tensorflow"))
+    let Some(python) =
+        python.filter(|p| crate::commands::bench_common::python_imports(p, "tensorflow"))
     else {
         return Ok(Vec::new());
     };

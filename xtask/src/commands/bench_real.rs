@@ -17,8 +17,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench_common::median;
-use crate::bench_common::{REPEATS, THREADS};
+use crate::commands::bench_common::median;
+use crate::commands::bench_common::{REPEATS, THREADS};
 use crate::sh;
 
 /// One model of the manifest, with what both sides need.
