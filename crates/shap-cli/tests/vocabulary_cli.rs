@@ -130,6 +130,82 @@ fn bash_completes_subcommands_flags_and_values() {
     assert!(offers(&["shap-cli", "train", "--"]).contains(&"--epochs".to_string()));
 }
 
+/// Whether `shell` is installed; when not, say the test is skipped (CI installs it).
+fn have(shell: &str) -> bool {
+    let ok = std::process::Command::new(shell)
+        .arg("-c")
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: {shell} is not installed");
+    }
+    ok
+}
+
+#[test]
+fn fish_completes_flags_and_values() {
+    if !have("fish") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("shap-cli.fish");
+    std::fs::write(&script, shap_cli(&["completions", "fish"]).stdout).unwrap();
+    let offers = |line: &str| {
+        let program = format!("source '{}'; complete -C '{line}'", script.display());
+        let out = std::process::Command::new("fish")
+            .args(["-c", &program])
+            .output()
+            .unwrap();
+        // `complete -C` prints one candidate per line, a tab and its description after it.
+        let words: Vec<String> = text(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect();
+        words
+    };
+    assert_eq!(offers("shap-cli explain --mas"), ["--masker"]);
+    assert_eq!(
+        offers("shap-cli explain --algorithm "),
+        ["partition", "permutation"]
+    );
+    assert_eq!(offers("shap-cli expl"), ["explain"]);
+}
+
+#[test]
+fn zsh_completes_flags() {
+    if !have("zsh") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("_shap-cli"),
+        shap_cli(&["completions", "zsh"]).stdout,
+    )
+    .unwrap();
+    // An interactive zsh on a pseudo-terminal (zsh/zpty) with the script on fpath: type a
+    // partial flag and Tab, then read back the line as completed.
+    let program = format!(
+        r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'PROMPT="> "; fpath=({} $fpath); autoload -U compinit; compinit -u -D'
+sleep 1
+zpty -w -n z $'shap-cli explain --mas\t'
+sleep 2
+all=""
+while zpty -r -t z chunk; do all+=$chunk; done
+print -r -- "$all"
+zpty -d z"#,
+        dir.path().display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["60", "zsh", "-f", "-c", &program])
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("shap-cli explain --masker"), "{shown:?}");
+}
+
 #[test]
 fn the_top_level_help_says_what_the_tool_is_for_in_pipeline_order() {
     let out = shap_cli(&["--help"]);
