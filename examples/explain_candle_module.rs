@@ -11,7 +11,7 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder, VarMap};
-use shap_explain::{ExplainerConfig, ImageShape, InputLayout, Normalize, OutputSelection};
+use shap_explain::{Explainer, ImageShape, InputLayout, Normalize};
 use shap_model::CandleClassifier;
 
 /// conv 3->8 + ReLU, 2x2 max-pool, conv 8->16 + ReLU, global average pool, linear 16->4.
@@ -56,27 +56,21 @@ fn main() -> Result<()> {
     let shape = ImageShape::new(32, 32, 3);
     let model = CandleClassifier::builder(net, shape)
         .layout(InputLayout::Nchw)
-        .normalize(Normalize::new(
-            3,
-            1.0,
-            &[0.485, 0.456, 0.406],
-            &[0.229, 0.224, 0.225],
-        )?)?
+        .normalize(Normalize::imagenet())?
         .softmax(true)
         .max_rows(64)
         .build()?;
-    let images: Vec<f32> = [6.0, 10.0]
+    let explainer = Explainer::partition("blur(8,8)")
+        .top_k(2)
+        .output_names(["sky", "apple", "grass", "sea"])
+        .build()?;
+    // Two pictures as a Candle batch in the network's layout, (2, 3, 32, 32), pixels in [0, 1].
+    let pixels: Vec<f32> = [6.0, 10.0]
         .iter()
         .flat_map(|&r| picture(shape, r))
         .collect();
-    let explainer = ExplainerConfig {
-        outputs: OutputSelection::TopK(2),
-        output_names: Some(["sky", "apple", "grass", "sea"].map(String::from).to_vec()),
-        ..ExplainerConfig::partition()
-    }
-    .check()?;
-    let masker = explainer.masker("blur(8,8)".parse()?);
-    let e = explainer.explain(&model, &images, shape, &masker)?;
+    let images = Tensor::from_vec(pixels, (2, 32, 32, 3), &Device::Cpu)?.permute((0, 3, 1, 2))?;
+    let e = model.explain(&explainer, &images)?;
     for (i, names) in e.output_names.iter().enumerate() {
         println!(
             "image {i}: explained {} (f(x) = {:?}), efficiency error {:.1e}",

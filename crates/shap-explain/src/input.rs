@@ -71,6 +71,16 @@ pub struct Normalize {
 }
 
 impl Normalize {
+    /// ImageNet's per-channel mean (0.485, 0.456, 0.406) and standard deviation (0.229, 0.224,
+    /// 0.225) on [0, 1] RGB pixels: what torchvision's and timm's pretrained models expect.
+    pub fn imagenet() -> Self {
+        Self {
+            scale: 1.0,
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
+    }
+
     /// No change, for images of `channels` channels.
     pub fn identity(channels: usize) -> Self {
         Self {

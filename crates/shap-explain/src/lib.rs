@@ -66,6 +66,7 @@
 //! ```
 
 mod antithetic;
+mod builder;
 mod class_summary;
 mod config;
 mod driver;
@@ -87,6 +88,7 @@ mod permutation;
 mod rng;
 pub mod timing;
 
+pub use builder::{ExplainerBuilder, MaskedExplainer};
 pub use class_summary::{ClassMaps, ClassSummary, class_summary};
 pub use config::{Budget, Compat, ExplainerConfig, FixedContext};
 pub use error::{ConfigError, ExplainError, Result};

@@ -142,6 +142,60 @@ impl<M: Module + Sync> CandleClassifier<M> {
         self.shape
     }
 
+    /// Explain a batch of images given as a Candle tensor in the network's own layout
+    /// (`(n, C, H, W)` for NCHW, `(n, H, W, C)` for NHWC, as [`ClassifierBuilder::layout`]
+    /// says), in pixel space (before normalisation; [0, 1] for the inpainting maskers), on
+    /// any device and of any float dtype.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Module, Tensor};
+    /// # use candle_nn::{VarBuilder, VarMap};
+    /// # use shap_explain::{Explainer, ImageShape, InputLayout, Normalize};
+    /// # use shap_model::CandleClassifier;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let vars = VarMap::new();
+    /// # let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+    /// # let fc = candle_nn::linear(3, 4, vb.pp("fc"))?;
+    /// # let net = move |x: &Tensor| fc.forward(&x.mean((2, 3))?);
+    /// let model = CandleClassifier::builder(net, ImageShape::new(16, 16, 3))
+    ///     .layout(InputLayout::Nchw)
+    ///     .normalize(Normalize::imagenet())?
+    ///     .build()?;
+    /// let explainer = Explainer::partition("blur(8,8)").max_evals(100).top_k(2).build()?;
+    /// let images = Tensor::rand(0f32, 1f32, (2, 3, 16, 16), &Device::Cpu)?;
+    /// let e = model.explain(&explainer, &images)?;
+    /// assert_eq!((e.num_images, e.num_outputs), (2, 2));
+    /// # Ok(()) }
+    /// ```
+    pub fn explain(
+        &self,
+        explainer: &shap_explain::MaskedExplainer,
+        images: &Tensor,
+    ) -> Result<shap_explain::Explanation, Error> {
+        let s = self.shape;
+        let want = |n| match self.layout {
+            InputLayout::Nchw => vec![n, s.channels, s.height, s.width],
+            InputLayout::Nhwc => vec![n, s.height, s.width, s.channels],
+        };
+        let dims = images.dims().to_vec();
+        if dims.len() != 4 || dims != want(dims[0]) {
+            return Err(Error::Input(format!(
+                "images of shape {dims:?}; this classifier takes ({}) batches {:?}",
+                match self.layout {
+                    InputLayout::Nchw => "N, C, H, W",
+                    InputLayout::Nhwc => "N, H, W, C",
+                },
+                want(0).get(1..).unwrap_or(&[])
+            )));
+        }
+        let hwc = match self.layout {
+            InputLayout::Nchw => images.permute((0, 2, 3, 1))?,
+            InputLayout::Nhwc => images.clone(),
+        };
+        let pixels = hwc.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(explainer.explain(self, &pixels, s)?)
+    }
+
     /// Evaluate `n` images (at most `max_rows`), returning `n * K` scores.
     fn forward(&self, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
         let s = self.shape;

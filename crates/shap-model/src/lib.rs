@@ -72,6 +72,9 @@ pub enum Error {
     /// An error from Candle.
     #[error("a Candle operation failed")]
     Candle(#[from] candle_core::Error),
+    /// Explaining failed ([`CandleClassifier::explain`]).
+    #[error("explaining failed")]
+    Explain(#[from] shap_explain::ExplainError),
     /// The requested device is unknown or not compiled in.
     #[error("device: {0}")]
     Device(String),

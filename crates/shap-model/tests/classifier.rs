@@ -234,3 +234,42 @@ fn bad_settings_and_networks_are_errors() {
         "{chain:?}"
     );
 }
+
+#[test]
+fn tensors_in_the_networks_layout_are_explained_as_their_pixels() {
+    let model = adapter(network(), 64, InputLayout::Nchw);
+    let explainer = shap_explain::Explainer::partition("blur(3,3)")
+        .max_evals(200)
+        .top_k(2)
+        .build()
+        .unwrap();
+    let x = images(2);
+    // The same pixels as an NCHW tensor, (2, 3, 12, 10).
+    let nchw = Tensor::from_vec(x.clone(), (2, 12, 10, 3), &Device::Cpu)
+        .unwrap()
+        .permute((0, 3, 1, 2))
+        .unwrap();
+    let from_tensor = model.explain(&explainer, &nchw).unwrap();
+    let from_pixels = explainer.explain(&model, &x, SHAPE).unwrap();
+    assert_eq!(from_tensor.values, from_pixels.values);
+    assert_eq!(from_tensor.data, from_pixels.data);
+    // f64 tensors are read as f32; other shapes (NHWC here) are refused, saying what is taken.
+    assert_eq!(
+        model
+            .explain(&explainer, &nchw.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .values,
+        from_pixels.values
+    );
+    let nhwc = Tensor::from_vec(x, (2, 12, 10, 3), &Device::Cpu).unwrap();
+    let err = model.explain(&explainer, &nhwc).unwrap_err().to_string();
+    assert!(
+        err.contains("(N, C, H, W)") && err.contains("[3, 12, 10]"),
+        "{err}"
+    );
+    // ImageNet's statistics, by name.
+    assert_eq!(
+        Normalize::imagenet(),
+        Normalize::new(3, 1.0, &MEAN, &STD).unwrap()
+    );
+}
