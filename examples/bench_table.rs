@@ -41,6 +41,15 @@ fn emit(group: &str, name: &str, value: f64, unit: &str, reference: &str, note: 
     );
 }
 
+/// [`emit`] with the CPU seconds (all threads) the measurement took beside its wall-clock.
+fn emit_timed(group: &str, name: &str, wall: f64, cpu: f64, reference: &str, note: &str) {
+    println!(
+        "{}",
+        json!({"group": group, "name": name, "value": wall, "unit": "s", "cpu_s": cpu,
+               "reference": reference, "note": format!("CPU {cpu:.3} s; {note}")})
+    );
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -212,11 +221,11 @@ fn explain_rows(
             if compat { " --shap-compat" } else { "" },
             eval_label(inc)
         );
-        emit(
+        emit_timed(
             "explain",
             &format!("partition, {label}, 4 images, {MAX_EVALS} evals, top-{TOP_K}{trained}"),
             row.median,
-            "s",
+            row.cpu,
             if spec == "blur(28,28)" {
                 "goal 8x (same-run speed-ups below)"
             } else {
@@ -236,14 +245,14 @@ fn explain_rows(
         let row = explain_row(explained, inc, repeats, |m| {
             Ok(perm.explain(m, &images, SHAPE, &masker)?)
         })?;
-        emit(
+        emit_timed(
             "explain",
             &format!(
                 "permutation, blur(28,28){}, 4 images, {PERMUTATION_EVALS} evals, top-{TOP_K}{trained}",
                 eval_label(inc)
             ),
             row.median,
-            "s",
+            row.cpu,
             "",
             &row.note(inc, explained, &images, repeats)?,
         );
@@ -283,6 +292,8 @@ fn emit_settings(repeats: usize) {
 struct Row {
     /// Median wall time of the timed runs, seconds.
     median: f64,
+    /// Median CPU time (all threads) of the timed runs, seconds.
+    cpu: f64,
     /// The last run's explanation.
     explanation: Explanation,
     /// The last run's share of the full network's conv2 work (incremental path only).
@@ -327,22 +338,24 @@ fn explain_row(
     repeats: usize,
     explain: impl Fn(&dyn BatchModel) -> anyhow::Result<Explanation>,
 ) -> anyhow::Result<Row> {
-    let mut times = Vec::new();
+    let (mut times, mut cpus) = (Vec::new(), Vec::new());
     let mut last = None;
     for run in 0..=repeats {
         let full = ModelFn::new(cnn)?;
         let inc = IncrementalCnn::new(cnn)?;
         let model: &dyn BatchModel = if incremental { &inc } else { &full };
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), measure::cpu_seconds());
         let e = explain(model)?;
         if run > 0 {
             times.push(t.elapsed().as_secs_f64());
+            cpus.push(measure::cpu_seconds() - cpu0);
         }
         last = Some((e, inc.stats().work_fraction()));
     }
     let (explanation, work) = last.ok_or_else(|| anyhow::anyhow!("no run"))?;
     Ok(Row {
         median: median(times),
+        cpu: median(cpus),
         explanation,
         work,
     })

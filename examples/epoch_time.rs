@@ -17,18 +17,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Calls of 512 images for the batch-512 figure (the TF-Keras script predicts as many).
 const CALLS_512: usize = 10;
 
-/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`; 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which ends with ')'): utime and stime are 12 and 13.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
@@ -41,9 +29,9 @@ fn main() -> anyhow::Result<()> {
     };
     let data = FashionMnist::load(None)?;
     let train = Dataset::new(data.train.images(), data.train.labels())?.take(limit);
-    let cpu0 = cpu_seconds();
+    let cpu0 = measure::cpu_seconds();
     let epoch = measure::measure_epoch(&train)?;
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = measure::cpu_seconds() - cpu0;
     let threads = rayon::current_num_threads();
     let cnn = Cnn::seeded(0, Head::Softmax, &candle_core::Device::Cpu)?;
     let fwd512 = measure::measure_forward(&cnn, 512, CALLS_512)?;

@@ -134,3 +134,18 @@ pub fn measure_epoch(train_set: &Dataset<'_>) -> anyhow::Result<Throughput> {
         TRAIN_FLOPS,
     ))
 }
+
+/// User + system CPU seconds of this process so far, all threads (Linux `/proc/self/stat`;
+/// 0 elsewhere): beside wall-clock, what the machine spent.
+#[allow(dead_code)] // Each example uses its own subset of this module.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with ')'): utime and stime are 12 and 13,
+    // in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -23,7 +23,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::commands::bench_common::{REPEATS, THREADS, python_imports};
+use crate::commands::bench_common::{REPEATS, THREADS, load_average, python_imports};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -79,7 +79,10 @@ pub fn run(args: Args) -> Result<()> {
             Some(sh::target_dir().join("reproduce/keras/model.safetensors")).filter(|p| p.is_file())
         }
     };
-    eprintln!("==> building and running the measurements (release)...");
+    eprintln!(
+        "==> building and running the measurements (release; {})...",
+        load_average()
+    );
     let repeats = if args.quick { 1 } else { REPEATS };
     let mut c = sh::cargo();
     c.env("RAYON_NUM_THREADS", THREADS).args([
@@ -321,7 +324,11 @@ fn python_reference(
 ) -> Result<(Value, Vec<Value>)> {
     let data_dir = std::env::var("FASHION_MNIST_DIR")
         .unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist".into());
-    eprintln!("==> Python shap reference on {}", model.display());
+    eprintln!(
+        "==> Python shap reference on {} ({})",
+        model.display(),
+        load_average()
+    );
     let script = sh::repo_root().join("benches/python/shap_reference.py");
     let out = sh::output(
         Command::new(python)
@@ -358,15 +365,22 @@ fn reference_rows(v: &Value) -> Vec<Value> {
         .chain(keras);
     for (side, label) in sides {
         for spec in ["blur(28,28)", "inpaint_telea"] {
-            if let Some(s) = side
-                .get(spec)
+            let timing = side.get(spec);
+            let seconds = timing
                 .and_then(|x| x.get("seconds"))
-                .and_then(Value::as_f64)
-            {
+                .and_then(Value::as_f64);
+            let cpu = timing
+                .and_then(|x| x.get("cpu_seconds"))
+                .and_then(Value::as_f64);
+            if let Some(s) = seconds {
+                let note = match cpu {
+                    Some(c) => format!("CPU {c:.3} s; compare with the Rust explain rows above"),
+                    None => "compare with the Rust explain rows above".into(),
+                };
                 rows.push(serde_json::json!({
                     "group": "python", "name": format!("{label}, partition, {spec}, 4 images, 500 evals, top-5"),
-                    "value": s, "unit": "s", "reference": "same call, same network, same settings",
-                    "note": "compare with the Rust explain rows above",
+                    "value": s, "unit": "s", "cpu_s": cpu, "reference": "same call, same network, same settings",
+                    "note": note,
                 }));
             }
         }
@@ -411,6 +425,14 @@ fn speedups(rows: &[Value]) -> Vec<Value> {
                 text(r, "group") == "explain"
                     && text(r, "name").starts_with(&format!("partition, {spec}"))
             }) {
+                let cpu = |row: &Value| row.get("cpu_s").and_then(Value::as_f64);
+                let note = match (cpu(py), cpu(r)) {
+                    (Some(p), Some(q)) if q > 0.0 => format!(
+                        "same run, same images, same network; by CPU seconds (all threads) {:.1}x",
+                        p / q
+                    ),
+                    _ => "same run, same images, same network".to_string(),
+                };
                 if let Some(rust) = value(r).filter(|&v| v > 0.0) {
                     let name = text(r, "name");
                     let variant = name
@@ -423,7 +445,7 @@ fn speedups(rows: &[Value]) -> Vec<Value> {
                         "group": "speed-up", "name": format!("{side} / Rust, partition, {variant}"),
                         "value": py_s / rust, "unit": "x",
                         "reference": if spec == "blur(28,28)" { "goal >= 8x" } else { "goal >= 10x" },
-                        "note": "same run, same images, same network",
+                        "note": note,
                     }));
                 }
             }
@@ -606,5 +628,33 @@ mod tests {
             } else {
                 "goal >= 10x"
             }));
+    }
+
+    #[test]
+    fn cpu_seconds_travel_into_the_rows_and_give_a_second_ratio() {
+        let v = json!({
+            "shap_version": "0.51.0",
+            "blur(28,28)": {"seconds": 2.0, "cpu_seconds": 3.0},
+        });
+        let mut rust = explain_row("blur(28,28) --eval full", 0.25);
+        rust["cpu_s"] = json!(0.5);
+        let py = reference_rows(&v);
+        assert_eq!(py[0]["cpu_s"], 3.0);
+        assert!(py[0]["note"].as_str().unwrap().starts_with("CPU 3.000 s"));
+        let mut rows = vec![rust];
+        rows.extend(py);
+        let s = speedups(&rows);
+        assert_eq!(s.len(), 1);
+        let note = s[0]["note"].as_str().unwrap();
+        assert!(
+            note.ends_with("by CPU seconds (all threads) 6.0x"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_load_average_is_read_or_said_unknown() {
+        let l = load_average();
+        assert!(l.starts_with("load average "), "{l}");
     }
 }

@@ -32,3 +32,15 @@ pub(crate) fn python_imports(python: &str, module: &str) -> bool {
     }
     ok
 }
+
+/// The 1, 5 and 15-minute load averages (`/proc/loadavg`), printed at the start of every
+/// round: a busy machine explains a slow round.
+pub(crate) fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    if fields.len() == 3 {
+        format!("load average {}", fields.join(" "))
+    } else {
+        "load average unknown".into()
+    }
+}

@@ -48,7 +48,10 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
     let (mut ours, mut keras) = (Vec::new(), Vec::new());
     let mut versions = String::new();
     for round in 1..=rounds {
-        eprintln!("==> training epoch and forward, round {round}/{rounds}: Rust, then TF-Keras");
+        eprintln!(
+            "==> training epoch and forward, round {round}/{rounds}: Rust, then TF-Keras ({})",
+            crate::commands::bench_common::load_average()
+        );
         ours.push(rust_round(images)?);
         let (k, v) = keras_round(python, images)?;
         keras.push(k);

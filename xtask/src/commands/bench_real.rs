@@ -72,6 +72,10 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
     let shap_npz = out.join(format!("{}-shap.npz", m.name));
     let compat_npz = out.join(format!("{}-compat.npz", m.name));
     for round in 0..rounds {
+        eprintln!(
+            "    round {round}: {}",
+            crate::commands::bench_common::load_average()
+        );
         let timed = quick || round > 0;
         let t = cli_time(cli, lib, m, false, None)?;
         let tc = cli_time(
