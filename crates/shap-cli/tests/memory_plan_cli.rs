@@ -202,7 +202,7 @@ fn a_run_that_fits_stays_within_its_own_estimate() {
         "--onnx-engine",
         "tract",
         "--max-memory",
-        "1G",
+        "400M",
         "--npz",
         s(&npz),
     ];

@@ -915,11 +915,16 @@ mod typed_settings {
 
     /// `text` as the JSON scalar whose canonical text it is, else as a string.
     pub(super) fn typed(text: &str) -> Value {
-        let number = text.parse::<i64>().ok().map(Value::from).or_else(|| {
-            text.parse::<f64>()
-                .ok()
-                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-        });
+        let number = text
+            .parse::<i64>()
+            .ok()
+            .map(Value::from)
+            .or_else(|| text.parse::<u64>().ok().map(Value::from))
+            .or_else(|| {
+                text.parse::<f64>()
+                    .ok()
+                    .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+            });
         // A number only when JSON writes it back as exactly `text` (so "0123" stays text).
         let canonical = number.filter(|n| {
             let written = n.to_string();
@@ -965,6 +970,7 @@ mod typed_settings {
         fn canonical_numbers_and_booleans_are_typed_and_round_trip() {
             for (text, json) in [
                 ("42", "42"),
+                ("18446744073709551615", "18446744073709551615"),
                 ("-3", "-3"),
                 ("0.35", "0.35"),
                 ("true", "true"),

@@ -187,7 +187,7 @@ impl Faithfulness {
     }
 
     /// [`Faithfulness::score`], telling `progress` about each image as it is done (with the
-    /// model rows it took: `2 (S + 1) (k + R)`).
+    /// model rows it took: `1 + 2 (S + 1) (k + R)` for `k` scored classes, 1 when none).
     pub fn score_with_progress<M, K>(
         &self,
         model: &M,

@@ -281,13 +281,16 @@ impl TempName {
 }
 
 /// A tag of this machine, boot and PID namespace: the same for every process whose pids
-/// `/proc` shows, different (but for a 1 in 2^32 chance) elsewhere. 0 where unknown.
+/// `/proc` shows, different (but for a 1 in 2^32 chance) elsewhere. Where none of the three
+/// can be read, every such machine has the same tag; `alive` then cannot tell either.
 fn host_tag() -> u32 {
     use std::hash::{Hash, Hasher};
     let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let pid_ns = fs::read_link("/proc/self/ns/pid").unwrap_or_default();
-    // FNV-1a: stable across builds and Rust versions, unlike `DefaultHasher`.
+    // FNV-1a over what `Hash` feeds it: unlike `DefaultHasher`, no random keys, so processes
+    // of one build agree. (Another Rust version might feed `Hash` differently; its files then
+    // count as another machine's and wait for the 24-hour rule.)
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     (boot.trim(), host.trim(), pid_ns).hash(&mut h);
     let x = h.finish();
@@ -321,12 +324,15 @@ fn random_token() -> u64 {
     h.finish()
 }
 
-/// Whether process `pid` is running; `None` when this system cannot tell.
+/// Whether process `pid` is running; `None` when this system cannot tell: no `/proc`, or a
+/// `/proc` of another PID namespace than this process's (`unshare --pid` without a new
+/// `/proc`), where our pids mean something else.
 fn alive(pid: u32) -> Option<bool> {
     let proc = Path::new("/proc");
-    proc.join("self")
-        .exists()
-        .then(|| proc.join(pid.to_string()).exists())
+    let ours = fs::read_link(proc.join("self"))
+        .ok()
+        .is_some_and(|p| p.as_os_str() == std::process::id().to_string().as_str());
+    ours.then(|| proc.join(pid.to_string()).exists())
 }
 
 /// Remove the temporary files in `dir` that this program made and that no running writer
@@ -357,17 +363,17 @@ fn remove_stale_temps(dir: &Path) {
 }
 
 /// Whether this process's user owns the file: the owner of `/proc/self` is the process's
-/// effective user. Where that cannot be read, every file counts as owned.
+/// effective user. Where that cannot be read, no file counts as ours.
 #[cfg(unix)]
 fn owned_by_me(meta: &Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").map_or(true, |me| me.uid() == meta.uid())
+    fs::metadata("/proc/self").is_ok_and(|me| me.uid() == meta.uid())
 }
 
-/// Whether this process's user owns the file (always, where ownership is unknown).
+/// Whether this process's user owns the file (never known here, so never).
 #[cfg(not(unix))]
 fn owned_by_me(_: &Metadata) -> bool {
-    true
+    false
 }
 
 #[cfg(test)]

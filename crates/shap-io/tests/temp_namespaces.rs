@@ -26,13 +26,15 @@ fn holder() {
     .expect("writing the held output");
 }
 
-/// A pid with no process in this namespace, above this namespace's `pid_max`.
+/// A pid with no process in this namespace, below `pid_max` (so a new namespace can be told
+/// to hand it out next), counted down from the top where pids are rarely in use.
 fn pid_free_here() -> u32 {
     let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(32768);
-    (max + 1000..)
+    (1000..max - 1)
+        .rev()
         .find(|p| !Path::new(&format!("/proc/{p}")).exists())
         .expect("a free pid")
 }

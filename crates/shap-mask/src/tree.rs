@@ -89,11 +89,12 @@ impl PartitionTree {
             return Err(TreeError::TooLarge(shape));
         }
         let no_memory = |bytes: usize| TreeError::Memory { shape, bytes };
-        let mut children = filled(m - 1, [0usize; 2]).ok_or(no_memory(16 * m))?;
+        let mut children =
+            filled(m - 1, [0usize; 2]).ok_or_else(|| no_memory(m.saturating_mul(16)))?;
         // At most M boxes are ever pending: they are disjoint and non-empty.
         let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::new();
         heap.try_reserve_exact(m)
-            .map_err(|_| no_memory(m * size_of::<HeapEntry>()))?;
+            .map_err(|_| no_memory(m.saturating_mul(size_of::<HeapEntry>())))?;
         heap.push(Reverse((0, [0, h, 0, w, 0, c], -1, false)));
         // `next` runs from M-2 down to -(M) + ... ; the node id is next + M.
         let mut next: isize = m as isize - 2;
@@ -135,9 +136,11 @@ impl PartitionTree {
         let mut leaf_order = Vec::new();
         leaf_order
             .try_reserve_exact(m)
-            .map_err(|_| no_memory(8 * m))?;
-        let mut ranges = filled(n_nodes, (0usize, 0usize)).ok_or(no_memory(16 * n_nodes))?;
-        let mut depths = filled(n_nodes, 0usize).ok_or(no_memory(8 * n_nodes))?;
+            .map_err(|_| no_memory(m.saturating_mul(8)))?;
+        let mut ranges = filled(n_nodes, (0usize, 0usize))
+            .ok_or_else(|| no_memory(n_nodes.saturating_mul(16)))?;
+        let mut depths =
+            filled(n_nodes, 0usize).ok_or_else(|| no_memory(n_nodes.saturating_mul(8)))?;
         // Stack of (node, visited_children).
         let mut stack: Vec<(usize, bool)> = vec![(n_nodes - 1, false)];
         while let Some((node, done)) = stack.pop() {

@@ -140,3 +140,20 @@ fn odd_and_degenerate_shapes() {
     assert!(PartitionTree::new(ImageShape::new(0, 5, 1)).is_err());
     assert!(PartitionTree::new(ImageShape::new(usize::MAX, 3, 1)).is_err());
 }
+
+#[test]
+fn trees_too_large_for_memory_are_errors_not_aborts() {
+    use shap_mask::TreeError;
+    // 2^60 features pass the numbering guard; no machine can hold their tree.
+    let huge = ImageShape::new(1 << 30, 1 << 30, 1);
+    match PartitionTree::new(huge) {
+        Err(TreeError::Memory { bytes, .. }) => assert!(bytes >= 1 << 60),
+        other => panic!("{other:?}"),
+    }
+    // Past the guard: refused before any allocation.
+    let past = ImageShape::new(usize::MAX / 2, 3, 1);
+    assert!(matches!(
+        PartitionTree::new(past),
+        Err(TreeError::TooLarge(_))
+    ));
+}

@@ -42,7 +42,18 @@ pub(crate) fn recognize_proto(model: &ModelProto) -> Option<TutorialWeights> {
     let graph = model.graph.as_ref()?;
     let inits = |name: &str| graph.initializer.iter().find(|t| t.name == name);
     let mut nodes = Chain::new(graph)?;
+    let input = nodes.value;
     let nhwc = nodes.take_transpose(&[0, 3, 1, 2]);
+    // 28x28 grey images, fixed in the graph: the convolutions keep any size, so a 14x56
+    // input would otherwise pass as the tutorial's with the same weights.
+    let image = if nhwc {
+        [SIDE, SIDE, 1]
+    } else {
+        [1, SIDE, SIDE]
+    };
+    if image_dims(graph, input)? != image {
+        return None;
+    }
     let conv1 = nodes.take_conv(&inits, [C1, 1])?;
     nodes.take_op("Relu")?;
     let conv2 = nodes.take_conv(&inits, [C2, C1])?;
@@ -228,6 +239,34 @@ fn ints_attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
         .iter()
         .find(|a| a.name == name)
         .map(|a| a.ints.as_slice())
+}
+
+/// The three dimensions after the batch of the float input `name`, when all are fixed.
+fn image_dims(graph: &GraphProto, name: &str) -> Option<[usize; 3]> {
+    use tract_onnx::pb::{tensor_shape_proto::dimension, type_proto};
+    const FLOAT: i32 = 1;
+    let info = graph.input.iter().find(|i| i.name == name)?;
+    let Some(type_proto::Value::TensorType(t)) = info.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    if t.elem_type != FLOAT {
+        return None;
+    }
+    let dims: Vec<usize> = t
+        .shape
+        .as_ref()?
+        .dim
+        .iter()
+        .skip(1)
+        .map(|d| match d.value {
+            Some(dimension::Value::DimValue(v)) => usize::try_from(v).ok(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    match dims.as_slice() {
+        [a, b, c] => Some([*a, *b, *c]),
+        _ => None,
+    }
 }
 
 /// Whether every attribute of `n` is one of `names`, each at most once and of the type ONNX

@@ -349,6 +349,30 @@ fn any_attribute_or_input_the_tutorial_graph_lacks_makes_it_another_network() {
             "recognised with {what}"
         );
     }
+    // The same weights on 14x56 images (the convolutions keep any size, the dense layer still
+    // sees 12544 features), or on images of unknown size, are other networks.
+    for dims in [[14, 56, 1], [0, 28, 1]] {
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let input = g.input.iter_mut().find(|i| i.name == "input").unwrap();
+        let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().unwrap().value.as_mut()
+        else {
+            panic!("the fixture's input is a tensor")
+        };
+        let shape = t.shape.as_mut().unwrap();
+        for (d, v) in shape.dim.iter_mut().skip(1).zip(dims) {
+            d.value = Some(if v == 0 {
+                tract_onnx::pb::tensor_shape_proto::dimension::Value::DimParam("h".into())
+            } else {
+                tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)
+            });
+        }
+        assert!(
+            shap_onnx::recognize_tutorial(&m.encode_to_vec()).is_none(),
+            "recognised with input {dims:?}"
+        );
+    }
     // Flatten as a Reshape to (batch, 12544) is the same network; to another shape, not.
     for (shape, same) in [
         (vec![-1, 12544], true),

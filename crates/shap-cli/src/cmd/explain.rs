@@ -318,7 +318,7 @@ fn check_memory(args: &Args, net: &Network, outputs: &OutputSelection, chunk: us
         images: chunk.max(1),
         explained: classes(net, outputs),
         model_outputs: net.model().num_outputs(),
-        rows: net.model().batch_rows().unwrap_or(16),
+        rows: net.model().batch_rows(),
         evals: args.max_evals.unwrap_or(usize::MAX),
         threads: rayon::current_num_threads(),
     };

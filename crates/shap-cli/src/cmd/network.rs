@@ -90,8 +90,9 @@ pub struct ModelFlags {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// Most memory the whole process may use (4G, 512M) [default: what the machine has: the
-    /// memory available, the cgroup's limit, `ulimit -v`]. Runs estimated above it are refused
-    /// before any work (docs/memory.md).
+    /// memory available, the cgroup's limit, `ulimit -v`]. A model too large to load within it
+    /// is refused before it is read, and `explain` also refuses an explanation estimated above
+    /// it before any work (docs/memory.md).
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<shap_explain::memory::Bytes>,
 }
@@ -459,7 +460,11 @@ fn check_model_file(path: &Path, o: &Options<'_>) -> Result<()> {
 /// Refuse a model whose weights (external data included) and blank probe images cannot fit
 /// the memory budget, before an engine allocates them.
 fn check_model_input(file: &OnnxFile, o: &Options<'_>) -> Result<()> {
-    let features = file.image_shape(o.layout)?.features() as u64;
+    // A graph whose image size is not fixed has no probe to plan; the engines refuse it.
+    let Ok(shape) = file.image_shape(o.layout) else {
+        return Ok(());
+    };
+    let features = shape.features() as u64;
     let weights = file.size().saturating_add(file.external_bytes());
     MemoryPlan::new()
         .with("the engine's weights", weights.saturating_mul(2))
