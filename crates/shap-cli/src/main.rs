@@ -58,20 +58,16 @@ enum Command {
 /// Flags of `shap-cli completions`.
 #[derive(clap::Args)]
 struct Completions {
-    /// The shell: bash, zsh, fish, elvish or powershell.
-    shell: String,
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
-/// Print the completion script for `c.shell` (an unknown shell is an error, exit 1).
+/// Print the completion script for `c.shell`.
 fn completions(c: &Completions) -> anyhow::Result<()> {
     use clap::CommandFactory;
     use clap_complete::Shell;
-    let Ok(shell) = c.shell.parse::<Shell>() else {
-        anyhow::bail!(
-            "unknown shell '{}': expected bash, zsh, fish, elvish or powershell",
-            c.shell
-        );
-    };
+    let shell = c.shell;
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "shap-cli", &mut script);
     if shell == Shell::Bash {

@@ -251,10 +251,12 @@ fn bad_input_is_refused_and_nothing_is_written() {
         faith(&["--npz", npz, "--steps", "785"]),
         "steps must be between 1 and the 784 pixels",
     );
-    run(
-        faith(&["--npz", npz, "--masker", "sharpen(3)"]),
-        "unknown masker",
-    );
+    // A masker that cannot be parsed is a usage error (exit 2), before anything is read.
+    let bad_masker = faith(&["--npz", npz, "--masker", "sharpen(3)"]);
+    let out = shap_cli(&bad_masker.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown masker"));
+    assert!(outs.iter().all(|p| !p.exists()));
     run(faith(&["--npz", npz, "--head", "logits"]), "recorded f(x)");
     let txt = t.path("x.txt");
     refused(

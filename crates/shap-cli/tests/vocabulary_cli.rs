@@ -87,8 +87,9 @@ fn completions_for_known_shells_and_an_error_for_others() {
         assert!(text(&out.stdout).contains("explain"), "{shell}");
     }
     let out = shap_cli(&["completions", "tcsh"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("unknown shell 'tcsh'"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid value 'tcsh'"));
+    assert!(text(&out.stderr).contains("bash, elvish, fish, powershell, zsh"));
     assert!(out.stdout.is_empty());
 }
 

@@ -53,6 +53,18 @@ impl Explainer {
         self.config().algorithm
     }
 
+    /// The same explainer for a batch whose first image sits at `first_stream` in a larger
+    /// one ([`ExplainerConfig::first_stream`]): a chunk or shard draws the orders the whole
+    /// batch would give its images. Nothing else changes, so nothing is checked again.
+    pub fn starting_at(&self, first_stream: u64) -> Self {
+        let mut e = self.clone();
+        match &mut e {
+            Self::Partition(p) => p.config.first_stream = first_stream,
+            Self::Permutation(p) => p.config.first_stream = first_stream,
+        }
+        e
+    }
+
     /// The masker for `spec` in this explainer's compat mode ([`crate::Compat::mask_mode`]).
     pub fn masker(&self, spec: MaskerSpec) -> Masker {
         Masker::new(spec, self.config().compat.mask_mode())

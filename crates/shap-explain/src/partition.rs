@@ -38,7 +38,7 @@ use shap_mask::{ImageShape, PartitionTree};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionExplainer {
-    config: ExplainerConfig,
+    pub(crate) config: ExplainerConfig,
     /// Evaluations the Owen loop may spend after `f00` and `f11` (`usize::MAX`: exact).
     owen_budget: usize,
     /// shap's tie-break generator seed (`Compat::Shap`), or first in, first out.

@@ -57,7 +57,7 @@ enum OrderRng {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PermutationExplainer {
-    config: ExplainerConfig,
+    pub(crate) config: ExplainerConfig,
     rng: OrderRng,
 }
 

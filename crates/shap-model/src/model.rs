@@ -78,6 +78,65 @@ impl std::str::FromStr for Head {
     }
 }
 
+/// A compute device by name, parsed once: `cpu`, `cuda[:N]` or `metal[:N]`. Opening it
+/// ([`DeviceSpec::open`]) is a separate step, so a command-line value is checked before any
+/// work and a GPU is only touched when used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// CUDA GPU number N.
+    Cuda(usize),
+    /// Metal GPU number N.
+    Metal(usize),
+}
+
+impl DeviceSpec {
+    /// Whether it is the CPU.
+    pub fn is_cpu(self) -> bool {
+        self == Self::Cpu
+    }
+
+    /// Open the device (a GPU needs the crate's `cuda` / `metal` feature; without it the
+    /// error says so).
+    pub fn open(self) -> Result<Device, Error> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(n) => cuda_device(n),
+            Self::Metal(n) => metal_device(n),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}': expected cpu, cuda, cuda:N, metal or metal:N");
+        let (kind, index) = match s.split_once(':') {
+            Some((k, i)) => (k, Some(i.parse::<usize>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        match (kind, index) {
+            ("cpu", None) => Ok(Self::Cpu),
+            ("cuda", i) => Ok(Self::Cuda(i.unwrap_or(0))),
+            ("metal", i) => Ok(Self::Metal(i.unwrap_or(0))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
 /// Open a compute device by name: `cpu`, `cuda` (or `cuda:N`), `metal` (or `metal:N`).
 ///
 /// GPU devices need the crate's `cuda` / `metal` Cargo feature; without it the error says so.

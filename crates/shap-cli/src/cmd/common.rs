@@ -1,9 +1,11 @@
 //! Helpers shared by subcommands: output checks, printing, PNG input.
 
+pub use shap_run::printable;
+
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use shap_io::OutputSpec;
 use shap_mask::ImageShape;
 use shap_model::Head;
@@ -127,79 +129,15 @@ pub struct HeadFlags {
 
 impl HeadFlags {
     /// The head asked for, if any; `--output` works with a note that it is now `--head`.
-    pub fn chosen(&self) -> Option<HeadArg> {
+    pub fn chosen(&self) -> Option<Head> {
         if self.output.is_some() {
             note!("--output is now called --head; --output will be removed");
         }
-        self.head.or(self.output)
+        self.head.or(self.output).map(|h| match h {
+            HeadArg::Logits => Head::Logits,
+            HeadArg::Probabilities => Head::Softmax,
+        })
     }
-}
-
-/// The output head a command uses: the one asked for, else the checkpoint's own.
-pub fn head(chosen: Option<HeadArg>, checkpoint: Head) -> Head {
-    match chosen {
-        Some(HeadArg::Logits) => Head::Logits,
-        Some(HeadArg::Probabilities) => Head::Softmax,
-        None => checkpoint,
-    }
-}
-
-/// Most Permutation passes per image a run may ask for: orders are drawn one pass at a time,
-/// so memory is no limit, but a budget beyond this would run for days.
-pub const MAX_PASSES: usize = 100_000;
-
-/// Refuse a Permutation `--max-evals` asking for more than [`MAX_PASSES`] passes over images
-/// of `features` features, naming the largest value that fits.
-pub fn check_permutation_budget(max_evals: Option<usize>, features: usize) -> Result<()> {
-    let Some(me) = max_evals else { return Ok(()) };
-    let per_pass = 2 * features + 1;
-    if me / per_pass > MAX_PASSES {
-        bail!(
-            "--max-evals {me} asks for {} permutation passes per image; the limit is \
-             {MAX_PASSES}: use --max-evals {} or less",
-            me / per_pass,
-            (MAX_PASSES + 1) * per_pass - 1
-        );
-    }
-    Ok(())
-}
-
-/// The SHA-256 of a file's bytes, in hex (as `sha256sum` prints it), read in chunks.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// The SHA-256 of `model` alone; with external data files `data`, the SHA-256 of the lines
-/// `<sha256 of model>`, `<sha256 of each data file>`: what identifies a model's numbers.
-pub fn sha256_files(model: &Path, data: &[std::path::PathBuf]) -> Result<String> {
-    if data.is_empty() {
-        return sha256_file(model);
-    }
-    use sha2::{Digest, Sha256};
-    let mut all = Sha256::new();
-    for p in std::iter::once(model).chain(data.iter().map(|p| p.as_path())) {
-        all.update(sha256_file(p)?.as_bytes());
-        all.update(b"\n");
-    }
-    Ok(all.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `text` cut to at most `width` characters, ending in `…` when cut.
@@ -218,20 +156,6 @@ pub fn count(n: usize, word: &str) -> String {
         format!("1 {word}")
     } else {
         format!("{n} {word}s")
-    }
-}
-
-/// `text` without control characters (each becomes `?`), so that names read from files or
-/// paths cannot move the cursor, recolour or clear a terminal (ANSI escape sequences).
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    // Kept in step with [`Printable`], which also keeps newlines and tabs.
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
     }
 }
 
@@ -272,114 +196,4 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> Option<indicatif::Prog
     ))
     .ok()?;
     Some(indicatif::ProgressBar::new(len).with_style(style))
-}
-
-/// Check a `--device` value: `cpu`, `cuda`, `cuda:N`, `metal` or `metal:N`.
-pub fn parse_device(s: &str) -> std::result::Result<String, String> {
-    let (kind, index) = s.split_once(':').unwrap_or((s, "0"));
-    let ok = matches!(kind, "cpu" | "cuda" | "metal")
-        && index.parse::<usize>().is_ok()
-        && !(kind == "cpu" && s.contains(':'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "'{s}': expected cpu, cuda, cuda:N, metal or metal:N"
-        ))
-    }
-}
-
-/// Parse `A..B` (A inclusive, B exclusive, A < B).
-pub fn parse_range(s: &str) -> std::result::Result<std::ops::Range<usize>, String> {
-    let bad = || format!("'{s}': expected A..B with A < B (test indices, B exclusive)");
-    let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let number = |v: &str| -> std::result::Result<usize, String> {
-        v.trim().parse().map_err(|e: std::num::ParseIntError| {
-            if *e.kind() == std::num::IntErrorKind::PosOverflow {
-                format!("'{s}': {} is too large (at most {})", v.trim(), usize::MAX)
-            } else {
-                bad()
-            }
-        })
-    };
-    let (a, b) = (number(a)?, number(b)?);
-    if a >= b {
-        return Err(bad());
-    }
-    Ok(a..b)
-}
-
-/// `--shard I/N` or `auto/N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// The index, or `None` for `auto`.
-    pub index: Option<usize>,
-    /// The number of shards.
-    pub count: usize,
-}
-
-/// The variables `--shard auto/N` reads, in order.
-pub const SHARD_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"];
-
-impl Shard {
-    /// The index and count, reading the scheduler's variable for `auto` (and saying which).
-    pub fn resolve(&self) -> Result<(usize, usize)> {
-        let index = match self.index {
-            Some(i) => i,
-            None => self.scheduler_index()?,
-        };
-        if index >= self.count {
-            bail!(
-                "shard {index}/{}: the index must be below {}",
-                self.count,
-                self.count
-            );
-        }
-        Ok((index, self.count))
-    }
-
-    /// The index `auto/N` reads from the scheduler's variable (an empty one counts as unset);
-    /// both set to different values is an error.
-    fn scheduler_index(&self) -> Result<usize> {
-        let set: Vec<(&str, String)> = SHARD_VARIABLES
-            .iter()
-            .filter_map(|v| std::env::var(v).ok().map(|x| (*v, x.trim().to_string())))
-            .filter(|(_, x)| !x.is_empty())
-            .collect();
-        let Some((var, value)) = set.first() else {
-            bail!(
-                "--shard auto/{} needs {} or {} to be set (a Kubernetes Indexed Job or a Slurm \
-                 array job sets one)",
-                self.count,
-                SHARD_VARIABLES[0],
-                SHARD_VARIABLES[1]
-            );
-        };
-        if let Some((other, theirs)) = set.iter().find(|(_, x)| x != value) {
-            bail!(
-                "--shard auto/{}: {var}={value} and {other}={theirs} disagree: unset one",
-                self.count
-            );
-        }
-        let i: usize = value
-            .parse()
-            .with_context(|| format!("{var}={value} is not a shard index"))?;
-        note!("shard {i}/{} from {var}", self.count);
-        Ok(i)
-    }
-}
-
-/// Parse `I/N` or `auto/N` (N >= 1).
-pub fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
-    let bad = || format!("'{s}': expected I/N or auto/N with N >= 1");
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let count: usize = n.trim().parse().map_err(|_| bad())?;
-    if count == 0 {
-        return Err(bad());
-    }
-    let index = match i.trim() {
-        "auto" => None,
-        v => Some(v.parse().map_err(|_| bad())?),
-    };
-    Ok(Shard { index, count })
 }

@@ -20,8 +20,8 @@ pub struct Args {
     #[command(flatten)]
     pub head: common::HeadFlags,
     /// Device: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu", value_parser = common::parse_device)]
-    pub device: String,
+    #[arg(long, default_value = "cpu")]
+    pub device: shap_model::DeviceSpec,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -58,9 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ],
         &[("--model", &args.model)],
     )?;
-    let device = shap_model::device(&args.device)?;
+    let device = args.device.open()?;
     let ckpt = shap_model::load(&args.model, &device)?;
-    let head = common::head(args.head.chosen(), ckpt.meta.head);
+    let head = args.head.chosen().unwrap_or(ckpt.meta.head);
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let model = ModelFn::with_head(&ckpt.cnn, head)?;
     let start = std::time::Instant::now();

@@ -1,19 +1,18 @@
 //! `shap-cli explain`: Partition or Permutation SHAP explanations of test images or image
 //! files, for the tutorial CNN or any ONNX image classifier.
 
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use shap_data::FashionMnist;
-use shap_explain::{
-    Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, ImageInfo,
-    ImageShape, OutputSelection, Progress,
-};
+use anyhow::Result;
+use shap_explain::{Algorithm, Explanation, ExplanationSummary, OutputSelection};
 use shap_io::OutputSpec;
-use shap_mask::{Masker, MaskerSpec};
+use shap_mask::MaskerSpec;
+use shap_run::{ExplainRun, Images, Outcome, Reporter, Shard, TestImages};
 
-use super::network::{ModelFlags, Network, Options, class_names};
-use super::{chunks, common};
+use super::common;
+use super::model_flags::ModelFlags;
+use super::terminal::Terminal;
 
 /// Flags of `shap-cli explain`.
 #[derive(clap::Args)]
@@ -35,7 +34,7 @@ pub struct Args {
     /// Masker, shap spelling: `blur(kw,kh)`, `inpaint_telea`, `inpaint_ns`, or a number
     /// (negative numbers too: `--masker -1`).
     #[arg(long, default_value = "blur(28,28)", allow_hyphen_values = true)]
-    pub masker: String,
+    pub masker: MaskerSpec,
     /// Test-set indices to explain, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "I,J,...", conflicts_with_all = ["correct", "wrong", "image"])]
     pub indices: Vec<usize>,
@@ -49,13 +48,13 @@ pub struct Args {
     pub wrong: Option<usize>,
     /// Test indices A (inclusive) to B (exclusive); with --correct/--wrong N, the first N
     /// such images in the range.
-    #[arg(long, value_name = "A..B", conflicts_with_all = ["indices", "image"])]
-    pub range: Option<String>,
+    #[arg(long, value_name = "A..B", conflicts_with_all = ["indices", "image"], value_parser = shap_run::parse_range)]
+    pub range: Option<Range<usize>>,
     /// Explain only the I-th of N contiguous slices of the selection (0 <= I < N), for array
     /// jobs; `auto/N` reads I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
     /// SLURM_ARRAY_TASK_ID (Slurm). `shap-cli merge` joins the parts.
     #[arg(long, value_name = "I/N|auto/N")]
-    pub shard: Option<String>,
+    pub shard: Option<Shard>,
     /// Images per chunk (default: 100, fewer for large images or many classes, so a chunk's
     /// values stay under 64 MiB). With --npz FILE, each finished chunk is saved in
     /// FILE.parts/, and rerunning the same command after a crash resumes from there.
@@ -124,12 +123,6 @@ pub enum AlgorithmArg {
     Permutation,
 }
 
-impl AlgorithmArg {
-    fn name(self) -> &'static str {
-        Algorithm::from(self).name()
-    }
-}
-
 impl From<AlgorithmArg> for Algorithm {
     fn from(a: AlgorithmArg) -> Self {
         match a {
@@ -139,475 +132,97 @@ impl From<AlgorithmArg> for Algorithm {
     }
 }
 
-/// One image to explain, with what we know about it (its pixels are read per chunk,
-/// [`Selection::pixels`]).
-pub(super) struct Item {
-    /// Test-set index, or None for an image file.
-    index: Option<usize>,
-    pub(super) source: String,
-    label: Option<u8>,
-}
-
-/// The images to explain, in order: test images (pixels read from the test set per chunk)
-/// or image files (a few, decoded at once).
-pub(super) struct Selection {
-    pub(super) items: Vec<Item>,
-    /// The decoded `--image` files, one per item; empty for test images.
-    files: Vec<Vec<f32>>,
-    test: Option<shap_data::Split>,
-}
-
-impl Selection {
-    pub(super) fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// The pixels of images `r`, one after the other.
-    pub(super) fn pixels(&self, r: std::ops::Range<usize>) -> Result<Vec<f32>> {
-        let Some(test) = &self.test else {
-            return Ok(self.files.get(r).unwrap_or(&[]).concat());
-        };
-        let ids: Vec<usize> = self.items[r].iter().filter_map(|i| i.index).collect();
-        Ok(test.images_f32(&ids)?)
-    }
-
-    /// SHA-256 of the images' sources and pixels, read 1,000 images at a time: what a
-    /// journal and a finished file are checked against ([`super::chunks`]).
-    pub(super) fn digest(&self) -> Result<String> {
-        use sha2::{Digest, Sha256};
-        let mut pixels = Sha256::new();
-        for start in (0..self.len()).step_by(1000) {
-            let block = self.pixels(start..(start + 1000).min(self.len()))?;
-            block.iter().for_each(|p| pixels.update(p.to_le_bytes()));
-        }
-        let sources: Vec<String> = self.items.iter().map(|i| i.source.clone()).collect();
-        Ok(digest_hex(&sources, pixels))
-    }
-
-    /// Images `r` only.
-    fn slice(self, r: std::ops::Range<usize>) -> Self {
-        let files = if self.files.is_empty() {
-            Vec::new()
-        } else {
-            self.files[r.clone()].to_vec()
-        };
-        let items = self.items.into_iter().skip(r.start).take(r.len()).collect();
-        Self {
-            items,
-            files,
-            test: self.test,
-        }
-    }
-}
-
-/// The selection digest from the sources and the pixels' hasher (one hex string).
-pub(super) fn digest_hex(sources: &[String], pixels: sha2::Sha256) -> String {
-    use sha2::{Digest, Sha256};
-    let mut all = Sha256::new();
-    for s in sources {
-        all.update(s.as_bytes());
-        all.update(b"\n");
-    }
-    all.update(pixels.finalize());
-    all.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Run `shap-cli explain`: select the images, build the model, explain them chunk by chunk,
-/// write and print.
+/// Run `shap-cli explain`: check the outputs, hand the run to shap-run, write what it did not
+/// write (JSON, figure) and print.
 pub fn run(args: Args) -> Result<()> {
     check_files(&args)?;
-    let slicing = slicing(&args)?;
-    let spec: MaskerSpec = args.masker.parse()?;
-    let masker = Masker::new(spec, compat(&args).mask_mode());
-    let net = Network::load(&args.model, &options(&args))?;
-    let names = class_names(args.labels.as_deref(), &net)?;
-    let outputs = output_selection(&args, names.len())?;
-    let request = Request {
-        outputs: outputs.clone(),
-        names: names.clone(),
-        first_stream: 0,
-    };
-    config(&args, request).check()?;
-    let selection = select_images(&args, &net, slicing.range)?;
-    let sources = sources_sha256(&selection);
-    let (selection, positions) = shard(selection, slicing.shard)?;
-    check_npz_size(&args, &net, &outputs, selection.len())?;
-    if args.algorithm == AlgorithmArg::Permutation {
-        common::check_permutation_budget(args.max_evals, net.shape().features())?;
-    }
-    let job = chunks::Job {
-        args: &args,
-        net: &net,
-        masker: &masker,
-        names: &names,
-        outputs: &outputs,
-        selection: &selection,
-        settings: settings(&args, &net, spec, &outputs)?,
-        placement: placement(positions.as_ref(), &sources),
-        first: positions.as_ref().map_or(0, |p| p.range.start),
-        chunk: chunk_size(&args, &net, &outputs, selection.len())?,
-    };
-    check_memory(&args, &net, &outputs, job.chunk.min(selection.len()))?;
-    let outcome = chunks::run(&job).with_context(|| match (&positions, slicing.shard) {
-        (Some(p), Some((i, n))) => format!(
-            "shard {i}/{n} (images {}..{} of the selection)",
-            p.range.start, p.range.end
-        ),
-        _ => "explaining".to_string(),
-    })?;
-    finish(&args, &net, spec, outcome)
-}
-
-/// Write what the run did not write yet (JSON, figure) and print its summary.
-fn finish(args: &Args, net: &Network, spec: MaskerSpec, outcome: chunks::Outcome) -> Result<()> {
-    let (summary, explanation, seconds) = match outcome {
-        chunks::Outcome::AlreadyComplete(npz) => {
-            note!(
+    let terminal = Terminal::new(args.quiet);
+    let report = shap_run::explain(&explain_run(&args), &terminal)?;
+    let (summary, explanation, seconds) = match &report.outcome {
+        Outcome::AlreadyComplete(npz) => {
+            terminal.note(&format!(
                 "{} is already complete (same settings, model and images): nothing to compute",
                 npz.display()
-            );
-            if args.json.is_some() || args.plot.is_some() {
-                let e = Explanation::load_npz(&npz)?;
-                if let Some(p) = &args.json {
-                    e.save_json(p)?;
-                }
-                plot(args, &e)?;
-            }
-            return Ok(());
+            ));
+            return already_complete(&args, npz);
         }
-        chunks::Outcome::Done {
+        Outcome::Done {
             summary,
             explanation,
             seconds,
-        } => (summary, explanation, seconds),
+        } => (summary, explanation, *seconds),
     };
-    save(args, explanation.as_deref(), &summary)?;
+    save(&args, explanation.as_deref(), summary)?;
     let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
     if !quiet {
-        print_summary(net, &summary, seconds, spec)?;
-        if args.shap_compat && spec.is_inpaint() {
+        let probabilities = report.outputs == shap_run::settings::Outputs::Probabilities;
+        print_summary(&report, probabilities, summary, seconds)?;
+        if args.shap_compat && args.masker.is_inpaint() {
             common::print(|o| writeln!(o, "{TRUNCATED_NOTE}"))?;
         }
     }
     Ok(())
 }
 
-/// Images per chunk: `--chunk`, else 100, or fewer when a chunk's values would pass 64 MiB;
-/// with `--shap-compat`, the whole selection (shap's random stream runs through it in order).
-fn chunk_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -> Result<usize> {
-    match args.chunk {
-        Some(_) if args.shap_compat => bail!(
-            "--chunk cannot be combined with --shap-compat: shap's random stream runs through \
-             the images in order, so its run is one chunk"
-        ),
-        Some(0) => bail!("--chunk needs N >= 1"),
-        Some(c) => Ok(c),
-        None if args.shap_compat => Ok(n.max(1)),
-        None => {
-            let per_image = net.shape().features() * classes(net, outputs) * 8;
-            Ok((64 * (1 << 20) / per_image.max(1)).clamp(1, 100))
+/// The run the flags describe.
+fn explain_run(args: &Args) -> ExplainRun {
+    let images = if args.image.is_empty() {
+        let pick = match (&args.indices, args.correct, args.wrong) {
+            (v, _, _) if !v.is_empty() => TestImages::Indices(v.clone()),
+            (_, Some(n), _) => TestImages::Correct(n, args.range.clone()),
+            (_, _, Some(n)) => TestImages::Wrong(n, args.range.clone()),
+            _ => TestImages::All(args.range.clone()),
+        };
+        Images::Test {
+            data_dir: args.data_dir.clone(),
+            pick,
         }
-    }
-}
-
-/// Refuse, before any work, a run whose chunks cannot fit the memory budget; say what it
-/// needs when that is over half of it.
-fn check_memory(args: &Args, net: &Network, outputs: &OutputSelection, chunk: usize) -> Result<()> {
-    let size = shap_explain::memory::RunSize {
-        features: net.shape().features(),
-        images: chunk.max(1),
-        explained: classes(net, outputs),
-        model_outputs: net.model().num_outputs(),
-        rows: net.model().batch_rows(),
-        evals: args.max_evals.unwrap_or(usize::MAX),
-        threads: rayon::current_num_threads(),
-    };
-    let plan = shap_explain::memory::explain_plan(size);
-    let budget = super::network::memory_budget(args.net.max_memory);
-    plan.check(
-        "explaining",
-        &budget,
-        "explain fewer classes (--top-k) or images at a time (--chunk), lower --batch-size, \
-         or raise --max-memory if more can be had",
-    )?;
-    if plan.total() > budget.bytes / 2 && !args.quiet {
-        let in_use = shap_explain::memory::proc_status_kib("VmRSS").unwrap_or(0) * 1024;
-        note!(
-            "memory: explaining needs {plan} on top of {} in use; {budget}",
-            shap_explain::memory::Bytes(in_use)
-        );
-    }
-    Ok(())
-}
-
-/// How many classes each image explains.
-fn classes(net: &Network, outputs: &OutputSelection) -> usize {
-    let k = net.model().num_outputs();
-    match outputs {
-        OutputSelection::TopK(t) => (*t).min(k),
-        OutputSelection::Indices(v) => v.len(),
-        OutputSelection::All => k,
-    }
-    .max(1)
-}
-
-/// Refuse before any work a `--npz` the format cannot hold.
-fn check_npz_size(args: &Args, net: &Network, outputs: &OutputSelection, n: usize) -> Result<()> {
-    if args.npz.is_none() {
-        return Ok(());
-    }
-    let (m, k) = (net.shape().features(), classes(net, outputs));
-    if let Some(gib) = npz_too_big(n, m, k) {
-        bail!(
-            "--npz: {n} images x {k} classes of {m} values would make a file of about {gib:.1} \
-             GiB, more than the .npz format's 4 GiB (no zip64): explain fewer classes (--top-k), \
-             or split the run with --range or --shard and keep the parts apart"
-        );
-    }
-    Ok(())
-}
-
-/// The size in GiB of the `.npz` of `n` images of `m` features explaining `k` classes, when
-/// it passes 4 GiB (an `.npz` without zip64 cannot): the values take 8 bytes per image,
-/// feature and class, the images 4 per image and feature; the rest is small.
-fn npz_too_big(n: usize, m: usize, k: usize) -> Option<f64> {
-    let bytes = (n as u128)
-        .saturating_mul(m as u128)
-        .saturating_mul((k as u128).saturating_mul(8).saturating_add(4));
-    (bytes > u128::from(u32::MAX)).then(|| bytes as f64 / f64::from(1u32 << 30))
-}
-
-/// The settings that say where a shard sits in the whole selection, and which selection it
-/// is (`sources`, from [`sources_sha256`]), so that `merge` refuses parts of different ones.
-fn placement(positions: Option<&Positions>, sources: &str) -> Vec<(String, String)> {
-    positions.map_or_else(Vec::new, |p| {
-        vec![
-            (
-                "positions".into(),
-                format!("{}..{}", p.range.start, p.range.end),
-            ),
-            ("selection".into(), p.total.to_string()),
-            (SELECTION_SOURCES.into(), sources.to_string()),
-        ]
-    })
-}
-
-/// The setting naming a shard's whole selection.
-pub(super) const SELECTION_SOURCES: &str = "selection_sources_sha256";
-
-/// SHA-256 of the whole selection's sources (`test[12]`, file names), one a line: cheap (no
-/// pixels), and the same in every shard of one run.
-fn sources_sha256(selection: &Selection) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for i in &selection.items {
-        h.update(i.source.as_bytes());
-        h.update(b"\n");
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `--range` and `--shard`, parsed and checked once, before any work.
-struct Slicing {
-    range: Option<std::ops::Range<usize>>,
-    /// The shard's index and the number of shards.
-    shard: Option<(usize, usize)>,
-}
-
-fn slicing(args: &Args) -> Result<Slicing> {
-    let range = match &args.range {
-        Some(r) => Some(common::parse_range(r).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let shard = match &args.shard {
-        Some(_) if args.shap_compat => bail!(
-            "--shard cannot be combined with --shap-compat: shap's random stream runs through \
-             the images in order, so the parts would not add up to one run"
-        ),
-        Some(s) => Some(
-            common::parse_shard(s)
-                .map_err(anyhow::Error::msg)?
-                .resolve()?,
-        ),
-        None => None,
-    };
-    Ok(Slicing { range, shard })
-}
-
-fn options(args: &Args) -> Options<'_> {
-    args.net
-        .options(args.net.head.chosen(), concurrent_images(args))
-}
-
-/// How many images may be explained at once: one with `--shap-compat` (shap's random stream
-/// runs through them in order), else as many as are named, when they are counted up front.
-fn concurrent_images(args: &Args) -> usize {
-    if args.shap_compat {
-        1
-    } else if !args.image.is_empty() {
-        args.image.len()
-    } else if !args.indices.is_empty() {
-        args.indices.len()
     } else {
-        usize::MAX
-    }
-}
-
-/// `--top-k` / `--classes` / `--all-classes` for a model with `k` outputs. An explicit
-/// `--top-k` above `k` is an error; the default top 5 explains all outputs of a smaller model.
-fn output_selection(args: &Args, k: usize) -> Result<OutputSelection> {
-    let selection = if args.all_classes {
-        OutputSelection::All
+        Images::Files(args.image.clone())
+    };
+    let outputs = if args.all_classes {
+        Some(OutputSelection::All)
     } else if !args.classes.is_empty() {
-        OutputSelection::Indices(args.classes.clone())
+        Some(OutputSelection::Indices(args.classes.clone()))
     } else {
-        match args.top_k {
-            Some(t) if t > k => {
-                bail!("--top-k {t}: the model has only {k} outputs (use --all-classes)")
-            }
-            Some(t) => OutputSelection::TopK(t),
-            None => OutputSelection::default(),
-        }
+        args.top_k.map(OutputSelection::TopK)
     };
-    selection.validate(k)?;
-    Ok(selection)
-}
-
-/// What to explain besides the images: outputs, their names, and the first image's position
-/// in the whole selection (for a shard's or chunk's permutation orders).
-pub(super) struct Request {
-    pub(super) outputs: OutputSelection,
-    pub(super) names: Vec<String>,
-    pub(super) first_stream: u64,
-}
-
-/// The explainer configuration the flags describe (one for either algorithm).
-fn config(args: &Args, request: Request) -> ExplainerConfig {
-    let algorithm = Algorithm::from(args.algorithm);
-    ExplainerConfig {
-        budget: args
-            .max_evals
-            .map_or(Budget::default_for(algorithm), Budget::MaxEvals),
-        compat: compat(args),
+    ExplainRun {
+        model: args.model.clone(),
+        options: args.net.options(args.net.head.chosen()),
+        labels: args.labels.clone(),
+        images,
+        algorithm: args.algorithm.into(),
+        masker: args.masker,
+        max_evals: args.max_evals,
+        outputs,
         seed: args.seed,
-        outputs: request.outputs,
-        output_names: Some(request.names),
-        first_stream: request.first_stream,
-        ..ExplainerConfig::new(algorithm)
+        shap_compat: args.shap_compat,
+        shard: args.shard,
+        chunk: args.chunk,
+        npz: args.npz.clone(),
+        keep: args.plot.is_some(),
     }
 }
 
-/// Build the explainer for one chunk (its settings were checked once before any work, see
-/// [`run`]) and run it.
-pub(super) fn explain(
-    args: &Args,
-    net: &Network,
-    images: &[f32],
-    masker: &Masker,
-    request: Request,
-    progress: &dyn Progress,
-) -> Result<Explanation> {
-    let explainer = config(args, request).check()?;
-    Ok(explainer.explain_with_progress(net.model(), images, net.shape(), masker, progress)?)
-}
-
-/// `--shap-compat`: shap 0.51's maskers, tie-break, orders and Permutation outputs.
-fn compat(args: &Args) -> Compat {
-    if args.shap_compat {
-        Compat::Shap
-    } else {
-        Compat::Default
-    }
-}
-
-/// The run's settings, recorded in the `.npz` and the JSON: algorithm, masker, budget, seed,
-/// evaluation path, outputs, and the model's file name and SHA-256.
-fn settings(
-    args: &Args,
-    net: &Network,
-    spec: MaskerSpec,
-    outputs: &OutputSelection,
-) -> Result<Vec<(String, String)>> {
-    let model_name = args
-        .model
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let max_evals = match (args.max_evals, args.algorithm) {
-        (Some(m), _) => m.to_string(),
-        (None, AlgorithmArg::Permutation) => "default (10 passes)".into(),
-        (None, AlgorithmArg::Partition) => "default (500)".into(),
-    };
-    let out = vec![
-        ("algorithm", args.algorithm.name().to_string()),
-        ("masker", spec.to_string()),
-        ("max_evals", max_evals),
-        ("seed", args.seed.to_string()),
-        ("shap_compat", args.shap_compat.to_string()),
-        ("evaluation", net.evaluation().to_string()),
-        ("engine", net.engine().to_string()),
-        (
-            "batch_size",
-            net.model()
-                .batch_rows()
-                .map_or_else(|| "per image".to_string(), |n| n.to_string()),
-        ),
-        ("outputs", net.outputs_kind().to_string()),
-        ("classes", classes_setting(outputs)),
-        (
-            "input_layout",
-            net.input_layout().map_or("-".into(), |l| l.to_string()),
-        ),
-        ("mean", list(&args.net.mean)),
-        ("std", list(&args.net.std)),
-        ("softmax", args.net.softmax.to_string()),
-        (
-            "labels_sha256",
-            match &args.labels {
-                Some(p) => common::sha256_file(p)?,
-                None => "-".into(),
-            },
-        ),
-        ("model", model_name),
-        (
-            "model_sha256",
-            common::sha256_files(&args.model, net.data_files())?,
-        ),
-    ];
-    Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-}
-
-/// `--mean`/`--std` values as recorded: `0.485,0.456,0.406`, or `-` when not given.
-fn list(v: &[f32]) -> String {
-    if v.is_empty() {
-        return "-".into();
-    }
-    let v: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-    v.join(",")
-}
-
-/// Which classes each image explains, as the settings record it.
-fn classes_setting(outputs: &OutputSelection) -> String {
-    match outputs {
-        OutputSelection::TopK(k) => format!("top {k}"),
-        OutputSelection::All => "all".into(),
-        OutputSelection::Indices(v) => {
-            let v: Vec<String> = v.iter().map(|c| c.to_string()).collect();
-            v.join(",")
+/// With `--json` or `--plot`, write them from the complete `.npz`.
+fn already_complete(args: &Args, npz: &std::path::Path) -> Result<()> {
+    if args.json.is_some() || args.plot.is_some() {
+        let e = Explanation::load_npz(npz)?;
+        if let Some(p) = &args.json {
+            e.save_json(p)?;
         }
+        plot(args, &e)?;
     }
+    Ok(())
 }
 
-/// Write what the run has not written: the `.npz` when it was joined in memory, the JSON
-/// summary, and the figure (from memory, or from the written `.npz`).
+/// Write the JSON summary, and the figure (from memory, or from the written `.npz`).
 fn save(
     args: &Args,
     explanation: Option<&Explanation>,
     summary: &ExplanationSummary,
 ) -> Result<()> {
-    if let (Some(p), Some(e)) = (&args.npz, explanation) {
-        e.save_npz(p)?;
-    }
     if let Some(p) = &args.json {
         summary.save_json(p)?;
     }
@@ -638,27 +253,27 @@ const TRUNCATED_NOTE: &str = "  note: with --shap-compat, inpainting explains f(
      above are the model's output on x itself";
 
 fn print_summary(
-    net: &Network,
+    run: &shap_run::Report,
+    probabilities: bool,
     summary: &ExplanationSummary,
     seconds: f64,
-    spec: MaskerSpec,
 ) -> Result<()> {
     common::print(|o| {
         writeln!(
             o,
             "{} explanations with masker {} ({}, engine {}):",
-            summary.settings.get("algorithm").map_or("", String::as_str),
-            spec,
-            net.outputs_kind(),
-            net.engine()
+            run.settings.algorithm,
+            run.settings.masker,
+            run.outputs.name(),
+            run.engine
         )?;
-        let score = if net.probabilities() { "p" } else { "logit" };
+        let score = if probabilities { "p" } else { "logit" };
         for r in &summary.images {
             writeln!(o, "{}", image_line(r, score))?;
         }
         let work = summary
             .settings
-            .get(chunks::WORK_FRACTION)
+            .get(shap_run::settings::WORK_FRACTION)
             .and_then(|w| w.parse::<f64>().ok())
             .map(|w| {
                 format!(
@@ -721,216 +336,4 @@ fn check_files(args: &Args) -> Result<()> {
         ],
         &inputs,
     )
-}
-
-/// The predicted class of image `i` from `scores` (`n * K`): index and score.
-fn predicted(scores: &[f32], i: usize, k: usize) -> (usize, f32) {
-    let p = scores.get(i * k..(i + 1) * k).unwrap_or(&[]);
-    let wide: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
-    let pred = shap_explain::top_k(&wide, 1).first().copied().unwrap_or(0);
-    (pred, p.get(pred).copied().unwrap_or(f32::NAN))
-}
-
-/// What is known about image `i`: where it came from, its label and the prediction, and its
-/// figure title.
-pub(super) fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageInfo {
-    let (pred, prob) = predicted(scores, i, names.len());
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
-    let label = item.label.map(|l| (usize::from(l), name(usize::from(l))));
-    let pred_name = name(pred);
-    let title = match &label {
-        Some((_, t)) => format!("true: {t} | pred: {pred_name} ({prob:.2})"),
-        None => format!("pred: {pred_name} ({prob:.2})"),
-    };
-    ImageInfo {
-        index: item.index,
-        source: item.source.clone(),
-        label,
-        predicted: Some((pred, pred_name, f64::from(prob))),
-        title,
-    }
-}
-
-/// The images to explain: files (`--image`) or Fashion-MNIST test images.
-fn select_images(
-    args: &Args,
-    net: &Network,
-    range: Option<std::ops::Range<usize>>,
-) -> Result<Selection> {
-    let shape = net.shape();
-    if !args.image.is_empty() {
-        let (items, files) = args
-            .image
-            .iter()
-            .map(|p| image_item(p, shape))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        return Ok(Selection {
-            items,
-            files,
-            test: None,
-        });
-    }
-    if shape != ImageShape::new(28, 28, 1) {
-        bail!(
-            "the model takes {shape} images; Fashion-MNIST test images are 28x28x1: explain \
-             image files with --image"
-        );
-    }
-    let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
-    let test = data.test;
-    let indices = test_indices(args, net, &test, range)?;
-    if indices.is_empty() {
-        bail!(
-            "no images to explain (the test set has fewer correct/wrong predictions than asked?)"
-        );
-    }
-    let items = indices
-        .into_iter()
-        .map(|i| Item {
-            index: Some(i),
-            source: format!("test[{i}]"),
-            label: test.labels().get(i).copied(),
-        })
-        .collect();
-    Ok(Selection {
-        items,
-        files: Vec::new(),
-        test: Some(test),
-    })
-}
-
-/// `--indices`, or the first N correct / wrong predictions.
-fn test_indices(
-    args: &Args,
-    net: &Network,
-    test: &shap_data::Split,
-    range: Option<std::ops::Range<usize>>,
-) -> Result<Vec<usize>> {
-    if !args.indices.is_empty() {
-        if let Some(bad) = args.indices.iter().find(|&&i| i >= test.len()) {
-            bail!(
-                "test index {bad} is out of range (the test set has {} images)",
-                test.len()
-            );
-        }
-        return Ok(args.indices.clone());
-    }
-    let range = range.unwrap_or(0..test.len());
-    if range.end > test.len() {
-        bail!(
-            "--range {}..{} goes past the test set ({} images)",
-            range.start,
-            range.end,
-            test.len()
-        );
-    }
-    let Some(n) = args.correct.or(args.wrong) else {
-        return Ok(range.collect());
-    };
-    if n == 0 {
-        bail!("--correct / --wrong need N >= 1");
-    }
-    let preds = predictions(net, test, range.clone())?;
-    let labels = &test.labels()[range.clone()];
-    let (right, wrong) = shap_model::pick_examples(&preds, labels, n);
-    let picked = if args.correct.is_some() { right } else { wrong };
-    Ok(picked.into_iter().map(|i| i + range.start).collect())
-}
-
-/// The predicted class of each test image in `range`, 1,000 images at a time.
-fn predictions(
-    net: &Network,
-    test: &shap_data::Split,
-    range: std::ops::Range<usize>,
-) -> Result<Vec<usize>> {
-    let k = net.model().num_outputs();
-    let mut preds = Vec::with_capacity(range.len());
-    for start in range.clone().step_by(1000) {
-        let ids: Vec<usize> = (start..(start + 1000).min(range.end)).collect();
-        let scores = net.scores(&test.images_f32(&ids)?)?;
-        preds.extend((0..ids.len()).map(|i| predicted(&scores, i, k).0));
-    }
-    Ok(preds)
-}
-
-/// Where a shard's images sit in the whole selection.
-struct Positions {
-    /// Their positions.
-    range: std::ops::Range<usize>,
-    /// The size of the whole selection.
-    total: usize,
-}
-
-/// The slice of the selection that `--shard` asks for, with its positions in the whole
-/// selection; everything (and `None`) without `--shard`.
-fn shard(
-    selection: Selection,
-    shard: Option<(usize, usize)>,
-) -> Result<(Selection, Option<Positions>)> {
-    let Some((i, n)) = shard else {
-        return Ok((selection, None));
-    };
-    let total = selection.len();
-    let range = (i * total / n)..((i + 1) * total / n);
-    if range.is_empty() {
-        bail!("shard {i}/{n} of {total} images is empty: use fewer shards");
-    }
-    Ok((
-        selection.slice(range.clone()),
-        Some(Positions { range, total }),
-    ))
-}
-
-/// An image file as the model's input, and its pixels.
-fn image_item(path: &Path, shape: ImageShape) -> Result<(Item, Vec<f32>)> {
-    let img = shap_data::load_image(path, shape.height, shape.width, shape.channels)?;
-    if img.resized || img.converted {
-        note!(
-            "{} ({}x{}) was {}{}{} to fit the model's {shape} input",
-            path.display(),
-            img.original_size.0,
-            img.original_size.1,
-            if img.converted { "converted" } else { "" },
-            if img.converted && img.resized {
-                " and "
-            } else {
-                ""
-            },
-            if img.resized {
-                "resized (bilinear)"
-            } else {
-                ""
-            },
-        );
-    }
-    let item = Item {
-        index: None,
-        source: path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        label: None,
-    };
-    Ok((item, img.pixels))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::npz_too_big;
-
-    #[test]
-    fn an_npz_past_4_gib_is_refused_before_any_work() {
-        // The whole Fashion-MNIST test set with all ten classes fits (10,000 x 784 x 84 bytes).
-        assert_eq!(npz_too_big(10_000, 784, 10), None);
-        // 42,000 RGB images of 24x32 with the top 5: 42,000 x 2,304 x 44 bytes = 4.26e9 > 4 GiB.
-        let gib = npz_too_big(42_400, 2_304, 5).expect("too big");
-        assert!((3.9..4.1).contains(&gib), "{gib}");
-        assert_eq!(npz_too_big(1_000, 2_304, 5), None);
-        // 224x224x3 images, top 5: 100 fit, 10,000 do not; no overflow at absurd sizes.
-        assert_eq!(npz_too_big(100, 150_528, 5), None);
-        assert!(npz_too_big(10_000, 150_528, 5).is_some());
-        assert!(npz_too_big(usize::MAX, usize::MAX, 1_000).is_some());
-    }
 }

@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{
-    Compat, Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS, Target,
-};
+use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS, Target};
 use shap_io::OutputSpec;
 use shap_mask::{Masker, MaskerSpec};
+use shap_model::Head;
+use shap_run::settings::Outputs;
+use shap_run::{Network, Options, RunSettings};
 
-use super::common::{self, HeadArg};
-use super::network::{ModelFlags, Network, Options};
+use super::common;
+use super::model_flags::ModelFlags;
+use super::terminal::Terminal;
 
 /// Flags of `shap-cli faithfulness`.
 #[derive(clap::Args)]
@@ -41,7 +43,7 @@ pub struct Args {
     pub target: TargetArg,
     /// Masker, shap spelling (default: the one the explanation records).
     #[arg(long, allow_hyphen_values = true)]
-    pub masker: Option<String>,
+    pub masker: Option<MaskerSpec>,
     /// Write the scores: per image and class the four AUCs, their means, the mean curves.
     #[arg(long, value_name = "FAITH.json")]
     pub json: Option<PathBuf>,
@@ -84,8 +86,10 @@ pub fn run(args: Args) -> Result<()> {
     if e.num_images == 0 {
         bail!("{}: the explanation holds no images", args.npz.display());
     }
-    let (masker, spec) = masker(&args, &e)?;
-    let net = Network::load(&args.model, &options(&args, &e))?;
+    let recorded = RunSettings::from_record(&e.settings).ok();
+    let (masker, spec) = masker(&args, recorded.as_ref())?;
+    let terminal = Terminal::new(args.quiet);
+    let net = Network::load(&args.model, &options(&args, recorded.as_ref()), &terminal)?;
     if net.shape() != e.shape {
         bail!(
             "{} explains {} images; the model takes {} images: score an explanation with the \
@@ -161,43 +165,35 @@ fn check_args(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The masker the explanation was made with (its recorded spec and shap-compat mode), or
-/// `--masker`.
-fn masker(args: &Args, e: &Explanation) -> Result<(Masker, MaskerSpec)> {
-    let text = match (&args.masker, e.setting("masker")) {
-        (Some(m), _) => m.as_str(),
-        (None, Some(m)) => m,
+/// The masker the explanation was made with (its recorded spec and compatibility mode), or
+/// `--masker` in the recorded mode.
+fn masker(args: &Args, recorded: Option<&RunSettings>) -> Result<(Masker, MaskerSpec)> {
+    let spec = match (args.masker, recorded) {
+        (Some(m), _) => m,
+        (None, Some(r)) => r.masker,
         (None, None) => bail!(
             "{} does not record the masker it was made with: give --masker",
             args.npz.display()
         ),
     };
-    let spec: MaskerSpec = text.parse().with_context(|| format!("masker '{text}'"))?;
-    // The explanation's compatibility mode, mapped to the masker's by the one mapping
-    // (`Compat::mask_mode`) that `explain` uses too.
-    let compat = match e.setting("shap_compat") {
-        Some("true") => Compat::Shap,
-        _ => Compat::Default,
-    };
+    // The one mapping from a run's compatibility mode to its masker's (`Compat::mask_mode`).
+    let compat = recorded.map(|r| r.compat).unwrap_or_default();
     Ok((Masker::new(spec, compat.mask_mode()), spec))
 }
 
 /// The model's options: the flags, with the head the explanation records when `--head` is
 /// not given.
-fn options<'a>(args: &'a Args, e: &Explanation) -> Options<'a> {
-    let recorded = match e.setting("outputs") {
-        Some("logits") => Some(HeadArg::Logits),
-        Some("probabilities") => Some(HeadArg::Probabilities),
-        _ => None,
-    };
+fn options(args: &Args, recorded: Option<&RunSettings>) -> Options {
+    let head = recorded.map(|r| match r.outputs {
+        Outputs::Logits => Head::Logits,
+        Outputs::Probabilities => Head::Softmax,
+    });
     let is_onnx = args
         .model
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
-    args.net.options(
-        args.net.head.chosen().or(recorded.filter(|_| !is_onnx)),
-        usize::MAX,
-    )
+    args.net
+        .options(args.net.head.chosen().or(head.filter(|_| !is_onnx)))
 }
 
 fn print(r: &FaithfulnessReport) -> Result<()> {

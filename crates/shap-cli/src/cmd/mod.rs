@@ -14,16 +14,15 @@ macro_rules! warning {
     };
 }
 
-mod chunks;
 pub mod common;
 pub mod data;
 pub mod evaluate;
 pub mod explain;
 pub mod faithfulness;
-mod journal;
 pub mod mask;
 pub mod merge;
-pub mod network;
+pub mod model_flags;
 pub mod plot;
 pub mod summary;
+pub mod terminal;
 pub mod train;

@@ -44,8 +44,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Device: cpu, cuda[:N] or metal[:N] (GPUs need a build with the matching feature).
-    #[arg(long, default_value = "cpu", value_parser = super::common::parse_device)]
-    pub device: String,
+    #[arg(long, default_value = "cpu")]
+    pub device: shap_model::DeviceSpec,
     /// Directory holding the Fashion-MNIST IDX files (default: the usual search).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.seed = args.seed;
     let quiet =
         args.quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
-    let device = shap_model::device(&args.device)?;
+    let device = args.device.open()?;
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     let full = Dataset::new(data.train.images(), data.train.labels())?;
     let train = match args.limit {

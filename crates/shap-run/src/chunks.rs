@@ -1,4 +1,4 @@
-//! `shap-cli explain` over its selection in chunks of images. With `--npz FILE` (a regular
+//! A run over its selection in chunks of images. With an `.npz` output (a regular
 //! file), every chunk is written to the run's journal as it finishes ([`super::journal`]),
 //! the final file is joined from the chunk files array by array
 //! ([`shap_explain::join_npz`]), and the journal is removed: a run interrupted at any point
@@ -8,83 +8,72 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use shap_explain::{Explanation, ExplanationSummary, OutputSelection, Progress};
+use shap_explain::{Explainer, Explanation, ExplanationSummary};
 use shap_mask::Masker;
 
-use super::explain::{Args, Request, Selection, explain, image_info};
-use super::journal::{Journal, Manifest};
-use super::network::Network;
+use crate::Reporter;
+use crate::error::{Result, chain, refuse};
+use crate::explain::Outcome;
+use crate::journal::{Journal, Manifest};
+use crate::model::Network;
+use crate::selection::{Selection, image_info, npz_digest};
+use crate::settings::{Record, WORK_FRACTION};
 
-/// Name/value settings, as an explanation records them.
-type Settings = Vec<(String, String)>;
-
-/// Everything one run needs to explain a chunk.
-pub struct Job<'a> {
-    pub args: &'a Args,
+/// Everything one run needs to explain its chunks.
+pub(crate) struct Job<'a> {
     pub net: &'a Network,
+    /// The explainer, checked once before any work; each chunk starts its random streams at
+    /// its first image's position.
+    pub explainer: &'a Explainer,
     pub masker: &'a Masker,
     pub names: &'a [String],
-    pub outputs: &'a OutputSelection,
     pub selection: &'a Selection,
-    /// The run's settings (algorithm ... model hash, explained classes).
-    pub settings: Vec<(String, String)>,
-    /// Where a shard sits in the whole selection (`positions`, `selection`); empty otherwise.
-    pub placement: Vec<(String, String)>,
+    /// The run's settings, as recorded.
+    pub settings: Record,
+    /// Where a shard sits in the whole selection; empty otherwise.
+    pub placement: Record,
     /// The position of the selection's first image in the whole selection (a shard's start).
     pub first: usize,
     /// Images per chunk.
     pub chunk: usize,
+    /// Where the whole explanation goes, if anywhere.
+    pub npz: Option<&'a Path>,
+    /// Keep the whole explanation in memory (for a figure) when there is no journal.
+    pub keep: bool,
+    pub report: &'a dyn Reporter,
 }
 
 impl Job<'_> {
     /// What identifies the run and what its files record: its settings, then its placement.
-    fn identity(&self) -> Settings {
+    fn identity(&self) -> Record {
         [self.settings.clone(), self.placement.clone()].concat()
     }
-}
-
-/// What a run did.
-pub enum Outcome {
-    /// `--npz` already held this run's whole explanation: nothing was computed.
-    AlreadyComplete(PathBuf),
-    /// The run's summary, with the whole explanation when it was joined in memory.
-    Done {
-        summary: Box<ExplanationSummary>,
-        explanation: Option<Box<Explanation>>,
-        seconds: f64,
-    },
 }
 
 /// Recorded in each chunk file (with the run's settings): its images, and the incremental
 /// path's work on them (`positions/images`).
 const CHUNK: &str = "chunk";
 const WORK: &str = "incremental_work";
-/// Recorded in the final file: the incremental path's share of a full evaluation's work, over
-/// all chunks (a statistic, not part of what identifies a run).
-pub const WORK_FRACTION: &str = "incremental_work_fraction";
 
 /// Explain the selection chunk by chunk.
-pub fn run(job: &Job) -> Result<Outcome> {
+pub(crate) fn run(job: &Job) -> Result<Outcome> {
     let start = Instant::now();
     let n = job.selection.len();
     let ranges: Vec<Range<usize>> = (0..n.div_ceil(job.chunk))
         .map(|c| c * job.chunk..((c + 1) * job.chunk).min(n))
         .collect();
-    let progress = Bar::new(n, job.args.quiet);
-    let (summary, explanation) = match journaled(job.args) {
+    let (summary, explanation) = match journaled(job.npz) {
         Some(npz) => {
-            let Some(summary) = journaled_run(job, npz, &ranges, &progress)? else {
+            let Some(summary) = journaled_run(job, npz, &ranges)? else {
                 return Ok(Outcome::AlreadyComplete(npz.to_path_buf()));
             };
             (summary, None)
         }
-        None => in_memory_run(job, &ranges, &progress)?,
+        None => in_memory_run(job, &ranges)?,
     };
-    progress.finish();
+    job.report.finish();
     Ok(Outcome::Done {
         summary: Box::new(summary),
         explanation,
@@ -93,8 +82,8 @@ pub fn run(job: &Job) -> Result<Outcome> {
 }
 
 /// The `--npz` path when it can hold a journal beside it: a regular file or a new path.
-fn journaled(args: &Args) -> Option<&Path> {
-    let p = args.npz.as_deref()?;
+fn journaled(npz: Option<&Path>) -> Option<&Path> {
+    let p = npz?;
     if p == Path::new(shap_io::STDOUT) {
         return None;
     }
@@ -109,7 +98,6 @@ fn journaled_run(
     job: &Job,
     npz: &Path,
     ranges: &[Range<usize>],
-    progress: &Bar,
 ) -> Result<Option<ExplanationSummary>> {
     let identity = job.identity();
     let digest = job.selection.digest()?;
@@ -119,37 +107,38 @@ fn journaled_run(
         job.selection.len(),
         job.chunk,
     );
-    if is_complete(npz, &identity, &digest)? {
+    if is_complete(npz, &identity, &digest, job.report)? {
         // A run killed after writing the file but before removing its journal.
         if Journal::dir_for(npz).exists() {
-            Journal::open(npz, &manifest)?.remove_finished()?;
+            Journal::open(npz, &manifest)?.remove_finished(job.report)?;
         }
         return Ok(None);
     }
     let journal = Journal::open(npz, &manifest)?;
-    let done = match journal_chunks(job, &journal, ranges, progress) {
+    job.report.start(job.selection.len());
+    let done = match journal_chunks(job, &journal, ranges) {
         Ok(done) => done,
         Err(e) => {
             // A run that failed before any chunk was saved leaves nothing behind.
             if !journal.has_chunks() {
-                journal.remove(&[])?;
+                journal.remove(&[], job.report)?;
             }
             return Err(e);
         }
     };
     if done.reused > 0 {
-        note!(
+        job.report.note(&format!(
             "resumed: {} of {} chunks were already done in {}",
             done.reused,
             ranges.len(),
             Journal::dir_for(npz).display()
-        );
+        ));
     }
     let (paths, summaries, work) = (done.paths, done.summaries, done.work);
     let (file, summary) = final_settings(job, work);
     shap_explain::join_npz(&paths, &file, npz)?;
-    journal.remove(&paths)?;
-    Ok(Some(combine(summaries, summary)))
+    journal.remove(&paths, job.report)?;
+    Ok(Some(combine(summaries, summary)?))
 }
 
 /// The chunks of a journaled run: their files, summaries and work, and how many were reused.
@@ -161,12 +150,7 @@ struct JournalChunks {
 }
 
 /// Reuse or compute every chunk of `ranges`, saving each computed one in `journal`.
-fn journal_chunks(
-    job: &Job,
-    journal: &Journal,
-    ranges: &[Range<usize>],
-    progress: &Bar,
-) -> Result<JournalChunks> {
+fn journal_chunks(job: &Job, journal: &Journal, ranges: &[Range<usize>]) -> Result<JournalChunks> {
     let mut done = JournalChunks {
         paths: Vec::with_capacity(ranges.len()),
         summaries: Vec::with_capacity(ranges.len()),
@@ -175,16 +159,16 @@ fn journal_chunks(
     };
     for r in ranges {
         let path = journal.chunk_path(r);
-        journal.clear_irregular(&path)?;
+        journal.clear_irregular(&path, job.report)?;
         let e = match reuse(job, &path, r) {
             Some(e) => {
-                progress.skip(r.len());
+                job.report.skipped(r.len());
                 done.reused += 1;
                 e
             }
             None => {
-                let e = compute(job, r, progress)?;
-                journal.clear_irregular(&path)?;
+                let e = compute(job, r)?;
+                journal.clear_irregular(&path, job.report)?;
                 e.save_npz(&path)?;
                 e
             }
@@ -197,18 +181,19 @@ fn journal_chunks(
 }
 
 /// Run without a journal: the chunks' summaries, and the chunks joined in memory when a
-/// file needs the values (`--npz -` or a device, `--plot`).
+/// file needs the values (an `.npz` to standard output or a device, a figure); the `.npz` is
+/// written here.
 fn in_memory_run(
     job: &Job,
     ranges: &[Range<usize>],
-    progress: &Bar,
 ) -> Result<(ExplanationSummary, Option<Box<Explanation>>)> {
-    let keep = job.args.npz.is_some() || job.args.plot.is_some();
+    job.report.start(job.selection.len());
+    let keep = job.npz.is_some() || job.keep;
     let mut parts = Vec::with_capacity(ranges.len());
     let mut summaries = Vec::with_capacity(ranges.len());
     let mut work = Work::default();
     for r in ranges {
-        let e = compute(job, r, progress)?;
+        let e = compute(job, r)?;
         work.add(&e);
         summaries.push(e.summary());
         if keep {
@@ -216,27 +201,32 @@ fn in_memory_run(
         }
     }
     let (file, summary) = final_settings(job, work);
-    let summary = combine(summaries, summary);
+    let summary = combine(summaries, summary)?;
     if !keep {
         return Ok((summary, None));
     }
     let mut all = Explanation::concat(parts)?;
     all.settings = file;
+    if let Some(npz) = job.npz {
+        all.save_npz(npz)?;
+    }
     Ok((summary, Some(Box::new(all))))
 }
 
 /// Explain the images `r` of the selection, as a chunk file records them.
-fn compute(job: &Job, r: &Range<usize>, progress: &dyn Progress) -> Result<Explanation> {
+fn compute(job: &Job, r: &Range<usize>) -> Result<Explanation> {
     let pixels = job.selection.pixels(r.clone())?;
     let scores = job.net.scores(&pixels)?;
     let before = job.net.work_stats();
-    let request = Request {
-        outputs: job.outputs.clone(),
-        names: job.names.to_vec(),
-        first_stream: (job.first + r.start) as u64,
-    };
-    let mut e = explain(job.args, job.net, &pixels, job.masker, request, progress)?;
-    e.images = job.selection.items[r.clone()]
+    let explainer = job.explainer.starting_at((job.first + r.start) as u64);
+    let mut e = explainer.explain_with_progress(
+        job.net.model(),
+        &pixels,
+        job.net.shape(),
+        job.masker,
+        job.report,
+    )?;
+    e.images = job.selection.items()[r.clone()]
         .iter()
         .enumerate()
         .map(|(i, item)| image_info(item, i, &scores, job.names))
@@ -259,12 +249,15 @@ fn reuse(job: &Job, path: &Path, r: &Range<usize>) -> Option<Explanation> {
         return None;
     }
     let checked = Explanation::load_npz(path)
-        .map_err(|e| format!("{e:#}"))
+        .map_err(|e| chain(&e))
         .and_then(|e| check_chunk(job, &e, r).map(|()| e));
     match checked {
         Ok(e) => Some(e),
         Err(why) => {
-            note!("{}: {why}; computing that chunk again", path.display());
+            job.report.note(&format!(
+                "{}: {why}; computing that chunk again",
+                path.display()
+            ));
             None
         }
     }
@@ -281,7 +274,7 @@ fn check_chunk(job: &Job, e: &Explanation, r: &Range<usize>) -> Result<(), Strin
         return Err(format!("it does not hold images {}..{}", r.start, r.end));
     }
     let pixels = job.selection.pixels(r.clone()).map_err(|e| e.to_string())?;
-    let sources = job.selection.items[r.clone()].iter().map(|i| &i.source);
+    let sources = job.selection.items()[r.clone()].iter().map(|i| &i.source);
     if e.data != pixels || !e.images.iter().map(|i| &i.source).eq(sources) {
         return Err("it explains other images".into());
     }
@@ -310,7 +303,7 @@ impl Work {
 /// incremental path's share of the work over all chunks: a statistic of the processes that
 /// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
 /// bytes do not depend on how the run was interrupted.
-fn final_settings(job: &Job, work: Work) -> (Settings, Settings) {
+fn final_settings(job: &Job, work: Work) -> (Record, Record) {
     let file = job.identity();
     let mut summary = job.settings.clone();
     if let Some(w) = work.0 {
@@ -321,20 +314,27 @@ fn final_settings(job: &Job, work: Work) -> (Settings, Settings) {
 }
 
 /// The chunks' summaries as one summary of the run.
-fn combine(parts: Vec<ExplanationSummary>, settings: Vec<(String, String)>) -> ExplanationSummary {
+fn combine(parts: Vec<ExplanationSummary>, settings: Record) -> Result<ExplanationSummary> {
     let mut it = parts.into_iter();
-    let mut all = it.next().expect("a run has at least one chunk");
+    let Some(mut all) = it.next() else {
+        refuse!("no images to explain");
+    };
     for p in it {
         all.append(p);
     }
     all.settings = settings.into_iter().collect();
-    all
+    Ok(all)
 }
 
 /// Whether `npz` already holds the whole explanation of a run with `identity` (settings and
 /// placement; files of earlier versions also recorded the incremental statistic) over the
 /// images of `digest`.
-fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Result<bool> {
+fn is_complete(
+    npz: &Path,
+    identity: &[(String, String)],
+    digest: &str,
+    report: &dyn Reporter,
+) -> Result<bool> {
     if !npz.is_file() {
         return Ok(false);
     }
@@ -348,74 +348,12 @@ fn is_complete(npz: &Path, identity: &[(String, String)], digest: &str) -> Resul
     match npz_digest(npz) {
         Ok(d) => Ok(d == digest),
         Err(e) => {
-            note!("{}: {e:#}; computing it again", npz.display());
+            report.note(&format!(
+                "{}: {}; computing it again",
+                npz.display(),
+                chain(&e)
+            ));
             Ok(false)
-        }
-    }
-}
-
-/// [`Selection::digest`] of an explanation file (its `source` and `data` arrays), reading
-/// every array through its size and CRC-32 checks: a damaged file is an error.
-fn npz_digest(npz: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let sources = match shap_explain::npz::read_array(npz, "source")?.data {
-        shap_io::npy::NpyData::Str(v) => v,
-        _ => anyhow::bail!("'source' is not a string array"),
-    };
-    let zip = shap_io::npz::NpzReader::open(npz, shap_explain::npz::MAX_NPZ_BYTES)?;
-    anyhow::ensure!(zip.has("data"), "no array 'data'");
-    let mut pixels = Sha256::new();
-    for name in zip.names() {
-        let mut entry = zip.open_entry(name)?;
-        if name == "data" {
-            let header = shap_io::npy::read_header(&mut entry)?;
-            anyhow::ensure!(header.descr == "<f4", "'data' is not float32");
-            std::io::copy(&mut entry, &mut pixels)
-        } else {
-            std::io::copy(&mut entry, &mut std::io::sink())
-        }
-        .with_context(|| format!("reading '{name}'"))?;
-    }
-    Ok(super::explain::digest_hex(&sources, pixels))
-}
-
-/// The progress bar over the selection's images (none off a terminal or with `--quiet`).
-struct Bar {
-    bar: Option<indicatif::ProgressBar>,
-    start: Instant,
-    evals: AtomicUsize,
-}
-
-impl Bar {
-    fn new(images: usize, quiet: bool) -> Self {
-        Self {
-            bar: super::common::progress_bar(images as u64, "images", quiet),
-            start: Instant::now(),
-            evals: AtomicUsize::new(0),
-        }
-    }
-
-    /// Images found finished in the journal.
-    fn skip(&self, images: usize) {
-        if let Some(b) = &self.bar {
-            b.inc(images as u64);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn image_done(&self, _image: usize, evals: usize) {
-        let done = self.evals.fetch_add(evals, Ordering::Relaxed) + evals;
-        if let Some(b) = &self.bar {
-            b.inc(1);
-            let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-            b.set_message(format!("{rate:.0} evaluations/s"));
         }
     }
 }

@@ -1,19 +1,25 @@
-//! The model a command explains: the tutorial CNN from a `shap-cli train` checkpoint
-//! (`.safetensors`), or any ONNX image classifier (`.onnx`), chosen by the file's extension.
-//! For ONNX, which engine runs it (`--onnx-engine`): docs/onnx-engines.md.
+//! The model a run explains: the tutorial CNN from a `shap-cli train` checkpoint
+//! (`.safetensors`), or any ONNX image classifier (`.onnx`), chosen by the file's extension,
+//! and for ONNX which engine runs it (docs/onnx-engines.md). Before anything large is read or
+//! built, the memory it needs is checked against the budget (docs/memory.md).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use shap_explain::memory::{Bytes, MemoryBudget, MemoryPlan};
 use shap_explain::{BatchModel, ImageShape, InputLayout, Normalize};
-use shap_model::{Cnn, Head, IncrementalCnn, ModelFn};
+use shap_model::{Cnn, DeviceSpec, Head, IncrementalCnn, ModelFn};
 use shap_onnx::{OnnxFile, OrtClassifier, OrtDevice, OrtThreads, TractClassifier};
 
-/// How the tutorial CNN evaluates masked images (`--eval`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+use crate::Reporter;
+use crate::error::{Context, Result, refuse};
+use crate::settings::{Evaluation, Outputs};
+
+/// How the tutorial CNN evaluates masked images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Eval {
     /// Incremental on the CPU, the full network on a GPU.
+    #[default]
     Auto,
     /// Every masked image through the whole network (batched gemm).
     Full,
@@ -21,11 +27,13 @@ pub enum Eval {
     Incremental,
 }
 
-/// What runs an ONNX model (`--onnx-engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What runs an ONNX model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Engine {
     /// The tutorial CNN's graph on shap-model's own kernels (the `--eval` paths), any other
     /// graph on onnxruntime when its library is found, else tract.
+    #[default]
     Auto,
     /// Every graph on onnxruntime (an error when its library cannot be loaded).
     Onnxruntime,
@@ -33,138 +41,41 @@ pub enum Engine {
     Tract,
 }
 
-/// How to load and run a model: the flags `explain` and `faithfulness` share.
-#[derive(clap::Args)]
-pub struct ModelFlags {
-    #[command(flatten)]
-    pub head: super::common::HeadFlags,
-    /// Device for the model: cpu, cuda[:N] or metal[:N].
-    #[arg(long, default_value = "cpu", value_parser = super::common::parse_device)]
-    pub device: String,
-    /// How the CNN evaluates masked images. `incremental` (CPU only): each masked image starts
-    /// from the closest one already evaluated and only the positions its changed pixels reach
-    /// are recomputed; bit-identical to its own full evaluation whatever the history, batch or
-    /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
-    /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
-    /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub eval: Eval,
-    /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
-    /// the dimension after the batch is 1 or 3, NHWC otherwise).
-    #[arg(long, value_name = "nchw|nhwc", value_parser = parse_layout)]
-    pub input_layout: Option<InputLayout>,
-    /// ONNX: per-channel mean subtracted after masking, as torchvision's Normalize (one value
-    /// applies to every channel). The maskers always work on [0, 1] pixels.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "A,B,C",
-        allow_negative_numbers = true
-    )]
-    pub mean: Vec<f32>,
-    /// ONNX: per-channel standard deviation the (pixel - mean) is divided by.
-    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
-    pub std: Vec<f32>,
-    /// ONNX: apply a softmax to the model's outputs (default: explain them as returned).
-    #[arg(long)]
-    pub softmax: bool,
-    /// ONNX: what runs the model. `auto`: the tutorial CNN's own graph (recognised op by op,
-    /// with no --mean/--std/--input-layout) on shap-model's kernels and `--eval` paths, any
-    /// other graph on onnxruntime when its library is found (see --onnxruntime), else tract.
-    /// `onnxruntime`: every graph on onnxruntime. `tract`: every graph through tract (pure
-    /// Rust, nothing to install).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub onnx_engine: Engine,
-    /// ONNX: the onnxruntime library (libonnxruntime.so...) [default: $ORT_DYLIB_PATH, else
-    /// the one in the `onnxruntime` Python package of the python3 on PATH].
-    #[arg(long, value_name = "LIB")]
-    pub onnxruntime: Option<PathBuf>,
-    /// ONNX: masked images per model call, gathered across the images explained together
-    /// [default: 16 on onnxruntime on the CPU, 64 on a GPU or tract]. A model whose graph
-    /// fixes its batch size runs at that size.
-    #[arg(long, value_name = "N", value_parser = clap::builder::ValueParser::new(parse_batch_size))]
-    pub batch_size: Option<usize>,
-    /// Threads in all [default: $RAYON_NUM_THREADS, else one per core]. onnxruntime's threads
-    /// count in it: one session per image explained at once, or one session using every
-    /// thread when one image is explained at a time.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub threads: Option<u16>,
-    /// Most memory the whole process may use (4G, 512M) [default: what the machine has: the
-    /// memory available, the cgroup's limit, `ulimit -v`]. A model too large to load within it
-    /// is refused before it is read, and `explain` also refuses an explanation estimated above
-    /// it before any work (docs/memory.md).
-    #[arg(long, value_name = "SIZE")]
-    pub max_memory: Option<shap_explain::memory::Bytes>,
-}
-
-impl ModelFlags {
-    /// The loading options these flags describe, with `head` as the head asked for and at
-    /// most `concurrent` model calls at a time.
-    pub fn options(&self, head: Option<super::common::HeadArg>, concurrent: usize) -> Options<'_> {
-        Options {
-            library: self.onnxruntime.as_deref(),
-            batch_size: self.batch_size,
-            threads: rayon::current_num_threads(),
-            concurrent,
-            device: &self.device,
-            eval: self.eval,
-            head,
-            layout: self.input_layout,
-            mean: &self.mean,
-            std: &self.std,
-            softmax: self.softmax,
-            engine: self.onnx_engine,
-            max_memory: self.max_memory,
-        }
-    }
-}
-
-/// The memory a run may still use: `--max-memory` within what the machine has.
+/// The memory a run may still use: `max` within what the machine has.
 pub fn memory_budget(max: Option<Bytes>) -> MemoryBudget {
     max.map_or_else(MemoryBudget::detect, MemoryBudget::at_most)
 }
 
-/// `--batch-size`'s parser: 1 to 4096.
-fn parse_batch_size(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=4096).contains(&n) => Ok(n),
-        _ => Err(format!("'{s}': give a number of images from 1 to 4096")),
-    }
-}
-
-/// `--input-layout`'s parser.
-fn parse_layout(s: &str) -> Result<InputLayout, String> {
-    s.parse()
-        .map_err(|e: shap_explain::ExplainError| e.to_string())
-}
-
-/// What the user said about the model besides its file.
-pub struct Options<'a> {
-    /// `--onnxruntime`.
-    pub library: Option<&'a Path>,
-    /// `--batch-size`.
+/// What the user said about the model besides its file (the command-line flags of the same
+/// names).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The onnxruntime library (`--onnxruntime`); else `ORT_DYLIB_PATH`, else the Python
+    /// package's.
+    pub library: Option<PathBuf>,
+    /// Masked images per model call (`--batch-size`); else the engine's default.
     pub batch_size: Option<usize>,
-    /// Threads in all.
+    /// Threads in all (0 counts as one).
     pub threads: usize,
-    /// `--max-memory`.
+    /// The most memory the process may use (`--max-memory`); else what the machine has.
     pub max_memory: Option<Bytes>,
     /// Model calls that may run at once (1 when images are explained one after another).
     pub concurrent: usize,
-    /// `--device`.
-    pub device: &'a str,
-    /// `--eval`.
+    /// Where the model runs.
+    pub device: DeviceSpec,
+    /// How the tutorial CNN evaluates masked images.
     pub eval: Eval,
-    /// `--head` (tutorial checkpoints only).
-    pub head: Option<super::common::HeadArg>,
-    /// `--input-layout` (ONNX only).
+    /// The head asked for (tutorial checkpoints only); else the checkpoint's own.
+    pub head: Option<Head>,
+    /// The ONNX input layout, when its shape does not say.
     pub layout: Option<InputLayout>,
-    /// `--mean` / `--std` (ONNX only).
-    pub mean: &'a [f32],
-    /// `--std`.
-    pub std: &'a [f32],
-    /// `--softmax` (ONNX only).
+    /// Per-channel mean subtracted after masking (ONNX only; empty: none).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by (ONNX only; empty: none).
+    pub std: Vec<f32>,
+    /// Apply a softmax to the outputs (ONNX only).
     pub softmax: bool,
-    /// `--onnx-engine`.
+    /// What runs an ONNX model.
     pub engine: Engine,
 }
 
@@ -202,12 +113,12 @@ pub enum Network {
 }
 
 impl Network {
-    /// Load `path` by its extension.
-    pub fn load(path: &Path, o: &Options<'_>) -> Result<Self> {
+    /// Load `path` by its extension, telling `report` which engine runs it.
+    pub fn load(path: &Path, o: &Options, report: &dyn Reporter) -> Result<Self> {
         match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("onnx") => load_onnx(path, o),
+            Some(e) if e.eq_ignore_ascii_case("onnx") => load_onnx(path, o, report),
             Some(e) if e.eq_ignore_ascii_case("safetensors") => load_tutorial(path, o),
-            _ => bail!(
+            _ => refuse!(
                 "{}: the model must be a .safetensors checkpoint of `shap-cli train` or an .onnx \
                  image classifier",
                 path.display()
@@ -243,20 +154,21 @@ impl Network {
     }
 
     /// What the explained outputs are, for messages and settings.
-    pub fn outputs_kind(&self) -> &'static str {
+    pub fn outputs_kind(&self) -> Outputs {
         if self.probabilities() {
-            "probabilities"
+            Outputs::Probabilities
         } else {
-            "logits"
+            Outputs::Logits
         }
     }
 
-    /// `"incremental"` or `"full"` for the tutorial CNN, `"onnx"` for an ONNX model.
-    pub fn evaluation(&self) -> &'static str {
+    /// How masked images are evaluated: incrementally or in full for the tutorial CNN, by an
+    /// ONNX engine otherwise.
+    pub fn evaluation(&self) -> Evaluation {
         match self {
-            Self::Tutorial(t) if t.incremental.is_some() => "incremental",
-            Self::Tutorial(_) => "full",
-            Self::Onnx(_) => "onnx",
+            Self::Tutorial(t) if t.incremental.is_some() => Evaluation::Incremental,
+            Self::Tutorial(_) => Evaluation::Full,
+            Self::Onnx(_) => Evaluation::Onnx,
         }
     }
 
@@ -308,16 +220,16 @@ impl Network {
     }
 }
 
-fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
+fn load_tutorial(path: &Path, o: &Options) -> Result<Network> {
     if o.layout.is_some() || !o.mean.is_empty() || !o.std.is_empty() || o.softmax {
-        bail!(
+        refuse!(
             "--input-layout, --mean, --std and --softmax are for ONNX models; a tutorial \
              checkpoint takes [0, 1] images and has its own head (see --head)"
         );
     }
-    let on_cpu = o.device.split(':').next() == Some("cpu");
+    let on_cpu = o.device.is_cpu();
     let incremental_eval = match o.eval {
-        Eval::Incremental if !on_cpu => bail!(
+        Eval::Incremental if !on_cpu => refuse!(
             "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
             o.device
         ),
@@ -325,11 +237,11 @@ fn load_tutorial(path: &Path, o: &Options<'_>) -> Result<Network> {
         Eval::Full => false,
         Eval::Auto => on_cpu,
     };
-    let device = shap_model::device(o.device)?;
+    let device = o.device.open()?;
     let ckpt = shap_model::load(path, &device)?;
     tutorial(
         &ckpt.cnn,
-        super::common::head(o.head, ckpt.meta.head),
+        o.head.unwrap_or(ckpt.meta.head),
         incremental_eval,
     )
 }
@@ -352,7 +264,7 @@ fn tutorial(cnn: &Cnn, head: Head, incremental_eval: bool) -> Result<Network> {
 /// With `--onnx-engine auto` and no preprocessing asked for, the tutorial CNN's own graph runs
 /// on shap-model's kernels (equal to the general engines' results to float rounding, and much
 /// faster).
-fn native_onnx(file: &OnnxFile, o: &Options<'_>) -> Result<Option<Network>> {
+fn native_onnx(file: &OnnxFile, o: &Options, report: &dyn Reporter) -> Result<Option<Network>> {
     if o.engine != Engine::Auto || !o.mean.is_empty() || !o.std.is_empty() || o.layout.is_some() {
         return Ok(None);
     }
@@ -369,11 +281,11 @@ fn native_onnx(file: &OnnxFile, o: &Options<'_>) -> Result<Option<Network>> {
         Head::Logits
     };
     let cnn = tutorial_from_onnx(w.tensors, head)?;
-    note!(
+    report.note(&format!(
         "{} is the tutorial CNN: it runs on shap-model's own kernels (--onnx-engine \
          onnxruntime or tract runs it on a general engine)",
         file.path().display()
-    );
+    ));
     tutorial(&cnn, head, o.eval != Eval::Full).map(Some)
 }
 
@@ -391,9 +303,9 @@ fn tutorial_from_onnx(tensors: [Vec<f32>; 6], head: Head) -> Result<Cnn> {
     Ok(Cnn::new(vb, head)?)
 }
 
-fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
+fn load_onnx(path: &Path, o: &Options, report: &dyn Reporter) -> Result<Network> {
     if o.head.is_some() {
-        bail!(
+        refuse!(
             "--head is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
         );
     }
@@ -402,28 +314,28 @@ fn load_onnx(path: &Path, o: &Options<'_>) -> Result<Network> {
     let file = OnnxFile::open(path)?;
     check_model_input(&file, o)?;
     if device == OrtDevice::Cpu
-        && let Some(net) = native_onnx(&file, o)?
+        && let Some(net) = native_onnx(&file, o, report)?
     {
         return Ok(net);
     }
     if o.eval == Eval::Incremental {
-        bail!(
+        refuse!(
             "--eval incremental is the tutorial CNN's own path; this ONNX model runs on a general engine"
         );
     }
     let probabilities = o.softmax || file.ends_in_softmax();
     if o.softmax && file.ends_in_softmax() {
-        warning!(
+        report.warning(&format!(
             "{} already ends in a softmax; --softmax applies a second one",
             path.display()
-        );
+        ));
     }
     let norm = normalize(o, &file)?;
     let layout = file.input_layout(o.layout)?;
     let shape = file.image_shape(o.layout)?;
     let external = file.external_files().to_vec();
-    let (model, engine) = match choose_engine(o, device)? {
-        Some(lib) => on_onnxruntime(&file, o, norm, device, lib)?,
+    let (model, engine) = match choose_engine(o, device, report)? {
+        Some(lib) => on_onnxruntime(&file, o, norm, device, lib, report)?,
         None => on_tract(file, o, norm)?,
     };
     Ok(Network::Onnx(Onnx {
@@ -442,7 +354,7 @@ const LOAD_HINT: &str =
 
 /// Refuse, before reading it, a model file whose reading, decoding and loading (about three
 /// times its size at once) cannot fit the memory budget.
-fn check_model_file(path: &Path, o: &Options<'_>) -> Result<()> {
+fn check_model_file(path: &Path, o: &Options) -> Result<()> {
     let Ok(size) = std::fs::metadata(path).map(|m| m.len()) else {
         return Ok(()); // Opening it gives the error.
     };
@@ -459,7 +371,7 @@ fn check_model_file(path: &Path, o: &Options<'_>) -> Result<()> {
 
 /// Refuse a model whose weights (external data included) and blank probe images cannot fit
 /// the memory budget, before an engine allocates them.
-fn check_model_input(file: &OnnxFile, o: &Options<'_>) -> Result<()> {
+fn check_model_input(file: &OnnxFile, o: &Options) -> Result<()> {
     // A graph whose image size is not fixed has no probe to plan; the engines refuse it.
     let Ok(shape) = file.image_shape(o.layout) else {
         return Ok(());
@@ -485,10 +397,11 @@ fn check_model_input(file: &OnnxFile, o: &Options<'_>) -> Result<()> {
 /// An ONNX model on onnxruntime, and the engine as recorded.
 fn on_onnxruntime(
     file: &OnnxFile,
-    o: &Options<'_>,
+    o: &Options,
     norm: Normalize,
     device: OrtDevice,
     lib: &shap_onnx::OrtLibrary,
+    report: &dyn Reporter,
 ) -> Result<(Box<dyn BatchModel + Send>, String)> {
     let t = OrtThreads::for_work(o.threads, o.concurrent);
     let mut m = OrtClassifier::new(file, o.layout, t, device)?
@@ -497,21 +410,21 @@ fn on_onnxruntime(
     if let Some(rows) = o.batch_size {
         m = m.with_max_rows(rows);
     }
-    note!(
+    report.note(&format!(
         "engine onnxruntime {} ({}: {}), {} session(s) x {} thread(s)",
         lib.version,
         lib.source,
         lib.path.display(),
         t.sessions,
         t.intra
-    );
+    ));
     Ok((Box::new(m), format!("onnxruntime {}", lib.version)))
 }
 
 /// An ONNX model on tract, and the engine as recorded.
 fn on_tract(
     file: OnnxFile,
-    o: &Options<'_>,
+    o: &Options,
     norm: Normalize,
 ) -> Result<(Box<dyn BatchModel + Send>, String)> {
     let mut m = TractClassifier::new(file, o.layout)?
@@ -524,24 +437,22 @@ fn on_tract(
 }
 
 /// `--mean`/`--std` as a normalisation for the model's channels.
-fn normalize(o: &Options<'_>, file: &OnnxFile) -> Result<Normalize> {
+fn normalize(o: &Options, file: &OnnxFile) -> Result<Normalize> {
     let channels = file.image_shape(o.layout)?.channels;
-    let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { o.mean };
-    let std: &[f32] = if o.std.is_empty() { &[1.0] } else { o.std };
+    let mean: &[f32] = if o.mean.is_empty() { &[0.0] } else { &o.mean };
+    let std: &[f32] = if o.std.is_empty() { &[1.0] } else { &o.std };
     Normalize::new(channels, 1.0, mean, std).context("--mean/--std do not fit the model")
 }
 
 /// Where an ONNX model runs: the CPU, or a CUDA GPU through onnxruntime.
-fn onnx_device(o: &Options<'_>) -> Result<OrtDevice> {
-    let (kind, index) = o.device.split_once(':').unwrap_or((o.device, "0"));
-    match kind {
-        "cpu" => Ok(OrtDevice::Cpu),
-        "cuda" if o.engine != Engine::Tract => Ok(OrtDevice::Cuda(
-            index
-                .parse()
-                .context("--device cuda:N: N is not a GPU number")?,
-        )),
-        _ => bail!(
+fn onnx_device(o: &Options) -> Result<OrtDevice> {
+    match o.device {
+        DeviceSpec::Cpu => Ok(OrtDevice::Cpu),
+        DeviceSpec::Cuda(n) if o.engine != Engine::Tract => match u32::try_from(n) {
+            Ok(n) => Ok(OrtDevice::Cuda(n)),
+            Err(_) => refuse!("--device cuda:{n}: N is not a GPU number"),
+        },
+        _ => refuse!(
             "ONNX models run on the CPU, or on a CUDA GPU through onnxruntime (--onnx-engine \
              auto or onnxruntime); got --device {} with --onnx-engine {}",
             o.device,
@@ -556,25 +467,26 @@ fn onnx_device(o: &Options<'_>) -> Result<OrtDevice> {
 /// The onnxruntime library to run on, or `None` for tract: `--onnx-engine onnxruntime` (or a
 /// GPU) must load it; `auto` falls back to tract with a note.
 fn choose_engine(
-    o: &Options<'_>,
+    o: &Options,
     device: OrtDevice,
+    report: &dyn Reporter,
 ) -> Result<Option<&'static shap_onnx::OrtLibrary>> {
     match o.engine {
         Engine::Tract => {
-            note!("engine tract (--onnx-engine tract)");
+            report.note("engine tract (--onnx-engine tract)");
             Ok(None)
         }
-        Engine::Onnxruntime => Ok(Some(shap_onnx::runtime::load(o.library)?)),
+        Engine::Onnxruntime => Ok(Some(shap_onnx::runtime::load(o.library.as_deref())?)),
         Engine::Auto if device != OrtDevice::Cpu => Ok(Some(
-            shap_onnx::runtime::load(o.library).context("a GPU needs onnxruntime")?,
+            shap_onnx::runtime::load(o.library.as_deref()).context("a GPU needs onnxruntime")?,
         )),
-        Engine::Auto => match shap_onnx::runtime::load(o.library) {
+        Engine::Auto => match shap_onnx::runtime::load(o.library.as_deref()) {
             Ok(lib) => Ok(Some(lib)),
             Err(e) => {
-                note!(
-                    "engine tract, as onnxruntime cannot be used: {:#}",
-                    anyhow::Error::from(e)
-                );
+                report.note(&format!(
+                    "engine tract, as onnxruntime cannot be used: {}",
+                    crate::error::chain(&e)
+                ));
                 Ok(None)
             }
         },
@@ -595,22 +507,23 @@ pub fn class_names(labels: Option<&Path>, net: &Network) -> Result<Vec<String>> 
         });
     };
     let bytes = shap_io::read_bounded(path, 16 * shap_io::MIB, "a labels file")?;
-    let text = String::from_utf8(bytes)
-        .with_context(|| format!("{}: the labels file is not UTF-8 text", path.display()))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        refuse!("{}: the labels file is not UTF-8 text", path.display());
+    };
     // Control characters (an ANSI escape sequence, say) never reach a terminal or a file.
     let names: Vec<String> = text
         .lines()
-        .map(|l| super::common::printable(l.trim_end()).into_owned())
+        .map(|l| crate::printable(l.trim_end()).into_owned())
         .collect();
     if names.len() != k {
-        bail!(
+        refuse!(
             "{}: {} label line(s) for a model with {k} outputs: give one name per line, one per output",
             path.display(),
             names.len()
         );
     }
     if let Some(i) = names.iter().position(|n| n.is_empty()) {
-        bail!("{}: line {} is empty", path.display(), i + 1);
+        refuse!("{}: line {} is empty", path.display(), i + 1);
     }
     Ok(names)
 }

@@ -1,4 +1,4 @@
-//! The progress of `shap-cli explain --npz OUT.npz`: finished chunks of images, each an
+//! The progress of a run written to `OUT.npz` (`shap-cli explain --npz OUT.npz`): finished chunks of images, each an
 //! explanation file written atomically into `OUT.npz.parts/`, beside `run.json`, which holds
 //! what the run is (its settings, model hash, selection and chunk size). A rerun of the same
 //! command reuses the chunks that are there and computes the others; a rerun with anything
@@ -7,8 +7,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+
+use crate::Reporter;
+use crate::error::{Context, FileContext, Result, refuse};
+use crate::settings::Record;
 
 /// The manifest's file name in the journal.
 const MANIFEST: &str = "run.json";
@@ -27,8 +30,8 @@ pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
     /// The run's settings, as the `.npz` records them.
-    pub settings: Vec<(String, String)>,
-    /// SHA-256 of the selected images' sources and pixels ([`super::explain`]'s selection).
+    pub settings: Record,
+    /// SHA-256 of the selected images' sources and pixels ([`crate::Selection::digest`]).
     pub selection_sha256: String,
     /// Images in the selection.
     pub images: usize,
@@ -38,12 +41,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// The manifest of a run.
-    pub fn new(
-        settings: Vec<(String, String)>,
-        digest: String,
-        images: usize,
-        chunk: usize,
-    ) -> Self {
+    pub fn new(settings: Record, digest: String, images: usize, chunk: usize) -> Self {
         Self {
             format: FORMAT.into(),
             settings,
@@ -139,7 +137,7 @@ impl Journal {
                 )
             })?;
             if found.format != FORMAT {
-                bail!(
+                refuse!(
                     "{} was written by another version ({}); {}",
                     dir.display(),
                     found.format,
@@ -147,7 +145,7 @@ impl Journal {
                 );
             }
             if let Some(why) = found.difference(run) {
-                bail!(
+                refuse!(
                     "{} holds an unfinished explanation of another run: {why}; rerun the same \
                      command to resume it, or {}",
                     dir.display(),
@@ -163,14 +161,14 @@ impl Journal {
 
     /// Make `path` (a chunk file) a regular file or nothing: anything else (a symlink, a FIFO)
     /// is removed, never what it points at, with a note, so the chunk is computed again.
-    pub fn clear_irregular(&self, path: &Path) -> Result<()> {
+    pub fn clear_irregular(&self, path: &Path, report: &dyn Reporter) -> Result<()> {
         match std::fs::symlink_metadata(path) {
             Ok(m) if !m.is_file() => {
-                note!(
+                report.note(&format!(
                     "{} is not a regular file; removed it, computing that chunk again",
                     path.display()
-                );
-                std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+                ));
+                std::fs::remove_file(path).file_context(|| format!("removing {}", path.display()))
             }
             _ => Ok(()),
         }
@@ -192,9 +190,9 @@ impl Journal {
 
     /// Remove the journal of a run whose final file was written before the run could remove
     /// it: every chunk file in it, then as [`Journal::remove`].
-    pub fn remove_finished(self) -> Result<()> {
+    pub fn remove_finished(self, report: &dyn Reporter) -> Result<()> {
         let chunks: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .with_context(|| format!("reading {}", self.dir.display()))?
+            .file_context(|| format!("reading {}", self.dir.display()))?
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
@@ -202,24 +200,24 @@ impl Journal {
                     .is_some_and(|n| n.to_string_lossy().starts_with("chunk-"))
             })
             .collect();
-        self.remove(&chunks)
+        self.remove(&chunks, report)
     }
 
     /// Remove the journal once the final file is written: the chunk files, the manifest and
     /// the lock file, then the folder (left, with a note, when it holds anything else).
-    pub fn remove(self, chunks: &[PathBuf]) -> Result<()> {
+    pub fn remove(self, chunks: &[PathBuf], report: &dyn Reporter) -> Result<()> {
         for c in chunks {
-            std::fs::remove_file(c).with_context(|| format!("removing {}", c.display()))?;
+            std::fs::remove_file(c).file_context(|| format!("removing {}", c.display()))?;
         }
         let manifest = self.dir.join(MANIFEST);
         for f in [manifest, self.dir.join(LOCK)] {
-            std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
+            std::fs::remove_file(&f).file_context(|| format!("removing {}", f.display()))?;
         }
         if std::fs::remove_dir(&self.dir).is_err() {
-            note!(
+            report.note(&format!(
                 "{} holds files this run did not write; left in place",
                 self.dir.display()
-            );
+            ));
         }
         Ok(())
     }
@@ -229,11 +227,11 @@ impl Journal {
 /// which also shows the folder can be written. Held by another process: an error at once.
 fn lock(dir: &Path) -> Result<File> {
     if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
-        bail!("{} exists and is not a folder: remove it", dir.display());
+        refuse!("{} exists and is not a folder: remove it", dir.display());
     }
     let path = dir.join(LOCK);
     if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
-        bail!(
+        refuse!(
             "{} is not a regular file; delete {} to start over",
             path.display(),
             dir.display()
@@ -247,16 +245,16 @@ fn lock(dir: &Path) -> Result<File> {
                 .truncate(false)
                 .open(&path)
         })
-        .with_context(|| format!("cannot write in the journal {}", dir.display()))?;
+        .file_context(|| format!("cannot write in the journal {}", dir.display()))?;
     match file.try_lock() {
         // A run that finished between our open and lock removed the file we locked.
         Ok(()) if is_at(&file, &path) => Ok(file),
-        Ok(()) | Err(std::fs::TryLockError::WouldBlock) => bail!(
+        Ok(()) | Err(std::fs::TryLockError::WouldBlock) => refuse!(
             "another run is using {}; wait for it to finish",
             dir.display()
         ),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
+            Err(e).file_context(|| format!("locking {}", path.display()))
         }
     }
 }
@@ -271,12 +269,12 @@ fn read_manifest(path: &Path, dir: &Path) -> Result<Option<Vec<u8>>> {
             shap_io::MIB,
             "a journal manifest",
         )?)),
-        Ok(_) => bail!(
+        Ok(_) => refuse!(
             "{} is not a regular file; delete {} to start over",
             path.display(),
             dir.display()
         ),
-        Err(e) => Err(e).with_context(|| format!("inspecting {}", path.display())),
+        Err(e) => Err(e).file_context(|| format!("inspecting {}", path.display())),
     }
 }
 
