@@ -75,7 +75,7 @@ fn same_results(a: &Explanation, b: &Explanation) {
     assert_eq!(a.evals, b.evals);
     let run = |e: &Explanation| {
         let mut v = e.settings.clone();
-        v.retain(|(k, _)| k != "incremental_work_fraction");
+        v.retain(|s| s.name != "incremental_work_fraction");
         v
     };
     assert_eq!(run(a), run(b));

@@ -135,7 +135,7 @@ pub(crate) fn assemble(
             ..RunStats::default()
         },
         images: Vec::new(),
-        settings: Vec::new(),
+        settings: crate::Settings::new(),
     };
     let with_se = rows.iter().all(|r| r.std_errors.is_some()) && n > 0;
     let mut se_all = Vec::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::npz::{read_npz, write_npz};
-use crate::{ConfigError, ExplainError, Result};
+use crate::{ConfigError, ExplainError, Result, Settings};
 use shap_io::npy::{NpyArray, NpyData};
 use shap_mask::ImageShape;
 
@@ -113,7 +113,7 @@ pub struct Explanation {
     pub images: Vec<ImageInfo>,
     /// The run's settings as name/value pairs (algorithm, masker, max_evals, seed, model...),
     /// saved in the `.npz` as two string arrays.
-    pub settings: Vec<(String, String)>,
+    pub settings: Settings,
 }
 
 /// What a front end knows about one explained image, saved beside the values so that the
@@ -227,7 +227,11 @@ impl Explanation {
             algorithm: self.algorithm,
             shape: [self.shape.height, self.shape.width, self.shape.channels],
             num_outputs: k,
-            settings: self.settings.iter().cloned().collect(),
+            settings: self
+                .settings
+                .iter()
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .collect(),
             total_seconds: timed.then_some(self.stats.wall_time.as_secs_f64()),
             model_seconds: timed.then_some(self.stats.model_time.as_secs_f64()),
             model_rows: timed.then_some(self.stats.model_rows),
@@ -405,7 +409,7 @@ impl Explanation {
             image_times: Vec::new(),
             stats: r.stats(),
             images: Vec::new(),
-            settings: Vec::new(),
+            settings: Settings::new(),
         };
         // Files of earlier versions saved timings; read them when present.
         e.image_times = match r.take("image_times") {
@@ -476,7 +480,11 @@ impl Explanation {
         }
         if !self.settings.is_empty() {
             let m = self.settings.len();
-            let (names, values) = self.settings.iter().cloned().unzip();
+            let (names, values) = self
+                .settings
+                .iter()
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .unzip();
             out.push((
                 "setting_names",
                 NpyArray {
@@ -544,10 +552,7 @@ impl Explanation {
 
     /// The value of setting `name`, if the explanation records it.
     pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.settings.get(name)
     }
 }
 
@@ -800,9 +805,9 @@ fn read_infos(
 /// Read `setting_names` / `setting_values` (both or neither, of one length).
 fn read_settings(
     take: &mut dyn FnMut(&str) -> Option<NpyArray>,
-) -> std::result::Result<Vec<(String, String)>, String> {
+) -> std::result::Result<Settings, String> {
     match (take("setting_names"), take("setting_values")) {
-        (None, None) => Ok(Vec::new()),
+        (None, None) => Ok(Settings::new()),
         (
             Some(NpyArray {
                 data: NpyData::Str(names),

@@ -10,7 +10,7 @@ use shap_io::npy::{NpyHeader, header_bytes, read_header};
 use shap_io::npz::{NpzReader, NpzWriter};
 
 use crate::npz::{MAX_NPZ_BYTES, read_array};
-use crate::{ExplainError, Result};
+use crate::{ExplainError, Result, Settings};
 use shap_io::npy::NpyData;
 
 /// Arrays that describe the whole run, not one image each: the first part's `algorithm` and
@@ -52,7 +52,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> ExplainError {
 /// what `save_npz` writes for the concatenated explanation, but no part is ever held whole in
 /// memory. Every part must hold the same arrays with the same types and image shape. Returns
 /// the number of images.
-pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) -> Result<usize> {
+pub fn join_npz(parts: &[PathBuf], settings: &Settings, out: &Path) -> Result<usize> {
     let Some(first) = parts.first() else {
         return Err(ExplainError::EmptyBatch);
     };
@@ -74,10 +74,10 @@ pub fn join_npz(parts: &[PathBuf], settings: &[(String, String)], out: &Path) ->
             match name.as_str() {
                 "algorithm" => zip.entry(name, |o| o.write_all(&algorithm))?,
                 "setting_names" => {
-                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.0)))?
+                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.name)))?
                 }
                 "setting_values" => {
-                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.1)))?
+                    zip.entry(name, |o| write_strs(o, settings.iter().map(|s| &s.value)))?
                 }
                 _ => {
                     let p = plans.iter().find(|p| &p.name == name).ok_or_else(|| {
@@ -328,7 +328,7 @@ fn write_strs<'a>(
 }
 
 /// The settings and number of images of an explanation file, read without its values.
-pub fn npz_settings(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
+pub fn npz_settings(path: &Path) -> Result<(Settings, usize)> {
     let zip = NpzReader::open(path, MAX_NPZ_BYTES)?;
     let images = header_of(&zip, "values")?
         .shape
@@ -336,7 +336,7 @@ pub fn npz_settings(path: &Path) -> Result<(Vec<(String, String)>, usize)> {
         .copied()
         .ok_or_else(|| bad(path, "'values' has no dimensions"))?;
     if !zip.has("setting_names") {
-        return Ok((Vec::new(), images));
+        return Ok((Settings::new(), images));
     }
     let strs = |name: &str| -> Result<Vec<String>> {
         match read_array(path, name)?.data {
@@ -378,7 +378,7 @@ mod tests {
             image_times: vec![],
             stats: Default::default(),
             images: vec![],
-            settings: vec![],
+            settings: Settings::new(),
         }
     }
 
@@ -390,12 +390,16 @@ mod tests {
         let good = dir.join("good.npz");
         one(0.0).save_npz(&good)?;
         let out = dir.join("out.npz");
-        assert_eq!(join_npz(&[good.clone(), good.clone()], &[], &out)?, 2);
+        assert_eq!(
+            join_npz(&[good.clone(), good.clone()], &Settings::new(), &out)?,
+            2
+        );
         for bad_value in [f64::NAN, f64::INFINITY] {
             let bad_part = dir.join("bad.npz");
             one(bad_value).save_npz(&bad_part)?;
             let _ = std::fs::remove_file(&out);
-            let e = join_npz(&[good.clone(), bad_part.clone()], &[], &out).unwrap_err();
+            let e =
+                join_npz(&[good.clone(), bad_part.clone()], &Settings::new(), &out).unwrap_err();
             let text = e.to_string();
             assert!(text.contains("bad.npz"), "{text}");
             assert!(!out.exists(), "{bad_value}: the output was written");

@@ -86,6 +86,7 @@ mod owen;
 mod partition;
 mod permutation;
 mod rng;
+mod settings;
 pub mod timing;
 
 pub use builder::{ExplainerBuilder, MaskedExplainer};
@@ -109,4 +110,5 @@ pub use outputs::{OutputSelection, top_k};
 pub use partition::PartitionExplainer;
 pub use permutation::{MAX_ORDER_INDICES, PermutationExplainer};
 pub use rng::NumpyLegacyNormal;
+pub use settings::{Setting, Settings};
 pub use shap_mask::{ImageShape, PartitionTree};

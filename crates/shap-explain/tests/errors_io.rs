@@ -240,10 +240,9 @@ fn npz_and_json_round_trip() {
             ..Default::default()
         },
     ];
-    e3.settings = vec![
-        ("masker".into(), "blur(4,4)".into()),
-        ("seed".into(), "3".into()),
-    ];
+    e3.settings = [("masker", "blur(4,4)"), ("seed", "3")]
+        .into_iter()
+        .collect();
     let p3 = dir.join("e3.npz");
     e3.save_npz(&p3).unwrap();
     let back = Explanation::load_npz(&p3).unwrap();

@@ -119,7 +119,7 @@ fn two_by_two() -> Explanation {
             source: "test[7]".into(),
             ..Default::default()
         }],
-        settings: vec![("masker".into(), "0".into())],
+        settings: [("masker", "0")].into_iter().collect(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use shap_explain::{Explainer, Explanation, ExplanationSummary};
+use shap_explain::{Explainer, Explanation, ExplanationSummary, Settings};
 use shap_mask::Masker;
 
 use crate::Reporter;
@@ -19,7 +19,7 @@ use crate::explain::Outcome;
 use crate::journal::{Journal, Manifest};
 use crate::model::Network;
 use crate::selection::{Selection, image_info, npz_digest};
-use crate::settings::{Record, WORK_FRACTION};
+use crate::settings::WORK_FRACTION;
 
 /// Everything one run needs to explain its chunks.
 pub(crate) struct Job<'a> {
@@ -31,9 +31,9 @@ pub(crate) struct Job<'a> {
     pub names: &'a [String],
     pub selection: &'a Selection,
     /// The run's settings, as recorded.
-    pub settings: Record,
+    pub settings: Settings,
     /// Where a shard sits in the whole selection; empty otherwise.
-    pub placement: Record,
+    pub placement: Settings,
     /// The position of the selection's first image in the whole selection (a shard's start).
     pub first: usize,
     /// Images per chunk.
@@ -47,8 +47,8 @@ pub(crate) struct Job<'a> {
 
 impl Job<'_> {
     /// What identifies the run and what its files record: its settings, then its placement.
-    fn identity(&self) -> Record {
-        [self.settings.clone(), self.placement.clone()].concat()
+    fn identity(&self) -> Settings {
+        self.settings.clone().and(&self.placement)
     }
 }
 
@@ -232,12 +232,11 @@ fn compute(job: &Job, r: &Range<usize>) -> Result<Explanation> {
         .map(|(i, item)| image_info(item, i, &scores, job.names))
         .collect();
     e.settings = job.identity();
-    e.settings
-        .push((CHUNK.into(), format!("{}..{}", r.start, r.end)));
+    e.settings.push(CHUNK, format!("{}..{}", r.start, r.end));
     if let (Some(a), Some(b)) = (job.net.work_stats(), before) {
         let w = a.since(b);
         e.settings
-            .push((WORK.into(), format!("{}/{}", w.positions, w.images)));
+            .push(WORK, format!("{}/{}", w.positions, w.images));
     }
     Ok(e)
 }
@@ -266,11 +265,13 @@ fn reuse(job: &Job, path: &Path, r: &Range<usize>) -> Option<Explanation> {
 /// A chunk file holds this run's settings, images `r` and their pixels.
 fn check_chunk(job: &Job, e: &Explanation, r: &Range<usize>) -> Result<(), String> {
     let mut settings = e.settings.clone();
-    settings.retain(|(k, _)| k != CHUNK && k != WORK);
+    settings.retain(|s| s.name != CHUNK && s.name != WORK);
     if settings != job.identity() {
         return Err("it was made with other settings".into());
     }
-    if e.setting(CHUNK) != Some(&format!("{}..{}", r.start, r.end)) || e.num_images != r.len() {
+    if e.setting(CHUNK) != Some(format!("{}..{}", r.start, r.end).as_str())
+        || e.num_images != r.len()
+    {
         return Err(format!("it does not hold images {}..{}", r.start, r.end));
     }
     let pixels = job.selection.pixels(r.clone()).map_err(|e| e.to_string())?;
@@ -303,18 +304,17 @@ impl Work {
 /// incremental path's share of the work over all chunks: a statistic of the processes that
 /// ran (it depends on which cached states each thread found), so not in the `.npz`, whose
 /// bytes do not depend on how the run was interrupted.
-fn final_settings(job: &Job, work: Work) -> (Record, Record) {
+fn final_settings(job: &Job, work: Work) -> (Settings, Settings) {
     let file = job.identity();
     let mut summary = job.settings.clone();
     if let Some(w) = work.0 {
-        summary.push((WORK_FRACTION.into(), format!("{:.4}", w.work_fraction())));
+        summary.push(WORK_FRACTION, format!("{:.4}", w.work_fraction()));
     }
-    summary.extend(job.placement.iter().cloned());
-    (file, summary)
+    (file, summary.and(&job.placement))
 }
 
 /// The chunks' summaries as one summary of the run.
-fn combine(parts: Vec<ExplanationSummary>, settings: Record) -> Result<ExplanationSummary> {
+fn combine(parts: Vec<ExplanationSummary>, settings: Settings) -> Result<ExplanationSummary> {
     let mut it = parts.into_iter();
     let Some(mut all) = it.next() else {
         refuse!("no images to explain");
@@ -322,7 +322,10 @@ fn combine(parts: Vec<ExplanationSummary>, settings: Record) -> Result<Explanati
     for p in it {
         all.append(p);
     }
-    all.settings = settings.into_iter().collect();
+    all.settings = settings
+        .iter()
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
     Ok(all)
 }
 
@@ -331,7 +334,7 @@ fn combine(parts: Vec<ExplanationSummary>, settings: Record) -> Result<Explanati
 /// images of `digest`.
 fn is_complete(
     npz: &Path,
-    identity: &[(String, String)],
+    identity: &Settings,
     digest: &str,
     report: &dyn Reporter,
 ) -> Result<bool> {
@@ -341,8 +344,8 @@ fn is_complete(
     let Ok((mut settings, _)) = shap_explain::npz_settings(npz) else {
         return Ok(false);
     };
-    settings.retain(|(k, _)| k != WORK_FRACTION);
-    if settings != identity {
+    settings.retain(|s| s.name != WORK_FRACTION);
+    if &settings != identity {
         return Ok(false);
     }
     match npz_digest(npz) {

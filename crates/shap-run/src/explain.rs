@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use shap_explain::memory::{Bytes, RunSize, explain_plan, proc_status_kib};
 use shap_explain::{
     Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, OutputSelection,
+    Settings,
 };
 use shap_mask::MaskerSpec;
 
@@ -15,7 +16,7 @@ use crate::chunks::{self, Job};
 use crate::error::{Context, Result, refuse};
 use crate::model::{Network, Options, class_names, memory_budget};
 use crate::selection::{Images, Selection};
-use crate::settings::{ModelIdentity, Outputs, Placement, Record, RunSettings};
+use crate::settings::{ModelIdentity, Outputs, Placement, RunSettings};
 use crate::slicing::{ResolvedShard, Shard};
 use crate::{Reporter, digest};
 
@@ -241,8 +242,8 @@ fn run_settings(run: &ExplainRun, net: &Network, outputs: &OutputSelection) -> R
 }
 
 /// The settings that say where a shard sits in the whole selection (empty without a shard).
-fn placement(positions: Option<&(Range<usize>, usize)>, sources: String) -> Record {
-    positions.map_or_else(Vec::new, |(range, total)| {
+fn placement(positions: Option<&(Range<usize>, usize)>, sources: String) -> Settings {
+    positions.map_or_else(Settings::new, |(range, total)| {
         Placement {
             positions: range.clone(),
             selection: *total,

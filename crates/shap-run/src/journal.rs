@@ -8,10 +8,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shap_explain::Settings;
 
 use crate::Reporter;
 use crate::error::{Context, FileContext, Result, refuse};
-use crate::settings::Record;
 
 /// The manifest's file name in the journal.
 const MANIFEST: &str = "run.json";
@@ -30,7 +30,7 @@ pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
     /// The run's settings, as the `.npz` records them.
-    pub settings: Record,
+    pub settings: Settings,
     /// SHA-256 of the selected images' sources and pixels ([`crate::Selection::digest`]).
     pub selection_sha256: String,
     /// Images in the selection.
@@ -41,7 +41,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// The manifest of a run.
-    pub fn new(settings: Record, digest: String, images: usize, chunk: usize) -> Self {
+    pub fn new(settings: Settings, digest: String, images: usize, chunk: usize) -> Self {
         Self {
             format: FORMAT.into(),
             settings,
@@ -54,16 +54,12 @@ impl Manifest {
     /// How `self` (found in the journal, of this version) differs from `run`, in words: `None`
     /// when equal.
     fn difference(&self, run: &Manifest) -> Option<String> {
-        let value = |s: &[(String, String)], k: &str| {
-            s.iter()
-                .find(|(n, _)| n == k)
-                .map_or("(none)".to_string(), |(_, v)| v.clone())
-        };
+        let value = |s: &Settings, k: &str| s.get(k).unwrap_or("(none)").to_string();
         let keys = self
             .settings
             .iter()
             .chain(&run.settings)
-            .map(|(k, _)| k.as_str());
+            .map(|s| s.name.as_str());
         for k in keys {
             let (theirs, ours) = (value(&self.settings, k), value(&run.settings, k));
             if theirs != ours {

@@ -5,10 +5,10 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use shap_explain::{Explanation, ExplanationSummary};
+use shap_explain::{Explanation, ExplanationSummary, Settings};
 
 use crate::error::{Context, Result, refuse};
-use crate::settings::{POSITIONS, Placement, Record, SELECTION, SELECTION_SOURCES, WORK_FRACTION};
+use crate::settings::{POSITIONS, Placement, SELECTION, SELECTION_SOURCES, WORK_FRACTION};
 
 /// Recorded values that differ between the parts of one run (where each part sits, and the
 /// incremental path's share of the work, a statistic of each process), or that only parts
@@ -22,7 +22,7 @@ pub struct Merged {
     /// The parts, in the order they were joined.
     pub parts: Vec<PathBuf>,
     /// The merged file's settings.
-    pub settings: Record,
+    pub settings: Settings,
 }
 
 impl Merged {
@@ -39,7 +39,11 @@ impl Merged {
             }
         }
         let mut all = all.context("no parts to merge")?;
-        all.settings = self.settings.iter().cloned().collect();
+        all.settings = self
+            .settings
+            .iter()
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect();
         Ok(all)
     }
 }
@@ -72,9 +76,9 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
 }
 
 /// A part's settings without those that differ between parts.
-fn common(part: &Part) -> Record {
+fn common(part: &Part) -> Settings {
     let mut s = part.settings.clone();
-    s.retain(|(k, _)| !PER_PART.contains(&k.as_str()));
+    s.retain(|x| !PER_PART.contains(&x.name.as_str()));
     s
 }
 
@@ -83,15 +87,12 @@ struct Part<'a> {
     range: Range<usize>,
     total: usize,
     path: &'a PathBuf,
-    settings: Record,
+    settings: Settings,
 }
 
 impl Part<'_> {
     fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.settings.get(name)
     }
 }
 
@@ -125,8 +126,13 @@ fn check_parts(parts: &[Part]) -> Result<()> {
                 first_path.display()
             );
         }
-        if let Some((k, v)) = common(e).into_iter().find(|kv| !want.contains(kv)) {
-            let theirs = first.setting(&k).unwrap_or("(none)");
+        let theirs = common(e);
+        if let Some(s) = theirs
+            .iter()
+            .find(|s| want.get(&s.name) != Some(s.value.as_str()))
+        {
+            let (k, v) = (&s.name, &s.value);
+            let theirs = first.setting(k).unwrap_or("(none)");
             refuse!(
                 "{} was made with {k} = {v}, {} with {k} = {theirs}: they are not parts of one run",
                 path.display(),

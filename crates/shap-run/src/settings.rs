@@ -5,13 +5,10 @@
 
 use std::ops::Range;
 
-use shap_explain::{Algorithm, Compat, InputLayout, OutputSelection};
+use shap_explain::{Algorithm, Compat, InputLayout, OutputSelection, Settings};
 use shap_mask::MaskerSpec;
 
 use crate::error::{Result, refuse};
-
-/// Names and text values, in order, as an explanation file records its settings.
-pub type Record = Vec<(String, String)>;
 
 /// How the model evaluated masked images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +120,7 @@ pub const WORK_FRACTION: &str = "incremental_work_fraction";
 
 impl RunSettings {
     /// The settings as a file records them, in the order earlier versions wrote them.
-    pub fn record(&self) -> Record {
+    pub fn record(&self) -> Settings {
         let max_evals = match (self.max_evals, self.algorithm) {
             (Some(m), _) => m.to_string(),
             (None, Algorithm::Permutation) => "default (10 passes)".into(),
@@ -167,8 +164,8 @@ impl RunSettings {
     /// The settings a file records. `algorithm` and `masker` must be there; anything an
     /// earlier version did not record takes the value it used (no preprocessing, no softmax,
     /// one call per image, the top 5).
-    pub fn from_record(record: &[(String, String)]) -> Result<Self> {
-        let get = |k: &str| record.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    pub fn from_record(record: &Settings) -> Result<Self> {
+        let get = |k: &str| record.get(k);
         let Some(algorithm) = get("algorithm") else {
             refuse!("the explanation does not record its algorithm");
         };
@@ -221,20 +218,22 @@ impl RunSettings {
 
 impl Placement {
     /// The placement as a file records it.
-    pub fn record(&self) -> Record {
-        vec![
+    pub fn record(&self) -> Settings {
+        [
             (
-                POSITIONS.into(),
+                POSITIONS,
                 format!("{}..{}", self.positions.start, self.positions.end),
             ),
-            (SELECTION.into(), self.selection.to_string()),
-            (SELECTION_SOURCES.into(), self.sources_sha256.clone()),
+            (SELECTION, self.selection.to_string()),
+            (SELECTION_SOURCES, self.sources_sha256.clone()),
         ]
+        .into_iter()
+        .collect()
     }
 
     /// The placement a part of a sharded run records, checked against its `images`.
-    pub fn from_record(record: &[(String, String)], images: usize) -> Result<Self> {
-        let get = |k: &str| record.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    pub fn from_record(record: &Settings, images: usize) -> Result<Self> {
+        let get = |k: &str| record.get(k);
         let (Some(p), Some(total)) = (get(POSITIONS), get(SELECTION)) else {
             refuse!(
                 "not a part of a sharded run (no positions recorded): explain it with --shard I/N"
@@ -349,13 +348,13 @@ mod tests {
     #[test]
     fn the_record_is_what_earlier_versions_wrote() {
         let record = onnx_run().record();
-        let get = |k: &str| record.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| record.get(k);
         assert_eq!(get("max_evals"), Some("default (10 passes)"));
         assert_eq!(get("classes"), Some("3,5"));
         assert_eq!(get("shap_compat"), Some("false"));
         assert_eq!(get("batch_size"), Some("16"));
         assert_eq!(get("mean"), Some("0.485,0.456,0.406"));
-        let names: Vec<&str> = record.iter().map(|(k, _)| k.as_str()).collect();
+        let names: Vec<&str> = record.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.first(), Some(&"algorithm"));
         assert_eq!(names.last(), Some(&"model_sha256"));
         assert_eq!(names.len(), 17);
@@ -363,7 +362,7 @@ mod tests {
 
     #[test]
     fn an_old_record_decodes_with_the_values_it_meant() {
-        let old: Record = [
+        let old: Settings = [
             ("algorithm", "partition"),
             ("masker", "blur(28,28)"),
             ("max_evals", "default (500)"),
@@ -373,7 +372,6 @@ mod tests {
             ("classes", "top 5"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let run = RunSettings::from_record(&old).expect("decode");
         assert_eq!(run.max_evals, None);
@@ -381,7 +379,8 @@ mod tests {
         assert_eq!(run.outputs, Outputs::Logits);
         assert_eq!(run.classes, OutputSelection::TopK(5));
         assert!(run.mean.is_empty() && !run.softmax && run.input_layout.is_none());
-        let no_masker: Record = old.into_iter().filter(|(k, _)| k != "masker").collect();
+        let mut no_masker = old.clone();
+        no_masker.retain(|s| s.name != "masker");
         assert!(RunSettings::from_record(&no_masker).is_err());
     }
 
@@ -394,6 +393,6 @@ mod tests {
         };
         assert_eq!(Placement::from_record(&p.record(), 10).expect("fits"), p);
         assert!(Placement::from_record(&p.record(), 9).is_err());
-        assert!(Placement::from_record(&[], 10).is_err());
+        assert!(Placement::from_record(&Settings::new(), 10).is_err());
     }
 }

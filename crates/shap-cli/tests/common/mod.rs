@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI's process tests.
 #![allow(dead_code)]
 
+pub mod graphs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
