@@ -19,8 +19,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shap_toolkit::explain::timing::{TimingReport, time_model_only};
 use shap_toolkit::explain::{
-    BatchModel, Budget, Explainer, ExplainerConfig, FnModel, ImageShape, ModelError,
-    OutputSelection,
+    BatchModel, Explainer, ExplainerConfig, FnModel, ImageShape, Method, ModelError,
+    OutputSelection, PermutationBudget, PermutationSettings,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
@@ -110,8 +110,11 @@ fn explainer() -> Explainer {
 /// Permutation, one pass, top 5.
 fn one_pass() -> Explainer {
     ExplainerConfig {
-        budget: Budget::Passes(1),
         outputs: OutputSelection::TopK(5),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(1),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()

@@ -18,7 +18,8 @@ use serde_json::json;
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::timing::time_model_only;
 use shap_toolkit::explain::{
-    BatchModel, Budget, Compat, ExplainerConfig, Explanation, ImageShape, OutputSelection,
+    BatchModel, Compat, ExplainerConfig, Explanation, ImageShape, OutputSelection,
+    PartitionSettings,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
 use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn};
@@ -203,13 +204,12 @@ fn explain_rows(
         // tie-break, which explains the images one at a time.
         let explainer = ExplainerConfig {
             outputs: OutputSelection::TopK(TOP_K),
-            budget: Budget::MaxEvals(MAX_EVALS),
             compat: if compat {
                 Compat::Shap
             } else {
                 Compat::Default
             },
-            ..ExplainerConfig::partition()
+            ..ExplainerConfig::partition().max_evals(MAX_EVALS)
         }
         .check()?;
         let masker = explainer.masker(spec.parse()?);
@@ -235,9 +235,8 @@ fn explain_rows(
         );
     }
     let perm = ExplainerConfig {
-        budget: Budget::MaxEvals(PERMUTATION_EVALS),
         outputs: OutputSelection::TopK(TOP_K),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(PERMUTATION_EVALS)
     }
     .check()?;
     let masker = perm.masker("blur(28,28)".parse()?);
@@ -277,7 +276,7 @@ fn emit_settings(repeats: usize) {
             "images": "test images 0-3",
             "partition": format!(
                 "max_evals {MAX_EVALS}, batch_size {} (shap's default), top-{TOP_K}",
-                ExplainerConfig::partition().batch_size
+                PartitionSettings::default().batch_size
             ),
             "permutation": format!("max_evals {PERMUTATION_EVALS}, top-{TOP_K}"),
             "statistic": format!(

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    BatchModel, Budget, ExplainerConfig, Explanation, ImageShape, OutputSelection,
+    BatchModel, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::model::{Cnn, Head, IncrementalCnn, ModelFn};
 
@@ -28,9 +28,8 @@ fn main() -> anyhow::Result<()> {
     }
     .check()?;
     let permutation = ExplainerConfig {
-        budget: Budget::MaxEvals(1600),
         outputs: OutputSelection::TopK(5),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(1600)
     }
     .check()?;
     for (explainer, spec) in [

@@ -6,10 +6,10 @@
 
 use shap_toolkit::data::{CLASS_NAMES, FashionMnist};
 use shap_toolkit::explain::{
-    BatchModel, Budget, ExplainerConfig, Explanation, ImageShape, OutputSelection,
+    BatchModel, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, train};
+use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, Preset, TrainConfig};
 use shap_toolkit::plot::{ColorScale, ImagePlot, ImagePlotRow, image_plot};
 
 fn argmax(v: &[f32]) -> usize {
@@ -46,7 +46,12 @@ fn train_explain_plot_on_real_data() {
     cfg.epochs = 1;
     cfg.seed = 7;
     let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &device).unwrap();
-    let history = train(&cnn, &cfg, &train_set, Some(&test_set), |_| {}).unwrap();
+    let history = cfg
+        .clone()
+        .check()
+        .expect("config")
+        .train(&cnn, &train_set, Some(&test_set), |_| {})
+        .unwrap();
     let acc = history.epochs[0].test_accuracy.unwrap();
     assert!(
         acc > 0.5,
@@ -88,10 +93,9 @@ fn train_explain_plot_on_real_data() {
     // Permutation, inpaint_telea, one antithetic pass: efficiency is exact by construction.
     let telea = Masker::new("inpaint_telea".parse().unwrap(), MaskMode::Default);
     let permutation = ExplainerConfig {
-        budget: Budget::MaxEvals(1600),
         outputs: OutputSelection::TopK(2),
         output_names: Some(names),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(1600)
     }
     .check()
     .unwrap();

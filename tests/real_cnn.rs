@@ -13,12 +13,10 @@ use std::sync::OnceLock;
 
 use shap_toolkit::data::FashionMnist;
 use shap_toolkit::explain::{
-    BatchModel, Budget, Explainer, ExplainerConfig, Explanation, ImageShape, OutputSelection,
+    BatchModel, Explainer, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{
-    Cnn, Dataset, Head, IncrementalCnn, ModelFn, Preset, TrainConfig, train,
-};
+use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, Preset, TrainConfig};
 
 const SHAPE: ImageShape = ImageShape::new(28, 28, 1);
 /// The default maskers of the CLI and the tutorial.
@@ -43,7 +41,11 @@ fn trained() -> Option<&'static (Cnn, Vec<f32>)> {
         let mut cfg = TrainConfig::preset(Preset::Keras);
         cfg.epochs = 1;
         let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
-        train(&cnn, &cfg, &train_set, None, |_| {}).expect("training");
+        cfg.clone()
+            .check()
+            .expect("config")
+            .train(&cnn, &train_set, None, |_| {})
+            .expect("training");
         let images = data.test.images_f32(&[0, 1, 2]).expect("images");
         Some((cnn, images))
     })
@@ -61,9 +63,8 @@ fn partition() -> Explainer {
 
 fn permutation() -> Explainer {
     ExplainerConfig {
-        budget: Budget::MaxEvals(2 * (2 * 784 + 1)),
         outputs: OutputSelection::TopK(3),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(2 * (2 * 784 + 1))
     }
     .check()
     .expect("permutation settings")

@@ -237,15 +237,15 @@ fn bad_input_is_refused_and_nothing_is_written() {
     };
     run(
         faith(&["--npz", npz, "--steps", "0"]),
-        "--steps must be at least 1",
+        "the curves need at least one step",
     );
     run(
         faith(&["--npz", npz, "--random", "0"]),
-        "--random must be at least 1",
+        "at least one random order",
     );
     run(
         faith(&["--npz", npz, "--random", "18446744073709551615"]),
-        "the limit is 10000 orders",
+        "more than the limit of 10000",
     );
     run(
         faith(&["--npz", npz, "--steps", "785"]),

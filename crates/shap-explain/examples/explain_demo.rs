@@ -6,7 +6,8 @@
 
 use shap_explain::timing::time_model_only;
 use shap_explain::{
-    BatchModel, Budget, ExplainerConfig, FnModel, ImageShape, ModelError, OutputSelection,
+    BatchModel, ExplainerConfig, FnModel, ImageShape, Method, ModelError, OutputSelection,
+    PermutationBudget, PermutationSettings,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,7 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &images,
         shape,
         &e.evals,
-        partition.config().batch_size,
+        partition
+            .as_partition()
+            .map_or(10, |p| p.settings().batch_size),
     )?;
     println!(
         "partition: {:.2} ms total, {:.2} ms in the model, overhead {:.1}% of model time; model alone {:.2} ms",
@@ -86,9 +89,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let permutation = ExplainerConfig {
-        budget: Budget::Passes(2),
         outputs: OutputSelection::TopK(3),
-        std_errors: true,
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(2),
+            std_errors: true,
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()?;

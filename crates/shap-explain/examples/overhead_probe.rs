@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use shap_explain::{
-    BackgroundMasker, Budget, ExplainerConfig, FnModel, ImageShape, ModelError, OutputSelection,
+    BackgroundMasker, ExplainerConfig, FnModel, ImageShape, Method, ModelError, OutputSelection,
+    PermutationBudget, PermutationSettings,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,8 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             .check()?,
             ExplainerConfig {
-                budget: Budget::Passes(1),
                 outputs: OutputSelection::TopK(5),
+                method: Method::Permutation(PermutationSettings {
+                    budget: PermutationBudget::Passes(1),
+                    ..PermutationSettings::default()
+                }),
                 ..ExplainerConfig::permutation()
             }
             .check()?,

@@ -21,8 +21,7 @@
 use shap_mask::{Masker, MaskerSpec};
 
 use crate::{
-    Algorithm, BatchModel, Budget, Compat, Explainer, ExplainerConfig, Explanation,
-    OutputSelection, Result,
+    Algorithm, BatchModel, Compat, Explainer, ExplainerConfig, Explanation, OutputSelection, Result,
 };
 
 /// Settings of an explainer and its masker, checked by [`ExplainerBuilder::build`]; start
@@ -57,7 +56,7 @@ impl ExplainerBuilder {
 
     /// At most `n` model evaluations per image (shap's `max_evals`).
     pub fn max_evals(mut self, n: usize) -> Self {
-        self.config.budget = Budget::MaxEvals(n);
+        self.config.method = self.config.method.max_evals(n);
         self
     }
 

@@ -62,41 +62,168 @@ impl fmt::Display for Compat {
     }
 }
 
-/// How many model evaluations an explainer may spend per image.
+/// How many model evaluations the Partition explainer may spend per image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Budget {
-    /// shap's `max_evals`: model evaluations per image, `f(all hidden)` and `f(x)` included.
-    /// Partition spends `max_evals - 2` on its expansions (at least 2; 4 with
-    /// [`Compat::ShapV040`]); Permutation makes `max_evals / (2M + 1)` passes over images of
-    /// `M` features (at least one: checked when the images are seen).
+pub enum PartitionBudget {
+    /// shap's `max_evals`: model evaluations per image, `f(all hidden)` and `f(x)` included;
+    /// `max_evals - 2` go to the expansions (at least 2; 4 with [`Compat::ShapV040`]).
     MaxEvals(usize),
-    /// Permutation only: this many antithetic passes of `2M + 1` evaluations each, whatever
-    /// the image size (at least 1). The Permutation default is 10 passes.
-    Passes(usize),
-    /// Partition only: expand the whole tree for exact Owen values (with the default
-    /// `fixed_context`), at a cost of [`PartitionExplainer::exact_evals`] evaluations per image:
-    /// 2,732 for 8x8, 461,484 for 28x28, so mostly for small images and tests.
+    /// Expand the whole tree for exact Owen values (with the default `fixed_context`), at a
+    /// cost of [`PartitionExplainer::exact_evals`] evaluations per image: 2,732 for 8x8,
+    /// 461,484 for 28x28, so mostly for small images and tests.
     Exact,
 }
 
-impl Budget {
-    /// The default budget of `algorithm`: shap's 500 evaluations for Partition, 10 passes for
-    /// Permutation (shap's default of 500 is too small for one pass over a 28x28 image).
-    pub fn default_for(algorithm: Algorithm) -> Self {
-        match algorithm {
-            Algorithm::Partition => Self::MaxEvals(500),
-            Algorithm::Permutation => Self::Passes(10),
+impl Default for PartitionBudget {
+    /// shap's 500 evaluations.
+    fn default() -> Self {
+        Self::MaxEvals(500)
+    }
+}
+
+/// How many model evaluations the Permutation explainer may spend per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PermutationBudget {
+    /// shap's `max_evals`: `max_evals / (2M + 1)` passes over images of `M` features (at
+    /// least one: checked when the images are seen).
+    MaxEvals(usize),
+    /// This many antithetic passes of `2M + 1` evaluations each, whatever the image size (at
+    /// least 1).
+    Passes(usize),
+}
+
+impl Default for PermutationBudget {
+    /// 10 passes (shap's default of 500 evaluations is too small for one pass over a 28x28
+    /// image).
+    fn default() -> Self {
+        Self::Passes(10)
+    }
+}
+
+impl fmt::Display for PartitionBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MaxEvals(n) => write!(f, "max_evals={n}"),
+            Self::Exact => f.write_str("exact"),
         }
     }
 }
 
-impl fmt::Display for Budget {
+impl fmt::Display for PermutationBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::MaxEvals(n) => write!(f, "max_evals={n}"),
             Self::Passes(p) => write!(f, "{p} passes"),
-            Self::Exact => f.write_str("exact"),
         }
+    }
+}
+
+/// The Partition explainer's own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PartitionSettings {
+    /// Evaluations per image (default: shap's 500).
+    pub budget: PartitionBudget,
+    /// Masks per Owen step (shap's `batch_size`, default 10, at least 2). This is
+    /// algorithmic: under a budget it changes which nodes get expanded. The model may receive
+    /// the rows of several steps or images in any chunking without changing numbers.
+    pub batch_size: usize,
+    /// shap's `fixed_context` (default `None`, [`FixedContext::Both`]).
+    pub fixed_context: FixedContext,
+}
+
+impl Default for PartitionSettings {
+    fn default() -> Self {
+        Self {
+            budget: PartitionBudget::default(),
+            batch_size: 10,
+            fixed_context: FixedContext::Both,
+        }
+    }
+}
+
+/// The Permutation explainer's own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PermutationSettings {
+    /// Evaluations per image (default: 10 passes).
+    pub budget: PermutationBudget,
+    /// Compute the standard error of each value across passes (with at least two passes).
+    pub std_errors: bool,
+}
+
+/// The algorithm and the settings that belong to it alone: a setting of one algorithm cannot
+/// be given to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Owen values over shap's image partition tree.
+    Partition(PartitionSettings),
+    /// Antithetic passes over tree-respecting orders.
+    Permutation(PermutationSettings),
+}
+
+impl Method {
+    /// The defaults of `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Partition => Self::Partition(PartitionSettings::default()),
+            Algorithm::Permutation => Self::Permutation(PermutationSettings::default()),
+        }
+    }
+
+    /// Which algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Partition(_) => Algorithm::Partition,
+            Self::Permutation(_) => Algorithm::Permutation,
+        }
+    }
+
+    /// shap's `max_evals`, which both algorithms take, as the budget.
+    pub fn max_evals(self, n: usize) -> Self {
+        match self {
+            Self::Partition(p) => Self::Partition(PartitionSettings {
+                budget: PartitionBudget::MaxEvals(n),
+                ..p
+            }),
+            Self::Permutation(p) => Self::Permutation(PermutationSettings {
+                budget: PermutationBudget::MaxEvals(n),
+                ..p
+            }),
+        }
+    }
+
+    /// The budget in words (`max_evals=500`, `10 passes`, `exact`).
+    pub fn budget(&self) -> String {
+        match self {
+            Self::Partition(p) => p.budget.to_string(),
+            Self::Permutation(p) => p.budget.to_string(),
+        }
+    }
+
+    /// shap's `max_evals`, when the budget is given that way.
+    pub fn max_evals_given(&self) -> Option<usize> {
+        match self {
+            Self::Partition(PartitionSettings {
+                budget: PartitionBudget::MaxEvals(n),
+                ..
+            })
+            | Self::Permutation(PermutationSettings {
+                budget: PermutationBudget::MaxEvals(n),
+                ..
+            }) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl From<PartitionSettings> for Method {
+    fn from(p: PartitionSettings) -> Self {
+        Self::Partition(p)
+    }
+}
+
+impl From<PermutationSettings> for Method {
+    fn from(p: PermutationSettings) -> Self {
+        Self::Permutation(p)
     }
 }
 
@@ -115,23 +242,23 @@ pub enum FixedContext {
 
 /// Everything that configures an explanation, in shap's vocabulary: what `shap.Explainer(model,
 /// masker, algorithm=..., seed=..., output_names=...)` and its call's `max_evals`,
-/// `batch_size`, `outputs` and `fixed_context` say. Fields that belong to one algorithm must
-/// keep their default with the other.
+/// `batch_size`, `outputs` and `fixed_context` say. The algorithm and what belongs to it alone
+/// (its budget, Partition's `batch_size` and `fixed_context`, Permutation's `std_errors`) are
+/// one [`Method`], so a setting of one algorithm cannot reach the other.
 ///
 /// Build it with [`ExplainerConfig::partition`], [`ExplainerConfig::permutation`] or
 /// [`ExplainerConfig::new`] and struct-update syntax, then [`ExplainerConfig::check`] it into an
-/// [`Explainer`]: every setting is checked there, once, before any image is seen.
+/// [`Explainer`]: the values are checked there, once, before any image is seen.
 ///
 /// ```
-/// use shap_explain::{Budget, Compat, ExplainerConfig, ExplainError, OutputSelection};
+/// use shap_explain::{Compat, ExplainerConfig, ExplainError, OutputSelection};
 /// let explainer = ExplainerConfig {
-///     budget: Budget::MaxEvals(1600),
 ///     outputs: OutputSelection::TopK(3),
 ///     seed: 7,
-///     ..ExplainerConfig::permutation()
+///     ..ExplainerConfig::permutation().max_evals(1600)
 /// }
 /// .check()?;
-/// assert_eq!(explainer.config().budget, Budget::MaxEvals(1600));
+/// assert_eq!(explainer.config().method.max_evals_given(), Some(1600));
 /// // shap 0.51 takes 32-bit seeds: refused when built, not when explaining.
 /// let bad = ExplainerConfig { compat: Compat::Shap, seed: 1 << 40, ..ExplainerConfig::partition() };
 /// assert!(matches!(bad.check(), Err(ExplainError::InvalidConfig(_))));
@@ -139,10 +266,8 @@ pub enum FixedContext {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainerConfig {
-    /// Partition (Owen values over the image hierarchy) or Permutation (antithetic passes).
-    pub algorithm: Algorithm,
-    /// Evaluations per image (default [`Budget::default_for`] the algorithm).
-    pub budget: Budget,
+    /// Partition or Permutation, with the settings that belong to it.
+    pub method: Method,
     /// shap compatibility (default: ours).
     pub compat: Compat,
     /// The seed: Permutation orders, and the Partition tie-break with [`Compat::Shap`] (the
@@ -153,15 +278,6 @@ pub struct ExplainerConfig {
     pub outputs: OutputSelection,
     /// Names of all `K` model outputs (class labels); default names are the class indices.
     pub output_names: Option<Vec<String>>,
-    /// Partition: masks per Owen step (shap's `batch_size`, default 10, at least 2). This is
-    /// algorithmic: under a budget it changes which nodes get expanded. The model may receive
-    /// the rows of several steps or images in any chunking without changing numbers.
-    pub batch_size: usize,
-    /// Partition: shap's `fixed_context` (default `None`, [`FixedContext::Both`]).
-    pub fixed_context: FixedContext,
-    /// Permutation: compute the standard error of each value across passes (with at least
-    /// two passes).
-    pub std_errors: bool,
     /// The position of the call's first image in a larger batch (default 0). Permutation with
     /// [`Compat::Default`] draws the orders of image `i` of a call from stream
     /// `first_stream + i`, so a batch split into shards, each explained with the position of its
@@ -174,16 +290,17 @@ impl ExplainerConfig {
     /// The defaults of `algorithm`: its default budget, our compat mode, seed 0, the top 5
     /// outputs, shap's batch size of 10 and `fixed_context=None`.
     pub fn new(algorithm: Algorithm) -> Self {
+        Self::with_method(Method::new(algorithm))
+    }
+
+    /// `method`, with every other setting at its default.
+    pub fn with_method(method: impl Into<Method>) -> Self {
         Self {
-            algorithm,
-            budget: Budget::default_for(algorithm),
+            method: method.into(),
             compat: Compat::Default,
             seed: 0,
             outputs: OutputSelection::default(),
             output_names: None,
-            batch_size: 10,
-            fixed_context: FixedContext::Both,
-            std_errors: false,
             first_stream: 0,
         }
     }
@@ -202,11 +319,21 @@ impl ExplainerConfig {
     /// else at shap's defaults.
     pub fn shap(algorithm: Algorithm, max_evals: usize, seed: u32) -> Self {
         Self {
-            budget: Budget::MaxEvals(max_evals),
             compat: Compat::Shap,
             seed: u64::from(seed),
-            ..Self::new(algorithm)
+            ..Self::new(algorithm).max_evals(max_evals)
         }
+    }
+
+    /// The same configuration with shap's `max_evals` as the budget (both algorithms take it).
+    pub fn max_evals(mut self, n: usize) -> Self {
+        self.method = self.method.max_evals(n);
+        self
+    }
+
+    /// Which algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.method.algorithm()
     }
 
     /// Check every setting and build the explainer. Errors: [`ExplainError::MaxEvalsTooSmall`]
@@ -214,38 +341,11 @@ impl ExplainerConfig {
     /// empty selection, [`ExplainError::InvalidConfig`] for the rest.
     pub fn check(self) -> Result<Explainer> {
         self.outputs.check_not_empty()?;
-        match self.algorithm {
-            Algorithm::Partition => {
-                self.only_for(Algorithm::Permutation)?;
-                PartitionExplainer::new(self).map(Explainer::Partition)
+        match self.method {
+            Method::Partition(p) => PartitionExplainer::new(self, p).map(Explainer::Partition),
+            Method::Permutation(p) => {
+                PermutationExplainer::new(self, p).map(Explainer::Permutation)
             }
-            Algorithm::Permutation => {
-                self.only_for(Algorithm::Partition)?;
-                PermutationExplainer::new(self).map(Explainer::Permutation)
-            }
-        }
-    }
-
-    /// Refuse non-default values of the settings that belong to `other`.
-    fn only_for(&self, other: Algorithm) -> Result<()> {
-        let defaults = Self::new(other);
-        let changed: &[(&'static str, bool)] = match other {
-            Algorithm::Partition => &[
-                ("batch_size", self.batch_size != defaults.batch_size),
-                (
-                    "fixed_context",
-                    self.fixed_context != defaults.fixed_context,
-                ),
-            ],
-            Algorithm::Permutation => &[("std_errors", self.std_errors != defaults.std_errors)],
-        };
-        match changed.iter().find(|(_, c)| *c) {
-            Some(&(setting, _)) => Err(ConfigError::NotFor {
-                setting,
-                applies_to: other,
-            }
-            .into()),
-            None => Ok(()),
         }
     }
 
@@ -263,7 +363,7 @@ impl ExplainerConfig {
     /// [`ExplainError::MaxEvalsTooSmall`] for this algorithm.
     pub(crate) fn too_small(&self, max_evals: usize, minimum: usize) -> ExplainError {
         ExplainError::MaxEvalsTooSmall {
-            algorithm: self.algorithm,
+            algorithm: self.algorithm(),
             max_evals,
             minimum,
         }

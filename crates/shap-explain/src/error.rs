@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{Algorithm, Budget, ModelError};
+use crate::{Algorithm, ModelError};
 use shap_mask::{ImageShape, MaskError};
 
 /// Everything that can go wrong while explaining, saving or loading explanations.
@@ -123,29 +123,12 @@ fn on_image(image: Option<usize>) -> String {
 /// ([`crate::ExplainerConfig::check`]), before any image is seen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A budget of the other algorithm ([`Budget::Exact`] for Permutation,
-    /// [`Budget::Passes`] for Partition).
-    #[error("budget {budget} does not apply to the {algorithm} explainer")]
-    BudgetNotFor {
-        /// The budget given.
-        budget: Budget,
-        /// The algorithm chosen.
-        algorithm: Algorithm,
-    },
-    /// `Budget::Passes(0)`.
+    /// `PermutationBudget::Passes(0)`.
     #[error("the Permutation explainer needs at least one pass")]
     ZeroPasses,
     /// Partition's `batch_size` below 2.
     #[error("partition batch_size must be at least 2 (one node = 2 masks), got {0}")]
     BatchSize(usize),
-    /// A setting of one algorithm given a non-default value for the other.
-    #[error("{setting} applies to the {applies_to} explainer only")]
-    NotFor {
-        /// The setting's field name in [`crate::ExplainerConfig`].
-        setting: &'static str,
-        /// The algorithm it belongs to.
-        applies_to: Algorithm,
-    },
     /// [`crate::Compat::ShapV040`] with the Permutation explainer (shap 0.40's rule is a
     /// Partition budget rule).
     #[error("Compat::ShapV040 (shap 0.40's budget rule) applies to the partition explainer only")]
@@ -188,6 +171,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// Faithfulness curves of zero steps.
+    #[error("the curves need at least one step")]
+    NoSteps,
     /// Faithfulness steps outside `1..=pixels`.
     #[error("steps must be between 1 and the {pixels} pixels of an image, got {steps}")]
     Steps {

@@ -50,7 +50,7 @@ impl Explainer {
 
     /// Which algorithm it runs.
     pub fn algorithm(&self) -> Algorithm {
-        self.config().algorithm
+        self.config().algorithm()
     }
 
     /// The same explainer for a batch whose first image sits at `first_stream` in a larger

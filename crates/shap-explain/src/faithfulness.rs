@@ -171,10 +171,39 @@ pub fn order_by(scores: &[f64]) -> Vec<usize> {
 }
 
 impl Faithfulness {
+    /// Check the settings (at least one step, 1 to [`MAX_RANDOM_ORDERS`] random orders) into
+    /// a scorer. The steps are checked against an explanation's pixels when it is scored.
+    pub fn check(self) -> Result<FaithfulnessScorer> {
+        if self.steps == 0 {
+            return Err(ConfigError::NoSteps.into());
+        }
+        if self.random == 0 {
+            return Err(ConfigError::NoRandomOrders.into());
+        }
+        if self.random > MAX_RANDOM_ORDERS {
+            return Err(ConfigError::TooManyRandomOrders {
+                random: self.random,
+                limit: MAX_RANDOM_ORDERS,
+            }
+            .into());
+        }
+        Ok(FaithfulnessScorer(self))
+    }
+}
+
+/// Checked faithfulness settings, ready to score explanations ([`Faithfulness::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaithfulnessScorer(Faithfulness);
+
+impl FaithfulnessScorer {
+    /// The settings it scores with.
+    pub fn settings(&self) -> &Faithfulness {
+        &self.0
+    }
+
     /// Score explanation `e` of `model`, masking with `masker` (the one `e` was made with).
     ///
-    /// Errors: bad settings (`steps` 0 or above the pixels, `random` 0), an empty
-    /// explanation, non-finite values, a class the model does not have, a model or masker
+    /// Errors: more `steps` than the explanation's pixels, an empty explanation, non-finite values, a class the model does not have, a model or masker
     /// failure, or a model whose output on an image (through the masker, nothing hidden)
     /// differs from the `f(x)` the explanation recorded (another model, head or
     /// normalisation) by more than 1e-4 relative.
@@ -205,8 +234,12 @@ impl Faithfulness {
             .map(|i| {
                 let score = self.score_image(model, e, masker, i)?;
                 let scored = score.classes.len();
-                let orders = if scored == 0 { 0 } else { scored + self.random };
-                progress.image_done(i, 1 + 2 * (self.steps + 1) * orders);
+                let orders = if scored == 0 {
+                    0
+                } else {
+                    scored + self.0.random
+                };
+                progress.image_done(i, 1 + 2 * (self.0.steps + 1) * orders);
                 Ok(score)
             })
             .collect::<Result<Vec<ImageScore>>>()?;
@@ -222,20 +255,10 @@ impl Faithfulness {
 
     fn check<M: BatchModel + ?Sized>(&self, model: &M, e: &Explanation) -> Result<()> {
         let p = e.shape.pixels();
-        if self.steps == 0 || self.steps > p {
+        if self.0.steps > p {
             return Err(ConfigError::Steps {
-                steps: self.steps,
+                steps: self.0.steps,
                 pixels: p,
-            }
-            .into());
-        }
-        if self.random == 0 {
-            return Err(ConfigError::NoRandomOrders.into());
-        }
-        if self.random > MAX_RANDOM_ORDERS {
-            return Err(ConfigError::TooManyRandomOrders {
-                random: self.random,
-                limit: MAX_RANDOM_ORDERS,
             }
             .into());
         }
@@ -278,7 +301,7 @@ impl Faithfulness {
             e,
             prepared: &prepared,
             original,
-            steps: self.steps,
+            steps: self.0.steps,
             image: i,
         };
         run.check_fx()?;
@@ -331,7 +354,7 @@ impl Faithfulness {
     /// scores; empty when the image's predicted class was not explained.
     fn scored_outputs(&self, e: &Explanation, i: usize) -> Vec<usize> {
         let k = e.num_outputs;
-        match self.target {
+        match self.0.target {
             Target::All => (0..k).collect(),
             Target::Explained => vec![0],
             Target::Predicted => {
@@ -363,19 +386,19 @@ impl Faithfulness {
     ) -> Result<(StepOutputs, StepOutputs)> {
         let (i, k) = (run.image, classes.len());
         let stream = run.e.images.get(i).and_then(|x| x.index).unwrap_or(i);
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.0.seed);
         rng.set_stream(stream as u64);
-        let zero = vec![vec![0.0; k]; self.steps + 1];
+        let zero = vec![vec![0.0; k]; self.0.steps + 1];
         let (mut del, mut ins) = (zero.clone(), zero);
         let mut order: Vec<usize> = (0..run.e.shape.pixels()).collect();
-        for _ in 0..self.random {
+        for _ in 0..self.0.random {
             order.sort_unstable();
             order.shuffle(&mut rng);
             let (d, n) = run.curves(&order, classes)?;
             add(&mut del, &d);
             add(&mut ins, &n);
         }
-        let r = self.random as f64;
+        let r = self.0.random as f64;
         for row in del.iter_mut().chain(ins.iter_mut()) {
             row.iter_mut().for_each(|v| *v /= r);
         }
@@ -386,7 +409,7 @@ impl Faithfulness {
         let all: Vec<&ClassScore> = images.iter().flat_map(|i| &i.classes).collect();
         let n = all.len().max(1) as f64;
         let mean_of = |f: &dyn Fn(&Curves) -> &Vec<f64>| -> Vec<f64> {
-            (0..=self.steps)
+            (0..=self.0.steps)
                 .map(|s| all.iter().map(|c| f(&c.curves)[s]).sum::<f64>() / n)
                 .collect()
         };
@@ -397,11 +420,11 @@ impl Faithfulness {
             random_insertion: mean_of(&|c| &c.random_insertion),
         };
         FaithfulnessReport {
-            target: self.target,
+            target: self.0.target,
             masker: e.setting("masker").unwrap_or_default().to_string(),
-            steps: self.steps,
-            random: self.random,
-            seed: self.seed,
+            steps: self.0.steps,
+            random: self.0.random,
+            seed: self.0.seed,
             feature: "pixel".into(),
             features: e.shape.pixels(),
             images,

@@ -2,10 +2,10 @@
 //!
 //! One configuration, one entry point, as in shap (`docs/configuration.md`):
 //!
-//! - [`ExplainerConfig`]: the algorithm ([`Algorithm::Partition`] or
-//!   [`Algorithm::Permutation`]), the [`Budget`] (shap's `max_evals`; Permutation passes;
-//!   exact Owen values), [`Compat`] (our defaults, or shap 0.51 bit for bit), the seed, the
-//!   outputs and their names. [`ExplainerConfig::check`] checks every setting once and returns
+//! - [`ExplainerConfig`]: the [`Method`] (Partition or Permutation with the settings that
+//!   belong to it alone: its budget, shap's `max_evals`, Permutation passes or exact Owen
+//!   values), [`Compat`] (our defaults, or shap 0.51 bit for bit), the seed, the outputs and
+//!   their names. [`ExplainerConfig::check`] checks every setting once and returns
 //!   an [`Explainer`]; an invalid explainer cannot exist.
 //! - [`Explainer`]: like `shap.Explainer`, runs the algorithm it was built for
 //!   ([`PartitionExplainer`]: Owen values over shap's image partition tree with shap >= 0.41
@@ -27,8 +27,9 @@
 //!
 //! ```
 //! use shap_explain::{
-//!     Algorithm, Budget, Compat, ConstantMasker, ExplainerConfig, FnModel, ImageShape, ModelError,
-//!     OutputSelection,
+//!     Compat, ConstantMasker, ExplainerConfig, FnModel, ImageShape, Method, ModelError,
+//!     OutputSelection, PartitionBudget, PartitionSettings, PermutationBudget,
+//!     PermutationSettings,
 //! };
 //! let shape = ImageShape::new(2, 2, 1);
 //! // Outputs [x0*x1 + x2, x3*x0] (docs/partition-explainer.md#worked-example).
@@ -42,8 +43,10 @@
 //! // One configuration for either algorithm: what `shap.Explainer(model, masker,
 //! // algorithm="partition")(x, max_evals=500, outputs=...)` says.
 //! let config = ExplainerConfig {
-//!     algorithm: Algorithm::Partition,
-//!     budget: Budget::MaxEvals(500),
+//!     method: Method::Partition(PartitionSettings {
+//!         budget: PartitionBudget::MaxEvals(500),
+//!         ..PartitionSettings::default()
+//!     }),
 //!     compat: Compat::Default,
 //!     outputs: OutputSelection::All,
 //!     ..ExplainerConfig::default()
@@ -54,13 +57,15 @@
 //! assert_eq!(e.values, vec![1.0, 2.0, 1.0, 0.0, 3.0, 0.0, 0.0, 2.0]);
 //!
 //! // The same call with the other algorithm: only the configuration changes.
-//! let permutation = ExplainerConfig { algorithm: Algorithm::Permutation, budget: Budget::Passes(1), ..config };
+//! let passes = PermutationSettings { budget: PermutationBudget::Passes(1), std_errors: false };
+//! let permutation = ExplainerConfig { method: Method::Permutation(passes), ..config };
 //! let p = permutation.check()?.explain(&model, &[1.0, 2.0, 3.0, 4.0], shape, &ConstantMasker { value: 0.0 })?;
 //! // Interactions here are pairwise: one antithetic pass already gives the exact values.
 //! assert!(p.values.iter().zip(&e.values).all(|(a, b)| (a - b).abs() < 1e-12));
 //!
-//! // Settings are checked when the explainer is built, not while explaining.
-//! let bad = ExplainerConfig { budget: Budget::Exact, ..ExplainerConfig::permutation() };
+//! // Values are checked when the explainer is built, not while explaining; a setting of one
+//! // algorithm cannot be given to the other at all (Permutation has no `Exact` budget).
+//! let bad = ExplainerConfig::permutation().max_evals(2);
 //! assert!(bad.check().is_err());
 //! # Ok::<(), shap_explain::ExplainError>(())
 //! ```
@@ -91,7 +96,10 @@ pub mod timing;
 
 pub use builder::{ExplainerBuilder, MaskedExplainer};
 pub use class_summary::{ClassMaps, ClassSummary, class_summary};
-pub use config::{Budget, Compat, ExplainerConfig, FixedContext};
+pub use config::{
+    Compat, ExplainerConfig, FixedContext, Method, PartitionBudget, PartitionSettings,
+    PermutationBudget, PermutationSettings,
+};
 pub use error::{ConfigError, ExplainError, Result};
 pub use eval::Progress;
 pub use explainer::Explainer;
@@ -99,8 +107,8 @@ pub use explanation::{
     Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
 };
 pub use faithfulness::{
-    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, ImageScore, MAX_RANDOM_ORDERS,
-    Target, auc, features_at, order_by,
+    Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, FaithfulnessScorer, ImageScore,
+    MAX_RANDOM_ORDERS, Target, auc, features_at, order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};

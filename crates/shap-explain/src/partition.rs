@@ -9,7 +9,10 @@ use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_
 use crate::explanation::{Algorithm, Explanation};
 use crate::owen::{OwenJob, OwenSettings, Ties};
 use crate::rng::NumpyLegacyNormal;
-use crate::{BatchModel, Budget, Compat, ConfigError, ExplainerConfig, MaskedImages, Result};
+use crate::{
+    BatchModel, Compat, ConfigError, ExplainerConfig, MaskedImages, PartitionBudget,
+    PartitionSettings, Result,
+};
 use shap_mask::{ImageShape, PartitionTree};
 
 /// The checked Partition (Owen value) explainer, built by [`crate::ExplainerConfig::check`]
@@ -39,6 +42,8 @@ use shap_mask::{ImageShape, PartitionTree};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionExplainer {
     pub(crate) config: ExplainerConfig,
+    /// Its own settings (the configuration's method).
+    settings: PartitionSettings,
     /// Evaluations the Owen loop may spend after `f00` and `f11` (`usize::MAX`: exact).
     owen_budget: usize,
     /// shap's tie-break generator seed (`Compat::Shap`), or first in, first out.
@@ -46,35 +51,34 @@ pub struct PartitionExplainer {
 }
 
 impl PartitionExplainer {
-    /// Check the Partition settings of `config` (its algorithm is Partition).
-    pub(crate) fn new(config: ExplainerConfig) -> Result<Self> {
-        if config.batch_size < 2 {
-            return Err(ConfigError::BatchSize(config.batch_size).into());
+    /// Check `settings`, the Partition method of `config`.
+    pub(crate) fn new(config: ExplainerConfig, settings: PartitionSettings) -> Result<Self> {
+        if settings.batch_size < 2 {
+            return Err(ConfigError::BatchSize(settings.batch_size).into());
         }
         let v040 = config.compat == Compat::ShapV040;
-        let owen_budget = match config.budget {
-            Budget::Exact => usize::MAX,
-            Budget::MaxEvals(me) => {
+        let owen_budget = match settings.budget {
+            PartitionBudget::Exact => usize::MAX,
+            PartitionBudget::MaxEvals(me) => {
                 let minimum = if v040 { 4 } else { 2 };
                 if me < minimum {
                     return Err(config.too_small(me, minimum));
                 }
                 if v040 { me / 2 - 2 } else { me - 2 }
             }
-            budget @ Budget::Passes(_) => {
-                return Err(ConfigError::BudgetNotFor {
-                    budget,
-                    algorithm: config.algorithm,
-                }
-                .into());
-            }
         };
         let numpy_seed = config.numpy_seed()?;
         Ok(Self {
             config,
+            settings,
             owen_budget,
             numpy_seed,
         })
+    }
+
+    /// Its own settings: budget, batch size, fixed context.
+    pub fn settings(&self) -> &PartitionSettings {
+        &self.settings
     }
 
     /// The configuration it was built from.
@@ -82,13 +86,13 @@ impl PartitionExplainer {
         &self.config
     }
 
-    /// Model evaluations per image for [`Budget::Exact`]: `2 + 2 * (number of expansions)`,
+    /// Model evaluations per image for [`PartitionBudget::Exact`]: `2 + 2 * (number of expansions)`,
     /// where a node at depth `d` is expanded in `2^d` contexts (fixed context `Both`) or once.
     /// Saturates at `usize::MAX`.
     pub fn exact_evals(&self, tree: &PartitionTree) -> usize {
         let mut total: usize = 2;
         for node in tree.num_features()..tree.num_nodes() {
-            let contexts = match self.config.fixed_context {
+            let contexts = match self.settings.fixed_context {
                 crate::FixedContext::Both => 1usize
                     .checked_shl(tree.depth(node) as u32)
                     .unwrap_or(usize::MAX),
@@ -123,8 +127,8 @@ impl PartitionExplainer {
         let settings = OwenSettings {
             tree: &tree,
             budget: self.owen_budget,
-            batch_size: c.batch_size,
-            fixed_context: c.fixed_context,
+            batch_size: self.settings.batch_size,
+            fixed_context: self.settings.fixed_context,
             v040_budget: c.compat == Compat::ShapV040,
             outputs: &c.outputs,
             k_all: model.num_outputs(),
@@ -174,7 +178,7 @@ impl PartitionExplainer {
         match gather_rows(setup.model) {
             // Each image's next step (up to batch_size masks) shares calls.
             Some(rows) => {
-                let group = (rows / self.config.batch_size).max(1);
+                let group = (rows / self.settings.batch_size).max(1);
                 run_gathered(setup, n, group, rows, make)
             }
             None => run_per_image(setup, n, true, make),

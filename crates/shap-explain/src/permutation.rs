@@ -13,8 +13,8 @@ use crate::eval::{Counters, Progress, Setup, gather_rows, run_gathered, run_per_
 use crate::explanation::{Algorithm, Explanation};
 use crate::rng::{NumpyLegacyNormal, numpy_tree_order, seeded_tree_order};
 use crate::{
-    BatchModel, Budget, Compat, ConfigError, ExplainError, ExplainerConfig, MaskedImages,
-    OutputSelection, Result,
+    BatchModel, Compat, ConfigError, ExplainError, ExplainerConfig, MaskedImages, OutputSelection,
+    PermutationBudget, PermutationSettings, Result,
 };
 use shap_mask::{ImageShape, PartitionTree};
 
@@ -58,24 +58,19 @@ enum OrderRng {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PermutationExplainer {
     pub(crate) config: ExplainerConfig,
+    /// Its own settings (the configuration's method).
+    settings: PermutationSettings,
     rng: OrderRng,
 }
 
 impl PermutationExplainer {
-    /// Check the Permutation settings of `config` (its algorithm is Permutation).
-    pub(crate) fn new(config: ExplainerConfig) -> Result<Self> {
-        match config.budget {
-            budget @ Budget::Exact => {
-                return Err(ConfigError::BudgetNotFor {
-                    budget,
-                    algorithm: config.algorithm,
-                }
-                .into());
-            }
-            Budget::Passes(0) => return Err(ConfigError::ZeroPasses.into()),
+    /// Check `settings`, the Permutation method of `config`.
+    pub(crate) fn new(config: ExplainerConfig, settings: PermutationSettings) -> Result<Self> {
+        match settings.budget {
+            PermutationBudget::Passes(0) => return Err(ConfigError::ZeroPasses.into()),
             // One pass over a single-feature image: the size-dependent check is at explain.
-            Budget::MaxEvals(me) if me < 3 => return Err(config.too_small(me, 3)),
-            Budget::MaxEvals(_) | Budget::Passes(_) => {}
+            PermutationBudget::MaxEvals(me) if me < 3 => return Err(config.too_small(me, 3)),
+            PermutationBudget::MaxEvals(_) | PermutationBudget::Passes(_) => {}
         }
         if config.compat == Compat::ShapV040 {
             return Err(ConfigError::V040PartitionOnly.into());
@@ -84,7 +79,11 @@ impl PermutationExplainer {
             Some(seed) => OrderRng::NumpyLegacy(seed),
             None => OrderRng::Seeded(config.seed),
         };
-        Ok(Self { config, rng })
+        Ok(Self {
+            config,
+            settings,
+            rng,
+        })
     }
 
     /// The configuration it was built from.
@@ -92,15 +91,19 @@ impl PermutationExplainer {
         &self.config
     }
 
-    /// Passes per image for `m` features: [`crate::Budget::Passes`], or `max_evals / (2m + 1)`
-    /// (an error when 0).
+    /// Its own settings: budget and standard errors.
+    pub fn settings(&self) -> &PermutationSettings {
+        &self.settings
+    }
+
+    /// Passes per image for `m` features: [`PermutationBudget::Passes`], or
+    /// `max_evals / (2m + 1)` (an error when 0).
     pub fn num_passes(&self, m: usize) -> Result<usize> {
         let per = 2 * m + 1;
-        match self.config.budget {
-            Budget::MaxEvals(me) if me / per == 0 => Err(self.config.too_small(me, per)),
-            Budget::MaxEvals(me) => Ok(me / per),
-            Budget::Passes(p) => Ok(p),
-            Budget::Exact => unreachable!("PermutationExplainer::new refuses Budget::Exact"),
+        match self.settings.budget {
+            PermutationBudget::MaxEvals(me) if me / per == 0 => Err(self.config.too_small(me, per)),
+            PermutationBudget::MaxEvals(me) => Ok(me / per),
+            PermutationBudget::Passes(p) => Ok(p),
         }
     }
 
@@ -155,7 +158,7 @@ impl PermutationExplainer {
         let passes = self.num_passes(shape.features())?;
         let outputs = self.selection();
         outputs.validate(model.num_outputs())?;
-        let settings = self.settings(&tree, passes, &outputs, model.num_outputs());
+        let settings = self.pass_settings(&tree, passes, &outputs, model.num_outputs());
         let setup = Setup {
             model,
             prepared,
@@ -219,7 +222,7 @@ impl PermutationExplainer {
         // Each image may have its own number of passes.
         let settings: Vec<PassSettings> = orders
             .iter()
-            .map(|o| self.settings(&tree, o.len(), &outputs, model.num_outputs()))
+            .map(|o| self.pass_settings(&tree, o.len(), &outputs, model.num_outputs()))
             .collect();
         let jobs = run_per_image(&setup, n, true, |i| {
             Ok(PassJob::new(&settings[i], Orders::Given(&orders[i])))
@@ -245,7 +248,7 @@ impl PermutationExplainer {
         }
     }
 
-    fn settings<'a>(
+    fn pass_settings<'a>(
         &self,
         tree: &'a PartitionTree,
         passes: usize,
@@ -256,7 +259,7 @@ impl PermutationExplainer {
             tree,
             passes,
             outputs,
-            std_errors: self.config.std_errors,
+            std_errors: self.settings.std_errors,
             k_all,
         }
     }

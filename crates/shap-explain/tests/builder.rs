@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use shap_explain::{
-    Budget, ExplainError, Explainer, ExplainerConfig, FnModel, ImageShape, ModelError,
-    OutputSelection,
+    ExplainError, Explainer, ExplainerConfig, FnModel, ImageShape, Method, ModelError,
+    OutputSelection, PartitionSettings,
 };
 
 const SHAPE: ImageShape = ImageShape::new(6, 5, 1);
@@ -40,10 +40,9 @@ fn the_builder_explains_as_the_configuration_does() {
         .build()
         .unwrap();
     let long = ExplainerConfig {
-        budget: Budget::MaxEvals(120),
         outputs: OutputSelection::TopK(2),
         output_names: Some(vec!["a".into(), "b".into(), "c".into()]),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(120)
     }
     .check()
     .unwrap();
@@ -83,9 +82,14 @@ fn bad_settings_are_refused_when_built() {
         .build()
         .unwrap_err();
     assert!(matches!(none, ExplainError::InvalidOutputs(_)), "{none}");
-    let wide = Explainer::partition("0")
-        .configure(|c| c.std_errors = true)
+    let narrow = Explainer::partition("0")
+        .configure(|c| {
+            c.method = Method::Partition(PartitionSettings {
+                batch_size: 1,
+                ..PartitionSettings::default()
+            })
+        })
         .build()
         .unwrap_err();
-    assert!(matches!(wide, ExplainError::InvalidConfig(_)), "{wide}");
+    assert!(matches!(narrow, ExplainError::InvalidConfig(_)), "{narrow}");
 }

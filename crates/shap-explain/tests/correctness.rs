@@ -4,8 +4,9 @@
 use std::sync::Mutex;
 
 use shap_explain::{
-    BackgroundImage, BatchModel, Budget, Compat, ConstantMasker, ExplainerConfig, Explanation,
-    FixedContext, FnModel, ImageShape, ModelError, OutputSelection, PartitionTree,
+    BackgroundImage, BatchModel, Compat, ConstantMasker, ExplainerConfig, Explanation,
+    FixedContext, FnModel, ImageShape, Method, ModelError, OutputSelection, PartitionBudget,
+    PartitionSettings, PartitionTree, PermutationBudget, PermutationSettings,
 };
 
 /// A deterministic pseudo-random value in [-1, 1).
@@ -98,23 +99,28 @@ fn linear_model_is_exact_under_constant_and_blur_backgrounds() {
                 .map(|(f, o, d)| w[f * k + o] * d)
                 .collect();
             let config = ExplainerConfig {
-                budget: Budget::Exact,
                 outputs: OutputSelection::All,
+                method: Method::Partition(PartitionSettings {
+                    budget: PartitionBudget::Exact,
+                    ..PartitionSettings::default()
+                }),
                 ..ExplainerConfig::partition()
             };
             let ex = config.clone().check().unwrap();
             let exact_evals = ex.as_partition().unwrap().exact_evals(&tree);
             let e1 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
             let ex = ExplainerConfig {
-                budget: Budget::MaxEvals(exact_evals),
-                ..config
+                ..config.max_evals(exact_evals)
             }
             .check()
             .unwrap();
             let e2 = ex.explain_prepared(&model, &img, shape, &prep).unwrap();
             let p = ExplainerConfig {
-                budget: Budget::Passes(1),
                 outputs: OutputSelection::All,
+                method: Method::Permutation(PermutationSettings {
+                    budget: PermutationBudget::Passes(1),
+                    ..PermutationSettings::default()
+                }),
                 ..ExplainerConfig::permutation()
             }
             .check()
@@ -191,8 +197,11 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
     let prep = [BackgroundImage::new(img.clone(), bg).unwrap()];
     for seed in [0, 1, 2] {
         let p = ExplainerConfig {
-            budget: Budget::Passes(1),
             seed,
+            method: Method::Permutation(PermutationSettings {
+                budget: PermutationBudget::Passes(1),
+                ..PermutationSettings::default()
+            }),
             ..ExplainerConfig::permutation()
         }
         .check()
@@ -207,7 +216,10 @@ fn pairwise_model_exact_after_one_antithetic_pass() {
     }
     // Owen values of a pairwise game equal its Shapley values.
     let ex = ExplainerConfig {
-        budget: Budget::Exact,
+        method: Method::Partition(PartitionSettings {
+            budget: PartitionBudget::Exact,
+            ..PartitionSettings::default()
+        }),
         ..ExplainerConfig::partition()
     }
     .check()
@@ -302,8 +314,11 @@ fn exact_mode_equals_brute_force_owen_values() {
         let prep = BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap();
         let expected = brute_force_owen(&model, &prep, shape);
         let ex = ExplainerConfig {
-            budget: Budget::Exact,
             outputs: OutputSelection::All,
+            method: Method::Partition(PartitionSettings {
+                budget: PartitionBudget::Exact,
+                ..PartitionSettings::default()
+            }),
             ..ExplainerConfig::partition()
         }
         .check()
@@ -353,7 +368,10 @@ fn permutation_converges_to_exact_owen_values() {
     let img = test_image(shape, 6);
     let prep = [BackgroundImage::new(img.clone(), blurred(&img, shape)).unwrap()];
     let exact = ExplainerConfig {
-        budget: Budget::Exact,
+        method: Method::Partition(PartitionSettings {
+            budget: PartitionBudget::Exact,
+            ..PartitionSettings::default()
+        }),
         ..ExplainerConfig::partition()
     }
     .check()
@@ -361,9 +379,11 @@ fn permutation_converges_to_exact_owen_values() {
     .explain_prepared(&model, &img, shape, &prep)
     .unwrap();
     let config = ExplainerConfig {
-        budget: Budget::Passes(3000),
         seed: 9,
-        std_errors: true,
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(3000),
+            std_errors: true,
+        }),
         ..ExplainerConfig::permutation()
     };
     let p = config.clone().check().unwrap();
@@ -382,7 +402,10 @@ fn permutation_converges_to_exact_owen_values() {
     assert!(worst < 0.05 * scale, "worst {worst} vs scale {scale}");
     // Standard errors shrink like 1/sqrt(P).
     let p2 = ExplainerConfig {
-        budget: Budget::Passes(30),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(30),
+            std_errors: true,
+        }),
         ..config
     }
     .check()
@@ -426,9 +449,8 @@ fn budget_accounting_matches_shap() {
     for (me, want) in [(500, 500), (100, 100), (37, 38), (11, 12)] {
         model.calls.lock().unwrap().clear();
         let ex = ExplainerConfig {
-            budget: Budget::MaxEvals(me),
             outputs: OutputSelection::TopK(5),
-            ..ExplainerConfig::partition()
+            ..ExplainerConfig::partition().max_evals(me)
         }
         .check()
         .unwrap();
@@ -447,7 +469,10 @@ fn budget_accounting_matches_shap() {
     }
     // Exact mode costs (2 + 2 * sum over internal nodes of 2^depth).
     let exact = ExplainerConfig {
-        budget: Budget::Exact,
+        method: Method::Partition(PartitionSettings {
+            budget: PartitionBudget::Exact,
+            ..PartitionSettings::default()
+        }),
         ..ExplainerConfig::partition()
     }
     .check()
@@ -476,8 +501,7 @@ fn budget_accounting_matches_shap() {
     // come in two calls, every later pass in one.
     model.calls.lock().unwrap().clear();
     let p = ExplainerConfig {
-        budget: Budget::MaxEvals(3200),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(3200)
     }
     .check()
     .unwrap();
@@ -503,14 +527,16 @@ fn same_seed_same_result_with_one_or_two_threads() {
     let images: Vec<f32> = (0..3).flat_map(|s| test_image(shape, 10 + s)).collect();
     let masker = ConstantMasker { value: 0.0 };
     let part = ExplainerConfig {
-        budget: Budget::MaxEvals(200),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(200)
     }
     .check()
     .unwrap();
     let perm = ExplainerConfig {
-        budget: Budget::Passes(3),
         seed: 42,
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(3),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -551,10 +577,17 @@ fn fixed_context_variants_are_efficient() {
         FixedContext::Absent,
         FixedContext::Present,
     ] {
-        for budget in [Budget::MaxEvals(40), Budget::MaxEvals(120), Budget::Exact] {
+        for budget in [
+            PartitionBudget::MaxEvals(40),
+            PartitionBudget::MaxEvals(120),
+            PartitionBudget::Exact,
+        ] {
             let ex = ExplainerConfig {
-                budget,
-                fixed_context: fc,
+                method: Method::Partition(PartitionSettings {
+                    budget,
+                    fixed_context: fc,
+                    ..PartitionSettings::default()
+                }),
                 ..ExplainerConfig::partition()
             }
             .check()
@@ -587,7 +620,10 @@ fn output_selection_and_names() {
     assert_eq!(e.output_names, vec![vec!["d".to_string(), "c".to_string()]]);
     let p = ExplainerConfig {
         outputs: OutputSelection::Indices(vec![1, 1, 0]),
-        budget: Budget::Passes(1),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(1),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -631,7 +667,10 @@ fn single_feature_and_multichannel_images() {
         check_efficiency(&e);
         assert_eq!(e.values.len(), shape.features() * 2);
         let p = ExplainerConfig {
-            budget: Budget::Passes(2),
+            method: Method::Permutation(PermutationSettings {
+                budget: PermutationBudget::Passes(2),
+                ..PermutationSettings::default()
+            }),
             ..ExplainerConfig::permutation()
         }
         .check()

@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use shap_explain::{
-    Algorithm, Budget, Compat, ConfigError, ConstantMasker, ExplainError, ExplainerConfig,
-    Explanation, ExplanationSummary, FixedContext, FnModel, ImageShape, ModelError,
-    OutputSelection,
+    Algorithm, Compat, ConfigError, ConstantMasker, ExplainError, ExplainerConfig, Explanation,
+    ExplanationSummary, FnModel, ImageShape, Method, ModelError, OutputSelection,
+    PartitionSettings, PermutationBudget, PermutationSettings,
 };
 
 fn model(k: usize) -> impl shap_explain::BatchModel {
@@ -77,16 +77,14 @@ fn bad_inputs_are_typed_errors() {
     // Settings are refused when the explainer is built; what depends on the images (one
     // permutation pass over 16 features) when it meets them.
     let small = ExplainerConfig {
-        budget: Budget::MaxEvals(1),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(1)
     };
     assert!(matches!(
         small.check(),
         Err(ExplainError::MaxEvalsTooSmall { .. })
     ));
     let small = ExplainerConfig {
-        budget: Budget::MaxEvals(32),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(32)
     }
     .check()
     .unwrap();
@@ -106,7 +104,10 @@ fn bad_inputs_are_typed_errors() {
         Err(ExplainError::ShapeMismatch { .. })
     ));
     let bs = ExplainerConfig {
-        batch_size: 1,
+        method: Method::Partition(PartitionSettings {
+            batch_size: 1,
+            ..PartitionSettings::default()
+        }),
         ..ExplainerConfig::partition()
     };
     assert!(matches!(bs.check(), Err(ExplainError::InvalidConfig(_))));
@@ -189,10 +190,12 @@ fn npz_and_json_round_trip() {
     std::fs::create_dir_all(&dir).unwrap();
     let m = model(5);
     let p = ExplainerConfig {
-        budget: Budget::Passes(3),
-        std_errors: true,
         outputs: OutputSelection::TopK(2),
         output_names: Some((0..5).map(|i| format!("class é{i}")).collect()),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(3),
+            std_errors: true,
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -291,8 +294,7 @@ fn timing_report_counts_rows() {
 #[test]
 fn all_orders_at_once_are_refused_beyond_the_limit_and_drawn_lazily_by_the_explainer() {
     let huge = ExplainerConfig {
-        budget: Budget::MaxEvals(usize::MAX),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(usize::MAX)
     }
     .check()
     .unwrap();
@@ -301,7 +303,10 @@ fn all_orders_at_once_are_refused_beyond_the_limit_and_drawn_lazily_by_the_expla
     assert!(err.to_string().contains("order"), "{err}");
     // The explainer itself holds one pass at a time: many passes cost time, not memory.
     let many = ExplainerConfig {
-        budget: Budget::Passes(2_000),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(2_000),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -319,45 +324,16 @@ fn settings_are_refused_when_the_explainer_is_built() {
     };
     let partition = ExplainerConfig::partition();
     let permutation = ExplainerConfig::permutation();
-    // A budget of the other algorithm.
+    // A budget or a setting of the other algorithm cannot be written at all: each algorithm's
+    // settings are a type of their own (`Method`). What remains is values.
     let e = refused(ExplainerConfig {
-        budget: Budget::Passes(3),
-        ..partition.clone()
-    });
-    assert_eq!(
-        config(e),
-        ConfigError::BudgetNotFor {
-            budget: Budget::Passes(3),
-            algorithm: Algorithm::Partition
-        }
-    );
-    let e = refused(ExplainerConfig {
-        budget: Budget::Exact,
-        ..permutation.clone()
-    });
-    assert!(e.to_string().contains("budget exact"), "{e}");
-    let e = refused(ExplainerConfig {
-        budget: Budget::Passes(0),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(0),
+            std_errors: false,
+        }),
         ..permutation.clone()
     });
     assert_eq!(config(e), ConfigError::ZeroPasses);
-    // Settings of the other algorithm, at a value it would not ignore.
-    let e = refused(ExplainerConfig {
-        std_errors: true,
-        ..partition.clone()
-    });
-    assert_eq!(
-        config(e),
-        ConfigError::NotFor {
-            setting: "std_errors",
-            applies_to: Algorithm::Permutation
-        }
-    );
-    let e = refused(ExplainerConfig {
-        fixed_context: FixedContext::Absent,
-        ..permutation.clone()
-    });
-    assert!(e.to_string().contains("fixed_context"), "{e}");
     // shap's generators take 32-bit seeds; shap 0.40's rule is a Partition rule.
     let e = refused(ExplainerConfig {
         compat: Compat::Shap,
@@ -372,8 +348,7 @@ fn settings_are_refused_when_the_explainer_is_built() {
     assert_eq!(config(e), ConfigError::V040PartitionOnly);
     let e = refused(ExplainerConfig {
         compat: Compat::ShapV040,
-        budget: Budget::MaxEvals(3),
-        ..partition.clone()
+        ..partition.clone().max_evals(3)
     });
     assert!(
         matches!(e, ExplainError::MaxEvalsTooSmall { minimum: 4, .. }),

@@ -5,9 +5,9 @@
 mod common;
 
 use shap_explain::{
-    Algorithm, Budget, ConstantMasker, ExplainerConfig, Explanation, Faithfulness, FnModel,
-    ImageInfo, ImageMasker, ImageShape, ModelError, OutputSelection, Target, auc, class_summary,
-    features_at, order_by,
+    Algorithm, ConstantMasker, ExplainerConfig, Explanation, Faithfulness, FnModel, ImageInfo,
+    ImageMasker, ImageShape, Method, ModelError, OutputSelection, PartitionBudget,
+    PartitionSettings, Target, auc, class_summary, features_at, order_by,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
@@ -45,8 +45,11 @@ fn linear_model_gets_the_best_possible_deletion_curve() {
     let model = linear(w);
     let masker = blur(3);
     let e = ExplainerConfig {
-        budget: Budget::Exact,
         outputs: OutputSelection::All,
+        method: Method::Partition(PartitionSettings {
+            budget: PartitionBudget::Exact,
+            ..PartitionSettings::default()
+        }),
         ..ExplainerConfig::partition()
     }
     .check()
@@ -59,7 +62,7 @@ fn linear_model_gets_the_best_possible_deletion_curve() {
         seed: 1,
         target: Target::All,
     };
-    let report = f.score(&model, &e, &masker).unwrap();
+    let report = f.check().unwrap().score(&model, &e, &masker).unwrap();
     let curves = &report.images[0].classes[0].curves;
 
     // Brute force: the lowest and highest output with exactly n features hidden.
@@ -156,6 +159,8 @@ fn hand_computed_two_by_two() {
         target: Target::All,
     };
     let r = f
+        .check()
+        .unwrap()
         .score(&two_by_two_model(), &e, &ConstantMasker { value: 0.0 })
         .unwrap();
     let (c0, c1) = (&r.images[0].classes[0], &r.images[0].classes[1]);
@@ -191,6 +196,7 @@ fn targets_choose_the_scored_classes() {
             seed: 0,
             target,
         }
+        .check()?
         .score(&model, e, &masker)
     };
     let e = two_by_two();
@@ -228,10 +234,8 @@ fn bad_settings_and_a_foreign_model_are_refused() {
             seed: 0,
             target: Target::All,
         };
-        assert!(
-            f.score(&model, &e, &masker).is_err(),
-            "steps {steps} random {random}"
-        );
+        let refused = f.check().and_then(|f| f.score(&model, &e, &masker));
+        assert!(refused.is_err(), "steps {steps} random {random}");
     }
     // Another model: its output on the image is not the recorded f(x).
     let other = FnModel::new(2, |_: &[f32], n, _s: ImageShape, out: &mut [f32]| {
@@ -244,6 +248,8 @@ fn bad_settings_and_a_foreign_model_are_refused() {
         seed: 0,
         target: Target::All,
     }
+    .check()
+    .unwrap()
     .score(&other, &e, &masker)
     .unwrap_err();
     assert!(err.to_string().contains("recorded f(x)"), "{err}");
@@ -257,6 +263,8 @@ fn bad_settings_and_a_foreign_model_are_refused() {
             seed: 0,
             target: Target::All,
         }
+        .check()
+        .unwrap()
         .score(&model, &broken, &masker)
         .unwrap_err();
         assert!(err.to_string().contains("recorded f(x)"), "{bad}: {err}");
@@ -272,6 +280,8 @@ fn bad_settings_and_a_foreign_model_are_refused() {
             seed: 0,
             target: Target::All,
         }
+        .check()
+        .unwrap()
         .score(&small, &e, &masker)
         .is_err()
     );
@@ -302,7 +312,7 @@ fn independent_of_the_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| f.score(&model, &e, &masker).unwrap())
+        pool.install(|| f.check().unwrap().score(&model, &e, &masker).unwrap())
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(
@@ -343,4 +353,38 @@ fn class_summary_averages_per_predicted_class() {
     );
     assert!(other.mean.is_none() && other.mean_abs.is_none());
     assert_eq!((s.images, s.without_values), (3, 1));
+}
+
+#[test]
+fn settings_are_checked_when_the_scorer_is_built() {
+    let ok = Faithfulness::default();
+    assert!(ok.check().is_ok());
+    for (bad, needle) in [
+        (Faithfulness { steps: 0, ..ok }, "at least one step"),
+        (
+            Faithfulness { random: 0, ..ok },
+            "at least one random order",
+        ),
+        (
+            Faithfulness {
+                random: shap_explain::MAX_RANDOM_ORDERS + 1,
+                ..ok
+            },
+            "more than the limit",
+        ),
+    ] {
+        let err = bad.check().unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    // The steps against the pixels: when an explanation is scored (4 pixels here).
+    let e = two_by_two();
+    let err = Faithfulness { steps: 5, ..ok }
+        .check()
+        .unwrap()
+        .score(&two_by_two_model(), &e, &ConstantMasker { value: 0.0 })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("between 1 and the 4 pixels"),
+        "{err}"
+    );
 }

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use common::QuadModel;
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, ImageShape, ModelError,
-    OutputSelection,
+    BatchModel, ConstantMasker, ExplainerConfig, Explanation, ImageShape, Method, ModelError,
+    OutputSelection, PermutationBudget, PermutationSettings,
 };
 use shap_mask::{MaskMode, Masker, MaskerSpec};
 
@@ -84,16 +84,17 @@ fn partition_and_permutation_give_the_same_bits_gathered_or_not() {
     );
     let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        budget: shap_explain::Budget::MaxEvals(120),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(120)
     }
     .check()
     .unwrap();
     let permutation = ExplainerConfig {
-        budget: Budget::Passes(3),
-        std_errors: true,
         seed: 9,
         outputs: OutputSelection::Indices(vec![4, 1]),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(3),
+            std_errors: true,
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -165,8 +166,7 @@ fn progress_hears_of_every_image_once_with_its_evaluations() {
     let x = images(n);
     let masker = ConstantMasker { value: 0.2 };
     let explainer = ExplainerConfig {
-        budget: shap_explain::Budget::MaxEvals(90),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(90)
     }
     .check()
     .unwrap();
@@ -183,7 +183,10 @@ fn progress_hears_of_every_image_once_with_its_evaluations() {
         assert_eq!(seen, want, "{rows:?} rows per call");
     }
     let permutation = ExplainerConfig {
-        budget: Budget::Passes(1),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(1),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()

@@ -6,8 +6,8 @@ mod common;
 use common::{QuadModel, fixture, get, load};
 use serde_json::Value;
 use shap_explain::{
-    Algorithm, BackgroundImage, Budget, Compat, ExplainerConfig, FixedContext, ImageShape,
-    OutputSelection,
+    Algorithm, BackgroundImage, Compat, ExplainerConfig, FixedContext, ImageShape, Method,
+    OutputSelection, PartitionBudget, PartitionSettings,
 };
 use shap_mask::MaskerSpec;
 
@@ -56,19 +56,21 @@ fn partition_matches_shap() {
         let (images, prep) = prepared(&arrays, m);
         let model = QuadModel::new(m);
         let config = ExplainerConfig {
-            budget: Budget::MaxEvals(c["max_evals"].as_u64().unwrap() as usize),
-            batch_size: c["batch_size"].as_u64().unwrap() as usize,
-            fixed_context: match c["fixed_context"].as_u64() {
-                None => FixedContext::Both,
-                Some(0) => FixedContext::Absent,
-                Some(_) => FixedContext::Present,
-            },
             compat: Compat::Shap,
             seed: c["seed"].as_u64().unwrap(),
             outputs: match c["top_k"].as_u64() {
                 None => OutputSelection::All,
                 Some(k) => OutputSelection::TopK(k as usize),
             },
+            method: Method::Partition(PartitionSettings {
+                budget: PartitionBudget::MaxEvals(c["max_evals"].as_u64().unwrap() as usize),
+                batch_size: c["batch_size"].as_u64().unwrap() as usize,
+                fixed_context: match c["fixed_context"].as_u64() {
+                    None => FixedContext::Both,
+                    Some(0) => FixedContext::Absent,
+                    Some(_) => FixedContext::Present,
+                },
+            }),
             ..ExplainerConfig::partition()
         };
         let ex = config.clone().check().unwrap();
@@ -124,7 +126,10 @@ fn partition_matches_shap() {
         // The exhaustive case equals exact mode (up to summation order).
         if name.contains("exact") {
             let ex = ExplainerConfig {
-                budget: Budget::Exact,
+                method: Method::Partition(PartitionSettings {
+                    budget: PartitionBudget::Exact,
+                    ..PartitionSettings::default()
+                }),
                 ..config
             }
             .check()
@@ -176,10 +181,9 @@ fn permutation_matches_shap_bit_for_bit() {
             })
             .collect();
         let ex = ExplainerConfig {
-            budget: Budget::MaxEvals(c["max_evals"].as_u64().unwrap() as usize),
             compat: Compat::Shap,
             seed: c["seed"].as_u64().unwrap(),
-            ..ExplainerConfig::permutation()
+            ..ExplainerConfig::permutation().max_evals(c["max_evals"].as_u64().unwrap() as usize)
         }
         .check()
         .unwrap();
@@ -218,9 +222,13 @@ fn permutation_matches_shap_bit_for_bit() {
 #[test]
 fn shap_compatible_constructors_match_fixture_settings() {
     let p = ExplainerConfig::shap(Algorithm::Partition, 500, 42);
-    assert_eq!(p.budget, Budget::MaxEvals(500));
+    let shap_default = PartitionSettings {
+        budget: PartitionBudget::MaxEvals(500),
+        batch_size: 10,
+        fixed_context: FixedContext::Both,
+    };
+    assert_eq!(p.method, Method::Partition(shap_default));
     assert_eq!((p.compat, p.seed), (Compat::Shap, 42));
-    assert_eq!(p.batch_size, 10);
     let q = ExplainerConfig::shap(Algorithm::Permutation, 1600, 13)
         .check()
         .unwrap();

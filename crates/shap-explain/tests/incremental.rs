@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, ModelError,
-    OutputSelection,
+    BatchModel, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, Method, ModelError,
+    OutputSelection, PermutationBudget, PermutationSettings,
 };
 
 const K: usize = 4;
@@ -134,14 +134,16 @@ fn explainers_call_eval_masked_with_consistent_masks_and_match_eval_batch() {
     let plain = Plain(Linear::new(m));
     let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        budget: Budget::MaxEvals(200),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(200)
     }
     .check()
     .unwrap();
     let permutation = ExplainerConfig {
-        budget: Budget::Passes(2),
         outputs: OutputSelection::All,
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(2),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()

@@ -6,7 +6,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shap_explain::{Budget, ConstantMasker, ExplainerConfig, FnModel, ImageShape, ModelError};
+use shap_explain::{
+    ConstantMasker, ExplainerConfig, FnModel, ImageShape, Method, ModelError, PermutationBudget,
+    PermutationSettings,
+};
 
 /// Counts live bytes and their peak.
 struct Counting;
@@ -96,7 +99,10 @@ fn thousand_classes_top5_stay_under_500_mb() {
         .collect();
     let (e, peak) = peak_during(|| {
         ExplainerConfig {
-            budget: Budget::Passes(1),
+            method: Method::Permutation(PermutationSettings {
+                budget: PermutationBudget::Passes(1),
+                ..PermutationSettings::default()
+            }),
             ..ExplainerConfig::permutation()
         }
         .check()

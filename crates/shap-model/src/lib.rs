@@ -61,7 +61,7 @@ pub use model::{
     CLASSES, Cnn, CpuGrads, DeviceSpec, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS,
     device,
 };
-pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, TrainEvent, train};
+pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, TrainEvent, Trainer};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

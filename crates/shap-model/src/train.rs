@@ -82,7 +82,15 @@ impl TrainConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    /// Check the settings (at least one epoch, a batch of at least one image, a positive finite
+    /// learning rate and Adam epsilon) into
+    /// a [`Trainer`]; nothing is checked again while training.
+    pub fn check(self) -> Result<Trainer, Error> {
+        if self.epochs == 0 {
+            return Err(Error::Config(
+                "epochs must be at least 1 (0 would leave the network untrained)".into(),
+            ));
+        }
         if self.batch_size == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
@@ -92,7 +100,41 @@ impl TrainConfig {
                 self.lr
             )));
         }
-        Ok(())
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::Config(format!(
+                "Adam epsilon must be positive, got {}",
+                self.eps
+            )));
+        }
+        Ok(Trainer(self))
+    }
+}
+
+/// Checked training settings ([`TrainConfig::check`]), ready to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trainer(TrainConfig);
+
+impl Trainer {
+    /// The settings it trains with.
+    pub fn config(&self) -> &TrainConfig {
+        &self.0
+    }
+
+    /// Train `cnn` in place with Adam on `train_set`, evaluating on `test` after each epoch.
+    ///
+    /// The loss is cross-entropy on the logits (stable log-softmax) whatever the head. Each epoch
+    /// visits the examples in an order shuffled by ChaCha8 seeded from `cfg.seed` and the epoch.
+    /// `on_event` hears of every batch and every epoch ([`TrainEvent`]). A NaN or infinite batch loss stops with
+    /// [`Error::NonFinite`]. On the CPU, a given seed gives bit-identical weights whatever the
+    /// thread count.
+    pub fn train(
+        &self,
+        cnn: &Cnn,
+        train_set: &Dataset<'_>,
+        test: Option<&Dataset<'_>>,
+        on_event: impl FnMut(TrainEvent<'_>),
+    ) -> Result<History, Error> {
+        train(cnn, self, train_set, test, on_event)
     }
 }
 
@@ -266,21 +308,15 @@ pub enum TrainEvent<'a> {
     Epoch(&'a EpochStats),
 }
 
-/// Train `cnn` in place with Adam on `train`, evaluating on `test` after each epoch.
-///
-/// The loss is cross-entropy on the logits (stable log-softmax) whatever the head. Each epoch
-/// visits the examples in an order shuffled by ChaCha8 seeded from `cfg.seed` and the epoch.
-/// `on_event` hears of every batch and every epoch ([`TrainEvent`]). A NaN or infinite batch loss stops with
-/// [`Error::NonFinite`]. On the CPU, a given seed gives bit-identical weights whatever the
-/// thread count.
-pub fn train(
+/// [`Trainer::train`].
+fn train(
     cnn: &Cnn,
-    cfg: &TrainConfig,
+    trainer: &Trainer,
     train: &Dataset<'_>,
     test: Option<&Dataset<'_>>,
     mut on_event: impl FnMut(TrainEvent<'_>),
 ) -> Result<History, Error> {
-    cfg.validate()?;
+    let cfg = trainer.config();
     if train.is_empty() {
         return Err(Error::Config("the training set is empty".into()));
     }

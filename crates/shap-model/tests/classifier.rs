@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageShape,
-    InputLayout, ModelError, Normalize, OutputSelection,
+    BatchModel, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageShape, InputLayout,
+    Method, ModelError, Normalize, OutputSelection, PermutationBudget, PermutationSettings,
 };
 use shap_model::CandleClassifier;
 
@@ -100,13 +100,15 @@ fn explain(model: &dyn BatchModel, x: &[f32]) -> (Explanation, Explanation) {
     let masker = ConstantMasker { value: 0.0 };
     let p = ExplainerConfig {
         outputs: OutputSelection::TopK(2),
-        budget: Budget::MaxEvals(200),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(200)
     }
     .check()
     .unwrap();
     let q = ExplainerConfig {
-        budget: Budget::Passes(2),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(2),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()

@@ -10,11 +10,12 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageMasker,
-    ImageShape, InputLayout, ModelError, OutputSelection,
+    BatchModel, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageMasker, ImageShape,
+    InputLayout, Method, ModelError, OutputSelection, PartitionBudget, PartitionSettings,
+    PermutationBudget, PermutationSettings,
 };
 use shap_mask::{MaskMode, Masker};
-use shap_model::{CandleClassifier, Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, train};
+use shap_model::{CandleClassifier, Cnn, Dataset, Head, ModelFn, Preset, TrainConfig};
 
 const TUTORIAL: ImageShape = ImageShape::new(28, 28, 1);
 
@@ -87,13 +88,15 @@ fn explain(
 ) -> [Explanation; 2] {
     let p = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        budget: Budget::MaxEvals(300),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(300)
     }
     .check()
     .unwrap();
     let q = ExplainerConfig {
-        budget: Budget::Passes(2),
+        method: Method::Permutation(PermutationSettings {
+            budget: PermutationBudget::Passes(2),
+            ..PermutationSettings::default()
+        }),
         ..ExplainerConfig::permutation()
     }
     .check()
@@ -144,7 +147,12 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
     };
     let run = |device: &Device| {
         let cnn = Cnn::seeded(cfg.seed, Head::Softmax, device).unwrap();
-        let history = train(&cnn, &cfg, &data, Some(&data), |_| {}).unwrap();
+        let history = cfg
+            .clone()
+            .check()
+            .expect("config")
+            .train(&cnn, &data, Some(&data), |_| {})
+            .unwrap();
         (history, cnn)
     };
     let (h_cpu, cnn_cpu) = run(&Device::Cpu);
@@ -190,7 +198,11 @@ fn the_tutorial_cnn_explains_on_cuda_as_on_the_cpu() {
         ..TrainConfig::preset(Preset::Keras)
     };
     let trained = Cnn::seeded(cfg.seed, Head::Softmax, &Device::Cpu).unwrap();
-    train(&trained, &cfg, &data, None, |_| {}).unwrap();
+    cfg.clone()
+        .check()
+        .expect("config")
+        .train(&trained, &data, None, |_| {})
+        .unwrap();
     let on_gpu = moved(&trained, &cuda());
     let x = images_f32(&images[..4 * 784]);
     let cpu = explain(&ModelFn::new(&trained).unwrap(), &x, TUTORIAL, &blur());

@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 use shap_explain::{
-    BatchModel, Budget, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, ModelError,
+    BatchModel, ConstantMasker, ExplainerConfig, ImageShape, MaskedBatch, ModelError,
     OutputSelection,
 };
 use shap_mask::{MaskMode, Masker};
@@ -281,15 +281,13 @@ fn explanations_match_the_full_path_exactly() {
     images.extend(image().iter().rev());
     let partition = ExplainerConfig {
         outputs: OutputSelection::TopK(3),
-        budget: Budget::MaxEvals(300),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(300)
     }
     .check()
     .expect("explainer settings");
     let permutation = ExplainerConfig {
-        budget: Budget::MaxEvals(2 * 1569),
         outputs: OutputSelection::TopK(2),
-        ..ExplainerConfig::permutation()
+        ..ExplainerConfig::permutation().max_evals(2 * 1569)
     }
     .check()
     .expect("explainer settings");

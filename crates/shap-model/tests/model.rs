@@ -6,7 +6,7 @@ use candle_core::{Device, Module, Tensor};
 use shap_explain::{BatchModel, ImageShape};
 use shap_model::{
     CheckpointMeta, Cnn, Dataset, Error, Head, ModelFn, PARAMETERS, Preset, TENSORS, TrainConfig,
-    checkpoint, evaluate, pick_examples, train,
+    checkpoint, evaluate, pick_examples,
 };
 
 /// The network's tensors as host vectors, in `TENSORS` order.
@@ -152,7 +152,12 @@ fn training_is_deterministic_and_learns_synthetic_data() {
             .expect("pool")
             .install(|| {
                 let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
-                let h = train(&cnn, &cfg, &data, Some(&data), |_| {}).expect("train");
+                let h = cfg
+                    .clone()
+                    .check()
+                    .expect("config")
+                    .train(&cnn, &data, Some(&data), |_| {})
+                    .expect("train");
                 (host(&cnn), h)
             })
     };
@@ -184,7 +189,12 @@ fn nan_loss_stops_training_with_epoch_and_batch() {
     fc_bias
         .set(&Tensor::from_vec(b, 10, &Device::Cpu).expect("t"))
         .expect("set");
-    match train(&cnn, &cfg, &data, None, |_| {}) {
+    match cfg
+        .clone()
+        .check()
+        .expect("config")
+        .train(&cnn, &data, None, |_| {})
+    {
         Err(Error::NonFinite {
             epoch: 1, batch: 1, ..
         }) => {}
@@ -203,7 +213,17 @@ fn bad_datasets_and_configs_are_errors() {
         batch_size: 0,
         ..TrainConfig::preset(Preset::Keras)
     };
-    assert!(train(&cnn, &cfg, &data, None, |_| {}).is_err());
+    let err = cfg.check().expect_err("batch size 0");
+    assert!(err.to_string().contains("batch size"), "{err}");
+    let _ = (&cnn, &data);
+    for (lr, eps) in [(0.0, 1e-7), (f64::NAN, 1e-7), (1e-3, 0.0)] {
+        let bad = TrainConfig {
+            lr,
+            eps,
+            ..TrainConfig::preset(Preset::Keras)
+        };
+        assert!(bad.check().is_err(), "lr {lr} eps {eps}");
+    }
     assert!(shap_model::device("tpu").is_err());
     #[cfg(not(feature = "cuda"))]
     {
@@ -358,7 +378,12 @@ fn trains_on_real_data_subset() {
         ..TrainConfig::preset(Preset::Keras)
     };
     let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
-    let h = train(&cnn, &cfg, &train_set, Some(&test), |_| {}).expect("train");
+    let h = cfg
+        .clone()
+        .check()
+        .expect("config")
+        .train(&cnn, &train_set, Some(&test), |_| {})
+        .expect("train");
     let acc = h.epochs[0].test_accuracy.expect("acc");
     assert!(
         acc > 0.5,

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use shap_explain::npz::read_npz;
 use shap_explain::{
-    BatchModel, Budget, Compat, ExplainerConfig, ImageShape, InputLayout, Normalize,
-    OutputSelection,
+    BatchModel, Compat, ExplainerConfig, ImageShape, InputLayout, Normalize, OutputSelection,
 };
 use shap_io::npy::NpyArray;
 use shap_mask::{MaskMode, Masker, MaskerSpec};
@@ -64,11 +63,10 @@ fn check_explanation(
     };
     let scalar = |k: &str| get(reference, k).to_f64().unwrap()[0] as usize;
     let explainer = ExplainerConfig {
-        budget: Budget::MaxEvals(scalar("max_evals")),
         compat: Compat::Shap,
         seed: scalar("seed") as u64,
         outputs: OutputSelection::TopK(top_k),
-        ..ExplainerConfig::partition()
+        ..ExplainerConfig::partition().max_evals(scalar("max_evals"))
     }
     .check()
     .unwrap();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use shap_explain::memory::{Bytes, RunSize, explain_plan, proc_status_kib};
 use shap_explain::{
-    Algorithm, Budget, Compat, ExplainerConfig, Explanation, ExplanationSummary, OutputSelection,
+    Algorithm, Compat, ExplainerConfig, Explanation, ExplanationSummary, Method, OutputSelection,
     Settings,
 };
 use shap_mask::MaskerSpec;
@@ -187,15 +187,14 @@ fn output_selection(asked: Option<&OutputSelection>, k: usize) -> Result<OutputS
 
 /// The explainer configuration of the run (checked once, before any work).
 fn config(run: &ExplainRun, outputs: &OutputSelection, names: &[String]) -> ExplainerConfig {
+    let method = Method::new(run.algorithm);
     ExplainerConfig {
-        budget: run
-            .max_evals
-            .map_or(Budget::default_for(run.algorithm), Budget::MaxEvals),
+        method: run.max_evals.map_or(method, |n| method.max_evals(n)),
         compat: compat(run),
         seed: run.seed,
         outputs: outputs.clone(),
         output_names: Some(names.to_vec()),
-        ..ExplainerConfig::new(run.algorithm)
+        ..ExplainerConfig::with_method(method)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, MAX_RANDOM_ORDERS, Target};
+use shap_explain::{Explanation, Faithfulness, FaithfulnessReport, Target};
 use shap_io::OutputSpec;
 use shap_mask::{Masker, MaskerSpec};
 use shap_model::Head;
@@ -81,7 +81,15 @@ impl From<TargetArg> for Target {
 
 /// Run `shap-cli faithfulness`.
 pub fn run(args: Args) -> Result<()> {
-    check_args(&args)?;
+    check_outputs(&args)?;
+    let f = Faithfulness {
+        steps: args.steps,
+        random: args.random,
+        seed: args.seed,
+        target: args.target.into(),
+    }
+    .check()
+    .with_context(|| format!("--steps {} --random {}", args.steps, args.random))?;
     let e = Explanation::load_npz(&args.npz)?;
     if e.num_images == 0 {
         bail!("{}: the explanation holds no images", args.npz.display());
@@ -99,12 +107,7 @@ pub fn run(args: Args) -> Result<()> {
             net.shape()
         );
     }
-    let f = Faithfulness {
-        steps: args.steps,
-        random: args.random,
-        seed: args.seed,
-        target: args.target.into(),
-    };
+
     let bar = common::progress_bar(e.num_images as u64, "images", args.quiet);
     let tick = |_: usize, _: usize| bar.iter().for_each(|b| b.inc(1));
     let mut report = f
@@ -137,8 +140,8 @@ pub fn run(args: Args) -> Result<()> {
     print(&report)
 }
 
-/// Outputs and numbers, checked before any work.
-fn check_args(args: &Args) -> Result<()> {
+/// The outputs, checked before any work.
+fn check_outputs(args: &Args) -> Result<()> {
     common::check_outputs(
         &[
             (args.json.as_deref(), OutputSpec::text("--json")),
@@ -148,21 +151,7 @@ fn check_args(args: &Args) -> Result<()> {
             ),
         ],
         &[("--model", &args.model), ("--npz", &args.npz)],
-    )?;
-    if args.steps == 0 {
-        bail!("--steps must be at least 1 (the curves have S + 1 points)");
-    }
-    if args.random == 0 {
-        bail!("--random must be at least 1 (the baseline averages R random orders)");
-    }
-    if args.random > MAX_RANDOM_ORDERS {
-        bail!(
-            "--random {}: the limit is {MAX_RANDOM_ORDERS} orders (each costs 2 (S + 1) model \
-             rows per image; the baseline's mean settles long before)",
-            args.random
-        );
-    }
-    Ok(())
+    )
 }
 
 /// The masker the explanation was made with (its recorded spec and compatibility mode), or

@@ -63,23 +63,10 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Check every flag and output before any work: nothing is trained that cannot be saved.
+/// Check `--limit` and the outputs before any work (the training settings are checked by
+/// `TrainConfig::check`): nothing is trained that cannot be saved.
 fn check_args(args: &Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.epochs != Some(0),
-        "--epochs must be at least 1 (0 would save an untrained checkpoint)"
-    );
-    anyhow::ensure!(
-        args.batch_size != Some(0),
-        "--batch-size must be at least 1"
-    );
     anyhow::ensure!(args.limit != Some(0), "--limit must be at least 1");
-    if let Some(lr) = args.lr {
-        anyhow::ensure!(
-            lr.is_finite() && lr > 0.0,
-            "--lr must be a positive number, got {lr}"
-        );
-    }
     common::check_outputs(
         &[
             (Some(args.out.as_path()), OutputSpec::binary("--out")),
@@ -111,6 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.lr = lr;
     }
     cfg.seed = args.seed;
+    let trainer = cfg.clone().check().with_context(|| {
+        format!(
+            "--epochs {} --batch-size {} --lr {}",
+            cfg.epochs, cfg.batch_size, cfg.lr
+        )
+    })?;
     let quiet =
         args.quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
     let device = args.device.open()?;
@@ -142,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ));
     // The library reports every batch; the bar (on a terminal, without --quiet) is drawn here.
     let mut bar: Option<indicatif::ProgressBar> = None;
-    let history = shap_model::train(&cnn, &cfg, &train, Some(&test), |event| match event {
+    let history = trainer.train(&cnn, &train, Some(&test), |event| match event {
         TrainEvent::Batch {
             epoch,
             batch,
