@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod onnxruntime;
+mod python;
 mod render;
 mod report;
 mod samples;

@@ -666,7 +666,7 @@ fn first_difference(
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let settings = |e: &shap_explain::Explanation| {
         let mut s = e.settings.clone();
-        s.retain(|(k, _)| k != "incremental_work_fraction");
+        s.retain(|x| x.name != "incremental_work_fraction");
         s
     };
     let checks = [

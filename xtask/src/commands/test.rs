@@ -3,6 +3,8 @@
 //! 1. `cargo test --workspace --release --no-fail-fast` (every crate's unit, golden and
 //!    integration tests), with the ONNX tests on both engines: onnxruntime is installed from
 //!    PyPI into a venv first (`onnxruntime.rs`; under `CI` a failed install fails the run);
+//!    Then the Python package (`crates/shap-py`): its abi3 wheel built with maturin and
+//!    installed into a venv with shap 0.51, and its pytest tests run (`python.rs`);
 //! 2. `cargo bench --no-run` (the criterion benches in `benches/` compile, so they cannot rot);
 //! 3. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
 //!    release profile, so they reuse the xtask binary's dependencies, then `cargo xtask
@@ -63,22 +65,27 @@ pub fn run(args: Args) -> Result<()> {
     let mut errors = Vec::new();
     let mut cargo_test = sh::cargo();
     cargo_test.args(["test", "--workspace", "--release", "--no-fail-fast"]);
-    match crate::onnxruntime::library() {
+    let ort = match crate::onnxruntime::library() {
         Ok(lib) => {
             eprintln!(
                 "==> ONNX tests on tract and onnxruntime ({})",
                 lib.display()
             );
             cargo_test
-                .env("ORT_DYLIB_PATH", lib)
+                .env("ORT_DYLIB_PATH", &lib)
                 .env("SHAP_TOOLKIT_REQUIRE_ORT", "1");
+            Some(lib)
         }
         // CI must test both engines; elsewhere (offline, no python3-venv) tract alone.
         Err(e) if std::env::var_os("CI").is_some() => return Err(e),
-        Err(e) => eprintln!("==> ONNX tests on tract only: {e:#}"),
-    }
+        Err(e) => {
+            eprintln!("==> ONNX tests on tract only: {e:#}");
+            None
+        }
+    };
     eprintln!("==> cargo test --workspace --release --no-fail-fast");
     record(&mut tally, &mut errors, libtest(&mut cargo_test));
+    python_tests(ort.as_deref(), &mut tally, &mut skipped, &mut errors)?;
     eprintln!("==> cargo bench --no-run (the criterion benches compile)");
     if let Err(e) = sh::run(sh::cargo().args(["bench", "--no-run"])) {
         errors.push(format!("{e:#}"));
@@ -128,6 +135,28 @@ pub fn run(args: Args) -> Result<()> {
     );
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}
+
+/// The Python package: wheel built and tested with pytest (`crate::python`). Under `CI` a setup
+/// failure (no venv, no PyPI) fails the run; elsewhere it is counted as skipped, saying why.
+fn python_tests(
+    ort: Option<&std::path::Path>,
+    tally: &mut Tally,
+    skipped: &mut usize,
+    errors: &mut Vec<String>,
+) -> Result<()> {
+    match crate::python::test_step(ort) {
+        Ok((passed, failed, why)) => {
+            tally.add(Tally { passed, failed });
+            errors.extend(why);
+        }
+        Err(e) if std::env::var_os("CI").is_some() => return Err(e),
+        Err(e) => {
+            eprintln!("==> Python package tests: SKIPPED: {e:#}");
+            *skipped += 1;
+        }
     }
     Ok(())
 }
