@@ -13,6 +13,23 @@
 //!   dict NumPy writes, parsed as such), its writer, and the one array codec (`NpyArray`,
 //!   `encode`, `decode`).
 //! - [`npz`]: `.npz` archives read and written one entry at a time (streaming).
+//!
+//! ```
+//! use shap_io::{OutputSpec, read_bounded, validate_output, write_bytes};
+//! let dir = std::env::temp_dir().join(format!("shap-io-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let out = dir.join("summary.json");
+//! // Checked before any work: the folder exists and can be written; a folder name is refused.
+//! validate_output(&out, OutputSpec::text("--json"))?;
+//! assert!(validate_output(&dir.join("x.npz/"), OutputSpec::binary("--npz")).is_err());
+//! // Written whole or not at all (a temporary file renamed over the target).
+//! write_bytes(&out, b"{}")?;
+//! assert_eq!(read_bounded(&out, 1024, "a summary")?, b"{}");
+//! // More than the limit is refused before it is read.
+//! assert!(read_bounded(&out, 1, "a summary").is_err());
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod array;
 mod error;

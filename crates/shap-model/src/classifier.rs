@@ -196,6 +196,46 @@ impl<M: Module + Sync> CandleClassifier<M> {
         Ok(explainer.explain(self, &pixels, s)?)
     }
 
+    /// The values of `e` as a tensor in this classifier's layout, on its device: `(n, k, C, H,
+    /// W)` for NCHW and `(n, k, H, W, C)` for NHWC (image, explained output, then one map in
+    /// the layout the network takes), in f32. `e.output_indices` says which output each `k`
+    /// is.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Module, Tensor};
+    /// # use candle_nn::{VarBuilder, VarMap};
+    /// # use shap_explain::{Explainer, ImageShape, InputLayout};
+    /// # use shap_model::CandleClassifier;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let vars = VarMap::new();
+    /// # let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+    /// # let fc = candle_nn::linear(3, 4, vb.pp("fc"))?;
+    /// # let net = move |x: &Tensor| fc.forward(&x.mean((2, 3))?);
+    /// let model = CandleClassifier::builder(net, ImageShape::new(8, 8, 3))
+    ///     .layout(InputLayout::Nchw)
+    ///     .build()?;
+    /// let explainer = Explainer::partition("0").max_evals(60).top_k(2).build()?;
+    /// let e = model.explain(&explainer, &Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &Device::Cpu)?)?;
+    /// let v = model.values(&e)?;
+    /// assert_eq!(v.dims(), &[2, 2, 3, 8, 8]);
+    /// // Image 1, its second explained output, channel 0, row 4, column 5:
+    /// let one = v.get(1)?.get(1)?.get(0)?.get(4)?.get(5)?.to_scalar::<f32>()?;
+    /// assert_eq!(f64::from(one), e.value(1, (4 * 8 + 5) * 3, 1).unwrap() as f32 as f64);
+    /// # Ok(()) }
+    /// ```
+    pub fn values(&self, e: &shap_explain::Explanation) -> Result<Tensor, Error> {
+        let s = e.shape;
+        let (n, k) = (e.num_images, e.num_outputs);
+        let flat: Vec<f32> = e.values.iter().map(|&v| v as f32).collect();
+        // Stored (n, H, W, C, k): outputs to the front, then the network's layout.
+        let t = Tensor::from_vec(flat, (n, s.height, s.width, s.channels, k), &self.device)?;
+        let t = match self.layout {
+            InputLayout::Nchw => t.permute((0, 4, 3, 1, 2))?,
+            InputLayout::Nhwc => t.permute((0, 4, 1, 2, 3))?,
+        };
+        Ok(t.contiguous()?)
+    }
+
     /// Evaluate `n` images (at most `max_rows`), returning `n * K` scores.
     fn forward(&self, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
         let s = self.shape;

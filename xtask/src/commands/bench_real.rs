@@ -1,6 +1,7 @@
 //! The `real` rows of `cargo xtask bench`: the models users bring (torchvision resnet18 and
 //! mobilenet_v3_small, a 4-layer ViT, Keras MobileNetV2 through tf2onnx), explained by
-//! `shap-cli explain` with its defaults and with `--shap-compat`, beside shap 0.51 +
+//! `shap-cli explain` with its defaults and with `--shap-compat`, and by the Python package with
+//! shap's own model function (when that Python has `shap_toolkit`), beside shap 0.51 +
 //! onnxruntime on the same files, images and settings, in the same run.
 //!
 //! The models are made by `benches/python/export_real_models.py` (the real exporters' default
@@ -65,6 +66,7 @@ pub fn rows(python: Option<&str>, quick: bool) -> Result<Vec<Value>> {
 /// The three sides of one model, alternating round by round, and its table rows.
 fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> Result<Vec<Value>> {
     let (mut ours, mut compat, mut shap) = (Vec::new(), Vec::new(), Vec::new());
+    let mut package = Vec::new();
     let mut in_model = Vec::new();
     let rounds = if quick { 1 } else { REPEATS + 1 };
     let out = dir().join("runs");
@@ -86,12 +88,14 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
             (round == 0).then_some(compat_npz.as_path()),
         )?;
         let (tp, fraction) = python_time(python, m, (round == 0).then_some(shap_npz.as_path()))?;
+        let tk = package_time(python, m);
         eprintln!("    round {round}: ours {t:.2} s, --shap-compat {tc:.2} s, shap {tp:.2} s");
         if timed {
             ours.push(t);
             compat.push(tc);
             shap.push(tp);
             in_model.push(fraction);
+            package.extend(tk);
         }
     }
     let (o, c, s) = (median(&ours), median(&compat), median(&shap));
@@ -108,7 +112,7 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
             s / t
         )
     };
-    Ok(vec![
+    let mut rows = vec![
         json!({
             "group": "real", "name": name("CLI defaults"), "value": o, "unit": "s",
             "reference": reference(o),
@@ -124,7 +128,45 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
             "reference": reference(c),
             "note": format!("values against shap's: {values}"),
         }),
-    ])
+    ];
+    if !package.is_empty() {
+        let p = median(&package);
+        rows.push(json!({
+            "group": "real", "name": name("Python package, same callable"), "value": p,
+            "unit": "s", "reference": reference(p),
+            "note": "shap_toolkit.Explainer with the Python function shap calls (onnxruntime in \
+                     Python), called from Rust in gathered batches",
+        }));
+    }
+    Ok(rows)
+}
+
+/// The Python package on the model with shap's own function (`--package`), when the Python has
+/// `shap_toolkit` installed; `None` (with a note) when it does not.
+fn package_time(python: &str, m: &Model) -> Option<f64> {
+    let script = sh::repo_root().join("benches/python/shap_onnx_reference.py");
+    let mut c = Command::new(python);
+    c.arg(script)
+        .arg("--model")
+        .arg(&m.file)
+        .args(["--layout", &m.layout, "--images"]);
+    for img in IMAGES {
+        c.arg(dir().join(img));
+    }
+    c.args(["--mean", &m.mean, "--std", &m.std, "--masker", MASKER])
+        .args(["--max-evals", "500", "--top-k", "5", "--repeats", "1", "--package"])
+        .args(["--threads", THREADS]);
+    if m.softmax {
+        c.arg("--softmax");
+    }
+    let timed = sh::output(&mut c).ok().and_then(|out| {
+        let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).ok()?;
+        v["median_s"].as_f64()
+    });
+    if timed.is_none() {
+        eprintln!("    (Python package row skipped: install the shap_toolkit wheel into that Python)");
+    }
+    timed
 }
 
 /// `shap-cli explain` on the model: the explanation's own seconds (`total_seconds`).
