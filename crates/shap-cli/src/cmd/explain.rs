@@ -241,7 +241,7 @@ fn plot(args: &Args, explanation: &Explanation) -> Result<()> {
             .iter()
             .map(|i| Some(i.title.clone()))
             .collect();
-        super::plot::draw(explanation, titles, shap_plot::ColorScale::Global, p)?;
+        shap_plot::explanation_plot(explanation, titles, shap_plot::ColorScale::Global, p)?;
     }
     Ok(())
 }

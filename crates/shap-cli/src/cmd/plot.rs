@@ -1,6 +1,6 @@
 //! `shap-cli plot`: draw a saved explanation like `shap.image_plot`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use shap_explain::Explanation;
@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|i| (!i.title.is_empty()).then(|| i.title.clone()))
         .collect();
-    draw(&e, titles, scale, &args.out)?;
+    shap_plot::explanation_plot(&e, titles, scale, &args.out)?;
     if args.quiet {
         return Ok(());
     }
@@ -70,15 +70,4 @@ pub fn run(args: Args) -> Result<()> {
             e.num_outputs
         )
     })
-}
-
-/// Draw `e` with optional per-row titles into `out` (written atomically by shap-plot).
-pub fn draw(
-    e: &Explanation,
-    titles: Vec<Option<String>>,
-    scale: ColorScale,
-    out: &Path,
-) -> Result<()> {
-    shap_plot::explanation_plot(e, titles, scale, out)?;
-    Ok(())
 }
