@@ -215,7 +215,7 @@ impl FaithfulnessScorer {
         self.score_with_progress(model, e, masker, &crate::eval::silent)
     }
 
-    /// [`Faithfulness::score`], telling `progress` about each image as it is done (with the
+    /// [`FaithfulnessScorer::score`], telling `progress` about each image as it is done (with the
     /// model rows it took: `1 + 2 (S + 1) (k + R)` for `k` scored classes, 1 when none).
     pub fn score_with_progress<M, K>(
         &self,

@@ -34,7 +34,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 /// Write an output file through `write`, safely:
 /// - `-` writes to standard output;
 /// - a regular file or a missing path gets a temporary file in the same directory, named
-///   as [`TempName`] says (short, so any valid target name works), flushed to disk and
+///   as the private `TempName` says (short, so any valid target name works), flushed to disk and
 ///   renamed over the target: readers see the old file or the whole new one, never a part.
 ///   A replaced file keeps its permissions. Temporary files this program left there (a
 ///   SIGKILL mid-write) are removed first when no running writer can own them;

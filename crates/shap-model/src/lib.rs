@@ -7,7 +7,7 @@
 //!   same weights on every machine). On the CPU the convolutions run as a fused im2col +
 //!   `gemm` Candle custom op; on CUDA/Metal (Cargo features `cuda` / `metal`) as Candle's
 //!   stock `conv2d`.
-//! - [`train()`]: Adam (Keras epsilon 1e-7, no weight decay), cross-entropy on logits,
+//! - [`Trainer::train`]: Adam (Keras epsilon 1e-7, no weight decay), cross-entropy on logits,
 //!   `keras` / `flax` [`Preset`]s, per-epoch [`EpochStats`], NaN/inf stop, deterministic per seed.
 //!   On the CPU each step runs hand-written forward/backward passes over the same kernels
 //!   ([`Cnn::cpu_loss_and_grads`], tested against Candle's autograd) and feeds Candle's AdamW;

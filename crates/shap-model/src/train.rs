@@ -291,7 +291,7 @@ pub(crate) fn argmax(row: &[f32]) -> usize {
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
-/// What [`train`] reports as it goes, for a caller to show progress (the library draws
+/// What [`Trainer::train`] reports as it goes, for a caller to show progress (the library draws
 /// nothing).
 #[derive(Debug, Clone, Copy)]
 pub enum TrainEvent<'a> {

@@ -27,7 +27,7 @@ const NAME_MAX: usize = 255;
 /// What a run is: two runs with equal manifests compute the same chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// [`FORMAT`].
+    /// `shap-cli explain journal 1`.
     pub format: String,
     /// The run's settings, as the `.npz` records them.
     pub settings: Settings,

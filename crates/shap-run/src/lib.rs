@@ -7,9 +7,9 @@
 //!   engine, memory checks before loading) ([`model`]).
 //! - [`Selection`]: which images, from files or the test set, and the shard of them a job
 //!   takes ([`selection`], [`slicing`]).
-//! - [`explain`]: a run chunk by chunk, with a journal beside `--npz` so an interrupted run
+//! - [`explain()`]: a run chunk by chunk, with a journal beside `--npz` so an interrupted run
 //!   resumes where it stopped and gives the same bytes ([`journal`]).
-//! - [`merge`]: the parts of a sharded run joined into the explanation one run would make.
+//! - [`merge()`]: the parts of a sharded run joined into the explanation one run would make.
 //!
 //! Nothing here prints or draws: notes, warnings and progress go to a [`Reporter`], which a
 //! front end implements (shap-cli draws a bar on a terminal).
