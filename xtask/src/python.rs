@@ -33,8 +33,9 @@ fn venv() -> Result<PathBuf> {
     }
     if !venv.join("bin").join("pip").is_file() {
         eprintln!("==> python3 -m venv {}", venv.display());
-        sh::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-            .context("creating a venv for the Python tests (Debian: apt-get install python3-venv)")?;
+        sh::run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).context(
+            "creating a venv for the Python tests (Debian: apt-get install python3-venv)",
+        )?;
     }
     eprintln!("==> pip install {}", PACKAGES.join(" "));
     sh::run(
@@ -57,7 +58,14 @@ fn install_wheel(venv: &Path) -> Result<()> {
     sh::run(
         Command::new(venv.join("bin").join("maturin"))
             .current_dir(sh::repo_root())
-            .args(["build", "--release", "--quiet", "-m", "crates/shap-py/Cargo.toml", "-o"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-m",
+                "crates/shap-py/Cargo.toml",
+                "-o",
+            ])
             .arg(&wheels)
             .arg("--interpreter")
             .arg(venv.join("bin").join("python")),
@@ -105,7 +113,16 @@ pub fn test_step(ort_library: Option<&Path>) -> Result<(usize, usize, Option<Str
     eprintln!("==> pytest crates/shap-py/tests");
     let mut cmd = Command::new(venv.join("bin").join("python"));
     cmd.current_dir(sh::repo_root().join("crates").join("shap-py"))
-        .args(["-m", "pytest", "tests", "-q", "-p", "no:warnings", "-p", "no:cacheprovider"])
+        .args([
+            "-m",
+            "pytest",
+            "tests",
+            "-q",
+            "-p",
+            "no:warnings",
+            "-p",
+            "no:cacheprovider",
+        ])
         .env("SHAP_CLI", cli)
         .stdout(Stdio::piped());
     if let Some(lib) = ort_library {

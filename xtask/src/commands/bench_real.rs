@@ -154,7 +154,15 @@ fn package_time(python: &str, m: &Model) -> Option<f64> {
         c.arg(dir().join(img));
     }
     c.args(["--mean", &m.mean, "--std", &m.std, "--masker", MASKER])
-        .args(["--max-evals", "500", "--top-k", "5", "--repeats", "1", "--package"])
+        .args([
+            "--max-evals",
+            "500",
+            "--top-k",
+            "5",
+            "--repeats",
+            "1",
+            "--package",
+        ])
         .args(["--threads", THREADS]);
     if m.softmax {
         c.arg("--softmax");
@@ -164,7 +172,9 @@ fn package_time(python: &str, m: &Model) -> Option<f64> {
         v["median_s"].as_f64()
     });
     if timed.is_none() {
-        eprintln!("    (Python package row skipped: install the shap_toolkit wheel into that Python)");
+        eprintln!(
+            "    (Python package row skipped: install the shap_toolkit wheel into that Python)"
+        );
     }
     timed
 }

@@ -435,7 +435,10 @@ mod tests {
 
     #[test]
     fn the_crates_with_a_cuda_feature_are_found() -> Result<()> {
-        assert_eq!(cuda_packages()?, ["shap-cli", "shap-model", "shap-onnx"]);
+        assert_eq!(
+            cuda_packages()?,
+            ["shap-cli", "shap-model", "shap-onnx", "shap-run"]
+        );
         let manifest = "[package]\nname = \"a\"\n[dependencies]\ncuda = \"1\"\n";
         assert_eq!(
             cuda_package(manifest),
