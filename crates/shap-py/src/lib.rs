@@ -28,13 +28,17 @@ use shap_explain::{
 };
 use shap_mask::MaskerSpec;
 
-/// The settings of one call, as the Python layer passes them.
+/// The settings of one call: the dict the Python layer passes to both entry points.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
 struct Settings {
     algorithm: String,
     masker: String,
     max_evals: Option<usize>,
     batch_size: Option<usize>,
-    outputs: OutputSelection,
+    outputs_kind: String,
+    top_k: Option<usize>,
+    indices: Option<Vec<usize>>,
     output_names: Option<Vec<String>>,
     seed: u64,
     compat: String,
@@ -72,7 +76,7 @@ impl Settings {
         let explainer = ExplainerConfig {
             compat,
             seed: self.seed,
-            outputs: self.outputs.clone(),
+            outputs: outputs(&self.outputs_kind, self.top_k, self.indices.clone())?,
             output_names: self.output_names.clone(),
             ..ExplainerConfig::with_method(method)
         }
@@ -307,8 +311,7 @@ fn run<M: BatchModel + ?Sized>(
 /// Explain `images` (`n` images of `shape` (H, W, C), float32 bytes) with a Python callable
 /// `call(images: bytes, n: int) -> bytes` giving `num_outputs` float32 outputs per image.
 #[pyfunction]
-#[pyo3(signature = (call, num_outputs, images, shape, algorithm, masker, max_evals, batch_size,
-    outputs_kind, top_k, indices, output_names, seed, compat, rows, progress))]
+#[pyo3(signature = (call, num_outputs, images, shape, settings, rows, progress))]
 #[allow(clippy::too_many_arguments)]
 fn explain_callable<'py>(
     py: Python<'py>,
@@ -316,29 +319,10 @@ fn explain_callable<'py>(
     num_outputs: usize,
     images: &Bound<'py, PyBytes>,
     shape: (usize, usize, usize),
-    algorithm: String,
-    masker: String,
-    max_evals: Option<usize>,
-    batch_size: Option<usize>,
-    outputs_kind: &str,
-    top_k: Option<usize>,
-    indices: Option<Vec<usize>>,
-    output_names: Option<Vec<String>>,
-    seed: u64,
-    compat: String,
+    settings: Settings,
     rows: usize,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let settings = Settings {
-        algorithm,
-        masker,
-        max_evals,
-        batch_size,
-        outputs: outputs(outputs_kind, top_k, indices)?,
-        output_names,
-        seed,
-        compat,
-    };
     let model = PyModel {
         call,
         outputs: num_outputs,
@@ -363,37 +347,16 @@ fn explain_callable<'py>(
 /// Explain `images` with a model file (`.onnx` or a `.safetensors` tutorial checkpoint),
 /// loaded and run by the Rust engines. Returns the explanation and the engine that ran it.
 #[pyfunction]
-#[pyo3(signature = (path, images, shape, algorithm, masker, max_evals, batch_size,
-    outputs_kind, top_k, indices, output_names, seed, compat, onnxruntime, progress))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (path, images, shape, settings, onnxruntime, progress))]
 fn explain_file<'py>(
     py: Python<'py>,
     path: std::path::PathBuf,
     images: &Bound<'py, PyBytes>,
     shape: (usize, usize, usize),
-    algorithm: String,
-    masker: String,
-    max_evals: Option<usize>,
-    batch_size: Option<usize>,
-    outputs_kind: &str,
-    top_k: Option<usize>,
-    indices: Option<Vec<usize>>,
-    output_names: Option<Vec<String>>,
-    seed: u64,
-    compat: String,
+    settings: Settings,
     onnxruntime: Option<std::path::PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let settings = Settings {
-        algorithm,
-        masker,
-        max_evals,
-        batch_size,
-        outputs: outputs(outputs_kind, top_k, indices)?,
-        output_names,
-        seed,
-        compat,
-    };
     let pixels = floats(images.as_bytes())?;
     let shape = ImageShape::new(shape.0, shape.1, shape.2);
     let options = shap_run::Options {

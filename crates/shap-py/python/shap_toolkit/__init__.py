@@ -217,7 +217,7 @@ class Explainer:
         kind, top, indices = _outputs(outputs)
         step = None if batch_size in (None, "auto") else int(batch_size)
         seed = seed if seed is not None else (self.seed if self.seed is not None else 0)
-        common = dict(
+        settings = dict(
             algorithm=self.algorithm,
             masker=self.masker.spec,
             max_evals=max_evals,
@@ -236,13 +236,13 @@ class Explainer:
                 call.k = call.outputs(X[:1]).shape[1]
                 self._check_names(call.k)
                 d = _core.explain_callable(
-                    call, call.k, X.tobytes(), shape, rows=self.model_batch_size, progress=bar,
-                    **common,
+                    call, call.k, X.tobytes(), shape, settings, rows=self.model_batch_size,
+                    progress=bar,
                 )
             else:
                 d = _core.explain_file(
-                    os.fspath(self.model), X.tobytes(), shape, onnxruntime=self.onnxruntime,
-                    progress=bar, **common,
+                    os.fspath(self.model), X.tobytes(), shape, settings,
+                    onnxruntime=self.onnxruntime, progress=bar,
                 )
         finally:
             bar.close()
