@@ -141,9 +141,9 @@ fn model_rows(cli: &Path, python: &str, lib: &Path, m: &Model, quick: bool) -> R
     Ok(rows)
 }
 
-/// The Python package on the model with shap's own function (`--package`), when the Python has
-/// `shap_toolkit` installed; `None` (with a note) when it does not.
-fn package_time(python: &str, m: &Model) -> Option<f64> {
+/// `benches/python/shap_onnx_reference.py` on the model with this bench's settings (one timed
+/// explanation after its own warm-up), for shap or, with `--package`, for shap_toolkit.
+fn reference_command(python: &str, m: &Model) -> Command {
     let script = sh::repo_root().join("benches/python/shap_onnx_reference.py");
     let mut c = Command::new(python);
     c.arg(script)
@@ -154,19 +154,19 @@ fn package_time(python: &str, m: &Model) -> Option<f64> {
         c.arg(dir().join(img));
     }
     c.args(["--mean", &m.mean, "--std", &m.std, "--masker", MASKER])
-        .args([
-            "--max-evals",
-            "500",
-            "--top-k",
-            "5",
-            "--repeats",
-            "1",
-            "--package",
-        ])
+        .args(["--max-evals", "500", "--top-k", "5", "--repeats", "1"])
         .args(["--threads", THREADS]);
     if m.softmax {
         c.arg("--softmax");
     }
+    c
+}
+
+/// The Python package on the model with shap's own function (`--package`), when the Python has
+/// `shap_toolkit` installed; `None` (with a note) when it does not.
+fn package_time(python: &str, m: &Model) -> Option<f64> {
+    let mut c = reference_command(python, m);
+    c.arg("--package");
     let timed = sh::output(&mut c).ok().and_then(|out| {
         let v: Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).ok()?;
         v["median_s"].as_f64()
@@ -215,22 +215,8 @@ fn cli_time(cli: &Path, lib: &Path, m: &Model, compat: bool, npz: Option<&Path>)
 /// shap + onnxruntime on the model (`benches/python/shap_onnx_reference.py`, one timed
 /// explanation after its own warm-up): seconds, and the share of them inside the model.
 fn python_time(python: &str, m: &Model, save: Option<&Path>) -> Result<(f64, f64)> {
-    let script = sh::repo_root().join("benches/python/shap_onnx_reference.py");
-    let mut c = Command::new(python);
-    c.arg(script)
-        .arg("--model")
-        .arg(&m.file)
-        .args(["--layout", &m.layout, "--images"]);
-    for img in IMAGES {
-        c.arg(dir().join(img));
-    }
-    c.args(["--mean", &m.mean, "--std", &m.std, "--masker", MASKER])
-        .args(["--max-evals", "500", "--top-k", "5", "--repeats", "1"])
-        .args(["--forward-runs", "0"])
-        .args(["--threads", THREADS]);
-    if m.softmax {
-        c.arg("--softmax");
-    }
+    let mut c = reference_command(python, m);
+    c.args(["--forward-runs", "0"]);
     if let Some(p) = save {
         c.arg("--save-values").arg(p);
     }
