@@ -64,6 +64,12 @@ fn install_wheel(venv: &Path) -> Result<()> {
                 "--quiet",
                 "-m",
                 "crates/shap-py/Cargo.toml",
+                // The one feature the workspace turns on for the wheel's dependencies and the
+                // wheel alone does not (shap-cli's `ValueEnum`s, which bring clap's derive and
+                // `syn/full`): with it, the wheel reuses what `cargo test --workspace` compiled
+                // instead of compiling Candle, tract and ort again (about 7 minutes in CI).
+                "--features",
+                "shap-run/clap",
                 "-o",
             ])
             .arg(&wheels)

@@ -54,13 +54,19 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("{shown} printed non-UTF-8 output"))
 }
 
-/// Build `shap-cli` in release mode (the profile the tests use, so nothing is rebuilt) and
-/// return the path of the binary.
+/// Build `shap-cli` in release mode and return the path of the binary.
+///
+/// It is built as `--workspace --bin shap-cli`, not `-p shap-cli`: Cargo chooses the features
+/// of shared dependencies from the packages named, and the workspace's other members turn on
+/// some (pyo3 asks for `syn/visit-mut`), so `-p shap-cli` would compile most of the dependency
+/// graph a second time after `cargo test --workspace`. This way the test build's binary is
+/// reused as it is.
 pub fn build_cli(features: &[&str]) -> Result<PathBuf> {
     let mut c = cargo();
-    c.args(["build", "--release", "-p", "shap-cli"]);
+    c.args(["build", "--release", "--workspace", "--bin", "shap-cli"]);
     if !features.is_empty() {
-        c.arg("--features").arg(features.join(","));
+        let named: Vec<String> = features.iter().map(|f| format!("shap-cli/{f}")).collect();
+        c.arg("--features").arg(named.join(","));
     }
     run(&mut c).context("building shap-cli")?;
     let exe = target_dir()
