@@ -347,6 +347,12 @@ fn any_attribute_or_input_the_tutorial_graph_lacks_makes_it_another_network() {
             "recognised with {what}"
         );
     }
+}
+
+#[test]
+fn the_tutorial_graph_on_other_input_sizes_or_reshapes_is_recognised_by_shape() {
+    use prost::Message;
+    let bytes = std::fs::read(fixture("tutorial_nhwc.onnx")).unwrap();
     // The same weights on 14x56 images (the convolutions keep any size, the dense layer still
     // sees 12544 features), or on images of unknown size, are other networks.
     for dims in [[14, 56, 1], [0, 28, 1]] {
