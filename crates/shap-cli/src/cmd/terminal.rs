@@ -83,6 +83,8 @@ impl Reporter for Terminal {
 
     fn finish(&self) {
         if let Some(b) = self.bar() {
+            // Draws are rate-limited: show the final count before the bar goes.
+            b.force_draw();
             b.finish_and_clear();
         }
     }
