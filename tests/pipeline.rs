@@ -9,7 +9,7 @@ use shap_toolkit::explain::{
     BatchModel, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, Preset, TrainConfig};
+use shap_toolkit::model::{Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, Trainer};
 use shap_toolkit::plot::{ColorScale, ImagePlot, ImagePlotRow, image_plot};
 
 fn argmax(v: &[f32]) -> usize {
@@ -46,9 +46,7 @@ fn train_explain_plot_on_real_data() {
     cfg.epochs = 1;
     cfg.seed = 7;
     let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &device).unwrap();
-    let history = cfg
-        .clone()
-        .check()
+    let history = Trainer::new(cfg.clone())
         .expect("config")
         .train(&cnn, &train_set, Some(&test_set), |_| {})
         .unwrap();

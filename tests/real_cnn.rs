@@ -16,7 +16,9 @@ use shap_toolkit::explain::{
     BatchModel, Explainer, ExplainerConfig, Explanation, ImageShape, OutputSelection,
 };
 use shap_toolkit::mask::{MaskMode, Masker};
-use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn, Preset, TrainConfig};
+use shap_toolkit::model::{
+    Cnn, Dataset, Head, IncrementalCnn, ModelFn, Preset, TrainConfig, Trainer,
+};
 
 const SHAPE: ImageShape = ImageShape::new(28, 28, 1);
 /// The default maskers of the CLI and the tutorial.
@@ -41,8 +43,7 @@ fn trained() -> Option<&'static (Cnn, Vec<f32>)> {
         let mut cfg = TrainConfig::preset(Preset::Keras);
         cfg.epochs = 1;
         let cnn = Cnn::seeded(cfg.seed, Head::Softmax, &candle_core::Device::Cpu).expect("cnn");
-        cfg.clone()
-            .check()
+        Trainer::new(cfg.clone())
             .expect("config")
             .train(&cnn, &train_set, None, |_| {})
             .expect("training");

@@ -9,7 +9,7 @@ use candle_core::Device;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use shap_toolkit::explain::{BatchModel, ImageShape};
 use shap_toolkit::model::{
-    Cnn, Dataset, FORWARD_FLOPS, Head, ModelFn, Preset, TRAIN_FLOPS, TrainConfig,
+    Cnn, Dataset, FORWARD_FLOPS, Head, ModelFn, Preset, TRAIN_FLOPS, TrainConfig, Trainer,
 };
 
 /// Pixels of one 28x28 image.
@@ -127,7 +127,7 @@ pub fn measure_epoch(train_set: &Dataset<'_>) -> anyhow::Result<Throughput> {
     };
     let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu)?;
     let t = Instant::now();
-    cfg.clone().check()?.train(&cnn, train_set, None, |_| {})?;
+    Trainer::new(cfg.clone())?.train(&cnn, train_set, None, |_| {})?;
     Ok(Throughput::new(
         train_set.len(),
         t.elapsed().as_secs_f64(),

@@ -10,6 +10,7 @@ use crate::samples::Sample;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use shap_explain::ExplanationSummary;
+use shap_records::{DatasetRecord, EvaluationRecord, History};
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::Path;
@@ -69,15 +70,15 @@ pub struct Report {
     quick: bool,
     seed: u64,
     /// `shap-cli data --json`.
-    pub data: Option<Value>,
+    pub data: Option<DatasetRecord>,
     /// The first training images, written as PNGs beside the report.
     pub samples: Vec<Sample>,
     /// Why there are no sample images, when there are none.
     pub samples_note: Option<String>,
-    /// The training history JSON.
-    pub history: Option<Value>,
+    /// The training history (`shap-cli train --history`).
+    pub history: Option<History>,
     /// `shap-cli evaluate --json`.
-    pub evaluation: Option<Value>,
+    pub evaluation: Option<EvaluationRecord>,
     /// Every explanation run, in order.
     pub explanations: Vec<Explained>,
     /// `shap-cli summary --json` of the first test images.
@@ -193,7 +194,7 @@ impl Report {
         let acc = self
             .evaluation
             .as_ref()
-            .map_or(f64::NAN, |e| num(e, "accuracy"));
+            .map_or(f64::NAN, |e| e.scores.accuracy);
         let (tut_acc, tut_setup) = if self.preset == "flax" {
             (
                 "not quoted (the Flax notebook's figure is not recorded in this repository)"
@@ -233,58 +234,47 @@ impl Report {
     }
 
     fn training_setup(&self) -> String {
-        let Some(cfg) = self.history.as_ref().and_then(|h| h.get("config")) else {
+        let Some(h) = &self.history else {
             return String::new();
         };
-        let epochs = cfg.get("epochs").and_then(Value::as_u64).unwrap_or(0);
+        let cfg = &h.config;
         format!(
-            "{epochs} epoch{}, Adam lr {:e}, {} head, batch {}{}",
-            if epochs == 1 { "" } else { "s" },
-            num(cfg, "lr"),
-            fmt_value(cfg.get("head")),
-            fmt_value(cfg.get("batch_size")),
-            self.history
-                .as_ref()
-                .and_then(|h| h.get("train_examples"))
-                .and_then(Value::as_u64)
-                .map(|n| format!(", {} training images", fmt_count(n)))
-                .unwrap_or_default()
+            "{} epoch{}, Adam lr {:e}, {} head, batch {}, {} training images",
+            cfg.epochs,
+            if cfg.epochs == 1 { "" } else { "s" },
+            cfg.lr,
+            cfg.head,
+            cfg.batch_size,
+            fmt_count(h.train_examples as u64)
         )
     }
 
     fn data_section(&self, b: &mut Vec<Block>) {
         b.push(Block::H(2, "1. Load the data".into()));
         let Some(d) = &self.data else { return };
-        let source = d.get("source").and_then(Value::as_str).unwrap_or("?");
-        let count = |split: &str| {
-            d.get(split)
-                .and_then(|s| s.get("count"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
         b.push(Block::P(format!(
-            "Fashion-MNIST found at: {source}. {} training and {} test images of 28×28 grey pixels, scaled to [0, 1] as the tutorial does.",
-            fmt_count(count("train")),
-            fmt_count(count("test"))
+            "Fashion-MNIST found at: {}. {} training and {} test images of 28×28 grey pixels, scaled to [0, 1] as the tutorial does.",
+            d.source,
+            fmt_count(d.train.count as u64),
+            fmt_count(d.test.count as u64)
         )));
-        let hist = |split: &str, i: usize| {
-            d.get(split)
-                .and_then(|s| s.get("histogram"))
-                .and_then(|h| h.get(i))
-                .and_then(Value::as_u64)
-                .map(fmt_count)
+        let hist = |split: &shap_records::SplitRecord, i: usize| {
+            split
+                .histogram
+                .get(i)
+                .map(|&n| fmt_count(n as u64))
                 .unwrap_or_default()
         };
         let mut t = Table::new(
             &["label", "class", "training images", "test images"],
             &[0, 2, 3],
         );
-        for (i, c) in class_names(d).iter().enumerate() {
+        for (i, c) in d.classes.iter().enumerate() {
             t.row(vec![
                 i.to_string(),
                 c.clone(),
-                hist("train", i),
-                hist("test", i),
+                hist(&d.train, i),
+                hist(&d.test, i),
             ]);
         }
         b.push(Block::Table(t));
@@ -297,7 +287,7 @@ impl Report {
         if let Some(note) = &self.samples_note {
             b.push(Block::P(format!("(No sample images: {note}.)")));
         }
-        let names = class_names(d);
+        let names = &d.classes;
         let cells = self
             .samples
             .iter()
@@ -337,28 +327,22 @@ impl Report {
     fn evaluation_section(&self, b: &mut Vec<Block>, dir: &Path) {
         b.push(Block::H(2, "3. Evaluate".into()));
         if let Some(e) = &self.evaluation {
-            if let Some(acc) = e.get("accuracy").and_then(Value::as_f64) {
-                b.push(Block::P(format!(
-                    "Test accuracy: **{}** (the {} tutorial: {}).",
-                    fmt_acc(acc),
-                    self.tutorial(),
-                    if self.preset == "flax" {
-                        "not quoted".to_string()
-                    } else {
-                        fmt_acc(KERAS_TUTORIAL_ACCURACY)
-                    }
-                )));
-            }
-            if let Some(text) = e.get("report_text").and_then(Value::as_str) {
-                b.push(Block::P("Classification report:".into()));
-                b.push(Block::Pre(text.to_string()));
-            }
-            if let Some(text) = e.get("confusion_text").and_then(Value::as_str) {
-                b.push(Block::P(
-                    "Confusion matrix (rows: true class, columns: predicted):".into(),
-                ));
-                b.push(Block::Pre(text.to_string()));
-            }
+            b.push(Block::P(format!(
+                "Test accuracy: **{}** (the {} tutorial: {}).",
+                fmt_acc(e.scores.accuracy),
+                self.tutorial(),
+                if self.preset == "flax" {
+                    "not quoted".to_string()
+                } else {
+                    fmt_acc(KERAS_TUTORIAL_ACCURACY)
+                }
+            )));
+            b.push(Block::P("Classification report:".into()));
+            b.push(Block::Pre(e.report_text.clone()));
+            b.push(Block::P(
+                "Confusion matrix (rows: true class, columns: predicted):".into(),
+            ));
+            b.push(Block::Pre(e.confusion_text.clone()));
         }
         self.figure(b, dir, "confusion_matrix.png", "Confusion matrix");
     }
@@ -538,25 +522,7 @@ impl Report {
     }
 }
 
-/// Class names from `shap-cli data --json`.
-fn class_names(d: &Value) -> Vec<String> {
-    d.get("classes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|c| c.as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn history_table(h: &Value) -> Table {
-    let epochs = h
-        .get("epochs")
-        .and_then(Value::as_array)
-        .or_else(|| h.as_array())
-        .cloned()
-        .unwrap_or_default();
+fn history_table(h: &History) -> Table {
     let mut t = Table::new(
         &[
             "epoch",
@@ -568,14 +534,14 @@ fn history_table(h: &Value) -> Table {
         ],
         &[0, 1, 2, 3, 4, 5],
     );
-    for e in &epochs {
+    for e in &h.epochs {
         t.row(vec![
-            fmt_value(e.get("epoch")),
-            fmt_loss(num(e, "train_loss")),
-            fmt_acc(num(e, "train_accuracy")),
-            fmt_loss(num(e, "test_loss")),
-            fmt_acc(num(e, "test_accuracy")),
-            fmt_secs(num(e, "train_seconds")),
+            e.epoch.to_string(),
+            fmt_loss(e.train_loss),
+            fmt_acc(e.train_accuracy),
+            fmt_loss(e.test_loss.unwrap_or(f64::NAN)),
+            fmt_acc(e.test_accuracy.unwrap_or(f64::NAN)),
+            fmt_secs(e.train_seconds),
         ]);
     }
     t
@@ -730,10 +696,6 @@ fn safetensors_header(path: &Path) -> Result<Value> {
         .with_context(|| format!("parsing the header of {}", path.display()))
 }
 
-fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
-}
-
 /// Counts: thousands separated by commas (`60,000`).
 pub fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
@@ -801,15 +763,6 @@ fn fmt_sci(x: f64) -> String {
     }
 }
 
-/// Identifiers and free text as they are.
-fn fmt_value(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// Write `text` to `path` with the workspace's one output writer (`shap_io`: temporary file
 /// + rename; devices, FIFOs and symlinks are never replaced).
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
@@ -845,18 +798,25 @@ pub(crate) mod tests {
         std::fs::write(dir.join("samples/train_0.png"), &png)?;
         std::fs::write(dir.join("partition_correct_blur.png"), &png)?;
         let mut r = Report::new("keras", true, 42);
-        r.data = Some(serde_json::json!({
-            "source": "directory /d", "classes": ["T-shirt/top", "Trouser"],
-            "train": {"count": 60000, "histogram": [6000, 6000]},
-            "test": {"count": 10000, "histogram": [1000, 1000]},
-        }));
+        r.data = Some(serde_json::from_value(serde_json::json!({
+            "source": "directory /d", "source_kind": "directory",
+            "classes": ["T-shirt/top", "Trouser"],
+            "train": {"count": 60000, "rows": 28, "cols": 28, "histogram": [6000, 6000]},
+            "test": {"count": 10000, "rows": 28, "cols": 28, "histogram": [1000, 1000]},
+        }))?);
         r.samples = vec![Sample {
             index: 0,
             label: 1,
             file: "samples/train_0.png".into(),
         }];
-        r.evaluation =
-            Some(serde_json::json!({"accuracy": 0.9, "report_text": "r", "confusion_text": "c"}));
+        let scores = serde_json::json!({"name": "a", "precision": 1.0, "recall": 1.0, "f1": 1.0,
+            "support": 1});
+        r.evaluation = Some(serde_json::from_value(serde_json::json!({
+            "model": "model.safetensors", "output": "probabilities", "accuracy": 0.9, "n": 1,
+            "meta": {"preset": "keras", "head": "softmax", "seed": 42, "epochs": 1},
+            "confusion": [[1]], "classes": [scores], "macro_avg": scores, "weighted_avg": scores,
+            "first_correct": [0], "first_wrong": [], "report_text": "r", "confusion_text": "c"
+        }))?);
         r.explanations.push(Explained {
             name: "partition_correct_blur".into(),
             algorithm: "partition".into(),

@@ -29,6 +29,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print nothing but errors and warnings.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,20 +97,21 @@ fn main() -> std::process::ExitCode {
         Command::Faithfulness(a) => a.net.threads,
         _ => None,
     };
-    if let Err(e) = cmd::common::start_threads(threads) {
+    if let Err(e) = shap_run::threads::start_global_pool(threads.map(usize::from)) {
         eprintln!("error: {}", cmd::common::printable(&format!("{e:#}")));
         return std::process::ExitCode::FAILURE;
     }
+    let quiet = cli.quiet;
     let result = match cli.command {
-        Command::Data(a) => cmd::data::run(a),
-        Command::Train(a) => cmd::train::run(a),
-        Command::Evaluate(a) => cmd::evaluate::run(a),
-        Command::Mask(a) => cmd::mask::run(a),
-        Command::Explain(a) => cmd::explain::run(*a),
-        Command::Plot(a) => cmd::plot::run(a),
-        Command::Merge(a) => cmd::merge::run(a),
-        Command::Summary(a) => cmd::summary::run(a),
-        Command::Faithfulness(a) => cmd::faithfulness::run(*a),
+        Command::Data(a) => cmd::data::run(a, quiet),
+        Command::Train(a) => cmd::train::run(a, quiet),
+        Command::Evaluate(a) => cmd::evaluate::run(a, quiet),
+        Command::Mask(a) => cmd::mask::run(a, quiet),
+        Command::Explain(a) => cmd::explain::run(*a, quiet),
+        Command::Plot(a) => cmd::plot::run(a, quiet),
+        Command::Merge(a) => cmd::merge::run(a, quiet),
+        Command::Summary(a) => cmd::summary::run(a, quiet),
+        Command::Faithfulness(a) => cmd::faithfulness::run(*a, quiet),
         Command::Completions(c) => completions(&c),
     };
     match result {

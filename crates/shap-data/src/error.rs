@@ -96,6 +96,18 @@ pub enum DataError {
         channels: usize,
     },
 
+    /// An image could not be encoded (a grey PNG of the wrong size).
+    #[error("cannot encode a {height}x{width} grey PNG")]
+    Encode {
+        /// Image height.
+        height: usize,
+        /// Image width.
+        width: usize,
+        /// The encoder's error, when it gave one (else the pixels did not fit the size).
+        #[source]
+        source: Option<image::ImageError>,
+    },
+
     /// A file could not be opened or read.
     #[error("cannot read {path}")]
     Io {

@@ -97,6 +97,29 @@ fn convert(
 }
 
 /// Decode within limits: the header's size is checked before any pixel is decoded.
+/// A grey `height x width` image with values in [0, 1] (clamped, rounded to 8 bits) as PNG
+/// bytes.
+pub fn encode_grey_png(pixels: &[f32], height: usize, width: usize) -> Result<Vec<u8>, DataError> {
+    let failed = |source| DataError::Encode {
+        height,
+        width,
+        source,
+    };
+    let bytes: Vec<u8> = pixels
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let (w, h) = (u32::try_from(width), u32::try_from(height));
+    let (Ok(w), Ok(h)) = (w, h) else {
+        return Err(failed(None));
+    };
+    let img = image::GrayImage::from_raw(w, h, bytes).ok_or_else(|| failed(None))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| failed(Some(e)))?;
+    Ok(out.into_inner())
+}
+
 fn decode(path: &Path) -> Result<DynamicImage, DataError> {
     let image_err = |source| DataError::Image {
         path: path.to_path_buf(),

@@ -62,7 +62,7 @@ use std::path::{Path, PathBuf};
 
 pub use batch::shuffled_batches;
 pub use error::DataError;
-pub use images::{MAX_IMAGE_SIDE, UserImage, load_image, load_image_as_is};
+pub use images::{MAX_IMAGE_SIDE, UserImage, encode_grey_png, load_image, load_image_as_is};
 pub use split::Split;
 
 /// The ten class names, indexed by label.
@@ -120,6 +120,19 @@ impl fmt::Display for DataSource {
             DataSource::EnvDir(p) => write!(f, "{ENV_DIR}={}", p.display()),
             DataSource::HubCache(p) => write!(f, "hf-hub cache {}", p.display()),
             DataSource::HubDownload(p) => write!(f, "hf-hub download into {}", p.display()),
+        }
+    }
+}
+
+impl DataSource {
+    /// How the files were found, as [`shap_records::DatasetRecord::source_kind`] records it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DataSource::Directory(_) => "directory",
+            DataSource::EnvDir(_) => "env",
+            DataSource::SystemDir(_) => "system",
+            DataSource::HubCache(_) => "hub-cache",
+            DataSource::HubDownload(_) => "hub-download",
         }
     }
 }
@@ -311,6 +324,24 @@ fn load_files(files: &IdxFiles, source: DataSource) -> Result<FashionMnist, Data
 }
 
 impl FashionMnist {
+    /// Where the dataset was found and what each split holds, as `shap-cli data --json`
+    /// writes it.
+    pub fn record(&self) -> shap_records::DatasetRecord {
+        let split = |s: &Split| shap_records::SplitRecord {
+            count: s.len(),
+            rows: s.rows(),
+            cols: s.cols(),
+            histogram: s.class_histogram().to_vec(),
+        };
+        shap_records::DatasetRecord {
+            source: self.source.to_string(),
+            source_kind: self.source.kind().to_string(),
+            classes: CLASS_NAMES.iter().map(|c| c.to_string()).collect(),
+            train: split(&self.train),
+            test: split(&self.test),
+        }
+    }
+
     /// Finds and loads the dataset, searching the places listed in the crate docs in order,
     /// with `dir` as the explicit directory.
     ///

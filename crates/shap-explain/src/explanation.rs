@@ -13,10 +13,11 @@ use shap_mask::ImageShape;
 /// Which explainer produced an explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Algorithm {
-    /// Owen values over the partition tree ([`crate::PartitionExplainer`]).
+    /// Owen values over shap's image hierarchy (`PartitionExplainer`).
     Partition,
-    /// Antithetic permutation sampling ([`crate::PermutationExplainer`]).
+    /// Antithetic, hierarchy-respecting permutations (`PermutationExplainer`).
     Permutation,
 }
 

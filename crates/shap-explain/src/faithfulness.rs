@@ -25,6 +25,7 @@ pub const MAX_RANDOM_ORDERS: usize = 10_000;
 /// Which (image, class) pairs of an explanation are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Target {
     /// Each image's predicted class (the model's top class, as recorded; else the explained
     /// class with the largest f(x)), when the explanation has values for it.

@@ -42,7 +42,7 @@ mod validate;
 pub use error::IoError;
 pub use output::{STDOUT, write_atomic, write_bytes};
 pub use read::read_bounded;
-pub use validate::{OutputSpec, check_distinct, validate_output};
+pub use validate::{OutputSpec, check_distinct, check_outputs, validate_output};
 
 /// Mebibytes, for limits in messages.
 pub const MIB: u64 = 1 << 20;

@@ -155,6 +155,25 @@ fn identity(path: &Path, output: bool) -> Option<Identity> {
     }
 }
 
+/// Validate every given output ([`validate_output`]) and check that no two outputs, and no
+/// output and input, are the same file ([`check_distinct`]): one call per command, before any
+/// work. An entry with no path (an output not asked for) is skipped.
+pub fn check_outputs(
+    outputs: &[(Option<&Path>, OutputSpec<'_>)],
+    inputs: &[(&str, &Path)],
+) -> Result<(), IoError> {
+    for (path, spec) in outputs {
+        if let Some(p) = path {
+            validate_output(p, *spec)?;
+        }
+    }
+    let given: Vec<(&str, &Path)> = outputs
+        .iter()
+        .filter_map(|(p, spec)| p.map(|p| (spec.flag, p)))
+        .collect();
+    check_distinct(&given, inputs)
+}
+
 /// Refuse, before any work, two outputs that are the same file (or both `-`), or an output
 /// that is one of the inputs (symlinks and hard links included). Each entry is `(flag, path)`.
 pub fn check_distinct(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<(), IoError> {

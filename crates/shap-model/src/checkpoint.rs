@@ -19,34 +19,11 @@ use std::path::Path;
 use candle_core::Device;
 
 use crate::Error;
-use crate::model::{Cnn, Head, Params, TENSORS};
+use crate::model::{Cnn, Params, TENSORS};
+pub use shap_records::CheckpointMeta;
 
 /// Format tag written in the metadata.
 pub const FORMAT: &str = "shap-model/1";
-
-/// Metadata stored alongside the weights.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CheckpointMeta {
-    /// Training preset name (`keras`, `flax`, or `unknown`).
-    pub preset: String,
-    /// Output head.
-    pub head: Head,
-    /// Seed used for initialisation and shuffling.
-    pub seed: u64,
-    /// Epochs trained.
-    pub epochs: usize,
-}
-
-impl Default for CheckpointMeta {
-    fn default() -> Self {
-        Self {
-            preset: "unknown".into(),
-            head: Head::Softmax,
-            seed: 0,
-            epochs: 0,
-        }
-    }
-}
 
 /// A loaded checkpoint.
 #[derive(Debug, Clone)]

@@ -4,42 +4,17 @@ use crate::Error;
 use crate::model::CLASSES;
 use crate::train::argmax;
 
-/// Precision, recall, F1 and support of one class (or an average).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClassReport {
-    /// Class name (or `macro avg` / `weighted avg`).
-    pub name: String,
-    /// Precision (0 when nothing was predicted as this class, like scikit-learn).
-    pub precision: f64,
-    /// Recall (0 when the class has no examples).
-    pub recall: f64,
-    /// F1 score (0 when precision + recall is 0).
-    pub f1: f64,
-    /// Number of true examples.
-    pub support: usize,
-}
+pub use shap_records::{ClassReport, MAX_DIGITS, Scores};
 
-/// Results of evaluating predictions against labels.
+/// Results of evaluating predictions against labels: the scores (the record
+/// `shap-cli evaluate --json` writes, with the report's text) and each prediction.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
-    /// Number of examples.
-    pub n: usize,
-    /// Fraction predicted correctly.
-    pub accuracy: f64,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<usize>>,
-    /// Per-class scores.
-    pub classes: Vec<ClassReport>,
-    /// Unweighted mean over classes.
-    pub macro_avg: ClassReport,
-    /// Support-weighted mean over classes.
-    pub weighted_avg: ClassReport,
+    /// Accuracy, confusion matrix and per-class scores.
+    pub scores: Scores,
     /// Predicted class per example (argmax of the outputs).
     pub predictions: Vec<usize>,
 }
-
-/// Most decimal digits [`Evaluation::report`] prints (an f64 holds 17 significant digits).
-pub const MAX_DIGITS: usize = 17;
 
 /// Evaluate outputs `(n, 10)` (probabilities or logits: only the argmax is used) against
 /// `labels`. `class_names` must have 10 entries; an empty set of labels, or an output that is
@@ -127,76 +102,16 @@ pub fn evaluate(outputs: &[f32], labels: &[u8], class_names: &[&str]) -> Result<
     let macro_avg = avg("macro avg", &|_| 1.0);
     let weighted_avg = avg("weighted avg", &|c| c.support as f64);
     Ok(Evaluation {
-        n,
-        accuracy: ratio(correct, n),
-        confusion,
-        classes,
-        macro_avg,
-        weighted_avg,
+        scores: Scores {
+            n,
+            accuracy: ratio(correct, n),
+            confusion,
+            classes,
+            macro_avg,
+            weighted_avg,
+        },
         predictions,
     })
-}
-
-impl Evaluation {
-    /// The report formatted like scikit-learn's `classification_report(digits=digits)`, with
-    /// at most [`MAX_DIGITS`] digits.
-    pub fn report(&self, digits: usize) -> String {
-        let digits = digits.min(MAX_DIGITS);
-        let width = self
-            .classes
-            .iter()
-            .map(|c| c.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("weighted avg".len())
-            .max(digits);
-        let mut s = format!(
-            "{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n",
-            "", "precision", "recall", "f1-score", "support"
-        );
-        let row = |c: &ClassReport| {
-            format!(
-                "{:>width$}  {:>9.digits$} {:>9.digits$} {:>9.digits$} {:>9}\n",
-                c.name, c.precision, c.recall, c.f1, c.support
-            )
-        };
-        for c in &self.classes {
-            s += &row(c);
-        }
-        s += "\n";
-        s += &format!(
-            "{:>width$}  {:>9} {:>9} {:>9.digits$} {:>9}\n",
-            "accuracy", "", "", self.accuracy, self.n
-        );
-        s += &row(&self.macro_avg);
-        s += &row(&self.weighted_avg);
-        s
-    }
-
-    /// The confusion matrix as text: rows are true classes, columns predictions.
-    pub fn confusion_text(&self) -> String {
-        let cell = self
-            .confusion
-            .iter()
-            .flatten()
-            .map(|v| v.to_string().len())
-            .max()
-            .unwrap_or(1)
-            .max(CLASSES.to_string().len());
-        let mut s = format!("{:>5} ", "t\\p");
-        for p in 0..CLASSES {
-            s += &format!(" {p:>cell$}");
-        }
-        s += "\n";
-        for (t, row) in self.confusion.iter().enumerate() {
-            s += &format!("{t:>5} ");
-            for v in row {
-                s += &format!(" {v:>cell$}");
-            }
-            s += "\n";
-        }
-        s
-    }
 }
 
 /// Indices of the first `n` correctly and the first `n` wrongly predicted examples (the

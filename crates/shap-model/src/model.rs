@@ -11,6 +11,8 @@ use crate::Error;
 use crate::conv::{self, Conv3x3Relu};
 use crate::geometry::ConvGeom;
 
+pub use shap_records::Head;
+
 pub use crate::geometry::{
     CLASSES, CONV1_OUT, CONV2_OUT, FLAT, FORWARD_FLOPS, HEIGHT, PARAMETERS, PIXELS, TRAIN_FLOPS,
     WIDTH,
@@ -38,45 +40,6 @@ const G2: ConvGeom = ConvGeom {
     h: HEIGHT,
     w: WIDTH,
 };
-
-/// What the network outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Head {
-    /// Softmax probabilities (the Keras tutorial).
-    Softmax,
-    /// Raw logits (the Flax tutorial).
-    Logits,
-}
-
-impl Head {
-    /// The lowercase name used in checkpoints and on the command line.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Head::Softmax => "softmax",
-            Head::Logits => "logits",
-        }
-    }
-}
-
-impl std::fmt::Display for Head {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Head {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "softmax" | "probabilities" => Ok(Head::Softmax),
-            "logits" => Ok(Head::Logits),
-            other => Err(Error::Config(format!(
-                "unknown output head {other:?} (expected softmax or logits)"
-            ))),
-        }
-    }
-}
 
 /// A compute device by name, parsed once: `cpu`, `cuda[:N]` or `metal[:N]`. Opening it
 /// ([`DeviceSpec::open`]) is a separate step, so a command-line value is checked before any

@@ -12,109 +12,41 @@ use crate::Error;
 use crate::adam::Adam;
 use crate::model::{CLASSES, Cnn, Head, PIXELS};
 
-/// Training presets of the two tutorials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// Keras tutorial: lr 1e-3, batch 256, 10 epochs, softmax head.
-    Keras,
-    /// Flax tutorial: lr 1e-4, batch 256, 5 epochs, logits head.
-    Flax,
-}
+pub use shap_records::{EpochStats, History, Preset, TrainConfig};
 
-impl Preset {
-    /// Lowercase name.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Preset::Keras => "keras",
-            Preset::Flax => "flax",
-        }
-    }
-}
-
-impl std::str::FromStr for Preset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "keras" => Ok(Preset::Keras),
-            "flax" => Ok(Preset::Flax),
-            o => Err(Error::Config(format!(
-                "unknown preset {o:?} (expected keras or flax)"
-            ))),
-        }
-    }
-}
-
-/// Training hyper-parameters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TrainConfig {
-    /// Preset the values came from.
-    pub preset: Preset,
-    /// Epochs.
-    pub epochs: usize,
-    /// Batch size (the last batch of an epoch may be smaller).
-    pub batch_size: usize,
-    /// Adam learning rate.
-    pub lr: f64,
-    /// Seed for initialisation and shuffling.
-    pub seed: u64,
-    /// Output head of the trained model.
-    pub head: Head,
-    /// Adam epsilon (Keras: 1e-7).
-    pub eps: f64,
-}
-
-impl TrainConfig {
-    /// The preset's defaults (seed 42).
-    pub fn preset(preset: Preset) -> Self {
-        let (lr, epochs, head) = match preset {
-            Preset::Keras => (1e-3, 10, Head::Softmax),
-            Preset::Flax => (1e-4, 5, Head::Logits),
-        };
-        Self {
-            preset,
-            epochs,
-            batch_size: 256,
-            lr,
-            seed: 42,
-            head,
-            eps: 1e-7,
-        }
-    }
-
-    /// Check the settings (at least one epoch, a batch of at least one image, a positive finite
-    /// learning rate and Adam epsilon) into
-    /// a [`Trainer`]; nothing is checked again while training.
-    pub fn check(self) -> Result<Trainer, Error> {
-        if self.epochs == 0 {
-            return Err(Error::Config(
-                "epochs must be at least 1 (0 would leave the network untrained)".into(),
-            ));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::Config("batch size must be at least 1".into()));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be positive, got {}",
-                self.lr
-            )));
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::Config(format!(
-                "Adam epsilon must be positive, got {}",
-                self.eps
-            )));
-        }
-        Ok(Trainer(self))
-    }
-}
-
-/// Checked training settings ([`TrainConfig::check`]), ready to train.
+/// Checked training settings ([`Trainer::new`]), ready to train.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trainer(TrainConfig);
 
 impl Trainer {
+    /// Check training settings (at least one epoch, a batch of at least one image, a positive
+    /// finite learning rate and Adam epsilon) into a trainer; nothing is checked again while
+    /// training. The settings are a plain record (`shap_records::TrainConfig`), so that the
+    /// history a run writes can be read without Candle.
+    pub fn new(config: TrainConfig) -> Result<Self, Error> {
+        if config.epochs == 0 {
+            return Err(Error::Config(
+                "epochs must be at least 1 (0 would leave the network untrained)".into(),
+            ));
+        }
+        if config.batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        if !(config.lr.is_finite() && config.lr > 0.0) {
+            return Err(Error::Config(format!(
+                "learning rate must be positive, got {}",
+                config.lr
+            )));
+        }
+        if !(config.eps.is_finite() && config.eps > 0.0) {
+            return Err(Error::Config(format!(
+                "Adam epsilon must be positive, got {}",
+                config.eps
+            )));
+        }
+        Ok(Trainer(config))
+    }
+
     /// The settings it trains with.
     pub fn config(&self) -> &TrainConfig {
         &self.0
@@ -204,58 +136,6 @@ impl<'a> Dataset<'a> {
         }
         (x, idx.iter().map(|&i| u32::from(self.labels[i])).collect())
     }
-}
-
-/// Statistics of one epoch.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochStats {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean training cross-entropy over the epoch's batches (weighted by batch size).
-    pub train_loss: f64,
-    /// Training accuracy over the epoch (predictions made before each update).
-    pub train_accuracy: f64,
-    /// Test cross-entropy after the epoch, when a test set was given.
-    pub test_loss: Option<f64>,
-    /// Test accuracy after the epoch, when a test set was given.
-    pub test_accuracy: Option<f64>,
-    /// Seconds spent training (excluding the test evaluation).
-    pub train_seconds: f64,
-    /// Seconds spent on the test evaluation.
-    pub test_seconds: f64,
-    /// Total seconds of the epoch (training plus test evaluation).
-    pub seconds: f64,
-    /// Training throughput, images per second.
-    pub images_per_second: f64,
-}
-
-impl std::fmt::Display for EpochStats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "epoch {}: loss {:.4} accuracy {:.4}",
-            self.epoch, self.train_loss, self.train_accuracy
-        )?;
-        if let (Some(l), Some(a)) = (self.test_loss, self.test_accuracy) {
-            write!(f, " | test loss {l:.4} accuracy {a:.4}")?;
-        }
-        write!(
-            f,
-            " | {:.1} s ({:.0} img/s)",
-            self.train_seconds, self.images_per_second
-        )
-    }
-}
-
-/// The training history: configuration plus one entry per epoch (JSON-serialisable).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct History {
-    /// The configuration used.
-    pub config: TrainConfig,
-    /// Number of training examples.
-    pub train_examples: usize,
-    /// Per-epoch statistics.
-    pub epochs: Vec<EpochStats>,
 }
 
 /// Mean cross-entropy and accuracy of logits `(n, 10)` against `labels`, in f64.

@@ -147,9 +147,7 @@ fn one_short_epoch_on_cuda_matches_the_cpu() {
     };
     let run = |device: &Device| {
         let cnn = Cnn::seeded(cfg.seed, Head::Softmax, device).unwrap();
-        let history = cfg
-            .clone()
-            .check()
+        let history = Trainer::new(cfg.clone())
             .expect("config")
             .train(&cnn, &data, Some(&data), |_| {})
             .unwrap();
@@ -198,8 +196,7 @@ fn the_tutorial_cnn_explains_on_cuda_as_on_the_cpu() {
         ..TrainConfig::preset(Preset::Keras)
     };
     let trained = Cnn::seeded(cfg.seed, Head::Softmax, &Device::Cpu).unwrap();
-    cfg.clone()
-        .check()
+    Trainer::new(cfg.clone())
         .expect("config")
         .train(&trained, &data, None, |_| {})
         .unwrap();

@@ -6,7 +6,7 @@ use candle_core::{Device, Module, Tensor};
 use shap_explain::{BatchModel, ImageShape};
 use shap_model::{
     CheckpointMeta, Cnn, Dataset, Error, Head, ModelFn, PARAMETERS, Preset, TENSORS, TrainConfig,
-    checkpoint, evaluate, pick_examples,
+    Trainer, checkpoint, evaluate, pick_examples,
 };
 
 /// The network's tensors as host vectors, in `TENSORS` order.
@@ -152,9 +152,7 @@ fn training_is_deterministic_and_learns_synthetic_data() {
             .expect("pool")
             .install(|| {
                 let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
-                let h = cfg
-                    .clone()
-                    .check()
+                let h = Trainer::new(cfg.clone())
                     .expect("config")
                     .train(&cnn, &data, Some(&data), |_| {})
                     .expect("train");
@@ -189,9 +187,7 @@ fn nan_loss_stops_training_with_epoch_and_batch() {
     fc_bias
         .set(&Tensor::from_vec(b, 10, &Device::Cpu).expect("t"))
         .expect("set");
-    match cfg
-        .clone()
-        .check()
+    match Trainer::new(cfg.clone())
         .expect("config")
         .train(&cnn, &data, None, |_| {})
     {
@@ -213,7 +209,7 @@ fn bad_datasets_and_configs_are_errors() {
         batch_size: 0,
         ..TrainConfig::preset(Preset::Keras)
     };
-    let err = cfg.check().expect_err("batch size 0");
+    let err = Trainer::new(cfg).expect_err("batch size 0");
     assert!(err.to_string().contains("batch size"), "{err}");
     let _ = (&cnn, &data);
     for (lr, eps) in [(0.0, 1e-7), (f64::NAN, 1e-7), (1e-3, 0.0)] {
@@ -222,7 +218,7 @@ fn bad_datasets_and_configs_are_errors() {
             eps,
             ..TrainConfig::preset(Preset::Keras)
         };
-        assert!(bad.check().is_err(), "lr {lr} eps {eps}");
+        assert!(Trainer::new(bad).is_err(), "lr {lr} eps {eps}");
     }
     assert!(shap_model::device("tpu").is_err());
     #[cfg(not(feature = "cuda"))]
@@ -335,22 +331,22 @@ fn evaluation_matches_hand_counts_and_sklearn_layout() {
     let labels = [0u8, 0, 1, 2];
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
     let e = evaluate(&out, &labels, &names).expect("eval");
-    assert_eq!(e.accuracy, 0.5);
-    assert_eq!(e.confusion[0][0], 1);
-    assert_eq!(e.confusion[0][1], 1);
-    assert_eq!(e.confusion[2][1], 1);
-    assert_eq!(e.classes[0].precision, 1.0);
-    assert_eq!(e.classes[0].recall, 0.5);
-    assert!((e.classes[1].precision - 1.0 / 3.0).abs() < 1e-12);
-    assert_eq!(e.classes[2].f1, 0.0);
-    assert_eq!(e.classes[3].support, 0);
+    assert_eq!(e.scores.accuracy, 0.5);
+    assert_eq!(e.scores.confusion[0][0], 1);
+    assert_eq!(e.scores.confusion[0][1], 1);
+    assert_eq!(e.scores.confusion[2][1], 1);
+    assert_eq!(e.scores.classes[0].precision, 1.0);
+    assert_eq!(e.scores.classes[0].recall, 0.5);
+    assert!((e.scores.classes[1].precision - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(e.scores.classes[2].f1, 0.0);
+    assert_eq!(e.scores.classes[3].support, 0);
     // weighted avg of precision: (2*1 + 1*(1/3) + 1*0) / 4
-    assert!((e.weighted_avg.precision - (2.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
+    assert!((e.scores.weighted_avg.precision - (2.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
     // macro avg over all 10 classes (sklearn with labels=range(10)).
-    assert!((e.macro_avg.precision - (1.0 + 1.0 / 3.0) / 10.0).abs() < 1e-12);
+    assert!((e.scores.macro_avg.precision - (1.0 + 1.0 / 3.0) / 10.0).abs() < 1e-12);
     // Golden text from scikit-learn (fixtures/report_ref.py).
     let golden = include_str!("../fixtures/classification_report.txt");
-    assert_eq!(e.report(2), golden);
+    assert_eq!(e.scores.report(2), golden);
     let (right, wrong) = pick_examples(&e.predictions, &labels, 1);
     assert_eq!((right, wrong), (vec![0], vec![1]));
     assert!(evaluate(&out[..30], &labels, &names).is_err());
@@ -378,9 +374,7 @@ fn trains_on_real_data_subset() {
         ..TrainConfig::preset(Preset::Keras)
     };
     let cnn = Cnn::seeded(cfg.seed, cfg.head, &Device::Cpu).expect("cnn");
-    let h = cfg
-        .clone()
-        .check()
+    let h = Trainer::new(cfg.clone())
         .expect("config")
         .train(&cnn, &train_set, Some(&test), |_| {})
         .expect("train");
@@ -394,7 +388,7 @@ fn trains_on_real_data_subset() {
         .predict(&test.images_f32())
         .expect("predict");
     let e = evaluate(&out, test.labels(), &shap_data::CLASS_NAMES).expect("eval");
-    assert!((e.accuracy - acc).abs() < 1e-12);
+    assert!((e.scores.accuracy - acc).abs() < 1e-12);
 }
 
 #[test]

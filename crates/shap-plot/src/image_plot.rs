@@ -840,6 +840,15 @@ pub fn image_plot(
     Ok(scene.info)
 }
 
+/// The row titles an explanation records for its images (`shap-cli explain` stores
+/// `true | predicted`), `None` for an image with none.
+pub fn recorded_titles(e: &shap_explain::Explanation) -> Vec<Option<String>> {
+    e.images
+        .iter()
+        .map(|i| (!i.title.is_empty()).then(|| i.title.clone()))
+        .collect()
+}
+
 /// Draw an explanation like `shap.image_plot` in one call: [`ImagePlot::from_explanation`]
 /// then [`image_plot`].
 ///

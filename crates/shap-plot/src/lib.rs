@@ -87,7 +87,7 @@ pub use geometry::{
 };
 pub use image_plot::{
     ColorScale, ImagePlot, ImagePlotRow, MAX_VMAX, composite_pixel, explanation_plot, image_plot,
-    render_image_plot_rgb, resolve_vmax,
+    recorded_titles, render_image_plot_rgb, resolve_vmax,
 };
 pub use render::{OutputFormat, RgbFigure};
 pub use summary::{class_summary_plot, faithfulness_plot};

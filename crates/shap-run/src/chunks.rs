@@ -74,7 +74,12 @@ pub(crate) fn run(job: &Job) -> Result<Outcome> {
         None => in_memory_run(job, &ranges)?,
     };
     job.report.finish();
+    let work_fraction = summary
+        .settings
+        .get(WORK_FRACTION)
+        .and_then(|w| w.parse().ok());
     Ok(Outcome::Done {
+        work_fraction,
         summary: Box::new(summary),
         explanation,
         seconds: start.elapsed().as_secs_f64(),

@@ -57,6 +57,15 @@ pub enum Error {
     /// From Candle, building the tutorial CNN from an ONNX graph's weights.
     #[error(transparent)]
     Candle(Box<candle_core::Error>),
+    /// The thread pool could not be started.
+    #[error("cannot start {count} threads")]
+    Threads {
+        /// The threads asked for.
+        count: usize,
+        /// rayon's error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
     /// A journal manifest could not be encoded or decoded.
     #[error(transparent)]
     Json(Box<serde_json::Error>),

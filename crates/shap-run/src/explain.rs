@@ -67,6 +67,8 @@ pub enum Outcome {
         explanation: Option<Box<Explanation>>,
         /// Wall-clock seconds of the chunks.
         seconds: f64,
+        /// The tutorial CNN's incremental evaluation: its work as a share of full evaluations.
+        work_fraction: Option<f64>,
     },
 }
 

@@ -10,6 +10,10 @@
 //! - [`explain()`]: a run chunk by chunk, with a journal beside `--npz` so an interrupted run
 //!   resumes where it stopped and gives the same bytes ([`journal`]).
 //! - [`merge()`]: the parts of a sharded run joined into the explanation one run would make.
+//! - [`mask::mask`]: one image through a masker, to see what it does.
+//! - [`faithfulness()`]: a saved explanation scored with the model it was made with.
+//! - [`train()`] and [`evaluate()`]: the tutorial CNN trained on Fashion-MNIST and scored on its
+//!   test set, with the records they write (`shap_records`) ([`tutorial`]).
 //!
 //! Nothing here prints or draws: notes, warnings and progress go to a [`Reporter`], which a
 //! front end implements (shap-cli draws a bar on a terminal).
@@ -43,23 +47,31 @@
 pub mod digest;
 mod error;
 pub mod explain;
+pub mod faithfulness;
 pub mod journal;
+pub mod mask;
 pub mod merge;
 pub mod model;
 pub mod selection;
 pub mod settings;
 pub mod slicing;
+pub mod text;
+pub mod threads;
+pub mod tutorial;
 
 mod chunks;
 
 pub use error::{Context, Error, Result};
 pub use explain::{ExplainRun, Outcome, Report, explain};
+pub use faithfulness::{FaithfulnessRun, faithfulness};
 pub use merge::{Merged, merge};
 pub use model::{Engine, Eval, Network, Options, class_names, memory_budget};
 pub use selection::Selection;
 pub use selection::{Images, TestImages};
 pub use settings::{Placement, RunSettings};
 pub use slicing::{Shard, parse_range};
+pub use text::printable;
+pub use tutorial::{EvaluateRun, TrainRun, TrainStep, Trained, evaluate, train};
 
 /// What a run tells its user as it goes: notes, warnings and progress over images. A front end
 /// prints or draws them; [`Silent`] drops them.
@@ -91,17 +103,4 @@ impl shap_explain::Progress for Silent {
 impl Reporter for Silent {
     fn note(&self, _: &str) {}
     fn warning(&self, _: &str) {}
-}
-
-/// `text` without control characters (each becomes `?`), so that names read from files or
-/// paths cannot move the cursor, recolour or clear a terminal (ANSI escape sequences).
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    }
 }

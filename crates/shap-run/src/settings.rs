@@ -32,24 +32,8 @@ impl Evaluation {
     }
 }
 
-/// What the explained outputs are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outputs {
-    /// Softmax probabilities.
-    Probabilities,
-    /// Logits, or whatever an ONNX graph returns without a softmax.
-    Logits,
-}
-
-impl Outputs {
-    /// `probabilities` or `logits`, as recorded.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Probabilities => "probabilities",
-            Self::Logits => "logits",
-        }
-    }
-}
+/// What the explained outputs are (the record type that evaluations also write).
+pub use shap_records::Outputs;
 
 /// Which model a run explained: its file name and the SHA-256 of its numbers (the file, and
 /// any external data files).

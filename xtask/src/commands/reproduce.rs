@@ -21,6 +21,7 @@ use crate::report::{Explained, Report, Scored};
 use crate::samples;
 use crate::sh::{self, Steps};
 use anyhow::{Context, Result, bail};
+use shap_records::{DatasetRecord, EvaluationRecord, History};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -149,7 +150,7 @@ fn evaluate(
     plan: &Plan,
     model: &Path,
     report: &mut Report,
-) -> Result<(serde_json::Value, String)> {
+) -> Result<(EvaluationRecord, String)> {
     let json = plan.out.join("evaluation.json");
     let mut c = base(cli, "evaluate", plan);
     c.arg("--model").arg(model).arg("--json").arg(&json);
@@ -158,12 +159,9 @@ fn evaluate(
         .commands
         .insert("confusion_matrix.png".into(), shown(&c, &plan.out));
     sh::run(&mut c)?;
-    let v = read_json(&json)?;
-    let acc = v
-        .get("accuracy")
-        .and_then(|a| a.as_f64())
-        .unwrap_or(f64::NAN);
-    Ok((v, format!("accuracy {acc:.4}")))
+    let e: EvaluationRecord = read_json(&json)?;
+    let note = format!("accuracy {:.4}", e.scores.accuracy);
+    Ok((e, note))
 }
 
 /// One explanation of the tutorial: which file, algorithm, masker, image group and budget.
@@ -276,12 +274,14 @@ fn explain(
     let picked: Vec<String> = report
         .evaluation
         .as_ref()
-        .and_then(|e| e.get(format!("first_{}", j.group)))
-        .and_then(serde_json::Value::as_array)
+        .map(|e| match j.group {
+            "correct" => &e.first_correct,
+            _ => &e.first_wrong,
+        })
         .map(|a| {
             a.iter()
                 .take(plan.per_group)
-                .map(|v| v.to_string())
+                .map(usize::to_string)
                 .collect()
         })
         .unwrap_or_default();
@@ -408,9 +408,9 @@ fn faithfulness(
 
 /// Step 2: find the data, and write its first training images as PNGs for the report (when
 /// it is a directory of IDX files; the report says why otherwise).
-fn data_step(cli: &Path, plan: &Plan, report: &mut Report) -> Result<(serde_json::Value, String)> {
+fn data_step(cli: &Path, plan: &Plan, report: &mut Report) -> Result<(DatasetRecord, String)> {
     let v = find_data(cli, plan.data_dir.as_deref())?;
-    let source = v.get("source").and_then(|s| s.as_str()).unwrap_or("");
+    let source = v.source.as_str();
     let dir = plan
         .data_dir
         .clone()
@@ -469,7 +469,7 @@ fn masker_file(m: &str) -> &'static str {
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -480,8 +480,8 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 /// Order, as README says: the Hugging Face hub when reachable (needs the `hub` feature, built
 /// on demand), else the Debian package when we are root with apt-get, saying so; else an
 /// error with the exact command to run.
-fn find_data(cli: &Path, dir: Option<&Path>) -> Result<serde_json::Value> {
-    let probe = |cli: &Path| -> Result<serde_json::Value> {
+fn find_data(cli: &Path, dir: Option<&Path>) -> Result<DatasetRecord> {
+    let probe = |cli: &Path| -> Result<DatasetRecord> {
         let mut c = Command::new(cli);
         c.args(["data", "--json"]);
         if let Some(d) = dir {
@@ -572,7 +572,7 @@ fn train(
     plan: &Plan,
     model: &Path,
     retrain: bool,
-) -> Result<(serde_json::Value, String, String)> {
+) -> Result<(History, String, String)> {
     let history = plan.out.join("history.json");
     let key_path = plan.out.join("model.key.json");
     let key = serde_json::json!({
@@ -592,7 +592,7 @@ fn train(
     let cached = !retrain
         && model.is_file()
         && history.is_file()
-        && read_json(&key_path).is_ok_and(|old| old == key);
+        && read_json::<serde_json::Value>(&key_path).is_ok_and(|old| old == key);
     if cached {
         eprintln!(
             "    reusing the cached checkpoint {} (same preset, seed and subset; --retrain to train again)",

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use shap_data::{CLASS_NAMES, DataSource, FashionMnist, Split};
+use shap_data::{CLASS_NAMES, FashionMnist};
 use shap_io::OutputSpec;
 
 /// Flags of `shap-cli data`.
@@ -23,43 +23,18 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
-fn source_kind(s: &DataSource) -> &'static str {
-    match s {
-        DataSource::Directory(_) => "directory",
-        DataSource::EnvDir(_) => "env",
-        DataSource::SystemDir(_) => "system",
-        DataSource::HubCache(_) => "hub-cache",
-        DataSource::HubDownload(_) => "hub-download",
-        _ => "other",
-    }
-}
-
-fn split_json(s: &Split) -> serde_json::Value {
-    let hist = s.class_histogram();
-    serde_json::json!({
-        "count": s.len(),
-        "rows": s.rows(),
-        "cols": s.cols(),
-        "histogram": hist,
-    })
-}
-
 /// Run `shap-cli data`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<()> {
     if let Some(p) = &args.json {
-        super::common::check_outputs(&[(Some(p.as_path()), OutputSpec::text("--json"))], &[])?;
+        shap_io::check_outputs(&[(Some(p.as_path()), OutputSpec::text("--json"))], &[])?;
     }
     let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
     if let Some(p) = &args.json {
-        let out = serde_json::json!({
-            "source": data.source.to_string(),
-            "source_kind": source_kind(&data.source),
-            "classes": CLASS_NAMES,
-            "train": split_json(&data.train),
-            "test": split_json(&data.test),
-        });
-        let text = serde_json::to_string_pretty(&out)? + "\n";
+        let text = serde_json::to_string_pretty(&data.record())? + "\n";
         return Ok(shap_io::write_bytes(p, text.as_bytes())?);
+    }
+    if quiet {
+        return Ok(());
     }
     super::common::print(|o| table(o, &data))
 }

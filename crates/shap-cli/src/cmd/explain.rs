@@ -8,6 +8,7 @@ use anyhow::Result;
 use shap_explain::{Algorithm, Explanation, ExplanationSummary, OutputSelection};
 use shap_io::OutputSpec;
 use shap_mask::MaskerSpec;
+use shap_run::settings::Outputs;
 use shap_run::{ExplainRun, Images, Outcome, Reporter, Shard, TestImages};
 
 use super::common;
@@ -30,7 +31,7 @@ pub struct Args {
     /// Explainer: `partition` (Owen values over shap's image hierarchy) or `permutation`
     /// (antithetic, hierarchy-respecting orders).
     #[arg(long, value_enum, default_value = "partition")]
-    pub algorithm: AlgorithmArg,
+    pub algorithm: Algorithm,
     /// Masker, shap spelling: `blur(kw,kh)`, `inpaint_telea`, `inpaint_ns`, or a number
     /// (negative numbers too: `--masker -1`).
     #[arg(long, default_value = "blur(28,28)", allow_hyphen_values = true)]
@@ -109,54 +110,33 @@ pub struct Args {
     /// Draw the explanation like `shap.image_plot` (PNG or SVG).
     #[arg(long, value_name = "OUT.png")]
     pub plot: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
-}
-
-/// The explainer (`--algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AlgorithmArg {
-    /// Owen values over shap's image hierarchy.
-    Partition,
-    /// Antithetic, hierarchy-respecting permutations.
-    Permutation,
-}
-
-impl From<AlgorithmArg> for Algorithm {
-    fn from(a: AlgorithmArg) -> Self {
-        match a {
-            AlgorithmArg::Partition => Self::Partition,
-            AlgorithmArg::Permutation => Self::Permutation,
-        }
-    }
 }
 
 /// Run `shap-cli explain`: check the outputs, hand the run to shap-run, write what it did not
 /// write (JSON, figure) and print.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, quiet: bool) -> Result<()> {
     check_files(&args)?;
-    let terminal = Terminal::new(args.quiet);
+    let terminal = Terminal::new(quiet);
     let report = shap_run::explain(&explain_run(&args), &terminal)?;
-    let (summary, explanation, seconds) = match &report.outcome {
+    let (summary, explanation, seconds, work) = match &report.outcome {
         Outcome::AlreadyComplete(npz) => {
             terminal.note(&format!(
                 "{} is already complete (same settings, model and images): nothing to compute",
                 npz.display()
             ));
-            return already_complete(&args, npz);
+            return save(&args, None, None);
         }
         Outcome::Done {
             summary,
             explanation,
             seconds,
-        } => (summary, explanation, *seconds),
+            work_fraction,
+        } => (summary, explanation, *seconds, *work_fraction),
     };
-    save(&args, explanation.as_deref(), summary)?;
-    let quiet = args.quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
-    if !quiet {
-        let probabilities = report.outputs == shap_run::settings::Outputs::Probabilities;
-        print_summary(&report, probabilities, summary, seconds)?;
+    save(&args, explanation.as_deref(), Some(summary))?;
+    let silent = quiet || common::any_stdout(&[args.npz.as_deref(), args.json.as_deref()]);
+    if !silent {
+        print_summary(&report, summary, seconds, work)?;
         if args.shap_compat && args.masker.is_inpaint() {
             common::print(|o| writeln!(o, "{TRUNCATED_NOTE}"))?;
         }
@@ -192,7 +172,7 @@ fn explain_run(args: &Args) -> ExplainRun {
         options: args.net.options(args.net.head.chosen()),
         labels: args.labels.clone(),
         images,
-        algorithm: args.algorithm.into(),
+        algorithm: args.algorithm,
         masker: args.masker,
         max_evals: args.max_evals,
         outputs,
@@ -205,43 +185,30 @@ fn explain_run(args: &Args) -> ExplainRun {
     }
 }
 
-/// With `--json` or `--plot`, write them from the complete `.npz`.
-fn already_complete(args: &Args, npz: &std::path::Path) -> Result<()> {
-    if args.json.is_some() || args.plot.is_some() {
-        let e = Explanation::load_npz(npz)?;
-        if let Some(p) = &args.json {
-            e.save_json(p)?;
-        }
-        plot(args, &e)?;
-    }
-    Ok(())
-}
-
-/// Write the JSON summary, and the figure (from memory, or from the written `.npz`).
+/// Write the JSON summary and the figure that were asked for, from the run's explanation
+/// when it kept one in memory, else from the `.npz` it wrote (or found complete).
 fn save(
     args: &Args,
     explanation: Option<&Explanation>,
-    summary: &ExplanationSummary,
+    summary: Option<&ExplanationSummary>,
 ) -> Result<()> {
+    let loaded = match (explanation, &args.npz) {
+        (None, Some(npz)) if args.plot.is_some() || (summary.is_none() && args.json.is_some()) => {
+            Some(Explanation::load_npz(npz)?)
+        }
+        _ => None,
+    };
+    let explanation = explanation.or(loaded.as_ref());
     if let Some(p) = &args.json {
-        summary.save_json(p)?;
+        match (summary, explanation) {
+            (Some(s), _) => s.save_json(p)?,
+            (None, Some(e)) => e.save_json(p)?,
+            (None, None) => {}
+        }
     }
-    match (explanation, &args.npz) {
-        (Some(e), _) => plot(args, e),
-        (None, Some(npz)) if args.plot.is_some() => plot(args, &Explanation::load_npz(npz)?),
-        _ => Ok(()),
-    }
-}
-
-/// Draw the figure, when asked for.
-fn plot(args: &Args, explanation: &Explanation) -> Result<()> {
-    if let Some(p) = &args.plot {
-        let titles = explanation
-            .images
-            .iter()
-            .map(|i| Some(i.title.clone()))
-            .collect();
-        shap_plot::explanation_plot(explanation, titles, shap_plot::ColorScale::Global, p)?;
+    if let (Some(p), Some(e)) = (&args.plot, explanation) {
+        let titles = shap_plot::recorded_titles(e);
+        shap_plot::explanation_plot(e, titles, shap_plot::ColorScale::Global, p)?;
     }
     Ok(())
 }
@@ -254,9 +221,9 @@ const TRUNCATED_NOTE: &str = "  note: with --shap-compat, inpainting explains f(
 
 fn print_summary(
     run: &shap_run::Report,
-    probabilities: bool,
     summary: &ExplanationSummary,
     seconds: f64,
+    work: Option<f64>,
 ) -> Result<()> {
     common::print(|o| {
         writeln!(
@@ -267,14 +234,14 @@ fn print_summary(
             run.outputs.name(),
             run.engine
         )?;
-        let score = if probabilities { "p" } else { "logit" };
+        let score = match run.outputs {
+            Outputs::Probabilities => "p",
+            Outputs::Logits => "logit",
+        };
         for r in &summary.images {
             writeln!(o, "{}", image_line(r, score))?;
         }
-        let work = summary
-            .settings
-            .get(shap_run::settings::WORK_FRACTION)
-            .and_then(|w| w.parse::<f64>().ok())
+        let work = work
             .map(|w| {
                 format!(
                     ", incremental: {:.0}% of a full evaluation's work",
@@ -325,7 +292,7 @@ fn check_files(args: &Args) -> Result<()> {
     if let Some(l) = &args.labels {
         inputs.push(("--labels", l.as_path()));
     }
-    common::check_outputs(
+    shap_io::check_outputs(
         &[
             (args.npz.as_deref(), OutputSpec::binary("--npz")),
             (args.json.as_deref(), OutputSpec::text("--json")),
@@ -335,5 +302,6 @@ fn check_files(args: &Args) -> Result<()> {
             ),
         ],
         &inputs,
-    )
+    )?;
+    Ok(())
 }

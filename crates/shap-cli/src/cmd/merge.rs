@@ -19,16 +19,13 @@ pub struct Args {
     /// The parts, written by `shap-cli explain --shard I/N --npz PART.npz`, in any order.
     #[arg(required = true, value_name = "PART.npz")]
     pub parts: Vec<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// Run `shap-cli merge`.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, quiet: bool) -> Result<()> {
     let inputs: Vec<(&str, &std::path::Path)> =
         args.parts.iter().map(|p| ("a part", p.as_path())).collect();
-    super::common::check_outputs(
+    shap_io::check_outputs(
         &[
             (Some(args.out.as_path()), OutputSpec::binary("--out")),
             (args.json.as_deref(), OutputSpec::text("--json")),
@@ -39,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(j) = &args.json {
         merged.summary()?.save_json(j)?;
     }
-    if args.quiet || args.out == std::path::Path::new("-") {
+    if quiet || args.out == std::path::Path::new("-") {
         return Ok(());
     }
     super::common::print(|o| {

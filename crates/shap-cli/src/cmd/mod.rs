@@ -7,13 +7,6 @@ macro_rules! note {
     };
 }
 
-/// `warning: ...` on standard error, with control characters of names and paths as `?`.
-macro_rules! warning {
-    ($($t:tt)*) => {
-        eprintln!("warning: {}", $crate::cmd::common::printable(&format!($($t)*)))
-    };
-}
-
 pub mod common;
 pub mod data;
 pub mod evaluate;

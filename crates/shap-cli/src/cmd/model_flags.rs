@@ -25,7 +25,7 @@ pub struct ModelFlags {
     pub eval: Eval,
     /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
     /// the dimension after the batch is 1 or 3, NHWC otherwise).
-    #[arg(long, value_name = "nchw|nhwc", value_parser = parse_layout)]
+    #[arg(long, value_name = "nchw|nhwc")]
     pub input_layout: Option<InputLayout>,
     /// ONNX: per-channel mean subtracted after masking, as torchvision's Normalize (one value
     /// applies to every channel). The maskers always work on [0, 1] pixels.
@@ -56,8 +56,8 @@ pub struct ModelFlags {
     /// ONNX: masked images per model call, gathered across the images explained together
     /// [default: 16 on onnxruntime on the CPU, 64 on a GPU or tract]. A model whose graph
     /// fixes its batch size runs at that size.
-    #[arg(long, value_name = "N", value_parser = clap::builder::ValueParser::new(parse_batch_size))]
-    pub batch_size: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub batch_size: Option<u16>,
     /// Threads in all [default: $RAYON_NUM_THREADS, else one per core]. onnxruntime's threads
     /// count in it: one session per image explained at once, or one session using every
     /// thread when one image is explained at a time.
@@ -77,7 +77,7 @@ impl ModelFlags {
     pub fn options(&self, head: Option<Head>) -> Options {
         Options {
             library: self.onnxruntime.clone(),
-            batch_size: self.batch_size,
+            batch_size: self.batch_size.map(usize::from),
             threads: rayon::current_num_threads(),
             concurrent: usize::MAX,
             device: self.device,
@@ -91,18 +91,4 @@ impl ModelFlags {
             max_memory: self.max_memory,
         }
     }
-}
-
-/// `--batch-size`'s parser: 1 to 4096.
-fn parse_batch_size(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=4096).contains(&n) => Ok(n),
-        _ => Err(format!("'{s}': give a number of images from 1 to 4096")),
-    }
-}
-
-/// `--input-layout`'s parser.
-fn parse_layout(s: &str) -> Result<InputLayout, String> {
-    s.parse()
-        .map_err(|e: shap_explain::ExplainError| e.to_string())
 }

@@ -25,14 +25,11 @@ pub struct Args {
     /// Fixed symmetric colour scale: values in [-X, X].
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub vmax: Option<f64>,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// Run `shap-cli plot`.
-pub fn run(args: Args) -> Result<()> {
-    super::common::check_outputs(
+pub fn run(args: Args, quiet: bool) -> Result<()> {
+    shap_io::check_outputs(
         &[(
             Some(args.out.as_path()),
             OutputSpec::file("--out", super::common::FIGURE),
@@ -51,14 +48,8 @@ pub fn run(args: Args) -> Result<()> {
         (false, None) => ColorScale::Global,
     };
     let e = Explanation::load_npz(&args.npz)?;
-    // The titles stored by `shap-cli explain` ("true | pred"), when the file has them.
-    let titles = e
-        .images
-        .iter()
-        .map(|i| (!i.title.is_empty()).then(|| i.title.clone()))
-        .collect();
-    shap_plot::explanation_plot(&e, titles, scale, &args.out)?;
-    if args.quiet {
+    shap_plot::explanation_plot(&e, shap_plot::recorded_titles(&e), scale, &args.out)?;
+    if quiet {
         return Ok(());
     }
     super::common::print(|o| {

@@ -26,14 +26,11 @@ pub struct Args {
     /// Also write the numbers: per class the image counts and the maps, (H, W, C) row-major.
     #[arg(long, value_name = "SUMMARY.json")]
     pub json: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// Run `shap-cli summary`.
-pub fn run(args: Args) -> Result<()> {
-    common::check_outputs(
+pub fn run(args: Args, quiet: bool) -> Result<()> {
+    shap_io::check_outputs(
         &[
             (
                 Some(args.out.as_path()),
@@ -49,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(j) = &args.json {
         shap_io::write_bytes(j, &serde_json::to_vec_pretty(&s)?)?;
     }
-    if args.quiet || common::any_stdout(&[args.json.as_deref()]) {
+    if quiet || common::any_stdout(&[args.json.as_deref()]) {
         return Ok(());
     }
     print(&s)

@@ -3,19 +3,9 @@
 use std::path::PathBuf;
 
 use super::common;
-use anyhow::Context;
-use shap_data::FashionMnist;
 use shap_io::OutputSpec;
-use shap_model::{CheckpointMeta, Cnn, Dataset, Preset, TrainConfig, TrainEvent};
-
-/// The tutorial to follow (`--preset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PresetArg {
-    /// The Keras tutorial: softmax head, lr 1e-3, 10 epochs.
-    Keras,
-    /// The Flax tutorial: logits head, lr 1e-4, 5 epochs.
-    Flax,
-}
+use shap_model::{History, Preset, TrainConfig, TrainEvent};
+use shap_run::{TrainRun, TrainStep};
 
 /// Flags of `shap-cli train`.
 #[derive(clap::Args)]
@@ -27,7 +17,7 @@ pub struct Args {
     /// Hyper-parameter preset: keras (lr 1e-3, 10 epochs, softmax head) or flax
     /// (lr 1e-4, 5 epochs, logits head); both use batch 256.
     #[arg(long, value_enum, default_value = "keras")]
-    pub preset: PresetArg,
+    pub preset: Preset,
     /// Number of epochs (default: the preset's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -58,16 +48,12 @@ pub struct Args {
     /// Also draw the training curves (loss and accuracy per epoch, train and test; PNG or SVG).
     #[arg(long, value_name = "CURVES.png")]
     pub plot: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
-/// Check `--limit` and the outputs before any work (the training settings are checked by
-/// `TrainConfig::check`): nothing is trained that cannot be saved.
-fn check_args(args: &Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.limit != Some(0), "--limit must be at least 1");
-    common::check_outputs(
+/// Run `shap-cli train`: the outputs are checked before any work, so nothing is trained that
+/// cannot be saved.
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<()> {
+    shap_io::check_outputs(
         &[
             (Some(args.out.as_path()), OutputSpec::binary("--out")),
             (args.history.as_deref(), OutputSpec::text("--history")),
@@ -77,127 +63,84 @@ fn check_args(args: &Args) -> anyhow::Result<()> {
             ),
         ],
         &[],
-    )
-}
-
-/// Run `shap-cli train`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    check_args(&args)?;
-    let preset = match args.preset {
-        PresetArg::Keras => Preset::Keras,
-        PresetArg::Flax => Preset::Flax,
-    };
-    let mut cfg = TrainConfig::preset(preset);
-    if let Some(e) = args.epochs {
-        cfg.epochs = e;
-    }
-    if let Some(b) = args.batch_size {
-        cfg.batch_size = b;
-    }
-    if let Some(lr) = args.lr {
-        cfg.lr = lr;
-    }
-    cfg.seed = args.seed;
-    let trainer = cfg.clone().check().with_context(|| {
-        format!(
-            "--epochs {} --batch-size {} --lr {}",
-            cfg.epochs, cfg.batch_size, cfg.lr
-        )
-    })?;
-    let quiet =
-        args.quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
-    let device = args.device.open()?;
-    let data = FashionMnist::load(args.data_dir.as_deref()).context("loading Fashion-MNIST")?;
-    let full = Dataset::new(data.train.images(), data.train.labels())?;
-    let train = match args.limit {
-        Some(n) => full.take(n),
-        None => full,
-    };
-    let test = Dataset::new(data.test.images(), data.test.labels())?;
-    let cnn = Cnn::seeded(cfg.seed, cfg.head, &device)?;
+    )?;
+    let silent = quiet || common::any_stdout(&[Some(args.out.as_path()), args.history.as_deref()]);
+    let run = train_run(&args);
+    let cfg = &run.config;
     // Progress lines are best effort: a closed or full stdout must not lose the training,
     // and the final line reports the error after the files are saved.
-    let progress = |line: String| {
-        if !quiet {
+    let say = |line: String| {
+        if !silent {
             let _ = common::print(|o| writeln!(o, "{line}"));
         }
     };
-    progress(format!(
-        "training {} parameters on {} images ({} preset: {} epochs, batch {}, lr {}, seed {}, device {})",
-        cnn.num_parameters(),
-        train.len(),
-        preset.as_str(),
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.lr,
-        cfg.seed,
-        args.device
-    ));
     // The library reports every batch; the bar (on a terminal, without --quiet) is drawn here.
     let mut bar: Option<indicatif::ProgressBar> = None;
-    let history = trainer.train(&cnn, &train, Some(&test), |event| match event {
-        TrainEvent::Batch {
+    let trained = shap_run::train(&run, |step| match step {
+        TrainStep::Started { parameters, images } => say(format!(
+            "training {parameters} parameters on {images} images ({} preset: {} epochs, batch {}, \
+             lr {}, seed {}, device {})",
+            cfg.preset.as_str(),
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.lr,
+            cfg.seed,
+            args.device
+        )),
+        TrainStep::Progress(TrainEvent::Batch {
             epoch,
             batch,
             batches,
-        } => {
+        }) => {
             if batch == 1 {
                 let what = format!("batches of epoch {epoch}/{}", cfg.epochs);
-                bar = common::progress_bar(batches as u64, &what, args.quiet);
+                bar = common::progress_bar(batches as u64, &what, quiet);
             }
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
+            bar.iter().for_each(|b| b.inc(1));
         }
-        TrainEvent::Epoch(e) => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-            progress(e.to_string());
+        TrainStep::Progress(TrainEvent::Epoch(e)) => {
+            bar.take().iter().for_each(|b| b.finish_and_clear());
+            say(e.to_string());
         }
     });
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
+    bar.take().iter().for_each(|b| b.finish_and_clear());
+    let trained = trained?;
+    trained.save(&args.out, args.history.as_deref())?;
+    if let Some(p) = &args.plot {
+        shap_plot::training_curves_plot(&curve_points(&trained.history), p)?;
     }
-    let history = history?;
-    save(&args, &cnn, &cfg, preset, &history)?;
-    if quiet {
+    if silent {
         return Ok(());
     }
     common::print(|o| writeln!(o, "saved {}", args.out.display()))
 }
 
-/// Write the checkpoint, and the history and curves when asked.
-fn save(
-    args: &Args,
-    cnn: &Cnn,
-    cfg: &TrainConfig,
-    preset: Preset,
-    history: &shap_model::History,
-) -> anyhow::Result<()> {
-    let meta = CheckpointMeta {
-        preset: preset.as_str().to_string(),
-        head: cfg.head,
-        seed: cfg.seed,
-        epochs: cfg.epochs,
-    };
-    shap_model::save(cnn, &meta, &args.out)?;
-    if let Some(h) = &args.history {
-        shap_io::write_bytes(h, &serde_json::to_vec_pretty(history)?)?;
+/// The run the flags describe: the preset with the flags' changes.
+fn train_run(args: &Args) -> TrainRun {
+    let mut config = TrainConfig::preset(args.preset);
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.lr = args.lr.unwrap_or(config.lr);
+    config.seed = args.seed;
+    TrainRun {
+        config,
+        limit: args.limit,
+        device: args.device,
+        data_dir: args.data_dir.clone(),
     }
-    if let Some(p) = &args.plot {
-        let points: Vec<shap_plot::EpochPoint> = history
-            .epochs
-            .iter()
-            .map(|e| shap_plot::EpochPoint {
-                epoch: u32::try_from(e.epoch).unwrap_or(u32::MAX),
-                train_loss: e.train_loss,
-                train_acc: e.train_accuracy,
-                test_loss: e.test_loss,
-                test_acc: e.test_accuracy,
-            })
-            .collect();
-        shap_plot::training_curves_plot(&points, p)?;
-    }
-    Ok(())
+}
+
+/// The history as the training-curves figure takes it.
+fn curve_points(history: &History) -> Vec<shap_plot::EpochPoint> {
+    history
+        .epochs
+        .iter()
+        .map(|e| shap_plot::EpochPoint {
+            epoch: u32::try_from(e.epoch).unwrap_or(u32::MAX),
+            train_loss: e.train_loss,
+            train_acc: e.train_accuracy,
+            test_loss: e.test_loss,
+            test_acc: e.test_accuracy,
+        })
+        .collect()
 }
