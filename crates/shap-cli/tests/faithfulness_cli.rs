@@ -83,7 +83,7 @@ fn summary_counts_every_image_and_writes_the_figure() {
     for c in classes {
         let class = c["class"].as_u64().unwrap() as usize;
         let mine: Vec<usize> = (0..12)
-            .filter(|&i| e.images[i].predicted.as_ref().unwrap().0 == class)
+            .filter(|&i| e.images[i].predicted.as_ref().unwrap().class.index == class)
             .collect();
         assert_eq!(c["predicted"].as_u64().unwrap() as usize, mine.len());
         // Pixel 400 of the mean map is the mean of the images' values for the class.
@@ -497,8 +497,8 @@ fn names_and_paths_from_files_lose_their_control_characters() {
         }
     }
     for image in &mut e.images {
-        if let Some((_, name, _)) = &mut image.predicted {
-            *name = format!("\u{1b}[2J\u{1b}[31m{name}\u{7}");
+        if let Some(p) = &mut image.predicted {
+            p.class.name = format!("\u{1b}[2J\u{1b}[31m{}\u{7}", p.class.name);
         }
     }
     let hostile = t.path("hostile.npz");
@@ -556,7 +556,7 @@ fn the_default_target_is_each_images_predicted_class() {
     let images = v["images"].as_array().unwrap();
     for (i, img) in images.iter().enumerate() {
         let classes = img["classes"].as_array().unwrap();
-        let predicted = e.images[i].predicted.as_ref().unwrap().0;
+        let predicted = e.images[i].predicted.as_ref().unwrap().class.index;
         assert_eq!(classes.len(), 1, "image {i}");
         assert_eq!(classes[0]["class"].as_u64(), Some(predicted as u64));
     }

@@ -63,9 +63,12 @@ fn our_npz_keeps_titles_sources_and_settings_for_a_replot() {
     let info = &e.images[0];
     assert_eq!(info.source, "grey_0.png");
     assert_eq!((info.index, info.label.clone()), (None, None));
-    let (pred, name, p) = info.predicted.clone().unwrap();
-    assert_eq!(name, shap_data::CLASS_NAMES[pred]);
-    assert_eq!(info.title, format!("pred: {name} ({p:.2})"));
+    let p = info.predicted.clone().unwrap();
+    assert_eq!(p.class.name, shap_data::CLASS_NAMES[p.class.index]);
+    assert_eq!(
+        info.title,
+        format!("pred: {} ({:.2})", p.class.name, p.score)
+    );
     assert_eq!(e.setting("masker"), Some("blur(28,28)"));
     assert_eq!(e.setting("max_evals"), Some("80"));
     assert_eq!(e.setting("model"), Some("tutorial.safetensors"));

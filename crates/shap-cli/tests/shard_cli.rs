@@ -391,7 +391,7 @@ fn range_composes_with_correct_and_wrong_on_the_real_test_set() {
     ok(&run(&all, &[]));
     let all = Explanation::load_npz(&all).unwrap();
     let hit = |i: &shap_explain::ImageInfo| {
-        i.label.as_ref().map(|l| l.0) == i.predicted.as_ref().map(|p| p.0)
+        i.label.as_ref().map(|l| l.index) == i.predicted.as_ref().map(|p| p.class.index)
     };
     let first = |right: bool| -> Vec<Option<usize>> {
         let v = all.images.iter().filter(|i| hit(i) == right);

@@ -66,7 +66,7 @@ pub fn class_summary(e: &Explanation) -> Result<ClassSummary> {
     let m = e.num_features();
     let mut accs: std::collections::BTreeMap<usize, Acc> = Default::default();
     for i in 0..e.num_images {
-        let (class, name, _) = predicted(e, i)?;
+        let crate::Class { index: class, name } = predicted(e, i)?;
         let name = if name.is_empty() {
             class.to_string()
         } else {
@@ -106,10 +106,10 @@ pub fn class_summary(e: &Explanation) -> Result<ClassSummary> {
 }
 
 /// The recorded prediction of image `i`, or why there is none.
-fn predicted(e: &Explanation, i: usize) -> Result<(usize, String, f64)> {
+fn predicted(e: &Explanation, i: usize) -> Result<crate::Class> {
     e.images
         .get(i)
-        .and_then(|info| info.predicted.clone())
+        .and_then(|info| info.predicted.as_ref().map(|p| p.class.clone()))
         .ok_or_else(|| {
             ExplainError::Missing(format!(
                 "image {i} has no predicted class recorded (an .npz from shap itself, or without \

@@ -125,13 +125,50 @@ pub struct ImageInfo {
     pub index: Option<usize>,
     /// Where it came from: `test[12]`, a file name.
     pub source: String,
-    /// Its true class and the class's name, when known.
-    pub label: Option<(usize, String)>,
-    /// The class the model predicts, its name and its score (a probability when the
-    /// outputs are).
-    pub predicted: Option<(usize, String, f64)>,
+    /// Its true class, when known.
+    pub label: Option<Class>,
+    /// The class the model predicts, with its score.
+    pub predicted: Option<Prediction>,
     /// The title of its row in a figure.
     pub title: String,
+}
+
+/// A class of the model's outputs: its index and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Class {
+    /// The output index.
+    pub index: usize,
+    /// The class's name.
+    pub name: String,
+}
+
+impl Class {
+    /// Class `index`, named `name`.
+    pub fn new(index: usize, name: impl Into<String>) -> Self {
+        Self {
+            index,
+            name: name.into(),
+        }
+    }
+}
+
+/// The class a model predicts for an image, and its score.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The predicted class.
+    pub class: Class,
+    /// The model's output for it (a probability when the outputs are).
+    pub score: f64,
+}
+
+impl Prediction {
+    /// Class `index`, named `name`, predicted with `score`.
+    pub fn new(index: usize, name: impl Into<String>, score: f64) -> Self {
+        Self {
+            class: Class::new(index, name),
+            score,
+        }
+    }
 }
 
 impl Explanation {
@@ -204,11 +241,11 @@ impl Explanation {
                 ImageSummary {
                     index: info.index,
                     source: info.source,
-                    true_label: info.label.as_ref().map(|l| l.0),
-                    true_name: info.label.map(|l| l.1),
-                    predicted: info.predicted.as_ref().map(|p| p.0),
-                    predicted_name: info.predicted.as_ref().map(|p| p.1.clone()),
-                    probability: info.predicted.map(|p| p.2),
+                    true_label: info.label.as_ref().map(|l| l.index),
+                    true_name: info.label.map(|l| l.name),
+                    predicted: info.predicted.as_ref().map(|p| p.class.index),
+                    predicted_name: info.predicted.as_ref().map(|p| p.class.name.clone()),
+                    probability: info.predicted.map(|p| p.score),
                     classes: self
                         .output_indices
                         .get(i * k..(i + 1) * k)
@@ -447,25 +484,28 @@ impl Explanation {
             let probability = self
                 .images
                 .iter()
-                .map(|i| i.predicted.as_ref().map_or(f64::NAN, |p| p.2))
+                .map(|i| i.predicted.as_ref().map_or(f64::NAN, |p| p.score))
                 .collect();
             for (name, data) in [
                 ("index", ints(&|i| i.index)),
-                ("true_label", ints(&|i| i.label.as_ref().map(|l| l.0))),
-                ("predicted", ints(&|i| i.predicted.as_ref().map(|p| p.0))),
+                ("true_label", ints(&|i| i.label.as_ref().map(|l| l.index))),
+                (
+                    "predicted",
+                    ints(&|i| i.predicted.as_ref().map(|p| p.class.index)),
+                ),
                 ("probability", NpyData::F64(probability)),
                 ("source", strs(&|i| i.source.clone())),
                 ("title", strs(&|i| i.title.clone())),
                 (
                     "true_name",
-                    strs(&|i| i.label.as_ref().map(|l| l.1.clone()).unwrap_or_default()),
+                    strs(&|i| i.label.as_ref().map(|l| l.name.clone()).unwrap_or_default()),
                 ),
                 (
                     "predicted_name",
                     strs(&|i| {
                         i.predicted
                             .as_ref()
-                            .map(|p| p.1.clone())
+                            .map(|p| p.class.name.clone())
                             .unwrap_or_default()
                     }),
                 ),
@@ -793,10 +833,16 @@ fn read_infos(
         .map(|i| ImageInfo {
             index: int(&index, i),
             source: at(&source, i),
-            label: int(&label, i).map(|l| (l, at(&true_name, i))),
-            predicted: int(&predicted, i).map(|p| {
-                let score = probability.as_ref().map_or(f64::NAN, |v| v[i]);
-                (p, at(&predicted_name, i), score)
+            label: int(&label, i).map(|index| Class {
+                index,
+                name: at(&true_name, i),
+            }),
+            predicted: int(&predicted, i).map(|index| Prediction {
+                class: Class {
+                    index,
+                    name: at(&predicted_name, i),
+                },
+                score: probability.as_ref().map_or(f64::NAN, |v| v[i]),
             }),
             title: at(&title, i),
         })

@@ -364,7 +364,7 @@ impl FaithfulnessScorer {
                     .images
                     .get(i)
                     .and_then(|x| x.predicted.as_ref())
-                    .map(|p| p.0);
+                    .map(|p| p.class.index);
                 let top = (0..k).max_by(|&a, &b| e.fx[i * k + a].total_cmp(&e.fx[i * k + b]));
                 match recorded {
                     Some(class) => explained

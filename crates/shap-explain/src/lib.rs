@@ -104,7 +104,8 @@ pub use error::{ConfigError, ExplainError, Result};
 pub use eval::Progress;
 pub use explainer::Explainer;
 pub use explanation::{
-    Algorithm, Explanation, ExplanationSummary, ImageInfo, ImageSummary, RunStats,
+    Algorithm, Class, Explanation, ExplanationSummary, ImageInfo, ImageSummary, Prediction,
+    RunStats,
 };
 pub use faithfulness::{
     Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, FaithfulnessScorer, ImageScore,

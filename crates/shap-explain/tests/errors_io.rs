@@ -234,8 +234,8 @@ fn npz_and_json_round_trip() {
         shap_explain::ImageInfo {
             index: Some(7),
             source: "test[7]".into(),
-            label: Some((2, "two".into())),
-            predicted: Some((1, "one".into(), 0.75)),
+            label: Some(shap_explain::Class::new(2, "two")),
+            predicted: Some(shap_explain::Prediction::new(1, "one", 0.75)),
             title: "true: two | pred: one (0.75)".into(),
         },
         shap_explain::ImageInfo {

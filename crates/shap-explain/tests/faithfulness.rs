@@ -215,9 +215,9 @@ fn targets_choose_the_scored_classes() {
     assert_eq!(classes(&score(&e, Target::Explained).unwrap()), [0]);
     // A recorded prediction wins; one that was not explained leaves nothing to score.
     let mut recorded = e.clone();
-    recorded.images[0].predicted = Some((1, "one".into(), 0.9));
+    recorded.images[0].predicted = Some(shap_explain::Prediction::new(1, "one", 0.9));
     assert_eq!(classes(&score(&recorded, Target::Predicted).unwrap()), [1]);
-    recorded.images[0].predicted = Some((5, "five".into(), 0.9));
+    recorded.images[0].predicted = Some(shap_explain::Prediction::new(5, "five", 0.9));
     let err = score(&recorded, Target::Predicted).unwrap_err().to_string();
     assert!(err.contains("predicted class"), "{err}");
 }
@@ -333,12 +333,12 @@ fn class_summary_averages_per_predicted_class() {
             .to_string()
             .contains("no predicted class")
     );
-    e.images[0].predicted = Some((0, "zero".into(), 0.9));
+    e.images[0].predicted = Some(shap_explain::Prediction::new(0, "zero", 0.9));
     let mut three = Explanation::concat(vec![e.clone(), e.clone(), e.clone()]).unwrap();
     // Image 1: values negated (class 0 then averages to 0, its absolute values do not).
     // Image 2: predicted as class 2, which it does not explain.
     three.values[8..16].iter_mut().for_each(|v| *v = -*v);
-    three.images[2].predicted = Some((2, "two".into(), 0.5));
+    three.images[2].predicted = Some(shap_explain::Prediction::new(2, "two", 0.5));
     let s = class_summary(&three).unwrap();
     assert_eq!(s.classes.len(), 2);
     let (zero, other) = (&s.classes[0], &s.classes[1]);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use shap_data::FashionMnist;
-use shap_explain::{ImageInfo, ImageShape};
+use shap_explain::{Class, ImageInfo, ImageShape, Prediction};
 
 use crate::error::{Context, Result, refuse};
 use crate::model::Network;
@@ -267,17 +267,25 @@ fn predicted(scores: &[f32], i: usize, k: usize) -> (usize, f32) {
 pub(crate) fn image_info(item: &Item, i: usize, scores: &[f32], names: &[String]) -> ImageInfo {
     let (pred, prob) = predicted(scores, i, names.len());
     let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
-    let label = item.label.map(|l| (usize::from(l), name(usize::from(l))));
-    let pred_name = name(pred);
+    let class = |index: usize| Class {
+        index,
+        name: name(index),
+    };
+    let label = item.label.map(|l| class(usize::from(l)));
+    let predicted = Prediction {
+        class: class(pred),
+        score: f64::from(prob),
+    };
+    let pred_name = &predicted.class.name;
     let title = match &label {
-        Some((_, t)) => format!("true: {t} | pred: {pred_name} ({prob:.2})"),
+        Some(t) => format!("true: {} | pred: {pred_name} ({prob:.2})", t.name),
         None => format!("pred: {pred_name} ({prob:.2})"),
     };
     ImageInfo {
         index: item.index,
         source: item.source.clone(),
         label,
-        predicted: Some((pred, pred_name, f64::from(prob))),
+        predicted: Some(predicted),
         title,
     }
 }
