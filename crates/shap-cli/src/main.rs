@@ -54,6 +54,8 @@ enum Command {
     Summary(cmd::summary::Args),
     /// Score a saved explanation with deletion and insertion curves against random orders.
     Faithfulness(Box<cmd::faithfulness::Args>),
+    /// Score a saved explanation with MuFidelity and ROAD (docs/metrics.md).
+    Metrics(Box<cmd::metrics::Args>),
     /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
     Completions(Completions),
 }
@@ -94,7 +96,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Explain(a) => a.net.threads,
-        Command::Faithfulness(a) => a.net.threads,
+        Command::Faithfulness(a) => a.scored.net.threads,
+        Command::Metrics(a) => a.scored.net.threads,
         _ => None,
     };
     if let Err(e) = shap_run::threads::start_global_pool(threads.map(usize::from)) {
@@ -112,6 +115,7 @@ fn main() -> std::process::ExitCode {
         Command::Merge(a) => cmd::merge::run(a, quiet),
         Command::Summary(a) => cmd::summary::run(a, quiet),
         Command::Faithfulness(a) => cmd::faithfulness::run(*a, quiet),
+        Command::Metrics(a) => cmd::metrics::run(*a, quiet),
         Command::Completions(c) => completions(&c),
     };
     match result {

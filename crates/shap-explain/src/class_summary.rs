@@ -134,3 +134,39 @@ fn maps(class: usize, a: Acc) -> ClassMaps {
         mean_abs: has.then(|| mean(a.abs)),
     }
 }
+
+/// `n` and `word`, plural when `n` is not 1.
+fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The summary as text: images per predicted class, and those without values.
+impl std::fmt::Display for ClassSummary {
+    fn fmt(&self, o: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(o, "{} by predicted class:", count(self.images, "image"))?;
+        for c in &self.classes {
+            let note = match c.without_values {
+                0 => String::new(),
+                n => format!("  ({n} without values for this class: not in the maps)"),
+            };
+            let n = count(c.predicted, "image");
+            write!(o, "\n  {:<14} {n:>12}{note}", c.name)?;
+        }
+        if self.without_values > 0 {
+            let have = match self.without_values {
+                1 => "1 image has".to_string(),
+                n => format!("{n} images have"),
+            };
+            write!(
+                o,
+                "\n  {have} no values for their predicted class (explain them with a larger \
+                 --top-k, or --all-classes)"
+            )?;
+        }
+        Ok(())
+    }
+}

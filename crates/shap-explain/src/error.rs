@@ -171,6 +171,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A metric setting that cannot be used (MuFidelity, ROAD): the message says which and why.
+    #[error("{0}")]
+    Metric(String),
     /// Faithfulness curves of zero steps.
     #[error("the curves need at least one step")]
     NoSteps,

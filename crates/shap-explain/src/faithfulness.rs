@@ -263,22 +263,7 @@ impl FaithfulnessScorer {
             }
             .into());
         }
-        if e.num_images == 0 || e.num_outputs == 0 {
-            return Err(ExplainError::EmptyBatch);
-        }
-        e.check_consistent().map_err(ExplainError::Missing)?;
-        let k = model.num_outputs();
-        if let Some(c) = e.output_indices.iter().find(|&&c| c >= k) {
-            return Err(ExplainError::InvalidOutputs(format!(
-                "the explanation explains output {c}; the model has {k} outputs"
-            )));
-        }
-        if let Some(v) = e.values.iter().find(|v| !v.is_finite()) {
-            return Err(ExplainError::Missing(format!(
-                "the explanation holds a non-finite value ({v}): features cannot be ordered"
-            )));
-        }
-        Ok(())
+        check_scorable(model, e)
     }
 
     fn score_image<M, K>(
@@ -308,7 +293,7 @@ impl FaithfulnessScorer {
         run.check_fx()?;
         let k = e.num_outputs;
         let info = e.images.get(i).cloned().unwrap_or_default();
-        let outputs = self.scored_outputs(e, i);
+        let outputs = scored_outputs(e, i, self.0.target);
         let wanted: Vec<usize> = outputs
             .iter()
             .map(|&o| e.output_indices[i * k + o])
@@ -349,33 +334,6 @@ impl FaithfulnessScorer {
             source: info.source,
             classes,
         })
-    }
-
-    /// The outputs (positions among image `i`'s explained classes) that [`Self::target`]
-    /// scores; empty when the image's predicted class was not explained.
-    fn scored_outputs(&self, e: &Explanation, i: usize) -> Vec<usize> {
-        let k = e.num_outputs;
-        match self.0.target {
-            Target::All => (0..k).collect(),
-            Target::Explained => vec![0],
-            Target::Predicted => {
-                let explained = &e.output_indices[i * k..(i + 1) * k];
-                let recorded = e
-                    .images
-                    .get(i)
-                    .and_then(|x| x.predicted.as_ref())
-                    .map(|p| p.class.index);
-                let top = (0..k).max_by(|&a, &b| e.fx[i * k + a].total_cmp(&e.fx[i * k + b]));
-                match recorded {
-                    Some(class) => explained
-                        .iter()
-                        .position(|&c| c == class)
-                        .into_iter()
-                        .collect(),
-                    None => top.into_iter().collect(),
-                }
-            }
-        }
     }
 
     /// The random orders' deletion and insertion curves for `classes` of the image (rows:
@@ -433,6 +391,46 @@ impl FaithfulnessScorer {
             mean: mean_curves.aucs(),
             mean_curves,
         }
+    }
+}
+
+/// The report as a table: one line per scored (image, class), then the means.
+impl std::fmt::Display for FaithfulnessReport {
+    fn fmt(&self, o: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match self.target {
+            Target::Predicted => "predicted classes",
+            Target::Explained => "first explained classes",
+            Target::All => "explained classes",
+        };
+        writeln!(
+            o,
+            "faithfulness of the {target} with masker {}, {} steps over {} pixels, {} random \
+             orders (seed {}):",
+            self.masker, self.steps, self.features, self.random, self.seed
+        )?;
+        let row = |o: &mut std::fmt::Formatter<'_>, a: &str, b: &str, x: Aucs| {
+            writeln!(
+                o,
+                "  {a:<14} {b:<14} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+                x.deletion_auc, x.random_deletion_auc, x.insertion_auc, x.random_insertion_auc
+            )
+        };
+        writeln!(
+            o,
+            "  {:<14} {:<14} {:>9} {:>9} {:>9} {:>9}",
+            "image", "class", "deletion", "random", "insertion", "random"
+        )?;
+        for img in &self.images {
+            for c in &img.classes {
+                row(o, &img.source, &c.name, c.aucs)?;
+            }
+        }
+        row(o, "mean", "", self.mean)?;
+        write!(
+            o,
+            "  deletion AUC below random and insertion AUC above it: the explanation ranks \
+             pixels better than chance"
+        )
     }
 }
 
@@ -534,28 +532,82 @@ impl<M: BatchModel + ?Sized, P: MaskedImages> Run<'_, M, P> {
     /// The model's output with nothing hidden must be the `f(x)` the explanation recorded,
     /// for every explained class (checked before the curves, in one model row).
     fn check_fx(&self) -> Result<()> {
-        let (i, k) = (self.image, self.e.num_outputs);
         let out = self.eval(&vec![true; self.e.shape.features()], 1)?;
-        for o in 0..k {
-            let class = self.e.output_indices[i * k + o];
-            let (got, want) = (f64::from(out[class]), self.e.fx[i * k + o]);
-            // A NaN or infinite record agrees with no model: compare so that it fails.
-            let agrees = want.is_finite() && (got - want).abs() <= 1e-4 * want.abs().max(1.0);
-            if !agrees {
-                let source = self.e.images.get(i).map_or("", |x| x.source.as_str());
-                return Err(ExplainError::Missing(format!(
-                    "image {i} ({source}), class {class}: the model gives {got:.6} with nothing \
-                     hidden, the explanation recorded f(x) = {want:.6}: score it with the model, \
-                     head and normalisation it was made with"
-                )));
-            }
-        }
-        Ok(())
+        check_recorded_fx(self.e, self.image, &out)
     }
 }
 
+/// An explanation that `model` can score: images, consistent arrays, classes the model has,
+/// finite values.
+pub(crate) fn check_scorable<M: BatchModel + ?Sized>(model: &M, e: &Explanation) -> Result<()> {
+    if e.num_images == 0 || e.num_outputs == 0 {
+        return Err(ExplainError::EmptyBatch);
+    }
+    e.check_consistent().map_err(ExplainError::Missing)?;
+    let k = model.num_outputs();
+    if let Some(c) = e.output_indices.iter().find(|&&c| c >= k) {
+        return Err(ExplainError::InvalidOutputs(format!(
+            "the explanation explains output {c}; the model has {k} outputs"
+        )));
+    }
+    if let Some(v) = e.values.iter().find(|v| !v.is_finite()) {
+        return Err(ExplainError::Missing(format!(
+            "the explanation holds a non-finite value ({v}): features cannot be ordered"
+        )));
+    }
+    Ok(())
+}
+
+/// The outputs (positions among image `i`'s explained classes) that `target` scores; empty
+/// when the image's predicted class was not explained.
+pub(crate) fn scored_outputs(e: &Explanation, i: usize, target: Target) -> Vec<usize> {
+    let k = e.num_outputs;
+    match target {
+        Target::All => (0..k).collect(),
+        Target::Explained => vec![0],
+        Target::Predicted => {
+            let explained = &e.output_indices[i * k..(i + 1) * k];
+            let recorded = e
+                .images
+                .get(i)
+                .and_then(|x| x.predicted.as_ref())
+                .map(|p| p.class.index);
+            let top = (0..k).max_by(|&a, &b| e.fx[i * k + a].total_cmp(&e.fx[i * k + b]));
+            match recorded {
+                Some(class) => explained
+                    .iter()
+                    .position(|&c| c == class)
+                    .into_iter()
+                    .collect(),
+                None => top.into_iter().collect(),
+            }
+        }
+    }
+}
+
+/// The model's outputs `out` (one row) on image `i` with nothing hidden must be the `f(x)` the
+/// explanation recorded, for every explained class.
+pub(crate) fn check_recorded_fx(e: &Explanation, i: usize, out: &[f32]) -> Result<()> {
+    let k = e.num_outputs;
+    for o in 0..k {
+        let class = e.output_indices[i * k + o];
+        let (got, want) = (f64::from(out[class]), e.fx[i * k + o]);
+        // A NaN or infinite record agrees with no model: compare so that it fails.
+        let agrees = want.is_finite() && (got - want).abs() <= 1e-4 * want.abs().max(1.0);
+        if !agrees {
+            let source = e.images.get(i).map_or("", |x| x.source.as_str());
+            return Err(ExplainError::Missing(format!(
+                "image {i} ({source}), class {class}: the model gives {got:.6} with nothing \
+                 hidden, the explanation recorded f(x) = {want:.6}: score it with the model, \
+                 head and normalisation it was made with"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Per-pixel scores: the channels' values summed.
-fn pixel_scores(map: &[f64], channels: usize) -> Vec<f64> {
+pub(crate) fn pixel_scores(map: &[f64], channels: usize) -> Vec<f64> {
     map.chunks_exact(channels.max(1))
         .map(|px| px.iter().sum())
         .collect()
@@ -568,7 +620,7 @@ fn add(acc: &mut [Vec<f64>], rows: &[Vec<f64>]) {
 }
 
 /// A masker error, with the image it happened on.
-fn at_image(err: ExplainError, image: usize) -> ExplainError {
+pub(crate) fn at_image(err: ExplainError, image: usize) -> ExplainError {
     match err {
         ExplainError::Mask { source, .. } => ExplainError::Mask {
             image: Some(image),

@@ -84,6 +84,7 @@ mod input;
 mod join;
 mod masking;
 pub mod memory;
+pub mod metrics;
 mod model;
 pub mod npz;
 mod outputs;
@@ -114,6 +115,7 @@ pub use faithfulness::{
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};
 pub use masking::{BackgroundImage, BackgroundMasker, ConstantMasker, ImageMasker, MaskedImages};
+pub use metrics::{MuFidelity, MuFidelityReport, MuFidelityScorer, Road, RoadReport, RoadScorer};
 pub use model::{BatchModel, FnModel, MaskedBatch, ModelError, in_row_chunks};
 pub use outputs::{OutputSelection, top_k};
 pub use partition::PartitionExplainer;

@@ -94,6 +94,9 @@ pub enum MaskError {
         /// The image shape.
         shape: ImageShape,
     },
+    /// Linear imputation with every pixel removed: nothing to impute from.
+    #[error("every pixel is removed: linear imputation needs at least one kept pixel")]
+    NothingKept,
     /// A mask (or fill map) of the wrong length.
     #[error("mask has {actual} entries but {expected} were expected")]
     MaskLength {

@@ -1,7 +1,7 @@
 //! Scoring a saved explanation's faithfulness with the model it was made with: the run behind
 //! `shap-cli faithfulness` (the curves themselves are `shap_explain::faithfulness`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shap_explain::{Explanation, Faithfulness, FaithfulnessReport};
 use shap_mask::{Masker, MaskerSpec};
@@ -35,22 +35,16 @@ pub fn faithfulness(run: &FaithfulnessRun, reporter: &dyn Reporter) -> Result<Fa
             run.scoring.steps, run.scoring.random
         )
     })?;
-    let e = Explanation::load_npz(&run.npz)?;
-    if e.num_images == 0 {
-        refuse!("{}: the explanation holds no images", run.npz.display());
-    }
-    let recorded = RunSettings::from_record(&e.settings).ok();
+    let (e, recorded) = read(&run.npz)?;
     let (masker, spec) = masker(run, recorded.as_ref())?;
-    let net = Network::load(&run.model, &options(run, recorded.as_ref()), reporter)?;
-    if net.shape() != e.shape {
-        refuse!(
-            "{} explains {} images; the model takes {} images: score an explanation with the \
-             model it was made with",
-            run.npz.display(),
-            e.shape,
-            net.shape()
-        );
-    }
+    let net = load(
+        &run.model,
+        &run.npz,
+        &run.options,
+        &e,
+        recorded.as_ref(),
+        reporter,
+    )?;
     reporter.start(e.num_images);
     let report = scorer.score_with_progress(net.model(), &e, &masker, reporter);
     reporter.finish();
@@ -87,16 +81,44 @@ fn masker(run: &FaithfulnessRun, recorded: Option<&RunSettings>) -> Result<(Mask
     Ok((Masker::new(spec, compat.mask_mode()), spec))
 }
 
-/// The loading options, with the head the explanation records for a tutorial checkpoint when
-/// none was asked for.
-fn options(run: &FaithfulnessRun, recorded: Option<&RunSettings>) -> Options {
-    let is_onnx = run
-        .model
+/// A saved explanation with images, and the settings it records (when it records ours).
+pub(crate) fn read(npz: &Path) -> Result<(Explanation, Option<RunSettings>)> {
+    let e = Explanation::load_npz(npz)?;
+    if e.num_images == 0 {
+        refuse!("{}: the explanation holds no images", npz.display());
+    }
+    let recorded = RunSettings::from_record(&e.settings).ok();
+    Ok((e, recorded))
+}
+
+/// The model an explanation is scored with, loaded with `options` and, for a tutorial
+/// checkpoint with no head asked for, the head the explanation records; it must take the
+/// explanation's images.
+pub(crate) fn load(
+    model: &Path,
+    npz: &Path,
+    options: &Options,
+    e: &Explanation,
+    recorded: Option<&RunSettings>,
+    reporter: &dyn Reporter,
+) -> Result<Network> {
+    let is_onnx = model
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("onnx"));
     let head = recorded.filter(|_| !is_onnx).map(|r| Head::from(r.outputs));
-    Options {
-        head: run.options.head.or(head),
-        ..run.options.clone()
+    let options = Options {
+        head: options.head.or(head),
+        ..options.clone()
+    };
+    let net = Network::load(model, &options, reporter)?;
+    if net.shape() != e.shape {
+        refuse!(
+            "{} explains {} images; the model takes {} images: score an explanation with the \
+             model it was made with",
+            npz.display(),
+            e.shape,
+            net.shape()
+        );
     }
+    Ok(net)
 }

@@ -11,7 +11,8 @@
 //!   resumes where it stopped and gives the same bytes ([`journal`]).
 //! - [`merge()`]: the parts of a sharded run joined into the explanation one run would make.
 //! - [`mask::mask`]: one image through a masker, to see what it does.
-//! - [`faithfulness()`]: a saved explanation scored with the model it was made with.
+//! - [`faithfulness()`] and [`metrics()`]: a saved explanation scored with the model it was
+//!   made with (deletion and insertion curves; MuFidelity and ROAD).
 //! - [`train()`] and [`evaluate()`]: the tutorial CNN trained on Fashion-MNIST and scored on its
 //!   test set, with the records they write (`shap_records`) ([`tutorial`]).
 //!
@@ -51,6 +52,7 @@ pub mod faithfulness;
 pub mod journal;
 pub mod mask;
 pub mod merge;
+pub mod metrics;
 pub mod model;
 pub mod selection;
 pub mod settings;
@@ -65,6 +67,7 @@ pub use error::{Context, Error, Result};
 pub use explain::{ExplainRun, Outcome, Report, explain};
 pub use faithfulness::{FaithfulnessRun, faithfulness};
 pub use merge::{Merged, merge};
+pub use metrics::{MetricsReport, MetricsRun, metrics};
 pub use model::{Engine, Eval, Network, Options, class_names, memory_budget};
 pub use selection::Selection;
 pub use selection::{Images, TestImages};

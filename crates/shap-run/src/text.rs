@@ -73,6 +73,27 @@ pub fn count(n: usize, word: &str) -> String {
     }
 }
 
+/// One explained image in at most `width` characters: source, true -> predicted class, the
+/// score (`score` names it: `p`, `logit`), the explained classes (cut to fit), evaluations,
+/// efficiency error and time.
+pub fn image_line(r: &shap_explain::ImageSummary, score: &str, width: usize) -> String {
+    let name = |n: Option<&str>, w: usize| fit(&printable(n.unwrap_or("-")), w);
+    let head = format!(
+        "  {:<14} {:<10} -> {:<10} {score}={:.4}",
+        fit(&printable(&r.source), 14),
+        name(r.true_name.as_deref(), 10),
+        name(r.predicted_name.as_deref(), 10),
+        r.probability.unwrap_or(f64::NAN),
+    );
+    let time = r
+        .seconds
+        .map_or("(earlier)".into(), |t| format!("{t:.3} s"));
+    let tail = format!("{} evals  err {:.0e}  {time}", r.evals, r.efficiency_error);
+    let room = width.saturating_sub(head.chars().count() + tail.chars().count() + 4);
+    let classes = fit(&printable(&r.class_names.join(", ")), room.max(1));
+    fit(&format!("{head}  {classes}  {tail}"), width)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

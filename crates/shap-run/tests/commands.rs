@@ -226,3 +226,42 @@ fn thread_counts_outside_the_range_are_refused() {
         assert!(matches!(err, Error::Refused(m) if m.starts_with(&format!("{n} threads"))));
     }
 }
+
+#[test]
+fn metrics_score_a_saved_explanation_and_need_a_metric() {
+    let f = fixture(4);
+    let npz = f.path("e.npz");
+    explain(&f.run(0..3, &npz), &Recorder::new(usize::MAX)).expect("explain");
+    let run = shap_run::MetricsRun {
+        model: f.model.clone(),
+        npz,
+        options: Options {
+            threads: 1,
+            ..Options::default()
+        },
+        mufidelity: Some(shap_explain::MuFidelity {
+            samples: 10,
+            target: Target::All,
+            ..Default::default()
+        }),
+        road: Some(shap_explain::Road {
+            percentages: vec![30, 60],
+            target: Target::All,
+            ..Default::default()
+        }),
+    };
+    let report = shap_run::metrics(&run, &Recorder::new(usize::MAX)).expect("metrics");
+    let mu = report.mufidelity.as_ref().expect("mufidelity");
+    let road = report.road.as_ref().expect("road");
+    assert_eq!((mu.images.len(), road.images.len()), (3, 3));
+    assert!(mu.images.iter().all(|i| i.classes.len() == 2));
+    assert!(road.images[0].classes[0].curves.morf.len() == 2);
+    assert!(report.to_string().starts_with("MuFidelity: 10 samples"));
+    let none = shap_run::MetricsRun {
+        mufidelity: None,
+        road: None,
+        ..run
+    };
+    let err = shap_run::metrics(&none, &Recorder::new(0)).expect_err("no metric");
+    assert!(matches!(err, Error::Refused(m) if m.contains("no metric")));
+}

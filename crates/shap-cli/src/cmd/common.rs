@@ -1,6 +1,6 @@
 //! Helpers shared by subcommands: output checks, printing, PNG input.
 
-pub use shap_run::text::{Printable, count, fit, printable};
+pub use shap_run::text::{Printable, count, printable};
 
 use std::io::Write;
 use std::path::Path;

@@ -239,7 +239,7 @@ fn print_summary(
             Outputs::Logits => "logit",
         };
         for r in &summary.images {
-            writeln!(o, "{}", image_line(r, score))?;
+            writeln!(o, "{}", shap_run::text::image_line(r, score, 100))?;
         }
         let work = work
             .map(|w| {
@@ -259,30 +259,6 @@ fn print_summary(
             common::count(summary.images.len(), "image"),
         )
     })
-}
-
-/// The widest per-image line printed.
-const LINE: usize = 100;
-
-/// One explained image in at most [`LINE`] characters: source, true -> predicted class, the
-/// score, the explained classes (cut to fit), evaluations, efficiency error and time.
-fn image_line(r: &shap_explain::ImageSummary, score: &str) -> String {
-    let name = |n: Option<&str>, w: usize| common::fit(&common::printable(n.unwrap_or("-")), w);
-    let head = format!(
-        "  {:<14} {:<10} -> {:<10} {score}={:.4}",
-        common::fit(&common::printable(&r.source), 14),
-        name(r.true_name.as_deref(), 10),
-        name(r.predicted_name.as_deref(), 10),
-        r.probability.unwrap_or(f64::NAN),
-    );
-    let time = r
-        .seconds
-        .map_or("(earlier)".into(), |t| format!("{t:.3} s"));
-    let tail = format!("{} evals  err {:.0e}  {time}", r.evals, r.efficiency_error);
-    let room = LINE.saturating_sub(head.chars().count() + tail.chars().count() + 4);
-    let classes = common::fit(&common::printable(&r.class_names.join(", ")), room.max(1));
-    let line = format!("{head}  {classes}  {tail}");
-    common::fit(&line, LINE)
 }
 
 /// Validate every output and keep them apart from each other and from the inputs.

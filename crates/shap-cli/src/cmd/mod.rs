@@ -14,6 +14,7 @@ pub mod explain;
 pub mod faithfulness;
 pub mod mask;
 pub mod merge;
+pub mod metrics;
 pub mod model_flags;
 pub mod plot;
 pub mod summary;

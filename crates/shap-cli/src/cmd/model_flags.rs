@@ -1,13 +1,50 @@
 //! The flags that say how to load and run a model, shared by `explain` and `faithfulness`;
 //! the loading policy itself is shap-run's (`shap_run::model`, docs/onnx-engines.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use shap_io::OutputSpec;
 
 use shap_explain::InputLayout;
 use shap_model::{DeviceSpec, Head};
 use shap_run::{Engine, Eval, Options};
 
-/// How to load and run a model: the flags `explain` and `faithfulness` share.
+/// A saved explanation to score and the model it was made with: the flags `faithfulness` and
+/// `metrics` share.
+#[derive(clap::Args)]
+pub struct ScoredFlags {
+    /// The model the explanation was made with (.safetensors or .onnx, loaded as `explain`
+    /// loads it; give the same --head/--mean/--std/--softmax).
+    #[arg(short, long, value_name = "MODEL.safetensors|MODEL.onnx")]
+    pub model: PathBuf,
+    /// The explanation (`shap-cli explain --npz`).
+    #[arg(long, value_name = "EXPLANATION.npz")]
+    pub npz: PathBuf,
+    /// Which classes to score: each image's predicted class, its first explained class, or
+    /// every explained class.
+    #[arg(long, value_enum, default_value = "predicted")]
+    pub target: shap_explain::Target,
+    /// Seed of the random draws (orders, subsets, noise).
+    #[arg(long, default_value_t = super::common::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Write the scores (per image and class, and their means) as JSON.
+    #[arg(long, value_name = "SCORES.json")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: ModelFlags,
+}
+
+impl ScoredFlags {
+    /// Check `--json` and one more output, apart from each other and from the inputs.
+    pub fn check_outputs(&self, other: Option<(&Path, OutputSpec<'_>)>) -> anyhow::Result<()> {
+        let json = (self.json.as_deref(), OutputSpec::text("--json"));
+        let other = other.map_or((None, json.1), |(p, spec)| (Some(p), spec));
+        let inputs = [("--model", self.model.as_path()), ("--npz", &self.npz)];
+        Ok(shap_io::check_outputs(&[json, other], &inputs)?)
+    }
+}
+
+/// How to load and run a model: the flags `explain`, `faithfulness` and `metrics` share.
 #[derive(clap::Args)]
 pub struct ModelFlags {
     #[command(flatten)]

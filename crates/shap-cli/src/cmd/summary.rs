@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use shap_explain::{ClassSummary, Explanation, class_summary};
+use shap_explain::{Explanation, class_summary};
 use shap_io::OutputSpec;
 
 use super::common;
@@ -49,35 +49,5 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
     if quiet || common::any_stdout(&[args.json.as_deref()]) {
         return Ok(());
     }
-    print(&s)
-}
-
-fn print(s: &ClassSummary) -> Result<()> {
-    common::print(|o| {
-        writeln!(
-            o,
-            "{} by predicted class:",
-            common::count(s.images, "image")
-        )?;
-        for c in &s.classes {
-            let note = match c.without_values {
-                0 => String::new(),
-                n => format!("  ({n} without values for this class: not in the maps)"),
-            };
-            let n = common::count(c.predicted, "image");
-            writeln!(o, "  {:<14} {n:>12}{note}", c.name)?;
-        }
-        if s.without_values > 0 {
-            writeln!(
-                o,
-                "  {} no values for their predicted class (explain them with a larger \
-                 --top-k, or --all-classes)",
-                match s.without_values {
-                    1 => "1 image has".to_string(),
-                    n => format!("{n} images have"),
-                }
-            )?;
-        }
-        Ok(())
-    })
+    common::print(|o| writeln!(o, "{s}"))
 }

@@ -1,0 +1,216 @@
+//! Linear imputation of removed pixels, as ROAD (Remove And Debias) fills them: each removed
+//! pixel becomes the weighted mean of its neighbours in the image, removed ones included, all
+//! solved at once (docs/metrics.md, "ROAD").
+
+use crate::blur::check_image;
+use crate::{ImageShape, MaskError};
+
+/// The 8 neighbours and their weights: 1/6 for the edge neighbours, 1/12 for the diagonal
+/// ones (they sum to 1).
+const NEIGHBOURS: [(isize, isize, f64); 8] = [
+    (-1, -1, 1.0 / 12.0),
+    (-1, 0, 1.0 / 6.0),
+    (-1, 1, 1.0 / 12.0),
+    (0, -1, 1.0 / 6.0),
+    (0, 1, 1.0 / 6.0),
+    (1, -1, 1.0 / 12.0),
+    (1, 0, 1.0 / 6.0),
+    (1, 1, 1.0 / 12.0),
+];
+
+/// The conjugate-gradient iterations stop when the residual is below this share of the
+/// right-hand side.
+const TOLERANCE: f64 = 1e-13;
+
+/// `image` (`H x W x C`) with every pixel whose `keep` entry (one per pixel) is false
+/// replaced, in every channel, by the linear imputation of docs/metrics.md; kept values are
+/// copied. Returned in f64, the precision of the solve.
+///
+/// Errors: an image that does not match `shape` or holds a non-finite value, a `keep` of
+/// another length than `H * W`, or no kept pixel (nothing to impute from).
+pub fn linear_impute(
+    image: &[f32],
+    shape: ImageShape,
+    keep: &[bool],
+) -> Result<Vec<f64>, MaskError> {
+    check_image(image, shape)?;
+    let p = shape.pixels();
+    if keep.len() != p {
+        return Err(MaskError::MaskLength {
+            expected: p,
+            actual: keep.len(),
+        });
+    }
+    if !keep.contains(&true) {
+        return Err(MaskError::NothingKept);
+    }
+    let system = System::new(shape, keep);
+    let c = shape.channels;
+    let mut out: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
+    for ch in 0..c {
+        let rhs = system.rhs(image, c, ch);
+        let solution = system.solve(&rhs);
+        for (&px, v) in system.unknowns.iter().zip(solution) {
+            out[px * c + ch] = v;
+        }
+    }
+    Ok(out)
+}
+
+/// The equations of the removed pixels: `diag[u] x_u - sum w x_v (v removed) = rhs_u`.
+struct System {
+    /// Pixel index of each unknown.
+    unknowns: Vec<usize>,
+    /// Sum of the weights of each unknown's neighbours in the image.
+    diag: Vec<f64>,
+    /// Per unknown, its removed neighbours (unknown index, weight).
+    coupled: Vec<Vec<(usize, f64)>>,
+    /// Per unknown, its kept neighbours (pixel index, weight).
+    known: Vec<Vec<(usize, f64)>>,
+}
+
+impl System {
+    fn new(shape: ImageShape, keep: &[bool]) -> Self {
+        let (h, w) = (shape.height, shape.width);
+        let unknowns: Vec<usize> = (0..h * w).filter(|&p| !keep[p]).collect();
+        let mut var = vec![usize::MAX; h * w];
+        for (u, &px) in unknowns.iter().enumerate() {
+            var[px] = u;
+        }
+        let mut s = System {
+            diag: vec![0.0; unknowns.len()],
+            coupled: vec![Vec::new(); unknowns.len()],
+            known: vec![Vec::new(); unknowns.len()],
+            unknowns,
+        };
+        for u in 0..s.unknowns.len() {
+            let (y, x) = (s.unknowns[u] / w, s.unknowns[u] % w);
+            for &(dy, dx, weight) in &NEIGHBOURS {
+                let (Some(ny), Some(nx)) = (y.checked_add_signed(dy), x.checked_add_signed(dx))
+                else {
+                    continue;
+                };
+                if ny >= h || nx >= w {
+                    continue;
+                }
+                let v = ny * w + nx;
+                s.diag[u] += weight;
+                if keep[v] {
+                    s.known[u].push((v, weight));
+                } else {
+                    s.coupled[u].push((var[v], weight));
+                }
+            }
+        }
+        s
+    }
+
+    /// The right-hand side for channel `ch`: each unknown's kept neighbours, weighted.
+    fn rhs(&self, image: &[f32], channels: usize, ch: usize) -> Vec<f64> {
+        self.known
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|&(v, w)| w * f64::from(image[v * channels + ch]))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// `M v`.
+    fn apply(&self, v: &[f64], out: &mut [f64]) {
+        for (u, o) in out.iter_mut().enumerate() {
+            let coupled: f64 = self.coupled[u].iter().map(|&(j, w)| w * v[j]).sum();
+            *o = self.diag[u] * v[u] - coupled;
+        }
+    }
+
+    /// Solve `M x = rhs` by conjugate gradients with the diagonal as preconditioner (`M` is
+    /// symmetric, and positive definite when a pixel is kept).
+    fn solve(&self, rhs: &[f64]) -> Vec<f64> {
+        let n = rhs.len();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let mut x = vec![0.0; n];
+        let mut r = rhs.to_vec();
+        let stop = TOLERANCE * norm(rhs);
+        let mut z: Vec<f64> = r.iter().zip(&self.diag).map(|(r, d)| r / d).collect();
+        let mut p = z.clone();
+        let mut rz = dot(&r, &z);
+        let mut mp = vec![0.0; n];
+        for _ in 0..(10 * n + 100) {
+            if norm(&r) <= stop {
+                break;
+            }
+            self.apply(&p, &mut mp);
+            let alpha = rz / dot(&p, &mp);
+            x.iter_mut().zip(&p).for_each(|(x, p)| *x += alpha * p);
+            r.iter_mut().zip(&mp).for_each(|(r, mp)| *r -= alpha * mp);
+            z = r.iter().zip(&self.diag).map(|(r, d)| r / d).collect();
+            let rz_next = dot(&r, &z);
+            let beta = rz_next / rz;
+            rz = rz_next;
+            p.iter_mut().zip(&z).for_each(|(p, z)| *p = z + beta * *p);
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_kept_pixel_fills_the_image_with_its_value() {
+        let shape = ImageShape::new(4, 5, 2);
+        let image: Vec<f32> = (0..40).map(|k| k as f32 / 40.0).collect();
+        let mut keep = vec![false; 20];
+        keep[7] = true;
+        let out = linear_impute(&image, shape, &keep).expect("impute");
+        for px in 0..20 {
+            for ch in 0..2 {
+                let want = f64::from(image[7 * 2 + ch]);
+                assert!((out[px * 2 + ch] - want).abs() < 1e-12, "pixel {px}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_removed_pixel_is_the_weighted_mean_of_its_neighbours() {
+        let shape = ImageShape::new(6, 7, 1);
+        let image: Vec<f32> = (0..42).map(|k| ((k * 37) % 11) as f32 / 11.0).collect();
+        let keep: Vec<bool> = (0..42).map(|k| (k * 5) % 3 != 0).collect();
+        let out = linear_impute(&image, shape, &keep).expect("impute");
+        let system = System::new(shape, &keep);
+        for (u, &px) in system.unknowns.iter().enumerate() {
+            let (y, x) = (px / 7, px % 7);
+            let mut sum = 0.0;
+            for &(dy, dx, w) in &NEIGHBOURS {
+                let (ny, nx) = (y as isize + dy, x as isize + dx);
+                if (0..6).contains(&ny) && (0..7).contains(&nx) {
+                    sum += w * out[ny as usize * 7 + nx as usize];
+                }
+            }
+            assert!((out[px] - sum / system.diag[u]).abs() < 1e-12, "pixel {px}");
+        }
+        for (k, &kept) in keep.iter().enumerate() {
+            if kept {
+                assert_eq!(out[k], f64::from(image[k]));
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_kept_or_a_wrong_mask_is_refused() {
+        let shape = ImageShape::new(2, 2, 1);
+        let image = [0.0f32; 4];
+        assert!(matches!(
+            linear_impute(&image, shape, &[false; 4]),
+            Err(MaskError::NothingKept)
+        ));
+        assert!(matches!(
+            linear_impute(&image, shape, &[true; 3]),
+            Err(MaskError::MaskLength { .. })
+        ));
+    }
+}
