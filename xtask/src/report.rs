@@ -62,6 +62,28 @@ pub struct Scored {
     pub figure: String,
     /// The scores.
     pub scores: shap_explain::FaithfulnessReport,
+    /// MuFidelity and ROAD (`shap-cli metrics --json`).
+    pub metrics: shap_explain::metrics::MetricsReport,
+}
+
+impl Scored {
+    /// The four numbers the trust table compares, each oriented so that larger is better:
+    /// random minus deletion AUC, insertion minus random AUC, MuFidelity, ROAD gap.
+    fn trust(&self) -> [f64; 4] {
+        let m = self.scores.mean;
+        let mu = self
+            .metrics
+            .mufidelity
+            .as_ref()
+            .map_or(f64::NAN, |r| r.pearson);
+        let road = self.metrics.road.as_ref().map_or(f64::NAN, |r| r.gap);
+        [
+            m.random_deletion_auc - m.deletion_auc,
+            m.insertion_auc - m.random_insertion_auc,
+            mu,
+            road,
+        ]
+    }
 }
 
 /// Everything the report shows.
@@ -167,6 +189,7 @@ impl Report {
         self.explanation_sections(&mut b, dir);
         self.summary_section(&mut b, dir);
         self.faithfulness_section(&mut b, dir);
+        self.trust_section(&mut b);
         self.steps_section(&mut b);
         b
     }
@@ -489,6 +512,68 @@ impl Report {
                 &format!("Mean curves: {}", f.label.replace('`', "")),
             );
         }
+    }
+
+    fn trust_section(&self, b: &mut Vec<Block>) {
+        if self.faithfulness.is_empty() {
+            return;
+        }
+        b.push(Block::H(
+            2,
+            "10. Which explanation should you trust?".into(),
+        ));
+        b.push(Block::P(
+            "Four scores of each explanation, each oriented so that **larger is better**: how far the deletion AUC falls below random and the insertion AUC rises above it (section 9), MuFidelity (the correlation, over 200 random sets of 16 of 81 grid cells, between the attribution removed and the drop in the output; 1 is perfect) and the ROAD gap (the output with the least relevant pixels removed minus with the most relevant removed, 10% to 90%, removed pixels filled by noisy linear imputation). Definitions: docs/metrics.md. Explanations of the same image group explain the same images and can be compared directly.".into(),
+        ));
+        let mut t = Table::new(
+            &[
+                "explanation",
+                "random − deletion",
+                "insertion − random",
+                "MuFidelity",
+                "ROAD gap",
+            ],
+            &[1, 2, 3, 4],
+        );
+        for f in &self.faithfulness {
+            let mut row = vec![f.label.clone()];
+            row.extend(f.trust().iter().map(|&x| fmt_auc(x)));
+            t.row(row);
+        }
+        b.push(Block::Table(t));
+        b.push(Block::P(self.trust_verdict()));
+    }
+
+    /// Which explanation of the first image group scores best by each measure, from the numbers.
+    fn trust_verdict(&self) -> String {
+        let group: Vec<&Scored> = match self.explanations.first() {
+            Some(first) => self
+                .faithfulness
+                .iter()
+                .zip(&self.explanations)
+                .filter(|(_, e)| e.group == first.group)
+                .map(|(f, _)| f)
+                .collect(),
+            None => return String::new(),
+        };
+        let names = ["deletion", "insertion", "MuFidelity", "ROAD"];
+        let best: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| {
+                let top = group
+                    .iter()
+                    .filter(|f| f.trust()[k].is_finite())
+                    .max_by(|a, b| a.trust()[k].total_cmp(&b.trust()[k]))?;
+                Some(format!("{name}: {}", top.label))
+            })
+            .collect();
+        format!(
+            "**Best on the same images** ({} explanations of the {} group), by each measure: {}.",
+            group.len(),
+            self.explanations.first().map_or("", |e| e.group.as_str()),
+            best.join("; ")
+        )
     }
 
     fn steps_section(&self, b: &mut Vec<Block>) {
@@ -854,6 +939,14 @@ pub(crate) mod tests {
                          "random_deletion_auc": 0.5, "random_insertion_auc": 0.5},
                 "mean_curves": {"deletion": curve, "insertion": curve,
                                 "random_deletion": curve, "random_insertion": curve}}))?,
+            metrics: serde_json::from_value(serde_json::json!({
+                "mufidelity": {"target": "predicted", "grid": 9, "fraction": 0.2, "subset": 16,
+                    "samples": 200, "baseline": 0.0, "seed": 42, "images": [],
+                    "pearson": 0.625, "spearman": 0.5},
+                "road": {"target": "predicted", "percentages": [10, 90], "noise": 0.01,
+                    "seed": 42, "images": [], "mean_curves": {"morf": [0.5, 0.25],
+                    "lerf": [1.0, 0.75]}, "morf_mean": 0.375, "lerf_mean": 0.875, "gap": 0.5}
+            }))?,
         });
         r.commands.insert(
             "partition_correct_blur.png".into(),
@@ -890,6 +983,9 @@ pub(crate) mod tests {
             "<b>How to read it:</b>",
             "<td class=\"n\">0.1250</td><td class=\"n\">0.5000</td><td class=\"n\">0.7500</td>",
             "<img src=\"partition_correct_blur_faithfulness.png\"",
+            "10. Which explanation should you trust?",
+            "<td class=\"n\">0.3750</td><td class=\"n\">0.2500</td><td class=\"n\">0.6250</td><td class=\"n\">0.5000</td>",
+            "by each measure: deletion: partition <code>blur(28,28)</code>, correct;",
         ] {
             assert!(html.contains(needle), "report.html lacks {needle:?}");
         }

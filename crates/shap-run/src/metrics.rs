@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use shap_explain::{MuFidelity, MuFidelityReport, Road, RoadReport};
+use shap_explain::metrics::MetricsReport;
+use shap_explain::{MuFidelity, Road};
 
 use crate::error::{Context, Result, refuse};
 use crate::faithfulness::{load, read};
@@ -23,17 +24,6 @@ pub struct MetricsRun {
     pub mufidelity: Option<MuFidelity>,
     /// ROAD, when asked for.
     pub road: Option<Road>,
-}
-
-/// The metrics of an explanation: what `shap-cli metrics --json` writes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MetricsReport {
-    /// MuFidelity, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mufidelity: Option<MuFidelityReport>,
-    /// ROAD, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub road: Option<RoadReport>,
 }
 
 /// Score the explanation: every setting is checked and the files read before the model runs.
@@ -71,21 +61,4 @@ pub fn metrics(run: &MetricsRun, reporter: &dyn Reporter) -> Result<MetricsRepor
         mufidelity: mufidelity?,
         road: road?,
     })
-}
-
-/// The metrics' tables, one after the other.
-impl std::fmt::Display for MetricsReport {
-    fn fmt(&self, o: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(m) = &self.mufidelity {
-            writeln!(o, "{m}")?;
-        }
-        if let Some(r) = &self.road {
-            writeln!(o, "{r}")?;
-        }
-        write!(
-            o,
-            "  MuFidelity near 1 and a large ROAD gap (LeRF above MoRF): the explanation ranks \
-             pixels as the model uses them"
-        )
-    }
 }

@@ -366,7 +366,7 @@ fn summary(
 }
 
 /// Step 9: `shap-cli faithfulness` on every explanation made so far (28 steps, 10 random
-/// orders), with its curves.
+/// orders), with its curves, and `shap-cli metrics` (MuFidelity and ROAD).
 fn faithfulness(
     cli: &Path,
     plan: &Plan,
@@ -395,15 +395,36 @@ fn faithfulness(
             })?;
         let figure = format!("{}_faithfulness.png", e.name);
         commands.push((figure.clone(), command));
+        let (metrics, command) = metrics(cli, plan, model, &e.name)?;
+        commands.push((format!("{}_metrics.json", e.name), command));
         all.push(Scored {
             label: format!("{} `{}`, {}", e.algorithm, e.masker, e.group),
             figure,
             scores,
+            metrics,
         });
     }
     report.commands.extend(commands);
     let note = format!("{} explanations", all.len());
     Ok((all, note))
+}
+
+/// `shap-cli metrics` (MuFidelity and ROAD, defaults) of explanation `name`, and its command.
+fn metrics(
+    cli: &Path,
+    plan: &Plan,
+    model: &Path,
+    name: &str,
+) -> Result<(shap_explain::metrics::MetricsReport, String)> {
+    let json = plan.out.join(format!("{name}_metrics.json"));
+    let mut c = base(cli, "metrics", plan);
+    c.arg("--model").arg(model);
+    c.arg("--npz").arg(plan.out.join(format!("{name}.npz")));
+    c.arg("--json").arg(&json).arg("--quiet");
+    let command = shown(&c, &plan.out);
+    sh::run(&mut c)?;
+    let report = read_json(&json).context("shap-cli's metrics JSON")?;
+    Ok((report, command))
 }
 
 /// Step 2: find the data, and write its first training images as PNGs for the report (when
@@ -431,7 +452,7 @@ fn base(cli: &Path, sub: &str, plan: &Plan) -> Command {
     if let Some(d) = &plan.data_dir {
         c.arg("--data-dir").arg(d);
     }
-    if sub == "explain" || sub == "train" {
+    if matches!(sub, "explain" | "train" | "faithfulness" | "metrics") {
         c.arg("--seed").arg(plan.seed.to_string());
     }
     c

@@ -225,7 +225,7 @@ fn parse_result_line(line: &str) -> Option<Tally> {
 }
 
 /// What `reproduce --quick` must write (and, for figures, link from the report).
-const EXPECTED: [&str; 19] = [
+const EXPECTED: [&str; 21] = [
     "report.html",
     "report.md",
     "model.safetensors",
@@ -245,6 +245,8 @@ const EXPECTED: [&str; 19] = [
     "class_summary.json",
     "partition_correct_telea_faithfulness.png",
     "permutation_wrong_blur_faithfulness.json",
+    "partition_correct_telea_metrics.json",
+    "permutation_wrong_blur_metrics.json",
 ];
 
 /// `reproduce --quick` into a fresh directory; one check per expected output (and per figure

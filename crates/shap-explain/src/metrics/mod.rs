@@ -12,11 +12,41 @@ pub use mufidelity::{
 };
 pub use road::{Road, RoadCurves, RoadImage, RoadReport, RoadScore, RoadScorer};
 
+use serde::{Deserialize, Serialize};
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::faithfulness::{check_recorded_fx, pixel_scores, scored_outputs};
 use crate::{BatchModel, ExplainError, Explanation, ImageShape, Result, Target};
+
+/// The metrics of an explanation: what `shap-cli metrics --json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// MuFidelity, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mufidelity: Option<MuFidelityReport>,
+    /// ROAD, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub road: Option<RoadReport>,
+}
+
+/// The metrics' tables, one after the other.
+impl std::fmt::Display for MetricsReport {
+    fn fmt(&self, o: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = &self.mufidelity {
+            writeln!(o, "{m}")?;
+        }
+        if let Some(r) = &self.road {
+            writeln!(o, "{r}")?;
+        }
+        write!(
+            o,
+            "  MuFidelity near 1 and a large ROAD gap (LeRF above MoRF): the explanation ranks \
+             pixels as the model uses them"
+        )
+    }
+}
 
 /// One image of an explanation as a metric sees it: its pixels, its random stream, and the
 /// classes to score with their per-pixel attributions.
@@ -79,27 +109,42 @@ pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
-/// The model's outputs on `n` images (`images`, each `shape`), in calls of its `batch_rows`;
-/// a failure or a non-finite output is an error naming explanation image `image`.
+/// Versions of one image with some features changed: the changed images and, per image, which
+/// features are as in the original (`true`), for a model that evaluates incrementally.
+pub(crate) struct Changed<'a> {
+    /// The unchanged image.
+    pub original: &'a [f32],
+    /// `n` masks back to back, one bool per feature.
+    pub keeps: &'a [bool],
+    /// The `n` changed images.
+    pub images: &'a [f32],
+    /// Number of images.
+    pub n: usize,
+}
+
+/// The model's outputs on changed versions of explanation image `image` (each `shape`), in
+/// calls of its `batch_rows` through its masked path; a failure or a non-finite output is an
+/// error naming the image.
 pub(crate) fn eval_images<M: BatchModel + ?Sized>(
     model: &M,
-    images: &[f32],
-    n: usize,
+    c: Changed<'_>,
     shape: ImageShape,
     image: usize,
 ) -> Result<Vec<f32>> {
-    let (m, k) = (shape.features(), model.num_outputs());
+    let (m, k, n) = (shape.features(), model.num_outputs(), c.n);
     let mut out = vec![0.0f32; n * k];
     let chunk = model.batch_rows().unwrap_or(n).max(1);
     for start in (0..n).step_by(chunk) {
         let rows = chunk.min(n - start);
+        let batch = crate::MaskedBatch {
+            original: c.original,
+            keeps: &c.keeps[start * m..(start + rows) * m],
+            images: &c.images[start * m..(start + rows) * m],
+            n: rows,
+            shape,
+        };
         model
-            .eval_batch(
-                &images[start * m..(start + rows) * m],
-                rows,
-                shape,
-                &mut out[start * k..(start + rows) * k],
-            )
+            .eval_masked(batch, &mut out[start * k..(start + rows) * k])
             .map_err(|source| ExplainError::Model { image, source })?;
     }
     if let Some(j) = out.iter().position(|v| !v.is_finite()) {
@@ -119,7 +164,14 @@ pub(crate) fn checked_outputs<M: BatchModel + ?Sized>(
     e: &Explanation,
     s: &Subject<'_>,
 ) -> Result<Vec<f32>> {
-    let out = eval_images(model, s.image, 1, e.shape, s.position)?;
+    let keeps = vec![true; s.image.len()];
+    let unchanged = Changed {
+        original: s.image,
+        keeps: &keeps,
+        images: s.image,
+        n: 1,
+    };
+    let out = eval_images(model, unchanged, e.shape, s.position)?;
     check_recorded_fx(e, s.position, &out)?;
     Ok(out)
 }

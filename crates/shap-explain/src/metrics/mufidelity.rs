@@ -6,7 +6,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{pearson, spearman};
-use super::{Subject, checked_outputs, eval_images, mean_over, nothing_scored, rng, subject};
+use super::{
+    Changed, Subject, checked_outputs, eval_images, mean_over, nothing_scored, rng, subject,
+};
 use crate::faithfulness::check_scorable;
 use crate::{BatchModel, ConfigError, Explanation, ImageShape, Progress, Result, Target};
 
@@ -278,22 +280,30 @@ impl MuFidelityScorer {
         subsets: &[Vec<usize>],
         position: usize,
     ) -> Result<Vec<f32>> {
-        let (m, c) = (shape.features(), shape.channels);
+        let (m, c, n) = (shape.features(), shape.channels, subsets.len() + 1);
         let cell = self.cells(shape);
-        let mut images = Vec::with_capacity((subsets.len() + 1) * m);
+        let mut images = Vec::with_capacity(n * m);
+        let mut keeps = vec![true; n * m];
         images.extend_from_slice(image);
-        for subset in subsets {
+        for (t, subset) in subsets.iter().enumerate() {
             let inside = self.membership(subset);
-            let start = images.len();
             images.extend_from_slice(image);
-            let removed = &mut images[start..];
+            let removed = &mut images[(t + 1) * m..];
+            let keep = &mut keeps[(t + 1) * m..(t + 2) * m];
             for (p, &cp) in cell.iter().enumerate() {
                 if inside[cp] {
                     removed[p * c..(p + 1) * c].fill(self.0.baseline);
+                    keep[p * c..(p + 1) * c].fill(false);
                 }
             }
         }
-        eval_images(model, &images, subsets.len() + 1, shape, position)
+        let changed = Changed {
+            original: image,
+            keeps: &keeps,
+            images: &images,
+            n,
+        };
+        eval_images(model, changed, shape, position)
     }
 
     /// Which cells `subset` holds (cell indices outside the grid are ignored).

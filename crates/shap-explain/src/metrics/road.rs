@@ -5,7 +5,9 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Subject, checked_outputs, eval_images, mean_over, nothing_scored, rng, subject};
+use super::{
+    Changed, Subject, checked_outputs, eval_images, mean_over, nothing_scored, rng, subject,
+};
 use crate::Target;
 use crate::faithfulness::{check_scorable, order_by};
 use crate::{BatchModel, ConfigError, ExplainError, Explanation, ImageShape, Progress, Result};
@@ -167,9 +169,7 @@ impl RoadScorer {
         phi: &[f64],
         stream: u64,
     ) -> Result<RoadCurves> {
-        let images = self.imputed(image, shape, phi, stream, 0)?;
-        let n = 2 * self.0.percentages.len();
-        let out = eval_images(model, &images, n, shape, 0)?;
+        let out = self.outputs(model, image, shape, phi, stream, 0)?;
         Ok(self.split(&out, model.num_outputs(), class))
     }
 
@@ -186,9 +186,7 @@ impl RoadScorer {
         s.classes
             .iter()
             .map(|c| {
-                let images = self.imputed(s.image, e.shape, &c.phi, s.stream, s.position)?;
-                let n = 2 * self.0.percentages.len();
-                let out = eval_images(model, &images, n, e.shape, s.position)?;
+                let out = self.outputs(model, s.image, e.shape, &c.phi, s.stream, s.position)?;
                 let curves = self.split(&out, model.num_outputs(), c.class);
                 let (morf_mean, lerf_mean) = (mean(&curves.morf), mean(&curves.lerf));
                 Ok(RoadScore {
@@ -203,7 +201,28 @@ impl RoadScorer {
             .collect()
     }
 
-    /// Per percentage, the MoRF then the LeRF image, imputed, with noise.
+    /// The model's outputs on the imputed images ([`Self::imputed`]).
+    fn outputs<M: BatchModel + ?Sized>(
+        &self,
+        model: &M,
+        image: &[f32],
+        shape: ImageShape,
+        phi: &[f64],
+        stream: u64,
+        position: usize,
+    ) -> Result<Vec<f32>> {
+        let (images, keeps) = self.imputed(image, shape, phi, stream, position)?;
+        let changed = Changed {
+            original: image,
+            keeps: &keeps,
+            images: &images,
+            n: 2 * self.0.percentages.len(),
+        };
+        eval_images(model, changed, shape, position)
+    }
+
+    /// Per percentage, the MoRF then the LeRF image, imputed, with noise; and which features
+    /// each keeps.
     fn imputed(
         &self,
         image: &[f32],
@@ -211,13 +230,15 @@ impl RoadScorer {
         phi: &[f64],
         stream: u64,
         position: usize,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Vec<bool>)> {
         let p = shape.pixels();
         let morf = order_by(phi);
         let negated: Vec<f64> = phi.iter().map(|v| -v).collect();
         let lerf = order_by(&negated);
         let mut rng = rng(self.0.seed, stream);
-        let mut images = Vec::with_capacity(2 * self.0.percentages.len() * shape.features());
+        let rows = 2 * self.0.percentages.len();
+        let mut images = Vec::with_capacity(rows * shape.features());
+        let mut keeps = Vec::with_capacity(rows * shape.features());
         for &r in &self.0.percentages {
             let k = (r as usize * p + 50) / 100;
             for order in [&morf, &lerf] {
@@ -226,9 +247,13 @@ impl RoadScorer {
                 let filled = shap_mask::linear_impute(image, shape, &keep)
                     .map_err(|source| at(position, source))?;
                 images.extend(self.with_noise(&filled, &keep, shape.channels, &mut rng));
+                keeps.extend(
+                    keep.iter()
+                        .flat_map(|&k| std::iter::repeat_n(k, shape.channels)),
+                );
             }
         }
-        Ok(images)
+        Ok((images, keeps))
     }
 
     /// `filled` as f32, with noise added to the removed pixels (pixel order, then channel).
