@@ -1,6 +1,6 @@
 //! The one `.npy` array codec of the workspace: typed C-order arrays of the dtypes masks,
 //! images and explanations use (`|b1`, `|u1`, `<f4`, `<f8`, `<i8` and `<U n` strings),
-//! encoded as NumPy 1.0 files and decoded strictly (the header through [`super::npy`]'s
+//! encoded as NumPy 1.0 files and decoded strictly (the header through [`crate::header`]'s
 //! parser, the data checked against the shape before any element is decoded). shap-mask
 //! (masks, images) and shap-explain (explanations) both use it; `.npz` archives are
 //! [`crate::npz`].
@@ -11,7 +11,7 @@
 //! anything is allocated, and `<U n` needs only the UTF-32 loop below. Not a measured reason:
 //! a choice to keep the strict checks in one place.
 
-use crate::npy::{HeaderError, header_bytes, split};
+use crate::header::{HeaderError, header_bytes, split};
 
 /// The elements of an array.
 #[derive(Debug, Clone, PartialEq)]

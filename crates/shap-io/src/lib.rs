@@ -33,6 +33,7 @@
 
 mod array;
 mod error;
+mod header;
 pub mod npy;
 pub mod npz;
 mod output;

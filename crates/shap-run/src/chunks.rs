@@ -15,7 +15,6 @@ use shap_mask::Masker;
 
 use crate::Reporter;
 use crate::error::{Result, chain, refuse};
-use crate::explain::Outcome;
 use crate::journal::{Journal, Manifest};
 use crate::model::Network;
 use crate::selection::{Selection, image_info, npz_digest};
@@ -50,6 +49,23 @@ impl Job<'_> {
     fn identity(&self) -> Settings {
         self.settings.clone().and(&self.placement)
     }
+}
+
+/// What a run did.
+pub enum Outcome {
+    /// The `.npz` already held this run's whole explanation: nothing was computed.
+    AlreadyComplete(PathBuf),
+    /// The run's summary, with the whole explanation when it was joined in memory.
+    Done {
+        /// Per image and for the run.
+        summary: Box<ExplanationSummary>,
+        /// The whole explanation, when it was joined in memory.
+        explanation: Option<Box<Explanation>>,
+        /// Wall-clock seconds of the chunks.
+        seconds: f64,
+        /// The tutorial CNN's incremental evaluation: its work as a share of full evaluations.
+        work_fraction: Option<f64>,
+    },
 }
 
 /// Recorded in each chunk file (with the run's settings): its images, and the incremental

@@ -6,10 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use shap_explain::memory::{Bytes, RunSize, explain_plan, proc_status_kib};
-use shap_explain::{
-    Algorithm, Compat, ExplainerConfig, Explanation, ExplanationSummary, Method, OutputSelection,
-    Settings,
-};
+use shap_explain::{Algorithm, Compat, ExplainerConfig, Method, OutputSelection, Settings};
 use shap_mask::MaskerSpec;
 
 use crate::chunks::{self, Job};
@@ -55,22 +52,7 @@ pub struct ExplainRun {
     pub keep: bool,
 }
 
-/// What a run did.
-pub enum Outcome {
-    /// The `.npz` already held this run's whole explanation: nothing was computed.
-    AlreadyComplete(PathBuf),
-    /// The run's summary, with the whole explanation when it was joined in memory.
-    Done {
-        /// Per image and for the run.
-        summary: Box<ExplanationSummary>,
-        /// The whole explanation, when it was joined in memory.
-        explanation: Option<Box<Explanation>>,
-        /// Wall-clock seconds of the chunks.
-        seconds: f64,
-        /// The tutorial CNN's incremental evaluation: its work as a share of full evaluations.
-        work_fraction: Option<f64>,
-    },
-}
+pub use crate::chunks::Outcome;
 
 /// A finished run and what ran it.
 pub struct Report {

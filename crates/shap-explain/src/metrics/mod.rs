@@ -8,7 +8,8 @@ mod road;
 pub mod stats;
 
 pub use mufidelity::{
-    MuFidelity, MuFidelityImage, MuFidelityReport, MuFidelityScore, MuFidelityScorer, Samples,
+    MAX_SAMPLES, MuFidelity, MuFidelityImage, MuFidelityReport, MuFidelityScore, MuFidelityScorer,
+    Samples,
 };
 pub use road::{Road, RoadCurves, RoadImage, RoadReport, RoadScore, RoadScorer};
 
