@@ -11,11 +11,10 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use shap_explain::{
     BatchModel, ConstantMasker, ExplainerConfig, Explanation, FnModel, ImageMasker, ImageShape,
-    InputLayout, Method, ModelError, OutputSelection, PartitionBudget, PartitionSettings,
-    PermutationBudget, PermutationSettings,
+    InputLayout, Method, ModelError, OutputSelection, PermutationBudget, PermutationSettings,
 };
 use shap_mask::{MaskMode, Masker};
-use shap_model::{CandleClassifier, Cnn, Dataset, Head, ModelFn, Preset, TrainConfig};
+use shap_model::{CandleClassifier, Cnn, Dataset, Head, ModelFn, Preset, TrainConfig, Trainer};
 
 const TUTORIAL: ImageShape = ImageShape::new(28, 28, 1);
 
