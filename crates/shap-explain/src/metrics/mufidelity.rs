@@ -15,6 +15,9 @@ use crate::{BatchModel, ConfigError, Explanation, ImageShape, Progress, Result, 
 /// Most samples per image: each is one model row.
 pub const MAX_SAMPLES: usize = 100_000;
 
+/// Samples built and evaluated together (their images are held at once).
+const ROWS_PER_BLOCK: usize = 64;
+
 /// MuFidelity's settings (defaults: Xplique's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MuFidelity {
@@ -280,30 +283,42 @@ impl MuFidelityScorer {
         subsets: &[Vec<usize>],
         position: usize,
     ) -> Result<Vec<f32>> {
-        let (m, c, n) = (shape.features(), shape.channels, subsets.len() + 1);
+        let (m, c) = (shape.features(), shape.channels);
         let cell = self.cells(shape);
-        let mut images = Vec::with_capacity(n * m);
-        let mut keeps = vec![true; n * m];
-        images.extend_from_slice(image);
-        for (t, subset) in subsets.iter().enumerate() {
-            let inside = self.membership(subset);
-            images.extend_from_slice(image);
-            let removed = &mut images[(t + 1) * m..];
-            let keep = &mut keeps[(t + 1) * m..(t + 2) * m];
-            for (p, &cp) in cell.iter().enumerate() {
-                if inside[cp] {
-                    removed[p * c..(p + 1) * c].fill(self.0.baseline);
-                    keep[p * c..(p + 1) * c].fill(false);
+        let keep_all = vec![true; m];
+        let unchanged = Changed {
+            original: image,
+            keeps: &keep_all,
+            images: image,
+            n: 1,
+        };
+        let mut out = eval_images(model, unchanged, shape, position)?;
+        // Built and evaluated a block of samples at a time, so that memory does not grow
+        // with the samples (outputs do not depend on how rows are grouped).
+        for block in subsets.chunks(ROWS_PER_BLOCK) {
+            let mut images = Vec::with_capacity(block.len() * m);
+            let mut keeps = vec![true; block.len() * m];
+            for (t, subset) in block.iter().enumerate() {
+                let inside = self.membership(subset);
+                images.extend_from_slice(image);
+                let removed = &mut images[t * m..];
+                let keep = &mut keeps[t * m..(t + 1) * m];
+                for (p, &cp) in cell.iter().enumerate() {
+                    if inside[cp] {
+                        removed[p * c..(p + 1) * c].fill(self.0.baseline);
+                        keep[p * c..(p + 1) * c].fill(false);
+                    }
                 }
             }
+            let changed = Changed {
+                original: image,
+                keeps: &keeps,
+                images: &images,
+                n: block.len(),
+            };
+            out.extend(eval_images(model, changed, shape, position)?);
         }
-        let changed = Changed {
-            original: image,
-            keeps: &keeps,
-            images: &images,
-            n,
-        };
-        eval_images(model, changed, shape, position)
+        Ok(out)
     }
 
     /// Which cells `subset` holds (cell indices outside the grid are ignored).
