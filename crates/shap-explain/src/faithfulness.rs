@@ -111,17 +111,21 @@ pub struct ClassScore {
     pub curves: Curves,
 }
 
-/// One image's scores.
+/// One image's scores by any measure (`S`: the scores of one class): the same shape for the
+/// faithfulness curves, MuFidelity and ROAD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageScore {
+pub struct ImageScores<S> {
     /// Index in its dataset, when recorded.
     pub index: Option<usize>,
     /// Where it came from (`test[12]`, a file name; empty when unknown).
     pub source: String,
     /// One entry per scored class ([`Target`]), in the explanation's order; empty when the
     /// image's predicted class was not explained.
-    pub classes: Vec<ClassScore>,
+    pub classes: Vec<S>,
 }
+
+/// One image's faithfulness scores.
+pub type ImageScore = ImageScores<ClassScore>;
 
 /// The faithfulness of an explanation: what `shap-cli faithfulness --json` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

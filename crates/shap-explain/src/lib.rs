@@ -110,7 +110,7 @@ pub use explanation::{
 };
 pub use faithfulness::{
     Aucs, ClassScore, Curves, Faithfulness, FaithfulnessReport, FaithfulnessScorer, ImageScore,
-    MAX_RANDOM_ORDERS, Target, auc, features_at, order_by,
+    ImageScores, MAX_RANDOM_ORDERS, Target, auc, features_at, order_by,
 };
 pub use input::{InputLayout, Normalize};
 pub use join::{join_npz, npz_settings};

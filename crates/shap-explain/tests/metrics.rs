@@ -307,62 +307,28 @@ fn road_noise_is_seeded_and_has_the_asked_spread() {
 
 #[test]
 fn settings_that_cannot_score_are_refused() {
-    assert!(
-        MuFidelity {
-            grid: 1,
-            ..MuFidelity::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
+    let mu = MuFidelity::default();
+    for bad in [
+        MuFidelity { grid: 1, ..mu },
         MuFidelity {
             fraction: 1.0,
-            ..MuFidelity::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
-        MuFidelity {
-            samples: 1,
-            ..MuFidelity::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
+            ..mu
+        },
+        MuFidelity { samples: 1, ..mu },
         MuFidelity {
             baseline: f32::NAN,
-            ..MuFidelity::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
-        Road {
-            percentages: vec![],
+            ..mu
+        },
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+    }
+    for percentages in [vec![], vec![20, 10], vec![100]] {
+        let bad = Road {
+            percentages,
             ..Road::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
-        Road {
-            percentages: vec![20, 10],
-            ..Road::default()
-        }
-        .check()
-        .is_err()
-    );
-    assert!(
-        Road {
-            percentages: vec![100],
-            ..Road::default()
-        }
-        .check()
-        .is_err()
-    );
+        };
+        assert!(bad.clone().check().is_err(), "{bad:?}");
+    }
     assert!(
         Road {
             noise: -1.0,

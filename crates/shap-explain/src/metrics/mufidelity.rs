@@ -103,16 +103,8 @@ pub struct MuFidelityScore {
     pub spearman: f64,
 }
 
-/// One image's scores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MuFidelityImage {
-    /// Index in its dataset, when recorded.
-    pub index: Option<usize>,
-    /// Where it came from.
-    pub source: String,
-    /// One entry per scored class; empty when the image's predicted class was not explained.
-    pub classes: Vec<MuFidelityScore>,
-}
+/// One image's MuFidelity scores.
+pub type MuFidelityImage = crate::ImageScores<MuFidelityScore>;
 
 /// MuFidelity of an explanation: what `shap-cli metrics --json` writes under `mufidelity`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

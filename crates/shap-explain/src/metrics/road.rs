@@ -82,16 +82,8 @@ pub struct RoadScore {
     pub gap: f64,
 }
 
-/// One image's scores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoadImage {
-    /// Index in its dataset, when recorded.
-    pub index: Option<usize>,
-    /// Where it came from.
-    pub source: String,
-    /// One entry per scored class; empty when the image's predicted class was not explained.
-    pub classes: Vec<RoadScore>,
-}
+/// One image's ROAD scores.
+pub type RoadImage = crate::ImageScores<RoadScore>;
 
 /// ROAD of an explanation: what `shap-cli metrics --json` writes under `road`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
