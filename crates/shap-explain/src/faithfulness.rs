@@ -500,37 +500,18 @@ impl<M: BatchModel + ?Sized, P: MaskedImages> Run<'_, M, P> {
     /// Mask and evaluate `rows` masks, in calls of the model's `batch_rows` (all at once when
     /// it has none); non-finite outputs are errors.
     fn eval(&self, keeps: &[bool], rows: usize) -> Result<Vec<f32>> {
-        let (m, k) = (self.e.shape.features(), self.model.num_outputs());
+        let m = self.e.shape.features();
         let mut images = vec![0.0f32; rows * m];
         self.prepared
             .fill_batch(keeps, &mut images)
             .map_err(|err| at_image(err, self.image))?;
-        let mut out = vec![0.0f32; rows * k];
-        let chunk = self.model.batch_rows().unwrap_or(rows).max(1);
-        for start in (0..rows).step_by(chunk) {
-            let n = chunk.min(rows - start);
-            let batch = MaskedBatch {
-                original: self.original,
-                keeps: &keeps[start * m..(start + n) * m],
-                images: &images[start * m..(start + n) * m],
-                n,
-                shape: self.e.shape,
-            };
-            self.model
-                .eval_masked(batch, &mut out[start * k..(start + n) * k])
-                .map_err(|source| ExplainError::Model {
-                    image: self.image,
-                    source,
-                })?;
-        }
-        if let Some(j) = out.iter().position(|v| !v.is_finite()) {
-            return Err(ExplainError::NonFinite {
-                image: self.image,
-                output: j % k,
-                value: out[j],
-            });
-        }
-        Ok(out)
+        let changed = Changed {
+            original: self.original,
+            keeps,
+            images: &images,
+            n: rows,
+        };
+        eval_images(self.model, changed, self.e.shape, self.image)
     }
 
     /// The model's output with nothing hidden must be the `f(x)` the explanation recorded,
@@ -608,6 +589,54 @@ pub(crate) fn check_recorded_fx(e: &Explanation, i: usize, out: &[f32]) -> Resul
         }
     }
     Ok(())
+}
+
+/// Versions of one image with some features changed: the changed images and, per image, which
+/// features are as in the original (`true`), for a model that evaluates incrementally.
+pub(crate) struct Changed<'a> {
+    /// The unchanged image.
+    pub original: &'a [f32],
+    /// `n` masks back to back, one bool per feature.
+    pub keeps: &'a [bool],
+    /// The `n` changed images.
+    pub images: &'a [f32],
+    /// Number of images.
+    pub n: usize,
+}
+
+/// The model's outputs on changed versions of explanation image `image` (each `shape`), in
+/// calls of its `batch_rows` through its masked path; a failure or a non-finite output is an
+/// error naming the image.
+pub(crate) fn eval_images<M: BatchModel + ?Sized>(
+    model: &M,
+    c: Changed<'_>,
+    shape: crate::ImageShape,
+    image: usize,
+) -> Result<Vec<f32>> {
+    let (m, k, n) = (shape.features(), model.num_outputs(), c.n);
+    let mut out = vec![0.0f32; n * k];
+    let chunk = model.batch_rows().unwrap_or(n).max(1);
+    for start in (0..n).step_by(chunk) {
+        let rows = chunk.min(n - start);
+        let batch = MaskedBatch {
+            original: c.original,
+            keeps: &c.keeps[start * m..(start + rows) * m],
+            images: &c.images[start * m..(start + rows) * m],
+            n: rows,
+            shape,
+        };
+        model
+            .eval_masked(batch, &mut out[start * k..(start + rows) * k])
+            .map_err(|source| ExplainError::Model { image, source })?;
+    }
+    if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+        return Err(ExplainError::NonFinite {
+            image,
+            output: j % k,
+            value: out[j],
+        });
+    }
+    Ok(out)
 }
 
 /// Per-pixel scores: the channels' values summed.

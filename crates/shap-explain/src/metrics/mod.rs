@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub(crate) use crate::faithfulness::{Changed, eval_images};
 use crate::faithfulness::{check_recorded_fx, pixel_scores, scored_outputs};
-use crate::{BatchModel, ExplainError, Explanation, ImageShape, Result, Target};
+use crate::{BatchModel, ExplainError, Explanation, Result, Target};
 
 /// The metrics of an explanation: what `shap-cli metrics --json` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,54 +109,6 @@ pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
-}
-
-/// Versions of one image with some features changed: the changed images and, per image, which
-/// features are as in the original (`true`), for a model that evaluates incrementally.
-pub(crate) struct Changed<'a> {
-    /// The unchanged image.
-    pub original: &'a [f32],
-    /// `n` masks back to back, one bool per feature.
-    pub keeps: &'a [bool],
-    /// The `n` changed images.
-    pub images: &'a [f32],
-    /// Number of images.
-    pub n: usize,
-}
-
-/// The model's outputs on changed versions of explanation image `image` (each `shape`), in
-/// calls of its `batch_rows` through its masked path; a failure or a non-finite output is an
-/// error naming the image.
-pub(crate) fn eval_images<M: BatchModel + ?Sized>(
-    model: &M,
-    c: Changed<'_>,
-    shape: ImageShape,
-    image: usize,
-) -> Result<Vec<f32>> {
-    let (m, k, n) = (shape.features(), model.num_outputs(), c.n);
-    let mut out = vec![0.0f32; n * k];
-    let chunk = model.batch_rows().unwrap_or(n).max(1);
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let batch = crate::MaskedBatch {
-            original: c.original,
-            keeps: &c.keeps[start * m..(start + rows) * m],
-            images: &c.images[start * m..(start + rows) * m],
-            n: rows,
-            shape,
-        };
-        model
-            .eval_masked(batch, &mut out[start * k..(start + rows) * k])
-            .map_err(|source| ExplainError::Model { image, source })?;
-    }
-    if let Some(j) = out.iter().position(|v| !v.is_finite()) {
-        return Err(ExplainError::NonFinite {
-            image,
-            output: j % k,
-            value: out[j],
-        });
-    }
-    Ok(out)
 }
 
 /// The model's outputs on the unmodified image `i`, checked against the `f(x)` the explanation
