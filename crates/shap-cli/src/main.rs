@@ -56,6 +56,9 @@ enum Command {
     Faithfulness(Box<cmd::faithfulness::Args>),
     /// Score a saved explanation with MuFidelity and ROAD (docs/metrics.md).
     Metrics(Box<cmd::metrics::Args>),
+    /// Randomise the model's layers from the output down and see whether the explanation
+    /// changes (docs/metrics.md).
+    Sanity(Box<cmd::sanity::Args>),
     /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
     Completions(Completions),
 }
@@ -98,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Explain(a) => a.net.threads,
         Command::Faithfulness(a) => a.scored.net.threads,
         Command::Metrics(a) => a.scored.net.threads,
+        Command::Sanity(a) => a.scored.net.threads,
         _ => None,
     };
     if let Err(e) = shap_run::threads::start_global_pool(threads.map(usize::from)) {
@@ -116,6 +120,7 @@ fn main() -> std::process::ExitCode {
         Command::Summary(a) => cmd::summary::run(a, quiet),
         Command::Faithfulness(a) => cmd::faithfulness::run(*a, quiet),
         Command::Metrics(a) => cmd::metrics::run(*a, quiet),
+        Command::Sanity(a) => cmd::sanity::run(*a, quiet),
         Command::Completions(c) => completions(&c),
     };
     match result {

@@ -58,8 +58,8 @@ pub use classifier::{CandleClassifier, ClassifierBuilder, DEFAULT_MAX_ROWS};
 pub use eval::{ClassReport, Evaluation, evaluate, pick_examples};
 pub use incremental::{IncrementalCnn, IncrementalStats};
 pub use model::{
-    CLASSES, Cnn, CpuGrads, DeviceSpec, FORWARD_FLOPS, Head, PARAMETERS, TENSORS, TRAIN_FLOPS,
-    device,
+    CLASSES, Cnn, CpuGrads, DeviceSpec, FORWARD_FLOPS, Head, LAYERS, PARAMETERS, TENSORS,
+    TRAIN_FLOPS, device,
 };
 pub use train::{Dataset, EpochStats, History, Preset, TrainConfig, TrainEvent, Trainer};
 

@@ -18,6 +18,10 @@ pub use crate::geometry::{
     WIDTH,
 };
 
+/// The layers, from the output down: the order in which the sanity check randomises them
+/// ([`Cnn::randomised`]).
+pub const LAYERS: [&str; 3] = ["fc", "conv2", "conv1"];
+
 /// Checkpoint tensor names with their shapes, in candle-nn layouts.
 pub const TENSORS: [(&str, &[usize]); 6] = [
     ("conv1.weight", &[CONV1_OUT, 1, 3, 3]),
@@ -393,6 +397,36 @@ impl Cnn {
             tensors.insert((*name).to_string(), Tensor::from_vec(data, *shape, device)?);
         }
         Self::new(VarBuilder::from_tensors(tensors, DType::F32, device), head)
+    }
+
+    /// This network with its last `top` layers of [`LAYERS`] re-initialised, for the
+    /// model-randomisation sanity check (docs/metrics.md): those layers take the weights a new
+    /// network seeded with `seed` starts from ([`Cnn::seeded`]), the others keep theirs, and
+    /// the network is built again through a `VarBuilder` over the mixed tensors. The same
+    /// seed gives the same random layers at every step of the cascade.
+    pub fn randomised(&self, top: usize, seed: u64) -> Result<Self, Error> {
+        if top > LAYERS.len() {
+            return Err(Error::Config(format!(
+                "the network has {} layers to randomise, not {top}",
+                LAYERS.len()
+            )));
+        }
+        let fresh = Self::seeded(seed, self.head, &self.device)?;
+        let mut tensors = std::collections::HashMap::new();
+        for ((name, mine), (_, new)) in self.named_tensors().into_iter().zip(fresh.named_tensors())
+        {
+            let layer = name.split('.').next().unwrap_or(name);
+            let t = if LAYERS[..top].contains(&layer) {
+                new
+            } else {
+                mine
+            };
+            tensors.insert(name.to_string(), t.copy()?);
+        }
+        Self::new(
+            VarBuilder::from_tensors(tensors, DType::F32, &self.device),
+            self.head,
+        )
     }
 
     /// The output head.

@@ -439,3 +439,23 @@ fn hand_written_gradients_match_candle_autograd() {
     assert_eq!(hand_grads(&other.grads), hand_flat);
     assert!(cnn.cpu_loss_and_grads(&x, &[10; 19]).is_err());
 }
+
+/// The sanity check's cascade: each step re-initialises one more layer from the output down,
+/// with the values a new network of the same seed starts from.
+#[test]
+fn randomised_layers_come_from_a_seeded_network_one_more_at_each_step() {
+    let trained = Cnn::seeded(1, Head::Logits, &Device::Cpu).expect("network");
+    let fresh = host(&Cnn::seeded(9, Head::Logits, &Device::Cpu).expect("network"));
+    let original = host(&trained);
+    assert_eq!(shap_model::LAYERS, ["fc", "conv2", "conv1"]);
+    for top in 0..=3 {
+        let r = host(&trained.randomised(top, 9).expect("randomised"));
+        // TENSORS order: conv1 w/b, conv2 w/b, fc w/b; layer l of LAYERS is tensors 4-2l.
+        for (t, values) in r.iter().enumerate() {
+            let random = (2 - t / 2) < top;
+            let want = if random { &fresh[t] } else { &original[t] };
+            assert_eq!(values, want, "top {top}, tensor {}", TENSORS[t].0);
+        }
+    }
+    assert!(matches!(trained.randomised(4, 9), Err(Error::Config(_))));
+}

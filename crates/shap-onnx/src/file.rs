@@ -24,14 +24,14 @@ pub(crate) struct Geometry {
 
 /// A read and checked ONNX model file; see the module docs.
 pub struct OnnxFile {
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The bytes, kept only for a model given as bytes ([`OnnxFile::from_bytes`]); a model
     /// opened from its file drops them once decoded, so a large model is held once or twice,
     /// never three times, and engines read the file themselves.
     bytes: Option<Vec<u8>>,
     /// The model file's size in bytes.
     size: u64,
-    proto: ModelProto,
+    pub(crate) proto: ModelProto,
     external_bytes: u64,
     external_files: Vec<PathBuf>,
 }

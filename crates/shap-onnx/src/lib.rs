@@ -37,6 +37,7 @@ mod external;
 mod file;
 mod ort_engine;
 mod prep;
+mod randomise;
 pub mod runtime;
 mod tract_engine;
 mod tutorial;
@@ -150,6 +151,16 @@ pub enum OnnxError {
         path: PathBuf,
         /// What differed.
         detail: String,
+    },
+    /// Layers to randomise that the model does not have (the sanity check).
+    #[error("{}: the model has {layers} layers to randomise, not {asked}", path.display())]
+    Layers {
+        /// The model file.
+        path: PathBuf,
+        /// How many it has.
+        layers: usize,
+        /// How many were asked for.
+        asked: usize,
     },
     /// The onnxruntime library cannot be found or used.
     #[error("onnxruntime library{}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]

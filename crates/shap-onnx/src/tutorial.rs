@@ -302,7 +302,7 @@ fn float_attr(n: &NodeProto, name: &str) -> f32 {
 }
 
 /// A float32 initializer of exactly `shape`, from `float_data` or little-endian `raw_data`.
-fn floats(t: &TensorProto, shape: &[usize]) -> Option<Vec<f32>> {
+pub(crate) fn floats(t: &TensorProto, shape: &[usize]) -> Option<Vec<f32>> {
     const FLOAT: i32 = 1;
     let dims: Vec<usize> = t
         .dims

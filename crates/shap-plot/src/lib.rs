@@ -74,6 +74,7 @@ mod geometry;
 mod glyph;
 mod image_plot;
 mod render;
+mod sanity;
 mod summary;
 
 pub use colormap::{
@@ -90,6 +91,7 @@ pub use image_plot::{
     recorded_titles, render_image_plot_rgb, resolve_vmax,
 };
 pub use render::{OutputFormat, RgbFigure};
+pub use sanity::{sanity_curves_plot, sanity_plot};
 pub use summary::{class_summary_plot, faithfulness_plot};
 
 use std::path::PathBuf;

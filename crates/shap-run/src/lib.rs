@@ -12,7 +12,8 @@
 //! - [`merge()`]: the parts of a sharded run joined into the explanation one run would make.
 //! - [`mask::mask`]: one image through a masker, to see what it does.
 //! - [`faithfulness()`] and [`metrics()`]: a saved explanation scored with the model it was
-//!   made with (deletion and insertion curves; MuFidelity and ROAD).
+//!   made with (deletion and insertion curves; MuFidelity and ROAD), and [`sanity()`]: the
+//!   model-randomisation check.
 //! - [`train()`] and [`evaluate()`]: the tutorial CNN trained on Fashion-MNIST and scored on its
 //!   test set, with the records they write (`shap_records`) ([`tutorial`]).
 //!
@@ -54,6 +55,7 @@ pub mod mask;
 pub mod merge;
 pub mod metrics;
 pub mod model;
+pub mod sanity;
 pub mod selection;
 pub mod settings;
 pub mod slicing;
@@ -69,6 +71,7 @@ pub use faithfulness::{FaithfulnessRun, faithfulness};
 pub use merge::{Merged, merge};
 pub use metrics::{MetricsRun, metrics};
 pub use model::{Engine, Eval, Network, Options, class_names, memory_budget};
+pub use sanity::{SanityOutcome, SanityRun, sanity};
 pub use selection::Selection;
 pub use selection::{Images, TestImages};
 pub use settings::{Placement, RunSettings};

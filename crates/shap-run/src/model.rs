@@ -227,8 +227,17 @@ fn load_tutorial(path: &Path, o: &Options) -> Result<Network> {
              checkpoint takes [0, 1] images and has its own head (see --head)"
         );
     }
+    incremental_eval(o)?;
+    let device = o.device.open()?;
+    let ckpt = shap_model::load(path, &device)?;
+    let head = o.head.unwrap_or(ckpt.meta.head);
+    Network::from_cnn(&ckpt.cnn, head, o)
+}
+
+/// Whether the tutorial CNN runs incrementally, as `o` asks and its device allows.
+fn incremental_eval(o: &Options) -> Result<bool> {
     let on_cpu = o.device.is_cpu();
-    let incremental_eval = match o.eval {
+    Ok(match o.eval {
         Eval::Incremental if !on_cpu => refuse!(
             "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
             o.device
@@ -236,14 +245,27 @@ fn load_tutorial(path: &Path, o: &Options) -> Result<Network> {
         Eval::Incremental => true,
         Eval::Full => false,
         Eval::Auto => on_cpu,
-    };
-    let device = o.device.open()?;
-    let ckpt = shap_model::load(path, &device)?;
-    tutorial(
-        &ckpt.cnn,
-        o.head.unwrap_or(ckpt.meta.head),
-        incremental_eval,
-    )
+    })
+}
+
+impl Network {
+    /// The tutorial CNN `cnn` explaining `head`, evaluated as `o` asks (`--eval`).
+    pub fn from_cnn(cnn: &Cnn, head: Head, o: &Options) -> Result<Self> {
+        tutorial(cnn, head, incremental_eval(o)?)
+    }
+
+    /// An ONNX model already read, on the engine `o` asks for (the tutorial CNN's graph on
+    /// shap-model's kernels with `--onnx-engine auto`).
+    pub fn from_onnx(file: OnnxFile, o: &Options, report: &dyn Reporter) -> Result<Self> {
+        let device = onnx_device(o)?;
+        check_model_input(&file, o)?;
+        if device == OrtDevice::Cpu
+            && let Some(net) = native_onnx(&file, o, report)?
+        {
+            return Ok(net);
+        }
+        general_onnx(file, o, device, report)
+    }
 }
 
 /// The tutorial CNN explaining `head`, incrementally or in full.
@@ -309,15 +331,20 @@ fn load_onnx(path: &Path, o: &Options, report: &dyn Reporter) -> Result<Network>
             "--head is for tutorial checkpoints; an ONNX model's outputs are explained as it returns them (add --softmax for probabilities)"
         );
     }
-    let device = onnx_device(o)?;
+    onnx_device(o)?;
     check_model_file(path, o)?;
     let file = OnnxFile::open(path)?;
-    check_model_input(&file, o)?;
-    if device == OrtDevice::Cpu
-        && let Some(net) = native_onnx(&file, o, report)?
-    {
-        return Ok(net);
-    }
+    Network::from_onnx(file, o, report)
+}
+
+/// An ONNX model on onnxruntime or tract.
+fn general_onnx(
+    file: OnnxFile,
+    o: &Options,
+    device: OrtDevice,
+    report: &dyn Reporter,
+) -> Result<Network> {
+    let path = file.path().to_path_buf();
     if o.eval == Eval::Incremental {
         refuse!(
             "--eval incremental is the tutorial CNN's own path; this ONNX model runs on a general engine"

@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(args: Args, quiet: bool) -> Result<()> {
     let plot = args.plot.as_deref();
     args.scored
-        .check_outputs(plot.map(|p| (p, OutputSpec::file("--plot", common::FIGURE))))?;
+        .check_outputs(&[(plot, OutputSpec::file("--plot", common::FIGURE))])?;
     let run = FaithfulnessRun {
         model: args.scored.model.clone(),
         npz: args.scored.npz.clone(),

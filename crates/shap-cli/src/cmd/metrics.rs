@@ -62,7 +62,7 @@ pub enum Which {
 
 /// Run `shap-cli metrics`.
 pub fn run(args: Args, quiet: bool) -> Result<()> {
-    args.scored.check_outputs(None)?;
+    args.scored.check_outputs(&[])?;
     let (mu, road) = (args.metric != Which::Road, args.metric != Which::Mufidelity);
     let run = MetricsRun {
         model: args.scored.model.clone(),

@@ -17,6 +17,7 @@ pub mod merge;
 pub mod metrics;
 pub mod model_flags;
 pub mod plot;
+pub mod sanity;
 pub mod summary;
 pub mod terminal;
 pub mod train;

@@ -35,12 +35,13 @@ pub struct ScoredFlags {
 }
 
 impl ScoredFlags {
-    /// Check `--json` and one more output, apart from each other and from the inputs.
-    pub fn check_outputs(&self, other: Option<(&Path, OutputSpec<'_>)>) -> anyhow::Result<()> {
-        let json = (self.json.as_deref(), OutputSpec::text("--json"));
-        let other = other.map_or((None, json.1), |(p, spec)| (Some(p), spec));
+    /// Check `--json` and the command's other outputs, apart from each other and from the
+    /// inputs.
+    pub fn check_outputs(&self, others: &[(Option<&Path>, OutputSpec<'_>)]) -> anyhow::Result<()> {
+        let mut outputs = vec![(self.json.as_deref(), OutputSpec::text("--json"))];
+        outputs.extend_from_slice(others);
         let inputs = [("--model", self.model.as_path()), ("--npz", &self.npz)];
-        Ok(shap_io::check_outputs(&[json, other], &inputs)?)
+        Ok(shap_io::check_outputs(&outputs, &inputs)?)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Metrics that say how far to trust an explanation, beside the deletion and insertion curves:
-//! MuFidelity and ROAD (docs/metrics.md). Both take a saved [`Explanation`] and the model it
+//! MuFidelity and ROAD (docs/metrics.md), and the model-randomisation sanity check
+//! ([`sanity`]). Both take a saved [`Explanation`] and the model it
 //! was made with, score the classes [`Target`] chooses, and run images in parallel with
 //! results that do not depend on the thread count.
 
 mod mufidelity;
 mod road;
+pub mod sanity;
 pub mod stats;
 
 pub use mufidelity::{
