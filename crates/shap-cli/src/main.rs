@@ -59,6 +59,9 @@ enum Command {
     /// Randomise the model's layers from the output down and see whether the explanation
     /// changes (docs/metrics.md).
     Sanity(Box<cmd::sanity::Args>),
+    /// Score several explanations of the same images, and an occlusion and a random
+    /// baseline, side by side (docs/metrics.md).
+    Compare(Box<cmd::compare::Args>),
     /// Print a shell completion script: `shap-cli completions bash > /etc/bash_completion.d/shap-cli`.
     Completions(Completions),
 }
@@ -102,6 +105,7 @@ fn main() -> std::process::ExitCode {
         Command::Faithfulness(a) => a.scored.net.threads,
         Command::Metrics(a) => a.scored.net.threads,
         Command::Sanity(a) => a.scored.net.threads,
+        Command::Compare(a) => a.net.threads,
         _ => None,
     };
     if let Err(e) = shap_run::threads::start_global_pool(threads.map(usize::from)) {
@@ -121,6 +125,7 @@ fn main() -> std::process::ExitCode {
         Command::Faithfulness(a) => cmd::faithfulness::run(*a, quiet),
         Command::Metrics(a) => cmd::metrics::run(*a, quiet),
         Command::Sanity(a) => cmd::sanity::run(*a, quiet),
+        Command::Compare(a) => cmd::compare::run(*a, quiet),
         Command::Completions(c) => completions(&c),
     };
     match result {

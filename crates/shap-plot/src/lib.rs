@@ -68,6 +68,7 @@
 //! ```
 
 mod colormap;
+mod compare;
 mod confusion;
 mod curves;
 mod geometry;
@@ -81,6 +82,7 @@ pub use colormap::{
     LUT_SIZE, Tick, blues, colorbar_ticks, lut_index, numpy_percentile, red_transparent_blue,
     red_transparent_blue_lut, red_transparent_blue_rgba,
 };
+pub use compare::compare_plot;
 pub use confusion::{ConfusionInfo, confusion_matrix_plot, render_confusion_matrix_rgb};
 pub use curves::{EpochPoint, render_training_curves_rgb, training_curves_plot};
 pub use geometry::{

@@ -36,7 +36,7 @@ pub fn faithfulness(run: &FaithfulnessRun, reporter: &dyn Reporter) -> Result<Fa
         )
     })?;
     let (e, recorded) = read(&run.npz)?;
-    let (masker, spec) = masker(run, recorded.as_ref())?;
+    let (masker, spec) = masker(&run.npz, run.masker, recorded.as_ref())?;
     let net = load(
         &run.model,
         &run.npz,
@@ -65,15 +65,19 @@ pub fn faithfulness(run: &FaithfulnessRun, reporter: &dyn Reporter) -> Result<Fa
     Ok(report)
 }
 
-/// The masker the explanation was made with (its recorded spec and compatibility mode), or the
-/// one asked for in the recorded mode.
-fn masker(run: &FaithfulnessRun, recorded: Option<&RunSettings>) -> Result<(Masker, MaskerSpec)> {
-    let spec = match (run.masker, recorded) {
+/// The masker the explanation `npz` was made with (its recorded spec and compatibility mode),
+/// or the one `asked` for in the recorded mode.
+pub(crate) fn masker(
+    npz: &Path,
+    asked: Option<MaskerSpec>,
+    recorded: Option<&RunSettings>,
+) -> Result<(Masker, MaskerSpec)> {
+    let spec = match (asked, recorded) {
         (Some(m), _) => m,
         (None, Some(r)) => r.masker,
         (None, None) => refuse!(
             "{} does not record the masker it was made with: give --masker",
-            run.npz.display()
+            npz.display()
         ),
     };
     // The one mapping from a run's compatibility mode to its masker's (`Compat::mask_mode`).

@@ -13,7 +13,8 @@
 //! - [`mask::mask`]: one image through a masker, to see what it does.
 //! - [`faithfulness()`] and [`metrics()`]: a saved explanation scored with the model it was
 //!   made with (deletion and insertion curves; MuFidelity and ROAD), and [`sanity()`]: the
-//!   model-randomisation check.
+//!   model-randomisation check, and [`compare()`]: several explanations and two baselines
+//!   scored side by side.
 //! - [`train()`] and [`evaluate()`]: the tutorial CNN trained on Fashion-MNIST and scored on its
 //!   test set, with the records they write (`shap_records`) ([`tutorial`]).
 //!
@@ -46,6 +47,7 @@
 //! # Ok::<(), shap_run::Error>(())
 //! ```
 
+pub mod compare;
 pub mod digest;
 mod error;
 pub mod explain;
@@ -65,6 +67,7 @@ pub mod tutorial;
 
 mod chunks;
 
+pub use compare::{CompareRun, compare};
 pub use error::{Context, Error, Result};
 pub use explain::{ExplainRun, Outcome, Report, explain};
 pub use faithfulness::{FaithfulnessRun, faithfulness};

@@ -8,6 +8,7 @@ macro_rules! note {
 }
 
 pub mod common;
+pub mod compare;
 pub mod data;
 pub mod evaluate;
 pub mod explain;

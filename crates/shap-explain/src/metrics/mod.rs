@@ -4,6 +4,8 @@
 //! was made with, score the classes [`Target`] chooses, and run images in parallel with
 //! results that do not depend on the thread count.
 
+pub mod baselines;
+pub mod compare;
 mod mufidelity;
 mod road;
 pub mod sanity;
