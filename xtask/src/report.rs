@@ -20,6 +20,7 @@ use std::time::Duration;
 pub const KERAS_TUTORIAL_ACCURACY: f64 = 0.9044;
 
 /// One explanation run (`shap-cli explain --json` summary) and how it was asked for.
+#[derive(Clone)]
 pub struct Explained {
     /// File stem of its outputs (`<name>.npz`, `.json`, `.png`).
     pub name: String,
@@ -66,6 +67,24 @@ pub struct Scored {
     pub metrics: shap_explain::metrics::MetricsReport,
 }
 
+/// Step 10's checks of the first image group's explanations.
+pub struct Checks {
+    /// `shap-cli compare --json`, with the occlusion and random baselines.
+    pub comparison: shap_explain::metrics::compare::ComparisonReport,
+    /// `shap-cli sanity --json` of each explanation.
+    pub sanity: Vec<Sane>,
+}
+
+/// One explanation's sanity check.
+pub struct Sane {
+    /// What was explained: algorithm, masker, group.
+    pub label: String,
+    /// Stem of its outputs: `<stem>.json`, `<stem>.png` (maps), `<stem>_curves.png`.
+    pub stem: String,
+    /// The check.
+    pub report: shap_explain::metrics::sanity::SanityReport,
+}
+
 impl Scored {
     /// The four numbers the trust table compares, each oriented so that larger is better:
     /// random minus deletion AUC, insertion minus random AUC, MuFidelity, ROAD gap.
@@ -107,6 +126,8 @@ pub struct Report {
     pub class_summary: Option<shap_explain::ClassSummary>,
     /// The faithfulness of each explanation, in order.
     pub faithfulness: Vec<Scored>,
+    /// The comparison and sanity checks of the first image group.
+    pub checks: Option<Checks>,
     /// The `shap-cli` command line that made each figure, by figure file name.
     pub commands: BTreeMap<String, String>,
     /// Step name, time, note.
@@ -128,6 +149,7 @@ impl Report {
             explanations: Vec::new(),
             class_summary: None,
             faithfulness: Vec::new(),
+            checks: None,
             commands: BTreeMap::new(),
             steps: Vec::new(),
         }
@@ -190,6 +212,7 @@ impl Report {
         self.summary_section(&mut b, dir);
         self.faithfulness_section(&mut b, dir);
         self.trust_section(&mut b);
+        self.checks_sections(&mut b, dir);
         self.steps_section(&mut b);
         b
     }
@@ -576,6 +599,119 @@ impl Report {
         )
     }
 
+    /// Section 10's comparison with the baselines, and the sanity check.
+    fn checks_sections(&self, b: &mut Vec<Block>, dir: &Path) {
+        let Some(c) = &self.checks else {
+            return;
+        };
+        self.comparison_section(b, dir, &c.comparison);
+        self.sanity_section(b, dir, &c.sanity);
+    }
+
+    fn comparison_section(
+        &self,
+        b: &mut Vec<Block>,
+        dir: &Path,
+        c: &shap_explain::metrics::compare::ComparisonReport,
+    ) {
+        use shap_explain::metrics::compare::TrustScores;
+        b.push(Block::H(3, "Against two baselines".into()));
+        b.push(Block::P(
+            "The same four scores for the explanations of the first group and for two explanations any method should beat: plain occlusion (each square of pixels hidden in turn with the first explanation's masker; its drop spread over the square) and random values. An explanation that does not beat random on a measure tells nothing by that measure. Made by `shap-cli compare`.".into(),
+        ));
+        let mut t = Table::new(
+            &[
+                "explanation",
+                "random − deletion",
+                "insertion − random",
+                "MuFidelity",
+                "ROAD gap",
+            ],
+            &[1, 2, 3, 4],
+        );
+        for r in &c.rows {
+            let mut row = vec![r.name.clone()];
+            row.extend(r.scores.as_array().iter().map(|&x| fmt_auc(x)));
+            t.row(row);
+        }
+        b.push(Block::Table(t));
+        let best: Vec<String> = TrustScores::NAMES
+            .iter()
+            .zip(&c.best)
+            .map(|(n, w)| format!("{n}: {w}"))
+            .collect();
+        b.push(Block::P(format!(
+            "**Best with the baselines**, by each measure: {}. {}",
+            best.join("; "),
+            beats_random(c)
+        )));
+        self.figure(
+            b,
+            dir,
+            "comparison.png",
+            "Four scores per explanation, larger is better (baselines grey)",
+        );
+    }
+
+    fn sanity_section(&self, b: &mut Vec<Block>, dir: &Path, sane: &[Sane]) {
+        let Some(first) = sane.first() else {
+            return;
+        };
+        b.push(Block::H(
+            3,
+            "Does the explanation depend on the model? (sanity check)".into(),
+        ));
+        b.push(Block::P(format!(
+            "The model-parameter randomisation test (Adebayo et al. 2018): the network's layers are replaced by freshly initialised ones from the output down ({}), one more at each step, and the same images explained again with the same settings. An explanation that stays the same explains the image, not the model. Similarity to the original: Spearman rank correlation of |values| and of values, and SSIM of |values|; it **passes** when, with every layer random, the rank correlation of values is below {}. Made by `shap-cli sanity`.",
+            first.report.layers.join(", "),
+            first.report.pass_below
+        )));
+        let mut t = Table::new(
+            &[
+                "explanation",
+                "rank of abs, all random",
+                "rank of signed, all random",
+                "SSIM of abs, all random",
+                "verdict",
+            ],
+            &[1, 2, 3],
+        );
+        for s in sane {
+            let m = s.report.steps.last().map(|s| s.mean);
+            let f = |x: Option<f64>| x.map_or("-".into(), fmt_auc);
+            t.row(vec![
+                s.label.clone(),
+                f(m.map(|m| m.spearman_abs)),
+                f(m.map(|m| m.spearman)),
+                f(m.map(|m| m.ssim)),
+                if s.report.passes {
+                    "passes".into()
+                } else {
+                    "fails".into()
+                },
+            ]);
+        }
+        b.push(Block::Table(t));
+        let passed = sane.iter().filter(|s| s.report.passes).count();
+        b.push(Block::P(format!(
+            "**{passed} of {} explanations pass the sanity check.**",
+            sane.len()
+        )));
+        let label = first.label.replace('`', "");
+        self.figure(
+            b,
+            dir,
+            &format!("{}.png", first.stem),
+            &format!("Maps as layers are randomised: {label}"),
+        );
+        self.figure(
+            b,
+            dir,
+            &format!("{}_curves.png", first.stem),
+            &format!("Similarity to the original: {label}"),
+        );
+    }
+
     fn steps_section(&self, b: &mut Vec<Block>) {
         b.push(Block::H(2, "Step times".into()));
         let mut t = Table::new(&["step", "seconds", "note"], &[1]);
@@ -823,6 +959,30 @@ fn fmt_auc(x: f64) -> String {
     fixed(x, 4)
 }
 
+/// On how many measures each explanation beats the random baseline, from the comparison.
+fn beats_random(c: &shap_explain::metrics::compare::ComparisonReport) -> String {
+    let Some(random) = c.rows.iter().find(|r| r.baseline && r.name == "random") else {
+        return String::new();
+    };
+    let r = random.scores.as_array();
+    let parts: Vec<String> = c
+        .rows
+        .iter()
+        .filter(|x| !x.baseline)
+        .map(|x| {
+            let wins = x
+                .scores
+                .as_array()
+                .iter()
+                .zip(r)
+                .filter(|(a, b)| a > &b)
+                .count();
+            format!("{} beats random on {wins} of 4", x.name)
+        })
+        .collect();
+    format!("{}.", parts.join("; "))
+}
+
 /// Sums of SHAP magnitudes: three decimals.
 fn fmt_shap(x: f64) -> String {
     if x.is_finite() {
@@ -948,6 +1108,7 @@ pub(crate) mod tests {
                     "lerf": [1.0, 0.75]}, "morf_mean": 0.375, "lerf_mean": 0.875, "gap": 0.5}
             }))?,
         });
+        r.checks = Some(fake_checks(dir, &png)?);
         r.commands.insert(
             "partition_correct_blur.png".into(),
             "shap-cli explain --masker 'blur(28,28)' --plot partition_correct_blur.png".into(),
@@ -958,6 +1119,40 @@ pub(crate) mod tests {
             "x".into(),
         ));
         r.write(dir)
+    }
+
+    /// A comparison of one explanation with the random baseline, and its sanity check.
+    fn fake_checks(dir: &Path, png: &[u8]) -> Result<Checks> {
+        for f in ["comparison.png", "pcb_sanity.png", "pcb_sanity_curves.png"] {
+            std::fs::write(dir.join(f), png)?;
+        }
+        let row = |name: &str, baseline: bool, v: f64| -> Result<serde_json::Value> {
+            Ok(serde_json::json!({"name": name, "baseline": baseline,
+                "aucs": {"deletion_auc": 0.0, "insertion_auc": v, "random_deletion_auc": v,
+                         "random_insertion_auc": 0.0},
+                "mufidelity_spearman": v, "road_morf": 0.0, "road_lerf": v,
+                "scores": {"deletion_gap": v, "insertion_gap": v, "mufidelity": v, "road_gap": v}}))
+        };
+        let comparison = shap_explain::metrics::compare::ComparisonReport::new(
+            shap_explain::Target::Predicted,
+            vec![
+                serde_json::from_value(row("partition_correct_blur", false, 0.5)?)?,
+                serde_json::from_value(row("random", true, 0.0)?)?,
+            ],
+        );
+        let mean = serde_json::json!({"spearman_abs": 0.25, "spearman": 0.125, "ssim": 0.0625});
+        let report = serde_json::from_value(serde_json::json!({
+            "target": "predicted", "layers": ["fc", "conv2", "conv1"], "seed": 42,
+            "steps": [{"randomised": ["fc"], "images": [], "mean": mean}],
+            "pass_below": 0.5, "passes": true}))?;
+        Ok(Checks {
+            comparison,
+            sanity: vec![Sane {
+                label: "partition `blur(28,28)`, correct".into(),
+                stem: "pcb_sanity".into(),
+                report,
+            }],
+        })
     }
 
     #[test]
@@ -986,6 +1181,15 @@ pub(crate) mod tests {
             "10. Which explanation should you trust?",
             "<td class=\"n\">0.3750</td><td class=\"n\">0.2500</td><td class=\"n\">0.6250</td><td class=\"n\">0.5000</td>",
             "by each measure: deletion: partition <code>blur(28,28)</code>, correct;",
+            "Against two baselines",
+            "<td>random</td><td class=\"n\">0.0000</td>",
+            "partition_correct_blur beats random on 4 of 4.",
+            "<img src=\"comparison.png\"",
+            "from the output down (fc, conv2, conv1)",
+            "<td class=\"n\">0.2500</td><td class=\"n\">0.1250</td><td class=\"n\">0.0625</td><td>passes</td>",
+            "1 of 1 explanations pass the sanity check.",
+            "<img src=\"pcb_sanity.png\"",
+            "<img src=\"pcb_sanity_curves.png\"",
         ] {
             assert!(html.contains(needle), "report.html lacks {needle:?}");
         }

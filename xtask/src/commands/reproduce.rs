@@ -14,10 +14,13 @@
 //! 8. a per-class summary of the first 1,000 test images (blur(28,28), 500 evaluations, top 5);
 //! 9. the faithfulness (deletion and insertion curves against random orders) of every
 //!    explanation of steps 5-7;
-//! 10. the report (`report.md`, `report.html`), which links every figure and shows the
+//! 10. the explanations of the first image group side by side with an occlusion and a random
+//!     baseline (`shap-cli compare`), and the model-randomisation sanity check of each
+//!     (`shap-cli sanity`);
+//! 11. the report (`report.md`, `report.html`), which links every figure and shows the
 //!     `shap-cli` command that made it.
 
-use crate::report::{Explained, Report, Scored};
+use crate::report::{Checks, Explained, Report, Sane, Scored};
 use crate::samples;
 use crate::sh::{self, Steps};
 use anyhow::{Context, Result, bail};
@@ -99,7 +102,7 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!(
         "Building shap-cli (release; first build compiles Candle, ~5-10 minutes on 2 cores)..."
     );
-    let mut steps = Steps::new(10);
+    let mut steps = Steps::new(11);
     let cli = steps.step("building shap-cli", || {
         Ok((sh::build_cli(&[])?, String::new()))
     })?;
@@ -129,6 +132,12 @@ pub fn run(args: Args) -> Result<()> {
     report.faithfulness = steps.step("scoring the explanations' faithfulness", || {
         faithfulness(&cli, &plan, &model, &mut report)
     })?;
+
+    report.checks = Some(
+        steps.step("comparing and sanity-checking the first group", || {
+            checks(&cli, &plan, &model, &mut report)
+        })?,
+    );
 
     let rows_so_far = steps.rows.clone();
     steps.step("writing the report", || {
@@ -409,6 +418,69 @@ fn faithfulness(
     Ok((all, note))
 }
 
+/// Step 10: `shap-cli compare` on the explanations of the first image group (with the
+/// occlusion and random baselines), and `shap-cli sanity` on each of them.
+fn checks(cli: &Path, plan: &Plan, model: &Path, report: &mut Report) -> Result<(Checks, String)> {
+    let Some(group) = report.explanations.first().map(|e| e.group.clone()) else {
+        bail!("no explanation to compare");
+    };
+    let first: Vec<Explained> = report
+        .explanations
+        .iter()
+        .filter(|e| e.group == group)
+        .cloned()
+        .collect();
+    let npz = |e: &Explained| plan.out.join(format!("{}.npz", e.name));
+    let mut c = base(cli, "compare", plan);
+    c.arg("--model").arg(model);
+    first.iter().for_each(|e| {
+        c.arg("--npz").arg(npz(e));
+    });
+    let json = plan.out.join("comparison.json");
+    c.arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(plan.out.join("comparison.png"))
+        .arg("--quiet");
+    report
+        .commands
+        .insert("comparison.png".into(), shown(&c, &plan.out));
+    sh::run(&mut c)?;
+    let comparison = read_json(&json).context("shap-cli's compare JSON")?;
+    let mut sanity = Vec::new();
+    for e in &first {
+        let stem = format!("{}_sanity", e.name);
+        let mut c = base(cli, "sanity", plan);
+        c.arg("--model").arg(model).arg("--npz").arg(npz(e));
+        c.arg("--json").arg(plan.out.join(format!("{stem}.json")));
+        c.arg("--plot").arg(plan.out.join(format!("{stem}.png")));
+        c.arg("--curves")
+            .arg(plan.out.join(format!("{stem}_curves.png")))
+            .arg("--quiet");
+        let command = shown(&c, &plan.out);
+        report
+            .commands
+            .insert(format!("{stem}.png"), command.clone());
+        report
+            .commands
+            .insert(format!("{stem}_curves.png"), command);
+        sh::run(&mut c)?;
+        let r =
+            read_json(&plan.out.join(format!("{stem}.json"))).context("shap-cli's sanity JSON")?;
+        sanity.push(Sane {
+            label: format!("{} `{}`, {}", e.algorithm, e.masker, e.group),
+            stem,
+            report: r,
+        });
+    }
+    let note = format!(
+        "{} explanations and 2 baselines compared, {} sanity checks",
+        first.len(),
+        sanity.len()
+    );
+    Ok((Checks { comparison, sanity }, note))
+}
+
 /// `shap-cli metrics` (MuFidelity and ROAD, defaults) of explanation `name`, and its command.
 fn metrics(
     cli: &Path,
@@ -452,7 +524,10 @@ fn base(cli: &Path, sub: &str, plan: &Plan) -> Command {
     if let Some(d) = &plan.data_dir {
         c.arg("--data-dir").arg(d);
     }
-    if matches!(sub, "explain" | "train" | "faithfulness" | "metrics") {
+    if matches!(
+        sub,
+        "explain" | "train" | "faithfulness" | "metrics" | "compare" | "sanity"
+    ) {
         c.arg("--seed").arg(plan.seed.to_string());
     }
     c

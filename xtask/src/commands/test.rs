@@ -225,7 +225,7 @@ fn parse_result_line(line: &str) -> Option<Tally> {
 }
 
 /// What `reproduce --quick` must write (and, for figures, link from the report).
-const EXPECTED: [&str; 21] = [
+const EXPECTED: [&str; 26] = [
     "report.html",
     "report.md",
     "model.safetensors",
@@ -247,6 +247,11 @@ const EXPECTED: [&str; 21] = [
     "permutation_wrong_blur_faithfulness.json",
     "partition_correct_telea_metrics.json",
     "permutation_wrong_blur_metrics.json",
+    "comparison.json",
+    "comparison.png",
+    "partition_correct_telea_sanity.json",
+    "partition_correct_telea_sanity.png",
+    "partition_correct_telea_sanity_curves.png",
 ];
 
 /// `reproduce --quick` into a fresh directory; one check per expected output (and per figure
