@@ -23,7 +23,7 @@ mod report;
 mod samples;
 mod sh;
 
-use commands::{bench, browser, cuda, reproduce, slurm, test};
+use commands::{bench, browser, cuda, package, reproduce, slurm, test};
 
 /// Project automation: reproduce the tutorial, run the benchmark table, run the CI tests.
 #[derive(Parser)]
@@ -69,6 +69,11 @@ enum Command {
     ///
     /// Example: `cargo xtask gpu-check` (`--timeout 300`).
     GpuCheck(cuda::GpuArgs),
+    /// Package every library crate as crates.io would take it and build each from its
+    /// packaged sources (`cargo package --workspace`, the binaries excluded). CI runs it.
+    ///
+    /// Example: `cargo xtask check-package`.
+    CheckPackage,
     /// Run the shipped Slurm array job on a private one-node cluster (munge, slurmctld,
     /// slurmd in a temporary folder): a failing shard, a resubmission that redoes only it, the
     /// merge, and a bit-for-bit comparison with one local run. Needs root and Debian's
@@ -86,6 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(a) => test::run(a),
         Command::CheckReport { report } => browser::test_step(&report).map(|_| ()),
         Command::CheckCuda => cuda::check(),
+        Command::CheckPackage => package::check(),
         Command::GpuCheck(a) => cuda::gpu_check(a),
         Command::SlurmTest => slurm::run(),
     };

@@ -9,6 +9,7 @@ pub mod bench_onnx;
 pub mod bench_real;
 pub mod browser;
 pub mod cuda;
+pub mod package;
 pub mod reproduce;
 pub mod slurm;
 pub mod test;

@@ -8,7 +8,8 @@
 //! 2. `cargo bench --no-run` (the criterion benches in `benches/` compile, so they cannot rot);
 //! 3. xtask's own unit tests (the bench table's parsing and speed-ups), in its target dir and
 //!    release profile, so they reuse the xtask binary's dependencies, then `cargo xtask
-//!    check-cuda` (the `cuda` feature compiles; `--no-cuda-check` skips it);
+//!    check-cuda` (the `cuda` feature compiles; `--no-cuda-check` skips it) and `cargo xtask
+//!    check-package` (every library crate builds from its crates.io package);
 //! 4. `cargo xtask reproduce --quick` into a fresh directory, then checks that the report and
 //!    every figure and explanation exist, are non-empty and are linked, and opens the report
 //!    in headless Chromium (skipped without it);
@@ -109,6 +110,13 @@ pub fn run(args: Args) -> Result<()> {
             &mut errors,
         );
     }
+    eprintln!("==> cargo xtask check-package (every library crate builds from its package)");
+    count(
+        crate::commands::package::check().map(|()| true),
+        &mut tally,
+        &mut skipped,
+        &mut errors,
+    );
     if !args.no_reproduce {
         record(&mut tally, &mut errors, quick_reproduction());
         let report = sh::target_dir()
