@@ -20,5 +20,8 @@ pub fn check() -> Result<()> {
     }
     c.arg("--target-dir")
         .arg(sh::target_dir().join("package-check"));
+    // No debug info: the check is that it builds (measured cold on 2 cores: 5.8 minutes, not 8).
+    c.env("CARGO_PROFILE_DEV_DEBUG", "0")
+        .env("CARGO_INCREMENTAL", "0");
     sh::run(&mut c)
 }
