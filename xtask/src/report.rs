@@ -548,22 +548,11 @@ impl Report {
         b.push(Block::P(
             "Four scores of each explanation, each oriented so that **larger is better**: how far the deletion AUC falls below random and the insertion AUC rises above it (section 9), MuFidelity (the correlation, over 200 random sets of 16 of 81 grid cells, between the attribution removed and the drop in the output; 1 is perfect) and the ROAD gap (the output with the least relevant pixels removed minus with the most relevant removed, 10% to 90%, removed pixels filled by noisy linear imputation). Definitions: docs/metrics.md. Explanations of the same image group explain the same images and can be compared directly.".into(),
         ));
-        let mut t = Table::new(
-            &[
-                "explanation",
-                "random − deletion",
-                "insertion − random",
-                "MuFidelity",
-                "ROAD gap",
-            ],
-            &[1, 2, 3, 4],
-        );
-        for f in &self.faithfulness {
-            let mut row = vec![f.label.clone()];
-            row.extend(f.trust().iter().map(|&x| fmt_auc(x)));
-            t.row(row);
-        }
-        b.push(Block::Table(t));
+        b.push(trust_table(
+            self.faithfulness
+                .iter()
+                .map(|f| (f.label.clone(), f.trust())),
+        ));
         b.push(Block::P(self.trust_verdict()));
     }
 
@@ -619,22 +608,9 @@ impl Report {
         b.push(Block::P(
             "The same four scores for the explanations of the first group and for two explanations any method should beat: plain occlusion (each square of pixels hidden in turn with the first explanation's masker; its drop spread over the square) and random values. An explanation that does not beat random on a measure tells nothing by that measure. Made by `shap-cli compare`.".into(),
         ));
-        let mut t = Table::new(
-            &[
-                "explanation",
-                "random − deletion",
-                "insertion − random",
-                "MuFidelity",
-                "ROAD gap",
-            ],
-            &[1, 2, 3, 4],
-        );
-        for r in &c.rows {
-            let mut row = vec![r.name.clone()];
-            row.extend(r.scores.as_array().iter().map(|&x| fmt_auc(x)));
-            t.row(row);
-        }
-        b.push(Block::Table(t));
+        b.push(trust_table(
+            c.rows.iter().map(|r| (r.name.clone(), r.scores.as_array())),
+        ));
         let best: Vec<String> = TrustScores::NAMES
             .iter()
             .zip(&c.best)
@@ -957,6 +933,26 @@ fn fmt_prob(x: f64) -> String {
 /// Areas under faithfulness curves: four decimals.
 fn fmt_auc(x: f64) -> String {
     fixed(x, 4)
+}
+
+/// The four larger-is-better scores of each named explanation, one row each.
+fn trust_table(rows: impl Iterator<Item = (String, [f64; 4])>) -> Block {
+    let mut t = Table::new(
+        &[
+            "explanation",
+            "random − deletion",
+            "insertion − random",
+            "MuFidelity",
+            "ROAD gap",
+        ],
+        &[1, 2, 3, 4],
+    );
+    for (name, scores) in rows {
+        let mut row = vec![name];
+        row.extend(scores.iter().map(|&x| fmt_auc(x)));
+        t.row(row);
+    }
+    Block::Table(t)
 }
 
 /// On how many measures each explanation beats the random baseline, from the comparison.
