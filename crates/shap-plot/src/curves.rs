@@ -6,7 +6,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::PlotError;
-use crate::render::{RgbFigure, Scene, bold, draw_err, ensure_fonts, font, render_rgb, save};
+use crate::render::{
+    RgbFigure, Scene, bold, draw_err, draw_legend, ensure_fonts, font, render_rgb, save,
+};
 
 /// Metrics after one training epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,14 +159,7 @@ impl CurvesScene {
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(draw_err)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(12.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(legend)
-            .draw()
-            .map_err(draw_err)?;
+        draw_legend(&mut chart, legend)?;
         Ok(())
     }
 }

@@ -114,6 +114,22 @@ pub(crate) fn draw_err<E: std::error::Error + Send + Sync>(
     PlotError::Draw(e.to_string())
 }
 
+/// Draw a chart's legend the one way every line figure does: 12-point labels on a faint white
+/// box with a grey border, at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .label_font(font(12.0))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .position(position)
+        .draw()
+        .map_err(draw_err)
+}
+
 /// Something that can draw itself on any plotters backend.
 pub(crate) trait Scene {
     /// Figure size in pixels.

@@ -9,7 +9,7 @@ use shap_explain::ImageShape;
 use shap_explain::metrics::sanity::{SanityMaps, SanityReport};
 
 use crate::image_plot::{ColorScale, ImagePlot, ImagePlotRow, image_plot};
-use crate::render::{Scene, bold, draw_err, ensure_fonts, font, save};
+use crate::render::{Scene, bold, draw_err, draw_legend, ensure_fonts, font, save};
 use crate::{FigureInfo, PlotError};
 
 /// Draw one row per image of `maps`: the image, its original map, then its map after each
@@ -144,14 +144,7 @@ impl Scene for CurveScene {
                 .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
                 .map_err(draw_err)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(12.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(draw_err)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 

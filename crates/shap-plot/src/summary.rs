@@ -8,7 +8,7 @@ use shap_explain::{ClassSummary, Curves};
 
 use crate::curves::padded_range;
 use crate::image_plot::{ColorScale, ImagePlot, ImagePlotRow, image_plot};
-use crate::render::{Scene, bold, draw_err, ensure_fonts, font, save};
+use crate::render::{Scene, bold, draw_err, draw_legend, ensure_fonts, font, save};
 use crate::{FigureInfo, PlotError};
 
 /// Draw a per-class summary as an image plot with one shared colour scale per row: one row
@@ -109,14 +109,7 @@ impl FaithScene {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(12.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(draw_err)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
