@@ -11,6 +11,18 @@
 //! difference), and recomputes only the positions that can differ. Unchanged rows of
 //! activations are shared between kept states, not copied.
 //!
+//! A second-layer position depends only on the 5x5 window of input pixels around it, and the
+//! masked images of one explanation (or of a metric's removals) keep producing the same few
+//! windows at each position: a window fully inside a blurred block, a cell removed or not.
+//! Most maskers replace each masked pixel by a value of its own that does not depend on the
+//! mask (a blurred image, a constant). Each explained image therefore records the first value
+//! seen at each masked pixel (its *background*, never changed afterwards), and a window whose
+//! pixels are all the original's where kept and the background's where masked is named
+//! exactly by its 25 mask bits. Per position the results of the most used such windows are
+//! kept ([`WindowCache`]), and a position found there is copied, not computed: the copy is
+//! what the kernels would compute from that window. Windows with any other pixel (an inpainted
+//! one, say) are computed as before.
+//!
 //! Results are bit-identical to evaluating from scratch: every position is computed by the
 //! same code from the same window whichever reference it starts from, and the dense layer
 //! adds the per-position contributions in a fixed order. So outputs never depend on the
@@ -45,6 +57,8 @@ const STATES_PER_IMAGE: usize = 48;
 const SESSIONS: usize = 8;
 /// Candidates (closest by mask) whose exact work is compared.
 const SHORTLIST: usize = 4;
+/// Windows remembered per position and explained image.
+const SLOTS: usize = 16;
 
 /// The weights rearranged for per-position kernels.
 struct Weights {
@@ -123,12 +137,16 @@ struct State {
 }
 
 impl State {
-    /// A copy of this state's activations, to be updated into another image's.
-    fn start(&self) -> Self {
+    /// A copy of this state's activations, to be updated into the state of an image that
+    /// differs from this one in the pixels `d0`. The rows that will change are copied, the
+    /// others shared: sharing a row that is then changed would touch its reference count
+    /// twice, and other threads starting from the same state use the same counts.
+    fn start(&self, d0: &Rows) -> Self {
+        let (d1, d2) = reach(Some(d0));
         Self {
             x: self.x.clone(),
-            a1: self.a1.clone(),
-            part: self.part.clone(),
+            a1: std::array::from_fn(|y| own_if(d1[y] != 0, &self.a1[y])),
+            part: std::array::from_fn(|y| own_if(d2[y] != 0, &self.part[y])),
             keep: self.keep,
             used: AtomicU64::new(0),
         }
@@ -145,6 +163,15 @@ impl State {
     }
 }
 
+/// A row of activations of a new state: a copy of `row` when it will change, else shared.
+fn own_if<T: Copy>(change: bool, row: &Arc<T>) -> Arc<T> {
+    if change {
+        Arc::new(**row)
+    } else {
+        Arc::clone(row)
+    }
+}
+
 /// Rows of 28 bits: a set of positions.
 type Rows = [u32; HEIGHT];
 const ROW_MASK: u32 = (1 << WIDTH) - 1;
@@ -157,6 +184,131 @@ fn dilate(rows: &Rows) -> Rows {
         let down = h.get(y + 1).copied().unwrap_or(0);
         h[y] | up | down
     })
+}
+
+/// The mask bits of the 5x5 window around `(y, x)` (bit `5 * ky + kx`; outside the image
+/// 0), or `None` when a pixel of the window is neither the original's nor the background's.
+fn pattern(kept: &Rows, odd: &Rows, y: usize, x: usize) -> Option<u32> {
+    let mut key = 0u32;
+    for k in 0..5 {
+        let Some(r) = (y + k).checked_sub(2).filter(|&r| r < HEIGHT) else {
+            continue;
+        };
+        // Columns x - 2 ..= x + 2, shifted so that x - 2 < 0 reads zeros.
+        let take = |row: u32| ((u64::from(row) << 2) >> x) as u32 & 0b11111;
+        if take(odd[r]) != 0 {
+            return None;
+        }
+        key |= take(kept[r]) << (5 * k);
+    }
+    Some(key)
+}
+
+/// Remembered windows of one row of positions, in flat arrays (a lookup reads the line of a
+/// position's keys, then the line of the result it finds).
+struct RowTable {
+    len: [u8; WIDTH],
+    keys: [[u32; SLOTS]; WIDTH],
+    hits: [[u32; SLOTS]; WIDTH],
+    parts: [[[f32; LANES]; SLOTS]; WIDTH],
+}
+
+/// Remembered windows of one row of positions (allocated when the row is first used).
+#[derive(Default)]
+struct RowCache {
+    table: Option<Box<RowTable>>,
+}
+
+impl RowCache {
+    fn get(&mut self, x: usize, key: u32) -> Option<[f32; LANES]> {
+        let t = self.table.as_mut()?;
+        let i = t.keys[x][..usize::from(t.len[x])]
+            .iter()
+            .position(|&k| k == key)?;
+        t.hits[x][i] = t.hits[x][i].saturating_add(1);
+        Some(t.parts[x][i])
+    }
+
+    /// Remember `part` for the window `key`; a full position forgets its least used window.
+    fn put(&mut self, x: usize, key: u32, part: [f32; LANES]) {
+        let t = self.table.get_or_insert_with(|| {
+            Box::new(RowTable {
+                len: [0; WIDTH],
+                keys: [[0; SLOTS]; WIDTH],
+                hits: [[0; SLOTS]; WIDTH],
+                parts: [[[0.0; LANES]; SLOTS]; WIDTH],
+            })
+        });
+        let len = usize::from(t.len[x]);
+        if t.keys[x][..len].contains(&key) {
+            return;
+        }
+        let i = if len < SLOTS {
+            t.len[x] += 1;
+            len
+        } else {
+            (0..SLOTS).min_by_key(|&i| t.hits[x][i]).unwrap_or(0)
+        };
+        (t.keys[x][i], t.hits[x][i], t.parts[x][i]) = (key, 0, part);
+    }
+}
+
+/// An explained image's background (the first value seen at each masked pixel, set once) and,
+/// per position, the results of the windows seen most often. Each row has its own lock, so
+/// threads evaluating the same image rarely wait for each other. What it holds never changes a
+/// result, only whether it is computed or copied.
+struct WindowCache {
+    /// Per pixel: 0 while unset, else `1 << 32 | bits`.
+    background: Vec<AtomicU64>,
+    rows: Vec<Mutex<RowCache>>,
+}
+
+impl WindowCache {
+    fn new() -> Self {
+        Self {
+            background: (0..PIXELS).map(|_| AtomicU64::new(0)).collect(),
+            rows: (0..HEIGHT).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn row(&self, y: usize) -> std::sync::MutexGuard<'_, RowCache> {
+        // A panic while holding the lock leaves only a cache behind: keep using it.
+        self.rows[y]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The kept pixels of a masked image and those that are neither the original's (where
+    /// kept) nor the background's (where masked), setting the background where it is unset.
+    fn classify(&self, original: &[f32], keeps: &[bool], img: &[f32]) -> (Rows, Rows) {
+        let (mut kept, mut odd): (Rows, Rows) = ([0; HEIGHT], [0; HEIGHT]);
+        for (p, ((&o, &k), &v)) in original.iter().zip(keeps).zip(img).enumerate() {
+            let (y, x) = (p / WIDTH, p % WIDTH);
+            let fits = if k {
+                o.to_bits() == v.to_bits()
+            } else {
+                let mine = 1 << 32 | u64::from(v.to_bits());
+                let bg = &self.background[p];
+                match bg.load(Ordering::Relaxed) {
+                    0 => match bg.compare_exchange(0, mine, Ordering::Relaxed, Ordering::Relaxed) {
+                        Ok(_) => true,
+                        Err(set) => set == mine,
+                    },
+                    set => set == mine,
+                }
+            };
+            kept[y] |= u32::from(k) << x;
+            odd[y] |= u32::from(!fits) << x;
+        }
+        (kept, odd)
+    }
+}
+
+/// A masked image's view of its explained image's [`WindowCache`].
+struct Lookup<'a> {
+    cache: &'a WindowCache,
+    kept: Rows,
+    odd: Rows,
 }
 
 /// Per-position kernels. Each computes one position from its input window alone, always in
@@ -401,11 +553,12 @@ mod avx {
     pub(super) unsafe fn update(
         w: &Weights,
         changes: Option<&super::Rows>,
+        look: Option<&super::Lookup<'_>>,
         img: &[f32],
         s: &mut super::State,
-    ) -> usize {
+    ) -> super::Work {
         // SAFETY: this function's target features are the kernels' requirement.
-        unsafe { super::update::<Avx2Fma>(w, changes, img, s) }
+        unsafe { super::update::<Avx2Fma>(w, changes, look, img, s) }
     }
 }
 
@@ -423,13 +576,25 @@ fn changed(a: &[f32], b: &[f32]) -> Rows {
     d0
 }
 
+/// The first- and second-layer positions that changing the pixels `d0` reaches (all for
+/// `None`).
+fn reach(changes: Option<&Rows>) -> (Rows, Rows) {
+    match changes {
+        Some(d0) => {
+            let d1 = dilate(d0);
+            (d1, dilate(&d1))
+        }
+        None => ([ROW_MASK; HEIGHT], [ROW_MASK; HEIGHT]),
+    }
+}
+
 /// Second-layer positions to recompute after changing the pixels `d0`.
 fn cost(d0: &Rows) -> u32 {
     dilate(&dilate(d0)).iter().map(|r| r.count_ones()).sum()
 }
 
 /// Make `s` the state of image `img`, and return how many second-layer positions were
-/// computed. With `changes` (the pixels where `img` differs from `s.x`), `s` holds another
+/// computed and how many copied from the window cache. With `changes` (the pixels where `img` differs from `s.x`), `s` holds another
 /// image's state and only what those pixels affect is recomputed; with `None`, everything.
 ///
 /// # Safety
@@ -438,16 +603,11 @@ fn cost(d0: &Rows) -> u32 {
 unsafe fn update<K: PosKernel>(
     w: &Weights,
     changes: Option<&Rows>,
+    look: Option<&Lookup<'_>>,
     img: &[f32],
     s: &mut State,
-) -> usize {
-    let (d1, d2) = match changes {
-        Some(d0) => {
-            let d1 = dilate(d0);
-            (d1, dilate(&d1))
-        }
-        None => ([ROW_MASK; HEIGHT], [ROW_MASK; HEIGHT]),
-    };
+) -> Work {
+    let (d1, d2) = reach(changes);
     s.x.copy_from_slice(img);
     for (y, &row) in d1.iter().enumerate() {
         let mut bits = row;
@@ -462,29 +622,102 @@ unsafe fn update<K: PosKernel>(
             out[x] = unsafe { K::conv1(w, img, y, x) };
         }
     }
-    let mut count = 0;
+    let mut work = Work::default();
     for (y, &row) in d2.iter().enumerate() {
-        let mut bits = row;
-        if bits == 0 {
+        if row == 0 {
             continue;
         }
-        count += bits.count_ones() as usize;
-        let out = Arc::make_mut(&mut s.part[y]);
-        while bits != 0 {
-            let x = bits.trailing_zeros() as usize;
-            if bits & (2 << x) != 0 {
-                // Two neighbours in a row (then x + 1 < WIDTH).
-                bits &= !(3 << x);
+        let part = Arc::make_mut(&mut s.part[y]);
+        let computed = match look {
+            None => {
                 // SAFETY: forwarded from the caller.
-                [out[x], out[x + 1]] = unsafe { K::conv2_pair(w, &s.a1, y, x) };
-            } else {
-                bits &= bits - 1;
-                // SAFETY: forwarded from the caller.
-                out[x] = unsafe { K::conv2(w, &s.a1, y, x) };
+                unsafe { conv2_row::<K>(w, &s.a1, y, row, part) };
+                row
+            }
+            // SAFETY: forwarded from the caller.
+            Some(look) => unsafe { cached_row::<K>(w, look, &s.a1, y, row, part) },
+        };
+        work.computed += u64::from(computed.count_ones());
+        work.copied += u64::from((row & !computed).count_ones());
+    }
+    work
+}
+
+/// Second-layer positions of one evaluation.
+#[derive(Default, Clone, Copy)]
+struct Work {
+    computed: u64,
+    copied: u64,
+}
+
+/// Compute the second-layer positions `bits` of row `y` into `out`.
+///
+/// # Safety
+/// The CPU must have `K`'s target features.
+#[inline(always)]
+unsafe fn conv2_row<K: PosKernel>(
+    w: &Weights,
+    a1: &A1,
+    y: usize,
+    mut bits: u32,
+    out: &mut [[f32; LANES]; WIDTH],
+) {
+    while bits != 0 {
+        let x = bits.trailing_zeros() as usize;
+        if bits & (2 << x) != 0 {
+            // Two neighbours in a row (then x + 1 < WIDTH).
+            bits &= !(3 << x);
+            // SAFETY: forwarded from the caller.
+            [out[x], out[x + 1]] = unsafe { K::conv2_pair(w, a1, y, x) };
+        } else {
+            bits &= bits - 1;
+            // SAFETY: forwarded from the caller.
+            out[x] = unsafe { K::conv2(w, a1, y, x) };
+        }
+    }
+}
+
+/// [`conv2_row`], copying the positions whose window the cache remembers; returns the
+/// positions computed.
+///
+/// # Safety
+/// The CPU must have `K`'s target features.
+#[inline(always)]
+unsafe fn cached_row<K: PosKernel>(
+    w: &Weights,
+    look: &Lookup<'_>,
+    a1: &A1,
+    y: usize,
+    bits: u32,
+    out: &mut [[f32; LANES]; WIDTH],
+) -> u32 {
+    let mut keys = [None; WIDTH];
+    let mut missed = 0u32;
+    {
+        let mut row = look.cache.row(y);
+        let mut todo = bits;
+        while todo != 0 {
+            let x = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            keys[x] = pattern(&look.kept, &look.odd, y, x);
+            match keys[x].and_then(|key| row.get(x, key)) {
+                Some(part) => out[x] = part,
+                None => missed |= 1 << x,
             }
         }
     }
-    count
+    // SAFETY: forwarded from the caller.
+    unsafe { conv2_row::<K>(w, a1, y, missed, out) };
+    let mut row = look.cache.row(y);
+    let mut todo = missed;
+    while todo != 0 {
+        let x = todo.trailing_zeros() as usize;
+        todo &= todo - 1;
+        if let Some(key) = keys[x] {
+            row.put(x, key, out[x]);
+        }
+    }
+    missed
 }
 
 /// Logits of a state: the bias plus the per-position contributions, added in position order.
@@ -509,6 +742,7 @@ enum Kernel {
 struct Session {
     original: Vec<f32>,
     states: Vec<Arc<State>>,
+    windows: Arc<WindowCache>,
     used: u64,
 }
 
@@ -519,6 +753,9 @@ pub struct IncrementalStats {
     pub images: u64,
     /// Second-convolution positions computed (a full evaluation computes 784 per image).
     pub positions: u64,
+    /// Second-convolution positions that had to change but were copied from the window cache
+    /// (see the module docs) instead of computed.
+    pub copied: u64,
 }
 
 impl IncrementalStats {
@@ -527,6 +764,7 @@ impl IncrementalStats {
         IncrementalStats {
             images: self.images.saturating_sub(earlier.images),
             positions: self.positions.saturating_sub(earlier.positions),
+            copied: self.copied.saturating_sub(earlier.copied),
         }
     }
 
@@ -573,6 +811,7 @@ pub struct IncrementalCnn {
     clock: AtomicU64,
     images: AtomicU64,
     positions: AtomicU64,
+    copied: AtomicU64,
 }
 
 impl IncrementalCnn {
@@ -608,6 +847,7 @@ impl IncrementalCnn {
             clock: AtomicU64::new(0),
             images: AtomicU64::new(0),
             positions: AtomicU64::new(0),
+            copied: AtomicU64::new(0),
         })
     }
 
@@ -634,6 +874,7 @@ impl IncrementalCnn {
         IncrementalStats {
             images: self.images.load(Ordering::Relaxed),
             positions: self.positions.load(Ordering::Relaxed),
+            copied: self.copied.load(Ordering::Relaxed),
         }
     }
 
@@ -649,13 +890,21 @@ impl IncrementalCnn {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn update(&self, changes: Option<&Rows>, img: &[f32], s: &mut State) -> usize {
+    /// See [`update`]; `look` (into the explained image's cache) serves the second layer.
+    fn update(
+        &self,
+        changes: Option<&Rows>,
+        look: Option<&Lookup<'_>>,
+        img: &[f32],
+        s: &mut State,
+    ) -> Work {
+        let w = &self.weights;
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2Fma` is chosen only when the CPU reports AVX2 and FMA.
-            Kernel::Avx2Fma => unsafe { avx::update(&self.weights, changes, img, s) },
+            Kernel::Avx2Fma => unsafe { avx::update(w, changes, look, img, s) },
             // SAFETY: the portable kernels have no requirements.
-            Kernel::Portable => unsafe { update::<Portable>(&self.weights, changes, img, s) },
+            Kernel::Portable => unsafe { update::<Portable>(w, changes, look, img, s) },
         }
     }
 
@@ -667,25 +916,27 @@ impl IncrementalCnn {
         }
     }
 
-    /// The reference states of `original` (a new session when it has none).
-    fn session_states(&self, original: &[f32]) -> Vec<Arc<State>> {
+    /// The reference states and window cache of `original` (a new session when it has none).
+    fn session_states(&self, original: &[f32]) -> (Vec<Arc<State>>, Arc<WindowCache>) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.lock();
         if let Some(s) = sessions.iter_mut().find(|s| s.original == original) {
             s.used = now;
-            return s.states.clone();
+            return (s.states.clone(), Arc::clone(&s.windows));
         }
         if sessions.len() >= SESSIONS
             && let Some(i) = (0..sessions.len()).min_by_key(|&i| sessions[i].used)
         {
             sessions.swap_remove(i);
         }
+        let windows = Arc::new(WindowCache::new());
         sessions.push(Session {
             original: original.to_vec(),
             states: Vec::new(),
+            windows: Arc::clone(&windows),
             used: now,
         });
-        Vec::new()
+        (Vec::new(), windows)
     }
 
     /// Add `new` states to `original`'s session, keeping the most recently used ones.
@@ -734,8 +985,8 @@ impl BatchModel for IncrementalCnn {
         out.par_chunks_mut(CLASSES)
             .zip(images.par_chunks(PIXELS))
             .for_each_init(State::empty, |s, (o, x)| {
-                let count = self.update(None, x, s);
-                self.positions.fetch_add(count as u64, Ordering::Relaxed);
+                let work = self.update(None, None, x, s);
+                self.positions.fetch_add(work.computed, Ordering::Relaxed);
                 self.finish(s, o);
             });
         self.images.fetch_add(n as u64, Ordering::Relaxed);
@@ -753,7 +1004,7 @@ impl BatchModel for IncrementalCnn {
                 batch.original.len()
             )));
         }
-        let refs = self.session_states(batch.original);
+        let (refs, windows) = self.session_states(batch.original);
         // Chunks run in parallel, each chaining from the closest earlier state; results do not
         // depend on the chunking (see the module docs).
         let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1);
@@ -763,7 +1014,7 @@ impl BatchModel for IncrementalCnn {
             .zip(batch.keeps.par_chunks(chunk * PIXELS))
             .map(|((o, imgs), keeps)| {
                 let mut made: std::collections::VecDeque<Arc<State>> = Default::default();
-                let mut count = 0u64;
+                let mut work = Work::default();
                 for ((o, x), k) in o
                     .chunks_mut(CLASSES)
                     .zip(imgs.chunks(PIXELS))
@@ -792,12 +1043,20 @@ impl BatchModel for IncrementalCnn {
                                 self.clock.fetch_add(1, Ordering::Relaxed),
                                 Ordering::Relaxed,
                             );
-                            (r.start(), Some(d0))
+                            (r.start(&d0), Some(d0))
                         }
                         None => (State::empty(), None),
                     };
                     s.keep = keep;
-                    count += self.update(changes.as_ref(), x, &mut s) as u64;
+                    let (kept, odd) = windows.classify(batch.original, k, x);
+                    let look = Lookup {
+                        cache: &windows,
+                        kept,
+                        odd,
+                    };
+                    let done = self.update(changes.as_ref(), Some(&look), x, &mut s);
+                    work.computed += done.computed;
+                    work.copied += done.copied;
                     self.finish(&s, o);
                     s.used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
                     if made.len() == STATES_PER_IMAGE {
@@ -805,7 +1064,8 @@ impl BatchModel for IncrementalCnn {
                     }
                     made.push_back(Arc::new(s));
                 }
-                self.positions.fetch_add(count, Ordering::Relaxed);
+                self.positions.fetch_add(work.computed, Ordering::Relaxed);
+                self.copied.fetch_add(work.copied, Ordering::Relaxed);
                 made
             })
             .collect();

@@ -258,6 +258,51 @@ fn small_changes_cost_little() {
     assert!(s.work_fraction() < 0.07, "{}", s.work_fraction());
 }
 
+/// Images hiding a random subset of the 16 cells of a 4x4 grid (7x7 pixels each) with
+/// `fill`, as MuFidelity does, with the masks.
+fn cell_removals(rng: &mut Rng, n: usize, fill: f32) -> (Vec<bool>, Vec<f32>) {
+    let x = image();
+    let mut keeps = Vec::with_capacity(n * 784);
+    let mut imgs = Vec::with_capacity(n * 784);
+    for _ in 0..n {
+        let removed = rng.next() as u16;
+        let keep: Vec<bool> = (0..784)
+            .map(|p| removed >> ((p / 28 / 7) * 4 + p % 28 / 7) & 1 == 0)
+            .collect();
+        imgs.extend(x.iter().zip(&keep).map(|(&v, &k)| if k { v } else { fill }));
+        keeps.extend(keep);
+    }
+    (keeps, imgs)
+}
+
+#[test]
+fn repeated_windows_are_copied_and_give_the_same_outputs() {
+    let m = IncrementalCnn::new(&weights(Head::Logits)).expect("model");
+    let mut rng = Rng(5);
+    // The masked path's outputs, checked against full evaluation, and its work.
+    let run = |keeps: &[bool], imgs: &[f32]| {
+        let before = m.stats();
+        let fast = eval_masked(&m, keeps, imgs);
+        let work = m.stats().since(before);
+        assert_eq!(bits(&fast), bits(&eval_full(&m, imgs)));
+        work
+    };
+    // A cell removed or not: the windows at each position repeat from image to image.
+    let (keeps, imgs) = cell_removals(&mut rng, 64, 0.0);
+    let s = run(&keeps, &imgs);
+    assert!(s.copied > 2 * s.positions, "{s:?}");
+    // The same cells hidden with another value: windows that meet a hidden cell are not
+    // made of the original and the background any more, so they are computed (only windows
+    // back to all-original are copied), and the outputs still match.
+    let (keeps, imgs) = cell_removals(&mut rng, 16, 0.5);
+    let s = run(&keeps, &imgs);
+    assert!(s.positions > 4 * s.copied, "{s:?}");
+    // Back to the background: copied again.
+    let (keeps, imgs) = cell_removals(&mut rng, 16, 0.0);
+    let s = run(&keeps, &imgs);
+    assert!(s.copied > 4 * s.positions, "{s:?}");
+}
+
 #[test]
 fn explanations_match_the_full_path_exactly() {
     let m = IncrementalCnn::new(&weights(Head::Softmax)).expect("model");
