@@ -48,19 +48,15 @@ pub fn linear_impute(
     if !keep.contains(&true) {
         return Err(MaskError::NothingKept);
     }
-    let system = System::new(shape, keep);
-    let c = shape.channels;
+    let whole = System::new(shape, keep);
     let mut out: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
-    let direct = system.band_entries() <= MAX_BAND_ENTRIES;
-    let factor = direct.then(|| system.cholesky());
-    for ch in 0..c {
-        let rhs = system.rhs(image, c, ch);
-        let solution = match &factor {
-            Some(l) => l.solve(&rhs),
-            None => system.solve(&rhs),
-        };
-        for (&px, v) in system.unknowns.iter().zip(solution) {
-            out[px * c + ch] = v;
+    // Removed pixels that touch no other removed pixel through a neighbour do not depend on
+    // each other: each connected group is solved alone, with a smaller band.
+    for group in whole.groups() {
+        match group[..] {
+            // A pixel with no removed neighbour: the weighted mean of its neighbours.
+            [u] => whole.fill_alone(u, image, shape.channels, &mut out),
+            _ => whole.part(&group).fill(image, shape.channels, &mut out),
         }
     }
     Ok(out)
@@ -79,6 +75,83 @@ struct System {
 }
 
 impl System {
+    /// Solve for every channel and write the unknowns into `out` (interleaved channels).
+    fn fill(&self, image: &[f32], channels: usize, out: &mut [f64]) {
+        let direct = self.band_entries() <= MAX_BAND_ENTRIES;
+        let factor = direct.then(|| self.cholesky());
+        for ch in 0..channels {
+            let rhs = self.rhs(image, channels, ch);
+            let solution = match &factor {
+                Some(l) => l.solve(&rhs),
+                None => self.solve(&rhs),
+            };
+            for (&px, v) in self.unknowns.iter().zip(solution) {
+                out[px * channels + ch] = v;
+            }
+        }
+    }
+
+    /// [`System::fill`] for the unknown `u` when it is coupled to no other.
+    fn fill_alone(&self, u: usize, image: &[f32], channels: usize, out: &mut [f64]) {
+        let px = self.unknowns[u];
+        for ch in 0..channels {
+            let sum: f64 = self.known[u]
+                .iter()
+                .map(|&(v, w)| w * f64::from(image[v * channels + ch]))
+                .sum();
+            out[px * channels + ch] = sum / self.diag[u];
+        }
+    }
+
+    /// The unknowns in groups connected through coupled neighbours, each in increasing order.
+    fn groups(&self) -> Vec<Vec<usize>> {
+        let n = self.unknowns.len();
+        let mut seen = vec![false; n];
+        let mut groups = Vec::new();
+        for start in 0..n {
+            if seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            let mut group = vec![start];
+            let mut next = 0;
+            while let Some(&u) = group.get(next) {
+                next += 1;
+                for &(j, _) in &self.coupled[u] {
+                    if !seen[j] {
+                        seen[j] = true;
+                        group.push(j);
+                    }
+                }
+            }
+            group.sort_unstable();
+            groups.push(group);
+        }
+        groups
+    }
+
+    /// The system of the unknowns `group` (a group of [`System::groups`]) alone.
+    fn part(&self, group: &[usize]) -> System {
+        let mut local = vec![usize::MAX; self.unknowns.len()];
+        for (i, &u) in group.iter().enumerate() {
+            local[u] = i;
+        }
+        System {
+            unknowns: group.iter().map(|&u| self.unknowns[u]).collect(),
+            diag: group.iter().map(|&u| self.diag[u]).collect(),
+            coupled: group
+                .iter()
+                .map(|&u| {
+                    self.coupled[u]
+                        .iter()
+                        .map(|&(j, w)| (local[j], w))
+                        .collect()
+                })
+                .collect(),
+            known: group.iter().map(|&u| self.known[u].clone()).collect(),
+        }
+    }
+
     fn new(shape: ImageShape, keep: &[bool]) -> Self {
         let (h, w) = (shape.height, shape.width);
         let unknowns: Vec<usize> = (0..h * w).filter(|&p| !keep[p]).collect();
@@ -166,12 +239,24 @@ impl System {
                 }
             }
         }
-        for i in 0..n {
-            for j in i.saturating_sub(b)..=i {
-                let from = i.saturating_sub(b).max(j.saturating_sub(b));
-                let dot = dot(l.row(i, from..j), l.row(j, from..j));
-                let s = l.get(i, j) - dot;
-                *l.at(i, j) = if i == j { s.sqrt() } else { s / l.get(j, j) };
+        // Column by column: finish column j, then take its outer product from the rows below
+        // (each row's update is one contiguous run, with no chain between rows).
+        let mut col = vec![0.0; b];
+        for j in 0..n {
+            let d = l.get(j, j).sqrt();
+            *l.at(j, j) = d;
+            let below = (j + b).min(n - 1) - j;
+            for (t, c) in col[..below].iter_mut().enumerate() {
+                let v = l.get(j + 1 + t, j) / d;
+                *l.at(j + 1 + t, j) = v;
+                *c = v;
+            }
+            for t in 0..below {
+                let i = j + 1 + t;
+                let li = col[t];
+                for (r, c) in l.row_mut(i, j + 1..i + 1).iter_mut().zip(&col[..=t]) {
+                    *r -= li * c;
+                }
             }
         }
         l
@@ -246,6 +331,11 @@ impl Banded {
     fn row(&self, i: usize, columns: std::ops::Range<usize>) -> &[f64] {
         let base = i * (self.b + 1) + self.b - i;
         &self.band[base + columns.start..base + columns.end]
+    }
+
+    fn row_mut(&mut self, i: usize, columns: std::ops::Range<usize>) -> &mut [f64] {
+        let base = i * (self.b + 1) + self.b - i;
+        &mut self.band[base + columns.start..base + columns.end]
     }
 
     /// Solve `L Lᵀ x = rhs`: forward, then backward substitution.
