@@ -30,56 +30,43 @@ fn network(vb: VarBuilder) -> Result<impl Module + Sync> {
     })
 }
 
-/// A red disc of radius `r` on a blue-to-green gradient, (H, W, C) order, values in [0, 1].
-fn picture(shape: ImageShape, r: f32) -> Vec<f32> {
-    let (h, w) = (shape.height as f32, shape.width as f32);
-    let mut px = Vec::with_capacity(shape.features());
-    for y in 0..shape.height {
-        for x in 0..shape.width {
-            let (dx, dy) = (x as f32 - w / 2.0, y as f32 - h / 2.0);
-            if dx * dx + dy * dy < r * r {
-                px.extend([0.9, 0.1, 0.1]);
-            } else {
-                px.extend([0.1, y as f32 / h, 1.0 - x as f32 / w]);
+/// Two pictures as a Candle batch in the network's layout, (2, 3, 32, 32), pixels in [0, 1]:
+/// red discs of radius 6 and 10 on a blue-to-green gradient.
+fn pictures() -> Result<Tensor> {
+    let mut px = Vec::with_capacity(2 * 32 * 32 * 3);
+    for r in [6.0f32, 10.0] {
+        for y in 0..32 {
+            for x in 0..32 {
+                let (dx, dy) = (x as f32 - 16.0, y as f32 - 16.0);
+                if dx * dx + dy * dy < r * r {
+                    px.extend([0.9, 0.1, 0.1]);
+                } else {
+                    px.extend([0.1, y as f32 / 32.0, 1.0 - x as f32 / 32.0]);
+                }
             }
         }
     }
-    px
+    Ok(Tensor::from_vec(px, (2, 32, 32, 3), &Device::Cpu)?.permute((0, 3, 1, 2))?)
 }
 
 fn main() -> Result<()> {
-    let out = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "target/explain_candle_module.png".into());
+    let out = std::env::args().nth(1);
     let vars = VarMap::new();
     let net = network(VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu))?;
-    let shape = ImageShape::new(32, 32, 3);
-    let model = CandleClassifier::builder(net, shape)
+    let model = CandleClassifier::builder(net, ImageShape::new(32, 32, 3))
         .layout(InputLayout::Nchw)
         .normalize(Normalize::imagenet())?
         .softmax(true)
-        .max_rows(64)
         .build()?;
     let explainer = Explainer::partition("blur(8,8)")
         .top_k(2)
         .output_names(["sky", "apple", "grass", "sea"])
         .build()?;
-    // Two pictures as a Candle batch in the network's layout, (2, 3, 32, 32), pixels in [0, 1].
-    let pixels: Vec<f32> = [6.0, 10.0]
-        .iter()
-        .flat_map(|&r| picture(shape, r))
-        .collect();
-    let images = Tensor::from_vec(pixels, (2, 32, 32, 3), &Device::Cpu)?.permute((0, 3, 1, 2))?;
-    let e = model.explain(&explainer, &images)?;
-    for (i, names) in e.output_names.iter().enumerate() {
-        println!(
-            "image {i}: explained {} (f(x) = {:?}), efficiency error {:.1e}",
-            names.join(", "),
-            &e.fx[i * 2..i * 2 + 2],
-            e.efficiency_errors[i]
-        );
-    }
-    shap_plot::explanation_plot(&e, Vec::new(), shap_plot::ColorScale::Global, out.as_ref())?;
-    println!("wrote {out}");
+    let e = model.explain(&explainer, &pictures()?)?;
+    println!("explained {:?}", e.output_names);
+    shap_plot::save_explanation(
+        &e,
+        out.as_deref().unwrap_or("target/explain_candle_module.png"),
+    )?;
     Ok(())
 }

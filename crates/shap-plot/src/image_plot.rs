@@ -849,6 +849,22 @@ pub fn recorded_titles(e: &shap_explain::Explanation) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Draw an explanation as `shap.image_plot(explanation)` does with its defaults: one colour
+/// scale for the figure ([`ColorScale::Global`]) and the row titles the explanation records
+/// ([`recorded_titles`]). [`explanation_plot`] chooses both.
+///
+/// ```no_run
+/// # fn demo(e: &shap_explain::Explanation) -> Result<(), shap_plot::PlotError> {
+/// shap_plot::save_explanation(e, "figure.png")?;
+/// # Ok(()) }
+/// ```
+pub fn save_explanation(
+    e: &shap_explain::Explanation,
+    out: impl AsRef<Path>,
+) -> Result<FigureInfo, PlotError> {
+    explanation_plot(e, recorded_titles(e), ColorScale::Global, out.as_ref())
+}
+
 /// Draw an explanation like `shap.image_plot` in one call: [`ImagePlot::from_explanation`]
 /// then [`image_plot`].
 ///

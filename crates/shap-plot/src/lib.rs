@@ -90,7 +90,7 @@ pub use geometry::{
 };
 pub use image_plot::{
     ColorScale, ImagePlot, ImagePlotRow, MAX_VMAX, composite_pixel, explanation_plot, image_plot,
-    recorded_titles, render_image_plot_rgb, resolve_vmax,
+    recorded_titles, render_image_plot_rgb, resolve_vmax, save_explanation,
 };
 pub use render::{OutputFormat, RgbFigure};
 pub use sanity::{sanity_curves_plot, sanity_plot};
