@@ -10,6 +10,10 @@
 //!   policy (onnxruntime when found, else tract; the tutorial CNN's own kernels) and run with no
 //!   Python in the loop.
 //!
+//! - `score_callable` / `score_file`: score an explanation with either kind of model, by the
+//!   deletion/insertion curves, MuFidelity or ROAD (docs/faithfulness.md, docs/metrics.md), and
+//!   return the report as the CLI's `--json` writes it.
+//!
 //! Either way the explanation runs on its own threads while Python's main thread waits with the
 //! GIL released and handles signals every 50 ms: Ctrl-C stops the run at the next model call.
 //!
@@ -266,10 +270,7 @@ fn to_dict<'py>(py: Python<'py>, e: &Explanation) -> PyResult<Bound<'py, PyDict>
     Ok(d)
 }
 
-/// Run the explanation on a thread of its own while this (Python's main) thread waits with
-/// the GIL released, waking every 50 ms to let Python handle signals: Ctrl-C cancels the run at
-/// the next model call and raises `KeyboardInterrupt`. A failure becomes the Python exception
-/// the model raised, if it raised one.
+/// Run the explanation (see [`cancellable`]).
 fn run<M: BatchModel + ?Sized>(
     py: Python<'_>,
     model: &M,
@@ -280,6 +281,26 @@ fn run<M: BatchModel + ?Sized>(
     raised: impl Fn() -> Option<PyErr>,
 ) -> PyResult<Explanation> {
     let (explainer, masker) = settings.explainer()?;
+    cancellable(py, model, raised, |model| {
+        explainer.explain_with_progress(model, images, shape, &masker, &progress)
+    })
+}
+
+/// Run `work` on `model` on a thread of its own while this (Python's main) thread waits with
+/// the GIL released, waking every 50 ms to let Python handle signals: Ctrl-C cancels the run at
+/// the next model call and raises `KeyboardInterrupt`. A failure becomes the Python exception
+/// the model raised, if it raised one.
+fn cancellable<M, T, E>(
+    py: Python<'_>,
+    model: &M,
+    raised: impl Fn() -> Option<PyErr>,
+    work: impl FnOnce(&Cancellable<'_, M>) -> Result<T, E> + Send,
+) -> PyResult<T>
+where
+    M: BatchModel + ?Sized,
+    T: Send,
+    E: std::error::Error + Send,
+{
     let cancel = AtomicBool::new(false);
     let model = Cancellable {
         model,
@@ -287,8 +308,7 @@ fn run<M: BatchModel + ?Sized>(
     };
     let mut interrupt = None;
     let result = std::thread::scope(|scope| {
-        let work = scope
-            .spawn(|| explainer.explain_with_progress(&model, images, shape, &masker, &progress));
+        let work = scope.spawn(|| work(&model));
         while !work.is_finished() {
             py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
             if let Err(e) = py.check_signals() {
@@ -304,7 +324,7 @@ fn run<M: BatchModel + ?Sized>(
     match result {
         Ok(Ok(e)) => Ok(e),
         Ok(Err(e)) => Err(raised().unwrap_or_else(|| PyRuntimeError::new_err(chain(&e)))),
-        Err(_) => Err(PyRuntimeError::new_err("the explanation panicked")),
+        Err(_) => Err(PyRuntimeError::new_err("the run panicked")),
     }
 }
 
@@ -394,6 +414,226 @@ fn explain_file<'py>(
     Ok(d)
 }
 
+/// An explanation to score, as the Python layer passes it: arrays as little-endian bytes
+/// (values `(n, H, W, C, k)` and base values and f(x) `(n, k)` as float64, images as float32),
+/// with the scoring settings.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Scored {
+    values: Py<PyBytes>,
+    base_values: Py<PyBytes>,
+    fx: Py<PyBytes>,
+    data: Py<PyBytes>,
+    shape: (usize, usize, usize),
+    output_indices: Vec<usize>,
+    output_names: Vec<String>,
+    masker: String,
+    metric: String,
+    target: String,
+    seed: u64,
+}
+
+/// A report of one of the scores, written as the CLI's `--json` writes it.
+enum Report {
+    Faithfulness(shap_explain::FaithfulnessReport),
+    MuFidelity(shap_explain::MuFidelityReport),
+    Road(shap_explain::RoadReport),
+}
+
+impl Scored {
+    /// The explanation, its lengths checked against each other.
+    fn explanation(&self, py: Python<'_>) -> PyResult<Explanation> {
+        let shape = ImageShape::new(self.shape.0, self.shape.1, self.shape.2);
+        let data = floats(self.data.as_bytes(py))?;
+        let n = data.len() / shape.features().max(1);
+        let k = self.output_indices.len() / n.max(1);
+        let values = doubles(self.values.as_bytes(py))?;
+        let base_values = doubles(self.base_values.as_bytes(py))?;
+        let fx = doubles(self.fx.as_bytes(py))?;
+        let fits = n > 0
+            && k > 0
+            && data.len() == n * shape.features()
+            && values.len() == data.len() * k
+            && [base_values.len(), fx.len(), self.output_indices.len()] == [n * k; 3]
+            && self.output_names.len() == n * k;
+        if !fits {
+            return Err(PyValueError::new_err(format!(
+                "the explanation's arrays disagree: {} values, {} base values, {} f(x), {} output \
+                 indices and {} names for {n} images of {shape}",
+                values.len(),
+                base_values.len(),
+                fx.len(),
+                self.output_indices.len(),
+                self.output_names.len()
+            )));
+        }
+        let mut e = Explanation {
+            algorithm: shap_explain::Algorithm::Partition,
+            shape,
+            num_images: n,
+            num_outputs: k,
+            values,
+            base_values,
+            output_indices: self.output_indices.clone(),
+            output_names: self
+                .output_names
+                .chunks(k)
+                .map(<[String]>::to_vec)
+                .collect(),
+            data,
+            fx,
+            std_errors: None,
+            evals: vec![0; n],
+            efficiency_errors: Vec::new(),
+            image_times: Vec::new(),
+            stats: shap_explain::RunStats::default(),
+            images: Vec::new(),
+            settings: shap_explain::Settings::default(),
+        };
+        e.efficiency_errors = e.compute_efficiency_errors();
+        Ok(e)
+    }
+
+    /// The checked metric, target and masker.
+    fn settings(&self) -> PyResult<(shap_explain::Target, shap_mask::Masker)> {
+        if !["faithfulness", "mufidelity", "road"].contains(&self.metric.as_str()) {
+            return Err(PyValueError::new_err(format!(
+                "metric {:?}: expected \"faithfulness\", \"mufidelity\" or \"road\"",
+                self.metric
+            )));
+        }
+        let target = serde_json::from_value(serde_json::Value::from(self.target.as_str()))
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "target {:?}: expected \"predicted\", \"explained\" or \"all\"",
+                    self.target
+                ))
+            })?;
+        let spec: MaskerSpec = self
+            .masker
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{e}")))?;
+        Ok((
+            target,
+            shap_mask::Masker::new(spec, Compat::Default.mask_mode()),
+        ))
+    }
+
+    /// Score `e` with `model` (the metric checked by [`Scored::settings`]).
+    fn score<M: BatchModel + ?Sized>(
+        &self,
+        model: &M,
+        e: &Explanation,
+        target: shap_explain::Target,
+        masker: &shap_mask::Masker,
+    ) -> shap_explain::Result<Report> {
+        let seed = self.seed;
+        Ok(match self.metric.as_str() {
+            "mufidelity" => Report::MuFidelity(
+                shap_explain::MuFidelity {
+                    target,
+                    seed,
+                    ..Default::default()
+                }
+                .check()?
+                .score(model, e, &PyProgress(None))?,
+            ),
+            "road" => Report::Road(
+                shap_explain::Road {
+                    target,
+                    seed,
+                    ..Default::default()
+                }
+                .check()?
+                .score(model, e, &PyProgress(None))?,
+            ),
+            _ => Report::Faithfulness(
+                shap_explain::Faithfulness {
+                    target,
+                    seed,
+                    ..Default::default()
+                }
+                .check()?
+                .score(model, e, masker)?,
+            ),
+        })
+    }
+}
+
+impl Report {
+    fn json(&self) -> PyResult<String> {
+        let text = match self {
+            Self::Faithfulness(r) => serde_json::to_string(r),
+            Self::MuFidelity(r) => serde_json::to_string(r),
+            Self::Road(r) => serde_json::to_string(r),
+        };
+        text.map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+/// Flat little-endian f64 bytes as values.
+fn doubles(bytes: &[u8]) -> PyResult<Vec<f64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(PyValueError::new_err("a value buffer is not float64"));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        .collect())
+}
+
+/// Score an explanation with a Python callable (as [`explain_callable`] calls it); returns
+/// the report as JSON text, the schema of `shap-cli faithfulness --json` or `metrics --json`.
+#[pyfunction]
+#[pyo3(signature = (call, num_outputs, scored, rows))]
+fn score_callable(
+    py: Python<'_>,
+    call: Py<PyAny>,
+    num_outputs: usize,
+    scored: Scored,
+    rows: usize,
+) -> PyResult<String> {
+    let model = PyModel {
+        call,
+        outputs: num_outputs,
+        rows: rows.max(1),
+        error: Mutex::new(None),
+    };
+    let e = scored.explanation(py)?;
+    let (target, masker) = scored.settings()?;
+    let raised = || model.error.lock().ok().and_then(|mut e| e.take());
+    cancellable(py, &model, raised, |m| scored.score(m, &e, target, &masker))?.json()
+}
+
+/// Score an explanation with a model file, run by the Rust engines (as [`explain_file`]).
+#[pyfunction]
+#[pyo3(signature = (path, scored, onnxruntime))]
+fn score_file(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    scored: Scored,
+    onnxruntime: Option<std::path::PathBuf>,
+) -> PyResult<String> {
+    let e = scored.explanation(py)?;
+    let (target, masker) = scored.settings()?;
+    let options = shap_run::Options {
+        library: onnxruntime,
+        threads: cores(),
+        concurrent: e.num_images,
+        ..shap_run::Options::default()
+    };
+    let net = py
+        .detach(|| shap_run::Network::load(&path, &options, &shap_run::Silent))
+        .map_err(|e| PyValueError::new_err(chain(&e)))?;
+    cancellable(
+        py,
+        net.model(),
+        || None,
+        |m| scored.score(m, &e, target, &masker),
+    )?
+    .json()
+}
+
 /// The cores the explainers' thread pool uses (one thread each), shared with onnxruntime.
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -404,6 +644,8 @@ fn cores() -> usize {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explain_callable, m)?)?;
     m.add_function(wrap_pyfunction!(explain_file, m)?)?;
+    m.add_function(wrap_pyfunction!(score_callable, m)?)?;
+    m.add_function(wrap_pyfunction!(score_file, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -5,6 +5,7 @@ Run by ``cargo xtask test`` in a venv with the built wheel, shap 0.51, onnxrunti
 for the bit-for-bit comparison with the CLI.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -107,6 +108,64 @@ def test_the_onnx_path_equals_the_cli_bit_for_bit(tmp_path):
     )
     assert np.array_equal(ours.values, cli["values"])
     assert np.array_equal(ours.base_values, cli["base_values"])
+
+
+@pytest.mark.skipif("SHAP_CLI" not in os.environ, reason="SHAP_CLI names the shap-cli binary")
+def test_scores_equal_the_clis(tmp_path):
+    npz = tmp_path / "cli.npz"
+    cmd = [os.environ["SHAP_CLI"], "explain", "--model", str(RGB), "--masker", "blur(8,8)"]
+    cmd += ["--max-evals", "300", "--top-k", "2", "--npz", str(npz), "-q"]
+    for i in range(3):
+        cmd += ["--image", str(FIXTURES / "images" / f"rgb_{i}.png")]
+    subprocess.run(cmd, check=True)
+    reports = {}
+    for what in ["faithfulness", "metrics"]:
+        out = tmp_path / f"{what}.json"
+        score = [os.environ["SHAP_CLI"], what, "--model", str(RGB), "--npz", str(npz)]
+        score += ["--seed", "7", "--json", str(out), "-q"]
+        subprocess.run(score, check=True, stdout=subprocess.DEVNULL)
+        reports[what] = json.loads(out.read_text())
+    e = shap_toolkit.load_npz(npz)
+    by_file = shap_toolkit.Explainer(str(RGB), shap_toolkit.maskers.Image("blur(8,8)"))
+    by_call = shap_toolkit.Explainer(onnx_callable(RGB, nchw=True), by_file.masker)
+    for explainer in [by_file, by_call]:
+        ours = explainer.score(e, "faithfulness", seed=7)
+        theirs = reports["faithfulness"]
+        assert ours["mean"].keys() == theirs["mean"].keys()
+        for key, value in theirs["mean"].items():
+            assert ours["mean"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+        mu = explainer.score(e, "mufidelity", seed=7)
+        for key in ["pearson", "spearman"]:
+            assert mu[key] == pytest.approx(reports["metrics"]["mufidelity"][key], rel=1e-5, abs=1e-7)
+        road = explainer.score(e, "road", seed=7)
+        for key in ["morf_mean", "lerf_mean", "gap"]:
+            assert road[key] == pytest.approx(reports["metrics"]["road"][key], rel=1e-5, abs=1e-7)
+        # Every explained class, not only the predicted one: two per image.
+        every = explainer.score(e, "mufidelity", target="all")
+        assert sum(len(i["classes"]) for i in every["images"]) == 6
+
+
+def test_scoring_refuses_bad_settings_and_arrays():
+    X = images(2, (24, 32, 3), seed=4)
+    explainer = shap_toolkit.Explainer(str(RGB), shap_toolkit.maskers.Image("blur(8,8)"))
+    e = explainer(X, max_evals=100, outputs=2, silent=True)
+    with pytest.raises(ValueError, match="metric"):
+        explainer.score(e, "accuracy")
+    with pytest.raises(ValueError, match="target"):
+        explainer.score(e, "road", target="best")
+    e.values = e.values[..., :1]
+    with pytest.raises(ValueError, match="base_values hold 4 values for 2 images of 1 outputs"):
+        explainer.score(e, "road")
+    # The engine checks the arrays against each other too.
+    x = np.asarray(e.data, dtype="<f4")
+    scored = dict(
+        values=np.zeros(x.size * 2).tobytes(), base_values=np.zeros(4).tobytes(),
+        fx=np.zeros(4).tobytes(), data=x.tobytes(), shape=x.shape[1:],
+        output_indices=[0, 1, 0, 1], output_names=["0", "1", "0"], masker="blur(8,8)",
+        metric="road", target="all", seed=0,
+    )
+    with pytest.raises(ValueError, match="disagree"):
+        shap_toolkit._core.score_file(str(RGB), scored, onnxruntime=None)
 
 
 def test_an_exception_in_the_model_is_raised_as_it_was():

@@ -17,6 +17,7 @@ ONNX file or a ``shap-cli train`` checkpoint, run by the Rust engines with no Py
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Callable, Optional, Sequence, Union
@@ -248,6 +249,55 @@ class Explainer:
             bar.close()
         return _explanation(d, X)
 
+    def score(self, explanation, metric: str = "faithfulness", target: str = "predicted",
+              seed: int = 0) -> dict:
+        """Score an explanation of this explainer's model: ``metric`` is ``"faithfulness"``
+        (deletion and insertion curves beside random orders, masking with this explainer's
+        masker), ``"mufidelity"`` or ``"road"``; ``target`` is ``"predicted"``, ``"explained"``
+        or ``"all"``. Returns the report as ``shap-cli faithfulness --json`` or ``shap-cli
+        metrics --json`` writes it (docs/faithfulness.md, docs/metrics.md)."""
+        X = _as_images(explanation.data)
+        values = np.ascontiguousarray(explanation.values, dtype="<f8")
+        if values.ndim != 5 or values.shape[:4] != X.shape:
+            raise ValueError(f"values must be (N, H, W, C, k) for images {X.shape}; got {values.shape}")
+        n, k = len(X), values.shape[-1]
+        base = np.asarray(explanation.base_values, dtype="<f8")
+        if base.size != n * k:
+            raise ValueError(f"base_values hold {base.size} values for {n} images of {k} outputs")
+        base = np.ascontiguousarray(base.reshape(n, k))
+        extra = getattr(explanation, "_shap_toolkit", {})
+        fx = extra.get("fx")
+        if fx is None:  # efficiency: f(x) = base + the values' sum
+            fx = base + values.reshape(n, -1, k).sum(axis=1)
+        names = np.broadcast_to(np.asarray(explanation.output_names, dtype=object), (n, k))
+        indices = extra.get("output_indices")
+        if indices is None:
+            indices = [[self._index(name) for name in row] for row in names]
+        scored = dict(
+            values=values.tobytes(), base_values=base.tobytes(),
+            fx=np.ascontiguousarray(fx, dtype="<f8").tobytes(), data=X.tobytes(),
+            shape=X.shape[1:], output_indices=[int(i) for i in np.ravel(indices)],
+            output_names=[str(v) for v in names.ravel()], masker=self.masker.spec,
+            metric=metric, target=target, seed=int(seed),
+        )
+        if callable(self.model):
+            call = _Callable(self.model, X.shape[1:])
+            call.k = call.outputs(X[:1]).shape[1]
+            text = _core.score_callable(call, call.k, scored, rows=self.model_batch_size)
+        else:
+            text = _core.score_file(os.fspath(self.model), scored, onnxruntime=self.onnxruntime)
+        return json.loads(text)
+
+    def _index(self, name) -> int:
+        """The model output an output name stands for (this explainer's names, else the index
+        the engine writes as the name)."""
+        if self.output_names is not None and str(name) in self.output_names:
+            return self.output_names.index(str(name))
+        try:
+            return int(name)
+        except (TypeError, ValueError):
+            raise ValueError(f"output name {name!r} is none of this explainer's output_names") from None
+
     def _check_names(self, k: int) -> None:
         if self.output_names is not None and len(self.output_names) != k:
             raise ValueError(f"{len(self.output_names)} output_names for a model with {k} outputs")
@@ -259,16 +309,21 @@ def _explanation(d: dict, X: np.ndarray):
     base = np.frombuffer(d["base_values"], dtype="<f8").reshape(n, k).copy()
     names = np.array(d["output_names"], dtype=object).reshape(n, k)
     indices = np.array(d["output_indices"], dtype=np.int64).reshape(n, k)
-    return _make(values, base, X, names, indices)
+    fx = np.frombuffer(d["fx"], dtype="<f8").reshape(n, k).copy()
+    return _make(values, base, X, names, indices, fx)
 
 
-def _make(values, base, data, names, indices):
-    """A ``shap.Explanation`` when shap is installed, else ours."""
+def _make(values, base, data, names, indices, fx=None):
+    """A ``shap.Explanation`` when shap is installed, else ours; either carries the model
+    outputs explained and their f(x) for ``Explainer.score``."""
     try:
         import shap
     except ImportError:
-        return Explanation(values, base, data, output_names=names, output_indexes=indices)
-    return shap.Explanation(values, base, data, output_names=names)
+        e = Explanation(values, base, data, output_names=names, output_indexes=indices)
+    else:
+        e = shap.Explanation(values, base, data, output_names=names)
+    e._shap_toolkit = {"output_indices": indices, "fx": fx}
+    return e
 
 
 def save_npz(path: Union[str, os.PathLike], explanation) -> None:
@@ -297,7 +352,8 @@ def load_npz(path: Union[str, os.PathLike]):
         else:
             names = None
         indices = z["output_indices"].reshape(n, k) if "output_indices" in z else None
-    return _make(values, base, data, names, indices)
+        fx = z["fx"].reshape(n, k) if "fx" in z else None
+    return _make(values, base, data, names, indices, fx)
 
 
 def image_plot(*args, **kwargs):
