@@ -165,10 +165,19 @@ impl State {
 
 /// A row of activations of a new state: a copy of `row` when it will change, else shared.
 fn own_if<T: Copy>(change: bool, row: &Arc<T>) -> Arc<T> {
-    if change {
-        Arc::new(**row)
-    } else {
-        Arc::clone(row)
+    if !change {
+        return Arc::clone(row);
+    }
+    // Written in place: `Arc::new(**row)` would copy the row twice, through the stack.
+    let mut copy = Arc::<T>::new_uninit();
+    match Arc::get_mut(&mut copy) {
+        Some(slot) => {
+            slot.write(**row);
+            // SAFETY: the value was written just above.
+            unsafe { copy.assume_init() }
+        }
+        // A new `Arc` is never shared; this branch only keeps the code free of panics.
+        None => Arc::new(**row),
     }
 }
 
@@ -213,19 +222,34 @@ struct RowTable {
     parts: [[[f32; LANES]; SLOTS]; WIDTH],
 }
 
-/// Remembered windows of one row of positions (allocated when the row is first used).
+/// Lookups of a row after which it stops looking when few are found (windows that rarely
+/// repeat, as with scattered removals in random orders, would only cost time).
+const TRIAL_LOOKUPS: u32 = 2048;
+
+/// Remembered windows of one row of positions (allocated when the row is first used), and how
+/// often looking has paid.
 #[derive(Default)]
 struct RowCache {
     table: Option<Box<RowTable>>,
+    looked: u32,
+    found: u32,
 }
 
 impl RowCache {
+    /// Whether this row still looks windows up: always during its trial, then only if at
+    /// least one lookup in eight found its window.
+    fn looking(&self) -> bool {
+        self.looked < TRIAL_LOOKUPS || self.found >= self.looked / 8
+    }
+
     fn get(&mut self, x: usize, key: u32) -> Option<[f32; LANES]> {
+        self.looked = self.looked.saturating_add(1);
         let t = self.table.as_mut()?;
         let i = t.keys[x][..usize::from(t.len[x])]
             .iter()
             .position(|&k| k == key)?;
         t.hits[x][i] = t.hits[x][i].saturating_add(1);
+        self.found = self.found.saturating_add(1);
         Some(t.parts[x][i])
     }
 
@@ -695,6 +719,12 @@ unsafe fn cached_row<K: PosKernel>(
     let mut missed = 0u32;
     {
         let mut row = look.cache.row(y);
+        if !row.looking() {
+            drop(row);
+            // SAFETY: forwarded from the caller.
+            unsafe { conv2_row::<K>(w, a1, y, bits, out) };
+            return bits;
+        }
         let mut todo = bits;
         while todo != 0 {
             let x = todo.trailing_zeros() as usize;
