@@ -137,12 +137,11 @@ struct State {
 }
 
 impl State {
-    /// A copy of this state's activations, to be updated into the state of an image that
-    /// differs from this one in the pixels `d0`. The rows that will change are copied, the
-    /// others shared: sharing a row that is then changed would touch its reference count
-    /// twice, and other threads starting from the same state use the same counts.
-    fn start(&self, d0: &Rows) -> Self {
-        let (d1, d2) = reach(Some(d0));
+    /// A copy of this state's activations, to be updated into the state of an image whose
+    /// changes reach the positions `(d1, d2)` (see [`reach`]). The rows that will change are
+    /// copied, the others shared: sharing a row that is then changed would touch its reference
+    /// count twice, and other threads starting from the same state use the same counts.
+    fn start(&self, (d1, d2): &Reach) -> Self {
         Self {
             x: self.x.clone(),
             a1: std::array::from_fn(|y| own_if(d1[y] != 0, &self.a1[y])),
@@ -576,13 +575,13 @@ mod avx {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn update(
         w: &Weights,
-        changes: Option<&super::Rows>,
+        reach: &super::Reach,
         look: Option<&super::Lookup<'_>>,
         img: &[f32],
         s: &mut super::State,
     ) -> super::Work {
         // SAFETY: this function's target features are the kernels' requirement.
-        unsafe { super::update::<Avx2Fma>(w, changes, look, img, s) }
+        unsafe { super::update::<Avx2Fma>(w, reach, look, img, s) }
     }
 }
 
@@ -600,9 +599,11 @@ fn changed(a: &[f32], b: &[f32]) -> Rows {
     d0
 }
 
-/// The first- and second-layer positions that changing the pixels `d0` reaches (all for
-/// `None`).
-fn reach(changes: Option<&Rows>) -> (Rows, Rows) {
+/// The first- and second-layer positions that a change of the input reaches.
+type Reach = (Rows, Rows);
+
+/// The [`Reach`] of changing the pixels `d0` (everything for `None`).
+fn reach(changes: Option<&Rows>) -> Reach {
     match changes {
         Some(d0) => {
             let d1 = dilate(d0);
@@ -618,20 +619,20 @@ fn cost(d0: &Rows) -> u32 {
 }
 
 /// Make `s` the state of image `img`, and return how many second-layer positions were
-/// computed and how many copied from the window cache. With `changes` (the pixels where `img` differs from `s.x`), `s` holds another
-/// image's state and only what those pixels affect is recomputed; with `None`, everything.
+/// computed and how many copied from the window cache. Only the positions in `(d1, d2)` are
+/// recomputed: the [`reach`] of the pixels where `img` differs from the image `s` holds, or
+/// everything.
 ///
 /// # Safety
 /// The CPU must have `K`'s target features.
 #[inline(always)]
 unsafe fn update<K: PosKernel>(
     w: &Weights,
-    changes: Option<&Rows>,
+    (d1, d2): &Reach,
     look: Option<&Lookup<'_>>,
     img: &[f32],
     s: &mut State,
 ) -> Work {
-    let (d1, d2) = reach(changes);
     s.x.copy_from_slice(img);
     for (y, &row) in d1.iter().enumerate() {
         let mut bits = row;
@@ -921,20 +922,14 @@ impl IncrementalCnn {
     }
 
     /// See [`update`]; `look` (into the explained image's cache) serves the second layer.
-    fn update(
-        &self,
-        changes: Option<&Rows>,
-        look: Option<&Lookup<'_>>,
-        img: &[f32],
-        s: &mut State,
-    ) -> Work {
+    fn update(&self, reach: &Reach, look: Option<&Lookup<'_>>, img: &[f32], s: &mut State) -> Work {
         let w = &self.weights;
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2Fma` is chosen only when the CPU reports AVX2 and FMA.
-            Kernel::Avx2Fma => unsafe { avx::update(w, changes, look, img, s) },
+            Kernel::Avx2Fma => unsafe { avx::update(w, reach, look, img, s) },
             // SAFETY: the portable kernels have no requirements.
-            Kernel::Portable => unsafe { update::<Portable>(w, changes, look, img, s) },
+            Kernel::Portable => unsafe { update::<Portable>(w, reach, look, img, s) },
         }
     }
 
@@ -1012,10 +1007,11 @@ impl BatchModel for IncrementalCnn {
         out: &mut [f32],
     ) -> Result<(), ModelError> {
         check_batch(n, shape, images.len(), out.len())?;
+        let everything = reach(None);
         out.par_chunks_mut(CLASSES)
             .zip(images.par_chunks(PIXELS))
             .for_each_init(State::empty, |s, (o, x)| {
-                let work = self.update(None, None, x, s);
+                let work = self.update(&everything, None, x, s);
                 self.positions.fetch_add(work.computed, Ordering::Relaxed);
                 self.finish(s, o);
             });
@@ -1067,15 +1063,16 @@ impl BatchModel for IncrementalCnn {
                             (cost(&d0), d0, st)
                         })
                         .min_by_key(|&(c, _, _)| c);
-                    let (mut s, changes) = match from {
+                    let (mut s, reached) = match from {
                         Some((_, d0, r)) => {
                             r.used.store(
                                 self.clock.fetch_add(1, Ordering::Relaxed),
                                 Ordering::Relaxed,
                             );
-                            (r.start(&d0), Some(d0))
+                            let reached = reach(Some(&d0));
+                            (r.start(&reached), reached)
                         }
-                        None => (State::empty(), None),
+                        None => (State::empty(), reach(None)),
                     };
                     s.keep = keep;
                     let (kept, odd) = windows.classify(batch.original, k, x);
@@ -1084,7 +1081,7 @@ impl BatchModel for IncrementalCnn {
                         kept,
                         odd,
                     };
-                    let done = self.update(changes.as_ref(), Some(&look), x, &mut s);
+                    let done = self.update(&reached, Some(&look), x, &mut s);
                     work.computed += done.computed;
                     work.copied += done.copied;
                     self.finish(&s, o);
