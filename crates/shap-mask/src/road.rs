@@ -95,12 +95,17 @@ impl System {
     fn fill_alone(&self, u: usize, image: &[f32], channels: usize, out: &mut [f64]) {
         let px = self.unknowns[u];
         for ch in 0..channels {
-            let sum: f64 = self.known[u]
-                .iter()
-                .map(|&(v, w)| w * f64::from(image[v * channels + ch]))
-                .sum();
-            out[px * channels + ch] = sum / self.diag[u];
+            out[px * channels + ch] = self.known_sum(u, image, channels, ch) / self.diag[u];
         }
+    }
+
+    /// The weighted sum of the kept neighbours of unknown `u` in channel `ch`: its entry of
+    /// the right-hand side.
+    fn known_sum(&self, u: usize, image: &[f32], channels: usize, ch: usize) -> f64 {
+        self.known[u]
+            .iter()
+            .map(|&(v, w)| w * f64::from(image[v * channels + ch]))
+            .sum()
     }
 
     /// The unknowns in groups connected through coupled neighbours, each in increasing order.
@@ -189,13 +194,8 @@ impl System {
 
     /// The right-hand side for channel `ch`: each unknown's kept neighbours, weighted.
     fn rhs(&self, image: &[f32], channels: usize, ch: usize) -> Vec<f64> {
-        self.known
-            .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|&(v, w)| w * f64::from(image[v * channels + ch]))
-                    .sum()
-            })
+        (0..self.known.len())
+            .map(|u| self.known_sum(u, image, channels, ch))
             .collect()
     }
 
