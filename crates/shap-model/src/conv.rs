@@ -441,35 +441,37 @@ fn backward_pair_fast(
     (x, a1, a2, ga2): (&[f32], &[f32], &[f32], &[f32]),
     w2: &[f32],
 ) -> [(Vec<f32>, Vec<f32>); 2] {
-    use crate::avx512::LayerBackward;
     let n = x.len() / g1.in_len().max(1);
     let wt = flip_transpose(g2, w2);
     let partials: Vec<[(Vec<f32>, Vec<f32>); 2]> = (0..n.div_ceil(IMAGES_PER_TASK))
         .into_par_iter()
         .map(|t| {
-            let (mut l1, mut l2) = (LayerBackward::new(g1, false), LayerBackward::new(g2, true));
-            let mut dwt = [vec![0f32; g1.weight_len()], vec![0f32; g2.weight_len()]];
-            let mut db = [vec![0f32; g1.cout], vec![0f32; g2.cout]];
-            let mut da1 = vec![0f32; g2.in_len()];
-            let (d1, d2) = dwt.split_at_mut(1);
-            let (b1, b2) = db.split_at_mut(1);
-            for i in t * IMAGES_PER_TASK..((t + 1) * IMAGES_PER_TASK).min(n) {
-                let a1i = &a1[i * g2.in_len()..(i + 1) * g2.in_len()];
-                let a2i = &a2[i * g2.out_len()..(i + 1) * g2.out_len()];
-                let gi = &ga2[i * g2.out_len()..(i + 1) * g2.out_len()];
-                l2.image(
-                    (a1i, a2i, gi),
-                    true,
-                    Some(&wt),
-                    &mut da1,
-                    &mut d2[0],
-                    &mut b2[0],
-                );
-                let xi = &x[i * g1.in_len()..(i + 1) * g1.in_len()];
-                l1.image((xi, a1i, &da1), true, None, &mut [], &mut d1[0], &mut b1[0]);
-            }
-            let [b1, b2] = db;
-            [(untap(g1, &dwt[0]), b1), (untap(g2, &dwt[1]), b2)]
+            crate::avx512::with_pair_scratch((g1, g2), |l1, l2| {
+                let mut dwt = [vec![0f32; g1.weight_len()], vec![0f32; g2.weight_len()]];
+                let mut db = [vec![0f32; g1.cout], vec![0f32; g2.cout]];
+                let mut da1 = vec![0f32; g2.in_len()];
+                let (d1, d2) = dwt.split_at_mut(1);
+                let (b1, b2) = db.split_at_mut(1);
+                for i in t * IMAGES_PER_TASK..((t + 1) * IMAGES_PER_TASK).min(n) {
+                    let a1i = &a1[i * g2.in_len()..(i + 1) * g2.in_len()];
+                    let a2i = &a2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                    let gi = &ga2[i * g2.out_len()..(i + 1) * g2.out_len()];
+                    l2.image(
+                        (a1i, a2i, gi),
+                        true,
+                        Some(&wt),
+                        &mut da1,
+                        &mut d2[0],
+                        &mut b2[0],
+                    );
+                    let xi = &x[i * g1.in_len()..(i + 1) * g1.in_len()];
+                    l1.image((xi, a1i, &da1), true, None, &mut [], &mut d1[0], &mut b1[0]);
+                }
+                l2.finish(&mut d2[0]);
+                l1.finish(&mut d1[0]);
+                let [b1, b2] = db;
+                [(untap(g1, &dwt[0]), b1), (untap(g2, &dwt[1]), b2)]
+            })
         })
         .collect();
     let mut out = [

@@ -51,6 +51,8 @@ mod geometry;
 pub mod incremental;
 mod model;
 mod train;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 pub use adapter::{DEFAULT_CHUNK, ModelFn};
 pub use checkpoint::{Checkpoint, CheckpointMeta, load, save};
