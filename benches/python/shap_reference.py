@@ -2,8 +2,8 @@
 
 Loads our safetensors checkpoint, runs the network in NumPy (im2col + matmul, float32), and
 times shap's PartitionExplainer on the first 4 Fashion-MNIST test images with 500 evaluations,
-shap's default batch_size of 10 and the top-5 outputs (the tutorial's call), for blur(28,28) and
-inpaint_telea: one untimed warm-up explanation (the same call), then the median of --repeats
+shap's default batch_size of 10 and the top-5 outputs (the tutorial's call), for blur(28,28),
+inpaint_telea and inpaint_ns: one untimed warm-up explanation (the same call), then the median of --repeats
 timed ones, np.random.seed(0) before each (the settings of `examples/bench_table.rs`). Also times
 the model alone on the same number of rows, in batches of 10, with the same statistic. When
 TensorFlow is installed, does the same again with the checkpoint loaded into the tutorial's
@@ -135,7 +135,7 @@ def time_explanations(f, x):
     """shap's Partition explainer on `x` with both maskers, as the tutorial calls it."""
     result = {}
     outputs = shap.Explanation.argsort.flip[:TOP_K]
-    for spec in ["blur(28,28)", "inpaint_telea"]:
+    for spec in ["blur(28,28)", "inpaint_telea", "inpaint_ns"]:
         masker = shap.maskers.Image(spec, x[0].shape)
         explainer = shap.Explainer(f, masker)
 
