@@ -387,6 +387,11 @@ fn explain_file<'py>(
         } else {
             pixels.len() / shape.features().max(1)
         },
+        // As `shap-cli explain`: the full network for inpainted images.
+        inpainting: settings
+            .masker
+            .parse::<MaskerSpec>()
+            .is_ok_and(|m| m.is_inpaint()),
         ..shap_run::Options::default()
     };
     let net = py

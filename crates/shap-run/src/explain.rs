@@ -147,6 +147,7 @@ fn check_compat(run: &ExplainRun) -> Result<()> {
 /// many as are named when they are counted up front.
 fn load_options(run: &ExplainRun) -> Options {
     let mut o = run.options.clone();
+    o.inpainting = run.masker.is_inpaint();
     o.concurrent = if run.shap_compat {
         1
     } else {

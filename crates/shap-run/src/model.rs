@@ -18,10 +18,11 @@ use crate::settings::{Evaluation, Outputs};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Eval {
-    /// Incremental on the CPU, the full network on a GPU.
+    /// Incremental on the CPU, except for inpainted images ([`Options::inpainting`]); the full
+    /// network on a GPU.
     #[default]
     Auto,
-    /// Every masked image through the whole network (batched gemm).
+    /// Every masked image through the whole network.
     Full,
     /// Only the positions each changed pixel reaches are recomputed (CPU only).
     Incremental,
@@ -77,6 +78,10 @@ pub struct Options {
     pub softmax: bool,
     /// What runs an ONNX model.
     pub engine: Engine,
+    /// Whether the masked images are inpainted (`inpaint_telea`, `inpaint_ns`). An inpainted
+    /// fill depends on the whole mask, so the incremental path recomputes most of the network
+    /// for each masked image and the full network is faster: [`Eval::Auto`] then picks it.
+    pub inpainting: bool,
 }
 
 /// The tutorial CNN, ready to explain.
@@ -242,10 +247,17 @@ fn incremental_eval(o: &Options) -> Result<bool> {
             "--eval incremental runs on the CPU; use --eval full or auto, or --device cpu (got --device {})",
             o.device
         ),
+        _ => on_cpu && wants_incremental(o),
+    })
+}
+
+/// Whether `o` asks for the incremental path where the device allows it.
+fn wants_incremental(o: &Options) -> bool {
+    match o.eval {
         Eval::Incremental => true,
         Eval::Full => false,
-        Eval::Auto => on_cpu,
-    })
+        Eval::Auto => !o.inpainting,
+    }
 }
 
 impl Network {
@@ -308,7 +320,7 @@ fn native_onnx(file: &OnnxFile, o: &Options, report: &dyn Reporter) -> Result<Op
          onnxruntime or tract runs it on a general engine)",
         file.path().display()
     ));
-    tutorial(&cnn, head, o.eval != Eval::Full).map(Some)
+    tutorial(&cnn, head, wants_incremental(o)).map(Some)
 }
 
 /// The tutorial CNN over the weights read from its ONNX graph (in `shap_model::TENSORS` order

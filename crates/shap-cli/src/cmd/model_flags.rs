@@ -58,7 +58,9 @@ pub struct ModelFlags {
     /// are recomputed; bit-identical to its own full evaluation whatever the history, batch or
     /// thread count, and equal to `full` to float rounding (about 1e-7), several times faster
     /// with blur or constant maskers and the Permutation explainer. `full`: every masked image
-    /// through the whole network (batched gemm). `auto`: incremental on the CPU, full on a GPU.
+    /// through the whole network. `auto`: incremental on the CPU, except that `explain` with an
+    /// inpainting masker runs the full network (inpainted fills move pixels far from each mask
+    /// difference, so there the full network is faster); full on a GPU.
     #[arg(long, value_enum, default_value = "auto")]
     pub eval: Eval,
     /// ONNX: the model's input layout, when its input shape does not say (default: NCHW when
@@ -126,6 +128,7 @@ impl ModelFlags {
             std: self.std.clone(),
             softmax: self.softmax,
             engine: self.onnx_engine,
+            inpainting: false,
             max_memory: self.max_memory,
         }
     }
