@@ -198,8 +198,8 @@ fn explain_rows(
         ("blur(28,28)", false, true),
         ("inpaint_telea", false, false),
         ("inpaint_telea", false, true),
-        ("inpaint_telea", true, true),
-        ("inpaint_ns", false, true),
+        ("inpaint_telea", true, false),
+        ("inpaint_ns", false, false),
     ] {
         // What `shap-cli explain --shap-compat` runs: shap's masker and NumPy's legacy
         // tie-break, which explains the images one at a time.
@@ -220,7 +220,7 @@ fn explain_rows(
         let label = format!(
             "{spec}{}{}",
             if compat { " --shap-compat" } else { "" },
-            eval_label(inc)
+            eval_label(inc, spec)
         );
         emit_timed(
             "explain",
@@ -249,7 +249,7 @@ fn explain_rows(
             "explain",
             &format!(
                 "permutation, blur(28,28){}, 4 images, {PERMUTATION_EVALS} evals, top-{TOP_K}{trained}",
-                eval_label(inc)
+                eval_label(inc, "blur(28,28)")
             ),
             row.median,
             row.cpu,
@@ -371,11 +371,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// How a row's model was evaluated, as `shap-cli explain` spells it.
-fn eval_label(incremental: bool) -> &'static str {
-    if incremental {
-        " --eval incremental (CLI default)"
-    } else {
-        " --eval full"
+/// How a row's model was evaluated, as `shap-cli explain` spells it, marking the path the CLI
+/// picks by default for the masker (`--eval auto`: the full network for inpainting).
+fn eval_label(incremental: bool, spec: &str) -> &'static str {
+    match (incremental, spec.starts_with("inpaint")) {
+        (true, false) => " --eval incremental (CLI default)",
+        (true, true) => " --eval incremental",
+        (false, false) => " --eval full",
+        (false, true) => " --eval full (CLI default)",
     }
 }

@@ -611,7 +611,7 @@ mod tests {
             explain_row("blur(28,28) --eval full", 0.25),
             explain_row("blur(28,28) --eval incremental (CLI default)", 0.05),
             explain_row("inpaint_telea --eval full", 0.5),
-            explain_row("inpaint_ns --eval incremental (CLI default)", 0.25),
+            explain_row("inpaint_ns --eval full (CLI default)", 0.25),
         ];
         rows.extend(reference_rows(&v));
         let s = speedups(&rows);
@@ -639,7 +639,7 @@ mod tests {
         ));
         assert!(close(
             ratio(
-                "shap 0.51.0 + NumPy port / Rust, partition, inpaint_ns --eval incremental (CLI default)"
+                "shap 0.51.0 + NumPy port / Rust, partition, inpaint_ns --eval full (CLI default)"
             ),
             10.0
         ));
