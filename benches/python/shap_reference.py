@@ -8,7 +8,8 @@ timed ones, np.random.seed(0) before each (the settings of `examples/bench_table
 the model alone on the same number of rows, in batches of 10, with the same statistic. When
 TensorFlow is installed, does the same again with the checkpoint loaded into the tutorial's
 Keras model (shap + Keras), after measuring how far Keras and NumPy outputs are apart on the 4
-images (`keras.max_abs_gap`). Threads: --threads for NumPy's BLAS (OMP/OpenBLAS/MKL, set before
+images (`keras.max_abs_gap`); and when the Python package `shap_toolkit` is installed, times it
+on the same Keras callable and settings (`keras.package`). Threads: --threads for NumPy's BLAS (OMP/OpenBLAS/MKL, set before
 NumPy loads, and threadpoolctl when present), OpenCV and TensorFlow's intra-op pool (inter-op 1).
 Prints one JSON object on stdout.
 
@@ -41,6 +42,7 @@ import shap  # noqa: E402
 MAX_EVALS = 500
 BATCH_SIZE = 10  # shap's default for the Image masker ('auto' -> 10), as in the tutorial
 TOP_K = 5
+SPECS = ["blur(28,28)", "inpaint_telea", "inpaint_ns"]
 
 
 def load_safetensors(path):
@@ -135,7 +137,7 @@ def time_explanations(f, x):
     """shap's Partition explainer on `x` with both maskers, as the tutorial calls it."""
     result = {}
     outputs = shap.Explanation.argsort.flip[:TOP_K]
-    for spec in ["blur(28,28)", "inpaint_telea", "inpaint_ns"]:
+    for spec in SPECS:
         masker = shap.maskers.Image(spec, x[0].shape)
         explainer = shap.Explainer(f, masker)
 
@@ -153,6 +155,26 @@ def time_explanations(f, x):
             f(rows[i : i + BATCH_SIZE])
 
     result["model_only_seconds"], _, _ = median_time(model_alone, A.repeats)
+    return result
+
+
+def time_package(f, x):
+    """The Python package `shap_toolkit` (when importable) explaining `x` through the same
+    Python callable `f` shap's rows use, with the same settings: the engine's speed-up when the
+    model stays in Python."""
+    try:
+        import shap_toolkit
+    except ImportError:
+        return None
+    result = {"version": getattr(shap_toolkit, "__version__", "?")}
+    for spec in SPECS:
+        explainer = shap_toolkit.Explainer(f, shap_toolkit.maskers.Image(spec, x[0].shape))
+
+        def explain():
+            return explainer(x, max_evals=MAX_EVALS, batch_size=BATCH_SIZE, outputs=TOP_K, silent=True)
+
+        seconds, times, cpu = median_time(explain, A.repeats)
+        result[spec] = {"seconds": seconds, "times_s": times, "cpu_seconds": cpu}
     return result
 
 
@@ -201,7 +223,14 @@ def main():
         if gap > 1e-4:
             raise SystemExit(f"the Keras port disagrees with the NumPy model by {gap}")
         result["keras"] = {"versions": versions, "max_abs_gap": gap}
-        result["keras"].update(time_explanations(keras_model, x))
+        # One Python callable for both: shap and the package call the same function.
+        def keras_f(batch):
+            return np.asarray(keras_model(batch))
+
+        result["keras"].update(time_explanations(keras_f, x))
+        package = time_package(keras_f, x)
+        if package is not None:
+            result["keras"]["package"] = package
     print(json.dumps(result))
 
 

@@ -402,6 +402,54 @@ fn reference_rows(v: &Value) -> Vec<Value> {
             "note": "the two Python sides compute the same network",
         }));
     }
+    if let Some(keras) = v.get("keras") {
+        rows.extend(package_rows(keras, &version));
+    }
+    rows
+}
+
+/// The Python package's rows (`keras.package` of `shap_reference.py`): its time on the Keras
+/// callable shap's rows use, and shap's time over it, per masker.
+fn package_rows(keras: &Value, shap_version: &str) -> Vec<Value> {
+    let Some(package) = keras.get("package") else {
+        return Vec::new();
+    };
+    let seconds = |side: &Value, spec: &str, key: &str| {
+        side.get(spec)
+            .and_then(|t| t.get(key))
+            .and_then(Value::as_f64)
+    };
+    let version = package
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let mut rows = Vec::new();
+    for spec in EXPLAIN_SPECS {
+        let Some(ours) = seconds(package, spec, "seconds").filter(|&s| s > 0.0) else {
+            continue;
+        };
+        let cpu = seconds(package, spec, "cpu_seconds");
+        rows.push(serde_json::json!({
+            "group": "package",
+            "name": format!("shap_toolkit {version} (Python package), Keras callable, partition, {spec}, 4 images, 500 evals, top-5"),
+            "value": ours, "unit": "s", "cpu_s": cpu,
+            "reference": "the Python function shap + Keras calls, same images and settings",
+            "note": cpu.map_or_else(String::new, |c| format!("CPU {c:.3} s")),
+        }));
+        if let Some(theirs) = seconds(keras, spec, "seconds") {
+            let by_cpu = match (seconds(keras, spec, "cpu_seconds"), cpu) {
+                (Some(p), Some(q)) if q > 0.0 => format!("; by CPU seconds {:.1}x", p / q),
+                _ => String::new(),
+            };
+            rows.push(serde_json::json!({
+                "group": "speed-up",
+                "name": format!("shap {shap_version} + Keras / Python package, same callable, partition, {spec}"),
+                "value": theirs / ours, "unit": "x",
+                "reference": "goal >= 1.5x with the same callable",
+                "note": format!("the model stays in Python on both sides{by_cpu}"),
+            }));
+        }
+    }
     rows
 }
 
@@ -566,6 +614,21 @@ mod tests {
         )
         .expect("NumPy model row");
         assert_eq!(numpy_model["value"], 1.5);
+
+        // With the package timed on the Keras callable: its row and shap's time over it.
+        let mut with_package = v.clone();
+        with_package["keras"]["package"] = json!({
+            "version": "0.1.0", "blur(28,28)": {"seconds": 0.3, "cpu_seconds": 0.5},
+        });
+        let rows = reference_rows(&with_package);
+        assert_eq!(rows.len(), 9);
+        let ratio = named(
+            &rows,
+            "shap 0.51.0 + Keras / Python package, same callable, partition, blur(28,28)",
+        )
+        .expect("package speed-up row");
+        assert!((ratio["value"].as_f64().unwrap_or(0.0) - 4.0).abs() < 1e-9);
+        assert_eq!(rows.iter().filter(|r| r["group"] == "package").count(), 1);
 
         // Without TensorFlow only the NumPy side appears.
         let mut without = v.clone();
