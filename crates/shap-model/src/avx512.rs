@@ -694,7 +694,7 @@ pub(crate) fn backward_task(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Each AVX-512 kernel against the portable (`gemm` / im2col) one. The summation orders
     //! differ, so values are compared with a tolerance relative to the sum of the absolute
     //! terms (what rounding can move), and bit-identity across thread counts is checked on
@@ -702,7 +702,8 @@ mod tests {
     use super::*;
     use crate::conv;
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` deterministic values in [-1, 1] (the Winograd tests use them too).
+    pub(crate) fn data(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
                 let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;

@@ -724,16 +724,8 @@ mod tests {
     //! value by a few units of the sum of the absolute terms; the bound below is 1e-6 of that
     //! sum (measured worst: see docs/winograd.md).
     use super::*;
+    use crate::avx512::tests::data;
     use crate::conv;
-
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     /// The largest `|a - b|` over `scale`, after checking both are the same length and not
     /// all zero.
