@@ -526,13 +526,15 @@ pub(crate) struct LayerBackward {
     xin: Vec<f32>,
     /// Wide input gradient, `cin` planes of `np` (or the Winograd scratch).
     dxw: Vec<f32>,
-    /// With a Winograd input gradient: the ReLU-masked output gradient as packed planes, and a
-    /// zero bias.
-    winograd_dx: Option<(Vec<f32>, Vec<f32>)>,
+    /// With a Winograd input gradient: its zero bias.
+    winograd_dx: Option<Vec<f32>>,
     /// The Winograd weight gradient's sums over the chunk, when it runs.
     wgrad: Option<winograd::WeightGrad>,
-    /// The ReLU-masked output gradient as packed planes, for the Winograd kernels.
+    /// The ReLU-masked output gradient as packed planes, for the Winograd kernels (empty
+    /// when neither runs).
     gmask: Vec<f32>,
+    /// Whether this scratch has room for the input gradient.
+    need_dx: bool,
     /// Whether images were added since the last [`LayerBackward::finish`] (the sums are then
     /// not empty, and the scratch must not be reused for another chunk).
     pending: bool,
@@ -546,7 +548,9 @@ thread_local! {
 }
 
 /// Run `f` with this thread's backward scratch for layers `g1` (no input gradient) and `g2`
-/// (with it), made anew when the geometries differ or the last use did not finish.
+/// (with it), made anew when the geometries differ or the last use did not finish. `f` must
+/// not run rayon work: a task stolen onto this thread while the scratch is borrowed could
+/// ask for it again.
 pub(crate) fn with_pair_scratch<R>(
     (g1, g2): (ConvGeom, ConvGeom),
     f: impl FnOnce(&mut LayerBackward, &mut LayerBackward) -> R,
@@ -561,6 +565,27 @@ pub(crate) fn with_pair_scratch<R>(
         let [a, b] =
             p.get_or_insert_with(|| [LayerBackward::new(g1, false), LayerBackward::new(g2, true)]);
         f(a, b)
+    })
+}
+
+thread_local! {
+    /// Each worker thread's scratch for one layer's backward pass ([`backward_task`]), kept
+    /// for the same reason as [`PAIR`].
+    static SINGLE: RefCell<Option<LayerBackward>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with this thread's backward scratch for layer `g` (with the input gradient when
+/// `need_dx`), made anew when it does not fit or the last use did not finish. As for
+/// [`with_pair_scratch`], `f` must not run rayon work.
+fn with_layer_scratch<R>(g: ConvGeom, need_dx: bool, f: impl FnOnce(&mut LayerBackward) -> R) -> R {
+    SINGLE.with(|l| {
+        let mut l = l.borrow_mut();
+        let reusable = matches!(&*l, Some(a)
+            if a.g == g && a.need_dx == need_dx && !a.pending);
+        if !reusable {
+            *l = None;
+        }
+        f(l.get_or_insert_with(|| LayerBackward::new(g, need_dx)))
     })
 }
 
@@ -580,9 +605,10 @@ impl LayerBackward {
             xin: vec![0f32; xin_len],
             dxw: vec![0f32; if need_dx { dx_scratch_len(g) } else { 0 }],
             winograd_dx: (need_dx && use_winograd(input_gradient_geom(g)))
-                .then(|| (vec![0f32; g.out_len()], vec![0f32; g.cin])),
+                .then(|| vec![0f32; g.cin]),
             wgrad: use_winograd_weight_grad(g).then(|| winograd::WeightGrad::new(g)),
             gmask: Vec::new(),
+            need_dx,
             pending: false,
         }
     }
@@ -598,7 +624,9 @@ impl LayerBackward {
 
     /// One image: input `xi`, output `yi`, output gradient `gi`; accumulates the weight
     /// gradient (`(tap, cout, cin)`) into `dwt` and the bias gradient into `db`, and writes the
-    /// input gradient into `dxi` when `wt` (the flipped, transposed weights) is given.
+    /// input gradient into `dxi` when `wt` (the flipped, transposed weights) is given. On the
+    /// Winograd path the weight gradient is held in the chunk's sums and reaches `dwt` only in
+    /// [`LayerBackward::finish`], which must follow the chunk's last image.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn image(
         &mut self,
@@ -626,9 +654,11 @@ impl LayerBackward {
         // Output position p of the wide grid reads gradient cell p + pw + 1.
         let gw = &self.gpad[pw + 1..];
         plane_sums(grid, g.cout, gw, db);
-        if let Some(wg) = &mut self.wgrad {
+        if self.wgrad.is_some() || self.winograd_dx.is_some() {
             self.gmask.resize(g.out_len(), 0.0);
             pack_planes(g, grid, &self.gpad, &mut self.gmask);
+        }
+        if let Some(wg) = &mut self.wgrad {
             wg.image(xi, &self.gmask);
         } else if g.cin == 1 {
             grid.pad(xi, 1, &mut self.xin);
@@ -645,10 +675,9 @@ impl LayerBackward {
             }
             weight_grad_cl(grid, g, &self.xin, gw, grid.cs, dwt);
         }
-        if let (Some(wt), Some((gmask, zero))) = (wt, &mut self.winograd_dx) {
-            pack_planes(g, grid, &self.gpad, gmask);
+        if let (Some(wt), Some(zero)) = (wt, &self.winograd_dx) {
             let dg = input_gradient_geom(g);
-            winograd::forward(dg, gmask, wt, zero, false, dxi, &mut self.dxw);
+            winograd::forward(dg, &self.gmask, wt, zero, false, dxi, &mut self.dxw);
         } else if let Some(wt) = wt {
             direct_conv(
                 grid,
@@ -678,19 +707,20 @@ pub(crate) fn backward_task(
     dwt: &mut [f32],
     db: &mut [f32],
 ) {
-    let mut layer = LayerBackward::new(g, wt.is_some());
-    for i in i0..i1 {
-        let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
-        let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
-        let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-        let local = i - i0;
-        let dxi = match wt {
-            Some(_) => &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()],
-            None => &mut [],
-        };
-        layer.image((xi, yi, gi), relu, wt, dxi, dwt, db);
-    }
-    layer.finish(dwt);
+    with_layer_scratch(g, wt.is_some(), |layer| {
+        for i in i0..i1 {
+            let yi = &y[i * g.out_len()..(i + 1) * g.out_len()];
+            let gi = &gy[i * g.out_len()..(i + 1) * g.out_len()];
+            let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+            let local = i - i0;
+            let dxi = match wt {
+                Some(_) => &mut dx_chunk[local * g.in_len()..(local + 1) * g.in_len()],
+                None => &mut [],
+            };
+            layer.image((xi, yi, gi), relu, wt, dxi, dwt, db);
+        }
+        layer.finish(dwt);
+    });
 }
 
 #[cfg(test)]

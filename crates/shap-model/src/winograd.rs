@@ -171,14 +171,16 @@ fn with_kernel<R>(g: ConvGeom, weight: &[f32], f: impl FnOnce(&[f32]) -> R) -> R
         let (geom, raw, u) = &mut *k;
         let same = *geom == Some(g) && raw.len() == weight.len() && same_bits(raw, weight);
         if !same {
-            raw.clear();
-            raw.extend_from_slice(weight);
+            // Forget the old kernel first, and record the new one only once it is complete.
+            *geom = None;
             u.clear();
             u.resize(E * g.cin * g.cout, 0.0);
-            *geom = Some(g);
             // SAFETY: avx512f is checked by every caller (`forward`); `u` has the length
             // `transform_weights` writes and `weight` `cout * cin * 9` values.
             unsafe { transform_weights(g, weight, u) };
+            raw.clear();
+            raw.extend_from_slice(weight);
+            *geom = Some(g);
         }
         f(u)
     })
@@ -308,9 +310,16 @@ unsafe fn transform_inputs(
 ) {
     let hw = g.hw();
     let cin = g.cin;
+    // Every store below is at `at.index(e, ci, k)` with `e < 16`, `ci < cin`, `k < rows`, and
+    // the index grows with each of them.
+    assert!(
+        rows > 0 && at.index(E - 1, cin - 1, rows - 1) + L <= v.len(),
+        "winograd: transformed inputs too short"
+    );
     for ci in 0..cin {
-        // SAFETY: plane `ci < cin` of `x` (`forward` checked `x` holds `cin * h * w` values);
-        // `row_columns` reads `w` values of rows `0..h` of it only.
+        // SAFETY: plane `ci < cin` of `x` (`forward` and `WeightGrad::image` checked `x` holds
+        // `cin * h * w` values); `row_columns` reads rows `0..h` of it, within the `avail`
+        // values from the plane's start to the end of `x`.
         let plane = unsafe { x.as_ptr().add(ci * hw) };
         let avail = x.len() - ci * hw;
         // The next plane's rows of these tile rows, so that they arrive in the first-level
@@ -365,8 +374,7 @@ unsafe fn transform_inputs(
                 ];
                 for (j, &val) in out.iter().enumerate() {
                     let at = at.index(i * 4 + j, ci, k);
-                    assert!(at + L <= v.len(), "winograd: transformed inputs too short");
-                    // SAFETY: checked just above.
+                    // SAFETY: below the bound asserted at the top.
                     unsafe { _mm512_storeu_ps(v.as_mut_ptr().add(at), val) };
                 }
             }
@@ -620,6 +628,10 @@ const TAPS: [(usize, usize); 9] = [
 unsafe fn transform_gradients(g: ConvGeom, gy: &[f32], gt: &mut [f32]) {
     let (hw, rows) = (g.hw(), g.h / 2);
     let e_stride = rows * g.cout + 1;
+    assert!(
+        ((E - 1) * e_stride + rows * g.cout) * L <= gt.len(),
+        "winograd: transformed gradients too short"
+    );
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let zero = _mm512_setzero_ps();
@@ -642,11 +654,7 @@ unsafe fn transform_gradients(g: ConvGeom, gy: &[f32], gt: &mut [f32]) {
             for i in 0..4 {
                 for (j, &val) in a_comb(r0[i], r1[i]).iter().enumerate() {
                     let at = ((i * 4 + j) * e_stride + ty * g.cout + co) * L;
-                    assert!(
-                        at + L <= gt.len(),
-                        "winograd: transformed gradients too short"
-                    );
-                    // SAFETY: checked just above.
+                    // SAFETY: below the bound asserted at the top.
                     unsafe { _mm512_storeu_ps(gt.as_mut_ptr().add(at), val) };
                 }
             }
