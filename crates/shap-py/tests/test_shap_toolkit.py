@@ -229,8 +229,14 @@ def test_ctrl_c_stops_a_long_run():
 
     X = images(4, (24, 32, 3))
     explainer = shap_toolkit.Explainer(model, shap_toolkit.maskers.Image("blur(8,8)"), model_batch_size=4)
-    with pytest.raises(KeyboardInterrupt):
-        explainer(X, max_evals=5000, silent=True)
+    # Python's own Ctrl-C handler, even when this process started with SIGINT ignored (as a
+    # background job of a non-interactive shell does): Python then keeps ignoring it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            explainer(X, max_evals=5000, silent=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # 4 images x 5000 evaluations in calls of 4 rows are about 5,000 calls; the run stops at
     # the next call after Python's main thread sees the signal (it looks every 50 ms).
     assert len(calls) < 200, len(calls)
