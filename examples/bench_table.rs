@@ -21,7 +21,7 @@ use shap_toolkit::explain::{
     BatchModel, Compat, ExplainerConfig, Explanation, ImageShape, OutputSelection,
     PartitionSettings,
 };
-use shap_toolkit::mask::{MaskMode, Masker};
+use shap_toolkit::mask::{MaskMode, Masker, MaskerSpec};
 use shap_toolkit::model::{Cnn, Dataset, Head, IncrementalCnn, ModelFn};
 
 #[path = "../benches/support/measure.rs"]
@@ -213,14 +213,15 @@ fn explain_rows(
             ..ExplainerConfig::partition().max_evals(MAX_EVALS)
         }
         .check()?;
-        let masker = explainer.masker(spec.parse()?);
+        let parsed: MaskerSpec = spec.parse()?;
+        let masker = explainer.masker(parsed);
         let row = explain_row(explained, inc, repeats, |m| {
             Ok(explainer.explain(m, &images, SHAPE, &masker)?)
         })?;
         let label = format!(
             "{spec}{}{}",
             if compat { " --shap-compat" } else { "" },
-            eval_label(inc, spec)
+            eval_label(inc, parsed.is_inpaint())
         );
         emit_timed(
             "explain",
@@ -249,7 +250,7 @@ fn explain_rows(
             "explain",
             &format!(
                 "permutation, blur(28,28){}, 4 images, {PERMUTATION_EVALS} evals, top-{TOP_K}{trained}",
-                eval_label(inc, "blur(28,28)")
+                eval_label(inc, false)
             ),
             row.median,
             row.cpu,
@@ -372,9 +373,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// How a row's model was evaluated, as `shap-cli explain` spells it, marking the path the CLI
-/// picks by default for the masker (`--eval auto`: the full network for inpainting).
-fn eval_label(incremental: bool, spec: &str) -> &'static str {
-    match (incremental, spec.starts_with("inpaint")) {
+/// picks by default for the masker (`--eval auto`: the full network when the masker inpaints).
+fn eval_label(incremental: bool, inpainting: bool) -> &'static str {
+    match (incremental, inpainting) {
         (true, false) => " --eval incremental (CLI default)",
         (true, true) => " --eval incremental",
         (false, false) => " --eval full",

@@ -191,7 +191,12 @@ pub(crate) fn backward_fits(g: ConvGeom, need_dx: bool) -> bool {
 /// Scratch values [`forward_image`] needs.
 pub(crate) fn forward_scratch_len(g: ConvGeom) -> usize {
     let grid = Grid::new(g);
-    let direct = g.cin * grid.cs + g.cout * grid.np;
+    with_winograd_scratch(g, g.cin * grid.cs + g.cout * grid.np)
+}
+
+/// `direct` scratch values, or what [`winograd::forward`] needs for `g` if it runs and needs
+/// more.
+fn with_winograd_scratch(g: ConvGeom, direct: usize) -> usize {
     if use_winograd(g) {
         direct.max(winograd::scratch_len(g))
     } else {
@@ -507,13 +512,7 @@ fn input_gradient_geom(g: ConvGeom) -> ConvGeom {
 
 /// Scratch values for the input gradient of layer `g`.
 fn dx_scratch_len(g: ConvGeom) -> usize {
-    let direct = g.cin * Grid::new(g).np;
-    let dg = input_gradient_geom(g);
-    if use_winograd(dg) {
-        direct.max(winograd::scratch_len(dg))
-    } else {
-        direct
-    }
+    with_winograd_scratch(input_gradient_geom(g), g.cin * Grid::new(g).np)
 }
 
 /// The backward pass of one layer, one image at a time, with its scratch kept between images.
@@ -557,13 +556,11 @@ pub(crate) fn with_pair_scratch<R>(
 ) -> R {
     PAIR.with(|p| {
         let mut p = p.borrow_mut();
-        let reusable = matches!(&*p, Some([a, b])
-            if a.g == g1 && b.g == g2 && !a.pending && !b.pending);
-        if !reusable {
-            *p = None;
-        }
-        let [a, b] =
-            p.get_or_insert_with(|| [LayerBackward::new(g1, false), LayerBackward::new(g2, true)]);
+        let [a, b] = kept_or_new(
+            &mut p,
+            |[a, b]| a.reusable_for(g1, false) && b.reusable_for(g2, true),
+            || [LayerBackward::new(g1, false), LayerBackward::new(g2, true)],
+        );
         f(a, b)
     })
 }
@@ -580,13 +577,24 @@ thread_local! {
 fn with_layer_scratch<R>(g: ConvGeom, need_dx: bool, f: impl FnOnce(&mut LayerBackward) -> R) -> R {
     SINGLE.with(|l| {
         let mut l = l.borrow_mut();
-        let reusable = matches!(&*l, Some(a)
-            if a.g == g && a.need_dx == need_dx && !a.pending);
-        if !reusable {
-            *l = None;
-        }
-        f(l.get_or_insert_with(|| LayerBackward::new(g, need_dx)))
+        f(kept_or_new(
+            &mut l,
+            |a| a.reusable_for(g, need_dx),
+            || LayerBackward::new(g, need_dx),
+        ))
     })
+}
+
+/// The scratch kept in `slot` when `reusable` says it may serve again, else a new one.
+fn kept_or_new<T>(
+    slot: &mut Option<T>,
+    reusable: impl FnOnce(&T) -> bool,
+    new: impl FnOnce() -> T,
+) -> &mut T {
+    if !slot.as_ref().is_some_and(reusable) {
+        *slot = None;
+    }
+    slot.get_or_insert_with(new)
 }
 
 impl LayerBackward {
@@ -611,6 +619,12 @@ impl LayerBackward {
             need_dx,
             pending: false,
         }
+    }
+
+    /// Whether this scratch may serve layer `g` (with the input gradient when `need_dx`) for a
+    /// new chunk: same shape, and its last chunk finished.
+    fn reusable_for(&self, g: ConvGeom, need_dx: bool) -> bool {
+        self.g == g && self.need_dx == need_dx && !self.pending
     }
 
     /// Add the weight gradient still held in the chunk's sums into `dwt` (`(tap, cout, cin)`);
@@ -742,6 +756,19 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The portable (im2col + `gemm`) forward pass of one image, the reference of the
+    /// AVX-512 and Winograd forward tests.
+    pub(crate) fn portable_forward(
+        g: ConvGeom,
+        (x, w, b): (&[f32], &[f32], &[f32]),
+        relu: bool,
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; g.out_len()];
+        let mut cols = vec![0f32; conv::forward_scratch_len(g)];
+        conv::forward_image_portable(g, x, w, b, relu, &mut out, &mut cols);
+        out
+    }
+
     /// `|a - b| <= tol * scale` elementwise.
     fn assert_close(a: &[f32], b: &[f32], scale: f32, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -792,9 +819,7 @@ pub(crate) mod tests {
                 let mut ours = vec![0f32; g.out_len()];
                 let mut scratch = vec![0f32; forward_scratch_len(g)];
                 forward_image(g, &x, &w, &b, relu, &mut ours, &mut scratch);
-                let mut theirs = vec![0f32; g.out_len()];
-                let mut cols = vec![0f32; conv::forward_scratch_len(g)];
-                conv::forward_image_portable(g, &x, &w, &b, relu, &mut theirs, &mut cols);
+                let theirs = portable_forward(g, (&x, &w, &b), relu);
                 // Every term is a product of values in [-1, 1]: at most cin * 9 + 1 of them.
                 assert_close(&ours, &theirs, (g.cin * 9 + 1) as f32, &format!("{g:?}"));
             }

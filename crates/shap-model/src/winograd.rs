@@ -732,7 +732,7 @@ mod tests {
     //! value by a few units of the sum of the absolute terms; the bound below is 1e-6 of that
     //! sum (measured worst: see docs/winograd.md).
     use super::*;
-    use crate::avx512::tests::data;
+    use crate::avx512::tests::{data, portable_forward};
     use crate::conv;
 
     /// The largest `|a - b|` over `scale`, after checking both are the same length and not
@@ -774,9 +774,7 @@ mod tests {
                 let mut ours = vec![0f32; g.out_len()];
                 let mut scratch = vec![0f32; scratch_len(g)];
                 forward(g, &x, &w, &b, relu, &mut ours, &mut scratch);
-                let mut theirs = vec![0f32; g.out_len()];
-                let mut cols = vec![0f32; conv::forward_scratch_len(g)];
-                conv::forward_image_portable(g, &x, &w, &b, relu, &mut theirs, &mut cols);
+                let theirs = portable_forward(g, (&x, &w, &b), relu);
                 // Every term is a product of values in [-1, 1]: at most cin * 9 + 1 of them.
                 let e = worst(&ours, &theirs, (g.cin * 9 + 1) as f32);
                 assert!(e <= 1e-6, "{g:?} relu {relu}: worst {e}");
